@@ -1,0 +1,215 @@
+package config
+
+// Config is the whole declarative configuration of a gateway, as written in
+// YAML. It is plain data: it is decoded and validated here and compiled into a
+// run-time snapshot by package gateway. Nothing in it is used on the request
+// path.
+type Config struct {
+	Server            Server             `yaml:"server" jsonschema_description:"Listeners, timeouts, limits and request handling shared by every API."`
+	IdentityProviders []IdentityProvider `yaml:"identity_providers" jsonschema_description:"Issuers of bearer JWTs that the gateway trusts."`
+	APIKeys           APIKeys            `yaml:"api_keys" jsonschema_description:"How API keys are presented."`
+	Consumers         []Consumer         `yaml:"consumers" jsonschema_description:"Callers that authenticate with API keys."`
+	Backends          []Backend          `yaml:"backends" jsonschema_description:"Upstream services and their instances."`
+	APIs              []API              `yaml:"apis" jsonschema_description:"Routes from host and path to a backend, with their auth requirements."`
+}
+
+// Server holds the settings of the gateway process itself.
+type Server struct {
+	Listeners       []Listener      `yaml:"listeners" jsonschema_description:"Public listeners. Default: one HTTP listener on :8080."`
+	Admin           Admin           `yaml:"admin" jsonschema_description:"The admin listener (metrics, health)."`
+	Timeouts        ServerTimeouts  `yaml:"timeouts"`
+	Limits          Limits          `yaml:"limits"`
+	TrustedProxies  []string        `yaml:"trusted_proxies" jsonschema_description:"CIDRs of proxies whose X-Forwarded-For is believed. Default: none."`
+	RequestID       RequestID       `yaml:"request_id"`
+	IdentityHeaders IdentityHeaders `yaml:"identity_headers"`
+	AccessLog       AccessLog       `yaml:"access_log"`
+	Paths           Paths           `yaml:"paths"`
+}
+
+// Listener is one public listening socket.
+type Listener struct {
+	Name    string       `yaml:"name" jsonschema_description:"A unique name, used in logs and metrics."`
+	Address string       `yaml:"address" jsonschema:"required" jsonschema_description:"host:port to listen on, e.g. \":8080\" or \"127.0.0.1:8443\"."`
+	TLS     *ListenerTLS `yaml:"tls" jsonschema_description:"Serve HTTPS (with HTTP/2) instead of plain HTTP."`
+}
+
+// ListenerTLS configures HTTPS on a listener.
+type ListenerTLS struct {
+	CertFile     string `yaml:"cert_file" jsonschema:"required" jsonschema_description:"PEM certificate chain."`
+	KeyFile      string `yaml:"key_file" jsonschema:"required" jsonschema_description:"PEM private key."`
+	ClientCAFile string `yaml:"client_ca_file" jsonschema_description:"PEM CA bundle; when set, client certificates signed by it are verified and usable as the mtls credential."`
+	MinVersion   string `yaml:"min_version" jsonschema:"enum=1.2,enum=1.3" jsonschema_description:"Minimum TLS version. Default 1.2."`
+}
+
+// Admin configures the admin listener.
+type Admin struct {
+	Address string `yaml:"address" jsonschema_description:"host:port of the admin listener. Default 127.0.0.1:9901; keep it on loopback or a private network."`
+}
+
+// ServerTimeouts bound how long a client may take.
+type ServerTimeouts struct {
+	ReadHeader Duration `yaml:"read_header" jsonschema_description:"Time to read request headers. Default 10s."`
+	Read       Duration `yaml:"read" jsonschema_description:"Time to read the whole request, body included. Default 60s."`
+	Write      Duration `yaml:"write" jsonschema_description:"Time from the end of the request headers to the end of the response. Default 60s; 0 disables (needed for long streams)."`
+	Idle       Duration `yaml:"idle" jsonschema_description:"Keep-alive idle time. Default 120s."`
+	Shutdown   Duration `yaml:"shutdown" jsonschema_description:"On SIGTERM, how long in-flight requests may take to finish. Default 30s."`
+}
+
+// Limits are size limits applied before a request reaches any API.
+type Limits struct {
+	MaxHeaderBytes Size `yaml:"max_header_bytes" jsonschema_description:"Maximum size of the request line and headers. Default 64KiB."`
+	MaxBody        Size `yaml:"max_body" jsonschema_description:"Default maximum request body for APIs that do not set one. Default 10MiB."`
+	MaxURI         Size `yaml:"max_uri" jsonschema_description:"Maximum length of the request target. Default 8KiB."`
+}
+
+// RequestID configures correlation IDs.
+type RequestID struct {
+	Header string `yaml:"header" jsonschema_description:"Header that carries the request ID in and out. Default X-Request-ID."`
+}
+
+// IdentityHeaders configures the headers that carry the verified identity to backends.
+type IdentityHeaders struct {
+	Prefix string `yaml:"prefix" jsonschema_description:"Prefix of the identity headers sent to backends. Default X-Gatehouse-. Every incoming header with this prefix (in any case, with _ or . for -) is removed."`
+}
+
+// AccessLog configures the per-request log line.
+type AccessLog struct {
+	Disabled bool `yaml:"disabled" jsonschema_description:"Turn the access log off."`
+}
+
+// Paths configures request path normalization.
+type Paths struct {
+	AllowSemicolon bool `yaml:"allow_semicolon" jsonschema_description:"Accept ';' in paths. Default false: a ';' is rejected with 400, because some backends treat it as a path-parameter separator and would see a different path from the one authorized."`
+	KeepSlashes    bool `yaml:"keep_slashes" jsonschema_description:"Do not merge repeated slashes. Default false: '//' becomes '/'."`
+}
+
+// IdentityProvider is one trusted issuer of bearer JWTs.
+type IdentityProvider struct {
+	Name         string       `yaml:"name" jsonschema:"required" jsonschema_description:"A unique name that auth requirements refer to."`
+	Issuer       string       `yaml:"issuer" jsonschema:"required" jsonschema_description:"The exact iss claim. Unless jwks_url is set, OIDC discovery is read from issuer + /.well-known/openid-configuration."`
+	JWKSURL      string       `yaml:"jwks_url" jsonschema_description:"Explicit JWKS URL; skips discovery."`
+	Audiences    []string     `yaml:"audiences" jsonschema:"required" jsonschema_description:"Accepted aud values; a token must carry at least one."`
+	Algorithms   []string     `yaml:"algorithms" jsonschema_description:"Accepted signing algorithms. Default [RS256]. Never 'none' or an HMAC algorithm."`
+	ClockSkew    Duration     `yaml:"clock_skew" jsonschema_description:"Leeway for exp, nbf and iat. Default 30s; at most 5m."`
+	RequireType  string       `yaml:"require_type" jsonschema_description:"When set, the JWT typ header must equal it (e.g. at+jwt, RFC 9068)."`
+	MaxTokenSize Size         `yaml:"max_token_size" jsonschema_description:"Largest accepted token. Default 8KiB."`
+	Claims       ClaimMapping `yaml:"claims"`
+	JWKS         JWKSOptions  `yaml:"jwks"`
+	CAFile       string       `yaml:"ca_file" jsonschema_description:"PEM CA bundle for the issuer's TLS; default the system roots."`
+}
+
+// ClaimMapping says where identity attributes are in a token's claims.
+// Paths are dot-separated (realm_access.roles); a value may be an array of
+// strings or a space-separated string.
+type ClaimMapping struct {
+	Subject string `yaml:"subject" jsonschema_description:"Claim holding the subject. Default sub."`
+	Groups  string `yaml:"groups" jsonschema_description:"Claim holding the groups. Default groups."`
+	Roles   string `yaml:"roles" jsonschema_description:"Claim holding the roles. Default roles."`
+	Scopes  string `yaml:"scopes" jsonschema_description:"Claim holding the scopes. Default scope (and scp when scope is absent)."`
+}
+
+// JWKSOptions tune the key cache of an issuer.
+type JWKSOptions struct {
+	RefreshInterval Duration `yaml:"refresh_interval" jsonschema_description:"How often keys are refetched in the background. Default 1h."`
+	Cooldown        Duration `yaml:"cooldown" jsonschema_description:"Minimum time between fetches caused by an unknown kid. Default 30s."`
+	Timeout         Duration `yaml:"timeout" jsonschema_description:"Timeout of one discovery or JWKS request. Default 5s."`
+}
+
+// APIKeys configures how API keys are presented.
+type APIKeys struct {
+	Header string `yaml:"header" jsonschema_description:"Request header carrying the API key. Default X-API-Key."`
+}
+
+// Consumer is a caller identified by API keys.
+type Consumer struct {
+	Name   string       `yaml:"name" jsonschema:"required" jsonschema_description:"Unique name; it becomes the subject and the consumer of the principal."`
+	Groups []string     `yaml:"groups" jsonschema_description:"Groups granted to this consumer."`
+	Roles  []string     `yaml:"roles" jsonschema_description:"Roles granted to this consumer."`
+	Scopes []string     `yaml:"scopes" jsonschema_description:"Scopes granted to this consumer."`
+	Keys   ConsumerKeys `yaml:"keys" jsonschema:"required"`
+}
+
+// ConsumerKeys are the two keys of a consumer, so that one can be replaced
+// while the other keeps working.
+type ConsumerKeys struct {
+	Primary   *APIKey `yaml:"primary"`
+	Secondary *APIKey `yaml:"secondary"`
+}
+
+// APIKey is one key, given either as its hash or as a secret reference to the
+// plain key (which is hashed when the config is compiled).
+type APIKey struct {
+	SHA256 string `yaml:"sha256" jsonschema_description:"Hex SHA-256 of the key, as printed by 'gatehouse keys generate' or 'gatehouse keys hash'."`
+	Value  Secret `yaml:"value" jsonschema_description:"A reference to the plain key (${env:NAME} or ${file:PATH}); hashed at load."`
+}
+
+// Backend is an upstream service.
+type Backend struct {
+	Name                    string          `yaml:"name" jsonschema:"required"`
+	Instances               []Instance      `yaml:"instances" jsonschema_description:"Static instances."`
+	TLS                     *BackendTLS     `yaml:"tls" jsonschema_description:"TLS settings for https instances."`
+	Timeouts                BackendTimeouts `yaml:"timeouts"`
+	MaxIdleConnsPerInstance int             `yaml:"max_idle_conns_per_instance" jsonschema_description:"Idle keep-alive connections kept per instance. Default 256."`
+}
+
+// Instance is one static backend instance.
+type Instance struct {
+	URL string `yaml:"url" jsonschema:"required" jsonschema_description:"http:// or https:// base URL (scheme, host and port; a path is not allowed)."`
+}
+
+// BackendTLS configures TLS towards a backend.
+type BackendTLS struct {
+	CAFile     string `yaml:"ca_file" jsonschema_description:"PEM CA bundle that backend certificates must chain to; default the system roots."`
+	ServerName string `yaml:"server_name" jsonschema_description:"Name to verify in the backend certificate; default the instance host."`
+}
+
+// BackendTimeouts bound the time spent on an upstream.
+type BackendTimeouts struct {
+	Dial           Duration `yaml:"dial" jsonschema_description:"TCP connect timeout. Default 5s."`
+	ResponseHeader Duration `yaml:"response_header" jsonschema_description:"Time to wait for the response headers after the request is sent. Default 30s."`
+}
+
+// API maps a host and path prefix to a backend.
+type API struct {
+	Name           string      `yaml:"name" jsonschema:"required"`
+	Hosts          []string    `yaml:"hosts" jsonschema_description:"Host names this API answers (exact, or *.example.com). Default: any host."`
+	PathPrefix     string      `yaml:"path_prefix" jsonschema_description:"Path prefix, matched at a segment boundary. Default /."`
+	Backend        string      `yaml:"backend" jsonschema:"required" jsonschema_description:"Name of a backend."`
+	MaxBody        Size        `yaml:"max_body" jsonschema_description:"Maximum request body; larger requests get 413. Default server.limits.max_body."`
+	PassCredential bool        `yaml:"pass_credential" jsonschema_description:"Forward the caller's Authorization or API key header. Default false: it is removed."`
+	Auth           *Auth       `yaml:"auth" jsonschema_description:"Auth requirement for every operation that does not set its own."`
+	Operations     []Operation `yaml:"operations" jsonschema_description:"Allowed operations. When empty, every method and path under the prefix is routed with the API's auth."`
+}
+
+// Operation is one method and path template of an API.
+type Operation struct {
+	Name    string   `yaml:"name" jsonschema_description:"Name used in logs and metrics. Default \"METHOD path\"."`
+	Method  string   `yaml:"method" jsonschema_description:"HTTP method (GET, POST, ...)."`
+	Methods []string `yaml:"methods" jsonschema_description:"Several methods; use instead of method."`
+	Path    string   `yaml:"path" jsonschema:"required" jsonschema_description:"Path template relative to the API's path_prefix, e.g. /orders/{id}; a last segment {name...} matches the rest of the path."`
+	Auth    *Auth    `yaml:"auth" jsonschema_description:"Auth requirement; replaces the API's."`
+}
+
+// Auth is an auth requirement. Either Anonymous is true, or Credentials lists
+// at least one accepted credential type.
+type Auth struct {
+	Anonymous   bool     `yaml:"anonymous" jsonschema_description:"No authentication. Must be said explicitly: a route without auth is refused."`
+	Credentials []string `yaml:"credentials" jsonschema:"enum=jwt,enum=api_key,enum=mtls" jsonschema_description:"Accepted credential types, tried in the order jwt, api_key, mtls."`
+	Issuers     []string `yaml:"issuers" jsonschema_description:"Identity providers whose JWTs are accepted. Default: all."`
+	Require     *Require `yaml:"require" jsonschema_description:"What the caller must have."`
+}
+
+// Require lists the attributes a caller must have. Every listed condition
+// must hold.
+type Require struct {
+	Groups *Match            `yaml:"groups"`
+	Roles  *Match            `yaml:"roles"`
+	Scopes *Match            `yaml:"scopes"`
+	Claims map[string]*Match `yaml:"claims" jsonschema_description:"Claim path to accepted values; the claim may be a string, a number, a bool or an array of them."`
+}
+
+// Match is a set condition on a list of values.
+type Match struct {
+	AnyOf []string `yaml:"any_of" jsonschema_description:"At least one of these."`
+	AllOf []string `yaml:"all_of" jsonschema_description:"Every one of these."`
+}
