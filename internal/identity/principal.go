@@ -1,0 +1,97 @@
+// Package identity establishes who is calling: it verifies bearer JWTs against
+// the keys of the issuer they claim (discovered over OIDC, cached, refreshed on
+// rotation), looks up API keys by their hash, and turns either into a
+// Principal. It knows nothing about routes or HTTP handlers.
+package identity
+
+import (
+	"slices"
+	"time"
+)
+
+// Credential is the kind of credential a principal was established with.
+type Credential uint8
+
+// Credential types.
+const (
+	CredentialNone Credential = iota
+	CredentialJWT
+	CredentialAPIKey
+	CredentialMTLS
+)
+
+var credentialNames = [...]string{"none", "jwt", "api_key", "mtls"}
+
+func (c Credential) String() string {
+	if int(c) < len(credentialNames) {
+		return credentialNames[c]
+	}
+	return "unknown"
+}
+
+// ParseCredential maps a configuration name (jwt, api_key, mtls) to a Credential.
+func ParseCredential(s string) (Credential, bool) {
+	for i, n := range credentialNames {
+		if i > 0 && n == s {
+			return Credential(i), true
+		}
+	}
+	return CredentialNone, false
+}
+
+// Principal is a verified caller. It is immutable once built: steps share it
+// across goroutines and the token cache hands the same value to many requests.
+type Principal struct {
+	Credential Credential
+	Subject    string
+	// Provider is the configured name of the identity provider (JWT only).
+	Provider string
+	// Issuer is the iss claim (JWT) or the certificate issuer (mTLS).
+	Issuer string
+	// Consumer is the consumer name (API key only).
+	Consumer string
+	// Groups, Roles and Scopes are sorted and free of duplicates.
+	Groups []string
+	Roles  []string
+	Scopes []string
+	// Claims are the token's claims as decoded JSON (JWT only).
+	Claims map[string]any
+	// KeyID is the kid of the key that signed the token (JWT only).
+	KeyID string
+	// Expires is when the credential stops being valid (zero if never).
+	Expires time.Time
+}
+
+// HasGroup reports whether p is in group g.
+func (p *Principal) HasGroup(g string) bool { return has(p.Groups, g) }
+
+// HasRole reports whether p has role r.
+func (p *Principal) HasRole(r string) bool { return has(p.Roles, r) }
+
+// HasScope reports whether p was granted scope s.
+func (p *Principal) HasScope(s string) bool { return has(p.Scopes, s) }
+
+func has(sorted []string, v string) bool {
+	_, ok := slices.BinarySearch(sorted, v)
+	return ok
+}
+
+// normalizeSet sorts vs and removes duplicates and empty strings, in place.
+func normalizeSet(vs []string) []string {
+	vs = slices.DeleteFunc(vs, func(s string) bool { return s == "" })
+	slices.Sort(vs)
+	return slices.Compact(vs)
+}
+
+// NewStaticPrincipal builds a principal from fixed attributes, e.g. for an API
+// key consumer. The slices are copied and normalized.
+func NewStaticPrincipal(cred Credential, subject, consumer string, groups, roles, scopes []string) *Principal {
+	return &Principal{
+		Credential: cred,
+		Subject:    subject,
+		Consumer:   consumer,
+		Groups:     normalizeSet(slices.Clone(groups)),
+		Roles:      normalizeSet(slices.Clone(roles)),
+		Scopes:     normalizeSet(slices.Clone(scopes)),
+	}
+}
