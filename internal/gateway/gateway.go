@@ -1,0 +1,278 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"runtime/debug"
+	"sync/atomic"
+	"time"
+
+	"github.com/gatehouse-dev/gatehouse/internal/config"
+	"github.com/gatehouse-dev/gatehouse/internal/observe"
+	"github.com/gatehouse-dev/gatehouse/internal/policy"
+)
+
+// Gateway serves requests with the current snapshot. Apply swaps in a new
+// snapshot atomically; requests in flight keep the one they started with.
+type Gateway struct {
+	rt   *Runtime
+	snap atomic.Pointer[Snapshot]
+}
+
+// New returns a gateway with no snapshot; it answers 503 until Apply.
+func New(rt *Runtime) *Gateway {
+	return &Gateway{rt: rt}
+}
+
+// Runtime returns the gateway's run-time state.
+func (g *Gateway) Runtime() *Runtime { return g.rt }
+
+// Snapshot returns the snapshot being served, or nil before the first Apply.
+func (g *Gateway) Snapshot() *Snapshot { return g.snap.Load() }
+
+// Load compiles doc and, if it compiles, makes it the served snapshot.
+// On failure the served snapshot is unchanged and the diagnostics say why.
+func (g *Gateway) Load(ctx context.Context, doc *config.Document) (*Snapshot, config.Diagnostics) {
+	s, diags := Compile(ctx, doc, g.rt)
+	if diags != nil {
+		g.release(g.snap.Load())
+		return nil, diags
+	}
+	old := g.snap.Swap(s)
+	g.release(s)
+	_ = old
+	return s, nil
+}
+
+// release frees run-time state that the kept snapshot no longer uses: key
+// sets of removed identity providers and transports of changed backends.
+func (g *Gateway) release(keep *Snapshot) {
+	if keep == nil {
+		if g.rt.KeySets != nil {
+			g.rt.KeySets.Retain(nil)
+		}
+		return
+	}
+	if g.rt.KeySets != nil {
+		g.rt.KeySets.Retain(keep.keySets)
+	}
+	if g.rt.Transports != nil {
+		g.rt.Transports.Retain(keep.transportKeys)
+	}
+}
+
+// request is the per-request state, allocated once.
+type request struct {
+	x      policy.Exchange
+	rec    policy.Record
+	rw     responseWriter
+	match  Match
+	access observe.Access
+}
+
+// ServeHTTP is the front of the data plane.
+func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	s := g.snap.Load()
+	if s == nil {
+		w.Header().Set("Content-Type", "application/problem+json")
+		w.WriteHeader(http.StatusServiceUnavailable)
+		fmt.Fprint(w, `{"type":"https://gatehouse.dev/problems/unavailable","title":"Service unavailable","status":503,"detail":"The gateway has no configuration yet."}`)
+		return
+	}
+	if m := g.rt.Metrics; m != nil {
+		m.InFlight().Inc()
+		defer m.InFlight().Dec()
+	}
+	st := &s.settings
+	q := &request{}
+	q.rw = responseWriter{ResponseWriter: w}
+	q.x.Start = start
+	q.x.Record = &q.rec
+	q.x.RequestID = requestID(r.Header.Get(st.requestIDHeader))
+	q.x.TraceParent = traceParent(r.Header.Get("Traceparent"))
+	q.x.ClientIP = clientIP(r, st)
+	w.Header().Set(st.requestIDHeader, q.x.RequestID)
+
+	r = r.WithContext(policy.WithExchange(r.Context(), &q.x))
+	err := g.serve(&q.rw, r, s, q)
+	if err != nil {
+		pe := policy.AsError(err)
+		q.rec.Denial = pe.Reason
+		q.access.Error = pe.Cause
+		if q.rw.status == 0 {
+			renderError(&q.rw, r, pe)
+		}
+	}
+	g.finish(s, q, r, start)
+}
+
+func (g *Gateway) serve(w *responseWriter, r *http.Request, s *Snapshot, q *request) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			if v == http.ErrAbortHandler {
+				panic(v)
+			}
+			g.rt.Logger.Error("panic serving request", "request_id", q.x.RequestID, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+			err = &policy.Error{Status: http.StatusInternalServerError, Type: "internal", Title: "Internal error",
+				Detail: "The gateway failed to handle the request.", Reason: "panic", Cause: fmt.Errorf("panic: %v", v)}
+		}
+	}()
+	st := &s.settings
+	if len(r.RequestURI) > st.maxURI {
+		return policy.URITooLong(st.maxURI)
+	}
+	raw := requestPath(r)
+	path, escaped, perr := normalizePath(raw, st.paths)
+	if perr != nil {
+		return perr
+	}
+	q.x.Path, q.x.EscapedPath = path, escaped
+	if !s.router.Match(r.Host, r.Method, path, &q.match) {
+		return policy.NotFound()
+	}
+	if q.match.Op == nil {
+		return policy.MethodNotAllowed(q.match.Allow)
+	}
+	q.x.Params = q.match.params()
+	return q.match.Op.handler.ServeHTTP(w, r)
+}
+
+// requestPath returns the path of the request target as the client sent
+// it, still percent-encoded.
+func requestPath(r *http.Request) string {
+	uri := r.RequestURI
+	if uri == "" || uri[0] != '/' {
+		// absolute-form (GET http://host/path) or a request built in a test
+		return r.URL.EscapedPath()
+	}
+	for i := 0; i < len(uri); i++ {
+		if uri[i] == '?' {
+			return uri[:i]
+		}
+	}
+	return uri
+}
+
+func (g *Gateway) finish(s *Snapshot, q *request, r *http.Request, start time.Time) {
+	d := time.Since(start)
+	status := q.rw.status
+	if status == 0 {
+		status = http.StatusOK
+	}
+	op := q.match.Op
+	rm := s.notFound
+	if op != nil {
+		rm = op.metrics
+	}
+	if rm != nil {
+		rm.Observe(status, d.Seconds())
+	}
+	if g.rt.AccessLog == nil || !s.settings.accessLog {
+		return
+	}
+	a := &q.access
+	a.Time = start
+	a.RequestID = q.x.RequestID
+	a.Method = r.Method
+	a.Path = q.x.Path
+	if a.Path == "" {
+		a.Path = "(rejected)"
+	}
+	a.Status = status
+	a.Duration = d
+	a.BytesOut = q.rw.written
+	a.ClientIP = q.x.ClientIP.String()
+	if op != nil {
+		a.API, a.Operation = op.API.Name, op.Name
+	}
+	a.Upstream, a.UpstreamDuration = q.rec.Upstream, q.rec.UpstreamDuration
+	if p := q.rec.Principal; p != nil {
+		a.Credential, a.Subject, a.Consumer = p.Credential.String(), p.Subject, p.Consumer
+	}
+	a.Denial = q.rec.Denial
+	g.rt.AccessLog.Log(a)
+}
+
+// clientIP returns the address of the client: the peer, or, when the peer
+// is a trusted proxy, the right-most address in X-Forwarded-For that is not
+// itself a trusted proxy.
+func clientIP(r *http.Request, st *settings) netip.Addr {
+	peer := remoteAddr(r)
+	if !st.isTrusted(peer) {
+		return peer
+	}
+	values := r.Header.Values("X-Forwarded-For")
+	for i := len(values) - 1; i >= 0; i-- {
+		list := values[i]
+		for list != "" {
+			j := lastIndexByte(list, ',')
+			item := list[j+1:]
+			list = list[:max(j, 0)]
+			a, err := netip.ParseAddr(trimSpace(item))
+			if err != nil {
+				return peer // a malformed chain is not believed past this point
+			}
+			a = a.Unmap()
+			if !st.isTrusted(a) {
+				return a
+			}
+			peer = a
+		}
+	}
+	return peer
+}
+
+func remoteAddr(r *http.Request) netip.Addr {
+	ap, err := netip.ParseAddrPort(r.RemoteAddr)
+	if err != nil {
+		host, _, err := net.SplitHostPort(r.RemoteAddr)
+		if err != nil {
+			return netip.Addr{}
+		}
+		a, _ := netip.ParseAddr(host)
+		return a.Unmap()
+	}
+	return ap.Addr().Unmap()
+}
+
+func (st *settings) isTrusted(a netip.Addr) bool {
+	if !a.IsValid() {
+		return false
+	}
+	for _, p := range st.trusted {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+func lastIndexByte(s string, c byte) int {
+	for i := len(s) - 1; i >= 0; i-- {
+		if s[i] == c {
+			return i
+		}
+	}
+	return -1
+}
+
+func trimSpace(s string) string {
+	for len(s) > 0 && (s[0] == ' ' || s[0] == '\t') {
+		s = s[1:]
+	}
+	for len(s) > 0 && (s[len(s)-1] == ' ' || s[len(s)-1] == '\t') {
+		s = s[:len(s)-1]
+	}
+	return s
+}
+
+func asPathError(err error, target any) bool { return errors.As(err, target) }
+
+// logger returns the runtime's logger.
+func (g *Gateway) logger() *slog.Logger { return g.rt.Logger }

@@ -1,0 +1,270 @@
+package gateway_test
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"text/template"
+	"time"
+
+	"github.com/gatehouse-dev/gatehouse/internal/config"
+	"github.com/gatehouse-dev/gatehouse/internal/devissuer"
+	"github.com/gatehouse-dev/gatehouse/internal/gateway"
+	"github.com/gatehouse-dev/gatehouse/internal/identity"
+	"github.com/gatehouse-dev/gatehouse/internal/observe"
+	"github.com/gatehouse-dev/gatehouse/internal/secret"
+	"github.com/gatehouse-dev/gatehouse/internal/upstream"
+)
+
+// harness is a gateway served by httptest, with an in-process OIDC issuer
+// and a recording backend, all on loopback.
+type harness struct {
+	t       *testing.T
+	issuer  *devissuer.Issuer
+	issSrv  *httptest.Server
+	backend *recorder
+	beSrv   *httptest.Server
+	gw      *gateway.Gateway
+	srv     *httptest.Server
+	rt      *gateway.Runtime
+	logs    *syncBuffer
+	vars    map[string]any
+}
+
+// recorder is a backend that records what it receives.
+type recorder struct {
+	mu       sync.Mutex
+	requests []*http.Request
+	bodies   [][]byte
+	handler  http.HandlerFunc // optional override
+}
+
+func (rec *recorder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(r.Body)
+	rec.mu.Lock()
+	rec.requests = append(rec.requests, r.Clone(context.Background()))
+	rec.bodies = append(rec.bodies, body)
+	h := rec.handler
+	rec.mu.Unlock()
+	if h != nil {
+		h(w, r)
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain")
+	io.WriteString(w, "backend saw "+r.URL.EscapedPath())
+}
+
+func (rec *recorder) count() int {
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	return len(rec.requests)
+}
+
+func (rec *recorder) last() *http.Request {
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	if len(rec.requests) == 0 {
+		return nil
+	}
+	return rec.requests[len(rec.requests)-1]
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// baseConfig is the configuration most tests use; {{.Issuer}} and
+// {{.Backend}} are filled in.
+const baseConfig = `
+server:
+  trusted_proxies: {{.Trusted}}
+identity_providers:
+  - name: idp
+    issuer: "{{.Issuer}}"
+    audiences: [gatehouse]
+    jwks: {cooldown: 1s}
+consumers:
+  - name: partner
+    groups: [partners]
+    scopes: [orders:read]
+    keys:
+      primary: {sha256: "{{.KeyHash}}"}
+backends:
+  - name: be
+    instances: [{url: "{{.Backend}}"}]
+    timeouts: {response_header: 1s}
+apis:
+  - name: orders
+    path_prefix: /orders
+    backend: be
+    max_body: 1KiB
+    auth:
+      credentials: [jwt, api_key]
+      require:
+        scopes: {all_of: [orders:read]}
+    operations:
+      - {name: get, method: GET, path: "/{id}"}
+      - {name: list, method: GET, path: /}
+      - {name: create, method: POST, path: /}
+      - name: delete
+        method: DELETE
+        path: "/{id}"
+        auth:
+          credentials: [jwt]
+          require:
+            groups: {any_of: [admins]}
+  - name: passthrough
+    path_prefix: /pass
+    backend: be
+    pass_credential: true
+    auth: {credentials: [jwt]}
+  - name: public
+    path_prefix: /public
+    backend: be
+    auth: {anonymous: true}
+`
+
+const testAPIKey = "ghk_test-key-for-the-partner-consumer-0123456789"
+
+func newHarness(t *testing.T, cfg string, vars map[string]any) *harness {
+	t.Helper()
+	h := &harness{t: t, backend: &recorder{}, logs: &syncBuffer{}}
+	iss, err := devissuer.New(devissuer.Options{Audience: "gatehouse"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.issuer = iss
+	h.issSrv = httptest.NewServer(iss.Handler())
+	t.Cleanup(h.issSrv.Close)
+	iss.SetURL(h.issSrv.URL)
+	h.beSrv = httptest.NewServer(h.backend)
+	t.Cleanup(h.beSrv.Close)
+
+	logger := slog.New(slog.NewJSONHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	metrics := observe.NewMetrics()
+	h.rt = &gateway.Runtime{
+		Logger:    logger,
+		AccessLog: observe.NewAccessLog(logger),
+		Metrics:   metrics,
+		KeySets: identity.NewKeySets(logger, identity.Hooks{OnFetch: func(p, o string) {
+			metrics.JWKSFetches.WithLabelValues(p, o).Inc()
+		}}),
+		Transports: upstream.NewTransports(),
+		Secrets:    secret.Local{},
+	}
+	t.Cleanup(h.rt.KeySets.Close)
+	t.Cleanup(h.rt.Transports.Close)
+	h.gw = gateway.New(h.rt)
+	h.vars = map[string]any{
+		"Issuer":  h.issSrv.URL,
+		"Backend": h.beSrv.URL,
+		"KeyHash": identity.HashKey(testAPIKey).String(),
+		"Trusted": "[]",
+	}
+	for k, v := range vars {
+		h.vars[k] = v
+	}
+	if diags := h.load(cfg); diags != nil {
+		t.Fatalf("config: %v", diags)
+	}
+	h.srv = httptest.NewServer(h.gw)
+	t.Cleanup(h.srv.Close)
+	return h
+}
+
+// load compiles cfg (a template) and swaps it in.
+func (h *harness) load(cfg string) config.Diagnostics {
+	h.t.Helper()
+	var b bytes.Buffer
+	if err := template.Must(template.New("cfg").Parse(cfg)).Execute(&b, h.vars); err != nil {
+		h.t.Fatal(err)
+	}
+	doc, diags := config.Parse("test.yaml", b.Bytes())
+	if diags != nil {
+		return diags
+	}
+	snap, diags := h.gw.Load(context.Background(), doc)
+	if diags != nil {
+		return diags
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for _, ks := range snap.KeySets() {
+		if err := ks.Refresh(ctx); err != nil {
+			h.t.Fatalf("fetching keys: %v", err)
+		}
+	}
+	return nil
+}
+
+// token mints a valid access token with the given extra claims.
+func (h *harness) token(claims map[string]any) string {
+	h.t.Helper()
+	c := map[string]any{"sub": "alice", "aud": "gatehouse", "scope": "orders:read", "groups": []string{"staff"}}
+	for k, v := range claims {
+		if v == nil {
+			delete(c, k)
+			continue
+		}
+		c[k] = v
+	}
+	tok, err := h.issuer.Mint(c)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return tok
+}
+
+// do sends a request through the gateway.
+func (h *harness) do(method, path string, hdr map[string]string, body io.Reader) *http.Response {
+	h.t.Helper()
+	req, err := http.NewRequest(method, h.srv.URL+path, body)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	for k, v := range hdr {
+		if strings.EqualFold(k, "host") {
+			req.Host = v
+			continue
+		}
+		req.Header.Set(k, v)
+	}
+	res, err := h.srv.Client().Do(req)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	h.t.Cleanup(func() { res.Body.Close() })
+	return res
+}
+
+func readBody(t *testing.T, res *http.Response) string {
+	t.Helper()
+	b, err := io.ReadAll(res.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func bearer(tok string) map[string]string {
+	return map[string]string{"Authorization": "Bearer " + tok}
+}

@@ -1,0 +1,268 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gatehouse-dev/gatehouse/internal/identity"
+	"github.com/gatehouse-dev/gatehouse/internal/policy"
+)
+
+// proxyHandler is the last step of every operation of an API: it forwards
+// the request to an instance of the API's backend.
+type proxyHandler struct {
+	api      *API
+	backend  *backend
+	rp       *httputil.ReverseProxy
+	settings *settings
+	logger   *slog.Logger
+	names    identityHeaderNames
+}
+
+type identityHeaderNames struct {
+	subject, issuer, groups, roles, scopes, consumer, credential string
+}
+
+func (c *compiler) proxy(api *API, be *backend) policy.Handler {
+	st := &c.snap.settings
+	pfx := st.identityPrefix
+	p := &proxyHandler{
+		api:      api,
+		backend:  be,
+		settings: st,
+		logger:   c.rt.Logger,
+		names: identityHeaderNames{
+			subject:    http.CanonicalHeaderKey(pfx + "Subject"),
+			issuer:     http.CanonicalHeaderKey(pfx + "Issuer"),
+			groups:     http.CanonicalHeaderKey(pfx + "Groups"),
+			roles:      http.CanonicalHeaderKey(pfx + "Roles"),
+			scopes:     http.CanonicalHeaderKey(pfx + "Scopes"),
+			consumer:   http.CanonicalHeaderKey(pfx + "Consumer"),
+			credential: http.CanonicalHeaderKey(pfx + "Credential"),
+		},
+	}
+	p.rp = &httputil.ReverseProxy{
+		Rewrite:        p.rewrite,
+		Transport:      &timedTransport{rt: be.transport, metrics: be.metrics},
+		ErrorHandler:   p.errorHandler,
+		ModifyResponse: p.modifyResponse,
+		ErrorLog:       slog.NewLogLogger(c.rt.Logger.Handler(), slog.LevelWarn),
+		BufferPool:     bufferPool,
+	}
+	return p
+}
+
+func (p *proxyHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) error {
+	if len(p.backend.pool.Instances()) == 0 {
+		return policy.Unavailable("no_instance", "The backend has no instance to serve the request.", nil)
+	}
+	p.rp.ServeHTTP(w, r)
+	return nil
+}
+
+// rewrite builds the outgoing request. httputil.ReverseProxy has already
+// removed hop-by-hop headers (including those the client named in
+// Connection) and the client's Forwarded and X-Forwarded-For/Host/Proto.
+func (p *proxyHandler) rewrite(pr *httputil.ProxyRequest) {
+	in, out := pr.In, pr.Out
+	x := policy.ExchangeFrom(in.Context())
+	inst := p.backend.pool.Pick()
+	if x != nil && x.Record != nil {
+		x.Record.Upstream = inst.Host
+	}
+	out.URL.Scheme = inst.Scheme
+	out.URL.Host = inst.Host
+	out.Host = ""
+	if x != nil {
+		out.URL.Path = x.Path
+		out.URL.RawPath = ""
+		if x.EscapedPath != x.Path {
+			out.URL.RawPath = x.EscapedPath
+		}
+	}
+	out.URL.RawQuery = in.URL.RawQuery
+
+	stripUntrusted(out.Header, p.settings.identityFold)
+	trustedPeer := x != nil && p.settings.isTrusted(remoteAddr(in))
+	if trustedPeer {
+		if v := in.Header["X-Forwarded-For"]; len(v) > 0 {
+			out.Header["X-Forwarded-For"] = v
+		}
+	}
+	pr.SetXForwarded()
+	if trustedPeer {
+		if v := in.Header.Get("X-Forwarded-Proto"); v == "http" || v == "https" {
+			out.Header.Set("X-Forwarded-Proto", v)
+		}
+		if v := in.Header.Get("X-Forwarded-Host"); v != "" {
+			out.Header.Set("X-Forwarded-Host", v)
+		}
+	}
+
+	principal := policy.PrincipalFrom(in.Context())
+	if !p.api.PassCredential {
+		if v := out.Header.Get("Authorization"); len(v) > 7 && strings.EqualFold(v[:7], "bearer ") {
+			out.Header.Del("Authorization")
+		}
+		out.Header.Del(p.settings.apiKeyHeader)
+	}
+	if principal != nil {
+		p.setIdentity(out.Header, principal)
+	}
+	if x != nil {
+		out.Header.Set(p.settings.requestIDHeader, x.RequestID)
+		if x.TraceParent != "" {
+			out.Header.Set("Traceparent", x.TraceParent)
+		}
+	}
+	if _, ok := out.Header["User-Agent"]; !ok {
+		out.Header["User-Agent"] = nil
+	}
+}
+
+func (p *proxyHandler) setIdentity(h http.Header, pr *identity.Principal) {
+	n := &p.names
+	h.Set(n.credential, pr.Credential.String())
+	if pr.Subject != "" {
+		h.Set(n.subject, headerSafe(pr.Subject))
+	}
+	if pr.Issuer != "" {
+		h.Set(n.issuer, headerSafe(pr.Issuer))
+	}
+	if pr.Consumer != "" {
+		h.Set(n.consumer, headerSafe(pr.Consumer))
+	}
+	if len(pr.Groups) > 0 {
+		h.Set(n.groups, joinList(pr.Groups, ","))
+	}
+	if len(pr.Roles) > 0 {
+		h.Set(n.roles, joinList(pr.Roles, ","))
+	}
+	if len(pr.Scopes) > 0 {
+		h.Set(n.scopes, joinList(pr.Scopes, " "))
+	}
+}
+
+func (p *proxyHandler) modifyResponse(res *http.Response) error {
+	if x := policy.ExchangeFrom(res.Request.Context()); x != nil && x.Record != nil {
+		x.Record.UpstreamStatus = res.StatusCode
+	}
+	// The gateway sets the request ID on every response; drop the
+	// backend's copy so there is exactly one.
+	res.Header.Del(p.settings.requestIDHeader)
+	return nil
+}
+
+// errorHandler renders a failed upstream exchange. A client that went away
+// gets nothing (there is no one to answer); the log says 499.
+func (p *proxyHandler) errorHandler(w http.ResponseWriter, r *http.Request, err error) {
+	var e *policy.Error
+	var mbe *http.MaxBytesError
+	var ne net.Error
+	switch {
+	case errors.As(err, &mbe):
+		e = policy.TooLarge(mbe.Limit)
+		e.Cause = err
+	case errors.Is(r.Context().Err(), context.Canceled):
+		if x := policy.ExchangeFrom(r.Context()); x != nil && x.Record != nil {
+			x.Record.Denial = "client_closed"
+		}
+		if sw, ok := w.(*responseWriter); ok {
+			sw.status = 499
+		}
+		return
+	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
+		e = policy.GatewayTimeout(err)
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		e = policy.BadGateway(err)
+	default:
+		e = policy.BadGateway(err)
+	}
+	renderError(w, r, e)
+}
+
+// headerSafe removes characters that cannot appear in a header value.
+func headerSafe(s string) string {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 && c != '\t' || c == 0x7f {
+			return strings.Map(func(r rune) rune {
+				if r < 0x20 && r != '\t' || r == 0x7f {
+					return -1
+				}
+				return r
+			}, s)
+		}
+	}
+	return s
+}
+
+// joinList joins values with sep, percent-encoding in each value the
+// separator, ',' and '%' so that a value cannot forge another.
+func joinList(vs []string, sep string) string {
+	var b strings.Builder
+	for i, v := range vs {
+		if i > 0 {
+			b.WriteString(sep)
+		}
+		for j := 0; j < len(v); j++ {
+			c := v[j]
+			switch {
+			case c == '%' || c == ',' || c == ' ' || c < 0x20 || c == 0x7f:
+				b.WriteByte('%')
+				b.WriteByte("0123456789ABCDEF"[c>>4])
+				b.WriteByte("0123456789ABCDEF"[c&15])
+			default:
+				b.WriteByte(c)
+			}
+		}
+	}
+	return b.String()
+}
+
+// timedTransport measures each upstream attempt, from sending the request
+// to receiving the response headers.
+type timedTransport struct {
+	rt      http.RoundTripper
+	metrics interface{ Observe(float64) }
+}
+
+func (t *timedTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	start := time.Now()
+	res, err := t.rt.RoundTrip(req)
+	d := time.Since(start)
+	if x := policy.ExchangeFrom(req.Context()); x != nil && x.Record != nil {
+		x.Record.UpstreamDuration += d
+	}
+	if t.metrics != nil {
+		t.metrics.Observe(d.Seconds())
+	}
+	return res, err
+}
+
+// bufferPool lends the proxy its copy buffers.
+var bufferPool = &syncBufferPool{}
+
+type syncBufferPool struct{ p sync.Pool }
+
+func (b *syncBufferPool) Get() []byte {
+	if v, ok := b.p.Get().(*[]byte); ok {
+		return *v
+	}
+	return make([]byte, 32<<10)
+}
+
+func (b *syncBufferPool) Put(buf []byte) {
+	if cap(buf) != 32<<10 {
+		return
+	}
+	buf = buf[:cap(buf)]
+	b.p.Put(&buf)
+}

@@ -1,0 +1,205 @@
+package gateway
+
+import (
+	"encoding/hex"
+	"encoding/json"
+	"math/rand/v2"
+	"net/http"
+	"strconv"
+
+	"github.com/gatehouse-dev/gatehouse/internal/policy"
+)
+
+// responseWriter records the status and size of a response. It unwraps to
+// the server's writer, so http.ResponseController (used by the proxy for
+// flushing and WebSocket hijacking) reaches the real connection.
+type responseWriter struct {
+	http.ResponseWriter
+	status  int
+	written int64
+}
+
+func (w *responseWriter) WriteHeader(code int) {
+	if w.status == 0 && code >= 200 || code == http.StatusSwitchingProtocols {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *responseWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	n, err := w.ResponseWriter.Write(b)
+	w.written += int64(n)
+	return n, err
+}
+
+// Unwrap lets http.ResponseController find Flush, Hijack and deadlines.
+func (w *responseWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// Flush forwards to the underlying writer, for code that type-asserts
+// http.Flusher.
+func (w *responseWriter) Flush() {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	_ = http.NewResponseController(w.ResponseWriter).Flush()
+}
+
+// problem is an RFC 9457 problem details document.
+type problem struct {
+	Type      string `json:"type"`
+	Title     string `json:"title"`
+	Status    int    `json:"status"`
+	Detail    string `json:"detail,omitempty"`
+	RequestID string `json:"request_id,omitempty"`
+}
+
+// ProblemTypeBase prefixes the type URI of every problem the gateway
+// returns; docs/errors.md describes each one.
+const ProblemTypeBase = "https://gatehouse.dev/problems/"
+
+// renderError writes e as application/problem+json: the status, the
+// headers the error carries, a safe detail and the request ID. The cause
+// never reaches the client.
+func renderError(w http.ResponseWriter, r *http.Request, e *policy.Error) {
+	h := w.Header()
+	for k, vs := range e.Header {
+		for _, v := range vs {
+			h.Add(k, v)
+		}
+	}
+	p := problem{Type: ProblemTypeBase + e.Type, Title: e.Title, Status: e.Status, Detail: e.Detail}
+	if x := policy.ExchangeFrom(r.Context()); x != nil {
+		p.RequestID = x.RequestID
+	}
+	var body []byte
+	if len(e.Extensions) == 0 {
+		body, _ = json.Marshal(p)
+	} else {
+		m := map[string]any{}
+		for k, v := range e.Extensions {
+			m[k] = v
+		}
+		m["type"], m["title"], m["status"] = p.Type, p.Title, p.Status
+		if p.Detail != "" {
+			m["detail"] = p.Detail
+		}
+		if p.RequestID != "" {
+			m["request_id"] = p.RequestID
+		}
+		body, _ = json.Marshal(m)
+	}
+	body = append(body, '\n')
+	h.Set("Content-Type", "application/problem+json")
+	h.Set("Content-Length", strconv.Itoa(len(body)))
+	h.Set("Cache-Control", "no-store")
+	h.Del("Content-Encoding")
+	w.WriteHeader(e.Status)
+	if r.Method != http.MethodHead {
+		_, _ = w.Write(body)
+	}
+}
+
+// requestID returns the client's request ID if it is well formed (1 to 128
+// characters of letters, digits and -_.:+/=), or a new random one.
+func requestID(in string) string {
+	if validRequestID(in) {
+		return in
+	}
+	return newID()
+}
+
+func validRequestID(s string) bool {
+	if len(s) == 0 || len(s) > 128 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' ||
+			c == '-' || c == '_' || c == '.' || c == ':' || c == '+' || c == '/' || c == '=') {
+			return false
+		}
+	}
+	return true
+}
+
+// newID returns 128 random bits in hex. math/rand/v2's generator is seeded
+// from the system and unpredictable enough for correlation IDs, which are
+// not secrets.
+func newID() string {
+	var b [16]byte
+	putUint64(b[:8], rand.Uint64())
+	putUint64(b[8:], rand.Uint64())
+	return hex.EncodeToString(b[:])
+}
+
+func putUint64(b []byte, v uint64) {
+	for i := range 8 {
+		b[i] = byte(v >> (56 - 8*i))
+	}
+}
+
+// traceParent returns a valid W3C traceparent header, the client's when
+// it is well formed, or a new one (a new trace, sampled).
+func traceParent(in string) string {
+	if validTraceParent(in) {
+		return in
+	}
+	var b [55]byte
+	copy(b[:], "00-")
+	var id [24]byte
+	for {
+		putUint64(id[0:8], rand.Uint64())
+		putUint64(id[8:16], rand.Uint64())
+		putUint64(id[16:24], rand.Uint64())
+		if !allZero(id[0:16]) && !allZero(id[16:24]) {
+			break
+		}
+	}
+	hex.Encode(b[3:35], id[0:16])
+	b[35] = '-'
+	hex.Encode(b[36:52], id[16:24])
+	copy(b[52:], "-01")
+	return string(b[:])
+}
+
+func allZero(b []byte) bool {
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// validTraceParent checks the version-00 format: 00-<32 hex>-<16 hex>-<2
+// hex>, lower case, with non-zero trace and parent IDs. Later versions are
+// accepted if they start with the same fields (W3C Trace Context §4.3).
+func validTraceParent(s string) bool {
+	if len(s) < 55 || (len(s) > 55 && s[55] != '-') {
+		return false
+	}
+	if s[2] != '-' || s[35] != '-' || s[52] != '-' {
+		return false
+	}
+	if !lowerHex(s[0:2]) || s[0:2] == "ff" || (s[0:2] == "00" && len(s) != 55) {
+		return false
+	}
+	trace, parent, flags := s[3:35], s[36:52], s[53:55]
+	if !lowerHex(trace) || !lowerHex(parent) || !lowerHex(flags) {
+		return false
+	}
+	return trace != "00000000000000000000000000000000" && parent != "0000000000000000"
+}
+
+func lowerHex(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}

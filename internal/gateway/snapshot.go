@@ -1,0 +1,111 @@
+// Package gateway is the data plane: it compiles a configuration into an
+// immutable Snapshot (routes, per-operation step chains, identity
+// verifiers, backend pools), swaps snapshots atomically on reload, and
+// serves requests: normalize, route, run the operation's chain, proxy.
+package gateway
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"log/slog"
+	"net/netip"
+	"time"
+
+	"github.com/gatehouse-dev/gatehouse/internal/config"
+	"github.com/gatehouse-dev/gatehouse/internal/identity"
+	"github.com/gatehouse-dev/gatehouse/internal/observe"
+	"github.com/gatehouse-dev/gatehouse/internal/policy"
+	"github.com/gatehouse-dev/gatehouse/internal/secret"
+	"github.com/gatehouse-dev/gatehouse/internal/upstream"
+)
+
+// Runtime is the state that outlives snapshots: caches of identity
+// provider keys, backend transports, metrics. A reload reuses it, so that
+// keys, connections and counters survive.
+type Runtime struct {
+	Logger     *slog.Logger
+	AccessLog  *observe.AccessLog
+	Metrics    *observe.Metrics
+	KeySets    *identity.KeySets // nil: compile offline (validate only)
+	Transports *upstream.Transports
+	Secrets    secret.Resolver
+	Now        func() time.Time
+}
+
+// Snapshot is a compiled configuration. It is immutable: a reload builds a
+// new one and swaps it in; requests in flight finish on the one they
+// started with.
+type Snapshot struct {
+	// Version identifies the configuration: a hash of its canonical form.
+	Version string
+	// Doc is the configuration the snapshot was compiled from.
+	Doc *config.Document
+	// Loaded is when it was compiled.
+	Loaded time.Time
+
+	router        *Router
+	verifier      *identity.Verifier
+	keySets       []*identity.KeySet
+	transportKeys map[string]bool
+	certs         map[string]*tls.Certificate
+	clientCAs     map[string]*x509.CertPool
+	settings      settings
+	// notFound collects metrics for requests that match no operation.
+	notFound *observe.RouteMetrics
+}
+
+type settings struct {
+	requestIDHeader string
+	// identityPrefix is the canonical header prefix (X-Gatehouse-);
+	// identityFold is its folded form for stripping (x-gatehouse-).
+	identityPrefix string
+	identityFold   string
+	apiKeyHeader   string
+	trusted        []netip.Prefix
+	maxURI         int
+	paths          PathOptions
+	accessLog      bool
+}
+
+// API is a compiled API.
+type API struct {
+	Name           string
+	Backend        string
+	MaxBody        int64
+	PassCredential bool
+	pool           *upstream.Pool
+}
+
+// Operation is a compiled operation with its ready chain of steps.
+type Operation struct {
+	API      *API
+	Name     string
+	Methods  []string
+	Template string
+	// Auth is the effective auth requirement, as configured.
+	Auth *config.Auth
+
+	segments   []config.Segment
+	paramNames []string
+	handler    policy.Handler
+	metrics    *observe.RouteMetrics
+}
+
+// Ready reports whether every identity provider's keys have been fetched.
+func (s *Snapshot) Ready() bool {
+	for _, ks := range s.keySets {
+		if !ks.Ready() {
+			return false
+		}
+	}
+	return true
+}
+
+// KeySets returns the key sets the snapshot's identity providers use.
+func (s *Snapshot) KeySets() []*identity.KeySet { return s.keySets }
+
+// ListenerCertificate returns the certificate configured for a listener.
+func (s *Snapshot) ListenerCertificate(name string) *tls.Certificate { return s.certs[name] }
+
+// ListenerClientCAs returns the client CA pool of a listener, or nil.
+func (s *Snapshot) ListenerClientCAs(name string) *x509.CertPool { return s.clientCAs[name] }

@@ -1,0 +1,208 @@
+package policy
+
+import (
+	"context"
+	"crypto/x509"
+	"errors"
+	"net/http"
+	"strings"
+
+	"github.com/gatehouse-dev/gatehouse/internal/identity"
+)
+
+// TokenVerifier verifies a bearer token.
+type TokenVerifier interface {
+	Verify(ctx context.Context, token string) (*identity.Principal, error)
+}
+
+// KeyLookup finds the consumer of an API key.
+type KeyLookup interface {
+	Lookup(key string) (*identity.Principal, bool)
+}
+
+// AuthnOptions configure the authentication step of one operation.
+type AuthnOptions struct {
+	// Accept lists the accepted credential types, in the order they are
+	// tried: jwt, then api_key, then mtls.
+	Accept []identity.Credential
+	// Providers restricts JWTs to these identity providers; empty means any
+	// configured provider.
+	Providers []string
+	Tokens    TokenVerifier
+	Keys      KeyLookup
+	// APIKeyHeader is the canonical name of the API key header;
+	// APIKeyHeaderName is the name as configured, for the challenge.
+	APIKeyHeader     string
+	APIKeyHeaderName string
+	Realm            string
+	// Observe, when set, is told the reason of every failure.
+	Observe func(reason string)
+}
+
+// Authenticate returns the step that establishes the caller. The first
+// accepted credential the request presents decides: a present but invalid
+// credential is a 401, never a fall-through to the next type. A request
+// with no accepted credential is a 401 with the challenges of every
+// accepted type.
+func Authenticate(o AuthnOptions) Step {
+	var challenges []string
+	for _, c := range o.Accept {
+		switch c {
+		case identity.CredentialJWT:
+			challenges = append(challenges, BearerChallenge(o.Realm, "", "", ""))
+		case identity.CredentialAPIKey:
+			challenges = append(challenges, `ApiKey realm="`+quoteEscape(o.Realm)+`", header="`+o.APIKeyHeaderName+`"`)
+		}
+	}
+	a := &authenticator{o: o, challenges: challenges}
+	return func(next Handler) Handler {
+		return HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
+			p, err := a.authenticate(r)
+			if err != nil {
+				pe := AsError(err)
+				if o.Observe != nil {
+					o.Observe(pe.Reason)
+				}
+				return pe
+			}
+			if x := ExchangeFrom(r.Context()); x != nil && x.Record != nil {
+				x.Record.Principal = p
+			}
+			return next.ServeHTTP(w, r.WithContext(WithPrincipal(r.Context(), p)))
+		})
+	}
+}
+
+type authenticator struct {
+	o          AuthnOptions
+	challenges []string
+}
+
+func (a *authenticator) authenticate(r *http.Request) (*identity.Principal, error) {
+	for _, c := range a.o.Accept {
+		var (
+			p       *identity.Principal
+			present bool
+			err     error
+		)
+		switch c {
+		case identity.CredentialJWT:
+			p, present, err = a.bearer(r)
+		case identity.CredentialAPIKey:
+			p, present, err = a.apiKey(r)
+		case identity.CredentialMTLS:
+			p, present = clientCertificate(r)
+		}
+		if present {
+			return p, err
+		}
+	}
+	return nil, a.unauthorized("missing_credentials", "", "No credentials were presented.")
+}
+
+func (a *authenticator) unauthorized(reason, bearerError, detail string) *Error {
+	h := http.Header{}
+	for _, c := range a.challenges {
+		if bearerError != "" && strings.HasPrefix(c, "Bearer") {
+			c = BearerChallenge(a.o.Realm, bearerError, detail, "")
+		}
+		h.Add("WWW-Authenticate", c)
+	}
+	return &Error{Status: http.StatusUnauthorized, Type: "unauthorized", Title: "Unauthorized",
+		Detail: detail, Reason: reason, Header: h}
+}
+
+// bearer reads an RFC 6750 bearer token from the Authorization header.
+// Other schemes (Basic, say) count as no bearer credential.
+func (a *authenticator) bearer(r *http.Request) (*identity.Principal, bool, error) {
+	values := r.Header.Values("Authorization")
+	if len(values) == 0 {
+		return nil, false, nil
+	}
+	if len(values) > 1 {
+		return nil, true, BadRequest("invalid_request:duplicate_authorization", "The request has more than one Authorization header.")
+	}
+	scheme, token, _ := strings.Cut(values[0], " ")
+	if !strings.EqualFold(scheme, "Bearer") {
+		return nil, false, nil
+	}
+	token = strings.TrimSpace(token)
+	if token == "" || strings.ContainsAny(token, " \t") {
+		e := BadRequest("invalid_request:malformed_bearer", "The Authorization header is not 'Bearer <token>'.")
+		e.Header = http.Header{"WWW-Authenticate": {BearerChallenge(a.o.Realm, "invalid_request", "", "")}}
+		return nil, true, e
+	}
+	p, err := a.o.Tokens.Verify(r.Context(), token)
+	if err != nil {
+		var ie *identity.Error
+		if errors.As(err, &ie) {
+			if ie.Reason == identity.ReasonIssuerUnavailable {
+				e := Unavailable("issuer_unavailable", "The identity provider's keys are not available yet; try again shortly.", err)
+				e.Header = http.Header{"Retry-After": {"5"}}
+				return nil, true, e
+			}
+			e := a.unauthorized("invalid_token:"+string(ie.Reason), "invalid_token", ie.Detail)
+			e.Cause = err
+			return nil, true, e
+		}
+		e := a.unauthorized("invalid_token", "invalid_token", "The access token is not valid.")
+		e.Cause = err
+		return nil, true, e
+	}
+	if len(a.o.Providers) > 0 && !containsString(a.o.Providers, p.Provider) {
+		return nil, true, a.unauthorized("invalid_token:issuer_not_accepted", "invalid_token", "Tokens from this issuer are not accepted by this API.")
+	}
+	return p, true, nil
+}
+
+func (a *authenticator) apiKey(r *http.Request) (*identity.Principal, bool, error) {
+	values := r.Header[a.o.APIKeyHeader]
+	if len(values) == 0 {
+		return nil, false, nil
+	}
+	if len(values) > 1 {
+		return nil, true, BadRequest("invalid_request:duplicate_api_key", "The request has more than one API key header.")
+	}
+	if a.o.Keys != nil {
+		if p, ok := a.o.Keys.Lookup(values[0]); ok {
+			return p, true, nil
+		}
+	}
+	return nil, true, a.unauthorized("invalid_api_key", "", "The API key is not valid.")
+}
+
+// clientCertificate returns the principal of a verified TLS client
+// certificate. Only chains verified against the listener's client CA
+// count; a presented but unverified certificate is no credential.
+func clientCertificate(r *http.Request) (*identity.Principal, bool) {
+	if r.TLS == nil || len(r.TLS.VerifiedChains) == 0 || len(r.TLS.VerifiedChains[0]) == 0 {
+		return nil, false
+	}
+	cert := r.TLS.VerifiedChains[0][0]
+	p := identity.NewStaticPrincipal(identity.CredentialMTLS, certSubject(cert), "", nil, nil, nil)
+	p.Issuer = cert.Issuer.String()
+	p.Expires = cert.NotAfter
+	return p, true
+}
+
+// certSubject names a client certificate: its first URI SAN (SPIFFE IDs),
+// else its first DNS SAN, else its common name.
+func certSubject(c *x509.Certificate) string {
+	switch {
+	case len(c.URIs) > 0:
+		return c.URIs[0].String()
+	case len(c.DNSNames) > 0:
+		return c.DNSNames[0]
+	default:
+		return c.Subject.CommonName
+	}
+}
+
+func containsString(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}

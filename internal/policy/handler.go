@@ -1,0 +1,114 @@
+// Package policy holds the steps of a request's chain: authentication,
+// authorization, body limits and the like. Each step is built once, at
+// compile time, from parsed options, and returns typed errors instead of
+// writing error responses; the gateway renders every error in one place.
+package policy
+
+import (
+	"context"
+	"net/http"
+	"net/netip"
+	"time"
+
+	"github.com/gatehouse-dev/gatehouse/internal/identity"
+)
+
+// Handler serves a request or returns an error for the gateway to render.
+// A handler that has started writing a response must not return an error
+// that would write another.
+type Handler interface {
+	ServeHTTP(w http.ResponseWriter, r *http.Request) error
+}
+
+// HandlerFunc adapts a function to Handler.
+type HandlerFunc func(w http.ResponseWriter, r *http.Request) error
+
+// ServeHTTP calls f.
+func (f HandlerFunc) ServeHTTP(w http.ResponseWriter, r *http.Request) error { return f(w, r) }
+
+// Step wraps the next handler of a chain.
+type Step func(next Handler) Handler
+
+// Chain returns h wrapped by steps, the first step outermost.
+func Chain(h Handler, steps ...Step) Handler {
+	for i := len(steps) - 1; i >= 0; i-- {
+		h = steps[i](h)
+	}
+	return h
+}
+
+// Exchange is what the gateway established about a request before its
+// chain runs. It is created by the gateway, read by steps, and never
+// modified after the chain starts, except for Record, the access-log sink.
+type Exchange struct {
+	RequestID string
+	// TraceParent is the W3C traceparent forwarded to the backend: the
+	// client's when well formed, else a new one.
+	TraceParent string
+	ClientIP    netip.Addr
+	// Path is the normalized, decoded path that was matched and authorized;
+	// it is also what is forwarded.
+	Path string
+	// EscapedPath is Path with each segment percent-encoded canonically.
+	EscapedPath string
+	// Params holds the path parameters of the matched operation.
+	Params Params
+	// Start is when the gateway received the request.
+	Start time.Time
+	// Record collects what the chain decided, for the access log and metrics.
+	Record *Record
+}
+
+// Params are path parameters in template order.
+type Params struct {
+	Names  []string
+	Values []string
+}
+
+// Get returns the value of the named parameter.
+func (p Params) Get(name string) (string, bool) {
+	for i, n := range p.Names {
+		if n == name && i < len(p.Values) {
+			return p.Values[i], true
+		}
+	}
+	return "", false
+}
+
+// Record is the access-log sink of one request. Only the goroutine serving
+// the request writes it, and each field has one writer: the step that
+// established it.
+type Record struct {
+	Principal        *identity.Principal
+	Denial           string // why the request was refused (e.g. invalid_token:expired)
+	Upstream         string // host:port of the instance that was called
+	UpstreamDuration time.Duration
+	UpstreamStatus   int
+}
+
+type exchangeKey struct{}
+
+// WithExchange returns ctx carrying x.
+func WithExchange(ctx context.Context, x *Exchange) context.Context {
+	return context.WithValue(ctx, exchangeKey{}, x)
+}
+
+// ExchangeFrom returns the exchange of a request, or nil outside the gateway.
+func ExchangeFrom(ctx context.Context) *Exchange {
+	x, _ := ctx.Value(exchangeKey{}).(*Exchange)
+	return x
+}
+
+type principalKey struct{}
+
+// WithPrincipal returns ctx carrying the authenticated caller.
+func WithPrincipal(ctx context.Context, p *identity.Principal) context.Context {
+	return context.WithValue(ctx, principalKey{}, p)
+}
+
+// PrincipalFrom returns the authenticated caller, or nil for anonymous
+// requests.
+func PrincipalFrom(ctx context.Context) *identity.Principal {
+	p, _ := ctx.Value(principalKey{}).(*identity.Principal)
+	return p
+}

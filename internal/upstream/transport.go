@@ -1,0 +1,99 @@
+package upstream
+
+import (
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/hex"
+	"fmt"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+)
+
+// TransportOptions configure the HTTP transport of one backend.
+type TransportOptions struct {
+	DialTimeout           time.Duration
+	ResponseHeaderTimeout time.Duration
+	MaxIdleConnsPerHost   int
+	// RootCAs verifies backend certificates; nil means the system roots.
+	RootCAs *x509.CertPool
+	// CAPEM is the PEM the pool came from; it is part of the identity of
+	// the transport, so that a changed CA makes a new one.
+	CAPEM      []byte
+	ServerName string
+}
+
+func (o TransportOptions) key(backend string) string {
+	h := sha256.New()
+	fmt.Fprintf(h, "%s\x00%d\x00%d\x00%d\x00%s\x00", backend, o.DialTimeout, o.ResponseHeaderTimeout, o.MaxIdleConnsPerHost, o.ServerName)
+	h.Write(o.CAPEM)
+	return hex.EncodeToString(h.Sum(nil)[:12])
+}
+
+// Transports is a registry of backend transports that outlives
+// configuration snapshots: a reload that does not change a backend's
+// transport settings keeps its transport and its idle connections.
+type Transports struct {
+	mu sync.Mutex
+	m  map[string]*http.Transport
+}
+
+// NewTransports returns an empty registry.
+func NewTransports() *Transports {
+	return &Transports{m: map[string]*http.Transport{}}
+}
+
+// Get returns the transport for backend with options o, creating it if
+// needed, and its registry key.
+func (t *Transports) Get(backend string, o TransportOptions) (*http.Transport, string) {
+	k := o.key(backend)
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if tr, ok := t.m[k]; ok {
+		return tr, k
+	}
+	tr := newTransport(o)
+	t.m[k] = tr
+	return tr, k
+}
+
+// Retain closes the idle connections of, and forgets, every transport
+// whose key is not in keep. In-flight requests on them finish normally.
+func (t *Transports) Retain(keep map[string]bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for k, tr := range t.m {
+		if !keep[k] {
+			tr.CloseIdleConnections()
+			delete(t.m, k)
+		}
+	}
+}
+
+// Close closes every idle connection.
+func (t *Transports) Close() {
+	t.Retain(nil)
+}
+
+func newTransport(o TransportOptions) *http.Transport {
+	dialer := &net.Dialer{Timeout: o.DialTimeout, KeepAlive: 30 * time.Second}
+	return &http.Transport{
+		// Never the environment's proxy: backends are addressed directly.
+		Proxy:                 nil,
+		DialContext:           dialer.DialContext,
+		MaxIdleConns:          0, // no global cap; per-host cap below
+		MaxIdleConnsPerHost:   o.MaxIdleConnsPerHost,
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   o.DialTimeout,
+		ResponseHeaderTimeout: o.ResponseHeaderTimeout,
+		ExpectContinueTimeout: 1 * time.Second,
+		ForceAttemptHTTP2:     true,
+		TLSClientConfig: &tls.Config{
+			RootCAs:    o.RootCAs,
+			ServerName: o.ServerName,
+			MinVersion: tls.VersionTLS12,
+		},
+	}
+}
