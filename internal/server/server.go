@@ -1,0 +1,378 @@
+// Package server runs a gateway process: it loads the configuration,
+// serves the public listeners and the admin listener, reloads on demand or
+// when the file changes, and drains in-flight requests on shutdown.
+package server
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"reflect"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gatehouse-dev/gatehouse/internal/admin"
+	"github.com/gatehouse-dev/gatehouse/internal/config"
+	"github.com/gatehouse-dev/gatehouse/internal/gateway"
+	"github.com/gatehouse-dev/gatehouse/internal/identity"
+	"github.com/gatehouse-dev/gatehouse/internal/observe"
+	"github.com/gatehouse-dev/gatehouse/internal/secret"
+	"github.com/gatehouse-dev/gatehouse/internal/upstream"
+)
+
+// Options configure a Server.
+type Options struct {
+	// Load returns the configuration; it is called at start and on every
+	// reload.
+	Load func() (*config.Document, config.Diagnostics)
+	// ConfigFile, when set, is watched for changes.
+	ConfigFile string
+	Logger     *slog.Logger
+	// AccessLogger receives the access log; nil disables it.
+	AccessLogger *slog.Logger
+	Secrets      secret.Resolver
+	// StartupTimeout bounds the initial fetch of identity provider keys
+	// before serving (serving starts anyway; /readyz says when ready).
+	StartupTimeout time.Duration
+}
+
+// Server is a running gateway process.
+type Server struct {
+	opts    Options
+	logger  *slog.Logger
+	gw      *gateway.Gateway
+	metrics *observe.Metrics
+
+	reloadMu sync.Mutex
+	draining atomic.Bool
+
+	mu        sync.Mutex
+	public    []*listener
+	adminSrv  *http.Server
+	adminAddr net.Addr
+	started   *config.Server // the server section the listeners were started with
+}
+
+type listener struct {
+	name string
+	ln   net.Listener
+	srv  *http.Server
+	tls  bool
+}
+
+// New loads the configuration and compiles the first snapshot. It reports
+// the configuration's problems and returns no server if it does not load.
+func New(ctx context.Context, opts Options) (*Server, error) {
+	if opts.Logger == nil {
+		return nil, errors.New("server: a logger is required")
+	}
+	if opts.Secrets == nil {
+		opts.Secrets = secret.Local{}
+	}
+	metrics := observe.NewMetrics()
+	rt := &gateway.Runtime{
+		Logger:  opts.Logger,
+		Metrics: metrics,
+		KeySets: identity.NewKeySets(opts.Logger, identity.Hooks{
+			OnFetch: func(provider, outcome string) { metrics.JWKSFetches.WithLabelValues(provider, outcome).Inc() },
+		}),
+		Transports: upstream.NewTransports(),
+		Secrets:    opts.Secrets,
+	}
+	if opts.AccessLogger != nil {
+		rt.AccessLog = observe.NewAccessLog(opts.AccessLogger)
+	}
+	s := &Server{opts: opts, logger: opts.Logger, gw: gateway.New(rt), metrics: metrics}
+	doc, diags := opts.Load()
+	if diags == nil {
+		var snap *gateway.Snapshot
+		snap, diags = s.gw.Load(ctx, doc)
+		if diags == nil {
+			s.loaded(snap)
+		}
+	}
+	if diags != nil {
+		metrics.Reloads.WithLabelValues("failure").Inc()
+		rt.KeySets.Close()
+		return nil, diags
+	}
+	metrics.Reloads.WithLabelValues("success").Inc()
+	return s, nil
+}
+
+// Gateway returns the gateway being served.
+func (s *Server) Gateway() *gateway.Gateway { return s.gw }
+
+// Metrics returns the process metrics.
+func (s *Server) Metrics() *observe.Metrics { return s.metrics }
+
+func (s *Server) loaded(snap *gateway.Snapshot) {
+	s.metrics.ConfigInfo.Reset()
+	s.metrics.ConfigInfo.WithLabelValues(snap.Version).Set(1)
+	s.metrics.LastReload.Set(float64(snap.Loaded.Unix()))
+}
+
+// Reload loads the configuration again and, if it is valid, swaps it in.
+// An invalid configuration is refused: its problems are logged and
+// returned, a metric counts it, and the running configuration keeps
+// serving.
+func (s *Server) Reload(ctx context.Context, cause string) error {
+	s.reloadMu.Lock()
+	defer s.reloadMu.Unlock()
+	old := s.gw.Snapshot()
+	doc, diags := s.opts.Load()
+	if diags == nil && old != nil && gateway.Version(doc.Config) == old.Version {
+		s.logger.Info("configuration unchanged", "cause", cause, "version", old.Version)
+		return nil
+	}
+	var snap *gateway.Snapshot
+	if diags == nil {
+		snap, diags = s.gw.Load(ctx, doc)
+	}
+	if diags != nil {
+		s.metrics.Reloads.WithLabelValues("failure").Inc()
+		for _, d := range diags {
+			s.logger.Error("configuration refused", "cause", cause, "problem", d.String())
+		}
+		s.logger.Error("reload failed; the running configuration keeps serving", "cause", cause, "problems", len(diags), "version", versionOf(old))
+		return diags
+	}
+	s.metrics.Reloads.WithLabelValues("success").Inc()
+	s.loaded(snap)
+	s.logger.Info("configuration reloaded", "cause", cause, "version", snap.Version, "previous", versionOf(old))
+	s.mu.Lock()
+	started := s.started
+	s.mu.Unlock()
+	if started != nil && needsRestart(started, &doc.Config.Server) {
+		s.logger.Warn("changes to server.listeners, server.admin, server.timeouts or server.limits.max_header_bytes take effect at the next restart")
+	}
+	s.fetchKeys(ctx, snap)
+	return nil
+}
+
+func versionOf(s *gateway.Snapshot) string {
+	if s == nil {
+		return ""
+	}
+	return s.Version
+}
+
+// needsRestart reports whether the settings fixed at listen time changed.
+func needsRestart(a, b *config.Server) bool {
+	return !reflect.DeepEqual(a.EffectiveListeners(), b.EffectiveListeners()) ||
+		a.AdminAddress() != b.AdminAddress() ||
+		!reflect.DeepEqual(a.Timeouts, b.Timeouts) ||
+		a.Limits.MaxHeaderBytes != b.Limits.MaxHeaderBytes
+}
+
+// fetchKeys fetches the keys of every identity provider that has none yet,
+// waiting at most the startup timeout; failures are logged by the key set,
+// which keeps retrying in the background.
+func (s *Server) fetchKeys(ctx context.Context, snap *gateway.Snapshot) {
+	timeout := s.opts.StartupTimeout
+	if timeout <= 0 {
+		timeout = 10 * time.Second
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	var wg sync.WaitGroup
+	for _, ks := range snap.KeySets() {
+		if ks.Ready() {
+			continue
+		}
+		wg.Go(func() { _ = ks.Refresh(ctx) })
+	}
+	wg.Wait()
+}
+
+// Listen binds the public and admin listeners. It is separate from Serve
+// so that callers (and tests using port 0) can learn the addresses first.
+func (s *Server) Listen(ctx context.Context) error {
+	snap := s.gw.Snapshot()
+	cfg := &snap.Doc.Config.Server
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.started = cfg
+	var lc net.ListenConfig
+	for _, l := range cfg.EffectiveListeners() {
+		ln, err := lc.Listen(ctx, "tcp", l.Address)
+		if err != nil {
+			s.closeListeners()
+			return fmt.Errorf("listener %s: %w", l.Name, err)
+		}
+		srv := s.httpServer(cfg, s.gw)
+		if l.TLS != nil {
+			srv.TLSConfig = s.tlsConfig(l.Name)
+		}
+		s.public = append(s.public, &listener{name: l.Name, ln: ln, srv: srv, tls: l.TLS != nil})
+	}
+	ln, err := lc.Listen(ctx, "tcp", cfg.AdminAddress())
+	if err != nil {
+		s.closeListeners()
+		return fmt.Errorf("admin listener: %w", err)
+	}
+	s.adminAddr = ln.Addr()
+	s.adminSrv = &http.Server{
+		Handler: admin.New(admin.Options{
+			Metrics: s.metrics.Registry,
+			Ready:   s.ready,
+		}),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       60 * time.Second,
+		ErrorLog:          slog.NewLogLogger(s.logger.Handler(), slog.LevelWarn),
+	}
+	s.public = append(s.public, &listener{name: "admin", ln: ln, srv: s.adminSrv})
+	s.fetchKeys(ctx, snap)
+	return nil
+}
+
+func (s *Server) closeListeners() {
+	for _, l := range s.public {
+		l.ln.Close()
+	}
+	s.public = nil
+}
+
+// Addr returns the bound address of a public listener, or "admin".
+func (s *Server) Addr(name string) net.Addr {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, l := range s.public {
+		if l.name == name {
+			return l.ln.Addr()
+		}
+	}
+	return nil
+}
+
+func (s *Server) httpServer(cfg *config.Server, h http.Handler) *http.Server {
+	t := cfg.Timeouts
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: t.ReadHeader.Or(config.DefaultReadHeaderTimeout),
+		ReadTimeout:       t.Read.Or(config.DefaultReadTimeout),
+		WriteTimeout:      t.Write.Or(config.DefaultWriteTimeout),
+		IdleTimeout:       t.Idle.Or(config.DefaultIdleTimeout),
+		MaxHeaderBytes:    int(cfg.Limits.MaxHeaderBytes.Or(config.DefaultMaxHeaderBytes)),
+		ErrorLog:          slog.NewLogLogger(s.logger.Handler(), slog.LevelDebug),
+	}
+}
+
+// tlsConfig serves the certificate and client CAs of the current snapshot,
+// so that a reload replaces them without restarting the listener.
+func (s *Server) tlsConfig(name string) *tls.Config {
+	base := &tls.Config{
+		MinVersion: tls.VersionTLS12,
+		NextProtos: []string{"h2", "http/1.1"},
+	}
+	base.GetConfigForClient = func(*tls.ClientHelloInfo) (*tls.Config, error) {
+		snap := s.gw.Snapshot()
+		cert := snap.ListenerCertificate(name)
+		if cert == nil {
+			return nil, fmt.Errorf("listener %s has no certificate", name)
+		}
+		c := &tls.Config{
+			MinVersion:   tls.VersionTLS12,
+			NextProtos:   []string{"h2", "http/1.1"},
+			Certificates: []tls.Certificate{*cert},
+		}
+		for _, l := range snap.Doc.Config.Server.EffectiveListeners() {
+			if l.Name == name && l.TLS != nil && l.TLS.MinVersion == "1.3" {
+				c.MinVersion = tls.VersionTLS13
+			}
+		}
+		if pool := snap.ListenerClientCAs(name); pool != nil {
+			c.ClientAuth = tls.VerifyClientCertIfGiven
+			c.ClientCAs = pool
+		}
+		return c, nil
+	}
+	return base
+}
+
+// ready reports whether the gateway should receive traffic.
+func (s *Server) ready() (bool, string) {
+	if s.draining.Load() {
+		return false, "shutting down"
+	}
+	snap := s.gw.Snapshot()
+	if snap == nil {
+		return false, "no configuration loaded"
+	}
+	if !snap.Ready() {
+		return false, "waiting for identity provider keys"
+	}
+	return true, "ready"
+}
+
+// Serve serves every listener until ctx is done, then drains: listeners
+// stop accepting at once, in-flight requests get up to the shutdown
+// timeout to finish. It returns nil after a clean drain.
+func (s *Server) Serve(ctx context.Context) error {
+	s.mu.Lock()
+	listeners := append([]*listener(nil), s.public...)
+	cfg := s.started
+	s.mu.Unlock()
+	if len(listeners) == 0 {
+		return errors.New("server: Listen was not called")
+	}
+	errc := make(chan error, len(listeners))
+	for _, l := range listeners {
+		s.logger.Info("listening", "listener", l.name, "address", l.ln.Addr().String())
+		go func() {
+			var err error
+			if l.tls {
+				err = l.srv.ServeTLS(l.ln, "", "")
+			} else {
+				err = l.srv.Serve(l.ln)
+			}
+			if errors.Is(err, http.ErrServerClosed) {
+				err = nil
+			}
+			errc <- err
+		}()
+	}
+	var serveErr error
+	select {
+	case <-ctx.Done():
+	case serveErr = <-errc:
+		s.logger.Error("listener failed", "error", serveErr)
+	}
+	s.draining.Store(true)
+	deadline := cfg.Timeouts.Shutdown.Or(config.DefaultShutdownTimeout)
+	s.logger.Info("shutting down; draining in-flight requests", "deadline", deadline.String())
+	sctx, cancel := context.WithTimeout(context.Background(), deadline)
+	defer cancel()
+	var wg sync.WaitGroup
+	var forced atomic.Bool
+	for _, l := range listeners {
+		wg.Go(func() {
+			if err := l.srv.Shutdown(sctx); err != nil {
+				forced.Store(true)
+				l.srv.Close()
+			}
+		})
+	}
+	wg.Wait()
+	rt := s.gw.Runtime()
+	rt.KeySets.Close()
+	rt.Transports.Close()
+	if forced.Load() {
+		s.logger.Warn("drain deadline passed; remaining connections were closed")
+	} else {
+		s.logger.Info("drained")
+	}
+	return serveErr
+}
+
+// AdminAddr returns the bound admin address.
+func (s *Server) AdminAddr() net.Addr {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.adminAddr
+}

@@ -1,0 +1,237 @@
+package server_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gatehouse-dev/gatehouse/internal/config"
+	"github.com/gatehouse-dev/gatehouse/internal/server"
+)
+
+func writeConfig(t *testing.T, path, backend, extra string) {
+	t.Helper()
+	cfg := fmt.Sprintf(`
+server:
+  listeners: [{name: public, address: "127.0.0.1:0"}]
+  admin: {address: "127.0.0.1:0"}
+  timeouts: {shutdown: 5s}
+backends:
+  - name: be
+    instances: [{url: %q}]
+apis:
+  - name: a
+    path_prefix: /a
+    backend: be
+    auth: {anonymous: true}
+%s`, backend, extra)
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		t.Fatal(err)
+	}
+}
+
+type started struct {
+	srv    *server.Server
+	url    string
+	admin  string
+	cancel context.CancelFunc
+	done   chan struct{} // closed when Serve returns
+	err    error         // what Serve returned
+}
+
+func start(t *testing.T, file string) *started {
+	t.Helper()
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	ctx, cancel := context.WithCancel(context.Background())
+	srv, err := server.New(ctx, server.Options{
+		Load:       func() (*config.Document, config.Diagnostics) { return config.Load(file) },
+		ConfigFile: file,
+		Logger:     logger,
+	})
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	if err := srv.Listen(ctx); err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	s := &started{srv: srv, cancel: cancel, done: make(chan struct{}),
+		url: "http://" + srv.Addr("public").String(), admin: "http://" + srv.AdminAddr().String()}
+	go func() {
+		s.err = srv.Serve(ctx)
+		close(s.done)
+	}()
+	go func() { _ = srv.Watch(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-s.done:
+		case <-time.After(10 * time.Second):
+			t.Error("server did not stop")
+		}
+	})
+	return s
+}
+
+func get(t *testing.T, url string) (int, string) {
+	t.Helper()
+	res, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return res.StatusCode, string(b)
+}
+
+// SIGTERM (here, the context ending) stops accepting and lets every
+// in-flight request finish.
+func TestShutdownDrainsInFlightRequests(t *testing.T) {
+	entered := make(chan struct{}, 10)
+	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		entered <- struct{}{}
+		time.Sleep(500 * time.Millisecond)
+		io.WriteString(w, "finished")
+	}))
+	defer backend.Close()
+	file := filepath.Join(t.TempDir(), "gatehouse.yaml")
+	writeConfig(t, file, backend.URL, "")
+	s := start(t, file)
+
+	const n = 5
+	var wg sync.WaitGroup
+	results := make(chan string, n)
+	for range n {
+		wg.Go(func() {
+			res, err := http.Get(s.url + "/a/slow")
+			if err != nil {
+				results <- "error: " + err.Error()
+				return
+			}
+			b, _ := io.ReadAll(res.Body)
+			res.Body.Close()
+			results <- fmt.Sprintf("%d %s", res.StatusCode, b)
+		})
+	}
+	for range n {
+		<-entered
+	}
+	s.cancel()
+	wg.Wait()
+	close(results)
+	for r := range results {
+		if r != "200 finished" {
+			t.Errorf("in-flight request: %s", r)
+		}
+	}
+	select {
+	case <-s.done:
+		if s.err != nil {
+			t.Fatalf("Serve returned %v", s.err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Serve did not return after draining")
+	}
+	if _, err := http.Get(s.url + "/a/x"); err == nil {
+		t.Fatal("still accepting after shutdown")
+	}
+}
+
+func TestReloadOnFileChangeAndRefusal(t *testing.T) {
+	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, r.URL.Path)
+	}))
+	defer backend.Close()
+	file := filepath.Join(t.TempDir(), "gatehouse.yaml")
+	writeConfig(t, file, backend.URL, "")
+	s := start(t, file)
+	if code, _ := get(t, s.url+"/b/x"); code != 404 {
+		t.Fatalf("before reload /b: %d", code)
+	}
+	v1 := s.srv.Gateway().Snapshot().Version
+
+	// A valid change is picked up without a signal.
+	writeConfig(t, file, backend.URL, "  - {name: b, path_prefix: /b, backend: be, auth: {anonymous: true}}\n")
+	waitFor(t, func() bool { return s.srv.Gateway().Snapshot().Version != v1 })
+	if code, _ := get(t, s.url+"/b/x"); code != 200 {
+		t.Fatalf("after reload /b: %d", code)
+	}
+	v2 := s.srv.Gateway().Snapshot().Version
+
+	// An invalid change is refused; the running config keeps serving.
+	writeConfig(t, file, backend.URL, "  - {name: c, path_prefix: /c, backend: nope, auth: {anonymous: true}}\n")
+	waitFor(t, func() bool { return metric(t, s.admin, `gatehouse_config_reloads_total{outcome="failure"}`) == "1" })
+	if s.srv.Gateway().Snapshot().Version != v2 {
+		t.Fatal("an invalid config replaced the running one")
+	}
+	if code, _ := get(t, s.url+"/b/x"); code != 200 {
+		t.Fatalf("after refused reload /b: %d", code)
+	}
+	if err := s.srv.Reload(context.Background(), "test"); err == nil || !strings.Contains(err.Error(), `unknown backend "nope"`) {
+		t.Fatalf("Reload error = %v", err)
+	}
+}
+
+func TestAdminEndpoints(t *testing.T) {
+	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	defer backend.Close()
+	file := filepath.Join(t.TempDir(), "gatehouse.yaml")
+	writeConfig(t, file, backend.URL, "")
+	s := start(t, file)
+	if code, body := get(t, s.admin+"/healthz"); code != 200 || !strings.Contains(body, "ok") {
+		t.Fatalf("healthz %d %s", code, body)
+	}
+	if code, body := get(t, s.admin+"/readyz"); code != 200 || !strings.Contains(body, `"ready":true`) {
+		t.Fatalf("readyz %d %s", code, body)
+	}
+	get(t, s.url+"/a/x")
+	for _, want := range []string{
+		`gatehouse_requests_total{api="a",code="200",operation="*"} 1`,
+		`gatehouse_config_reloads_total{outcome="success"} 1`,
+		`gatehouse_request_duration_seconds_bucket{api="a",operation="*"`,
+		`gatehouse_upstream_duration_seconds_count{backend="be"} 1`,
+	} {
+		if _, body := get(t, s.admin+"/metrics"); !strings.Contains(body, want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+	// The admin listener is not part of the public one.
+	if code, _ := get(t, s.url+"/metrics"); code != 404 {
+		t.Errorf("public /metrics: %d", code)
+	}
+}
+
+func metric(t *testing.T, admin, series string) string {
+	_, body := get(t, admin+"/metrics")
+	for _, line := range strings.Split(body, "\n") {
+		if v, ok := strings.CutPrefix(line, series+" "); ok {
+			return v
+		}
+	}
+	return ""
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	for range 100 {
+		if cond() {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatal("condition not met within 5s")
+}

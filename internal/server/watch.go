@@ -1,0 +1,61 @@
+package server
+
+import (
+	"context"
+	"path/filepath"
+	"time"
+
+	"github.com/fsnotify/fsnotify"
+)
+
+// watchDebounce gathers the several events an editor or a deployment
+// tool makes when it replaces a file into one reload.
+const watchDebounce = 300 * time.Millisecond
+
+// Watch reloads the configuration when its file changes, until ctx is
+// done. It watches the file's directory, so that files replaced by rename
+// (editors, Kubernetes ConfigMap symlink swaps) are seen too.
+func (s *Server) Watch(ctx context.Context) error {
+	if s.opts.ConfigFile == "" {
+		return nil
+	}
+	w, err := fsnotify.NewWatcher()
+	if err != nil {
+		return err
+	}
+	defer w.Close()
+	file, err := filepath.Abs(s.opts.ConfigFile)
+	if err != nil {
+		return err
+	}
+	dir := filepath.Dir(file)
+	if err := w.Add(dir); err != nil {
+		return err
+	}
+	base := filepath.Base(file)
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case ev, ok := <-w.Events:
+			if !ok {
+				return nil
+			}
+			name := filepath.Base(ev.Name)
+			// ..data is the symlink Kubernetes swaps to update a mounted ConfigMap.
+			if name == base || name == "..data" {
+				timer.Reset(watchDebounce)
+			}
+		case err, ok := <-w.Errors:
+			if !ok {
+				return nil
+			}
+			s.logger.Warn("watching the configuration file", "error", err)
+		case <-timer.C:
+			_ = s.Reload(ctx, "file changed")
+		}
+	}
+}
