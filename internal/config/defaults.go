@@ -29,6 +29,7 @@ const (
 	DefaultDialTimeout        = 5 * time.Second
 	DefaultResponseHeaderTime = 30 * time.Second
 	DefaultMaxIdlePerInstance = 256
+	DefaultDataDir            = "gatehouse-data"
 )
 
 // DefaultAlgorithms are accepted when an identity provider lists none.

@@ -26,6 +26,11 @@ type Server struct {
 	Paths           Paths           `yaml:"paths"`
 }
 
+// Storage says where run-time state lives.
+type Storage struct {
+	DataDir string `yaml:"data_dir" jsonschema_description:"Directory for the embedded store. Default ./gatehouse-data (relative to the working directory); created if missing."`
+}
+
 // Listener is one public listening socket.
 type Listener struct {
 	Name    string       `yaml:"name" jsonschema_description:"A unique name, used in logs and metrics."`
