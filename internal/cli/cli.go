@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"runtime/debug"
 	"strings"
 
@@ -137,13 +136,3 @@ func (f *logFlags) loggers(s *streams) (*slog.Logger, *slog.Logger, error) {
 	return slog.New(eh), slog.New(ah), nil
 }
 
-// stderrIsTerminal reports whether the process writes to a terminal, to
-// pick a readable default log format.
-func stderrIsTerminal(w io.Writer) bool {
-	f, ok := w.(*os.File)
-	if !ok {
-		return false
-	}
-	st, err := f.Stat()
-	return err == nil && st.Mode()&os.ModeCharDevice != 0
-}

@@ -17,13 +17,13 @@ type Config struct {
 type Server struct {
 	Listeners       []Listener      `yaml:"listeners" jsonschema_description:"Public listeners. Default: one HTTP listener on :8080."`
 	Admin           Admin           `yaml:"admin" jsonschema_description:"The admin listener (metrics, health)."`
-	Timeouts        ServerTimeouts  `yaml:"timeouts"`
-	Limits          Limits          `yaml:"limits"`
+	Timeouts        ServerTimeouts  `yaml:"timeouts" jsonschema_description:"How long clients may take; fixed at start."`
+	Limits          Limits          `yaml:"limits" jsonschema_description:"Size limits on requests."`
 	TrustedProxies  []string        `yaml:"trusted_proxies" jsonschema_description:"CIDRs of proxies whose X-Forwarded-For is believed. Default: none."`
-	RequestID       RequestID       `yaml:"request_id"`
-	IdentityHeaders IdentityHeaders `yaml:"identity_headers"`
-	AccessLog       AccessLog       `yaml:"access_log"`
-	Paths           Paths           `yaml:"paths"`
+	RequestID       RequestID       `yaml:"request_id" jsonschema_description:"Correlation IDs."`
+	IdentityHeaders IdentityHeaders `yaml:"identity_headers" jsonschema_description:"Headers that carry the verified identity to backends."`
+	AccessLog       AccessLog       `yaml:"access_log" jsonschema_description:"The access log (one JSON line per request on stdout)."`
+	Paths           Paths           `yaml:"paths" jsonschema_description:"Request path normalization."`
 }
 
 // Storage says where run-time state lives.
@@ -98,8 +98,8 @@ type IdentityProvider struct {
 	ClockSkew    Duration     `yaml:"clock_skew" jsonschema_description:"Leeway for exp, nbf and iat. Default 30s; at most 5m."`
 	RequireType  string       `yaml:"require_type" jsonschema_description:"When set, the JWT typ header must equal it (e.g. at+jwt, RFC 9068)."`
 	MaxTokenSize Size         `yaml:"max_token_size" jsonschema_description:"Largest accepted token. Default 8KiB."`
-	Claims       ClaimMapping `yaml:"claims"`
-	JWKS         JWKSOptions  `yaml:"jwks"`
+	Claims       ClaimMapping `yaml:"claims" jsonschema_description:"Where subject, groups, roles and scopes are in the token's claims."`
+	JWKS         JWKSOptions  `yaml:"jwks" jsonschema_description:"The key cache of this issuer."`
 	CAFile       string       `yaml:"ca_file" jsonschema_description:"PEM CA bundle for the issuer's TLS; default the system roots."`
 }
 
@@ -131,14 +131,14 @@ type Consumer struct {
 	Groups []string     `yaml:"groups" jsonschema_description:"Groups granted to this consumer."`
 	Roles  []string     `yaml:"roles" jsonschema_description:"Roles granted to this consumer."`
 	Scopes []string     `yaml:"scopes" jsonschema_description:"Scopes granted to this consumer."`
-	Keys   ConsumerKeys `yaml:"keys" jsonschema:"required"`
+	Keys   ConsumerKeys `yaml:"keys" jsonschema:"required" jsonschema_description:"A primary and a secondary key, so that one can be replaced while the other keeps working."`
 }
 
 // ConsumerKeys are the two keys of a consumer, so that one can be replaced
 // while the other keeps working.
 type ConsumerKeys struct {
-	Primary   *APIKey `yaml:"primary"`
-	Secondary *APIKey `yaml:"secondary"`
+	Primary   *APIKey `yaml:"primary" jsonschema_description:"The primary key."`
+	Secondary *APIKey `yaml:"secondary" jsonschema_description:"The secondary key."`
 }
 
 // APIKey is one key, given either as its hash or as a secret reference to the
@@ -150,10 +150,10 @@ type APIKey struct {
 
 // Backend is an upstream service.
 type Backend struct {
-	Name                    string          `yaml:"name" jsonschema:"required"`
+	Name                    string          `yaml:"name" jsonschema:"required" jsonschema_description:"A unique name that APIs refer to."`
 	Instances               []Instance      `yaml:"instances" jsonschema_description:"Static instances."`
 	TLS                     *BackendTLS     `yaml:"tls" jsonschema_description:"TLS settings for https instances."`
-	Timeouts                BackendTimeouts `yaml:"timeouts"`
+	Timeouts                BackendTimeouts `yaml:"timeouts" jsonschema_description:"Upstream timeouts."`
 	MaxIdleConnsPerInstance int             `yaml:"max_idle_conns_per_instance" jsonschema_description:"Idle keep-alive connections kept per instance. Default 256."`
 }
 
@@ -176,7 +176,7 @@ type BackendTimeouts struct {
 
 // API maps a host and path prefix to a backend.
 type API struct {
-	Name           string      `yaml:"name" jsonschema:"required"`
+	Name           string      `yaml:"name" jsonschema:"required" jsonschema_description:"A unique name, used in logs and metrics."`
 	Hosts          []string    `yaml:"hosts" jsonschema_description:"Host names this API answers (exact, or *.example.com). Default: any host."`
 	PathPrefix     string      `yaml:"path_prefix" jsonschema_description:"Path prefix, matched at a segment boundary. Default /."`
 	Backend        string      `yaml:"backend" jsonschema:"required" jsonschema_description:"Name of a backend."`
@@ -207,9 +207,9 @@ type Auth struct {
 // Require lists the attributes a caller must have. Every listed condition
 // must hold.
 type Require struct {
-	Groups *Match            `yaml:"groups"`
-	Roles  *Match            `yaml:"roles"`
-	Scopes *Match            `yaml:"scopes"`
+	Groups *Match            `yaml:"groups" jsonschema_description:"Groups the caller must be in."`
+	Roles  *Match            `yaml:"roles" jsonschema_description:"Roles the caller must have."`
+	Scopes *Match            `yaml:"scopes" jsonschema_description:"Scopes the caller's token must grant."`
 	Claims map[string]*Match `yaml:"claims" jsonschema_description:"Claim path to accepted values; the claim may be a string, a number, a bool or an array of them."`
 }
 

@@ -274,5 +274,3 @@ func trimSpace(s string) string {
 
 func asPathError(err error, target any) bool { return errors.As(err, target) }
 
-// logger returns the runtime's logger.
-func (g *Gateway) logger() *slog.Logger { return g.rt.Logger }

@@ -3,6 +3,8 @@ package gateway_test
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"github.com/gatehouse-dev/gatehouse/internal/testpki"
 	"io"
 	"log/slog"
 	"net/http"
@@ -267,4 +269,8 @@ func readBody(t *testing.T, res *http.Response) string {
 
 func bearer(tok string) map[string]string {
 	return map[string]string{"Authorization": "Bearer " + tok}
+}
+
+func tlsConfig(l *testpki.Leaf) *tls.Config {
+	return &tls.Config{Certificates: []tls.Certificate{l.TLS}}
 }

@@ -129,7 +129,7 @@ func (a *authenticator) bearer(r *http.Request) (*identity.Principal, bool, erro
 	token = strings.TrimSpace(token)
 	if token == "" || strings.ContainsAny(token, " \t") {
 		e := BadRequest("invalid_request:malformed_bearer", "The Authorization header is not 'Bearer <token>'.")
-		e.Header = http.Header{"WWW-Authenticate": {BearerChallenge(a.o.Realm, "invalid_request", "", "")}}
+		e.Header = http.Header{"Www-Authenticate": {BearerChallenge(a.o.Realm, "invalid_request", "", "")}}
 		return nil, true, e
 	}
 	p, err := a.o.Tokens.Verify(r.Context(), token)

@@ -131,7 +131,7 @@ func forbidden(realm string, p *identity.Principal, d Decision) *Error {
 		e.Detail = "The caller is not allowed to call this operation."
 	}
 	if p != nil && p.Credential == identity.CredentialJWT {
-		e.Header = http.Header{"WWW-Authenticate": {BearerChallenge(realm, "insufficient_scope", e.Detail, scope)}}
+		e.Header = http.Header{"Www-Authenticate": {BearerChallenge(realm, "insufficient_scope", e.Detail, scope)}}
 	}
 	return e
 }

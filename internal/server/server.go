@@ -125,11 +125,9 @@ func (s *Server) Reload(ctx context.Context, cause string) error {
 	s.reloadMu.Lock()
 	defer s.reloadMu.Unlock()
 	old := s.gw.Snapshot()
+	// Recompile even when the file is unchanged: certificates, CA bundles
+	// and secrets it refers to may have changed.
 	doc, diags := s.opts.Load()
-	if diags == nil && old != nil && gateway.Version(doc.Config) == old.Version {
-		s.logger.Info("configuration unchanged", "cause", cause, "version", old.Version)
-		return nil
-	}
 	var snap *gateway.Snapshot
 	if diags == nil {
 		snap, diags = s.gw.Load(ctx, doc)

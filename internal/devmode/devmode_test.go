@@ -1,0 +1,94 @@
+package devmode
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+)
+
+// The commands the welcome text prints work: a token call succeeds, an
+// API key call succeeds, no credentials is 401, a missing scope is 403.
+func TestDevMode_WelcomeCommandsWork(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	var out bytes.Buffer
+	env, err := Start(ctx, Options{
+		Addr: "127.0.0.1:0", IssuerAddr: "127.0.0.1:0", AdminAddr: "127.0.0.1:0",
+		Logger: slog.New(slog.DiscardHandler), Out: &out,
+	})
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- env.Server.Serve(ctx) }()
+	defer func() {
+		cancel()
+		<-done
+		env.Close()
+	}()
+	welcome := out.String()
+	for _, want := range []string{"DEVELOPMENT MODE", env.GatewayURL, env.APIKey, "curl"} {
+		if !strings.Contains(welcome, want) {
+			t.Errorf("welcome text lacks %q", want)
+		}
+	}
+
+	call := func(method, path string, hdr map[string]string) int {
+		req, _ := http.NewRequest(method, env.GatewayURL+path, nil)
+		for k, v := range hdr {
+			req.Header.Set(k, v)
+		}
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+		return res.StatusCode
+	}
+	tokenRes, err := http.Get(env.IssuerURL + "/dev/token/reader")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, _ := io.ReadAll(tokenRes.Body)
+	tokenRes.Body.Close()
+	bearer := map[string]string{"Authorization": "Bearer " + strings.TrimSpace(string(tok))}
+
+	if c := call("GET", "/orders/42", bearer); c != 200 {
+		t.Errorf("token: %d", c)
+	}
+	if c := call("GET", "/orders/42", map[string]string{"X-API-Key": env.APIKey}); c != 200 {
+		t.Errorf("api key: %d", c)
+	}
+	if c := call("GET", "/orders/42", nil); c != 401 {
+		t.Errorf("no credentials: %d", c)
+	}
+	if c := call("POST", "/orders", bearer); c != 403 {
+		t.Errorf("missing scope: %d", c)
+	}
+	if c := call("GET", "/public/status", nil); c != 200 {
+		t.Errorf("anonymous: %d", c)
+	}
+
+	// The standard client_credentials grant works too.
+	res, err := http.PostForm(env.IssuerURL+"/token", url.Values{
+		"grant_type": {"client_credentials"}, "client_id": {"writer"}, "client_secret": {"writer-secret"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tr struct {
+		AccessToken string `json:"access_token"`
+	}
+	json.NewDecoder(res.Body).Decode(&tr)
+	res.Body.Close()
+	if c := call("POST", "/orders", map[string]string{"Authorization": "Bearer " + tr.AccessToken}); c != 200 {
+		t.Errorf("writer token on POST: %d", c)
+	}
+}

@@ -1,0 +1,106 @@
+package policy
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+
+	"github.com/gatehouse-dev/gatehouse/internal/identity"
+)
+
+type fakeTokens map[string]*identity.Principal
+
+func (f fakeTokens) Verify(_ context.Context, tok string) (*identity.Principal, error) {
+	if p, ok := f[tok]; ok {
+		return p, nil
+	}
+	if tok == "down" {
+		return nil, &identity.Error{Reason: identity.ReasonIssuerUnavailable, Detail: "down"}
+	}
+	return nil, &identity.Error{Reason: identity.ReasonExpired, Detail: "The access token expired."}
+}
+
+type fakeKeys map[string]*identity.Principal
+
+func (f fakeKeys) Lookup(k string) (*identity.Principal, bool) { p, ok := f[k]; return p, ok }
+
+func TestAuthenticate(t *testing.T) {
+	alice := &identity.Principal{Credential: identity.CredentialJWT, Subject: "alice", Provider: "corp"}
+	bob := &identity.Principal{Credential: identity.CredentialJWT, Subject: "bob", Provider: "other"}
+	acme := identity.NewStaticPrincipal(identity.CredentialAPIKey, "acme", "acme", nil, nil, nil)
+	opts := AuthnOptions{
+		Accept:       []identity.Credential{identity.CredentialJWT, identity.CredentialAPIKey},
+		Providers:    []string{"corp"},
+		Tokens:       fakeTokens{"good": alice, "bob": bob},
+		Keys:         fakeKeys{"k1": acme},
+		APIKeyHeader: "X-Api-Key", APIKeyHeaderName: "X-API-Key", Realm: "gatehouse",
+	}
+	tests := []struct {
+		name    string
+		headers map[string][]string
+		status  int
+		reason  string
+		subject string
+	}{
+		{"valid token", map[string][]string{"Authorization": {"Bearer good"}}, 0, "", "alice"},
+		{"scheme is case-insensitive", map[string][]string{"Authorization": {"bearer good"}}, 0, "", "alice"},
+		{"valid key", map[string][]string{"X-Api-Key": {"k1"}}, 0, "", "acme"},
+		{"nothing", nil, 401, "missing_credentials", ""},
+		{"expired token", map[string][]string{"Authorization": {"Bearer old"}}, 401, "invalid_token:expired", ""},
+		{"invalid token does not fall through to a valid key", map[string][]string{"Authorization": {"Bearer old"}, "X-Api-Key": {"k1"}}, 401, "invalid_token:expired", ""},
+		{"issuer not accepted here", map[string][]string{"Authorization": {"Bearer bob"}}, 401, "invalid_token:issuer_not_accepted", ""},
+		{"issuer unavailable", map[string][]string{"Authorization": {"Bearer down"}}, 503, "issuer_unavailable", ""},
+		{"unknown key", map[string][]string{"X-Api-Key": {"nope"}}, 401, "invalid_api_key", ""},
+		{"two keys", map[string][]string{"X-Api-Key": {"k1", "k1"}}, 400, "invalid_request:duplicate_api_key", ""},
+		{"two authorization headers", map[string][]string{"Authorization": {"Bearer good", "Bearer good"}}, 400, "invalid_request:duplicate_authorization", ""},
+		{"empty bearer", map[string][]string{"Authorization": {"Bearer "}}, 400, "invalid_request:malformed_bearer", ""},
+		{"basic is not a bearer", map[string][]string{"Authorization": {"Basic eDp5"}}, 401, "missing_credentials", ""},
+	}
+	var observed []string
+	opts.Observe = func(r string) { observed = append(observed, r) }
+	step := Authenticate(opts)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var got *identity.Principal
+			h := step(HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
+				got = PrincipalFrom(r.Context())
+				return nil
+			}))
+			r := httptest.NewRequest("GET", "/", nil)
+			for k, v := range tt.headers {
+				r.Header[k] = v
+			}
+			err := h.ServeHTTP(httptest.NewRecorder(), r)
+			if tt.status == 0 {
+				if err != nil || got == nil || got.Subject != tt.subject {
+					t.Fatalf("err=%v principal=%v", err, got)
+				}
+				return
+			}
+			var pe *Error
+			if !errors.As(err, &pe) || pe.Status != tt.status || pe.Reason != tt.reason {
+				t.Fatalf("got %v, want %d %s", err, tt.status, tt.reason)
+			}
+			if got != nil {
+				t.Fatal("the next handler ran")
+			}
+			if tt.status == 401 && len(pe.Header.Values("WWW-Authenticate")) != 2 {
+				t.Errorf("challenges %q", pe.Header.Values("WWW-Authenticate"))
+			}
+		})
+	}
+	if len(observed) != len(tests)-3 {
+		t.Errorf("observed %d failures, want %d", len(observed), len(tests)-3)
+	}
+}
+
+func TestLimitBody(t *testing.T) {
+	h := LimitBody(10)(HandlerFunc(func(w http.ResponseWriter, r *http.Request) error { return nil }))
+	r := httptest.NewRequest("POST", "/", nil)
+	r.ContentLength = 11
+	if pe := AsError(h.ServeHTTP(httptest.NewRecorder(), r)); pe.Status != 413 {
+		t.Fatalf("status %d", pe.Status)
+	}
+}
