@@ -135,4 +135,3 @@ func (f *logFlags) loggers(s *streams) (*slog.Logger, *slog.Logger, error) {
 	ah, _ := mk(s.out)
 	return slog.New(eh), slog.New(ah), nil
 }
-

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/netip"
@@ -273,4 +272,3 @@ func trimSpace(s string) string {
 }
 
 func asPathError(err error, target any) bool { return errors.As(err, target) }
-
