@@ -1,0 +1,498 @@
+// Command bench compares Gatehouse with a direct call to the backend and
+// with nginx as a plain reverse proxy, in one run on one machine, with
+// the same load and the same CPU pinning for each.
+//
+//	go run ./bench                      # 5 rounds of 10 s, writes bench/results/latest.json
+//	go run ./bench -rounds 3 -duration 5s -nginx off
+//
+// The backend and the proxy under test share CPU 0 (Go programs with
+// GOMAXPROCS=1, nginx with one worker); the load generator runs on CPU 1:
+// wrk when installed, otherwise a built-in Go load generator. Scenarios
+// are interleaved within each round so that noise from a shared machine
+// spreads over all of them; the report gives medians and ratios.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/gatehouse-dev/gatehouse/internal/devissuer"
+)
+
+type options struct {
+	rounds      int
+	duration    time.Duration
+	oneDuration time.Duration
+	conns       int
+	nginx       string
+	loadgen     string
+	out         string
+	only        string
+}
+
+func main() {
+	if len(os.Args) > 1 && os.Args[1] == "loadgen" {
+		os.Exit(loadgenMain(os.Args[2:]))
+	}
+	var o options
+	flag.IntVar(&o.rounds, "rounds", 5, "rounds; each round runs every scenario once")
+	flag.DurationVar(&o.duration, "duration", 10*time.Second, "duration of each high-load measurement")
+	flag.DurationVar(&o.oneDuration, "one-duration", 5*time.Second, "duration of each one-connection measurement")
+	flag.IntVar(&o.conns, "c", 64, "connections at high load")
+	flag.StringVar(&o.nginx, "nginx", "auto", "auto (use nginx when installed), off, or a path to nginx")
+	flag.StringVar(&o.loadgen, "loadgen", "auto", "auto (wrk when installed), wrk, or go")
+	flag.StringVar(&o.out, "out", "bench/results/latest.json", "where to write the JSON result")
+	flag.StringVar(&o.only, "only", "", "comma-separated scenarios to run (direct,nginx,gatehouse-passthrough,gatehouse-full-chain)")
+	flag.Parse()
+	if err := run(o); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+// scenario is one thing measured: a URL and the headers to send.
+type scenario struct {
+	Name    string            `json:"name"`
+	URL     string            `json:"url"`
+	Headers map[string]string `json:"-"`
+}
+
+// sample is one measurement.
+type sample struct {
+	RPS   float64 `json:"rps"`
+	P50us float64 `json:"p50_us"`
+	P99us float64 `json:"p99_us"`
+	Errs  int     `json:"errors"`
+}
+
+type result struct {
+	Scenario string   `json:"scenario"`
+	High     []sample `json:"high_load"`
+	One      []sample `json:"one_connection"`
+	HighMed  sample   `json:"high_load_median"`
+	OneMed   sample   `json:"one_connection_median"`
+}
+
+type report struct {
+	Date    string             `json:"date"`
+	Machine map[string]string  `json:"machine"`
+	Options map[string]any     `json:"options"`
+	Results []*result          `json:"results"`
+	Ratios  map[string]float64 `json:"ratios"`
+	Targets map[string]string  `json:"targets"`
+}
+
+func run(o options) error {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	tmp, err := os.MkdirTemp("", "gatehouse-bench")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	pin := func(cpu string, args ...string) []string { return args }
+	if _, err := exec.LookPath("taskset"); err == nil && runtime.NumCPU() >= 2 {
+		pin = func(cpu string, args ...string) []string { return append([]string{"taskset", "-c", cpu}, args...) }
+	} else {
+		fmt.Fprintln(os.Stderr, "bench: taskset or a second CPU is missing; running without CPU pinning")
+	}
+
+	fmt.Fprintln(os.Stderr, "bench: building gatehouse and the backend")
+	gh := filepath.Join(tmp, "gatehouse")
+	be := filepath.Join(tmp, "backend")
+	for _, b := range [][2]string{{gh, "./cmd/gatehouse"}, {be, "./bench/backend"}} {
+		if out, err := exec.Command("go", "build", "-o", b[0], b[1]).CombinedOutput(); err != nil {
+			return fmt.Errorf("go build %s: %v\n%s", b[1], err, out)
+		}
+	}
+	var procs processes
+	defer procs.stopAll()
+
+	backendAddr, err := freeAddr()
+	if err != nil {
+		return err
+	}
+	if err := procs.start(ctx, "backend", pin("0", be, "-addr", backendAddr), []string{"GOMAXPROCS=1"}, tmp); err != nil {
+		return err
+	}
+	if err := waitHTTP(ctx, "http://"+backendAddr+"/"); err != nil {
+		return fmt.Errorf("backend: %w", err)
+	}
+
+	// The identity provider, in this process: it is only asked for keys
+	// at start.
+	iss, err := devissuer.New(devissuer.Options{Audience: "bench"})
+	if err != nil {
+		return err
+	}
+	issLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	issSrv := &http.Server{Handler: iss.Handler(), ReadHeaderTimeout: 5 * time.Second}
+	go issSrv.Serve(issLn)
+	defer issSrv.Close()
+	iss.SetURL("http://" + issLn.Addr().String())
+	token, err := iss.Mint(map[string]any{"sub": "bench-client", "aud": "bench", "scope": "bench:read", "groups": []string{"benchers"}, "exp": time.Now().Add(24 * time.Hour).Unix()})
+	if err != nil {
+		return err
+	}
+
+	ghAddr, _ := freeAddr()
+	adminAddr, _ := freeAddr()
+	cfgFile := filepath.Join(tmp, "gatehouse.yaml")
+	if err := os.WriteFile(cfgFile, []byte(gatehouseConfig(ghAddr, adminAddr, iss.URL(), backendAddr)), 0o644); err != nil {
+		return err
+	}
+	accessLog, err := os.Create(filepath.Join(tmp, "access.log"))
+	if err != nil {
+		return err
+	}
+	defer accessLog.Close()
+	if err := procs.startWithStdout(ctx, "gatehouse", pin("0", gh, "serve", "--config", cfgFile, "--watch=false"), []string{"GOMAXPROCS=1"}, tmp, accessLog); err != nil {
+		return err
+	}
+	if err := waitHTTP(ctx, "http://"+adminAddr+"/readyz"); err != nil {
+		return fmt.Errorf("gatehouse: %w\n%s", err, procs.stderr("gatehouse"))
+	}
+
+	scenarios := []scenario{{Name: "direct", URL: "http://" + backendAddr + "/bench/x"}}
+	nginxPath := ""
+	switch o.nginx {
+	case "off":
+	case "auto":
+		nginxPath, _ = exec.LookPath("nginx")
+	default:
+		nginxPath = o.nginx
+	}
+	nginxVersion := "not installed"
+	if nginxPath != "" {
+		ngAddr, _ := freeAddr()
+		conf := filepath.Join(tmp, "nginx.conf")
+		if err := os.WriteFile(conf, []byte(nginxConfig(tmp, ngAddr, backendAddr)), 0o644); err != nil {
+			return err
+		}
+		if err := procs.start(ctx, "nginx", pin("0", nginxPath, "-c", conf, "-p", tmp), nil, tmp); err != nil {
+			return err
+		}
+		if err := waitHTTP(ctx, "http://"+ngAddr+"/bench/x"); err != nil {
+			return fmt.Errorf("nginx: %w\n%s", err, procs.stderr("nginx"))
+		}
+		out, _ := exec.Command(nginxPath, "-v").CombinedOutput()
+		nginxVersion = strings.TrimSpace(string(out))
+		scenarios = append(scenarios, scenario{Name: "nginx", URL: "http://" + ngAddr + "/bench/x"})
+	}
+	scenarios = append(scenarios,
+		scenario{Name: "gatehouse-passthrough", URL: "http://" + ghAddr + "/pass/x"},
+		scenario{Name: "gatehouse-full-chain", URL: "http://" + ghAddr + "/full/x", Headers: map[string]string{"Authorization": "Bearer " + token}},
+	)
+	if o.only != "" {
+		keep := map[string]bool{}
+		for _, n := range strings.Split(o.only, ",") {
+			keep[strings.TrimSpace(n)] = true
+		}
+		var sel []scenario
+		for _, s := range scenarios {
+			if keep[s.Name] {
+				sel = append(sel, s)
+			}
+		}
+		scenarios = sel
+	}
+	// Every scenario must answer 200 before anything is measured.
+	for _, s := range scenarios {
+		if err := check(s); err != nil {
+			return fmt.Errorf("%s: %w", s.Name, err)
+		}
+	}
+
+	lg, err := newLoadgen(o.loadgen, pin)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "bench: load generator %s; %d rounds × %d scenarios × (%s at %d connections + %s at 1)\n",
+		lg.name(), o.rounds, len(scenarios), o.duration, o.conns, o.oneDuration)
+	results := map[string]*result{}
+	for _, s := range scenarios {
+		results[s.Name] = &result{Scenario: s.Name}
+	}
+	for round := 1; round <= o.rounds; round++ {
+		for _, s := range scenarios {
+			hi, err := lg.run(ctx, s, o.conns, o.duration)
+			if err != nil {
+				return fmt.Errorf("%s: %w", s.Name, err)
+			}
+			one, err := lg.run(ctx, s, 1, o.oneDuration)
+			if err != nil {
+				return fmt.Errorf("%s: %w", s.Name, err)
+			}
+			r := results[s.Name]
+			r.High, r.One = append(r.High, hi), append(r.One, one)
+			fmt.Fprintf(os.Stderr, "bench: round %d %-22s %9.0f req/s  p50 %7.0fµs  p99 %7.0fµs | 1 conn: p50 %6.0fµs\n",
+				round, s.Name, hi.RPS, hi.P50us, hi.P99us, one.P50us)
+		}
+	}
+	rep := &report{
+		Date: time.Now().UTC().Format(time.RFC3339),
+		Machine: map[string]string{
+			"cpus": fmt.Sprint(runtime.NumCPU()), "cpu": cpuModel(), "os": runtime.GOOS + "/" + runtime.GOARCH,
+			"go": runtime.Version(), "nginx": nginxVersion, "loadgen": lg.name(),
+		},
+		Options: map[string]any{"rounds": o.rounds, "duration": o.duration.String(), "one_duration": o.oneDuration.String(), "connections": o.conns,
+			"pinning": "backend and proxy on CPU 0 (GOMAXPROCS=1 / 1 nginx worker), load generator on CPU 1"},
+		Ratios:  map[string]float64{},
+		Targets: map[string]string{},
+	}
+	for _, s := range scenarios {
+		r := results[s.Name]
+		r.HighMed, r.OneMed = median(r.High), median(r.One)
+		rep.Results = append(rep.Results, r)
+	}
+	ratios(rep, results)
+	printReport(os.Stdout, rep)
+	if o.out != "" {
+		if err := os.MkdirAll(filepath.Dir(o.out), 0o755); err != nil {
+			return err
+		}
+		b, _ := json.MarshalIndent(rep, "", "  ")
+		if err := os.WriteFile(o.out, append(b, '\n'), 0o644); err != nil {
+			return err
+		}
+		fmt.Fprintln(os.Stderr, "bench: wrote", o.out)
+	}
+	return nil
+}
+
+func ratios(rep *report, rs map[string]*result) {
+	get := func(n string) *result { return rs[n] }
+	direct, ng, pass, full := get("direct"), get("nginx"), get("gatehouse-passthrough"), get("gatehouse-full-chain")
+	div := func(a, b float64) float64 {
+		if b == 0 {
+			return 0
+		}
+		return a / b
+	}
+	if pass != nil && direct != nil {
+		rep.Ratios["passthrough_vs_direct_rps"] = div(pass.HighMed.RPS, direct.HighMed.RPS)
+	}
+	if pass != nil && ng != nil {
+		rep.Ratios["passthrough_vs_nginx_rps"] = div(pass.HighMed.RPS, ng.HighMed.RPS)
+		rep.Targets["passthrough >= 1.0x nginx req/s"] = verdict(rep.Ratios["passthrough_vs_nginx_rps"] >= 1.0)
+	}
+	if full != nil && ng != nil {
+		rep.Ratios["full_chain_vs_nginx_rps"] = div(full.HighMed.RPS, ng.HighMed.RPS)
+	}
+	if full != nil && pass != nil {
+		rep.Ratios["full_chain_vs_passthrough_rps"] = div(full.HighMed.RPS, pass.HighMed.RPS)
+		rep.Targets["full chain >= 0.85x passthrough req/s"] = verdict(rep.Ratios["full_chain_vs_passthrough_rps"] >= 0.85)
+	}
+	if ng != nil && direct != nil {
+		rep.Ratios["nginx_vs_direct_rps"] = div(ng.HighMed.RPS, direct.HighMed.RPS)
+		rep.Ratios["nginx_added_p50_us_1conn"] = ng.OneMed.P50us - direct.OneMed.P50us
+	}
+	if pass != nil && direct != nil {
+		rep.Ratios["passthrough_added_p50_us_1conn"] = pass.OneMed.P50us - direct.OneMed.P50us
+		if ng != nil {
+			rep.Ratios["added_p50_passthrough_vs_nginx"] = div(rep.Ratios["passthrough_added_p50_us_1conn"], rep.Ratios["nginx_added_p50_us_1conn"])
+			rep.Targets["1-conn added p50 <= nginx's"] = verdict(rep.Ratios["passthrough_added_p50_us_1conn"] <= rep.Ratios["nginx_added_p50_us_1conn"])
+		}
+	}
+	if full != nil && direct != nil {
+		rep.Ratios["full_chain_added_p50_us_1conn"] = full.OneMed.P50us - direct.OneMed.P50us
+	}
+}
+
+func verdict(ok bool) string {
+	if ok {
+		return "met"
+	}
+	return "NOT met"
+}
+
+func printReport(w io.Writer, rep *report) {
+	fmt.Fprintf(w, "\nGatehouse benchmark, %s — %s CPUs (%s), %s, load generator %s, %s\n\n",
+		rep.Date, rep.Machine["cpus"], rep.Machine["cpu"], rep.Machine["go"], rep.Machine["loadgen"], rep.Machine["nginx"])
+	fmt.Fprintf(w, "| scenario | req/s (64 conns) | p50 | p99 | p50 at 1 conn | p99 at 1 conn |\n|---|---:|---:|---:|---:|---:|\n")
+	for _, r := range rep.Results {
+		fmt.Fprintf(w, "| %s | %.0f | %s | %s | %s | %s |\n", r.Scenario, r.HighMed.RPS,
+			us(r.HighMed.P50us), us(r.HighMed.P99us), us(r.OneMed.P50us), us(r.OneMed.P99us))
+	}
+	keys := make([]string, 0, len(rep.Ratios))
+	for k := range rep.Ratios {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	fmt.Fprintln(w, "\nratios (medians of the same run):")
+	for _, k := range keys {
+		fmt.Fprintf(w, "  %-34s %.3f\n", k, rep.Ratios[k])
+	}
+	tk := make([]string, 0, len(rep.Targets))
+	for k := range rep.Targets {
+		tk = append(tk, k)
+	}
+	sort.Strings(tk)
+	fmt.Fprintln(w, "\ntargets:")
+	for _, k := range tk {
+		fmt.Fprintf(w, "  %-40s %s\n", k, rep.Targets[k])
+	}
+}
+
+func us(v float64) string {
+	if v >= 10000 {
+		return fmt.Sprintf("%.1f ms", v/1000)
+	}
+	return fmt.Sprintf("%.0f µs", v)
+}
+
+func median(s []sample) sample {
+	pick := func(get func(sample) float64) float64 {
+		v := make([]float64, len(s))
+		for i := range s {
+			v[i] = get(s[i])
+		}
+		sort.Float64s(v)
+		if len(v) == 0 {
+			return 0
+		}
+		if len(v)%2 == 1 {
+			return v[len(v)/2]
+		}
+		return (v[len(v)/2-1] + v[len(v)/2]) / 2
+	}
+	m := sample{
+		RPS:   pick(func(x sample) float64 { return x.RPS }),
+		P50us: pick(func(x sample) float64 { return x.P50us }),
+		P99us: pick(func(x sample) float64 { return x.P99us }),
+	}
+	for _, x := range s {
+		m.Errs += x.Errs
+	}
+	return m
+}
+
+func check(s scenario) error {
+	req, _ := http.NewRequest("GET", s.URL, nil)
+	for k, v := range s.Headers {
+		req.Header.Set(k, v)
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != 200 {
+		return fmt.Errorf("status %d: %s", res.StatusCode, body)
+	}
+	return nil
+}
+
+func freeAddr() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer ln.Close()
+	return ln.Addr().String(), nil
+}
+
+func waitHTTP(ctx context.Context, url string) error {
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		res, err := http.Get(url)
+		if err == nil {
+			res.Body.Close()
+			if res.StatusCode == 200 {
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	return errors.New("not ready after 20s: " + url)
+}
+
+func cpuModel() string {
+	b, err := os.ReadFile("/proc/cpuinfo")
+	if err != nil {
+		return "unknown"
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
+			return strings.TrimSpace(v)
+		}
+	}
+	return "unknown"
+}
+
+func gatehouseConfig(addr, admin, issuer, backend string) string {
+	return fmt.Sprintf(`# generated by go run ./bench
+server:
+  listeners: [{name: public, address: %q}]
+  admin: {address: %q}
+identity_providers:
+  - name: bench
+    issuer: %q
+    audiences: [bench]
+    algorithms: [RS256]
+backends:
+  - name: be
+    instances: [{url: "http://%s"}]
+apis:
+  - name: passthrough
+    path_prefix: /pass
+    backend: be
+    auth: {anonymous: true}
+  - name: full
+    path_prefix: /full
+    backend: be
+    auth:
+      credentials: [jwt]
+      require:
+        scopes: {all_of: ["bench:read"]}
+        groups: {any_of: [benchers]}
+`, addr, admin, issuer, backend)
+}
+
+func nginxConfig(dir, addr, backend string) string {
+	return fmt.Sprintf(`# generated by go run ./bench: nginx as a plain reverse proxy
+worker_processes 1;
+daemon off;
+pid %[1]s/nginx.pid;
+error_log %[1]s/nginx-error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path %[1]s/body;
+  proxy_temp_path %[1]s/proxy;
+  fastcgi_temp_path %[1]s/fastcgi;
+  uwsgi_temp_path %[1]s/uwsgi;
+  scgi_temp_path %[1]s/scgi;
+  upstream be { server %[3]s; keepalive 256; }
+  server {
+    listen %[2]s;
+    location / {
+      proxy_pass http://be;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+    }
+  }
+}
+`, dir, addr, backend)
+}
