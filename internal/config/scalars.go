@@ -147,7 +147,7 @@ func (s Secret) String() string {
 func (s Secret) LogValue() slog.Value { return slog.StringValue(s.String()) }
 
 // SecretProviders are the reference kinds a Secret accepts.
-var SecretProviders = []string{"env", "file"}
+var SecretProviders = []string{"env", "file", "vault"}
 
 func (s *Secret) decodeNode(n *yaml.Node) error {
 	v, err := ParseSecret(n.Value)
@@ -174,6 +174,11 @@ func ParseSecret(v string) (Secret, error) {
 	}
 	for _, p := range SecretProviders {
 		if p == provider {
+			if p == "vault" {
+				if _, _, err := ParseVaultRef(ref); err != nil {
+					return Secret{}, err
+				}
+			}
 			return Secret{Provider: provider, Ref: ref}, nil
 		}
 	}
