@@ -49,6 +49,8 @@ type backend struct {
 	pool      *upstream.Pool
 	transport http.RoundTripper
 	metrics   interface{ Observe(float64) }
+	// credential, when set, puts a minted token on every request.
+	credential *backendCredential
 }
 
 func (c *compiler) now() time.Time {
@@ -73,6 +75,7 @@ func (c *compiler) compile() *Snapshot {
 	c.identity()
 	keys := c.apiKeys()
 	c.compileBackends()
+	c.compileBackendIdentity()
 	s.router = c.routes(keys)
 	if c.rt.Metrics != nil {
 		s.notFound = c.rt.Metrics.Route("", "")
@@ -289,6 +292,7 @@ func (c *compiler) compileBackends() {
 				opts.RootCAs, opts.CAPEM = pool, pemBytes
 			}
 		}
+		c.clientCertificate(p, &c.cfg.Backends[i], &opts)
 		be := &backend{pool: upstream.NewPool(b.Name, instances)}
 		if c.rt.Transports != nil {
 			tr, key := c.rt.Transports.Get(b.Name, opts)

@@ -84,6 +84,7 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 		Transports: upstream.NewTransports(),
 		Secrets:    opts.Secrets,
 	}
+	rt.BackendIdentity = gateway.NewBackendIdentity(opts.Logger)
 	if opts.AccessLogger != nil {
 		rt.AccessLog = observe.NewAccessLog(opts.AccessLogger)
 	}
@@ -99,6 +100,7 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 	if diags != nil {
 		metrics.Reloads.WithLabelValues("failure").Inc()
 		rt.KeySets.Close()
+		rt.BackendIdentity.Close()
 		return nil, diags
 	}
 	metrics.Reloads.WithLabelValues("success").Inc()
@@ -362,6 +364,7 @@ func (s *Server) Serve(ctx context.Context) error {
 	rt := s.gw.Runtime()
 	rt.KeySets.Close()
 	rt.Transports.Close()
+	rt.BackendIdentity.Close()
 	if forced.Load() {
 		s.logger.Warn("drain deadline passed; remaining connections were closed")
 	} else {
