@@ -43,6 +43,8 @@ type compiler struct {
 
 	snap     *Snapshot
 	backends map[string]*backend
+	// secrets resolves every secret reference of this compile.
+	secrets *compileSecrets
 }
 
 type backend struct {
@@ -70,6 +72,7 @@ func (c *compiler) compile() *Snapshot {
 		transportKeys: map[string]bool{},
 	}
 	c.snap = s
+	c.secrets = c.newSecrets()
 	c.settings()
 	c.listeners()
 	c.identity()
@@ -245,7 +248,7 @@ func (c *compiler) apiKeys() *identity.KeyTable {
 					continue
 				}
 			} else {
-				v, err := c.rt.Secrets.Resolve(c.ctx, slot.key.Value)
+				v, err := c.secrets.Resolve(c.ctx, slot.key.Value)
 				if err != nil {
 					c.r.Errorf(config.Field(kp, "value"), "%v", err)
 					continue

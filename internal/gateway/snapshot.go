@@ -57,6 +57,8 @@ type Snapshot struct {
 	notFound *observe.RouteMetrics
 	// backendIdentity is what the snapshot uses of Runtime.BackendIdentity.
 	backendIdentity backendIdentityState
+	// secrets says which secret files to watch (compile_secrets.go).
+	secrets secretState
 }
 
 type settings struct {

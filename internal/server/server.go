@@ -50,6 +50,8 @@ type Server struct {
 
 	reloadMu sync.Mutex
 	draining atomic.Bool
+	// changed is signalled after each successful load (watch_secrets.go).
+	changed chan struct{}
 
 	mu        sync.Mutex
 	public    []*listener
@@ -88,7 +90,7 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 	if opts.AccessLogger != nil {
 		rt.AccessLog = observe.NewAccessLog(opts.AccessLogger)
 	}
-	s := &Server{opts: opts, logger: opts.Logger, gw: gateway.New(rt), metrics: metrics}
+	s := &Server{opts: opts, logger: opts.Logger, gw: gateway.New(rt), metrics: metrics, changed: make(chan struct{}, 1)}
 	doc, diags := opts.Load()
 	if diags == nil {
 		var snap *gateway.Snapshot
@@ -117,18 +119,27 @@ func (s *Server) loaded(snap *gateway.Snapshot) {
 	s.metrics.ConfigInfo.Reset()
 	s.metrics.ConfigInfo.WithLabelValues(snap.Version).Set(1)
 	s.metrics.LastReload.Set(float64(snap.Loaded.Unix()))
+	select {
+	case s.changed <- struct{}{}:
+	default:
+	}
 }
 
 // Reload loads the configuration again and, if it is valid, swaps it in.
 // An invalid configuration is refused: its problems are logged and
 // returned, a metric counts it, and the running configuration keeps
-// serving.
+// serving. Secrets are resolved afresh even if the file is unchanged.
 func (s *Server) Reload(ctx context.Context, cause string) error {
+	return s.reload(ctx, cause, true)
+}
+
+// reload is Reload; unless force, an unchanged configuration is kept.
+func (s *Server) reload(ctx context.Context, cause string, force bool) error {
 	s.reloadMu.Lock()
 	defer s.reloadMu.Unlock()
 	old := s.gw.Snapshot()
 	doc, diags := s.opts.Load()
-	if diags == nil && old != nil && gateway.Version(doc.Config) == old.Version {
+	if diags == nil && old != nil && !force && gateway.Version(doc.Config) == old.Version {
 		s.logger.Info("configuration unchanged", "cause", cause, "version", old.Version)
 		return nil
 	}
