@@ -70,8 +70,9 @@ func TestKeys_RotationTimeline(t *testing.T) {
 	c := &clock{t: time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)}
 	k := openKeys(t, t.TempDir(), c, backendtoken.ES256)
 	ctx := context.Background()
-	m := backendtoken.NewMinter(k, backendtoken.MintOptions{Issuer: "https://gw", Audience: "be", Algorithm: backendtoken.ES256, TTL: time.Minute, Now: c.Now})
+	m := backendtoken.NewMinter(k, backendtoken.MintOptions{Issuer: "https://gw", Audience: "be", Algorithm: backendtoken.ES256, TTL: time.Minute, Claims: backendtoken.ClaimGroups, Now: c.Now})
 	first := k.KeyIDs()
+	// Each call is a different caller (groups differ), so a new token.
 	kidOf := func() string {
 		v, err := m.HeaderValue(&identity.Principal{Subject: "s", Groups: []string{c.Now().String()}, Claims: map[string]any{}})
 		if err != nil {
