@@ -124,7 +124,8 @@ func ParseSize(s string) (int64, error) {
 }
 
 // Secret is a reference to a secret value, never the value itself:
-// ${env:NAME} reads an environment variable, ${file:PATH} a file (trailing
+// ${env:NAME} reads an environment variable, ${vault:mount/data/path#field}
+// a field of a Vault KV v2 secret, ${file:PATH} a file (trailing
 // newline removed). Inline values are refused, so that a configuration
 // file can be committed to git.
 type Secret struct {

@@ -193,8 +193,15 @@ func (c *compiler) compileBackendIdentity() {
 		}
 	}
 	slices.Sort(algs)
-	if bi == nil || bi.Issuer == "" || c.rt.BackendIdentity == nil {
-		return // nothing to do, reported by validation, or offline
+	if bi == nil || bi.Issuer == "" {
+		return // nothing to do, or reported by validation
+	}
+	if c.rt.BackendIdentity == nil {
+		if c.rt.KeySets != nil && len(algs) > 0 {
+			// Fail closed: never serve a backend without its tokens.
+			c.r.Errorf("backend_identity", "this gateway runtime has no backend identity state; tokens cannot be minted")
+		}
+		return // offline (validate): nothing is created on disk
 	}
 	const p = "backend_identity"
 	skew := bi.ClockSkew.Or(config.DefaultClockSkew)
@@ -286,6 +293,10 @@ func (c *compiler) clientCertificate(path string, b *config.Backend, opts *upstr
 		return
 	}
 	p := config.Field(path, "tls.client_cert_file")
+	if c.rt.BackendIdentity == nil && c.rt.KeySets != nil {
+		c.r.Errorf(p, "this gateway runtime has no backend identity state; the client certificate cannot be used")
+		return
+	}
 	if c.rt.BackendIdentity == nil {
 		if _, err := upstream.LoadClientCert(b.TLS.ClientCertFile, b.TLS.ClientKeyFile); err != nil {
 			c.r.Errorf(p, "%v", err)
