@@ -124,7 +124,8 @@ func ParseSize(s string) (int64, error) {
 }
 
 // Secret is a reference to a secret value, never the value itself:
-// ${env:NAME} reads an environment variable, ${file:PATH} a file (trailing
+// ${env:NAME} reads an environment variable, ${vault:mount/data/path#field}
+// a field of a Vault KV v2 secret, ${file:PATH} a file (trailing
 // newline removed). Inline values are refused, so that a configuration
 // file can be committed to git.
 type Secret struct {
@@ -147,7 +148,7 @@ func (s Secret) String() string {
 func (s Secret) LogValue() slog.Value { return slog.StringValue(s.String()) }
 
 // SecretProviders are the reference kinds a Secret accepts.
-var SecretProviders = []string{"env", "file"}
+var SecretProviders = []string{"env", "file", "vault"}
 
 func (s *Secret) decodeNode(n *yaml.Node) error {
 	v, err := ParseSecret(n.Value)
@@ -174,6 +175,11 @@ func ParseSecret(v string) (Secret, error) {
 	}
 	for _, p := range SecretProviders {
 		if p == provider {
+			if p == "vault" {
+				if _, _, err := ParseVaultRef(ref); err != nil {
+					return Secret{}, err
+				}
+			}
 			return Secret{Provider: provider, Ref: ref}, nil
 		}
 	}

@@ -48,7 +48,7 @@ func (Size) JSONSchema() *jsonschema.Schema {
 func (Secret) JSONSchema() *jsonschema.Schema {
 	return &jsonschema.Schema{
 		Type:        "string",
-		Pattern:     `^\$\{(env|file):.+\}$`,
-		Description: "A secret reference: ${env:NAME} or ${file:/path}. Inline values are refused.",
+		Pattern:     `^\$\{(env|file|vault):.+\}$`,
+		Description: "A secret reference: ${env:NAME}, ${file:/path} or ${vault:mount/data/path#field}. Inline values are refused.",
 	}
 }

@@ -11,6 +11,9 @@ type Config struct {
 	Consumers         []Consumer         `yaml:"consumers" jsonschema_description:"Callers that authenticate with API keys."`
 	Backends          []Backend          `yaml:"backends" jsonschema_description:"Upstream services and their instances."`
 	APIs              []API              `yaml:"apis" jsonschema_description:"Routes from host and path to a backend, with their auth requirements."`
+	Storage           Storage            `yaml:"storage" jsonschema_description:"Where run-time state lives."`
+	BackendIdentity   *BackendIdentity   `yaml:"backend_identity" jsonschema_description:"The gateway's own identity towards backends: issuer, signing keys, rotation. See docs/backend-identity.md."`
+	Secrets           Secrets            `yaml:"secrets" jsonschema_description:"Secret stores for ${vault:...} references. See docs/secrets.md."`
 }
 
 // Server holds the settings of the gateway process itself.
@@ -155,6 +158,9 @@ type Backend struct {
 	TLS                     *BackendTLS     `yaml:"tls" jsonschema_description:"TLS settings for https instances."`
 	Timeouts                BackendTimeouts `yaml:"timeouts" jsonschema_description:"Upstream timeouts."`
 	MaxIdleConnsPerInstance int             `yaml:"max_idle_conns_per_instance" jsonschema_description:"Idle keep-alive connections kept per instance. Default 256."`
+
+	// Identity is set by backend identity (docs/backend-identity.md).
+	Identity *BackendIdentityConfig `yaml:"identity" jsonschema_description:"Credentials the gateway presents to this backend. See docs/backend-identity.md."`
 }
 
 // Instance is one static backend instance.
@@ -166,6 +172,10 @@ type Instance struct {
 type BackendTLS struct {
 	CAFile     string `yaml:"ca_file" jsonschema_description:"PEM CA bundle that backend certificates must chain to; default the system roots."`
 	ServerName string `yaml:"server_name" jsonschema_description:"Name to verify in the backend certificate; default the instance host."`
+
+	// Client certificate for mTLS to the backend (docs/backend-identity.md).
+	ClientCertFile string `yaml:"client_cert_file" jsonschema_description:"PEM client certificate chain presented to the backend (mTLS); reloaded when the file changes."`
+	ClientKeyFile  string `yaml:"client_key_file" jsonschema_description:"PEM private key of client_cert_file; reloaded when the file changes."`
 }
 
 // BackendTimeouts bound the time spent on an upstream.

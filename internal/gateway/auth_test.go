@@ -148,7 +148,8 @@ func TestAuth_KeyRotationAndIdPOutage(t *testing.T) {
 
 // Threat: random kids make the gateway hammer the IdP.
 func TestAuth_RandomKidFloodFetchesAtMostOncePerCooldown(t *testing.T) {
-	h := newHarness(t, baseConfig, nil)
+	// A cooldown longer than the test, however slow the machine is.
+	h := newHarness(t, strings.Replace(baseConfig, "jwks: {cooldown: 1s}", "jwks: {cooldown: 10m}", 1), nil)
 	fetchesBefore := h.issuer.Requests("/jwks")
 	var wg sync.WaitGroup
 	var non401 atomic.Int32

@@ -43,12 +43,16 @@ type compiler struct {
 
 	snap     *Snapshot
 	backends map[string]*backend
+	// secrets resolves every secret reference of this compile.
+	secrets *compileSecrets
 }
 
 type backend struct {
 	pool      *upstream.Pool
 	transport http.RoundTripper
 	metrics   interface{ Observe(float64) }
+	// credential, when set, puts a minted token on every request.
+	credential *backendCredential
 }
 
 func (c *compiler) now() time.Time {
@@ -68,11 +72,13 @@ func (c *compiler) compile() *Snapshot {
 		transportKeys: map[string]bool{},
 	}
 	c.snap = s
+	c.secrets = c.newSecrets()
 	c.settings()
 	c.listeners()
 	c.identity()
 	keys := c.apiKeys()
 	c.compileBackends()
+	c.compileBackendIdentity()
 	s.router = c.routes(keys)
 	if c.rt.Metrics != nil {
 		s.notFound = c.rt.Metrics.Route("", "")
@@ -242,7 +248,7 @@ func (c *compiler) apiKeys() *identity.KeyTable {
 					continue
 				}
 			} else {
-				v, err := c.rt.Secrets.Resolve(c.ctx, slot.key.Value)
+				v, err := c.secrets.Resolve(c.ctx, slot.key.Value)
 				if err != nil {
 					c.r.Errorf(config.Field(kp, "value"), "%v", err)
 					continue
@@ -289,6 +295,7 @@ func (c *compiler) compileBackends() {
 				opts.RootCAs, opts.CAPEM = pool, pemBytes
 			}
 		}
+		c.clientCertificate(p, &c.cfg.Backends[i], &opts)
 		be := &backend{pool: upstream.NewPool(b.Name, instances)}
 		if c.rt.Transports != nil {
 			tr, key := c.rt.Transports.Get(b.Name, opts)

@@ -63,6 +63,9 @@ func (g *Gateway) release(keep *Snapshot) {
 	if g.rt.Transports != nil {
 		g.rt.Transports.Retain(keep.transportKeys)
 	}
+	if g.rt.BackendIdentity != nil {
+		g.rt.BackendIdentity.retain(keep)
+	}
 }
 
 // request is the per-request state, allocated once.
@@ -132,6 +135,9 @@ func (g *Gateway) serve(w *responseWriter, r *http.Request, s *Snapshot, q *requ
 		return perr
 	}
 	q.x.Path, q.x.EscapedPath = path, escaped
+	if served, err := s.serveWellKnown(w, r, path); served {
+		return err
+	}
 	if !s.router.Match(r.Host, r.Method, path, &q.match) {
 		return policy.NotFound()
 	}

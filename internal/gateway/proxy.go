@@ -117,6 +117,9 @@ func (p *proxyHandler) rewrite(pr *httputil.ProxyRequest) {
 	if principal != nil {
 		p.setIdentity(out.Header, principal)
 	}
+	if cr := p.backend.credential; cr != nil {
+		cr.set(out.Header, principal)
+	}
 	if x != nil {
 		out.Header.Set(p.settings.requestIDHeader, x.RequestID)
 		if x.TraceParent != "" {

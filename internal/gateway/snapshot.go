@@ -30,6 +30,9 @@ type Runtime struct {
 	Transports *upstream.Transports
 	Secrets    secret.Resolver
 	Now        func() time.Time
+	// BackendIdentity holds signing keys, token caches and client
+	// certificates; nil compiles offline (validate only).
+	BackendIdentity *BackendIdentity
 }
 
 // Snapshot is a compiled configuration. It is immutable: a reload builds a
@@ -52,6 +55,10 @@ type Snapshot struct {
 	settings      settings
 	// notFound collects metrics for requests that match no operation.
 	notFound *observe.RouteMetrics
+	// backendIdentity is what the snapshot uses of Runtime.BackendIdentity.
+	backendIdentity backendIdentityState
+	// secrets says which secret files to watch (compile_secrets.go).
+	secrets secretState
 }
 
 type settings struct {

@@ -1,5 +1,6 @@
 // Package secret resolves secret references from the configuration
-// (${env:NAME}, ${file:PATH}) into values. Values are held in a Value,
+// (${env:NAME}, ${file:PATH}, and ${vault:mount/data/path#field} from a
+// Vault-compatible KV v2 store) into values. Values are held in a Value,
 // which never prints its content.
 package secret
 

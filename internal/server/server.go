@@ -50,6 +50,8 @@ type Server struct {
 
 	reloadMu sync.Mutex
 	draining atomic.Bool
+	// changed is signalled after each successful load (watch_secrets.go).
+	changed chan struct{}
 
 	mu        sync.Mutex
 	public    []*listener
@@ -84,10 +86,11 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 		Transports: upstream.NewTransports(),
 		Secrets:    opts.Secrets,
 	}
+	rt.BackendIdentity = gateway.NewBackendIdentity(opts.Logger)
 	if opts.AccessLogger != nil {
 		rt.AccessLog = observe.NewAccessLog(opts.AccessLogger)
 	}
-	s := &Server{opts: opts, logger: opts.Logger, gw: gateway.New(rt), metrics: metrics}
+	s := &Server{opts: opts, logger: opts.Logger, gw: gateway.New(rt), metrics: metrics, changed: make(chan struct{}, 1)}
 	doc, diags := opts.Load()
 	if diags == nil {
 		var snap *gateway.Snapshot
@@ -99,6 +102,7 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 	if diags != nil {
 		metrics.Reloads.WithLabelValues("failure").Inc()
 		rt.KeySets.Close()
+		rt.BackendIdentity.Close()
 		return nil, diags
 	}
 	metrics.Reloads.WithLabelValues("success").Inc()
@@ -115,19 +119,34 @@ func (s *Server) loaded(snap *gateway.Snapshot) {
 	s.metrics.ConfigInfo.Reset()
 	s.metrics.ConfigInfo.WithLabelValues(snap.Version).Set(1)
 	s.metrics.LastReload.Set(float64(snap.Loaded.Unix()))
+	select {
+	case s.changed <- struct{}{}:
+	default:
+	}
 }
 
 // Reload loads the configuration again and, if it is valid, swaps it in.
 // An invalid configuration is refused: its problems are logged and
 // returned, a metric counts it, and the running configuration keeps
-// serving.
+// serving. Secrets are resolved afresh even if the file is unchanged.
 func (s *Server) Reload(ctx context.Context, cause string) error {
+	return s.reload(ctx, cause, true)
+}
+
+// reload is Reload; unless force, an unchanged configuration is kept.
+func (s *Server) reload(ctx context.Context, cause string, force bool) error {
 	s.reloadMu.Lock()
 	defer s.reloadMu.Unlock()
 	old := s.gw.Snapshot()
-	// Recompile even when the file is unchanged: certificates, CA bundles
-	// and secrets it refers to may have changed.
+	// A forced reload (SIGHUP, a secret file changed) recompiles even when
+	// the file is unchanged: certificates, CA bundles and secrets it refers
+	// to may have changed. A file-watch event with identical content is a
+	// no-op.
 	doc, diags := s.opts.Load()
+	if diags == nil && old != nil && !force && gateway.Version(doc.Config) == old.Version {
+		s.logger.Info("configuration unchanged", "cause", cause, "version", old.Version)
+		return nil
+	}
 	var snap *gateway.Snapshot
 	if diags == nil {
 		snap, diags = s.gw.Load(ctx, doc)
@@ -360,6 +379,7 @@ func (s *Server) Serve(ctx context.Context) error {
 	rt := s.gw.Runtime()
 	rt.KeySets.Close()
 	rt.Transports.Close()
+	rt.BackendIdentity.Close()
 	if forced.Load() {
 		s.logger.Warn("drain deadline passed; remaining connections were closed")
 	} else {

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/fsnotify/fsnotify"
@@ -15,8 +16,15 @@ const watchDebounce = 300 * time.Millisecond
 // Watch reloads the configuration when its file changes, until ctx is
 // done. It watches the file's directory, so that files replaced by rename
 // (editors, Kubernetes ConfigMap symlink swaps) are seen too.
+// Referenced secret files are watched too (watch_secrets.go).
 func (s *Server) Watch(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Go(func() { s.watchSecrets(ctx) })
+	defer wg.Wait()
+	defer cancel()
 	if s.opts.ConfigFile == "" {
+		<-ctx.Done()
 		return nil
 	}
 	w, err := fsnotify.NewWatcher()
@@ -55,7 +63,7 @@ func (s *Server) Watch(ctx context.Context) error {
 			}
 			s.logger.Warn("watching the configuration file", "error", err)
 		case <-timer.C:
-			_ = s.Reload(ctx, "file changed")
+			_ = s.reload(ctx, "file changed", false)
 		}
 	}
 }

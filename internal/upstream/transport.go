@@ -23,12 +23,17 @@ type TransportOptions struct {
 	// the transport, so that a changed CA makes a new one.
 	CAPEM      []byte
 	ServerName string
+	// ClientCert, when set, is presented to backends that ask for one.
+	ClientCert *ClientCert
 }
 
 func (o TransportOptions) key(backend string) string {
 	h := sha256.New()
 	fmt.Fprintf(h, "%s\x00%d\x00%d\x00%d\x00%s\x00", backend, o.DialTimeout, o.ResponseHeaderTimeout, o.MaxIdleConnsPerHost, o.ServerName)
 	h.Write(o.CAPEM)
+	if o.ClientCert != nil {
+		fmt.Fprintf(h, "\x00cert\x00%s", o.ClientCert.ID())
+	}
 	return hex.EncodeToString(h.Sum(nil)[:12])
 }
 
@@ -79,7 +84,7 @@ func (t *Transports) Close() {
 
 func newTransport(o TransportOptions) *http.Transport {
 	dialer := &net.Dialer{Timeout: o.DialTimeout, KeepAlive: 30 * time.Second}
-	return &http.Transport{
+	tr := &http.Transport{
 		// Never the environment's proxy: backends are addressed directly.
 		Proxy:                 nil,
 		DialContext:           dialer.DialContext,
@@ -96,4 +101,8 @@ func newTransport(o TransportOptions) *http.Transport {
 			MinVersion: tls.VersionTLS12,
 		},
 	}
+	if o.ClientCert != nil {
+		tr.TLSClientConfig.GetClientCertificate = o.ClientCert.GetClientCertificate
+	}
+	return tr
 }

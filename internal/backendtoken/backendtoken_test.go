@@ -1,0 +1,173 @@
+package backendtoken_test
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gatehouse-dev/gatehouse/internal/backendtoken"
+	"github.com/gatehouse-dev/gatehouse/internal/identity"
+)
+
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+func openKeys(t testing.TB, dir string, c *clock, algs ...string) *backendtoken.Keys {
+	t.Helper()
+	k, err := backendtoken.OpenKeys(backendtoken.KeysOptions{Dir: dir, Interval: 24 * time.Hour, Prepublish: time.Hour, ClockSkew: 30 * time.Second, Now: c.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(k.Close)
+	if err := k.Use(context.Background(), algs...); err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+func TestKeys_FilesArePrivate(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "keys")
+	openKeys(t, dir, &clock{t: time.Now()}, backendtoken.ES256, backendtoken.EdDSA)
+	st, err := os.Stat(dir)
+	if err != nil || st.Mode().Perm() != 0o700 {
+		t.Fatalf("key dir mode %v, %v", st.Mode().Perm(), err)
+	}
+	files, _ := filepath.Glob(filepath.Join(dir, "*.json"))
+	if len(files) != 2 {
+		t.Fatalf("%d key files", len(files))
+	}
+	for _, f := range files {
+		st, _ := os.Stat(f)
+		if st.Mode().Perm() != 0o600 {
+			t.Errorf("%s has mode %v", f, st.Mode().Perm())
+		}
+	}
+}
+
+// The timeline of one interval: the successor appears prepublish before
+// it signs, signs at its time, and the predecessor leaves the JWKS once
+// its last token (ttl) and the skew have passed.
+func TestKeys_RotationTimeline(t *testing.T) {
+	c := &clock{t: time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)}
+	k := openKeys(t, t.TempDir(), c, backendtoken.ES256)
+	ctx := context.Background()
+	m := backendtoken.NewMinter(k, backendtoken.MintOptions{Issuer: "https://gw", Audience: "be", Algorithm: backendtoken.ES256, TTL: time.Minute, Claims: backendtoken.ClaimGroups, Now: c.Now})
+	first := k.KeyIDs()
+	// Each call is a different caller (groups differ), so a new token.
+	kidOf := func() string {
+		v, err := m.HeaderValue(&identity.Principal{Subject: "s", Groups: []string{c.Now().String()}, Claims: map[string]any{}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return headerKid(t, v[0])
+	}
+	if len(first) != 1 || kidOf() != first[0] {
+		t.Fatalf("first key %v", first)
+	}
+	c.Advance(22*time.Hour + 59*time.Minute)
+	k.Rotate(ctx)
+	if n := len(k.KeyIDs()); n != 1 {
+		t.Fatalf("successor published too early: %d keys", n)
+	}
+	c.Advance(time.Minute) // 23h: prepublication starts
+	k.Rotate(ctx)
+	ids := k.KeyIDs()
+	if len(ids) != 2 || kidOf() != first[0] {
+		t.Fatalf("at 23h: keys %v, signing with %s", ids, kidOf())
+	}
+	c.Advance(time.Hour - time.Second) // the old key's last token, exp 24h+59s
+	k.Rotate(ctx)
+	if kidOf() != first[0] {
+		t.Fatal("the successor signed before its time")
+	}
+	c.Advance(time.Second) // 24h: the successor signs
+	k.Rotate(ctx)
+	second := ids[1]
+	if kidOf() != second || len(k.KeyIDs()) != 2 {
+		t.Fatalf("at 24h: signing with %s, keys %v", kidOf(), k.KeyIDs())
+	}
+	c.Advance(time.Minute + 29*time.Second) // 1s before exp + skew
+	k.Rotate(ctx)
+	if len(k.KeyIDs()) != 2 {
+		t.Fatal("old key removed before its last token expired plus skew")
+	}
+	c.Advance(2 * time.Second)
+	k.Rotate(ctx)
+	if got := k.KeyIDs(); len(got) != 1 || got[0] != second {
+		t.Fatalf("old key kept: %v", got)
+	}
+}
+
+// A corrupt or foreign file in the key directory is ignored, not fatal.
+func TestKeys_IgnoresUnreadableFiles(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "junk.json"), []byte("{"), 0o600)
+	k := openKeys(t, dir, &clock{t: time.Now()}, backendtoken.ES256)
+	if len(k.KeyIDs()) != 1 {
+		t.Fatalf("keys %v", k.KeyIDs())
+	}
+}
+
+func headerKid(t *testing.T, v string) string {
+	t.Helper()
+	tok := strings.TrimPrefix(v, "Bearer ")
+	var hdr struct {
+		Kid string `json:"kid"`
+		Typ string `json:"typ"`
+		Alg string `json:"alg"`
+	}
+	if err := json.Unmarshal(decodeSegment(t, strings.Split(tok, ".")[0]), &hdr); err != nil {
+		t.Fatal(err)
+	}
+	if hdr.Typ != backendtoken.TokenType {
+		t.Fatalf("typ %q", hdr.Typ)
+	}
+	return hdr.Kid
+}
+
+func TestMinter_ClaimsAndExpiryCap(t *testing.T) {
+	c := &clock{t: time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)}
+	k := openKeys(t, t.TempDir(), c, backendtoken.EdDSA)
+	m := backendtoken.NewMinter(k, backendtoken.MintOptions{Issuer: "https://gw", Audience: "https://be", Algorithm: backendtoken.EdDSA,
+		TTL: time.Minute, Claims: backendtoken.ClaimGroups | backendtoken.ClaimScope | backendtoken.ClaimIdP, Bearer: true, Now: c.Now})
+	p := &identity.Principal{Credential: identity.CredentialJWT, Subject: `al"ice`, Issuer: "https://idp", Groups: []string{"a", "b"},
+		Roles: []string{"not-selected"}, Scopes: []string{"r", "w"}, Claims: map[string]any{"azp": "web"}, Expires: c.Now().Add(20 * time.Second)}
+	v, err := m.HeaderValue(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var claims map[string]any
+	tok := strings.TrimPrefix(v[0], "Bearer ")
+	json.Unmarshal(decodeSegment(t, strings.Split(tok, ".")[1]), &claims)
+	want := map[string]any{"iss": "https://gw", "aud": "https://be", "sub": `al"ice`, "client_id": "web", "idp": "https://idp", "scope": "r w"}
+	for k, w := range want {
+		if claims[k] != w {
+			t.Errorf("%s = %v, want %v", k, claims[k], w)
+		}
+	}
+	if claims["roles"] != nil || claims["consumer"] != nil {
+		t.Errorf("unselected claims: %v", claims)
+	}
+	if exp := int64(claims["exp"].(float64)); exp != p.Expires.Unix() {
+		t.Errorf("exp %d outlives the caller's credential (%d)", exp, p.Expires.Unix())
+	}
+}

@@ -1,0 +1,98 @@
+package server
+
+import (
+	"context"
+	"path/filepath"
+	"time"
+
+	"github.com/fsnotify/fsnotify"
+)
+
+// watchSecrets reloads the configuration, resolving its secrets afresh,
+// when a ${file:...} secret it uses changes, and every
+// secrets.vault.refresh_interval when it uses Vault secrets. The set of
+// files follows the served snapshot. It returns when ctx is done.
+func (s *Server) watchSecrets(ctx context.Context) {
+	w, err := fsnotify.NewWatcher()
+	if err != nil {
+		s.logger.Warn("secret files are not watched", "error", err)
+		return
+	}
+	defer w.Close()
+	files := map[string]bool{}
+	dirs := map[string]bool{}
+	var refresh time.Duration
+	follow := func() {
+		snap := s.gw.Snapshot()
+		if snap == nil {
+			return
+		}
+		files = map[string]bool{}
+		want := map[string]bool{}
+		for _, f := range snap.SecretFiles() {
+			files[f] = true
+			want[filepath.Dir(f)] = true
+		}
+		for d := range dirs {
+			if !want[d] {
+				_ = w.Remove(d)
+				delete(dirs, d)
+			}
+		}
+		for d := range want {
+			if dirs[d] {
+				continue
+			}
+			if err := w.Add(d); err != nil {
+				s.logger.Warn("a secret file's directory is not watched", "dir", d, "error", err)
+				continue
+			}
+			dirs[d] = true
+		}
+		refresh = snap.VaultRefresh()
+	}
+	follow()
+	debounce := time.NewTimer(time.Hour)
+	debounce.Stop()
+	defer debounce.Stop()
+	vault := time.NewTimer(time.Hour)
+	vault.Stop()
+	defer vault.Stop()
+	armVault := func() {
+		vault.Stop()
+		if refresh > 0 {
+			vault.Reset(refresh)
+		}
+	}
+	armVault()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.changed:
+			old := refresh
+			follow()
+			if refresh != old {
+				armVault()
+			}
+		case ev, ok := <-w.Events:
+			if !ok {
+				return
+			}
+			// ..data is the symlink Kubernetes swaps to update a mounted Secret.
+			if files[ev.Name] || (filepath.Base(ev.Name) == "..data" && dirs[filepath.Dir(ev.Name)]) {
+				debounce.Reset(watchDebounce)
+			}
+		case err, ok := <-w.Errors:
+			if !ok {
+				return
+			}
+			s.logger.Warn("watching secret files", "error", err)
+		case <-debounce.C:
+			_ = s.reload(ctx, "secret file changed", true)
+		case <-vault.C:
+			_ = s.reload(ctx, "vault refresh", true)
+			armVault()
+		}
+	}
+}
