@@ -26,6 +26,7 @@ type Gateway struct {
 
 // New returns a gateway with no snapshot; it answers 503 until Apply.
 func New(rt *Runtime) *Gateway {
+	rt.ensurePolicyState()
 	return &Gateway{rt: rt}
 }
 
@@ -64,6 +65,7 @@ func (g *Gateway) release(keep *Snapshot) {
 	if g.rt.Transports != nil {
 		g.rt.Transports.Retain(keep.transportKeys)
 	}
+	g.releasePolicies(keep)
 }
 
 // request is the per-request state, allocated once.

@@ -15,6 +15,8 @@ import (
 	"github.com/gatehouse-dev/gatehouse/internal/identity"
 	"github.com/gatehouse-dev/gatehouse/internal/observe"
 	"github.com/gatehouse-dev/gatehouse/internal/policy"
+	"github.com/gatehouse-dev/gatehouse/internal/quota"
+	"github.com/gatehouse-dev/gatehouse/internal/ratelimit"
 	"github.com/gatehouse-dev/gatehouse/internal/secret"
 	"github.com/gatehouse-dev/gatehouse/internal/upstream"
 )
@@ -30,6 +32,13 @@ type Runtime struct {
 	Transports *upstream.Transports
 	Secrets    secret.Resolver
 	Now        func() time.Time
+
+	// Traffic-policy state (docs/policies.md): rate-limit counters and
+	// quota counters, kept across reloads. New fills them when nil;
+	// DataDir, when set, overrides storage.data_dir.
+	RateLimits *ratelimit.Registry
+	Quotas     *quota.Registry
+	DataDir    string
 }
 
 // Snapshot is a compiled configuration. It is immutable: a reload builds a
@@ -52,6 +61,7 @@ type Snapshot struct {
 	settings      settings
 	// notFound collects metrics for requests that match no operation.
 	notFound *observe.RouteMetrics
+	policies policyState
 }
 
 type settings struct {

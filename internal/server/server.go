@@ -99,6 +99,7 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 	if diags != nil {
 		metrics.Reloads.WithLabelValues("failure").Inc()
 		rt.KeySets.Close()
+		_ = rt.Quotas.Close()
 		return nil, diags
 	}
 	metrics.Reloads.WithLabelValues("success").Inc()
@@ -362,6 +363,7 @@ func (s *Server) Serve(ctx context.Context) error {
 	rt := s.gw.Runtime()
 	rt.KeySets.Close()
 	rt.Transports.Close()
+	_ = rt.Quotas.Close() // writes the quota counters one last time
 	if forced.Load() {
 		s.logger.Warn("drain deadline passed; remaining connections were closed")
 	} else {
