@@ -135,8 +135,7 @@ func IsJSONMedia(mt string) bool {
 
 // violations flattens the errors of kin-openapi's validator.
 func violations(vs []Violation, err error) []Violation {
-	var me openapi3.MultiError
-	if errors.As(err, &me) {
+	if me, ok := err.(openapi3.MultiError); ok {
 		for _, e := range me {
 			vs = violations(vs, e)
 		}
