@@ -198,6 +198,11 @@ func schemaViolations(vs []Violation, err error, in, field string) []Violation {
 		f = field + jsonPointer(ptr)
 	}
 	msg := se.Reason
+	if rest, ok := strings.CutPrefix(msg, `error at "`); ok { // JSON Schema 2020-12 messages name the path twice
+		if i := strings.Index(rest, `": `); i >= 0 {
+			msg = rest[i+3:]
+		}
+	}
 	if msg == "" {
 		msg = "does not match the schema (" + se.SchemaField + ")"
 	}

@@ -12,9 +12,13 @@ import (
 // rarely wait for each other.
 const shardCount = 64
 
-// sweepEvery is the least time between two sweeps of one shard for idle
-// keys, so that a full shard is not swept on every request.
-const sweepEvery = 10 * time.Second
+// sweepEvery is the least time between two routine sweeps of one shard
+// for idle keys; sweepFullEvery between two sweeps of a full shard, so
+// that a flood of new keys does not sweep it on every request.
+const (
+	sweepEvery     = 10 * time.Second
+	sweepFullEvery = time.Second
+)
 
 // Memory is an in-memory GCRA limiter with bounded memory.
 //
@@ -22,8 +26,9 @@ const sweepEvery = 10 * time.Second
 // limiter), so a key costs the same few bytes whatever its length; two
 // keys that collide (about one chance in 10^7 with a million keys) share
 // a bucket. A key's state is dropped once its bucket is full again, at
-// the next sweep of its shard. At most maxKeys keys are kept: a new key
-// arriving when its shard is full, after a sweep, shares the shard's one
+// the next sweep of its shard (on a request to the shard, at most every
+// 10 s; every 1 s when the shard is full). At most maxKeys keys are kept:
+// a new key arriving when its shard is full, after a sweep, shares the shard's one
 // overflow bucket with the other keys in the same situation, so it is
 // limited together with them, never unlimited.
 type Memory struct {
@@ -72,7 +77,9 @@ func (m *Memory) allowHash(h uint64, now int64) Decision {
 	defer s.mu.Unlock()
 	tat, ok := s.tats[h]
 	if !ok && len(s.tats) >= m.perShard {
-		s.sweep(now)
+		if now-s.lastSweep >= int64(sweepFullEvery) {
+			s.sweep(now)
+		}
 		if len(s.tats) >= m.perShard {
 			m.overflow.Add(1)
 			d, next := decide(p, s.overflow, now)
@@ -131,3 +138,5 @@ func (m *Memory) Overflowed() int64 { return m.overflow.Load() }
 
 // MaxKeys returns the most keys the limiter keeps.
 func (m *Memory) MaxKeys() int { return m.perShard * shardCount }
+
+func hashBytes(m *Memory, b []byte) uint64 { return maphash.Bytes(m.seed, b) }
