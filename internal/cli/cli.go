@@ -67,6 +67,7 @@ Start with 'gatehouse dev' for a self-contained demo.`,
 		s.devCmd(),
 		s.keysCmd(),
 		s.versionCmd(),
+		s.importCmd(),
 	)
 	return root
 }

@@ -11,7 +11,7 @@ type Config struct {
 	Consumers         []Consumer         `yaml:"consumers" jsonschema_description:"Callers that authenticate with API keys."`
 	Backends          []Backend          `yaml:"backends" jsonschema_description:"Upstream services and their instances."`
 	APIs              []API              `yaml:"apis" jsonschema_description:"Routes from host and path to a backend, with their auth requirements."`
-	Storage           Storage            `yaml:"storage" jsonschema_description:"Where run-time state lives."`
+	Storage           Storage            `yaml:"storage" jsonschema_description:"Where run-time state (quota counters, registrations, keys, the audit log, signing keys) is kept."`
 	BackendIdentity   *BackendIdentity   `yaml:"backend_identity" jsonschema_description:"The gateway's own identity towards backends: issuer, signing keys, rotation. See docs/backend-identity.md."`
 	Secrets           Secrets            `yaml:"secrets" jsonschema_description:"Secret stores for ${vault:...} references. See docs/secrets.md."`
 }
@@ -194,6 +194,14 @@ type API struct {
 	PassCredential bool        `yaml:"pass_credential" jsonschema_description:"Forward the caller's Authorization or API key header. Default false: it is removed."`
 	Auth           *Auth       `yaml:"auth" jsonschema_description:"Auth requirement for every operation that does not set its own."`
 	Operations     []Operation `yaml:"operations" jsonschema_description:"Allowed operations. When empty, every method and path under the prefix is routed with the API's auth."`
+
+	// Traffic policies (docs/policies.md).
+	RateLimits []RateLimit `yaml:"rate_limits" jsonschema_description:"Rate limits shared by every operation of the API."`
+	Quotas     []Quota     `yaml:"quotas" jsonschema_description:"Calendar quotas shared by every operation of the API."`
+	OpenAPI    *OpenAPI    `yaml:"openapi" jsonschema_description:"The API's OpenAPI document, for request validation."`
+	CORS       *CORS       `yaml:"cors" jsonschema_description:"Cross-origin resource sharing; preflights are answered by the gateway."`
+	IPFilter   *IPFilter   `yaml:"ip_filter" jsonschema_description:"Client address allow and deny lists."`
+	Transforms *Transforms `yaml:"transforms" jsonschema_description:"Header and path changes for every operation."`
 }
 
 // Operation is one method and path template of an API.
@@ -203,6 +211,13 @@ type Operation struct {
 	Methods []string `yaml:"methods" jsonschema_description:"Several methods; use instead of method."`
 	Path    string   `yaml:"path" jsonschema:"required" jsonschema_description:"Path template relative to the API's path_prefix, e.g. /orders/{id}; a last segment {name...} matches the rest of the path."`
 	Auth    *Auth    `yaml:"auth" jsonschema_description:"Auth requirement; replaces the API's."`
+
+	// Traffic policies (docs/policies.md).
+	RateLimits []RateLimit `yaml:"rate_limits" jsonschema_description:"Rate limits of this operation alone, added to the API's (same name: replaces it)."`
+	Quotas     []Quota     `yaml:"quotas" jsonschema_description:"Quotas of this operation alone, added to the API's (same name: replaces it)."`
+	IPFilter   *IPFilter   `yaml:"ip_filter" jsonschema_description:"Address lists checked after the API's; both must pass."`
+	Transforms *Transforms `yaml:"transforms" jsonschema_description:"Header changes applied after the API's; a path change replaces the API's."`
+	Mock       *Mock       `yaml:"mock" jsonschema_description:"Answer with this response; the backend is never called."`
 }
 
 // Auth is an auth requirement. Either Anonymous is true, or Credentials lists

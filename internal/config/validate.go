@@ -77,6 +77,7 @@ func Validate(doc *Document) Diagnostics {
 	v.backends()
 	v.apis()
 	v.backendIdentity()
+	v.policies()
 	return v.r.Diagnostics()
 }
 

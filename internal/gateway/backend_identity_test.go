@@ -28,24 +28,6 @@ import (
 	"github.com/gatehouse-dev/gatehouse/internal/upstream"
 )
 
-// fakeClock is a clock the test moves.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
 // idHarness is a gateway with backend identity on an injected clock, in
 // front of a backend that verifies the gateway's tokens.
 type idHarness struct {

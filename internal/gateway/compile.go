@@ -45,6 +45,7 @@ type compiler struct {
 	backends map[string]*backend
 	// secrets resolves every secret reference of this compile.
 	secrets *compileSecrets
+	pol     *policyCompiler
 }
 
 type backend struct {
@@ -364,6 +365,7 @@ func (c *compiler) routes(keys *identity.KeyTable) *Router {
 			op.handler = c.chain(opp, api, op, terminal, keys)
 			ops = append(ops, op)
 		}
+		ops = c.corsPreflightOps(p, a, api, ops)
 		rt.add(api, a.Hosts, prefix, ops, all)
 	}
 	rt.finish()
@@ -386,7 +388,8 @@ func (c *compiler) chain(path string, api *API, op *Operation, terminal policy.H
 	if c.rt.Metrics != nil {
 		op.metrics = c.rt.Metrics.Route(api.Name, op.Name)
 	}
-	steps := []policy.Step{policy.LimitBody(api.MaxBody)}
+	pre, post, terminal := c.policySteps(path, api, op, terminal)
+	steps := append(pre, policy.LimitBody(api.MaxBody))
 	auth := op.Auth
 	if auth != nil && !auth.Anonymous {
 		var accept []identity.Credential
@@ -423,6 +426,7 @@ func (c *compiler) chain(path string, api *API, op *Operation, terminal policy.H
 			steps = append(steps, policy.Authorize(zo))
 		}
 	}
+	steps = append(steps, post...)
 	return policy.Chain(terminal, steps...)
 }
 

@@ -25,6 +25,7 @@ type Gateway struct {
 
 // New returns a gateway with no snapshot; it answers 503 until Apply.
 func New(rt *Runtime) *Gateway {
+	rt.ensurePolicyState()
 	return &Gateway{rt: rt}
 }
 
@@ -66,6 +67,7 @@ func (g *Gateway) release(keep *Snapshot) {
 	if g.rt.BackendIdentity != nil {
 		g.rt.BackendIdentity.retain(keep)
 	}
+	g.releasePolicies(keep)
 }
 
 // request is the per-request state, allocated once.

@@ -274,3 +274,21 @@ func bearer(tok string) map[string]string {
 func tlsConfig(l *testpki.Leaf) *tls.Config {
 	return &tls.Config{Certificates: []tls.Certificate{l.TLS}}
 }
+
+// fakeClock is a clock the test moves by hand.
+type fakeClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}

@@ -88,6 +88,9 @@ func (p *proxyHandler) rewrite(pr *httputil.ProxyRequest) {
 			out.URL.RawPath = x.EscapedPath
 		}
 	}
+	if up, ok := policy.UpstreamPathFrom(in.Context()); ok { // set by a transform
+		out.URL.Path, out.URL.RawPath = up.Path, up.RawPath
+	}
 	out.URL.RawQuery = in.URL.RawQuery
 
 	stripUntrusted(out.Header, p.settings.identityFold)

@@ -15,6 +15,8 @@ import (
 	"github.com/gatehouse-dev/gatehouse/internal/identity"
 	"github.com/gatehouse-dev/gatehouse/internal/observe"
 	"github.com/gatehouse-dev/gatehouse/internal/policy"
+	"github.com/gatehouse-dev/gatehouse/internal/quota"
+	"github.com/gatehouse-dev/gatehouse/internal/ratelimit"
 	"github.com/gatehouse-dev/gatehouse/internal/secret"
 	"github.com/gatehouse-dev/gatehouse/internal/upstream"
 )
@@ -33,6 +35,13 @@ type Runtime struct {
 	// BackendIdentity holds signing keys, token caches and client
 	// certificates; nil compiles offline (validate only).
 	BackendIdentity *BackendIdentity
+
+	// Traffic-policy state (docs/policies.md): rate-limit counters and
+	// quota counters, kept across reloads. New fills them when nil;
+	// DataDir, when set, overrides storage.data_dir.
+	RateLimits *ratelimit.Registry
+	Quotas     *quota.Registry
+	DataDir    string
 }
 
 // Snapshot is a compiled configuration. It is immutable: a reload builds a
@@ -58,7 +67,8 @@ type Snapshot struct {
 	// backendIdentity is what the snapshot uses of Runtime.BackendIdentity.
 	backendIdentity backendIdentityState
 	// secrets says which secret files to watch (compile_secrets.go).
-	secrets secretState
+	secrets  secretState
+	policies policyState
 }
 
 type settings struct {

@@ -103,6 +103,7 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 		metrics.Reloads.WithLabelValues("failure").Inc()
 		rt.KeySets.Close()
 		rt.BackendIdentity.Close()
+		_ = rt.Quotas.Close()
 		return nil, diags
 	}
 	metrics.Reloads.WithLabelValues("success").Inc()
@@ -380,6 +381,7 @@ func (s *Server) Serve(ctx context.Context) error {
 	rt.KeySets.Close()
 	rt.Transports.Close()
 	rt.BackendIdentity.Close()
+	_ = rt.Quotas.Close() // writes the quota counters one last time
 	if forced.Load() {
 		s.logger.Warn("drain deadline passed; remaining connections were closed")
 	} else {

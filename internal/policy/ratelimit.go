@@ -1,0 +1,138 @@
+package policy
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gatehouse-dev/gatehouse/internal/ratelimit"
+)
+
+// RateLimiter counts requests under a key; ratelimit.Memory implements it.
+type RateLimiter interface {
+	Allow(ctx context.Context, key []byte, now time.Time) (ratelimit.Decision, error)
+}
+
+// RateRule is one compiled rate limit of an operation.
+type RateRule struct {
+	Name    string
+	Limiter RateLimiter
+	Key     LimitKey
+	// Quota and Window (whole seconds) are what RateLimit-Policy
+	// advertises: the burst, and the time it takes to refill.
+	Quota  int64
+	Window int64
+}
+
+// RateLimitOptions configure the rate-limit step of one operation.
+type RateLimitOptions struct {
+	Rules   []RateRule
+	Now     func() time.Time
+	Observe func(outcome string)
+}
+
+// RateLimit returns the step that checks every rule of an operation, in
+// order; the first that refuses decides (429). A request refused by a
+// rule still counts against the rules before it. Allowed responses carry
+// the RateLimit-Policy and RateLimit fields of
+// draft-ietf-httpapi-ratelimit-headers-10, one item per rule.
+func RateLimit(o RateLimitOptions) Step {
+	policy := rateLimitPolicy(o.Rules)
+	now := o.Now
+	if now == nil {
+		now = time.Now
+	}
+	return func(next Handler) Handler {
+		return HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
+			x := ExchangeFrom(r.Context())
+			p := PrincipalFrom(r.Context())
+			t := now()
+			bp := keyBuffers.Get().(*[]byte)
+			defer keyBuffers.Put(bp)
+			var hb [96]byte
+			value := hb[:0]
+			for i := range o.Rules {
+				rule := &o.Rules[i]
+				key := rule.Key.Append((*bp)[:0], r, x, p)
+				*bp = key
+				d, err := rule.Limiter.Allow(r.Context(), key, t)
+				if err != nil {
+					observe(o.Observe, "error")
+					return Unavailable("rate_limit_unavailable", "The rate limiter is not available; try again shortly.", err)
+				}
+				if !d.Allowed {
+					observe(o.Observe, "denied")
+					return rateLimited(rule, d, policy)
+				}
+				if i > 0 {
+					value = append(value, ", "...)
+				}
+				value = appendRateItem(value, rule.Name, d.Remaining, ceilSeconds(d.Reset))
+			}
+			observe(o.Observe, "allowed")
+			h := w.Header()
+			h["Ratelimit-Policy"] = []string{policy}
+			h["Ratelimit"] = []string{string(value)}
+			return next.ServeHTTP(w, r)
+		})
+	}
+}
+
+var keyBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 256); return &b }}
+
+func observe(f func(string), outcome string) {
+	if f != nil {
+		f(outcome)
+	}
+}
+
+// rateLimitPolicy formats the RateLimit-Policy value of rules.
+func rateLimitPolicy(rules []RateRule) string {
+	var b strings.Builder
+	for i, r := range rules {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, "%q;q=%d;w=%d", r.Name, r.Quota, r.Window)
+	}
+	return b.String()
+}
+
+// appendRateItem appends one RateLimit item: "name";r=remaining;t=reset.
+func appendRateItem(b []byte, name string, remaining, reset int64) []byte {
+	b = append(b, '"')
+	b = append(b, name...)
+	b = append(b, `";r=`...)
+	b = strconv.AppendInt(b, remaining, 10)
+	b = append(b, ";t="...)
+	return strconv.AppendInt(b, reset, 10)
+}
+
+// ceilSeconds rounds d up to whole seconds.
+func ceilSeconds(d time.Duration) int64 {
+	if d <= 0 {
+		return 0
+	}
+	return int64((d + time.Second - 1) / time.Second)
+}
+
+func rateLimited(rule *RateRule, d ratelimit.Decision, policy string) *Error {
+	retry := max(ceilSeconds(d.RetryAfter), 1)
+	return &Error{
+		Status: http.StatusTooManyRequests,
+		Type:   "rate-limited",
+		Title:  "Too many requests",
+		Detail: fmt.Sprintf("The rate limit %q is exceeded; retry in %d s.", rule.Name, retry),
+		Reason: "rate_limited",
+		Header: http.Header{
+			"Retry-After":      {strconv.FormatInt(retry, 10)},
+			"Ratelimit-Policy": {policy},
+			"Ratelimit":        {string(appendRateItem(nil, rule.Name, 0, ceilSeconds(d.Reset)))},
+		},
+		Extensions: map[string]any{"limit": rule.Name},
+	}
+}

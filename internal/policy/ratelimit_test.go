@@ -1,0 +1,132 @@
+package policy
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/gatehouse-dev/gatehouse/internal/ratelimit"
+)
+
+func TestRateLimit_Decisions(t *testing.T) {
+	clock := t0
+	newStep := func() Step {
+		return RateLimit(RateLimitOptions{
+			Rules: []RateRule{
+				{Name: "burst", Limiter: ratelimit.NewMemory(ratelimit.NewParams(2, time.Second, 0), 100), Key: LimitKey{Parts: []KeyPart{{Kind: KeyConsumer}}}, Quota: 2, Window: 1},
+				{Name: "minute", Limiter: ratelimit.NewMemory(ratelimit.NewParams(3, time.Minute, 0), 100), Key: LimitKey{Parts: []KeyPart{{Kind: KeyConsumer}}}, Quota: 3, Window: 60},
+			},
+			Now: func() time.Time { return clock },
+		})
+	}
+	type req struct {
+		who     string
+		advance time.Duration
+		status  int
+		reason  string
+		header  string // RateLimit
+		retry   string
+	}
+	cases := []struct {
+		name string
+		reqs []req
+	}{
+		{"burst exhausted", []req{
+			{"a", 0, 200, "", `"burst";r=1;t=1, "minute";r=2;t=20`, ""},
+			{"a", 0, 200, "", `"burst";r=0;t=1, "minute";r=1;t=40`, ""},
+			{"a", 0, 429, "rate_limited", `"burst";r=0;t=1`, "1"},
+			{"b", 0, 200, "", `"burst";r=1;t=1, "minute";r=2;t=20`, ""},
+		}},
+		{"minute exhausted after the burst refills", []req{
+			{"a", 0, 200, "", "", ""},
+			{"a", 0, 200, "", "", ""},
+			{"a", time.Second, 200, "", `"burst";r=1;t=1, "minute";r=0;t=59`, ""},
+			{"a", time.Second, 429, "rate_limited", `"minute";r=0;t=58`, "18"},
+		}},
+		{"anonymous callers are limited by IP", []req{
+			{"", 0, 200, "", "", ""},
+			{"", 0, 200, "", "", ""},
+			{"", 0, 429, "rate_limited", "", ""},
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			step := newStep()
+			for i, q := range tc.reqs {
+				clock = clock.Add(q.advance)
+				r := request("GET", "/", "192.0.2.1", nil, nil)
+				if q.who != "" {
+					r = r.WithContext(WithPrincipal(r.Context(), consumer(q.who)))
+				}
+				w, err, passed := run(step, r)
+				status, h := w.Code, w.Header()
+				if err != nil {
+					status, h = err.Status, err.Header
+					if err.Reason != q.reason {
+						t.Errorf("request %d: reason %q, want %q", i, err.Reason, q.reason)
+					}
+				}
+				if status != q.status || passed != (q.status == 200) {
+					t.Fatalf("request %d: status %d (passed %v), want %d", i, status, passed, q.status)
+				}
+				if q.header != "" && h.Get("RateLimit") != q.header {
+					t.Errorf("request %d: RateLimit %q, want %q", i, h.Get("RateLimit"), q.header)
+				}
+				if q.retry != "" && h.Get("Retry-After") != q.retry {
+					t.Errorf("request %d: Retry-After %q, want %q", i, h.Get("Retry-After"), q.retry)
+				}
+				if h.Get("RateLimit-Policy") != `"burst";q=2;w=1, "minute";q=3;w=60` {
+					t.Errorf("request %d: RateLimit-Policy %q", i, h.Get("RateLimit-Policy"))
+				}
+			}
+		})
+	}
+}
+
+type failingLimiter struct{}
+
+func (failingLimiter) Allow(context.Context, []byte, time.Time) (ratelimit.Decision, error) {
+	return ratelimit.Decision{}, errors.New("store down")
+}
+
+// A limiter that fails refuses the request (fail closed), with 503.
+func TestRateLimit_StoreErrorFailsClosed(t *testing.T) {
+	step := RateLimit(RateLimitOptions{Rules: []RateRule{{Name: "x", Limiter: failingLimiter{}}}})
+	_, err, passed := run(step, request("GET", "/", "192.0.2.1", nil, nil))
+	if passed || err == nil || err.Status != http.StatusServiceUnavailable || err.Reason != "rate_limit_unavailable" {
+		t.Fatalf("passed %v, err %v", passed, err)
+	}
+}
+
+// BenchmarkRateLimitStep measures the allow path against a chain without
+// the step (the baseline), in the same run.
+func BenchmarkRateLimitStep(b *testing.B) {
+	lim := ratelimit.NewMemory(ratelimit.NewParams(1_000_000_000, time.Second, 1_000_000_000), 1000)
+	step := RateLimit(RateLimitOptions{Rules: []RateRule{{Name: "burst", Limiter: lim, Key: LimitKey{Parts: []KeyPart{{Kind: KeyConsumer}}}, Quota: 1, Window: 1}}, Now: func() time.Time { return t0 }})
+	r := request("GET", "/", "192.0.2.1", consumer("partner"), nil)
+	w := &discardWriter{h: http.Header{}}
+	for _, bc := range []struct {
+		name string
+		h    Handler
+	}{{"baseline", Chain(nopHandler{})}, {"rate_limit", Chain(nopHandler{}, step)}} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				clear(w.h)
+				_ = bc.h.ServeHTTP(w, r)
+			}
+		})
+	}
+}
+
+type nopHandler struct{}
+
+func (nopHandler) ServeHTTP(http.ResponseWriter, *http.Request) error { return nil }
+
+type discardWriter struct{ h http.Header }
+
+func (w *discardWriter) Header() http.Header         { return w.h }
+func (w *discardWriter) Write(b []byte) (int, error) { return len(b), nil }
+func (w *discardWriter) WriteHeader(int)             {}

@@ -1,0 +1,226 @@
+package policy
+
+import (
+	"errors"
+	"mime"
+	"net/http"
+	"strings"
+
+	"github.com/getkin/kin-openapi/openapi3"
+	"github.com/getkin/kin-openapi/openapi3filter"
+	"github.com/getkin/kin-openapi/routers"
+)
+
+// MaxViolations bounds the violations listed in one 400 response.
+const MaxViolations = 20
+
+// OpenAPIRoute is an operation of an OpenAPI document, matched at compile
+// time to a gateway operation for one method.
+type OpenAPIRoute struct {
+	Method string
+	Route  *routers.Route
+	// ParamNames are the document's names of the path parameters, in the
+	// order of the gateway operation's template.
+	ParamNames []string
+	// OtherMedia lists the non-JSON media types of the request body: a
+	// body of those types is not validated.
+	OtherMedia []string
+}
+
+// ValidateOptions configure request validation for one operation.
+type ValidateOptions struct {
+	Routes  []OpenAPIRoute
+	Observe func(outcome string)
+}
+
+// Violation is one way a request breaks the OpenAPI document.
+type Violation struct {
+	// In is where: path, query, header, cookie or body.
+	In string `json:"in"`
+	// Field is the parameter name, or a JSON pointer into the body.
+	Field   string `json:"field"`
+	Message string `json:"message"`
+}
+
+var (
+	validateOptions       = &openapi3filter.Options{MultiError: true, AuthenticationFunc: openapi3filter.NoopAuthenticationFunc, SkipSettingDefaults: true}
+	validateOptionsNoBody = &openapi3filter.Options{MultiError: true, AuthenticationFunc: openapi3filter.NoopAuthenticationFunc, SkipSettingDefaults: true, ExcludeRequestBody: true}
+)
+
+// ValidateRequest returns the step that checks the request's path, query
+// and header parameters and its JSON body against the operation of the
+// API's OpenAPI document. A request that breaks it gets 400 with an
+// errors member listing each violation, and is not forwarded. The body is
+// read into memory (bounded by the body limit, which runs earlier) and
+// forwarded from there.
+func ValidateRequest(o ValidateOptions) Step {
+	return func(next Handler) Handler {
+		return HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
+			route := o.route(r.Method)
+			if route == nil {
+				return next.ServeHTTP(w, r)
+			}
+			in := &openapi3filter.RequestValidationInput{Request: r, Route: route.Route, Options: validateOptions}
+			if len(route.ParamNames) > 0 {
+				in.PathParams = make(map[string]string, len(route.ParamNames))
+				if x := ExchangeFrom(r.Context()); x != nil {
+					for i, name := range route.ParamNames {
+						if i < len(x.Params.Values) {
+							in.PathParams[name] = x.Params.Values[i]
+						}
+					}
+				}
+			}
+			if route.skipBody(r.Header.Get("Content-Type")) {
+				in.Options = validateOptionsNoBody
+			}
+			err := openapi3filter.ValidateRequest(r.Context(), in)
+			if err == nil {
+				observe(o.Observe, "allowed")
+				return next.ServeHTTP(w, r)
+			}
+			var mbe *http.MaxBytesError
+			if errors.As(err, &mbe) {
+				e := TooLarge(mbe.Limit)
+				e.Cause = err
+				return e
+			}
+			observe(o.Observe, "denied")
+			vs := violations(nil, err)
+			if len(vs) > MaxViolations {
+				vs = vs[:MaxViolations]
+			}
+			return &Error{Status: http.StatusBadRequest, Type: "request-invalid", Title: "Request does not match the API description",
+				Detail: "The request breaks the API's OpenAPI description; see errors.", Reason: "request_invalid",
+				Extensions: map[string]any{"errors": vs}}
+		})
+	}
+}
+
+func (o *ValidateOptions) route(method string) *OpenAPIRoute {
+	for i := range o.Routes {
+		if o.Routes[i].Method == method {
+			return &o.Routes[i]
+		}
+	}
+	if method == http.MethodHead {
+		return o.route(http.MethodGet)
+	}
+	return nil
+}
+
+// skipBody reports whether a body of this content type is one the
+// document declares with a media type that is not JSON.
+func (r *OpenAPIRoute) skipBody(contentType string) bool {
+	if contentType == "" || len(r.OtherMedia) == 0 {
+		return false
+	}
+	mt, _, err := mime.ParseMediaType(contentType)
+	if err != nil || IsJSONMedia(mt) {
+		return false
+	}
+	for _, m := range r.OtherMedia {
+		if m == mt {
+			return true
+		}
+	}
+	return false
+}
+
+// IsJSONMedia reports whether a media type is JSON (application/json or
+// any +json type).
+func IsJSONMedia(mt string) bool {
+	return mt == "application/json" || strings.HasSuffix(mt, "+json")
+}
+
+// violations flattens the errors of kin-openapi's validator.
+func violations(vs []Violation, err error) []Violation {
+	if me, ok := err.(openapi3.MultiError); ok {
+		for _, e := range me {
+			vs = violations(vs, e)
+		}
+		return vs
+	}
+	var re *openapi3filter.RequestError
+	if !errors.As(err, &re) {
+		return append(vs, Violation{In: "request", Message: "The request does not match the API description."})
+	}
+	in, field := "body", ""
+	if p := re.Parameter; p != nil {
+		in, field = p.In, p.Name
+	}
+	before := len(vs)
+	if re.Err != nil {
+		vs = schemaViolations(vs, re.Err, in, field)
+	}
+	if len(vs) == before {
+		msg := re.Reason
+		if msg == "" && re.Err != nil {
+			msg = re.Err.Error()
+		}
+		if in == "body" && strings.HasPrefix(msg, "header Content-Type") {
+			in, field = "header", "Content-Type"
+		}
+		vs = append(vs, Violation{In: in, Field: field, Message: firstLine(msg)})
+	}
+	return vs
+}
+
+// schemaViolations appends one violation per leaf schema error in err.
+func schemaViolations(vs []Violation, err error, in, field string) []Violation {
+	var me openapi3.MultiError
+	if errors.As(err, &me) {
+		for _, e := range me {
+			vs = schemaViolations(vs, e, in, field)
+		}
+		return vs
+	}
+	var se *openapi3.SchemaError
+	if !errors.As(err, &se) {
+		return vs
+	}
+	if se.Origin != nil {
+		var sub openapi3.MultiError
+		if errors.As(se.Origin, &sub) {
+			n := len(vs)
+			for _, e := range sub {
+				vs = schemaViolations(vs, e, in, field)
+			}
+			if len(vs) > n {
+				return vs
+			}
+		}
+	}
+	f := field
+	if in == "body" {
+		f = jsonPointer(se.JSONPointer())
+	} else if ptr := se.JSONPointer(); len(ptr) > 0 {
+		f = field + jsonPointer(ptr)
+	}
+	msg := se.Reason
+	if rest, ok := strings.CutPrefix(msg, `error at "`); ok { // JSON Schema 2020-12 messages name the path twice
+		if i := strings.Index(rest, `": `); i >= 0 {
+			msg = rest[i+3:]
+		}
+	}
+	if msg == "" {
+		msg = "does not match the schema (" + se.SchemaField + ")"
+	}
+	return append(vs, Violation{In: in, Field: f, Message: firstLine(msg)})
+}
+
+func jsonPointer(tokens []string) string {
+	var b strings.Builder
+	for _, t := range tokens {
+		b.WriteByte('/')
+		b.WriteString(strings.NewReplacer("~", "~0", "/", "~1").Replace(t))
+	}
+	return b.String()
+}
+
+func firstLine(s string) string {
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		return s[:i]
+	}
+	return s
+}

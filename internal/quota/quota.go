@@ -1,0 +1,112 @@
+package quota
+
+import (
+	"context"
+	"sync"
+	"time"
+)
+
+// Params are the parameters of one quota.
+type Params struct {
+	Limit    int64
+	Period   Period
+	Location *time.Location
+	MaxKeys  int
+}
+
+// Decision is the outcome of one request against one quota.
+type Decision struct {
+	Allowed bool
+	// Remaining is how many more requests the period allows.
+	Remaining int64
+	// Renews is when the next period starts.
+	Renews time.Time
+}
+
+// overflowKey holds the shared counter of keys that arrive when the quota
+// already keeps MaxKeys keys. It cannot collide with a real key, which
+// never starts with a NUL byte.
+const overflowKey = "\x00overflow"
+
+// Counter counts the requests of one quota, per key and period.
+type Counter struct {
+	mu      sync.Mutex
+	params  Params
+	entries map[string]*entry
+	dirty   bool
+}
+
+type entry struct {
+	start int64 // unix seconds of the period's start
+	count int64
+}
+
+func newCounter(p Params) *Counter {
+	return &Counter{params: p, entries: map[string]*entry{}}
+}
+
+// Params returns the quota's parameters.
+func (c *Counter) Params() Params {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.params
+}
+
+func (c *Counter) setParams(p Params) {
+	c.mu.Lock()
+	c.params = p
+	c.mu.Unlock()
+}
+
+// Allow counts one request under key at now if the quota allows it. It
+// never fails; the error is for stores that can.
+func (c *Counter) Allow(_ context.Context, key string, now time.Time) (Decision, error) {
+	return c.allow(key, now), nil
+}
+
+func (c *Counter) allow(key string, now time.Time) Decision {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	p := &c.params
+	start, end := p.Period.Bounds(now, p.Location)
+	s := start.Unix()
+	e := c.entries[key]
+	if e == nil {
+		if len(c.entries) >= p.MaxKeys {
+			c.dropExpired(s)
+		}
+		if len(c.entries) >= p.MaxKeys {
+			key = overflowKey
+			e = c.entries[key]
+		}
+		if e == nil {
+			e = &entry{start: s}
+			c.entries[key] = e
+		}
+	}
+	if e.start != s {
+		e.start, e.count = s, 0
+	}
+	if e.count >= p.Limit {
+		return Decision{Allowed: false, Remaining: 0, Renews: end}
+	}
+	e.count++
+	c.dirty = true
+	return Decision{Allowed: true, Remaining: p.Limit - e.count, Renews: end}
+}
+
+// dropExpired removes the counters of periods before the current one.
+func (c *Counter) dropExpired(current int64) {
+	for k, e := range c.entries {
+		if e.start < current {
+			delete(c.entries, k)
+		}
+	}
+}
+
+// Len returns the number of keys held.
+func (c *Counter) Len() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.entries)
+}

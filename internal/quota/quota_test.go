@@ -1,0 +1,150 @@
+package quota
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestPeriodBounds(t *testing.T) {
+	paris, _ := time.LoadLocation("Europe/Paris")
+	kolkata, _ := time.LoadLocation("Asia/Kolkata")
+	at := func(s string, loc *time.Location) time.Time {
+		v, err := time.ParseInLocation("2006-01-02 15:04:05", s, loc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	cases := []struct {
+		name       string
+		p          Period
+		t          time.Time
+		loc        *time.Location
+		start, end string
+	}{
+		{"hour", Hour, at("2026-03-10 12:34:56", time.UTC), time.UTC, "2026-03-10T12:00:00Z", "2026-03-10T13:00:00Z"},
+		{"half-hour zone", Hour, at("2026-03-10 12:34:56", time.UTC), kolkata, "2026-03-10T18:00:00+05:30", "2026-03-10T19:00:00+05:30"},
+		{"day in a zone", Day, at("2026-03-10 23:30:00", time.UTC), paris, "2026-03-11T00:00:00+01:00", "2026-03-12T00:00:00+01:00"},
+		{"day of 23 hours (DST starts)", Day, at("2026-03-29 12:00:00", paris), paris, "2026-03-29T00:00:00+01:00", "2026-03-30T00:00:00+02:00"},
+		{"week starts on Monday", Week, at("2026-03-15 10:00:00", time.UTC), time.UTC, "2026-03-09T00:00:00Z", "2026-03-16T00:00:00Z"},
+		{"week on a Monday", Week, at("2026-03-16 00:00:00", time.UTC), time.UTC, "2026-03-16T00:00:00Z", "2026-03-23T00:00:00Z"},
+		{"month", Month, at("2026-12-31 23:59:59", time.UTC), time.UTC, "2026-12-01T00:00:00Z", "2027-01-01T00:00:00Z"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			s, e := tc.p.Bounds(tc.t, tc.loc)
+			if s.Format(time.RFC3339) != tc.start || e.Format(time.RFC3339) != tc.end {
+				t.Fatalf("[%s, %s), want [%s, %s)", s.Format(time.RFC3339), e.Format(time.RFC3339), tc.start, tc.end)
+			}
+		})
+	}
+}
+
+func TestCounter_LimitAndRenewal(t *testing.T) {
+	c := newCounter(Params{Limit: 2, Period: Day, Location: time.UTC, MaxKeys: 10})
+	t0 := time.Date(2026, 3, 10, 12, 0, 0, 0, time.UTC)
+	for i, want := range []bool{true, true, false} {
+		if d := c.allow("a", t0); d.Allowed != want {
+			t.Fatalf("request %d: allowed %v", i, d.Allowed)
+		}
+	}
+	if d := c.allow("b", t0); !d.Allowed || d.Remaining != 1 {
+		t.Fatalf("another key: %+v", d)
+	}
+	d := c.allow("a", t0.Add(12*time.Hour))
+	if !d.Allowed || d.Remaining != 1 || !d.Renews.Equal(time.Date(2026, 3, 12, 0, 0, 0, 0, time.UTC)) {
+		t.Fatalf("next day: %+v", d)
+	}
+}
+
+// Threat: many distinct keys must not grow the quota without bound, nor
+// escape counting.
+func TestCounter_MaxKeysOverflowIsCounted(t *testing.T) {
+	c := newCounter(Params{Limit: 1, Period: Day, Location: time.UTC, MaxKeys: 2})
+	t0 := time.Date(2026, 3, 10, 12, 0, 0, 0, time.UTC)
+	c.allow("a", t0)
+	c.allow("b", t0)
+	if d := c.allow("c", t0); !d.Allowed {
+		t.Fatal("the first overflow key was refused")
+	}
+	if d := c.allow("d", t0); d.Allowed {
+		t.Fatal("overflow keys are not counted together")
+	}
+	if c.Len() != 3 {
+		t.Fatalf("%d entries", c.Len())
+	}
+	// The next day, old entries make room.
+	if d := c.allow("e", t0.Add(24*time.Hour)); !d.Allowed || c.entries["e"] == nil {
+		t.Fatal("expired entries were not dropped")
+	}
+}
+
+func TestRegistry_CountsSurviveARestart(t *testing.T) {
+	dir := t.TempDir()
+	now := time.Date(2026, 3, 10, 12, 0, 0, 0, time.UTC)
+	clock := func() time.Time { return now }
+	id := ID{API: "orders", Name: "daily", Key: "consumer"}
+	p := Params{Limit: 3, Period: Day, Location: time.UTC, MaxKeys: 100}
+
+	r1 := NewRegistry(slog.New(slog.DiscardHandler), clock)
+	if _, err := r1.Open(dir); err != nil {
+		t.Fatal(err)
+	}
+	c1 := r1.Get(id, p)
+	c1.Allow(context.Background(), "partner", now)
+	c1.Allow(context.Background(), "partner", now)
+	if err := r1.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	r2 := NewRegistry(slog.New(slog.DiscardHandler), clock)
+	if _, err := r2.Open(dir); err != nil {
+		t.Fatal(err)
+	}
+	defer r2.Close()
+	c2 := r2.Get(id, p)
+	if d, _ := c2.Allow(context.Background(), "partner", now); !d.Allowed || d.Remaining != 0 {
+		t.Fatalf("after restart: %+v, want the third and last request", d)
+	}
+	if d, _ := c2.Allow(context.Background(), "partner", now); d.Allowed {
+		t.Fatal("the quota was reset by the restart")
+	}
+	// Nothing but the file is left in the directory (the temp file was renamed).
+	entries, _ := os.ReadDir(dir)
+	if len(entries) != 1 || entries[0].Name() != FileName {
+		t.Fatalf("directory holds %v", entries)
+	}
+}
+
+func TestFileStore_CorruptFileIsAnError(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, FileName), []byte("{not json"), 0o600)
+	r := NewRegistry(slog.New(slog.DiscardHandler), nil)
+	if _, err := r.Open(dir); err == nil || !strings.Contains(err.Error(), FileName) {
+		t.Fatalf("err %v", err)
+	}
+}
+
+// Unclaimed records (a quota briefly absent from the configuration) are
+// saved again, not erased.
+func TestRegistry_KeepsUnclaimedRecords(t *testing.T) {
+	dir := t.TempDir()
+	now := time.Date(2026, 3, 10, 12, 0, 0, 0, time.UTC)
+	clock := func() time.Time { return now }
+	fs, _ := NewFileStore(dir)
+	fs.Save([]Record{{API: "gone", Name: "q", KeySpec: "subject", Key: "k", Start: now.Add(-time.Hour).Unix(), Count: 5}})
+	r := NewRegistry(slog.New(slog.DiscardHandler), clock)
+	r.Open(dir)
+	c := r.Get(ID{API: "orders", Name: "daily", Key: "subject"}, Params{Limit: 3, Period: Day, Location: time.UTC, MaxKeys: 10})
+	c.Allow(context.Background(), "x", now)
+	r.Close()
+	recs, _ := fs.Load()
+	if len(recs) != 2 {
+		t.Fatalf("records %+v", recs)
+	}
+}

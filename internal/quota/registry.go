@@ -1,0 +1,235 @@
+package quota
+
+import (
+	"log/slog"
+	"sort"
+	"sync"
+	"time"
+)
+
+// ID names a quota's state so that a reload or a restart finds it again.
+type ID struct {
+	API, Operation, Name, Key string
+}
+
+// DefaultFlushInterval is how often changed counters are written to the
+// store. A crash loses at most this much counting; a clean stop loses none.
+const DefaultFlushInterval = 10 * time.Second
+
+// maxPeriod is longer than the longest period (a month, or a day of 25
+// hours): unclaimed records older than this are of no use.
+const maxPeriod = 32 * 24 * time.Hour
+
+// Registry holds the counters of every configured quota and persists them.
+type Registry struct {
+	logger   *slog.Logger
+	now      func() time.Time
+	interval time.Duration
+
+	mu       sync.Mutex
+	counters map[ID]*Counter
+	store    Store
+	dir      string
+	pending  map[ID][]Record // loaded, not yet claimed by a quota
+	stop     chan struct{}
+	done     chan struct{}
+	closed   bool
+}
+
+// NewRegistry returns a registry with no store: counters are kept in
+// memory until Open gives it one. now is the clock (nil: time.Now).
+func NewRegistry(logger *slog.Logger, now func() time.Time) *Registry {
+	if now == nil {
+		now = time.Now
+	}
+	return &Registry{logger: logger, now: now, interval: DefaultFlushInterval, counters: map[ID]*Counter{}}
+}
+
+// Open loads the counters of the file store in dir and starts writing them
+// back every flush interval. Only the first call opens a store; a later
+// call with another directory reports false (the change needs a restart).
+func (r *Registry) Open(dir string) (ok bool, err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.store != nil {
+		return r.dir == dir, nil
+	}
+	fs, err := NewFileStore(dir)
+	if err != nil {
+		return false, err
+	}
+	return true, r.openLocked(fs, dir)
+}
+
+// OpenStore is Open with any store (tests, the embedded database).
+func (r *Registry) OpenStore(s Store) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.openLocked(s, "")
+}
+
+func (r *Registry) openLocked(s Store, dir string) error {
+	records, err := s.Load()
+	if err != nil {
+		return err
+	}
+	r.store, r.dir = s, dir
+	r.pending = map[ID][]Record{}
+	for _, rec := range records {
+		id := ID{rec.API, rec.Operation, rec.Name, rec.KeySpec}
+		if c := r.counters[id]; c != nil {
+			c.restore([]Record{rec})
+			continue
+		}
+		r.pending[id] = append(r.pending[id], rec)
+	}
+	r.stop, r.done = make(chan struct{}), make(chan struct{})
+	go r.flushLoop(r.stop, r.done)
+	return nil
+}
+
+func (r *Registry) flushLoop(stop, done chan struct{}) {
+	defer close(done)
+	t := time.NewTicker(r.interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+			if err := r.Flush(); err != nil {
+				r.logger.Error("saving quota counters", "error", err)
+			}
+		}
+	}
+}
+
+// Get returns the counter of id, creating it (with any counts loaded from
+// the store) or updating its parameters.
+func (r *Registry) Get(id ID, p Params) *Counter {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if c, ok := r.counters[id]; ok {
+		c.setParams(p)
+		return c
+	}
+	c := newCounter(p)
+	if recs, ok := r.pending[id]; ok {
+		c.restore(recs)
+		delete(r.pending, id)
+	}
+	r.counters[id] = c
+	return c
+}
+
+func (c *Counter) restore(recs []Record) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, rec := range recs {
+		if len(c.entries) >= c.params.MaxKeys && c.entries[rec.Key] == nil {
+			continue
+		}
+		c.entries[rec.Key] = &entry{start: rec.Start, count: rec.Count}
+	}
+}
+
+// Retain drops the counters whose ID is not in keep. Counters loaded from
+// the store that no quota claimed are kept (and saved again) until they
+// are older than any period, so that a configuration that briefly lacks a
+// quota does not erase its counts.
+func (r *Registry) Retain(keep map[ID]bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for id := range r.counters {
+		if !keep[id] {
+			delete(r.counters, id)
+		}
+	}
+}
+
+// Flush writes every counter of a current period to the store, if any
+// changed since the last flush.
+func (r *Registry) Flush() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.flushLocked(r.now())
+}
+
+func (r *Registry) flushLocked(now time.Time) error {
+	if r.store == nil {
+		return nil
+	}
+	dirty := false
+	for _, c := range r.counters {
+		c.mu.Lock()
+		dirty = dirty || c.dirty
+		c.mu.Unlock()
+	}
+	if !dirty {
+		return nil
+	}
+	var recs []Record
+	for id, c := range r.counters {
+		recs = c.appendRecords(recs, id, now)
+	}
+	oldest := now.Add(-maxPeriod).Unix()
+	for _, pend := range r.pending {
+		for _, rec := range pend {
+			if rec.Start >= oldest {
+				recs = append(recs, rec)
+			}
+		}
+	}
+	sort.Slice(recs, func(i, j int) bool {
+		a, b := recs[i], recs[j]
+		if a.API != b.API || a.Operation != b.Operation || a.Name != b.Name || a.KeySpec != b.KeySpec {
+			return a.API+"\x00"+a.Operation+"\x00"+a.Name+"\x00"+a.KeySpec < b.API+"\x00"+b.Operation+"\x00"+b.Name+"\x00"+b.KeySpec
+		}
+		return a.Key < b.Key
+	})
+	if err := r.store.Save(recs); err != nil {
+		return err
+	}
+	for _, c := range r.counters {
+		c.mu.Lock()
+		c.dirty = false
+		c.mu.Unlock()
+	}
+	return nil
+}
+
+// appendRecords appends the counters of current periods (older ones are
+// dropped: they renew anyway).
+func (c *Counter) appendRecords(recs []Record, id ID, now time.Time) []Record {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	start, _ := c.params.Period.Bounds(now, c.params.Location)
+	s := start.Unix()
+	for k, e := range c.entries {
+		if e.start < s || e.count == 0 {
+			continue
+		}
+		recs = append(recs, Record{API: id.API, Operation: id.Operation, Name: id.Name, KeySpec: id.Key, Key: k, Start: e.start, Count: e.count})
+	}
+	return recs
+}
+
+// Close stops the periodic flush and writes the counters one last time.
+func (r *Registry) Close() error {
+	r.mu.Lock()
+	if r.closed || r.stop == nil {
+		r.closed = true
+		r.mu.Unlock()
+		return nil
+	}
+	r.closed = true
+	stop, done := r.stop, r.done
+	r.mu.Unlock()
+	close(stop)
+	<-done
+	if err := r.Flush(); err != nil {
+		r.logger.Error("saving quota counters", "error", err)
+		return err
+	}
+	return nil
+}

@@ -1,0 +1,57 @@
+package ratelimit
+
+import "sync"
+
+// ID names a limiter's state so that a reload finds it again: the API, the
+// operation ("" for a limit shared by every operation of the API), the
+// limit's name and its key specification.
+type ID struct {
+	API, Operation, Name, Key string
+}
+
+// Registry holds the limiters of every configured limit. It outlives
+// configuration snapshots, so a reload keeps the counters.
+type Registry struct {
+	mu       sync.Mutex
+	limiters map[ID]*Memory
+}
+
+// NewRegistry returns an empty registry.
+func NewRegistry() *Registry {
+	return &Registry{limiters: map[ID]*Memory{}}
+}
+
+// Get returns the limiter of id, creating it or updating its parameters.
+// A changed maxKeys takes effect only for a new limiter (after the limit
+// is renamed or removed and added again).
+func (r *Registry) Get(id ID, p Params, maxKeys int) *Memory {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if m, ok := r.limiters[id]; ok {
+		if m.Params() != p {
+			m.SetParams(p)
+		}
+		return m
+	}
+	m := NewMemory(p, maxKeys)
+	r.limiters[id] = m
+	return m
+}
+
+// Retain drops the limiters whose ID is not in keep.
+func (r *Registry) Retain(keep map[ID]bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for id := range r.limiters {
+		if !keep[id] {
+			delete(r.limiters, id)
+		}
+	}
+}
+
+// Len returns the number of limiters held.
+func (r *Registry) Len() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.limiters)
+}
