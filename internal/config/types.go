@@ -50,8 +50,8 @@ type ListenerTLS struct {
 
 // Admin configures the admin listener.
 type Admin struct {
-	Address string `yaml:"address" jsonschema_description:"host:port of the admin listener. Default 127.0.0.1:9901; keep it on loopback or a private network."`
-	AdminAccess   `yaml:",inline"`
+	Address     string `yaml:"address" jsonschema_description:"host:port of the admin listener. Default 127.0.0.1:9901; keep it on loopback or a private network."`
+	AdminAccess `yaml:",inline"`
 }
 
 // ServerTimeouts bound how long a client may take.
@@ -153,11 +153,11 @@ type APIKey struct {
 
 // Backend is an upstream service.
 type Backend struct {
-	Name                    string          `yaml:"name" jsonschema:"required"`
-	Instances               []Instance      `yaml:"instances" jsonschema_description:"Static instances."`
-	TLS                     *BackendTLS     `yaml:"tls" jsonschema_description:"TLS settings for https instances."`
-	Timeouts                BackendTimeouts `yaml:"timeouts"`
-	MaxIdleConnsPerInstance int             `yaml:"max_idle_conns_per_instance" jsonschema_description:"Idle keep-alive connections kept per instance. Default 256."`
+	Name                    string           `yaml:"name" jsonschema:"required"`
+	Instances               []Instance       `yaml:"instances" jsonschema_description:"Static instances."`
+	TLS                     *BackendTLS      `yaml:"tls" jsonschema_description:"TLS settings for https instances."`
+	Timeouts                BackendTimeouts  `yaml:"timeouts"`
+	MaxIdleConnsPerInstance int              `yaml:"max_idle_conns_per_instance" jsonschema_description:"Idle keep-alive connections kept per instance. Default 256."`
 	Registry                *BackendRegistry `yaml:"registry" jsonschema_description:"Also take instances registered at run time through the admin API."`
 }
 
