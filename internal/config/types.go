@@ -11,8 +11,9 @@ type Config struct {
 	Consumers         []Consumer         `yaml:"consumers" jsonschema_description:"Callers that authenticate with API keys."`
 	Backends          []Backend          `yaml:"backends" jsonschema_description:"Upstream services and their instances."`
 	APIs              []API              `yaml:"apis" jsonschema_description:"Routes from host and path to a backend, with their auth requirements."`
-	Storage           Storage            `yaml:"storage" jsonschema_description:"Where run-time state (registrations, consumers, audit log) is kept."`
-	Registry          Registry           `yaml:"registry" jsonschema_description:"Service registration through the admin API: which addresses may be registered, TTLs."`
+
+	Storage  Storage  `yaml:"storage" jsonschema_description:"Where run-time state (registrations, consumers, audit log) is kept."`
+	Registry Registry `yaml:"registry" jsonschema_description:"Service registration through the admin API: which addresses may be registered, TTLs."`
 }
 
 // Server holds the settings of the gateway process itself.
@@ -50,7 +51,8 @@ type ListenerTLS struct {
 
 // Admin configures the admin listener.
 type Admin struct {
-	Address     string `yaml:"address" jsonschema_description:"host:port of the admin listener. Default 127.0.0.1:9901; keep it on loopback or a private network."`
+	Address string `yaml:"address" jsonschema_description:"host:port of the admin listener. Default 127.0.0.1:9901; keep it on loopback or a private network."`
+
 	AdminAccess `yaml:",inline"`
 }
 
@@ -153,12 +155,13 @@ type APIKey struct {
 
 // Backend is an upstream service.
 type Backend struct {
-	Name                    string           `yaml:"name" jsonschema:"required"`
-	Instances               []Instance       `yaml:"instances" jsonschema_description:"Static instances."`
-	TLS                     *BackendTLS      `yaml:"tls" jsonschema_description:"TLS settings for https instances."`
-	Timeouts                BackendTimeouts  `yaml:"timeouts"`
-	MaxIdleConnsPerInstance int              `yaml:"max_idle_conns_per_instance" jsonschema_description:"Idle keep-alive connections kept per instance. Default 256."`
-	Registry                *BackendRegistry `yaml:"registry" jsonschema_description:"Also take instances registered at run time through the admin API."`
+	Name                    string          `yaml:"name" jsonschema:"required"`
+	Instances               []Instance      `yaml:"instances" jsonschema_description:"Static instances."`
+	TLS                     *BackendTLS     `yaml:"tls" jsonschema_description:"TLS settings for https instances."`
+	Timeouts                BackendTimeouts `yaml:"timeouts"`
+	MaxIdleConnsPerInstance int             `yaml:"max_idle_conns_per_instance" jsonschema_description:"Idle keep-alive connections kept per instance. Default 256."`
+
+	Registry *BackendRegistry `yaml:"registry" jsonschema_description:"Also take instances registered at run time through the admin API."`
 }
 
 // Instance is one static backend instance.
