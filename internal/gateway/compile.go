@@ -290,6 +290,7 @@ func (c *compiler) compileBackends() {
 			}
 		}
 		be := &backend{pool: upstream.NewPool(b.Name, instances)}
+		c.registryBackend(&c.cfg.Backends[i], be)
 		if c.rt.Transports != nil {
 			tr, key := c.rt.Transports.Get(b.Name, opts)
 			be.transport = tr

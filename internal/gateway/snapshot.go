@@ -30,6 +30,9 @@ type Runtime struct {
 	Transports *upstream.Transports
 	Secrets    secret.Resolver
 	Now        func() time.Time
+
+	// Instances feeds registry-backed backends (nil: static instances only).
+	Instances InstanceSource
 }
 
 // Snapshot is a compiled configuration. It is immutable: a reload builds a
@@ -52,6 +55,8 @@ type Snapshot struct {
 	settings      settings
 	// notFound collects metrics for requests that match no operation.
 	notFound *observe.RouteMetrics
+
+	members []*memberBinding // registry-backed pools (compile_registry.go)
 }
 
 type settings struct {
