@@ -74,6 +74,7 @@ func (c *compiler) compile() *Snapshot {
 	keys := c.apiKeys()
 	c.compileBackends()
 	s.router = c.routes(keys)
+	c.adminAccess()
 	if c.rt.Metrics != nil {
 		s.notFound = c.rt.Metrics.Route("", "")
 	}
@@ -395,7 +396,7 @@ func (c *compiler) chain(path string, api *API, op *Operation, terminal policy.H
 		ao := policy.AuthnOptions{
 			Accept:           accept,
 			Providers:        auth.Issuers,
-			Keys:             keys,
+			Keys:             c.keyLookup(keys),
 			APIKeyHeader:     c.snap.settings.apiKeyHeader,
 			APIKeyHeaderName: or(c.cfg.APIKeys.Header, config.DefaultAPIKeyHeader),
 			Realm:            "gatehouse",

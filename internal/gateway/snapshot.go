@@ -33,6 +33,8 @@ type Runtime struct {
 
 	// Instances feeds registry-backed backends (nil: static instances only).
 	Instances InstanceSource
+	// ConsumerKeys finds consumers kept in the store (nil: config only).
+	ConsumerKeys HashLookup
 }
 
 // Snapshot is a compiled configuration. It is immutable: a reload builds a
@@ -57,6 +59,7 @@ type Snapshot struct {
 	notFound *observe.RouteMetrics
 
 	members []*memberBinding // registry-backed pools (compile_registry.go)
+	admin   *AdminAccess     // compile_admin.go
 }
 
 type settings struct {
