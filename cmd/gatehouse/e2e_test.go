@@ -139,7 +139,9 @@ func (l *lockedBuffer) String() string {
 
 func serve(t *testing.T, cfg string) *gateway {
 	t.Helper()
-	file := filepath.Join(t.TempDir(), "gatehouse.yaml")
+	dir := t.TempDir()
+	file := filepath.Join(dir, "gatehouse.yaml")
+	cfg += fmt.Sprintf("\nstorage: {data_dir: %q}\n", filepath.Join(dir, "data"))
 	if err := os.WriteFile(file, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
