@@ -224,3 +224,40 @@ func TestE2E_AuditVerifyNamesTheAlteredRecord(t *testing.T) {
 		t.Fatalf("altered log: exit %d, want 1 naming record %d\n%s", code, int(seq), out)
 	}
 }
+
+// keys create|list|rotate|revoke through the admin API, with the
+// credential from the environment.
+func TestE2E_KeysCommands(t *testing.T) {
+	adminKey := mustGenerate(t)
+	g := serve(t, storeConfig(adminKey, mustGenerate(t)))
+	keys := func(args ...string) (string, int) {
+		t.Helper()
+		cmd := exec.Command(build(t), append([]string{"keys"}, append(args, "--admin-url", g.admin)...)...)
+		cmd.Env = append(os.Environ(), "GATEHOUSE_ADMIN_TOKEN="+adminKey)
+		out, err := cmd.CombinedOutput()
+		code := 0
+		if ee, ok := err.(*exec.ExitError); ok {
+			code = ee.ExitCode()
+		}
+		return string(out), code
+	}
+	out, code := keys("create", "acme", "--scopes", "orders:read", "--secondary")
+	if code != 0 || !strings.Contains(out, "primary:  ghk_") || !strings.Contains(out, "secondary: ghk_") {
+		t.Fatalf("create: %d\n%s", code, out)
+	}
+	if out, code := keys("list"); code != 0 || strings.Count(out, "acme") != 2 || strings.Contains(out, "ghk_") {
+		t.Fatalf("list: %d\n%s", code, out)
+	}
+	if out, code := keys("rotate", "acme", "--slot", "primary"); code != 0 || !strings.Contains(out, "primary:  ghk_") {
+		t.Fatalf("rotate: %d\n%s", code, out)
+	}
+	if out, code := keys("revoke", "acme", "--slot", "secondary"); code != 0 {
+		t.Fatalf("revoke: %d\n%s", code, out)
+	}
+	if out, code := keys("list"); code != 0 || strings.Count(out, "acme") != 1 {
+		t.Fatalf("list after revoke: %d\n%s", code, out)
+	}
+	if out, code := keys("create", "acme"); code == 0 || !strings.Contains(out, "409") {
+		t.Fatalf("second create: %d\n%s", code, out)
+	}
+}
