@@ -96,7 +96,7 @@ func TestCLI_SchemaVersionHelpKeys(t *testing.T) {
 	if out, code := run(t, "", "version"); code != 0 || !strings.HasPrefix(out, "gatehouse ") {
 		t.Fatalf("version: %d %s", code, out)
 	}
-	for _, sub := range []string{"serve", "validate", "schema", "dev", "version", "keys"} {
+	for _, sub := range []string{"serve", "validate", "schema", "dev", "version", "keys", "register", "audit"} {
 		if out, code := run(t, "", sub, "--help"); code != 0 || !strings.Contains(out, "Usage:") {
 			t.Errorf("%s --help: exit %d\n%s", sub, code, out)
 		}
@@ -139,7 +139,9 @@ func (l *lockedBuffer) String() string {
 
 func serve(t *testing.T, cfg string) *gateway {
 	t.Helper()
-	file := filepath.Join(t.TempDir(), "gatehouse.yaml")
+	dir := t.TempDir()
+	file := filepath.Join(dir, "gatehouse.yaml")
+	cfg += fmt.Sprintf("\nstorage: {data_dir: %q}\n", filepath.Join(dir, "data"))
 	if err := os.WriteFile(file, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}

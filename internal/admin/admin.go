@@ -1,5 +1,7 @@
 // Package admin serves the admin listener: Prometheus metrics, liveness
-// and readiness. It is never reachable from the public listeners.
+// and readiness, and the authenticated admin API under /v1 (service
+// registration, consumers and keys, the audit log, configuration). It is
+// never reachable from the public listeners.
 package admin
 
 import (
@@ -16,6 +18,8 @@ type Options struct {
 	Metrics *prometheus.Registry
 	// Ready reports whether the gateway should receive traffic, and why not.
 	Ready func() (bool, string)
+	// API serves /v1/ (see NewAPI); nil leaves /v1 unserved.
+	API http.Handler
 }
 
 // New returns the admin handler.
@@ -38,6 +42,9 @@ func New(o Options) http.Handler {
 		}
 		writeJSON(w, code, map[string]any{"ready": ok, "status": why})
 	})
+	if o.API != nil {
+		mux.Handle("/v1/", o.API)
+	}
 	return mux
 }
 

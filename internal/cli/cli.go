@@ -68,6 +68,8 @@ Start with 'gatehouse dev' for a self-contained demo.`,
 		s.keysCmd(),
 		s.versionCmd(),
 		s.importCmd(),
+		s.registerCmd(),
+		s.auditCmd(),
 	)
 	return root
 }

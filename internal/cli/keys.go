@@ -13,8 +13,9 @@ import (
 func (s *streams) keysCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "keys",
-		Short: "Make API keys and their hashes",
+		Short: "Make API keys and their hashes; manage consumers kept in the gateway's store",
 	}
+	s.addKeysAdmin(cmd)
 	cmd.AddCommand(&cobra.Command{
 		Use:   "generate",
 		Short: "Print a new random API key and the hash to put in the configuration",

@@ -29,6 +29,10 @@ new configuration is swapped in atomically, an invalid one is refused and the
 running one keeps serving. SIGTERM or SIGINT stops accepting connections and
 drains in-flight requests up to server.timeouts.shutdown, then exits 0.
 
+Run-time state (registered instances, consumers and keys made through the
+admin API, the audit log) is kept in storage.data_dir (default
+./gatehouse-data); an unusable directory stops the start with a clear error.
+
 The access log goes to stdout, one JSON line per request; everything else to
 stderr.`,
 		Args: cobra.NoArgs,
@@ -53,6 +57,7 @@ stderr.`,
 				return exitError{1}
 			}
 			if err := srv.Listen(ctx); err != nil {
+				srv.Close()
 				return err
 			}
 			hup := make(chan os.Signal, 1)

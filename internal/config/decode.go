@@ -337,7 +337,7 @@ func (d *decoder) structValue(n *yaml.Node, v reflect.Value, path string) {
 			return
 		}
 		present[key] = true
-		d.value(vn, v.Field(f.index), Field(path, key))
+		d.value(vn, v.FieldByIndex(f.index), Field(path, key))
 	})
 	d.checkRequired(n, v.Type(), path, present)
 }
@@ -352,7 +352,7 @@ func (d *decoder) checkRequired(n *yaml.Node, t reflect.Type, path string, prese
 
 type fieldInfo struct {
 	name     string
-	index    int
+	index    []int // through embedded ",inline" structs
 	required bool
 }
 
@@ -371,11 +371,21 @@ func structInfoFor(t reflect.Type) *structInfo {
 	si := &structInfo{byName: map[string]fieldInfo{}}
 	for i := range t.NumField() {
 		sf := t.Field(i)
-		name, _, _ := strings.Cut(sf.Tag.Get("yaml"), ",")
+		name, opts, _ := strings.Cut(sf.Tag.Get("yaml"), ",")
+		if sf.Anonymous && name == "" && opts == "inline" && sf.Type.Kind() == reflect.Struct {
+			// An embedded struct's keys belong to the enclosing mapping.
+			for _, f := range structInfoFor(sf.Type).fields {
+				f.index = append([]int{i}, f.index...)
+				si.fields = append(si.fields, f)
+				si.byName[f.name] = f
+				si.names = append(si.names, f.name)
+			}
+			continue
+		}
 		if name == "" || name == "-" || !sf.IsExported() {
 			continue
 		}
-		f := fieldInfo{name: name, index: i, required: slices.Contains(strings.Split(sf.Tag.Get("jsonschema"), ","), "required")}
+		f := fieldInfo{name: name, index: []int{i}, required: slices.Contains(strings.Split(sf.Tag.Get("jsonschema"), ","), "required")}
 		si.fields = append(si.fields, f)
 		si.byName[name] = f
 		si.names = append(si.names, name)

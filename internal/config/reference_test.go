@@ -49,7 +49,7 @@ func reference() string {
 	var b strings.Builder
 	t := reflect.TypeFor[Config]()
 	for _, f := range structInfoFor(t).fields {
-		sf := t.Field(f.index)
+		sf := t.FieldByIndex(f.index)
 		fmt.Fprintf(&b, "### `%s`\n\n%s\n\n| key | type | description |\n| --- | --- | --- |\n", f.name, sf.Tag.Get("jsonschema_description"))
 		writeRows(&b, sf.Type, f.name, map[reflect.Type]bool{})
 		b.WriteString("\n")
@@ -77,7 +77,7 @@ func writeRows(b *strings.Builder, t reflect.Type, path string, seen map[reflect
 	seen[t] = true
 	defer delete(seen, t)
 	for _, f := range structInfoFor(t).fields {
-		sf := t.Field(f.index)
+		sf := t.FieldByIndex(f.index)
 		p := path + "." + f.name
 		desc := sf.Tag.Get("jsonschema_description")
 		if f.required {

@@ -14,6 +14,8 @@ type Config struct {
 	Storage           Storage            `yaml:"storage" jsonschema_description:"Where run-time state (quota counters, registrations, keys, the audit log, signing keys) is kept."`
 	BackendIdentity   *BackendIdentity   `yaml:"backend_identity" jsonschema_description:"The gateway's own identity towards backends: issuer, signing keys, rotation. See docs/backend-identity.md."`
 	Secrets           Secrets            `yaml:"secrets" jsonschema_description:"Secret stores for ${vault:...} references. See docs/secrets.md."`
+
+	Registry Registry `yaml:"registry" jsonschema_description:"Service registration through the admin API: which addresses may be registered, TTLs."`
 }
 
 // Server holds the settings of the gateway process itself.
@@ -52,6 +54,8 @@ type ListenerTLS struct {
 // Admin configures the admin listener.
 type Admin struct {
 	Address string `yaml:"address" jsonschema_description:"host:port of the admin listener. Default 127.0.0.1:9901; keep it on loopback or a private network."`
+
+	AdminAccess `yaml:",inline"`
 }
 
 // ServerTimeouts bound how long a client may take.
@@ -161,6 +165,7 @@ type Backend struct {
 
 	// Identity is set by backend identity (docs/backend-identity.md).
 	Identity *BackendIdentityConfig `yaml:"identity" jsonschema_description:"Credentials the gateway presents to this backend. See docs/backend-identity.md."`
+	Registry *BackendRegistry `yaml:"registry" jsonschema_description:"Also take instances registered at run time through the admin API."`
 }
 
 // Instance is one static backend instance.

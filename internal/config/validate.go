@@ -78,6 +78,7 @@ func Validate(doc *Document) Diagnostics {
 	v.apis()
 	v.backendIdentity()
 	v.policies()
+	v.storeAdminRegistry()
 	return v.r.Diagnostics()
 }
 
@@ -356,8 +357,8 @@ func (v *validator) backends() {
 	for i, b := range v.c.Backends {
 		p := Index("backends", i)
 		v.name(Field(p, "name"), "backend", b.Name, v.backendNames)
-		if len(b.Instances) == 0 {
-			v.r.Errorf(Field(p, "instances"), "needs at least one instance")
+		if len(b.Instances) == 0 && b.Registry == nil {
+			v.r.Errorf(Field(p, "instances"), "needs at least one instance (or registry, to take registered ones)")
 		}
 		for j, in := range b.Instances {
 			ip := Field(Index(Field(p, "instances"), j), "url")

@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"sort"
 	"strings"
 	"sync/atomic"
@@ -63,6 +64,8 @@ type Env struct {
 
 	config  atomic.Value // []byte, for /dev/config
 	closers []func()
+
+	demoHost, demoPort string // a demo backend, for the registration example
 }
 
 // Close stops the issuer and the demo backends (not the gateway server,
@@ -117,6 +120,7 @@ func Start(ctx context.Context, o Options) (*Env, error) {
 			return nil, fmt.Errorf("demo backend: %w", err)
 		}
 		backends = append(backends, "http://"+ln.Addr().String())
+		env.demoHost, env.demoPort, _ = net.SplitHostPort(ln.Addr().String())
 		env.serve(ln, echoBackend(name))
 	}
 
@@ -153,16 +157,25 @@ func Start(ctx context.Context, o Options) (*Env, error) {
 	load := func() (*config.Document, config.Diagnostics) {
 		return config.Parse("(gatehouse dev)", env.Config)
 	}
+	// A throw-away store: registrations and keys made in the demo go
+	// when it stops.
+	dataDir, err := os.MkdirTemp("", "gatehouse-dev-*")
+	if err != nil {
+		return nil, err
+	}
+	env.closers = append(env.closers, func() { os.RemoveAll(dataDir) })
 	srv, err := server.New(ctx, server.Options{
 		Load:           load,
 		Logger:         o.Logger,
 		AccessLogger:   o.AccessLogger,
 		StartupTimeout: 5 * time.Second,
+		DataDir:        dataDir,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("embedded demo configuration: %w", err)
 	}
 	if err := srv.Listen(ctx); err != nil {
+		srv.Close()
 		return nil, err
 	}
 	env.Server = srv
@@ -276,7 +289,7 @@ func (e *Env) welcome(w io.Writer) {
 
   gateway   %s
   issuer    %s   (OIDC discovery: /.well-known/openid-configuration)
-  admin     %s/metrics  /readyz
+  admin     %s/metrics  /readyz  /v1/openapi.json
 
   Try it (copy and paste):
 
@@ -299,8 +312,17 @@ func (e *Env) welcome(w io.Writer) {
   # 200 with no credentials: an explicitly anonymous route
   curl -s %s/public/status
 
+  # service registration: register a demo backend into "demo-registered",
+  # then call it through /registered (dev admin API: no credentials on loopback)
+  curl -s -X POST -H 'Content-Type: application/json' -d '{"address":"%s","port":%s,"ttl":"5m"}' %s/v1/services/demo-registered/instances
+  curl -s %s/registered/hello
+
+  # a consumer with an API key kept in the store (shown once)
+  curl -s -X POST -H 'Content-Type: application/json' -d '{"name":"acme","scopes":["orders:read"]}' %s/v1/consumers
+
   Other demo clients: writer/writer-secret (orders:write), admin/admin-secret (group admins).
   The configuration being served:  curl -s %s/dev/config  (or see internal/devmode/dev.yaml.tmpl)
 
-`, gw, e.IssuerURL, e.AdminURL, e.IssuerURL, gw, e.IssuerURL, e.APIKey, gw, gw, gw, gw, e.IssuerURL)
+`, gw, e.IssuerURL, e.AdminURL, e.IssuerURL, gw, e.IssuerURL, e.APIKey, gw, gw, gw, gw,
+		e.demoHost, e.demoPort, e.AdminURL, gw, e.AdminURL, e.IssuerURL)
 }

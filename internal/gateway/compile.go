@@ -81,6 +81,7 @@ func (c *compiler) compile() *Snapshot {
 	c.compileBackends()
 	c.compileBackendIdentity()
 	s.router = c.routes(keys)
+	c.adminAccess()
 	if c.rt.Metrics != nil {
 		s.notFound = c.rt.Metrics.Route("", "")
 	}
@@ -298,6 +299,7 @@ func (c *compiler) compileBackends() {
 		}
 		c.clientCertificate(p, &c.cfg.Backends[i], &opts)
 		be := &backend{pool: upstream.NewPool(b.Name, instances)}
+		c.registryBackend(&c.cfg.Backends[i], be)
 		if c.rt.Transports != nil {
 			tr, key := c.rt.Transports.Get(b.Name, opts)
 			be.transport = tr
@@ -404,7 +406,7 @@ func (c *compiler) chain(path string, api *API, op *Operation, terminal policy.H
 		ao := policy.AuthnOptions{
 			Accept:           accept,
 			Providers:        auth.Issuers,
-			Keys:             keys,
+			Keys:             c.keyLookup(keys),
 			APIKeyHeader:     c.snap.settings.apiKeyHeader,
 			APIKeyHeaderName: or(c.cfg.APIKeys.Header, config.DefaultAPIKeyHeader),
 			Realm:            "gatehouse",

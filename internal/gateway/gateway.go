@@ -43,9 +43,10 @@ func (g *Gateway) Load(ctx context.Context, doc *config.Document) (*Snapshot, co
 		g.release(g.snap.Load())
 		return nil, diags
 	}
+	s.bindMembers(g.rt.Instances)
 	old := g.snap.Swap(s)
+	old.unbindMembers()
 	g.release(s)
-	_ = old
 	return s, nil
 }
 

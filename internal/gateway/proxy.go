@@ -14,6 +14,7 @@ import (
 
 	"github.com/gatehouse-dev/gatehouse/internal/identity"
 	"github.com/gatehouse-dev/gatehouse/internal/policy"
+	"github.com/gatehouse-dev/gatehouse/internal/upstream"
 )
 
 // proxyHandler is the last step of every operation of an API: it forwards
@@ -75,6 +76,14 @@ func (p *proxyHandler) rewrite(pr *httputil.ProxyRequest) {
 	in, out := pr.In, pr.Out
 	x := policy.ExchangeFrom(in.Context())
 	inst := p.backend.pool.Pick()
+	if inst == nil {
+		// The pool emptied since ServeHTTP looked (registered instances
+		// left): send nowhere, and let errorHandler answer 503.
+		inst = noInstance
+		if x != nil && x.Record != nil {
+			x.Record.Denial = "no_instance"
+		}
+	}
 	if x != nil && x.Record != nil {
 		x.Record.Upstream = inst.Host
 	}
@@ -173,6 +182,10 @@ func (p *proxyHandler) errorHandler(w http.ResponseWriter, r *http.Request, err 
 	var e *policy.Error
 	var mbe *http.MaxBytesError
 	var ne net.Error
+	if x := policy.ExchangeFrom(r.Context()); x != nil && x.Record != nil && x.Record.Denial == "no_instance" {
+		renderError(w, r, policy.Unavailable("no_instance", "The backend has no instance to serve the request.", err))
+		return
+	}
 	switch {
 	case errors.As(err, &mbe):
 		e = policy.TooLarge(mbe.Limit)
@@ -194,6 +207,10 @@ func (p *proxyHandler) errorHandler(w http.ResponseWriter, r *http.Request, err 
 	}
 	renderError(w, r, e)
 }
+
+// noInstance is where a request goes when its pool emptied after it was
+// admitted: nowhere (the transport refuses an empty host).
+var noInstance = &upstream.Instance{Scheme: "http"}
 
 // headerSafe removes characters that cannot appear in a header value.
 func headerSafe(s string) string {

@@ -42,6 +42,11 @@ type Runtime struct {
 	RateLimits *ratelimit.Registry
 	Quotas     *quota.Registry
 	DataDir    string
+
+	// Instances feeds registry-backed backends (nil: static instances only).
+	Instances InstanceSource
+	// ConsumerKeys finds consumers kept in the store (nil: config only).
+	ConsumerKeys HashLookup
 }
 
 // Snapshot is a compiled configuration. It is immutable: a reload builds a
@@ -69,6 +74,9 @@ type Snapshot struct {
 	// secrets says which secret files to watch (compile_secrets.go).
 	secrets  secretState
 	policies policyState
+
+	members []*memberBinding // registry-backed pools (compile_registry.go)
+	admin   *AdminAccess     // compile_admin.go
 }
 
 type settings struct {

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/gatehouse-dev/gatehouse/internal/admin"
+	"github.com/gatehouse-dev/gatehouse/internal/audit"
 	"github.com/gatehouse-dev/gatehouse/internal/config"
 	"github.com/gatehouse-dev/gatehouse/internal/gateway"
 	"github.com/gatehouse-dev/gatehouse/internal/identity"
@@ -39,6 +40,8 @@ type Options struct {
 	// StartupTimeout bounds the initial fetch of identity provider keys
 	// before serving (serving starts anyway; /readyz says when ready).
 	StartupTimeout time.Duration
+	// DataDir, when set, replaces storage.data_dir (tests, gatehouse dev).
+	DataDir string
 }
 
 // Server is a running gateway process.
@@ -58,6 +61,8 @@ type Server struct {
 	adminSrv  *http.Server
 	adminAddr net.Addr
 	started   *config.Server // the server section the listeners were started with
+
+	state *state // the store and what uses it (state.go)
 }
 
 type listener struct {
@@ -93,10 +98,15 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 	s := &Server{opts: opts, logger: opts.Logger, gw: gateway.New(rt), metrics: metrics, changed: make(chan struct{}, 1)}
 	doc, diags := opts.Load()
 	if diags == nil {
+		if err := s.openState(ctx, doc); err != nil {
+			rt.KeySets.Close()
+			return nil, err
+		}
 		var snap *gateway.Snapshot
 		snap, diags = s.gw.Load(ctx, doc)
 		if diags == nil {
 			s.loaded(snap)
+			s.recordLoad(ctx, "start", audit.ActorSystem, nil, snap, nil)
 		}
 	}
 	if diags != nil {
@@ -104,6 +114,7 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 		rt.KeySets.Close()
 		rt.BackendIdentity.Close()
 		_ = rt.Quotas.Close()
+		s.Close()
 		return nil, diags
 	}
 	metrics.Reloads.WithLabelValues("success").Inc()
@@ -131,11 +142,16 @@ func (s *Server) loaded(snap *gateway.Snapshot) {
 // returned, a metric counts it, and the running configuration keeps
 // serving. Secrets are resolved afresh even if the file is unchanged.
 func (s *Server) Reload(ctx context.Context, cause string) error {
-	return s.reload(ctx, cause, true)
+	return s.reload(ctx, cause, audit.ActorSystem, true)
 }
 
-// reload is Reload; unless force, an unchanged configuration is kept.
-func (s *Server) reload(ctx context.Context, cause string, force bool) error {
+// ReloadAs is Reload on behalf of actor, as the audit log records it.
+func (s *Server) ReloadAs(ctx context.Context, cause, actor string) error {
+	return s.reload(ctx, cause, actor, true)
+}
+
+// reload is ReloadAs; unless force, an unchanged configuration is kept.
+func (s *Server) reload(ctx context.Context, cause, actor string, force bool) error {
 	s.reloadMu.Lock()
 	defer s.reloadMu.Unlock()
 	old := s.gw.Snapshot()
@@ -158,10 +174,12 @@ func (s *Server) reload(ctx context.Context, cause string, force bool) error {
 			s.logger.Error("configuration refused", "cause", cause, "problem", d.String())
 		}
 		s.logger.Error("reload failed; the running configuration keeps serving", "cause", cause, "problems", len(diags), "version", versionOf(old))
+		s.recordLoad(ctx, cause, actor, old, nil, diags)
 		return diags
 	}
 	s.metrics.Reloads.WithLabelValues("success").Inc()
 	s.loaded(snap)
+	s.recordLoad(ctx, cause, actor, old, snap, nil)
 	s.logger.Info("configuration reloaded", "cause", cause, "version", snap.Version, "previous", versionOf(old))
 	s.mu.Lock()
 	started := s.started
@@ -239,12 +257,17 @@ func (s *Server) Listen(ctx context.Context) error {
 		Handler: admin.New(admin.Options{
 			Metrics: s.metrics.Registry,
 			Ready:   s.ready,
+			API:     s.adminAPI(),
 		}),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       60 * time.Second,
 		ErrorLog:          slog.NewLogLogger(s.logger.Handler(), slog.LevelWarn),
 	}
-	s.public = append(s.public, &listener{name: "admin", ln: ln, srv: s.adminSrv})
+	adminTLS := snap.Admin() != nil && snap.Admin().Certificate != nil
+	if adminTLS {
+		s.adminSrv.TLSConfig = s.adminTLSConfig()
+	}
+	s.public = append(s.public, &listener{name: "admin", ln: ln, srv: s.adminSrv, tls: adminTLS})
 	s.fetchKeys(ctx, snap)
 	return nil
 }
@@ -339,6 +362,8 @@ func (s *Server) Serve(ctx context.Context) error {
 	if len(listeners) == 0 {
 		return errors.New("server: Listen was not called")
 	}
+	s.startBackground(ctx)
+	defer s.Close()
 	errc := make(chan error, len(listeners))
 	for _, l := range listeners {
 		s.logger.Info("listening", "listener", l.name, "address", l.ln.Addr().String())

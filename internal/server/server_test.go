@@ -60,6 +60,7 @@ func start(t *testing.T, file string) *started {
 		Load:       func() (*config.Document, config.Diagnostics) { return config.Load(file) },
 		ConfigFile: file,
 		Logger:     logger,
+		DataDir:    t.TempDir(),
 	})
 	if err != nil {
 		cancel()

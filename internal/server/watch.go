@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"github.com/gatehouse-dev/gatehouse/internal/audit"
 	"path/filepath"
 	"sync"
 	"time"
@@ -63,7 +64,7 @@ func (s *Server) Watch(ctx context.Context) error {
 			}
 			s.logger.Warn("watching the configuration file", "error", err)
 		case <-timer.C:
-			_ = s.reload(ctx, "file changed", false)
+			_ = s.reload(ctx, "file changed", audit.ActorSystem, false)
 		}
 	}
 }

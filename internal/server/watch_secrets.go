@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"github.com/gatehouse-dev/gatehouse/internal/audit"
 	"path/filepath"
 	"time"
 
@@ -89,9 +90,9 @@ func (s *Server) watchSecrets(ctx context.Context) {
 			}
 			s.logger.Warn("watching secret files", "error", err)
 		case <-debounce.C:
-			_ = s.reload(ctx, "secret file changed", true)
+			_ = s.reload(ctx, "secret file changed", audit.ActorSystem, true)
 		case <-vault.C:
-			_ = s.reload(ctx, "vault refresh", true)
+			_ = s.reload(ctx, "vault refresh", audit.ActorSystem, true)
 			armVault()
 		}
 	}

@@ -40,6 +40,9 @@ type Pool struct {
 	Name      string
 	instances []*Instance
 	next      atomic.Uint64
+	// members, once SetDynamic is called, is the static instances plus
+	// those added at run time; see members.go.
+	members atomic.Pointer[[]*Instance]
 }
 
 // NewPool returns a pool over instances, chosen in round-robin order.
@@ -49,12 +52,13 @@ func NewPool(name string, instances []*Instance) *Pool {
 
 // Pick returns the next instance, or nil if the pool is empty.
 func (p *Pool) Pick() *Instance {
-	n := uint64(len(p.instances))
+	list := p.current()
+	n := uint64(len(list))
 	if n == 0 {
 		return nil
 	}
-	return p.instances[(p.next.Add(1)-1)%n]
+	return list[(p.next.Add(1)-1)%n]
 }
 
 // Instances returns the pool's instances; the slice must not be modified.
-func (p *Pool) Instances() []*Instance { return p.instances }
+func (p *Pool) Instances() []*Instance { return p.current() }

@@ -1,0 +1,142 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/gatehouse-dev/gatehouse/internal/audit"
+	"github.com/gatehouse-dev/gatehouse/internal/config"
+	"github.com/gatehouse-dev/gatehouse/internal/store/sqlite"
+)
+
+// storeFlags locate the store that audit commands read directly.
+type storeFlags struct {
+	dataDir string
+	config  string
+}
+
+func (f *storeFlags) add(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&f.dataDir, "data-dir", "", "the gateway's data directory (storage.data_dir)")
+	cmd.Flags().StringVarP(&f.config, "config", "c", "", "read storage.data_dir from this configuration file")
+}
+
+func (f *storeFlags) open(ctx context.Context) (*sqlite.Store, error) {
+	dir := f.dataDir
+	if dir == "" && f.config != "" {
+		doc, diags := config.Load(f.config)
+		if diags != nil {
+			return nil, diags
+		}
+		dir = doc.Config.Storage.EffectiveDataDir()
+	}
+	if dir == "" {
+		dir = config.DefaultDataDir
+	}
+	return sqlite.Open(ctx, dir, sqlite.Options{MustExist: true})
+}
+
+func (s *streams) auditCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "audit",
+		Short: "Check and read the audit log",
+		Long: `Check and read the gateway's audit log. These commands read the store file in
+the data directory directly (safe while the gateway runs), so they need
+read access to it, not admin API credentials.`,
+	}
+	var sf storeFlags
+	var head string
+	verify := &cobra.Command{
+		Use:   "verify",
+		Short: "Check the hash chain; name the first record altered or removed (exit 1)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var expect *audit.Head
+			if head != "" {
+				h, err := audit.ParseHead(head)
+				if err != nil {
+					return fmt.Errorf("--head: %v", err)
+				}
+				expect = &h
+			}
+			st, err := sf.open(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			res, err := audit.Verify(cmd.Context(), st, expect)
+			if err != nil {
+				return err
+			}
+			if res.Problem != nil {
+				fmt.Fprintf(s.out, "audit log NOT intact: %s (checked %d records)\n", res.Problem.Msg, res.Records)
+				return exitError{1}
+			}
+			fmt.Fprintf(s.out, "audit log intact: %d records; head %d:%s\n", res.Records, res.HeadSeq, res.HeadHash)
+			return nil
+		},
+	}
+	verify.Flags().StringVar(&head, "head", "", "SEQ:HASH printed by an earlier verify; also detects records cut from the end")
+	sf.add(verify)
+
+	var tf storeFlags
+	var follow bool
+	var n int
+	tail := &cobra.Command{
+		Use:   "tail [-f]",
+		Short: "Print the last audit records, and with -f follow new ones",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			st, err := tf.open(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer st.Close()
+			ctx := cmd.Context()
+			// Find the start: the last n records.
+			var last int64
+			for {
+				recs, err := st.ListAudit(ctx, last, 1000)
+				if err != nil {
+					return err
+				}
+				if len(recs) == 0 {
+					break
+				}
+				last = recs[len(recs)-1].Seq
+			}
+			after := max(last-int64(n), 0)
+			for {
+				recs, err := st.ListAudit(ctx, after, 1000)
+				if err != nil {
+					if errors.Is(err, context.Canceled) {
+						return nil
+					}
+					return err
+				}
+				for _, r := range recs {
+					fmt.Fprintln(s.out, audit.Format(r))
+					after = r.Seq
+				}
+				if !follow {
+					return nil
+				}
+				if len(recs) == 0 {
+					select {
+					case <-ctx.Done():
+						return nil
+					case <-time.After(500 * time.Millisecond):
+					}
+				}
+			}
+		},
+	}
+	tail.Flags().BoolVarP(&follow, "follow", "f", false, "keep printing new records until interrupted")
+	tail.Flags().IntVarP(&n, "lines", "n", 20, "how many of the last records to print first")
+	tf.add(tail)
+	cmd.AddCommand(verify, tail)
+	return cmd
+}

@@ -1,0 +1,132 @@
+package config
+
+import (
+	"net"
+	"strings"
+)
+
+// ValidName reports whether s is a valid name of a backend, consumer or
+// registered service: 1-64 letters, digits, '_', '.' or '-', starting
+// with a letter or digit.
+func ValidName(s string) bool { return nameRE.MatchString(s) }
+
+// storeAdminRegistry checks storage, server.admin's access keys, the
+// registry section and backends[].registry.
+func (v *validator) storeAdminRegistry() {
+	v.adminAccess()
+	v.registry()
+	for i, b := range v.c.Backends {
+		if b.Registry != nil && b.Registry.Service != "" && !ValidName(b.Registry.Service) {
+			v.r.Errorf(Field(Index("backends", i), "registry.service"), "service name %q must be %s", b.Registry.Service, registryServiceNameHelp)
+		}
+	}
+}
+
+func (v *validator) adminAccess() {
+	a := &v.c.Server.Admin
+	if a.InsecureLocal {
+		host, _, err := net.SplitHostPort(v.c.Server.AdminAddress())
+		if err == nil && !IsLoopbackHost(host) {
+			v.r.Errorf("server.admin.insecure_local", "insecure_local needs server.admin.address on a loopback address (127.0.0.1, ::1 or localhost), not %q: unauthenticated admin access must never be reachable from another machine", v.c.Server.AdminAddress())
+		}
+	}
+	if a.Auth == nil {
+		return
+	}
+	if j := a.Auth.JWT; j != nil {
+		if len(j.Issuers) == 0 {
+			if _, ok := v.r.doc.positions["server.admin.auth.jwt.issuers"]; ok {
+				v.r.Errorf("server.admin.auth.jwt.issuers", "needs at least one identity provider")
+			}
+		}
+		for i, name := range j.Issuers {
+			if name != "" && !v.providers[name] {
+				v.r.Errorf(Index("server.admin.auth.jwt.issuers", i), "unknown identity provider %q", name)
+			}
+		}
+		for i, b := range j.Roles {
+			p := Index("server.admin.auth.jwt.roles", i)
+			v.adminRole(p, b.Role, b.Services)
+			if b.When != nil && requireIsEmpty(b.When) {
+				v.r.Errorf(Field(p, "when"), "needs at least one condition (groups, roles, scopes or claims); a role is never granted to every token")
+			}
+		}
+	}
+	names := map[string]bool{}
+	hashes := map[string]bool{}
+	for i, k := range a.Auth.APIKeys {
+		p := Index("server.admin.auth.api_keys", i)
+		v.name(Field(p, "name"), "admin API key", k.Name, names)
+		v.adminRole(p, k.Role, k.Services)
+		switch {
+		case k.SHA256 != "" && !k.Value.IsZero():
+			v.r.Errorf(p, "set either sha256 or value, not both")
+		case k.SHA256 == "" && k.Value.IsZero():
+			v.r.Errorf(p, "set sha256 (the key's hash) or value (a secret reference to the key)")
+		case k.SHA256 != "":
+			if !hexRE.MatchString(k.SHA256) {
+				v.r.Errorf(Field(p, "sha256"), "must be 64 hexadecimal characters (the SHA-256 of the key)")
+			} else if h := strings.ToLower(k.SHA256); hashes[h] {
+				v.r.Errorf(Field(p, "sha256"), "the same key hash is used by another admin API key")
+			} else {
+				hashes[h] = true
+			}
+		}
+	}
+}
+
+func requireIsEmpty(r *Require) bool {
+	empty := func(m *Match) bool { return m == nil || len(m.AnyOf) == 0 && len(m.AllOf) == 0 }
+	if !empty(r.Groups) || !empty(r.Roles) || !empty(r.Scopes) {
+		return false
+	}
+	for _, m := range r.Claims {
+		if !empty(m) {
+			return false
+		}
+	}
+	return true
+}
+
+func (v *validator) adminRole(p, role string, services []string) {
+	switch role {
+	case "":
+		return // reported as missing
+	case AdminRoleAdmin, AdminRoleViewer:
+		if len(services) > 0 {
+			v.r.Errorf(Field(p, "services"), "services only apply to the registrar role")
+		}
+	case AdminRoleRegistrar:
+		if len(services) == 0 {
+			v.r.Errorf(Field(p, "role"), "the registrar role needs services: the services it may register into ('*' for every service)")
+		}
+		for j, s := range services {
+			if s != "*" && !ValidName(s) {
+				v.r.Errorf(Index(Field(p, "services"), j), "service name %q must be %s, or '*'", s, registryServiceNameHelp)
+			}
+		}
+	default:
+		v.r.Errorf(Field(p, "role"), "unknown role %q (known: %s)", role, strings.Join(AdminRoles, ", "))
+	}
+}
+
+func (v *validator) registry() {
+	r := &v.c.Registry
+	for i, c := range r.AllowedCIDRs {
+		if _, err := ParsePrefix(c); err != nil {
+			v.r.Errorf(Index("registry.allowed_cidrs", i), "%v", err)
+		}
+	}
+	if r.DefaultTTL.Set && r.DefaultTTL.Duration < MinRegistryTTL {
+		v.r.Errorf("registry.default_ttl", "must be at least %s", MinRegistryTTL)
+	}
+	if r.MaxTTL.Set && r.MaxTTL.Duration < MinRegistryTTL {
+		v.r.Errorf("registry.max_ttl", "must be at least %s", MinRegistryTTL)
+	}
+	if r.DefaultTTL.Or(DefaultRegistryTTL) > r.MaxTTL.Or(DefaultRegistryMaxTTL) {
+		v.r.Errorf("registry.default_ttl", "must not be longer than registry.max_ttl (%s)", r.MaxTTL.Or(DefaultRegistryMaxTTL))
+	}
+	if r.MaxInstances < 0 {
+		v.r.Errorf("registry.max_instances_per_service", "must not be negative")
+	}
+}

@@ -1,0 +1,421 @@
+// Package registry keeps the instances that backend services register at
+// run time: it validates registrations (addresses against an allow-list,
+// never link-local or metadata addresses), persists them in the store,
+// expires them when their TTL lapses without a heartbeat, and tells
+// watchers the current set of each service after every change. It knows
+// nothing of how the gateway routes: the gateway watches it.
+package registry
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"net"
+	"net/netip"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unicode/utf8"
+
+	"github.com/gatehouse-dev/gatehouse/internal/audit"
+	"github.com/gatehouse-dev/gatehouse/internal/config"
+	"github.com/gatehouse-dev/gatehouse/internal/store"
+)
+
+// DefaultSweepInterval is how often Run looks for expired instances: an
+// instance leaves its pool at most this long after its TTL lapses.
+const DefaultSweepInterval = 250 * time.Millisecond
+
+// Limits of a registration.
+const (
+	MaxWeight        = 1000
+	MaxMetadata      = 32
+	MaxMetadataKey   = 64
+	MaxMetadataValue = 512
+	MaxZone          = 64
+)
+
+// Options configure a Registry.
+type Options struct {
+	Store  store.Instances
+	Audit  *audit.Recorder
+	Logger *slog.Logger
+	Policy Policy
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+	// SweepInterval is how often Run expires instances (default 250ms).
+	SweepInterval time.Duration
+}
+
+// Registration is a request to register one instance.
+type Registration struct {
+	Service  string
+	Scheme   string // http (default) or https
+	Address  string // an IP address
+	Port     int
+	Weight   int // 1 to 1000; default 1
+	Zone     string
+	Metadata map[string]string
+	// TTL is how long the registration lives without a heartbeat; 0
+	// means the policy's default.
+	TTL time.Duration
+	// Actor is who registers it, for the audit log.
+	Actor string
+}
+
+// Set is the routable instances of one service at one moment, ordered by
+// ID. It is shared: do not modify it.
+type Set struct {
+	Service   string
+	Instances []store.Instance
+}
+
+// Registry is the set of registered instances. It is safe for concurrent
+// use.
+type Registry struct {
+	o      Options
+	policy atomic.Pointer[Policy]
+
+	mu       sync.Mutex
+	services map[string]map[string]store.Instance
+	watchers map[string]map[uint64]func(Set)
+	nextID   uint64
+}
+
+// New returns a registry holding the instances persisted in the store;
+// those whose TTL lapsed while the gateway was down are expired now.
+func New(ctx context.Context, o Options) (*Registry, error) {
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.SweepInterval <= 0 {
+		o.SweepInterval = DefaultSweepInterval
+	}
+	r := &Registry{o: o, services: map[string]map[string]store.Instance{}, watchers: map[string]map[uint64]func(Set){}}
+	r.policy.Store(&o.Policy)
+	all, err := o.Store.ListInstances(ctx, "")
+	if err != nil {
+		return nil, fmt.Errorf("registry: reading registered instances: %w", err)
+	}
+	for _, in := range all {
+		m := r.services[in.Service]
+		if m == nil {
+			m = map[string]store.Instance{}
+			r.services[in.Service] = m
+		}
+		m[in.ID] = in
+	}
+	r.Sweep(ctx)
+	return r, nil
+}
+
+// SetPolicy replaces the policy (on reload). Registered instances stay;
+// the new policy applies to later registrations.
+func (r *Registry) SetPolicy(p Policy) { r.policy.Store(&p) }
+
+// Error is a registration refused for a reason the caller can fix.
+type Error struct {
+	Kind Kind
+	Msg  string
+}
+
+// Kind classifies an Error.
+type Kind int
+
+// Error kinds.
+const (
+	Invalid    Kind = iota // malformed registration
+	NotAllowed             // the address is refused by policy
+	NotFound               // no such instance
+	Full                   // the service has too many instances
+)
+
+func (e *Error) Error() string { return e.Msg }
+
+func invalid(format string, args ...any) error {
+	return &Error{Kind: Invalid, Msg: fmt.Sprintf(format, args...)}
+}
+
+// InstanceID is the ID of the instance at addr:port.
+func InstanceID(addr netip.Addr, port int) string {
+	return net.JoinHostPort(addr.String(), strconv.Itoa(port))
+}
+
+// Check validates a registration against the current policy and returns
+// the instance it would create (without times).
+func (r *Registry) Check(reg Registration) (store.Instance, error) {
+	p := r.policy.Load()
+	if !config.ValidName(reg.Service) {
+		return store.Instance{}, invalid("service name %q must be 1-64 letters, digits, '_', '.' or '-', starting with a letter or digit", reg.Service)
+	}
+	if reg.Scheme == "" {
+		reg.Scheme = "http"
+	}
+	if reg.Scheme != "http" && reg.Scheme != "https" {
+		return store.Instance{}, invalid("scheme must be http or https, not %q", reg.Scheme)
+	}
+	addr, err := netip.ParseAddr(reg.Address)
+	if err != nil || addr.Zone() != "" {
+		return store.Instance{}, invalid("address %q must be an IP address without a zone; host names are not accepted (what they resolve to could change after the check)", reg.Address)
+	}
+	addr = addr.Unmap()
+	if err := p.CheckAddress(addr); err != nil {
+		return store.Instance{}, &Error{Kind: NotAllowed, Msg: "address refused: " + err.Error()}
+	}
+	if reg.Port < 1 || reg.Port > 65535 {
+		return store.Instance{}, invalid("port must be between 1 and 65535")
+	}
+	if reg.Weight == 0 {
+		reg.Weight = 1
+	}
+	if reg.Weight < 1 || reg.Weight > MaxWeight {
+		return store.Instance{}, invalid("weight must be between 1 and %d", MaxWeight)
+	}
+	if len(reg.Zone) > MaxZone || !printable(reg.Zone) {
+		return store.Instance{}, invalid("zone must be at most %d printable characters", MaxZone)
+	}
+	if len(reg.Metadata) > MaxMetadata {
+		return store.Instance{}, invalid("at most %d metadata entries", MaxMetadata)
+	}
+	for k, v := range reg.Metadata {
+		if !validMetadataKey(k) {
+			return store.Instance{}, invalid("metadata key %q must be 1-%d letters, digits, '_', '-', '.', ':' or '/'", k, MaxMetadataKey)
+		}
+		if len(v) > MaxMetadataValue || !printable(v) {
+			return store.Instance{}, invalid("metadata %q must be at most %d printable characters", k, MaxMetadataValue)
+		}
+	}
+	ttl := reg.TTL
+	if ttl == 0 {
+		ttl = p.DefaultTTL
+	}
+	if ttl < config.MinRegistryTTL || ttl > p.MaxTTL {
+		return store.Instance{}, invalid("ttl must be between %s and %s", config.MinRegistryTTL, p.MaxTTL)
+	}
+	return store.Instance{
+		Service: reg.Service, ID: InstanceID(addr, reg.Port), Scheme: reg.Scheme,
+		Address: addr.String(), Port: reg.Port, Weight: reg.Weight, Zone: reg.Zone,
+		Metadata: maps.Clone(reg.Metadata), TTL: ttl, Actor: reg.Actor,
+	}, nil
+}
+
+func printable(s string) bool {
+	if !utf8.ValidString(s) {
+		return false
+	}
+	for _, c := range s {
+		if c < 0x20 || c == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+func validMetadataKey(k string) bool {
+	if k == "" || len(k) > MaxMetadataKey {
+		return false
+	}
+	for i := 0; i < len(k); i++ {
+		c := k[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-' || c == '.' || c == ':' || c == '/') {
+			return false
+		}
+	}
+	return true
+}
+
+// Register adds an instance, or renews it when the same address and port
+// is registered again. The instance is in its service's set, and watchers
+// have been told, when Register returns.
+func (r *Registry) Register(ctx context.Context, reg Registration) (store.Instance, error) {
+	in, err := r.Check(reg)
+	if err != nil {
+		r.o.Audit.Record(ctx, audit.Entry{Actor: reg.Actor, Action: audit.ActionInstanceRegister,
+			Target: target(reg.Service, net.JoinHostPort(reg.Address, strconv.Itoa(reg.Port))), Outcome: store.OutcomeDenied, Detail: err.Error()})
+		return store.Instance{}, err
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	now := r.o.Now()
+	m := r.services[in.Service]
+	prev, exists := m[in.ID]
+	if !exists && len(m) >= r.policy.Load().MaxInstances {
+		return store.Instance{}, &Error{Kind: Full, Msg: fmt.Sprintf("service %q already has %d instances, the most registry.max_instances_per_service allows", in.Service, len(m))}
+	}
+	in.Registered, in.Heartbeat, in.Expires = now, now, now.Add(in.TTL)
+	if exists {
+		in.Registered = prev.Registered
+	}
+	if err := r.o.Store.PutInstance(ctx, in); err != nil {
+		return store.Instance{}, fmt.Errorf("registry: storing the instance: %w", err)
+	}
+	if m == nil {
+		m = map[string]store.Instance{}
+		r.services[in.Service] = m
+	}
+	m[in.ID] = in
+	r.notify(in.Service)
+	e := audit.Entry{Actor: in.Actor, Action: audit.ActionInstanceRegister, Target: target(in.Service, in.ID), After: view(in)}
+	if exists {
+		e.Before = view(prev)
+	}
+	r.o.Audit.Record(ctx, e)
+	return in, nil
+}
+
+// Heartbeat renews an instance for another TTL. An instance that expired
+// (or was never registered) is NotFound: register it again.
+func (r *Registry) Heartbeat(ctx context.Context, service, id string) (store.Instance, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	in, ok := r.services[service][id]
+	now := r.o.Now()
+	if !ok || !now.Before(in.Expires) {
+		return store.Instance{}, &Error{Kind: NotFound, Msg: fmt.Sprintf("service %q has no instance %q; register it again", service, id)}
+	}
+	in.Heartbeat, in.Expires = now, now.Add(in.TTL)
+	if err := r.o.Store.PutInstance(ctx, in); err != nil {
+		return store.Instance{}, fmt.Errorf("registry: storing the heartbeat: %w", err)
+	}
+	r.services[service][id] = in
+	return in, nil
+}
+
+// Deregister removes an instance. It drains: the instance leaves the set
+// at once, so it gets no new requests, while requests already sent to it
+// finish.
+func (r *Registry) Deregister(ctx context.Context, service, id, actor string) (store.Instance, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	in, ok := r.services[service][id]
+	if !ok {
+		return store.Instance{}, &Error{Kind: NotFound, Msg: fmt.Sprintf("service %q has no instance %q", service, id)}
+	}
+	if err := r.o.Store.DeleteInstance(ctx, service, id); err != nil && !errors.Is(err, store.ErrNotFound) {
+		return store.Instance{}, fmt.Errorf("registry: deleting the instance: %w", err)
+	}
+	r.remove(service, id)
+	r.o.Audit.Record(ctx, audit.Entry{Actor: actor, Action: audit.ActionInstanceDeregister, Target: target(service, id), Before: view(in)})
+	return in, nil
+}
+
+func (r *Registry) remove(service, id string) {
+	delete(r.services[service], id)
+	if len(r.services[service]) == 0 {
+		delete(r.services, service)
+	}
+	r.notify(service)
+}
+
+// Sweep expires every instance whose TTL has lapsed and says how many.
+func (r *Registry) Sweep(ctx context.Context) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	now := r.o.Now()
+	n := 0
+	for service, m := range r.services {
+		for id, in := range m {
+			if now.Before(in.Expires) {
+				continue
+			}
+			if err := r.o.Store.DeleteInstance(ctx, service, id); err != nil && !errors.Is(err, store.ErrNotFound) {
+				// Leave the pool anyway: an expired instance must not get
+				// traffic. The stored row is expired again at the next start.
+				r.o.Logger.Error("deleting an expired instance from the store", "service", service, "instance", id, "error", err)
+			}
+			r.remove(service, id)
+			r.o.Audit.Record(ctx, audit.Entry{Actor: audit.ActorSystem, Action: audit.ActionInstanceExpire, Target: target(service, id),
+				Before: view(in), Detail: fmt.Sprintf("no heartbeat for %s", in.TTL)})
+			n++
+		}
+	}
+	return n
+}
+
+// Run expires instances every SweepInterval until ctx is done.
+func (r *Registry) Run(ctx context.Context) {
+	t := time.NewTicker(r.o.SweepInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			r.Sweep(ctx)
+		}
+	}
+}
+
+// Current returns the set of service now.
+func (r *Registry) Current(service string) Set {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.set(service)
+}
+
+func (r *Registry) set(service string) Set {
+	m := r.services[service]
+	s := Set{Service: service, Instances: make([]store.Instance, 0, len(m))}
+	for _, id := range slices.Sorted(maps.Keys(m)) {
+		s.Instances = append(s.Instances, m[id])
+	}
+	return s
+}
+
+// Services returns the names of services with instances, sorted.
+func (r *Registry) Services() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Sorted(maps.Keys(r.services))
+}
+
+// Watch calls fn with the current set of service now, and again after
+// every change to it, until the returned stop is called. Calls are
+// serialized and made with the registry locked: fn must be quick and
+// must not call the registry.
+func (r *Registry) Watch(service string, fn func(Set)) (stop func()) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.nextID++
+	id := r.nextID
+	if r.watchers[service] == nil {
+		r.watchers[service] = map[uint64]func(Set){}
+	}
+	r.watchers[service][id] = fn
+	fn(r.set(service))
+	return func() {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		delete(r.watchers[service], id)
+		if len(r.watchers[service]) == 0 {
+			delete(r.watchers, service)
+		}
+	}
+}
+
+func (r *Registry) notify(service string) {
+	ws := r.watchers[service]
+	if len(ws) == 0 {
+		return
+	}
+	s := r.set(service)
+	for _, fn := range ws {
+		fn(s)
+	}
+}
+
+func target(service, id string) string {
+	return "services/" + service + "/instances/" + id
+}
+
+// view is an instance as the audit log shows it.
+func view(in store.Instance) map[string]any {
+	return map[string]any{
+		"scheme": in.Scheme, "address": in.Address, "port": in.Port, "weight": in.Weight,
+		"zone": in.Zone, "metadata": in.Metadata, "ttl": in.TTL.String(),
+	}
+}

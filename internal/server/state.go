@@ -1,0 +1,173 @@
+package server
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/gatehouse-dev/gatehouse/internal/admin"
+	"github.com/gatehouse-dev/gatehouse/internal/audit"
+	"github.com/gatehouse-dev/gatehouse/internal/config"
+	"github.com/gatehouse-dev/gatehouse/internal/gateway"
+	"github.com/gatehouse-dev/gatehouse/internal/keyring"
+	"github.com/gatehouse-dev/gatehouse/internal/registry"
+	"github.com/gatehouse-dev/gatehouse/internal/store"
+	"github.com/gatehouse-dev/gatehouse/internal/store/sqlite"
+)
+
+// state is what the server keeps in the store and the components over
+// it: the registry, the key ring and the audit recorder.
+type state struct {
+	store    store.Store
+	registry *registry.Registry
+	keys     *keyring.Ring
+	audit    *audit.Recorder
+	dataDir  string
+
+	stop     context.CancelFunc // stops the background loops
+	bg       sync.WaitGroup
+	closeOne sync.Once
+}
+
+// openState opens the store in the configured data directory and builds
+// the components that use it, and plugs them into the gateway runtime.
+func (s *Server) openState(ctx context.Context, doc *config.Document) error {
+	dir := s.opts.DataDir
+	if dir == "" {
+		dir = doc.Config.Storage.EffectiveDataDir()
+	}
+	st, err := sqlite.Open(ctx, dir, sqlite.Options{})
+	if err != nil {
+		return err
+	}
+	policy, err := registry.PolicyFromConfig(doc.Config.Registry)
+	if err != nil {
+		st.Close()
+		return err
+	}
+	rec := audit.NewRecorder(st, s.logger, nil)
+	reg, err := registry.New(ctx, registry.Options{Store: st, Audit: rec, Logger: s.logger, Policy: policy})
+	if err != nil {
+		st.Close()
+		return err
+	}
+	keys, err := keyring.New(ctx, st, s.logger, 0)
+	if err != nil {
+		st.Close()
+		return fmt.Errorf("reading consumers from the store: %w", err)
+	}
+	s.state = &state{store: st, registry: reg, keys: keys, audit: rec, dataDir: dir}
+	rt := s.gw.Runtime()
+	rt.Instances = registrySource{reg}
+	rt.ConsumerKeys = keys
+	return nil
+}
+
+// registrySource adapts the registry to gateway.InstanceSource.
+type registrySource struct{ r *registry.Registry }
+
+func (rs registrySource) WatchInstances(service string, update func([]string)) func() {
+	return rs.r.Watch(service, func(set registry.Set) {
+		urls := make([]string, len(set.Instances))
+		for i, in := range set.Instances {
+			urls[i] = in.Scheme + "://" + in.ID
+		}
+		update(urls)
+	})
+}
+
+// startBackground runs the registry's expiry and the key ring's refresh
+// until stopBackground.
+func (s *Server) startBackground(ctx context.Context) {
+	st := s.state
+	ctx, st.stop = context.WithCancel(context.WithoutCancel(ctx))
+	st.bg.Go(func() { st.registry.Run(ctx) })
+	st.bg.Go(func() { st.keys.Run(ctx) })
+}
+
+// Close stops the background work and closes the store. Serve calls it
+// after draining; call it yourself when Serve is never called. It is
+// safe to call more than once.
+func (s *Server) Close() error {
+	st := s.state
+	if st == nil {
+		return nil
+	}
+	var err error
+	st.closeOne.Do(func() {
+		if st.stop != nil {
+			st.stop()
+		}
+		st.bg.Wait()
+		err = st.store.Close()
+	})
+	return err
+}
+
+// Store returns the server's store.
+func (s *Server) Store() store.Store { return s.state.store }
+
+// Registry returns the service registry.
+func (s *Server) Registry() *registry.Registry { return s.state.registry }
+
+// recordLoad audits a configuration load and, when it succeeded, records
+// the revision and applies the parts of it the state components use.
+func (s *Server) recordLoad(ctx context.Context, cause, actor string, old, snap *gateway.Snapshot, diags config.Diagnostics) {
+	st := s.state
+	if st == nil {
+		return
+	}
+	e := audit.Entry{Actor: actor, Action: audit.ActionConfigReload, Target: "config",
+		Before: map[string]string{"version": versionOf(old)}, Detail: cause}
+	if diags != nil {
+		e.Outcome = store.OutcomeFailure
+		e.Detail = fmt.Sprintf("%s: refused with %d problems; the running configuration keeps serving", cause, len(diags))
+		st.audit.Record(ctx, e)
+		return
+	}
+	e.After = map[string]string{"version": snap.Version}
+	st.audit.Record(ctx, e)
+	if _, err := st.store.AddConfigRevision(context.WithoutCancel(ctx), store.ConfigRevision{Version: snap.Version, Time: snap.Loaded, Source: cause, Actor: actor}); err != nil {
+		s.logger.Error("recording the configuration revision failed", "error", err)
+	}
+	if p, err := registry.PolicyFromConfig(snap.Doc.Config.Registry); err == nil {
+		st.registry.SetPolicy(p)
+	}
+	if dir := snap.Doc.Config.Storage.EffectiveDataDir(); s.opts.DataDir == "" && dir != st.dataDir {
+		s.logger.Warn("a change to storage.data_dir takes effect at the next restart", "using", st.dataDir)
+	}
+}
+
+// adminAPI returns the admin API over the server's state.
+func (s *Server) adminAPI() *admin.API {
+	return admin.NewAPI(admin.APIOptions{
+		Logger:   s.logger,
+		Snapshot: s.gw.Snapshot,
+		Registry: s.state.registry,
+		Store:    s.state.store,
+		Keys:     s.state.keys,
+		Audit:    s.state.audit,
+		Reload:   s.ReloadAs,
+	})
+}
+
+// adminTLSConfig serves the admin certificate and client CAs of the
+// current snapshot.
+func (s *Server) adminTLSConfig() *tls.Config {
+	return &tls.Config{
+		MinVersion: tls.VersionTLS12,
+		GetConfigForClient: func(*tls.ClientHelloInfo) (*tls.Config, error) {
+			acc := s.gw.Snapshot().Admin()
+			if acc == nil || acc.Certificate == nil {
+				return nil, errors.New("the admin listener has no certificate")
+			}
+			c := &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{*acc.Certificate}}
+			if acc.ClientCAs != nil {
+				c.ClientAuth, c.ClientCAs = tls.VerifyClientCertIfGiven, acc.ClientCAs
+			}
+			return c, nil
+		},
+	}
+}
