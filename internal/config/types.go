@@ -165,7 +165,7 @@ type Backend struct {
 
 	// Identity is set by backend identity (docs/backend-identity.md).
 	Identity *BackendIdentityConfig `yaml:"identity" jsonschema_description:"Credentials the gateway presents to this backend. See docs/backend-identity.md."`
-	Registry *BackendRegistry `yaml:"registry" jsonschema_description:"Also take instances registered at run time through the admin API."`
+	Registry *BackendRegistry       `yaml:"registry" jsonschema_description:"Also take instances registered at run time through the admin API."`
 }
 
 // Instance is one static backend instance.
