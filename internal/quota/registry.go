@@ -52,7 +52,9 @@ func (r *Registry) Open(dir string) (ok bool, err error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.store != nil {
-		return r.dir == dir, nil
+		// A store given by OpenStore (the embedded database) serves
+		// whatever the data directory.
+		return r.dir == "" || r.dir == dir, nil
 	}
 	fs, err := NewFileStore(dir)
 	if err != nil {

@@ -54,13 +54,19 @@ type started struct {
 
 func start(t *testing.T, file string) *started {
 	t.Helper()
+	return startIn(t, file, t.TempDir())
+}
+
+// startIn starts a server with its store in dataDir.
+func startIn(t *testing.T, file, dataDir string) *started {
+	t.Helper()
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	ctx, cancel := context.WithCancel(context.Background())
 	srv, err := server.New(ctx, server.Options{
 		Load:       func() (*config.Document, config.Diagnostics) { return config.Load(file) },
 		ConfigFile: file,
 		Logger:     logger,
-		DataDir:    t.TempDir(),
+		DataDir:    dataDir,
 	})
 	if err != nil {
 		cancel()

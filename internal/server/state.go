@@ -6,12 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/gatehouse-dev/gatehouse/internal/admin"
 	"github.com/gatehouse-dev/gatehouse/internal/audit"
 	"github.com/gatehouse-dev/gatehouse/internal/config"
 	"github.com/gatehouse-dev/gatehouse/internal/gateway"
 	"github.com/gatehouse-dev/gatehouse/internal/keyring"
+	"github.com/gatehouse-dev/gatehouse/internal/quota"
 	"github.com/gatehouse-dev/gatehouse/internal/registry"
 	"github.com/gatehouse-dev/gatehouse/internal/store"
 	"github.com/gatehouse-dev/gatehouse/internal/store/sqlite"
@@ -60,6 +62,11 @@ func (s *Server) openState(ctx context.Context, doc *config.Document) error {
 	}
 	s.state = &state{store: st, registry: reg, keys: keys, audit: rec, dataDir: dir}
 	rt := s.gw.Runtime()
+	// Quota counters live in the store (they survive restarts with it).
+	if err := rt.Quotas.OpenStore(quotaStore{st}); err != nil {
+		st.Close()
+		return fmt.Errorf("reading quota counters from the store: %w", err)
+	}
 	rt.Instances = registrySource{reg}
 	rt.ConsumerKeys = keys
 	return nil
@@ -170,4 +177,34 @@ func (s *Server) adminTLSConfig() *tls.Config {
 			return c, nil
 		},
 	}
+}
+
+// quotaStore adapts the store's quota counters to the quota registry.
+type quotaStore struct{ s store.QuotaCounters }
+
+// quotaTimeout bounds one load or save of the quota counters.
+const quotaTimeout = 30 * time.Second
+
+func (q quotaStore) Load() ([]quota.Record, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), quotaTimeout)
+	defer cancel()
+	cs, err := q.s.LoadQuotaCounters(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]quota.Record, len(cs))
+	for i, c := range cs {
+		out[i] = quota.Record{API: c.API, Operation: c.Operation, Name: c.Name, KeySpec: c.KeySpec, Key: c.Key, Start: c.Start.Unix(), Count: c.Count}
+	}
+	return out, nil
+}
+
+func (q quotaStore) Save(records []quota.Record) error {
+	ctx, cancel := context.WithTimeout(context.Background(), quotaTimeout)
+	defer cancel()
+	cs := make([]store.QuotaCounter, len(records))
+	for i, r := range records {
+		cs[i] = store.QuotaCounter{API: r.API, Operation: r.Operation, Name: r.Name, KeySpec: r.KeySpec, Key: r.Key, Start: time.Unix(r.Start, 0).UTC(), Count: r.Count}
+	}
+	return q.s.ReplaceQuotaCounters(ctx, cs)
 }

@@ -138,6 +138,24 @@ type Counters interface {
 	DeleteExpiredCounters(ctx context.Context, now time.Time) (int, error)
 }
 
+// QuotaCounter is the count of one quota key in one calendar period.
+type QuotaCounter struct {
+	API, Operation, Name, KeySpec, Key string
+	// Start is the beginning of the counted period.
+	Start time.Time
+	Count int64
+}
+
+// QuotaCounters keep the quota counters across restarts. The quota
+// registry holds them in memory and writes the current set back
+// periodically, so the store replaces the set whole.
+type QuotaCounters interface {
+	// LoadQuotaCounters returns every saved counter.
+	LoadQuotaCounters(ctx context.Context) ([]QuotaCounter, error)
+	// ReplaceQuotaCounters replaces the saved set with cs, atomically.
+	ReplaceQuotaCounters(ctx context.Context, cs []QuotaCounter) error
+}
+
 // AuditLog is the append-only, hash-chained audit log.
 type AuditLog interface {
 	// AppendAudit adds a record at the end of the log: the store assigns
@@ -154,6 +172,7 @@ type Store interface {
 	Consumers
 	ConfigRevisions
 	Counters
+	QuotaCounters
 	AuditLog
 	// Close releases the store.
 	Close() error

@@ -78,6 +78,19 @@ BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
 CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log
 BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
 `,
+	// quota counters (moved from quotas.json in the data directory)
+	2: `
+CREATE TABLE quota_counters (
+	api       TEXT NOT NULL,
+	operation TEXT NOT NULL,
+	name      TEXT NOT NULL,
+	key_spec  TEXT NOT NULL,
+	key       TEXT NOT NULL,
+	start_s   INTEGER NOT NULL,
+	count     INTEGER NOT NULL,
+	PRIMARY KEY (api, operation, name, key_spec, key)
+);
+`,
 }
 
 // SchemaVersion is the schema version this build writes.

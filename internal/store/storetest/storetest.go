@@ -31,6 +31,43 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 	t.Run("AuditConcurrentAppends", func(t *testing.T) { testAuditConcurrent(t, open(t)) })
 	t.Run("ConfigRevisions", func(t *testing.T) { testRevisions(t, open(t)) })
 	t.Run("Counters", func(t *testing.T) { testCounters(t, open(t)) })
+	t.Run("QuotaCounters", func(t *testing.T) { testQuotaCounters(t, open(t)) })
+}
+
+func testQuotaCounters(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	if got, err := s.LoadQuotaCounters(ctx); err != nil || len(got) != 0 {
+		t.Fatalf("empty store: %v, %v", got, err)
+	}
+	day := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
+	first := []store.QuotaCounter{
+		{API: "orders", Name: "daily", KeySpec: "consumer", Key: "acme", Start: day, Count: 41},
+		{API: "orders", Operation: "create", Name: "daily", KeySpec: "consumer", Key: "globex", Start: day, Count: 7},
+	}
+	if err := s.ReplaceQuotaCounters(ctx, first); err != nil {
+		t.Fatal(err)
+	}
+	second := []store.QuotaCounter{
+		{API: "orders", Name: "daily", KeySpec: "consumer", Key: "acme", Start: day, Count: 42},
+		{API: "orders", Name: "monthly", KeySpec: "claim:tenant", Key: "t1", Start: day.AddDate(0, 0, -3), Count: 900},
+	}
+	if err := s.ReplaceQuotaCounters(ctx, second); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.LoadQuotaCounters(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 {
+		t.Fatalf("after replace: %d counters, want 2 (the set is replaced whole): %+v", len(got), got)
+	}
+	for i, want := range second {
+		g := got[i]
+		if g.API != want.API || g.Operation != want.Operation || g.Name != want.Name || g.KeySpec != want.KeySpec ||
+			g.Key != want.Key || !g.Start.Equal(want.Start) || g.Count != want.Count {
+			t.Errorf("counter %d = %+v, want %+v", i, g, want)
+		}
+	}
 }
 
 // t0 has nanoseconds, so that a store that truncates times fails.
