@@ -155,11 +155,21 @@ type Backend struct {
 	TLS                     *BackendTLS     `yaml:"tls" jsonschema_description:"TLS settings for https instances."`
 	Timeouts                BackendTimeouts `yaml:"timeouts"`
 	MaxIdleConnsPerInstance int             `yaml:"max_idle_conns_per_instance" jsonschema_description:"Idle keep-alive connections kept per instance. Default 256."`
+
+	// Upstream resilience (types_upstream.go, docs/traffic.md).
+	LoadBalancing         *LoadBalancing    `yaml:"load_balancing" jsonschema_description:"How requests are spread over the instances. Default round_robin."`
+	HealthCheck           *HealthCheck      `yaml:"health_check" jsonschema_description:"Active health check. Default none: instances are healthy unless ejected."`
+	OutlierDetection      *OutlierDetection `yaml:"outlier_detection" jsonschema_description:"Passive ejection of failing instances. On by default."`
+	CircuitBreaker        *CircuitBreaker   `yaml:"circuit_breaker" jsonschema_description:"Circuit breaker on the failure ratio. Default none."`
+	MaxConcurrentRequests int               `yaml:"max_concurrent_requests" jsonschema_description:"Requests in flight to the backend at once; excess requests get 503. Default 0: no limit."`
+	Retries               *Retries          `yaml:"retries" jsonschema_description:"Retry policy. Default: 2 retries of idempotent requests after connect failures."`
 }
 
 // Instance is one static backend instance.
 type Instance struct {
 	URL string `yaml:"url" jsonschema:"required" jsonschema_description:"http:// or https:// base URL (scheme, host and port; a path is not allowed)."`
+
+	Weight int `yaml:"weight" jsonschema_description:"Relative share of traffic for weighted, least_requests and consistent_hash balancing, 1-100. Default 1."`
 }
 
 // BackendTLS configures TLS towards a backend.
@@ -184,6 +194,8 @@ type API struct {
 	PassCredential bool        `yaml:"pass_credential" jsonschema_description:"Forward the caller's Authorization or API key header. Default false: it is removed."`
 	Auth           *Auth       `yaml:"auth" jsonschema_description:"Auth requirement for every operation that does not set its own."`
 	Operations     []Operation `yaml:"operations" jsonschema_description:"Allowed operations. When empty, every method and path under the prefix is routed with the API's auth."`
+
+	Timeouts *UpstreamTimeouts `yaml:"timeouts" jsonschema_description:"Deadlines of the upstream exchange (overall and per attempt)."`
 }
 
 // Operation is one method and path template of an API.
@@ -193,6 +205,8 @@ type Operation struct {
 	Methods []string `yaml:"methods" jsonschema_description:"Several methods; use instead of method."`
 	Path    string   `yaml:"path" jsonschema:"required" jsonschema_description:"Path template relative to the API's path_prefix, e.g. /orders/{id}; a last segment {name...} matches the rest of the path."`
 	Auth    *Auth    `yaml:"auth" jsonschema_description:"Auth requirement; replaces the API's."`
+
+	Timeouts *UpstreamTimeouts `yaml:"timeouts" jsonschema_description:"Deadlines of the upstream exchange; each key set here replaces the API's."`
 }
 
 // Auth is an auth requirement. Either Anonymous is true, or Credentials lists
