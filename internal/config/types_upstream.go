@@ -110,7 +110,7 @@ type RetryBackoff struct {
 // RetryBudget bounds retries to a share of the requests.
 type RetryBudget struct {
 	Percent    int      `yaml:"percent" jsonschema_description:"Retries allowed as a percentage of requests in the window (1-100). Default 20."`
-	MinRetries int      `yaml:"min_retries" jsonschema_description:"Retries always allowed in the window, whatever the traffic. Default 10."`
+	MinRetries *int     `yaml:"min_retries" jsonschema_description:"Retries always allowed in the window, whatever the traffic. Default 10."`
 	Window     Duration `yaml:"window" jsonschema_description:"Length of the rolling window. Default 10s."`
 }
 

@@ -230,7 +230,9 @@ func (v *validator) retries(p string, r *Retries) {
 	}
 	budp := Field(p, "budget")
 	v.intRange(Field(budp, "percent"), r.Budget.Percent, 1, 100)
-	v.intRange(Field(budp, "min_retries"), r.Budget.MinRetries, 0, 1_000_000)
+	if m := r.Budget.MinRetries; m != nil && (*m < 0 || *m > 1_000_000) {
+		v.r.Errorf(Field(budp, "min_retries"), "must be between 0 and 1000000")
+	}
 	v.durationRange(Field(budp, "window"), r.Budget.Window, MinRetryBudgetWindow, MaxRetryBudgetWindow)
 }
 

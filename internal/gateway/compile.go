@@ -49,6 +49,7 @@ type backend struct {
 	pool      *upstream.Pool
 	transport http.RoundTripper
 	metrics   interface{ Observe(float64) }
+	failures  interface{ Failed(reason string) } // nil without metrics
 }
 
 func (c *compiler) now() time.Time {
@@ -261,14 +262,13 @@ func (c *compiler) compileBackends() {
 	c.backends = map[string]*backend{}
 	for i, b := range c.cfg.Backends {
 		p := config.Index("backends", i)
-		var instances []*upstream.Instance
+		var instances []upstream.InstanceSpec
 		for j, in := range b.Instances {
-			inst, err := upstream.NewInstance(in.URL)
-			if err != nil {
+			if _, err := upstream.NewInstance(in.URL); err != nil {
 				c.r.Errorf(config.Field(config.Index(config.Field(p, "instances"), j), "url"), "%v", err)
 				continue
 			}
-			instances = append(instances, inst)
+			instances = append(instances, upstream.InstanceSpec{URL: in.URL, Weight: in.Weight})
 		}
 		opts := upstream.TransportOptions{
 			DialTimeout:           b.Timeouts.Dial.Or(config.DefaultDialTimeout),
@@ -289,7 +289,7 @@ func (c *compiler) compileBackends() {
 				opts.RootCAs, opts.CAPEM = pool, pemBytes
 			}
 		}
-		be := &backend{pool: upstream.NewPool(b.Name, instances)}
+		be := &backend{}
 		if c.rt.Transports != nil {
 			tr, key := c.rt.Transports.Get(b.Name, opts)
 			be.transport = tr
@@ -298,6 +298,7 @@ func (c *compiler) compileBackends() {
 		if c.rt.Metrics != nil {
 			be.metrics = c.rt.Metrics.Upstream(b.Name)
 		}
+		c.bindUpstream(p, &b, be, instances)
 		c.backends[b.Name] = be
 	}
 }
@@ -318,13 +319,13 @@ func (c *compiler) routes(keys *identity.KeyTable) *Router {
 			PassCredential: a.PassCredential,
 			pool:           be.pool,
 		}
-		terminal := c.proxy(api, be)
+		terminal := c.proxies(a, api, be)
 		prefix := config.NormalizePrefix(a.PathPrefix)
 		var ops []*Operation
 		var all *Operation
 		if len(a.Operations) == 0 {
 			all = &Operation{API: api, Name: "*", Methods: []string{"*"}, Template: "/{path...}", Auth: a.Auth}
-			all.handler = c.chain(p, api, all, terminal, keys)
+			all.handler = c.chain(p, api, all, terminal.For(nil), keys)
 		}
 		for j := range a.Operations {
 			o := &a.Operations[j]
@@ -354,7 +355,7 @@ func (c *compiler) routes(keys *identity.KeyTable) *Router {
 					op.paramNames = append(op.paramNames, s.Value)
 				}
 			}
-			op.handler = c.chain(opp, api, op, terminal, keys)
+			op.handler = c.chain(opp, api, op, terminal.For(o), keys)
 			ops = append(ops, op)
 		}
 		rt.add(api, a.Hosts, prefix, ops, all)

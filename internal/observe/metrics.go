@@ -26,6 +26,8 @@ type Metrics struct {
 	ConfigInfo    *prometheus.GaugeVec
 	LastReload    prometheus.Gauge
 	Rejected      *prometheus.CounterVec
+
+	up *upstreamCollectors
 }
 
 // durationBuckets suit a gateway: sub-millisecond to tens of seconds.
@@ -80,6 +82,8 @@ func NewMetrics() *Metrics {
 		Name: "gatehouse_requests_rejected_total",
 		Help: "Requests refused before routing, by reason (bad_path, uri_too_long, ...).",
 	}, []string{"reason"})
+	m.up = newUpstreamCollectors()
+	m.Registry.MustRegister(m.up.collectors()...)
 	m.Registry.MustRegister(m.requests, m.duration, m.upstream, m.inFlight, m.AuthnFailures,
 		m.AuthzDenials, m.JWKSFetches, m.Reloads, m.ConfigInfo, m.LastReload, m.Rejected,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

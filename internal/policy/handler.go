@@ -84,6 +84,12 @@ type Record struct {
 	Upstream         string // host:port of the instance that was called
 	UpstreamDuration time.Duration
 	UpstreamStatus   int
+
+	// Attempts is the number of upstream attempts (1 + retries); Upstream
+	// is then the instance (scheme://host:port) of the last one.
+	Attempts int
+	// Cause is why the upstream exchange failed, for the log only.
+	Cause error
 }
 
 type exchangeKey struct{}

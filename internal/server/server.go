@@ -82,6 +82,7 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 			OnFetch: func(provider, outcome string) { metrics.JWKSFetches.WithLabelValues(provider, outcome).Inc() },
 		}),
 		Transports: upstream.NewTransports(),
+		Upstreams:  gateway.NewUpstreams(opts.Logger, metrics),
 		Secrets:    opts.Secrets,
 	}
 	if opts.AccessLogger != nil {
@@ -99,6 +100,7 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 	if diags != nil {
 		metrics.Reloads.WithLabelValues("failure").Inc()
 		rt.KeySets.Close()
+		rt.Upstreams.Close()
 		return nil, diags
 	}
 	metrics.Reloads.WithLabelValues("success").Inc()
@@ -361,6 +363,7 @@ func (s *Server) Serve(ctx context.Context) error {
 	wg.Wait()
 	rt := s.gw.Runtime()
 	rt.KeySets.Close()
+	rt.Upstreams.Close()
 	rt.Transports.Close()
 	if forced.Load() {
 		s.logger.Warn("drain deadline passed; remaining connections were closed")
