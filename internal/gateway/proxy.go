@@ -52,7 +52,7 @@ func (c *compiler) proxy(api *API, be *backend, t config.Timeouts) policy.Handle
 		},
 	}
 	p.rp = &httputil.ReverseProxy{
-		Rewrite:        p.rewrite,
+		Rewrite: p.rewrite,
 		Transport: upstream.NewRoundTripper(be.pool, &timedTransport{rt: be.transport, metrics: be.metrics},
 			upstream.ExchangeOptions{Request: t.Request, Attempt: t.UpstreamAttempt, Record: recordUpstream}),
 		ErrorHandler:   p.errorHandler,
