@@ -51,10 +51,11 @@ func (c *compiler) proxy(api *API, be *backend, t config.Timeouts) policy.Handle
 			credential: http.CanonicalHeaderKey(pfx + "Credential"),
 		},
 	}
+	tr := upstream.NewRoundTripper(be.pool, &timedTransport{rt: be.transport, metrics: be.metrics},
+		upstream.ExchangeOptions{Request: t.Request, Attempt: t.UpstreamAttempt, Record: recordUpstream})
 	p.rp = &httputil.ReverseProxy{
-		Rewrite: p.rewrite,
-		Transport: upstream.NewRoundTripper(be.pool, &timedTransport{rt: be.transport, metrics: be.metrics},
-			upstream.ExchangeOptions{Request: t.Request, Attempt: t.UpstreamAttempt, Record: recordUpstream}),
+		Rewrite:        p.rewrite,
+		Transport:      tr,
 		ErrorHandler:   p.errorHandler,
 		ModifyResponse: p.modifyResponse,
 		ErrorLog:       slog.NewLogLogger(c.rt.Logger.Handler(), slog.LevelWarn),
