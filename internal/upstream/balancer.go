@@ -87,7 +87,14 @@ func (b *roundRobin) Pick(_ uint64, _ bool, avoid []*Endpoint) *Endpoint {
 	if n == 0 {
 		return nil
 	}
-	start := b.next.Add(1) - 1
+	// A retry does not advance the turn, so that retries do not skew
+	// the rotation: it starts at the next endpoint in turn.
+	var start uint64
+	if len(avoid) == 0 {
+		start = b.next.Add(1) - 1
+	} else {
+		start = b.next.Load()
+	}
 	for i := range n {
 		if e := b.eps[(start+i)%n]; !avoided(avoid, e) {
 			return e
