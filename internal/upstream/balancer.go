@@ -35,6 +35,7 @@ const (
 
 var algorithmNames = [...]string{"round_robin", "weighted", "least_requests", "consistent_hash"}
 
+// String returns the configuration name of a.
 func (a Algorithm) String() string {
 	if int(a) < len(algorithmNames) {
 		return algorithmNames[a]

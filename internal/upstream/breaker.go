@@ -29,6 +29,7 @@ const (
 	BreakerHalfOpen
 )
 
+// String returns closed, open or half_open.
 func (s BreakerState) String() string {
 	switch s {
 	case BreakerClosed:

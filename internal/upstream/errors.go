@@ -49,6 +49,7 @@ type Error struct {
 	Err        error
 }
 
+// Error describes the failure for the log.
 func (e *Error) Error() string {
 	msg := fmt.Sprintf("backend %s: %s", e.Backend, e.Kind)
 	if e.Instance != "" {

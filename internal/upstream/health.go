@@ -165,6 +165,7 @@ const (
 
 var outcomeNames = [...]string{"response", "status_5xx", "timeout", "connect_error", "error", "canceled"}
 
+// String returns the outcome's metric label.
 func (o Outcome) String() string {
 	if int(o) < len(outcomeNames) {
 		return outcomeNames[o]

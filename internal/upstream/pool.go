@@ -197,6 +197,7 @@ func NewPool(name string, logger *slog.Logger, obs Observer) *Pool {
 	}
 	p.ctx, p.cancel = context.WithCancel(context.Background())
 	p.breaker = newBreaker(func(s BreakerState) { p.obs.BreakerState(s) })
+	p.obs.BreakerState(BreakerClosed)
 	p.budget = &Budget{}
 	p.cfg.Store(&Config{})
 	p.view.Store(&view{bal: NewBalancer(RoundRobin, nil, &p.rr)})
@@ -218,7 +219,7 @@ func (p *Pool) Breaker() *Breaker { return p.breaker }
 func (p *Pool) Configure(c *Config) {
 	cp := *c
 	if cp.Retry.Budget.Window <= 0 {
-		cp.Retry.Budget.Window = 10 * time.Second
+		cp.Retry.Budget.Window = defaultBudgetWindow
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()

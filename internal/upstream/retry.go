@@ -70,6 +70,9 @@ type BudgetConfig struct {
 	Window     time.Duration
 }
 
+// defaultBudgetWindow is the budget window when a configuration sets none.
+const defaultBudgetWindow = 10 * time.Second
+
 // budgetBuckets is the resolution of the budget's rolling window.
 const budgetBuckets = 10
 

@@ -42,13 +42,16 @@ type RoundTripper struct {
 // with base.
 func NewRoundTripper(pool *Pool, base http.RoundTripper, o ExchangeOptions) *RoundTripper {
 	if o.Request <= 0 {
-		o.Request = 30 * time.Second
+		o.Request = DefaultRequestTimeout
 	}
 	if o.Attempt <= 0 || o.Attempt > o.Request {
 		o.Attempt = o.Request
 	}
 	return &RoundTripper{pool: pool, base: base, opts: o}
 }
+
+// DefaultRequestTimeout bounds an exchange whose options set no deadline.
+const DefaultRequestTimeout = 30 * time.Second
 
 var (
 	errAttemptTimeout = errors.New("upstream attempt timed out")
