@@ -233,6 +233,14 @@ func (p *Pool) eject(e *Endpoint, od *OutlierConfig, why string) {
 	d := EjectionDuration(od.BaseEjection, od.MaxEjection, e.ejections)
 	e.ejected = true
 	e.ejectedUntil = now.Add(d)
+	p.scheduleReturnLocked(e, d)
+	p.obs.Ejected(e.ID)
+	p.logger.Warn("instance ejected", "instance", e.ID, "reason", why, "for", d.String(), "ejections", e.ejections)
+	p.rebuildLocked()
+}
+
+// scheduleReturnLocked ends e's ejection after d.
+func (p *Pool) scheduleReturnLocked(e *Endpoint, d time.Duration) {
 	e.ejectGen++
 	gen := e.ejectGen
 	e.ejectTimer = time.AfterFunc(d, func() {
@@ -244,9 +252,6 @@ func (p *Pool) eject(e *Endpoint, od *OutlierConfig, why string) {
 			p.rebuildLocked()
 		}
 	})
-	p.obs.Ejected(e.ID)
-	p.logger.Warn("instance ejected", "instance", e.ID, "reason", why, "for", d.String(), "ejections", e.ejections)
-	p.rebuildLocked()
 }
 
 func (p *Pool) unejectLocked(e *Endpoint) {

@@ -282,6 +282,9 @@ func (p *Pool) SetInstances(source string, specs []InstanceSpec) error {
 				// Back before it finished draining: keep its state.
 				delete(p.draining, in.ID)
 				e.draining.Store(false)
+				if e.ejected {
+					p.scheduleReturnLocked(e, max(time.Until(e.ejectedUntil), 0))
+				}
 			} else {
 				e = &Endpoint{Instance: *in, sources: map[string]int{}, activeHealthy: true, reported: -1}
 				p.logger.Info("instance added", "instance", in.ID, "source", source)

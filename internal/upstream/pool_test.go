@@ -372,3 +372,28 @@ func TestPools_RetainClosesRemovedPools(t *testing.T) {
 		_ = context.Background()
 	})
 }
+
+func TestPool_EjectedInstanceReAddedWhileDrainingStillReturns(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p := outlierPool(t, OutlierConfig{Consecutive5xx: 1, ConsecutiveConnect: 1, BaseEjection: 10 * time.Second, MaxEjection: time.Minute, MaxEjectedPercent: 50}, instA, instB)
+		a := p.members[instA]
+		a.inFlight.Add(1)
+		p.Report(a, OutcomeConnect)
+		if err := p.SetInstances("static", []InstanceSpec{{URL: instB}}); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(2 * time.Second)
+		if err := p.SetInstances("static", []InstanceSpec{{URL: instA}, {URL: instB}}); err != nil {
+			t.Fatal(err)
+		}
+		if s := status(t, p, instA); !s.Ejected || s.Draining {
+			t.Fatalf("re-added instance %+v, want still ejected, not draining", s)
+		}
+		time.Sleep(8 * time.Second)
+		synctest.Wait()
+		if !slices.Contains(eligibleIDs(p), instA) {
+			t.Fatal("a re-added instance never came back from its ejection")
+		}
+		p.release(a)
+	})
+}
