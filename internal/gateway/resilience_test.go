@@ -16,7 +16,7 @@ const pairConfig = `
 backends:
   - name: pair
     instances: [{url: "{{.A}}"}, {url: "{{.B}}"}]
-    health_check: {path: /healthz, interval: {{.Interval}}, timeout: 50ms, healthy_threshold: 1, unhealthy_threshold: 1}
+    health_check: {path: /healthz, interval: {{.Interval}}, timeout: {{.Interval}}, healthy_threshold: 1, unhealthy_threshold: 2}
     outlier_detection: {consecutive_connect_failures: 1, base_ejection: 200ms, max_ejection: 1s}
 apis:
   - name: pair
@@ -30,9 +30,11 @@ apis:
 // health interval; when the instance comes back it gets traffic again,
 // without a reload.
 func TestResilience_KilledInstanceUnderLoad(t *testing.T) {
-	const interval = 100 * time.Millisecond
+	// Two failed checks mark an instance down: one slow check on a busy
+	// test machine must not take the survivor out of rotation.
+	const interval = 200 * time.Millisecond
 	a, b := startInstance(t, nil), startInstance(t, nil)
-	h := newHarness(t, pairConfig, map[string]any{"A": a.URL(), "B": b.URL(), "Interval": "100ms"})
+	h := newHarness(t, pairConfig, map[string]any{"A": a.URL(), "B": b.URL(), "Interval": interval.String()})
 	l := startLoad(h, "/pair/x", 4)
 
 	waitFor(t, 5*time.Second, "both instances to get traffic", func() bool { return a.hits.Load() > 50 && b.hits.Load() > 50 })
@@ -154,7 +156,7 @@ const reloadConfig = `
 backends:
   - name: pair
     instances: [{url: "{{.A}}"}, {url: "{{.B}}"}]
-    health_check: {path: /healthz, interval: 50ms, timeout: 40ms, healthy_threshold: 1, unhealthy_threshold: 1}
+    health_check: {path: /healthz, interval: 100ms, timeout: 100ms, healthy_threshold: 1, unhealthy_threshold: 3}
   - name: flaky
     instances: [{url: "{{.C}}"}]
     circuit_breaker: {failure_ratio: 0.5, window: 10s, minimum_requests: 4, open_duration: 1m, half_open_requests: 1}
