@@ -156,15 +156,15 @@ func (x *exchange) run() (*http.Response, error) {
 
 		again := retryable && n <= x.cfg.Retry.MaxRetries && x.retryOn(outcome, res) &&
 			(a.body == nil || a.body.detach())
-		if again && !p.budget.TryRetry() {
-			p.obs.Retry("budget_exhausted")
-			again = false
-		}
 		var wait time.Duration
 		if again {
 			wait = Backoff(n, x.cfg.Retry.BackoffBase, x.cfg.Retry.BackoffMax)
-			if !time.Now().Add(wait).Before(x.deadline) {
+			switch {
+			case !time.Now().Add(wait).Before(x.deadline):
 				p.obs.Retry("no_time")
+				again = false
+			case !p.budget.TryRetry():
+				p.obs.Retry("budget_exhausted")
 				again = false
 			}
 		}
