@@ -166,11 +166,20 @@ type Backend struct {
 	// Identity is set by backend identity (docs/backend-identity.md).
 	Identity *BackendIdentityConfig `yaml:"identity" jsonschema_description:"Credentials the gateway presents to this backend. See docs/backend-identity.md."`
 	Registry *BackendRegistry       `yaml:"registry" jsonschema_description:"Also take instances registered at run time through the admin API."`
+	// Upstream resilience (types_upstream.go, docs/traffic.md).
+	LoadBalancing         *LoadBalancing    `yaml:"load_balancing" jsonschema_description:"How requests are spread over the instances. Default round_robin."`
+	HealthCheck           *HealthCheck      `yaml:"health_check" jsonschema_description:"Active health check. Default none: instances are healthy unless ejected."`
+	OutlierDetection      *OutlierDetection `yaml:"outlier_detection" jsonschema_description:"Passive ejection of failing instances. On by default."`
+	CircuitBreaker        *CircuitBreaker   `yaml:"circuit_breaker" jsonschema_description:"Circuit breaker on the failure ratio. Default none."`
+	MaxConcurrentRequests int               `yaml:"max_concurrent_requests" jsonschema_description:"Requests in flight to the backend at once; excess requests get 503. Default 0: no limit."`
+	Retries               *Retries          `yaml:"retries" jsonschema_description:"Retry policy. Default: 2 retries of idempotent requests after connect failures."`
 }
 
 // Instance is one static backend instance.
 type Instance struct {
 	URL string `yaml:"url" jsonschema:"required" jsonschema_description:"http:// or https:// base URL (scheme, host and port; a path is not allowed)."`
+
+	Weight int `yaml:"weight" jsonschema_description:"Relative share of traffic for weighted, least_requests and consistent_hash balancing, 1-100. Default 1."`
 }
 
 // BackendTLS configures TLS towards a backend.
@@ -201,12 +210,13 @@ type API struct {
 	Operations     []Operation `yaml:"operations" jsonschema_description:"Allowed operations. When empty, every method and path under the prefix is routed with the API's auth."`
 
 	// Traffic policies (docs/policies.md).
-	RateLimits []RateLimit `yaml:"rate_limits" jsonschema_description:"Rate limits shared by every operation of the API."`
-	Quotas     []Quota     `yaml:"quotas" jsonschema_description:"Calendar quotas shared by every operation of the API."`
-	OpenAPI    *OpenAPI    `yaml:"openapi" jsonschema_description:"The API's OpenAPI document, for request validation."`
-	CORS       *CORS       `yaml:"cors" jsonschema_description:"Cross-origin resource sharing; preflights are answered by the gateway."`
-	IPFilter   *IPFilter   `yaml:"ip_filter" jsonschema_description:"Client address allow and deny lists."`
-	Transforms *Transforms `yaml:"transforms" jsonschema_description:"Header and path changes for every operation."`
+	RateLimits []RateLimit       `yaml:"rate_limits" jsonschema_description:"Rate limits shared by every operation of the API."`
+	Quotas     []Quota           `yaml:"quotas" jsonschema_description:"Calendar quotas shared by every operation of the API."`
+	OpenAPI    *OpenAPI          `yaml:"openapi" jsonschema_description:"The API's OpenAPI document, for request validation."`
+	CORS       *CORS             `yaml:"cors" jsonschema_description:"Cross-origin resource sharing; preflights are answered by the gateway."`
+	IPFilter   *IPFilter         `yaml:"ip_filter" jsonschema_description:"Client address allow and deny lists."`
+	Transforms *Transforms       `yaml:"transforms" jsonschema_description:"Header and path changes for every operation."`
+	Timeouts   *UpstreamTimeouts `yaml:"timeouts" jsonschema_description:"Deadlines of the upstream exchange (overall and per attempt)."`
 }
 
 // Operation is one method and path template of an API.
@@ -218,11 +228,12 @@ type Operation struct {
 	Auth    *Auth    `yaml:"auth" jsonschema_description:"Auth requirement; replaces the API's."`
 
 	// Traffic policies (docs/policies.md).
-	RateLimits []RateLimit `yaml:"rate_limits" jsonschema_description:"Rate limits of this operation alone, added to the API's (same name: replaces it)."`
-	Quotas     []Quota     `yaml:"quotas" jsonschema_description:"Quotas of this operation alone, added to the API's (same name: replaces it)."`
-	IPFilter   *IPFilter   `yaml:"ip_filter" jsonschema_description:"Address lists checked after the API's; both must pass."`
-	Transforms *Transforms `yaml:"transforms" jsonschema_description:"Header changes applied after the API's; a path change replaces the API's."`
-	Mock       *Mock       `yaml:"mock" jsonschema_description:"Answer with this response; the backend is never called."`
+	RateLimits []RateLimit       `yaml:"rate_limits" jsonschema_description:"Rate limits of this operation alone, added to the API's (same name: replaces it)."`
+	Quotas     []Quota           `yaml:"quotas" jsonschema_description:"Quotas of this operation alone, added to the API's (same name: replaces it)."`
+	IPFilter   *IPFilter         `yaml:"ip_filter" jsonschema_description:"Address lists checked after the API's; both must pass."`
+	Transforms *Transforms       `yaml:"transforms" jsonschema_description:"Header changes applied after the API's; a path change replaces the API's."`
+	Mock       *Mock             `yaml:"mock" jsonschema_description:"Answer with this response; the backend is never called."`
+	Timeouts   *UpstreamTimeouts `yaml:"timeouts" jsonschema_description:"Deadlines of the upstream exchange; each key set here replaces the API's."`
 }
 
 // Auth is an auth requirement. Either Anonymous is true, or Credentials lists

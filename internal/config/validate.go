@@ -79,6 +79,7 @@ func Validate(doc *Document) Diagnostics {
 	v.backendIdentity()
 	v.policies()
 	v.storeAdminRegistry()
+	v.upstreams()
 	return v.r.Diagnostics()
 }
 

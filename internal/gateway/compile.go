@@ -54,6 +54,7 @@ type backend struct {
 	metrics   interface{ Observe(float64) }
 	// credential, when set, puts a minted token on every request.
 	credential *backendCredential
+	failures   interface{ Failed(reason string) } // nil without metrics
 }
 
 func (c *compiler) now() time.Time {
@@ -269,14 +270,13 @@ func (c *compiler) compileBackends() {
 	c.backends = map[string]*backend{}
 	for i, b := range c.cfg.Backends {
 		p := config.Index("backends", i)
-		var instances []*upstream.Instance
+		var instances []upstream.InstanceSpec
 		for j, in := range b.Instances {
-			inst, err := upstream.NewInstance(in.URL)
-			if err != nil {
+			if _, err := upstream.NewInstance(in.URL); err != nil {
 				c.r.Errorf(config.Field(config.Index(config.Field(p, "instances"), j), "url"), "%v", err)
 				continue
 			}
-			instances = append(instances, inst)
+			instances = append(instances, upstream.InstanceSpec{URL: in.URL, Weight: in.Weight})
 		}
 		opts := upstream.TransportOptions{
 			DialTimeout:           b.Timeouts.Dial.Or(config.DefaultDialTimeout),
@@ -298,8 +298,7 @@ func (c *compiler) compileBackends() {
 			}
 		}
 		c.clientCertificate(p, &c.cfg.Backends[i], &opts)
-		be := &backend{pool: upstream.NewPool(b.Name, instances)}
-		c.registryBackend(&c.cfg.Backends[i], be)
+		be := &backend{}
 		if c.rt.Transports != nil {
 			tr, key := c.rt.Transports.Get(b.Name, opts)
 			be.transport = tr
@@ -308,6 +307,8 @@ func (c *compiler) compileBackends() {
 		if c.rt.Metrics != nil {
 			be.metrics = c.rt.Metrics.Upstream(b.Name)
 		}
+		c.bindUpstream(p, &b, be, instances)
+		c.registryBackend(&c.cfg.Backends[i], be)
 		c.backends[b.Name] = be
 	}
 }
@@ -328,13 +329,13 @@ func (c *compiler) routes(keys *identity.KeyTable) *Router {
 			PassCredential: a.PassCredential,
 			pool:           be.pool,
 		}
-		terminal := c.proxy(api, be)
+		terminal := c.proxies(a, api, be)
 		prefix := config.NormalizePrefix(a.PathPrefix)
 		var ops []*Operation
 		var all *Operation
 		if len(a.Operations) == 0 {
 			all = &Operation{API: api, Name: "*", Methods: []string{"*"}, Template: "/{path...}", Auth: a.Auth}
-			all.handler = c.chain(p, api, all, terminal, keys)
+			all.handler = c.chain(p, api, all, terminal.For(nil), keys)
 		}
 		for j := range a.Operations {
 			o := &a.Operations[j]
@@ -364,7 +365,7 @@ func (c *compiler) routes(keys *identity.KeyTable) *Router {
 					op.paramNames = append(op.paramNames, s.Value)
 				}
 			}
-			op.handler = c.chain(opp, api, op, terminal, keys)
+			op.handler = c.chain(opp, api, op, terminal.For(o), keys)
 			ops = append(ops, op)
 		}
 		ops = c.corsPreflightOps(p, a, api, ops)

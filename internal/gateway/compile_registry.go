@@ -5,12 +5,16 @@ import (
 	"github.com/gatehouse-dev/gatehouse/internal/upstream"
 )
 
+// RegistrySource is the source name of the instances a backend takes
+// from the service registry (next to StaticSource).
+const RegistrySource = "registry"
+
 // InstanceSource supplies the instances of services registered at run
-// time (the service registry). WatchInstances calls update with the base
-// URLs (scheme://host:port) of service's instances now and after every
+// time (the service registry). WatchInstances calls update with service's
+// instances (base URL scheme://host:port and weight) now and after every
 // change, until stop is called; update is quick and never blocks.
 type InstanceSource interface {
-	WatchInstances(service string, update func(urls []string)) (stop func())
+	WatchInstances(service string, update func([]upstream.InstanceSpec)) (stop func())
 }
 
 // memberBinding ties a backend pool of a snapshot to a registered service.
@@ -32,22 +36,27 @@ func (c *compiler) registryBackend(b *config.Backend, be *backend) {
 
 // bindMembers starts feeding the snapshot's registry-backed pools. The
 // first update happens before it returns, so the snapshot serves
-// registered instances from its first request.
-func (s *Snapshot) bindMembers(src InstanceSource) {
-	if src == nil {
-		return
-	}
+// registered instances from its first request. Pools outlive snapshots:
+// a backend that no longer takes registered instances has them removed
+// (they drain).
+func (s *Snapshot) bindMembers(src InstanceSource, logger interface{ Error(string, ...any) }) {
+	bound := map[*upstream.Pool]bool{}
 	for _, m := range s.members {
-		pool := m.pool
-		m.stop = src.WatchInstances(m.service, func(urls []string) {
-			list := make([]*upstream.Instance, 0, len(urls))
-			for _, u := range urls {
-				if in, err := upstream.NewInstance(u); err == nil {
-					list = append(list, in)
-				}
+		bound[m.pool] = true
+		if src == nil {
+			continue
+		}
+		pool, service := m.pool, m.service
+		m.stop = src.WatchInstances(service, func(specs []upstream.InstanceSpec) {
+			if err := pool.SetInstances(RegistrySource, specs); err != nil {
+				logger.Error("registered instances refused", "service", service, "error", err)
 			}
-			pool.SetDynamic(list)
 		})
+	}
+	for _, b := range s.upstreams {
+		if !bound[b.pool] {
+			_ = b.pool.SetInstances(RegistrySource, nil)
+		}
 	}
 }
 

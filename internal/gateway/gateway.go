@@ -24,8 +24,13 @@ type Gateway struct {
 }
 
 // New returns a gateway with no snapshot; it answers 503 until Apply.
+// Without rt.Upstreams it makes one (without metrics), which the caller
+// closes with rt.Upstreams.Close.
 func New(rt *Runtime) *Gateway {
 	rt.ensurePolicyState()
+	if rt.Upstreams == nil {
+		rt.Upstreams = NewUpstreams(rt.Logger, rt.Metrics)
+	}
 	return &Gateway{rt: rt}
 }
 
@@ -43,7 +48,8 @@ func (g *Gateway) Load(ctx context.Context, doc *config.Document) (*Snapshot, co
 		g.release(g.snap.Load())
 		return nil, diags
 	}
-	s.bindMembers(g.rt.Instances)
+	g.applyUpstreams(s)
+	s.bindMembers(g.rt.Instances, g.rt.Logger)
 	old := g.snap.Swap(s)
 	old.unbindMembers()
 	g.release(s)
@@ -53,6 +59,7 @@ func (g *Gateway) Load(ctx context.Context, doc *config.Document) (*Snapshot, co
 // release frees run-time state that the kept snapshot no longer uses: key
 // sets of removed identity providers and transports of changed backends.
 func (g *Gateway) release(keep *Snapshot) {
+	g.retainUpstreams(keep)
 	if keep == nil {
 		if g.rt.KeySets != nil {
 			g.rt.KeySets.Retain(nil)
@@ -200,6 +207,10 @@ func (g *Gateway) finish(s *Snapshot, q *request, r *http.Request, start time.Ti
 		a.API, a.Operation = op.API.Name, op.Name
 	}
 	a.Upstream, a.UpstreamDuration = q.rec.Upstream, q.rec.UpstreamDuration
+	a.Attempts = q.rec.Attempts
+	if a.Error == nil {
+		a.Error = q.rec.Cause
+	}
 	if p := q.rec.Principal; p != nil {
 		a.Credential, a.Subject, a.Consumer = p.Credential.String(), p.Subject, p.Consumer
 	}

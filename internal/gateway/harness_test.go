@@ -171,9 +171,11 @@ func newHarness(t *testing.T, cfg string, vars map[string]any) *harness {
 			metrics.JWKSFetches.WithLabelValues(p, o).Inc()
 		}}),
 		Transports: upstream.NewTransports(),
+		Upstreams:  gateway.NewUpstreams(logger, metrics),
 		Secrets:    secret.Local{},
 	}
 	t.Cleanup(h.rt.KeySets.Close)
+	t.Cleanup(h.rt.Upstreams.Close)
 	t.Cleanup(h.rt.Transports.Close)
 	h.gw = gateway.New(h.rt)
 	h.vars = map[string]any{

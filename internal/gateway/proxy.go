@@ -3,15 +3,16 @@ package gateway
 import (
 	"context"
 	"errors"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httputil"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/gatehouse-dev/gatehouse/internal/config"
 	"github.com/gatehouse-dev/gatehouse/internal/identity"
 	"github.com/gatehouse-dev/gatehouse/internal/policy"
 	"github.com/gatehouse-dev/gatehouse/internal/upstream"
@@ -32,7 +33,7 @@ type identityHeaderNames struct {
 	subject, issuer, groups, roles, scopes, consumer, credential string
 }
 
-func (c *compiler) proxy(api *API, be *backend) policy.Handler {
+func (c *compiler) proxy(api *API, be *backend, t config.Timeouts) policy.Handler {
 	st := &c.snap.settings
 	pfx := st.identityPrefix
 	p := &proxyHandler{
@@ -50,9 +51,11 @@ func (c *compiler) proxy(api *API, be *backend) policy.Handler {
 			credential: http.CanonicalHeaderKey(pfx + "Credential"),
 		},
 	}
+	tr := upstream.NewRoundTripper(be.pool, &timedTransport{rt: be.transport, metrics: be.metrics},
+		upstream.ExchangeOptions{Request: t.Request, Attempt: t.UpstreamAttempt, Record: recordUpstream})
 	p.rp = &httputil.ReverseProxy{
 		Rewrite:        p.rewrite,
-		Transport:      &timedTransport{rt: be.transport, metrics: be.metrics},
+		Transport:      tr,
 		ErrorHandler:   p.errorHandler,
 		ModifyResponse: p.modifyResponse,
 		ErrorLog:       slog.NewLogLogger(c.rt.Logger.Handler(), slog.LevelWarn),
@@ -62,9 +65,6 @@ func (c *compiler) proxy(api *API, be *backend) policy.Handler {
 }
 
 func (p *proxyHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) error {
-	if len(p.backend.pool.Instances()) == 0 {
-		return policy.Unavailable("no_instance", "The backend has no instance to serve the request.", nil)
-	}
 	p.rp.ServeHTTP(w, r)
 	return nil
 }
@@ -72,23 +72,11 @@ func (p *proxyHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) error {
 // rewrite builds the outgoing request. httputil.ReverseProxy has already
 // removed hop-by-hop headers (including those the client named in
 // Connection) and the client's Forwarded and X-Forwarded-For/Host/Proto.
+// The instance (scheme and host) is chosen per attempt by the upstream
+// RoundTripper.
 func (p *proxyHandler) rewrite(pr *httputil.ProxyRequest) {
 	in, out := pr.In, pr.Out
 	x := policy.ExchangeFrom(in.Context())
-	inst := p.backend.pool.Pick()
-	if inst == nil {
-		// The pool emptied since ServeHTTP looked (registered instances
-		// left): send nowhere, and let errorHandler answer 503.
-		inst = noInstance
-		if x != nil && x.Record != nil {
-			x.Record.Denial = "no_instance"
-		}
-	}
-	if x != nil && x.Record != nil {
-		x.Record.Upstream = inst.Host
-	}
-	out.URL.Scheme = inst.Scheme
-	out.URL.Host = inst.Host
 	out.Host = ""
 	if x != nil {
 		out.URL.Path = x.Path
@@ -181,36 +169,62 @@ func (p *proxyHandler) modifyResponse(res *http.Response) error {
 func (p *proxyHandler) errorHandler(w http.ResponseWriter, r *http.Request, err error) {
 	var e *policy.Error
 	var mbe *http.MaxBytesError
+	var ue *upstream.Error
 	var ne net.Error
-	if x := policy.ExchangeFrom(r.Context()); x != nil && x.Record != nil && x.Record.Denial == "no_instance" {
-		renderError(w, r, policy.Unavailable("no_instance", "The backend has no instance to serve the request.", err))
-		return
-	}
+	x := policy.ExchangeFrom(r.Context())
 	switch {
 	case errors.As(err, &mbe):
 		e = policy.TooLarge(mbe.Limit)
 		e.Cause = err
 	case errors.Is(r.Context().Err(), context.Canceled):
-		if x := policy.ExchangeFrom(r.Context()); x != nil && x.Record != nil {
+		if x != nil && x.Record != nil {
 			x.Record.Denial = "client_closed"
 		}
 		if sw, ok := w.(*responseWriter); ok {
 			sw.status = 499
 		}
 		return
+	case errors.As(err, &ue):
+		e = upstreamError(ue)
 	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
 		e = policy.GatewayTimeout(err)
-	case errors.Is(err, io.ErrUnexpectedEOF):
-		e = policy.BadGateway(err)
 	default:
 		e = policy.BadGateway(err)
+	}
+	if x != nil && x.Record != nil {
+		x.Record.Denial = e.Reason
+		x.Record.Cause = err
+	}
+	if f := p.backend.failures; f != nil && e.Status != http.StatusRequestEntityTooLarge {
+		f.Failed(e.Reason)
 	}
 	renderError(w, r, e)
 }
 
-// noInstance is where a request goes when its pool emptied after it was
-// admitted: nowhere (the transport refuses an empty host).
-var noInstance = &upstream.Instance{Scheme: "http"}
+// upstreamError maps a failed exchange to the problem the client gets:
+// 503 when the gateway refused to call the backend (no healthy instance,
+// open circuit, concurrency limit), 504 when no response came in time,
+// 502 when the backend could not be reached or failed.
+func upstreamError(ue *upstream.Error) *policy.Error {
+	switch ue.Kind {
+	case upstream.ErrNoHealthyInstance:
+		return policy.Unavailable(ue.Kind.String(), "The backend has no healthy instance.", ue)
+	case upstream.ErrCircuitOpen:
+		e := policy.Unavailable(ue.Kind.String(), "The backend is failing; calls to it are paused.", ue)
+		e.Header = http.Header{"Retry-After": {strconv.Itoa(retryAfterSeconds(ue.RetryAfter))}}
+		return e
+	case upstream.ErrConcurrencyLimit:
+		return policy.Unavailable(ue.Kind.String(), "The backend has too many requests in flight.", ue)
+	case upstream.ErrTimeout:
+		return policy.GatewayTimeout(ue)
+	}
+	return policy.BadGateway(ue)
+}
+
+// retryAfterSeconds rounds a wait up to whole seconds, at least 1.
+func retryAfterSeconds(d time.Duration) int {
+	return max(1, int((d+time.Second-1)/time.Second))
+}
 
 // headerSafe removes characters that cannot appear in a header value.
 func headerSafe(s string) string {

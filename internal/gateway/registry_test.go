@@ -4,26 +4,36 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/gatehouse-dev/gatehouse/internal/upstream"
 )
 
 // fakeSource is an InstanceSource a test drives by hand.
 type fakeSource struct {
 	mu       sync.Mutex
 	urls     []string
-	watchers map[int]func([]string)
+	watchers map[int]func([]upstream.InstanceSpec)
 	next     int
 }
 
-func (f *fakeSource) WatchInstances(service string, update func([]string)) func() {
+func specs(urls []string) []upstream.InstanceSpec {
+	out := make([]upstream.InstanceSpec, len(urls))
+	for i, u := range urls {
+		out[i] = upstream.InstanceSpec{URL: u}
+	}
+	return out
+}
+
+func (f *fakeSource) WatchInstances(service string, update func([]upstream.InstanceSpec)) func() {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.watchers == nil {
-		f.watchers = map[int]func([]string){}
+		f.watchers = map[int]func([]upstream.InstanceSpec){}
 	}
 	id := f.next
 	f.next++
 	f.watchers[id] = update
-	update(f.urls)
+	update(specs(f.urls))
 	return func() {
 		f.mu.Lock()
 		defer f.mu.Unlock()
@@ -36,7 +46,7 @@ func (f *fakeSource) set(urls ...string) {
 	defer f.mu.Unlock()
 	f.urls = urls
 	for _, w := range f.watchers {
-		w(urls)
+		w(specs(urls))
 	}
 }
 

@@ -30,6 +30,7 @@ type Runtime struct {
 	Metrics    *observe.Metrics
 	KeySets    *identity.KeySets // nil: compile offline (validate only)
 	Transports *upstream.Transports
+	Upstreams  *upstream.Pools // backend pools; nil only to compile offline (validate)
 	Secrets    secret.Resolver
 	Now        func() time.Time
 	// BackendIdentity holds signing keys, token caches and client
@@ -64,6 +65,7 @@ type Snapshot struct {
 	verifier      *identity.Verifier
 	keySets       []*identity.KeySet
 	transportKeys map[string]bool
+	upstreams     map[string]*upstreamBinding
 	certs         map[string]*tls.Certificate
 	clientCAs     map[string]*x509.CertPool
 	settings      settings

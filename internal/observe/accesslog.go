@@ -18,6 +18,7 @@ type Access struct {
 	Duration         time.Duration
 	UpstreamDuration time.Duration
 	Upstream         string
+	Attempts         int
 	BytesOut         int64
 	ClientIP         string
 	Subject          string
@@ -59,6 +60,9 @@ func (l *AccessLog) Log(a *Access) {
 	if a.Upstream != "" {
 		attrs = append(attrs, slog.String("upstream", a.Upstream),
 			slog.Float64("upstream_ms", float64(a.UpstreamDuration.Microseconds())/1000))
+	}
+	if a.Attempts > 0 {
+		attrs = append(attrs, slog.Int("attempts", a.Attempts))
 	}
 	if a.Credential != "" {
 		attrs = append(attrs, slog.String("credential", a.Credential), slog.String("subject", a.Subject))

@@ -27,6 +27,8 @@ type Metrics struct {
 	LastReload    prometheus.Gauge
 	Rejected      *prometheus.CounterVec
 	policy        *prometheus.CounterVec
+
+	up *upstreamCollectors
 }
 
 // durationBuckets suit a gateway: sub-millisecond to tens of seconds.
@@ -83,6 +85,8 @@ func NewMetrics() *Metrics {
 	}, []string{"reason"})
 	m.policy = newPolicyDecisions()
 	m.Registry.MustRegister(m.policy)
+	m.up = newUpstreamCollectors()
+	m.Registry.MustRegister(m.up.collectors()...)
 	m.Registry.MustRegister(m.requests, m.duration, m.upstream, m.inFlight, m.AuthnFailures,
 		m.AuthzDenials, m.JWKSFetches, m.Reloads, m.ConfigInfo, m.LastReload, m.Rejected,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

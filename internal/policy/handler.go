@@ -81,9 +81,14 @@ func (p Params) Get(name string) (string, bool) {
 type Record struct {
 	Principal        *identity.Principal
 	Denial           string // why the request was refused (e.g. invalid_token:expired)
-	Upstream         string // host:port of the instance that was called
+	Upstream         string // the instance (scheme://host:port) of the last attempt
 	UpstreamDuration time.Duration
 	UpstreamStatus   int
+
+	// Attempts is the number of upstream attempts (1 + retries).
+	Attempts int
+	// Cause is why the upstream exchange failed, for the log only.
+	Cause error
 }
 
 type exchangeKey struct{}

@@ -89,6 +89,7 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 			OnFetch: func(provider, outcome string) { metrics.JWKSFetches.WithLabelValues(provider, outcome).Inc() },
 		}),
 		Transports: upstream.NewTransports(),
+		Upstreams:  gateway.NewUpstreams(opts.Logger, metrics),
 		Secrets:    opts.Secrets,
 	}
 	rt.BackendIdentity = gateway.NewBackendIdentity(opts.Logger)
@@ -115,6 +116,7 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 		rt.BackendIdentity.Close()
 		_ = rt.Quotas.Close()
 		s.Close()
+		rt.Upstreams.Close()
 		return nil, diags
 	}
 	metrics.Reloads.WithLabelValues("success").Inc()
@@ -404,6 +406,7 @@ func (s *Server) Serve(ctx context.Context) error {
 	wg.Wait()
 	rt := s.gw.Runtime()
 	rt.KeySets.Close()
+	rt.Upstreams.Close()
 	rt.Transports.Close()
 	rt.BackendIdentity.Close()
 	_ = rt.Quotas.Close() // writes the quota counters one last time

@@ -17,6 +17,7 @@ import (
 	"github.com/gatehouse-dev/gatehouse/internal/registry"
 	"github.com/gatehouse-dev/gatehouse/internal/store"
 	"github.com/gatehouse-dev/gatehouse/internal/store/sqlite"
+	"github.com/gatehouse-dev/gatehouse/internal/upstream"
 )
 
 // state is what the server keeps in the store and the components over
@@ -75,13 +76,13 @@ func (s *Server) openState(ctx context.Context, doc *config.Document) error {
 // registrySource adapts the registry to gateway.InstanceSource.
 type registrySource struct{ r *registry.Registry }
 
-func (rs registrySource) WatchInstances(service string, update func([]string)) func() {
+func (rs registrySource) WatchInstances(service string, update func([]upstream.InstanceSpec)) func() {
 	return rs.r.Watch(service, func(set registry.Set) {
-		urls := make([]string, len(set.Instances))
+		specs := make([]upstream.InstanceSpec, len(set.Instances))
 		for i, in := range set.Instances {
-			urls[i] = in.Scheme + "://" + in.ID
+			specs[i] = upstream.InstanceSpec{URL: in.Scheme + "://" + in.ID, Weight: in.Weight}
 		}
-		update(urls)
+		update(specs)
 	})
 }
 

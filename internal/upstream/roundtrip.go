@@ -1,0 +1,400 @@
+package upstream
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// ExchangeOptions are the per-operation settings of a RoundTripper.
+type ExchangeOptions struct {
+	// Request bounds the whole exchange, retries included, until the
+	// response headers arrive.
+	Request time.Duration
+	// Attempt bounds one attempt until its response headers arrive.
+	Attempt time.Duration
+	// Record, if set, is called once per exchange with the last instance
+	// tried (empty if none) and the number of attempts, on the
+	// goroutine that called RoundTrip.
+	Record func(r *http.Request, instance string, attempts int)
+}
+
+// RoundTripper sends each request to an instance of a pool, applying the
+// backend's concurrency limit, circuit breaker, balancer, per-attempt and
+// overall deadlines, retries (with backoff, jitter and a budget), and
+// reporting every attempt's outcome for passive ejection.
+//
+// Give it to httputil.ReverseProxy: the proxy's Rewrite sets the path and
+// headers, and the RoundTripper sets the scheme and host of each attempt.
+// It never modifies the request it is given.
+type RoundTripper struct {
+	pool *Pool
+	base http.RoundTripper
+	opts ExchangeOptions
+}
+
+// NewRoundTripper returns a RoundTripper over pool that sends attempts
+// with base.
+func NewRoundTripper(pool *Pool, base http.RoundTripper, o ExchangeOptions) *RoundTripper {
+	if o.Request <= 0 {
+		o.Request = DefaultRequestTimeout
+	}
+	if o.Attempt <= 0 || o.Attempt > o.Request {
+		o.Attempt = o.Request
+	}
+	return &RoundTripper{pool: pool, base: base, opts: o}
+}
+
+// DefaultRequestTimeout bounds an exchange whose options set no deadline.
+const DefaultRequestTimeout = 30 * time.Second
+
+var (
+	errAttemptTimeout = errors.New("upstream attempt timed out")
+	errRequestTimeout = errors.New("upstream request deadline exceeded")
+)
+
+// drainLimit is how much of a discarded response (one that is retried) is
+// read so that its connection can be reused.
+const drainLimit = 4 << 10
+
+// RoundTrip implements http.RoundTripper.
+func (t *RoundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
+	p := t.pool
+	cfg := p.cfg.Load()
+	if len(p.view.Load().eligible) == 0 {
+		t.record(req, "", 0)
+		return nil, p.noInst
+	}
+	limited := cfg.MaxConcurrent > 0
+	if limited && p.active.Add(1) > cfg.MaxConcurrent {
+		p.active.Add(-1)
+		t.record(req, "", 0)
+		return nil, &Error{Kind: ErrConcurrencyLimit, Backend: p.name}
+	}
+	ticket, retryAfter, ok := p.breaker.Allow()
+	if !ok {
+		if limited {
+			p.active.Add(-1)
+		}
+		t.record(req, "", 0)
+		return nil, &Error{Kind: ErrCircuitOpen, Backend: p.name, RetryAfter: retryAfter}
+	}
+	p.budget.Request()
+
+	x := exchange{t: t, req: req, cfg: cfg, ticket: ticket, limited: limited}
+	x.deadline = time.Now().Add(t.opts.Request)
+	if cfg.Key != nil {
+		x.key, x.hasKey = cfg.Key(req)
+	}
+	if req.Body != nil && req.Body != http.NoBody {
+		x.src = req.Body
+	}
+	return x.run()
+}
+
+func (t *RoundTripper) record(req *http.Request, instance string, attempts int) {
+	if t.opts.Record != nil {
+		t.opts.Record(req, instance, attempts)
+	}
+}
+
+// exchange is the state of one request across its attempts.
+type exchange struct {
+	t        *RoundTripper
+	req      *http.Request
+	cfg      *Config
+	ticket   uint64
+	limited  bool
+	deadline time.Time
+	key      uint64
+	hasKey   bool
+	src      io.ReadCloser // the request body, shared by the attempts
+	tried    []*Endpoint
+}
+
+// attempt is one try on one endpoint.
+type attempt struct {
+	e        *Endpoint
+	cancel   context.CancelCauseFunc
+	body     *attemptBody
+	timedOut bool // the attempt's or the request's deadline passed
+}
+
+func (x *exchange) run() (*http.Response, error) {
+	p := x.t.pool
+	retryable := x.cfg.Retry.MaxRetries > 0 && (Idempotent(x.req.Method) || x.cfg.Retry.NonIdempotent)
+	for n := 1; ; n++ {
+		e := p.Pick(x.key, x.hasKey, x.tried)
+		if e == nil {
+			// Every instance left rotation between two attempts.
+			return x.fail(n-1, "", p.noInst, false)
+		}
+		remaining := time.Until(x.deadline)
+		if remaining <= 0 {
+			return x.fail(n-1, e.ID, &Error{Kind: ErrTimeout, Backend: p.name, Attempts: n - 1, Err: errRequestTimeout}, true)
+		}
+		a, res, err := x.send(e, remaining)
+		outcome := x.classify(a, res, err)
+		p.Report(e, outcome)
+		p.obs.Attempt(outcome.String())
+
+		if outcome == OutcomeCanceled {
+			if res != nil {
+				res.Body.Close()
+			}
+			a.finish(p)
+			if err == nil {
+				err = context.Cause(x.req.Context())
+			}
+			return x.fail(n, e.ID, err, false)
+		}
+
+		again := retryable && n <= x.cfg.Retry.MaxRetries && x.retryOn(outcome, res) &&
+			(a.body == nil || a.body.detach())
+		var wait time.Duration
+		if again {
+			wait = Backoff(n, x.cfg.Retry.BackoffBase, x.cfg.Retry.BackoffMax)
+			switch {
+			case !time.Now().Add(wait).Before(x.deadline):
+				p.obs.Retry("no_time")
+				again = false
+			case !p.budget.TryRetry():
+				p.obs.Retry("budget_exhausted")
+				again = false
+			}
+		}
+		if !again {
+			if res == nil {
+				a.finish(p)
+				return x.fail(n, e.ID, x.typed(outcome, e, n, err), true)
+			}
+			// The response goes to the client. The breaker judges it by
+			// its status; the concurrency slot and the attempt end when
+			// its body is closed.
+			x.t.record(x.req, e.ID, n)
+			p.breaker.Done(x.ticket, outcome.Failure())
+			res.Body = a.wrap(p, res.Body, x.limited, res.StatusCode)
+			return res, nil
+		}
+		if res != nil {
+			_, _ = io.Copy(io.Discard, io.LimitReader(res.Body, drainLimit))
+			res.Body.Close()
+		}
+		a.finish(p)
+		if wait > 0 {
+			tm := time.NewTimer(wait)
+			select {
+			case <-x.req.Context().Done():
+				tm.Stop()
+				return x.fail(n, e.ID, context.Cause(x.req.Context()), false)
+			case <-tm.C:
+			}
+		}
+		p.obs.Retry("sent")
+		x.tried = append(x.tried, e)
+	}
+}
+
+// send makes one attempt on e, bounded by the attempt deadline and what
+// remains of the request's.
+func (x *exchange) send(e *Endpoint, remaining time.Duration) (*attempt, *http.Response, error) {
+	d, cause := x.t.opts.Attempt, errAttemptTimeout
+	if remaining <= d {
+		d, cause = remaining, errRequestTimeout
+	}
+	ctx, cancel := context.WithCancelCause(x.req.Context())
+	a := &attempt{e: e, cancel: cancel}
+	timer := time.AfterFunc(d, func() { cancel(cause) })
+
+	out := x.req.WithContext(ctx)
+	u := *x.req.URL
+	u.Scheme, u.Host = e.Scheme, e.Host
+	out.URL = &u
+	if x.src != nil {
+		a.body = &attemptBody{src: x.src}
+		out.Body = a.body
+	}
+	e.inFlight.Add(1)
+	res, err := x.t.base.RoundTrip(out)
+	if !timer.Stop() && x.req.Context().Err() == nil {
+		// The deadline passed (perhaps just as the headers arrived: the
+		// context is cancelled, so the body could not be read).
+		a.timedOut = true
+		if err == nil {
+			res.Body.Close()
+		}
+		res, err = nil, context.Cause(ctx)
+	}
+	return a, res, err
+}
+
+// classify names the outcome of an attempt.
+func (x *exchange) classify(a *attempt, res *http.Response, err error) Outcome {
+	if x.req.Context().Err() != nil {
+		return OutcomeCanceled
+	}
+	if err == nil {
+		if res.StatusCode >= 500 {
+			return Outcome5xx
+		}
+		return OutcomeSuccess
+	}
+	if a.timedOut {
+		return OutcomeTimeout
+	}
+	if a.body != nil && a.body.failed() {
+		return OutcomeCanceled // the client's body failed, not the backend
+	}
+	return classifyErr(err)
+}
+
+// classifyErr sorts a transport error.
+func classifyErr(err error) Outcome {
+	var op *net.OpError
+	var ne net.Error
+	switch {
+	case errors.As(err, &op) && op.Op == "dial":
+		return OutcomeConnect
+	case errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.ECONNRESET), errors.Is(err, io.EOF):
+		// Refused, or closed or reset before a response began (a partial
+		// response is io.ErrUnexpectedEOF and lands below).
+		return OutcomeConnect
+	case errors.As(err, &ne) && ne.Timeout():
+		return OutcomeTimeout
+	}
+	return OutcomeError
+}
+
+// retryOn reports whether an attempt with this outcome may be retried.
+func (x *exchange) retryOn(o Outcome, res *http.Response) bool {
+	switch o {
+	case OutcomeConnect:
+		return true
+	case Outcome5xx:
+		return x.cfg.Retry.OnStatus.Has(res.StatusCode)
+	}
+	return false
+}
+
+// typed wraps the last attempt's error.
+func (x *exchange) typed(o Outcome, e *Endpoint, n int, err error) error {
+	kind := ErrTransport
+	switch o {
+	case OutcomeTimeout:
+		kind = ErrTimeout
+	case OutcomeConnect:
+		kind = ErrConnect
+	}
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		return err
+	}
+	return &Error{Kind: kind, Backend: x.t.pool.name, Instance: e.ID, Attempts: n, Err: err}
+}
+
+// fail ends the exchange with err. With verdict, the breaker counts a
+// failure; without, it learns nothing (the client left, or there was no
+// instance to try).
+func (x *exchange) fail(attempts int, instance string, err error, verdict bool) (*http.Response, error) {
+	p := x.t.pool
+	x.t.record(x.req, instance, attempts)
+	if verdict {
+		p.breaker.Done(x.ticket, true)
+	} else {
+		p.breaker.Abandon(x.ticket)
+	}
+	if x.limited {
+		p.active.Add(-1)
+	}
+	return nil, err
+}
+
+// finish ends an attempt whose response is not handed on.
+func (a *attempt) finish(p *Pool) {
+	a.cancel(nil)
+	p.release(a.e)
+}
+
+// wrap hands on the response body; closing it ends the attempt and, with
+// limited, frees the exchange's concurrency slot.
+func (a *attempt) wrap(p *Pool, rc io.ReadCloser, limited bool, status int) io.ReadCloser {
+	if rwc, ok := rc.(io.ReadWriteCloser); ok && status == http.StatusSwitchingProtocols {
+		return &upgradeBody{responseBody: responseBody{rc: rc, pool: p, a: a, limited: limited}, w: rwc}
+	}
+	return &responseBody{rc: rc, pool: p, a: a, limited: limited}
+}
+
+// responseBody is a backend's response body; closing it ends the attempt.
+type responseBody struct {
+	rc      io.ReadCloser
+	pool    *Pool
+	a       *attempt
+	limited bool
+	closed  atomic.Bool
+}
+
+func (b *responseBody) Read(p []byte) (int, error) { return b.rc.Read(p) }
+
+func (b *responseBody) Close() error {
+	err := b.rc.Close()
+	if b.closed.CompareAndSwap(false, true) {
+		b.a.finish(b.pool)
+		if b.limited {
+			b.pool.active.Add(-1)
+		}
+	}
+	return err
+}
+
+// upgradeBody is the body of a 101 response: the proxy writes to it too.
+type upgradeBody struct {
+	responseBody
+	w io.Writer
+}
+
+func (b *upgradeBody) Write(p []byte) (int, error) { return b.w.Write(p) }
+
+// attemptBody lends the request body to one attempt. It records whether
+// the attempt read any of it: a body of which not a byte was read can be
+// given to the next attempt; once detached, the old attempt can read no
+// more. Close does not close the body (the server does, after the
+// handler).
+type attemptBody struct {
+	src   io.ReadCloser
+	state atomic.Int32 // bodyUnread, bodyRead, bodyDetached
+	err   atomic.Bool  // a read failed (not EOF)
+}
+
+const (
+	bodyUnread int32 = iota
+	bodyRead
+	bodyDetached
+)
+
+var errBodyDetached = errors.New("request body handed to another attempt")
+
+func (b *attemptBody) Read(p []byte) (int, error) {
+	if !b.state.CompareAndSwap(bodyUnread, bodyRead) && b.state.Load() == bodyDetached {
+		return 0, errBodyDetached
+	}
+	n, err := b.src.Read(p)
+	if err != nil && err != io.EOF {
+		b.err.Store(true)
+	}
+	return n, err
+}
+
+func (b *attemptBody) Close() error { return nil }
+
+// detach takes the body back for another attempt; it fails if any of it
+// was read.
+func (b *attemptBody) detach() bool {
+	return b.state.CompareAndSwap(bodyUnread, bodyDetached)
+}
+
+func (b *attemptBody) failed() bool { return b.err.Load() }
