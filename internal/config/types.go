@@ -11,6 +11,7 @@ type Config struct {
 	Consumers         []Consumer         `yaml:"consumers" jsonschema_description:"Callers that authenticate with API keys."`
 	Backends          []Backend          `yaml:"backends" jsonschema_description:"Upstream services and their instances."`
 	APIs              []API              `yaml:"apis" jsonschema_description:"Routes from host and path to a backend, with their auth requirements."`
+	Observability     Observability      `yaml:"observability" jsonschema_description:"Traces and the dashboard."`
 }
 
 // Server holds the settings of the gateway process itself.

@@ -76,6 +76,7 @@ func Validate(doc *Document) Diagnostics {
 	v.consumers()
 	v.backends()
 	v.apis()
+	v.observability()
 	return v.r.Diagnostics()
 }
 

@@ -43,6 +43,7 @@ type compiler struct {
 
 	snap     *Snapshot
 	backends map[string]*backend
+	stepBits map[string]uint32 // traced step name → its bit (compile_observe.go)
 }
 
 type backend struct {
@@ -69,6 +70,7 @@ func (c *compiler) compile() *Snapshot {
 	}
 	c.snap = s
 	c.settings()
+	c.tracing()
 	c.listeners()
 	c.identity()
 	keys := c.apiKeys()
@@ -76,6 +78,9 @@ func (c *compiler) compile() *Snapshot {
 	s.router = c.routes(keys)
 	if c.rt.Metrics != nil {
 		s.notFound = c.rt.Metrics.Route("", "")
+	}
+	if c.rt.Stats != nil {
+		s.notFoundStats = c.rt.Stats.Route("", "")
 	}
 	return s
 }
@@ -379,6 +384,7 @@ func (c *compiler) chain(path string, api *API, op *Operation, terminal policy.H
 	if c.rt.Metrics != nil {
 		op.metrics = c.rt.Metrics.Route(api.Name, op.Name)
 	}
+	c.observeOperation(path, op)
 	steps := []policy.Step{policy.LimitBody(api.MaxBody)}
 	auth := op.Auth
 	if auth != nil && !auth.Anonymous {
@@ -407,13 +413,13 @@ func (c *compiler) chain(path string, api *API, op *Operation, terminal policy.H
 		if m := c.rt.Metrics; m != nil {
 			ao.Observe = func(reason string) { m.AuthnFailures.WithLabelValues(reason).Inc() }
 		}
-		steps = append(steps, policy.Authenticate(ao))
+		steps = append(steps, c.traced("authenticate", policy.Authenticate(ao)))
 		if req := compileRequire(auth.Require); req != nil {
 			zo := policy.AuthzOptions{Require: *req, Realm: "gatehouse"}
 			if op.metrics != nil {
 				zo.Observe = op.metrics.Denied
 			}
-			steps = append(steps, policy.Authorize(zo))
+			steps = append(steps, c.traced("authorize", policy.Authorize(zo)))
 		}
 	}
 	return policy.Chain(terminal, steps...)

@@ -63,6 +63,7 @@ func (g *Gateway) release(keep *Snapshot) {
 	if g.rt.Transports != nil {
 		g.rt.Transports.Retain(keep.transportKeys)
 	}
+	g.releaseObserve(keep)
 }
 
 // request is the per-request state, allocated once.
@@ -72,6 +73,7 @@ type request struct {
 	rw     responseWriter
 	match  Match
 	access observe.Access
+	trace  spanState // used only when tracing is on
 }
 
 // ServeHTTP is the front of the data plane.
@@ -99,6 +101,9 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set(st.requestIDHeader, q.x.RequestID)
 
 	r = r.WithContext(policy.WithExchange(r.Context(), &q.x))
+	if s.tracer != nil {
+		r = q.startSpan(s.tracer, r)
+	}
 	err := g.serve(&q.rw, r, s, q)
 	if err != nil {
 		pe := policy.AsError(err)
@@ -171,6 +176,14 @@ func (g *Gateway) finish(s *Snapshot, q *request, r *http.Request, start time.Ti
 	}
 	if rm != nil {
 		rm.Observe(status, d.Seconds())
+	}
+	if op != nil {
+		op.stats.Observe(status, d)
+	} else {
+		s.notFoundStats.Observe(status, d)
+	}
+	if q.trace.span != nil {
+		q.endSpan(r, status)
 	}
 	if g.rt.AccessLog == nil || !s.settings.accessLog {
 		return

@@ -51,7 +51,7 @@ func (c *compiler) proxy(api *API, be *backend) policy.Handler {
 	}
 	p.rp = &httputil.ReverseProxy{
 		Rewrite:        p.rewrite,
-		Transport:      &timedTransport{rt: be.transport, metrics: be.metrics},
+		Transport:      &timedTransport{rt: c.traceTransport(be, api.Backend), metrics: be.metrics},
 		ErrorHandler:   p.errorHandler,
 		ModifyResponse: p.modifyResponse,
 		ErrorLog:       slog.NewLogLogger(c.rt.Logger.Handler(), slog.LevelWarn),
