@@ -39,6 +39,8 @@ type Options struct {
 	// StartupTimeout bounds the initial fetch of identity provider keys
 	// before serving (serving starts anyway; /readyz says when ready).
 	StartupTimeout time.Duration
+	// Observe connects the dashboard and tracing (observe.go).
+	Observe ObserveOptions
 }
 
 // Server is a running gateway process.
@@ -56,6 +58,7 @@ type Server struct {
 	adminSrv  *http.Server
 	adminAddr net.Addr
 	started   *config.Server // the server section the listeners were started with
+	obs       *observeState
 }
 
 type listener struct {
@@ -88,6 +91,7 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 		rt.AccessLog = observe.NewAccessLog(opts.AccessLogger)
 	}
 	s := &Server{opts: opts, logger: opts.Logger, gw: gateway.New(rt), metrics: metrics}
+	s.setupObserve(rt)
 	doc, diags := opts.Load()
 	if diags == nil {
 		var snap *gateway.Snapshot
@@ -115,6 +119,7 @@ func (s *Server) loaded(snap *gateway.Snapshot) {
 	s.metrics.ConfigInfo.Reset()
 	s.metrics.ConfigInfo.WithLabelValues(snap.Version).Set(1)
 	s.metrics.LastReload.Set(float64(snap.Loaded.Unix()))
+	s.recordVersion(snap)
 }
 
 // Reload loads the configuration again and, if it is valid, swaps it in.
@@ -215,10 +220,18 @@ func (s *Server) Listen(ctx context.Context) error {
 		return fmt.Errorf("admin listener: %w", err)
 	}
 	s.adminAddr = ln.Addr()
+	ui, err := s.dashboardHandler(ctx, snap.Doc.Config)
+	if err != nil {
+		ln.Close()
+		s.closeListeners()
+		return fmt.Errorf("dashboard: %w", err)
+	}
 	s.adminSrv = &http.Server{
 		Handler: admin.New(admin.Options{
 			Metrics: s.metrics.Registry,
 			Ready:   s.ready,
+			UI:      ui,
+			Stats:   s.statsHandler(),
 		}),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       60 * time.Second,
@@ -360,6 +373,7 @@ func (s *Server) Serve(ctx context.Context) error {
 	rt := s.gw.Runtime()
 	rt.KeySets.Close()
 	rt.Transports.Close()
+	s.closeObserve(sctx)
 	if forced.Load() {
 		s.logger.Warn("drain deadline passed; remaining connections were closed")
 	} else {
