@@ -47,6 +47,14 @@ var funcs = template.FuncMap{
 	"join": strings.Join,
 	"list": func(v ...string) []string { return v },
 	"add1": func(i int) int { return i + 1 },
+	"hasSlot": func(c Consumer, slot string) bool {
+		for _, k := range c.Keys {
+			if k.Slot == slot {
+				return true
+			}
+		}
+		return false
+	},
 	"op":   func(o DiffOp) string { return string(o) },
 	"opclass": func(o DiffOp) string {
 		switch o {

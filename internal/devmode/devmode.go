@@ -43,6 +43,9 @@ type Options struct {
 	AccessLogger                *slog.Logger
 	// Out receives the welcome text with the commands to try.
 	Out io.Writer
+	// Backends replaces the dashboard's backend list (tests); default the
+	// configuration's static instances.
+	Backends dashboard.Backends
 }
 
 // Demo clients of the built-in issuer.
@@ -166,7 +169,7 @@ func Start(ctx context.Context, o Options) (*Env, error) {
 		Logger:         o.Logger,
 		AccessLogger:   o.AccessLogger,
 		StartupTimeout: 5 * time.Second,
-		Observe:        server.ObserveOptions{Consumers: env.Consumers, Audit: env.Audit, Recorder: env.Audit},
+		Observe:        server.ObserveOptions{Consumers: env.Consumers, Audit: env.Audit, Recorder: env.Audit, Backends: o.Backends},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("embedded demo configuration: %w", err)

@@ -48,11 +48,15 @@
     last.textContent = "now";
     svg.appendChild(last);
     series.forEach(function (s) {
-      var d = "";
+      // Latency and error rate have no value where there was no traffic:
+      // the line breaks there instead of falling to zero.
+      var d = "", pen = false;
       points.forEach(function (p, j) {
+        if (s.gaps && !p.rps) { pen = false; return; }
         var x = L + (W - L - R) * (n > 1 ? j / (n - 1) : 0);
         var y = T + (H - T - B) * (1 - (p[s.key] || 0) / max);
-        d += (j ? "L" : "M") + x.toFixed(1) + " " + y.toFixed(1);
+        d += (pen ? "L" : "M") + x.toFixed(1) + " " + y.toFixed(1);
+        pen = true;
       });
       svg.appendChild(svgEl("path", { "class": s.cls, d: d }));
     });
@@ -74,11 +78,11 @@
   }
 
   var TRAFFIC = [{ key: "rps", cls: "s-rps", label: "requests/s" }];
-  var ERRORS = [{ key: "error_pct", cls: "s-err", label: "errors %" }];
+  var ERRORS = [{ key: "error_pct", cls: "s-err", label: "errors %", gaps: true }];
   var LATENCY = [
-    { key: "p50_ms", cls: "s-p50", label: "p50" },
-    { key: "p95_ms", cls: "s-p95", label: "p95" },
-    { key: "p99_ms", cls: "s-p99", label: "p99" }
+    { key: "p50_ms", cls: "s-p50", label: "p50", gaps: true },
+    { key: "p95_ms", cls: "s-p95", label: "p95", gaps: true },
+    { key: "p99_ms", cls: "s-p99", label: "p99", gaps: true }
   ];
 
   function chartCard(api) {
