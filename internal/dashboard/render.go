@@ -55,7 +55,7 @@ var funcs = template.FuncMap{
 		}
 		return false
 	},
-	"op":   func(o DiffOp) string { return string(o) },
+	"op": func(o DiffOp) string { return string(o) },
 	"opclass": func(o DiffOp) string {
 		switch o {
 		case Insert:
