@@ -2,6 +2,7 @@ package config
 
 import (
 	"net"
+	"net/url"
 	"slices"
 )
 
@@ -47,6 +48,9 @@ func (v *validator) observability() {
 		}
 		if c.RedirectURL != "" {
 			v.httpURL(Field(p, "redirect_url"), c.RedirectURL)
+			if u, err := url.Parse(c.RedirectURL); err == nil && u.Path != "/ui/callback" {
+				v.r.Errorf(Field(p, "redirect_url"), "must be the admin listener's URL followed by /ui/callback, where the dashboard receives the sign-in")
+			}
 		}
 		if len(c.Scopes) > 0 && !slices.Contains(c.Scopes, "openid") {
 			v.r.Errorf(Field(p, "scopes"), "must include openid")

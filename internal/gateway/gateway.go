@@ -191,6 +191,7 @@ func (g *Gateway) finish(s *Snapshot, q *request, r *http.Request, start time.Ti
 	a := &q.access
 	a.Time = start
 	a.RequestID = q.x.RequestID
+	a.TraceID = traceIDOf(q.x.TraceParent)
 	a.Method = r.Method
 	a.Path = q.x.Path
 	if a.Path == "" {

@@ -191,3 +191,11 @@ func errorType(ctx context.Context, err error) string {
 	}
 	return "transport"
 }
+
+// traceIDOf returns the trace ID of a version 00 traceparent (no copy).
+func traceIDOf(tp string) string {
+	if len(tp) != 55 {
+		return ""
+	}
+	return tp[3:35]
+}
