@@ -242,7 +242,14 @@ func TestBrowser_DashboardEndToEnd(t *testing.T) {
 	}
 
 	// 3. Traffic through the gateway appears on the overview within seconds.
+	// Three rounds of ten requests, a second apart, so that the charts
+	// have more than one point.
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
 	for i := range 30 {
+		if i > 0 && i%10 == 0 {
+			<-tick.C
+		}
 		path := "/orders/" + fmt.Sprint(i)
 		req, _ := http.NewRequest("GET", env.GatewayURL+path, nil)
 		req.Header.Set("X-API-Key", env.APIKey)

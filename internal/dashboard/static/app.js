@@ -32,7 +32,7 @@
     if (max <= 0) max = 1;
     var nice = Math.pow(10, Math.floor(Math.log10(max)));
     max = Math.ceil(max / nice) * nice;
-    var svg = svgEl("svg", { "class": "chart", viewBox: "0 0 " + W + " " + H, role: "img", "aria-label": label, preserveAspectRatio: "none" });
+    var svg = svgEl("svg", { "class": "chart", viewBox: "0 0 " + W + " " + H, role: "img", "aria-label": label });
     for (var i = 0; i <= 2; i++) {
       var y = T + (H - T - B) * i / 2;
       svg.appendChild(svgEl("line", { "class": "grid", x1: L, x2: W - R, y1: y, y2: y }));
@@ -56,6 +56,9 @@
         var x = L + (W - L - R) * (n > 1 ? j / (n - 1) : 0);
         var y = T + (H - T - B) * (1 - (p[s.key] || 0) / max);
         d += (pen ? "L" : "M") + x.toFixed(1) + " " + y.toFixed(1);
+        // A point with no neighbour to join gets a dot, so that it shows.
+        var alone = !pen && (j === n - 1 || (s.gaps && !points[j + 1].rps));
+        if (alone) svg.appendChild(svgEl("circle", { "class": s.cls.replace("s-", "d-"), cx: x.toFixed(1), cy: y.toFixed(1), r: 3 }));
         pen = true;
       });
       svg.appendChild(svgEl("path", { "class": s.cls, d: d }));
