@@ -12,6 +12,7 @@ import (
 // snapshot from the runtime's registry. With tracing off the snapshot has
 // no tracer and the request path makes no tracing calls.
 func (c *compiler) tracing() {
+	c.dashboardSecret()
 	t := &c.cfg.Observability.Tracing
 	if !t.Enabled {
 		return
@@ -50,6 +51,19 @@ func (c *compiler) tracing() {
 	}
 	c.snap.tracerHandle = tr
 	c.snap.tracer = tr.Tracer()
+}
+
+// dashboardSecret checks that the dashboard's client secret resolves, so
+// that `gatehouse validate` reports a missing one. The dashboard resolves
+// it again when the admin listener starts.
+func (c *compiler) dashboardSecret() {
+	o := c.cfg.Observability.Dashboard.OIDC
+	if o == nil || o.ClientSecret.IsZero() || c.rt.Secrets == nil {
+		return
+	}
+	if _, err := c.rt.Secrets.Resolve(c.ctx, o.ClientSecret); err != nil {
+		c.r.Errorf("observability.dashboard.oidc.client_secret", "%v", err)
+	}
 }
 
 // observeOperation resolves the run-time statistics of an operation and
