@@ -114,9 +114,5 @@ func (d *Dashboard) serveLogout(w http.ResponseWriter, r *http.Request, s *Sessi
 	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: "", Path: "/ui/", MaxAge: -1,
 		HttpOnly: true, Secure: d.secureCookies, SameSite: http.SameSiteLaxMode})
 	d.audit(s.User, "logout", "dashboard", "")
-	if d.o.InsecureLocal {
-		http.Redirect(w, r, "/ui/login", http.StatusSeeOther)
-		return
-	}
 	http.Redirect(w, r, "/ui/login", http.StatusSeeOther)
 }

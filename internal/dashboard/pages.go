@@ -49,6 +49,8 @@ type opView struct {
 	Policies            []string
 	Source              string
 	Match               bool
+	// Latency of the last minute, when the operation had traffic.
+	Stats *observe.Summary
 }
 
 type apiView struct {
@@ -139,6 +141,16 @@ func (d *Dashboard) serveAPIs(w http.ResponseWriter, r *http.Request, s *Session
 	var apis []*apiView
 	byName := map[string]*apiView{}
 	shown := 0
+	latency := map[[2]string]*observe.Summary{}
+	if d.o.Stats != nil {
+		for _, a := range d.o.Stats.Report(observe.LastMinute, false).APIs {
+			for _, op := range a.Operations {
+				if op.Requests > 0 {
+					latency[[2]string{a.API, op.Operation}] = &op.Summary
+				}
+			}
+		}
+	}
 	if snap != nil {
 		for i, a := range snap.Doc.Config.APIs {
 			v := &apiView{Name: a.Name, Backend: a.Backend, Prefix: config.NormalizePrefix(a.PathPrefix),
@@ -156,7 +168,7 @@ func (d *Dashboard) serveAPIs(w http.ResponseWriter, r *http.Request, s *Session
 			}
 			auth, req := describeAuth(op.Auth)
 			ov := opView{Name: op.Name, Methods: strings.Join(op.Methods, ", "), Path: op.Template, Auth: auth, Requires: req,
-				Source: source(snap.Doc, op.ConfigPath)}
+				Source: source(snap.Doc, op.ConfigPath), Stats: latency[[2]string{op.API.Name, op.Name}]}
 			ov.Policies = append(ov.Policies, "body limit "+formatBytes(op.API.MaxBody))
 			if op.API.PassCredential {
 				ov.Policies = append(ov.Policies, "forwards the caller's credential")
