@@ -148,7 +148,8 @@ func TestAuth_KeyRotationAndIdPOutage(t *testing.T) {
 
 // Threat: random kids make the gateway hammer the IdP.
 func TestAuth_RandomKidFloodFetchesAtMostOncePerCooldown(t *testing.T) {
-	h := newHarness(t, baseConfig, nil)
+	// A cooldown longer than the flood takes, even on a slow machine.
+	h := newHarness(t, strings.Replace(baseConfig, "cooldown: 1s", "cooldown: 1m", 1), nil)
 	fetchesBefore := h.issuer.Requests("/jwks")
 	var wg sync.WaitGroup
 	var non401 atomic.Int32
