@@ -17,13 +17,14 @@ const module = "github.com/gatehouse-dev/gatehouse/"
 // import: the data plane never depends on the control plane, the process
 // wiring, the command line or development-only code.
 var forbidden = map[string][]string{
-	"internal/config":   {"internal/gateway", "internal/policy", "internal/identity", "internal/server", "internal/admin", "internal/cli"},
-	"internal/policy":   {"internal/gateway", "internal/server", "internal/admin", "internal/cli", "internal/devmode", "internal/devissuer"},
-	"internal/identity": {"internal/gateway", "internal/policy", "internal/server", "internal/admin", "internal/cli", "internal/devmode", "internal/devissuer"},
-	"internal/gateway":  {"internal/server", "internal/admin", "internal/cli", "internal/devmode", "internal/devissuer"},
-	"internal/upstream": {"internal/gateway", "internal/server", "internal/admin", "internal/cli", "internal/devmode"},
-	"internal/observe":  {"internal/gateway", "internal/server", "internal/admin", "internal/cli"},
-	"internal/secret":   {"internal/gateway", "internal/server", "internal/admin", "internal/cli"},
+	"internal/config":    {"internal/gateway", "internal/policy", "internal/identity", "internal/server", "internal/admin", "internal/cli"},
+	"internal/policy":    {"internal/gateway", "internal/server", "internal/admin", "internal/cli", "internal/devmode", "internal/devissuer"},
+	"internal/identity":  {"internal/gateway", "internal/policy", "internal/server", "internal/admin", "internal/cli", "internal/devmode", "internal/devissuer"},
+	"internal/gateway":   {"internal/server", "internal/admin", "internal/cli", "internal/devmode", "internal/devissuer"},
+	"internal/upstream":  {"internal/gateway", "internal/server", "internal/admin", "internal/cli", "internal/devmode"},
+	"internal/observe":   {"internal/gateway", "internal/server", "internal/admin", "internal/cli"},
+	"internal/secret":    {"internal/gateway", "internal/server", "internal/admin", "internal/cli"},
+	"internal/dashboard": {"internal/server", "internal/admin", "internal/cli", "internal/devmode", "internal/devissuer"},
 }
 
 type pkg struct {

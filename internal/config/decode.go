@@ -18,6 +18,8 @@ import (
 type Document struct {
 	File   string
 	Config *Config
+	// Source is the text the document was decoded from.
+	Source []byte
 	// positions maps a dotted path (apis[0].backend) to where its value is.
 	positions map[string]Pos
 }
@@ -54,7 +56,7 @@ const MaxFileSize = 8 << 20
 // The returned document is usable for position lookups even when there are
 // diagnostics.
 func Decode(file string, data []byte) (*Document, Diagnostics) {
-	doc := &Document{File: file, Config: &Config{}, positions: map[string]Pos{}}
+	doc := &Document{File: file, Config: &Config{}, Source: data, positions: map[string]Pos{}}
 	if len(data) > MaxFileSize {
 		return doc, Diagnostics{{File: file, Msg: fmt.Sprintf("file is %d bytes; the limit is %d", len(data), MaxFileSize)}}
 	}

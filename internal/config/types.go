@@ -16,6 +16,7 @@ type Config struct {
 	Secrets           Secrets            `yaml:"secrets" jsonschema_description:"Secret stores for ${vault:...} references. See docs/secrets.md."`
 
 	Registry Registry `yaml:"registry" jsonschema_description:"Service registration through the admin API: which addresses may be registered, TTLs."`
+	Observability     Observability      `yaml:"observability" jsonschema_description:"Traces and the dashboard."`
 }
 
 // Server holds the settings of the gateway process itself.

@@ -80,6 +80,7 @@ func Validate(doc *Document) Diagnostics {
 	v.policies()
 	v.storeAdminRegistry()
 	v.upstreams()
+	v.observability()
 	return v.r.Diagnostics()
 }
 

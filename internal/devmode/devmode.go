@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/gatehouse-dev/gatehouse/internal/config"
+	"github.com/gatehouse-dev/gatehouse/internal/dashboard"
 	"github.com/gatehouse-dev/gatehouse/internal/devissuer"
 	"github.com/gatehouse-dev/gatehouse/internal/identity"
 	"github.com/gatehouse-dev/gatehouse/internal/server"
@@ -43,6 +44,9 @@ type Options struct {
 	AccessLogger                *slog.Logger
 	// Out receives the welcome text with the commands to try.
 	Out io.Writer
+	// Backends replaces the dashboard's backend list (tests); default the
+	// configuration's static instances.
+	Backends dashboard.Backends
 }
 
 // Demo clients of the built-in issuer.
@@ -50,6 +54,7 @@ var clients = []devissuer.Client{
 	{ID: "reader", Secret: "reader-secret", Groups: []string{"customers"}, Scopes: []string{"orders:read"}},
 	{ID: "writer", Secret: "writer-secret", Groups: []string{"staff"}, Scopes: []string{"orders:read", "orders:write"}},
 	{ID: "admin", Secret: "admin-secret", Groups: []string{"admins", "staff"}, Roles: []string{"gatehouse-admin"}, Scopes: []string{"orders:read", "orders:write"}},
+	dashboardClient,
 }
 
 // Env is what a running development gateway is made of; tests use it.
@@ -61,6 +66,11 @@ type Env struct {
 	Issuer     *devissuer.Issuer
 	Server     *server.Server
 	Config     []byte
+	// DashboardURL is the dashboard; Audit and Consumers are its
+	// in-memory audit log and key store.
+	DashboardURL string
+	Audit        *dashboard.MemoryAudit
+	Consumers    *dashboard.MemoryConsumers
 
 	config  atomic.Value // []byte, for /dev/config
 	closers []func()
@@ -91,7 +101,7 @@ func Start(ctx context.Context, o Options) (*Env, error) {
 	}()
 
 	// The token issuer.
-	iss, err := devissuer.New(devissuer.Options{Clients: clients, Audience: "gatehouse-demo"})
+	iss, err := devissuer.New(devissuer.Options{Clients: clients, Users: dashboardUsers, Audience: "gatehouse-demo"})
 	if err != nil {
 		return nil, err
 	}
@@ -164,12 +174,14 @@ func Start(ctx context.Context, o Options) (*Env, error) {
 		return nil, err
 	}
 	env.closers = append(env.closers, func() { os.RemoveAll(dataDir) })
+	env.dashboardState()
 	srv, err := server.New(ctx, server.Options{
 		Load:           load,
 		Logger:         o.Logger,
 		AccessLogger:   o.AccessLogger,
 		StartupTimeout: 5 * time.Second,
 		DataDir:        dataDir,
+		Observe:        server.ObserveOptions{Consumers: env.Consumers, Audit: env.Audit, Recorder: env.Audit, Backends: o.Backends},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("embedded demo configuration: %w", err)
@@ -181,6 +193,7 @@ func Start(ctx context.Context, o Options) (*Env, error) {
 	env.Server = srv
 	env.GatewayURL = "http://" + srv.Addr("public").String()
 	env.AdminURL = "http://" + srv.AdminAddr().String()
+	env.DashboardURL = env.AdminURL + "/ui/"
 	if o.Out != nil {
 		env.welcome(o.Out)
 	}
@@ -289,7 +302,11 @@ func (e *Env) welcome(w io.Writer) {
 
   gateway   %s
   issuer    %s   (OIDC discovery: /.well-known/openid-configuration)
-  admin     %s/metrics  /readyz  /v1/openapi.json
+  admin     %s/metrics  /readyz  /v1/openapi.json  /v1/stats
+
+  dashboard %s
+            sign in as "Alice Admin" (admin) or "Bob Viewer" (viewer) on the
+            development issuer's page; no password.
 
   Try it (copy and paste):
 
@@ -323,6 +340,6 @@ func (e *Env) welcome(w io.Writer) {
   Other demo clients: writer/writer-secret (orders:write), admin/admin-secret (group admins).
   The configuration being served:  curl -s %s/dev/config  (or see internal/devmode/dev.yaml.tmpl)
 
-`, gw, e.IssuerURL, e.AdminURL, e.IssuerURL, gw, e.IssuerURL, e.APIKey, gw, gw, gw, gw,
+`, gw, e.IssuerURL, e.AdminURL, e.DashboardURL, e.IssuerURL, gw, e.IssuerURL, e.APIKey, gw, gw, gw, gw,
 		e.demoHost, e.demoPort, e.AdminURL, gw, e.AdminURL, e.IssuerURL)
 }

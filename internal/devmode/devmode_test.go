@@ -33,7 +33,7 @@ func TestDevMode_WelcomeCommandsWork(t *testing.T) {
 		env.Close()
 	}()
 	welcome := out.String()
-	for _, want := range []string{"DEVELOPMENT MODE", env.GatewayURL, env.APIKey, "curl"} {
+	for _, want := range []string{"DEVELOPMENT MODE", env.GatewayURL, env.APIKey, "curl", env.AdminURL + "/ui/"} {
 		if !strings.Contains(welcome, want) {
 			t.Errorf("welcome text lacks %q", want)
 		}

@@ -46,6 +46,7 @@ type compiler struct {
 	// secrets resolves every secret reference of this compile.
 	secrets *compileSecrets
 	pol     *policyCompiler
+	stepBits map[string]uint32 // traced step name → its bit (compile_observe.go)
 }
 
 type backend struct {
@@ -76,6 +77,7 @@ func (c *compiler) compile() *Snapshot {
 	c.snap = s
 	c.secrets = c.newSecrets()
 	c.settings()
+	c.tracing()
 	c.listeners()
 	c.identity()
 	keys := c.apiKeys()
@@ -85,6 +87,9 @@ func (c *compiler) compile() *Snapshot {
 	c.adminAccess()
 	if c.rt.Metrics != nil {
 		s.notFound = c.rt.Metrics.Route("", "")
+	}
+	if c.rt.Stats != nil {
+		s.notFoundStats = c.rt.Stats.Route("", "")
 	}
 	return s
 }
@@ -391,6 +396,7 @@ func (c *compiler) chain(path string, api *API, op *Operation, terminal policy.H
 	if c.rt.Metrics != nil {
 		op.metrics = c.rt.Metrics.Route(api.Name, op.Name)
 	}
+	c.observeOperation(path, op)
 	pre, post, terminal := c.policySteps(path, api, op, terminal)
 	steps := append(pre, policy.LimitBody(api.MaxBody))
 	auth := op.Auth
@@ -420,13 +426,13 @@ func (c *compiler) chain(path string, api *API, op *Operation, terminal policy.H
 		if m := c.rt.Metrics; m != nil {
 			ao.Observe = func(reason string) { m.AuthnFailures.WithLabelValues(reason).Inc() }
 		}
-		steps = append(steps, policy.Authenticate(ao))
+		steps = append(steps, c.traced("authenticate", policy.Authenticate(ao)))
 		if req := compileRequire(auth.Require); req != nil {
 			zo := policy.AuthzOptions{Require: *req, Realm: "gatehouse"}
 			if op.metrics != nil {
 				zo.Observe = op.metrics.Denied
 			}
-			steps = append(steps, policy.Authorize(zo))
+			steps = append(steps, c.traced("authorize", policy.Authorize(zo)))
 		}
 	}
 	steps = append(steps, post...)

@@ -76,6 +76,7 @@ func (g *Gateway) release(keep *Snapshot) {
 		g.rt.BackendIdentity.retain(keep)
 	}
 	g.releasePolicies(keep)
+	g.releaseObserve(keep)
 }
 
 // request is the per-request state, allocated once.
@@ -85,6 +86,7 @@ type request struct {
 	rw     responseWriter
 	match  Match
 	access observe.Access
+	trace  spanState // used only when tracing is on
 }
 
 // ServeHTTP is the front of the data plane.
@@ -112,6 +114,9 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set(st.requestIDHeader, q.x.RequestID)
 
 	r = r.WithContext(policy.WithExchange(r.Context(), &q.x))
+	if s.tracer != nil {
+		r = q.startSpan(s.tracer, r)
+	}
 	err := g.serve(&q.rw, r, s, q)
 	if err != nil {
 		pe := policy.AsError(err)
@@ -188,12 +193,21 @@ func (g *Gateway) finish(s *Snapshot, q *request, r *http.Request, start time.Ti
 	if rm != nil {
 		rm.Observe(status, d.Seconds())
 	}
+	if op != nil {
+		op.stats.Observe(status, d)
+	} else {
+		s.notFoundStats.Observe(status, d)
+	}
+	if q.trace.span != nil {
+		q.endSpan(r, status)
+	}
 	if g.rt.AccessLog == nil || !s.settings.accessLog {
 		return
 	}
 	a := &q.access
 	a.Time = start
 	a.RequestID = q.x.RequestID
+	a.TraceID = traceIDOf(q.x.TraceParent)
 	a.Method = r.Method
 	a.Path = q.x.Path
 	if a.Path == "" {

@@ -51,7 +51,7 @@ func (c *compiler) proxy(api *API, be *backend, t config.Timeouts) policy.Handle
 			credential: http.CanonicalHeaderKey(pfx + "Credential"),
 		},
 	}
-	tr := upstream.NewRoundTripper(be.pool, &timedTransport{rt: be.transport, metrics: be.metrics},
+	tr := upstream.NewRoundTripper(be.pool, &timedTransport{rt: c.traceTransport(be, api.Backend), metrics: be.metrics},
 		upstream.ExchangeOptions{Request: t.Request, Attempt: t.UpstreamAttempt, Record: recordUpstream})
 	p.rp = &httputil.ReverseProxy{
 		Rewrite:        p.rewrite,

@@ -11,6 +11,8 @@ import (
 	"net/netip"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/gatehouse-dev/gatehouse/internal/config"
 	"github.com/gatehouse-dev/gatehouse/internal/identity"
 	"github.com/gatehouse-dev/gatehouse/internal/observe"
@@ -48,6 +50,8 @@ type Runtime struct {
 	Instances InstanceSource
 	// ConsumerKeys finds consumers kept in the store (nil: config only).
 	ConsumerKeys HashLookup
+	Stats      *observe.Stats   // latency statistics; nil: none
+	Tracers    *observe.Tracers // nil: tracing is never on
 }
 
 // Snapshot is a compiled configuration. It is immutable: a reload builds a
@@ -79,6 +83,11 @@ type Snapshot struct {
 
 	members []*memberBinding // registry-backed pools (compile_registry.go)
 	admin   *AdminAccess     // compile_admin.go
+	// observability: see compile_observe.go
+	notFoundStats *observe.RouteStats
+	operations    []*Operation
+	tracer        trace.Tracer // nil when tracing is off
+	tracerHandle  *observe.Tracer
 }
 
 type settings struct {
@@ -111,11 +120,14 @@ type Operation struct {
 	Template string
 	// Auth is the effective auth requirement, as configured.
 	Auth *config.Auth
+	// ConfigPath is where the operation is configured (apis[0].operations[1]).
+	ConfigPath string
 
 	segments   []config.Segment
 	paramNames []string
 	handler    policy.Handler
 	metrics    *observe.RouteMetrics
+	stats      *observe.RouteStats
 }
 
 // Ready reports whether every identity provider's keys have been fetched.

@@ -10,6 +10,7 @@ import (
 type Access struct {
 	Time             time.Time
 	RequestID        string
+	TraceID          string // the W3C trace ID sent to the backend
 	API              string
 	Operation        string
 	Method           string
@@ -47,6 +48,7 @@ func (l *AccessLog) Log(a *Access) {
 	attrs := make([]slog.Attr, 0, 18)
 	attrs = append(attrs,
 		slog.String("request_id", a.RequestID),
+		slog.String("trace_id", a.TraceID),
 		slog.String("method", a.Method),
 		slog.String("path", a.Path),
 		slog.Int("status", a.Status),

@@ -42,6 +42,8 @@ type Options struct {
 	StartupTimeout time.Duration
 	// DataDir, when set, replaces storage.data_dir (tests, gatehouse dev).
 	DataDir string
+	// Observe connects the dashboard and tracing (observe.go).
+	Observe ObserveOptions
 }
 
 // Server is a running gateway process.
@@ -63,6 +65,7 @@ type Server struct {
 	started   *config.Server // the server section the listeners were started with
 
 	state *state // the store and what uses it (state.go)
+	obs       *observeState
 }
 
 type listener struct {
@@ -97,6 +100,7 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 		rt.AccessLog = observe.NewAccessLog(opts.AccessLogger)
 	}
 	s := &Server{opts: opts, logger: opts.Logger, gw: gateway.New(rt), metrics: metrics, changed: make(chan struct{}, 1)}
+	s.setupObserve(rt)
 	doc, diags := opts.Load()
 	if diags == nil {
 		if err := s.openState(ctx, doc); err != nil {
@@ -137,6 +141,7 @@ func (s *Server) loaded(snap *gateway.Snapshot) {
 	case s.changed <- struct{}{}:
 	default:
 	}
+	s.recordVersion(snap)
 }
 
 // Reload loads the configuration again and, if it is valid, swaps it in.
@@ -255,11 +260,19 @@ func (s *Server) Listen(ctx context.Context) error {
 		return fmt.Errorf("admin listener: %w", err)
 	}
 	s.adminAddr = ln.Addr()
+	ui, err := s.dashboardHandler(ctx, snap.Doc.Config)
+	if err != nil {
+		ln.Close()
+		s.closeListeners()
+		return fmt.Errorf("dashboard: %w", err)
+	}
 	s.adminSrv = &http.Server{
 		Handler: admin.New(admin.Options{
 			Metrics: s.metrics.Registry,
 			Ready:   s.ready,
 			API:     s.adminAPI(),
+			UI:      ui,
+			Stats:   s.statsHandler(),
 		}),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       60 * time.Second,
@@ -410,6 +423,7 @@ func (s *Server) Serve(ctx context.Context) error {
 	rt.Transports.Close()
 	rt.BackendIdentity.Close()
 	_ = rt.Quotas.Close() // writes the quota counters one last time
+	s.closeObserve(sctx)
 	if forced.Load() {
 		s.logger.Warn("drain deadline passed; remaining connections were closed")
 	} else {

@@ -1,0 +1,31 @@
+package admin
+
+import (
+	"net/http"
+
+	"github.com/gatehouse-dev/gatehouse/internal/observe"
+)
+
+// StatsHandler serves GET /v1/stats: the latency statistics of every API
+// and operation as JSON. Query: window=1m (default) or 1h; series=true
+// adds one point per second (1m) or per minute (1h) to each API.
+func StatsHandler(stats *observe.Stats) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if stats == nil {
+			writeJSON(w, http.StatusNotFound, map[string]string{"error": "statistics are not enabled"})
+			return
+		}
+		q := r.URL.Query()
+		win := observe.LastMinute
+		switch q.Get("window") {
+		case "", "1m":
+		case "1h":
+			win = observe.LastHour
+		default:
+			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "window is 1m or 1h"})
+			return
+		}
+		series := q.Get("series") == "true" || q.Get("series") == "1"
+		writeJSON(w, http.StatusOK, stats.Report(win, series))
+	})
+}

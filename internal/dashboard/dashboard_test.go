@@ -1,0 +1,320 @@
+package dashboard
+
+import (
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestDashboard_PagesRequireSignIn(t *testing.T) {
+	e := newTestEnv(t, nil)
+	b := e.browser()
+	for _, path := range []string{"/ui/", "/ui/apis", "/ui/backends", "/ui/consumers", "/ui/audit", "/ui/config", "/ui/config/diff?from=v1&to=v2"} {
+		p := b.get(path)
+		if p.status != http.StatusFound || !strings.HasPrefix(p.location, "/ui/login?return=") {
+			t.Errorf("%s: %d to %q, want a redirect to sign in", path, p.status, p.location)
+		}
+	}
+	if p := b.get("/ui/data/stats"); p.status != http.StatusUnauthorized {
+		t.Errorf("stats JSON without a session: %d", p.status)
+	}
+}
+
+func TestDashboard_SignInWithPKCEGivesRoleFromClaims(t *testing.T) {
+	e := newTestEnv(t, nil)
+	cases := []struct {
+		user, role string
+	}{{"alice", "admin"}, {"bob", "viewer"}}
+	for _, c := range cases {
+		t.Run(c.user, func(t *testing.T) {
+			b := e.browser()
+			p := b.signIn(c.user)
+			if p.status != http.StatusFound || p.location != "/ui/apis" {
+				t.Fatalf("callback: %d to %q: %s", p.status, p.location, p.body)
+			}
+			var sc *http.Cookie
+			for _, ck := range (&http.Response{Header: p.header}).Cookies() {
+				if ck.Name == sessionCookie {
+					sc = ck
+				}
+			}
+			if sc == nil || !sc.HttpOnly || sc.SameSite != http.SameSiteLaxMode || sc.Secure {
+				t.Errorf("session cookie %+v: want HttpOnly, SameSite=Lax, not Secure on loopback http", sc)
+			}
+			p = b.get("/ui/apis")
+			if p.status != 200 || !strings.Contains(p.body, `<span class="badge">`+c.role+`</span>`) {
+				t.Fatalf("apis page: %d, role %s not shown", p.status, c.role)
+			}
+		})
+	}
+	entries, _ := e.audit.Search(t.Context(), AuditQuery{Action: "login"})
+	if len(entries) != 2 || entries[0].Actor != "bob@example.com" {
+		t.Errorf("sign-ins not audited: %+v", entries)
+	}
+}
+
+func TestDashboard_SignInWithoutRoleIsRefused(t *testing.T) {
+	e := newTestEnv(t, nil)
+	b := e.browser()
+	p := b.signIn("carol")
+	if p.status != http.StatusForbidden || !strings.Contains(p.body, "no dashboard role") {
+		t.Fatalf("carol: %d %s", p.status, p.body)
+	}
+	if p := b.get("/ui/"); p.status != http.StatusFound {
+		t.Error("a person without a role got a session")
+	}
+}
+
+func TestDashboard_CallbackRefusesStateFromAnotherBrowser(t *testing.T) {
+	e := newTestEnv(t, nil)
+	victim, attacker := e.browser(), e.browser()
+	// The attacker starts a sign-in and hands the victim the callback URL.
+	p := attacker.get("/ui/login/start")
+	auth, _ := url.Parse(p.location)
+	q := auth.Query()
+	q.Set("login_hint", "carol")
+	auth.RawQuery = q.Encode()
+	cb := attacker.get(auth.String()).location
+	p = victim.get(cb)
+	if p.status != http.StatusBadRequest {
+		t.Fatalf("callback in another browser: %d, want 400", p.status)
+	}
+}
+
+func TestDashboard_CallbackIsSingleUse(t *testing.T) {
+	e := newTestEnv(t, nil)
+	b := e.browser()
+	p := b.get("/ui/login/start")
+	auth, _ := url.Parse(p.location)
+	q := auth.Query()
+	q.Set("login_hint", "alice")
+	auth.RawQuery = q.Encode()
+	cb := b.get(auth.String()).location
+	state := q.Get("state")
+	if p := b.get(cb); p.status != http.StatusFound {
+		t.Fatalf("first callback: %d", p.status)
+	}
+	// Replay with the login cookie put back.
+	u, _ := url.Parse(e.srv.URL + "/ui/callback")
+	b.c.Jar.SetCookies(u, []*http.Cookie{{Name: loginCookie, Value: state, Path: "/ui/callback"}})
+	if p := b.get(cb); p.status != http.StatusBadRequest {
+		t.Fatalf("replayed callback: %d, want 400", p.status)
+	}
+}
+
+func TestDashboard_ChangesNeedCSRFTokenAndSameOrigin(t *testing.T) {
+	e := newTestEnv(t, nil)
+	b := e.browser()
+	b.signIn("alice")
+	token := csrfOf(t, b.get("/ui/consumers").body)
+	origin := map[string]string{"Origin": e.srv.URL}
+	cases := []struct {
+		name   string
+		form   url.Values
+		hdr    map[string]string
+		status int
+	}{
+		{"no token", url.Values{"slot": {"primary"}}, origin, http.StatusForbidden},
+		{"wrong token", url.Values{"slot": {"primary"}, "csrf": {"x" + token}}, origin, http.StatusForbidden},
+		{"foreign origin", url.Values{"slot": {"primary"}, "csrf": {token}}, map[string]string{"Origin": "http://evil.example"}, http.StatusForbidden},
+		{"cross-site fetch without origin", url.Values{"slot": {"primary"}, "csrf": {token}}, map[string]string{"Sec-Fetch-Site": "cross-site"}, http.StatusForbidden},
+		{"same origin with token", url.Values{"slot": {"primary"}, "csrf": {token}}, origin, http.StatusOK},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			p := b.do("POST", "/ui/consumers/mobile-app/rotate", c.form, c.hdr)
+			if p.status != c.status {
+				t.Fatalf("status %d, want %d", p.status, c.status)
+			}
+		})
+	}
+	rot, _ := e.audit.Search(t.Context(), AuditQuery{Action: "key.rotate"})
+	if len(rot) != 1 || rot[0].Actor != "alice@example.com" || rot[0].Target != "mobile-app" {
+		t.Errorf("rotations audited: %+v", rot)
+	}
+}
+
+func TestDashboard_RotateShowsTheKeyOnce(t *testing.T) {
+	e := newTestEnv(t, nil)
+	b := e.browser()
+	b.signIn("alice")
+	token := csrfOf(t, b.get("/ui/consumers").body)
+	p := b.do("POST", "/ui/consumers/mobile-app/rotate", url.Values{"slot": {"secondary"}, "csrf": {token}}, map[string]string{"Origin": e.srv.URL})
+	if p.status != 200 || !strings.Contains(p.body, `id="new-key" readonly value="ghk_`) {
+		t.Fatalf("rotate: %d %s", p.status, p.body)
+	}
+	if p.header.Get("Cache-Control") != "no-store" {
+		t.Error("the page with the key may be cached")
+	}
+	if strings.Contains(b.get("/ui/consumers").body, "ghk_") {
+		t.Error("the consumers page shows a key")
+	}
+}
+
+func TestDashboard_ViewerCannotChangeKeys(t *testing.T) {
+	e := newTestEnv(t, nil)
+	b := e.browser()
+	b.signIn("bob")
+	page := b.get("/ui/consumers").body
+	if strings.Contains(page, "/rotate") {
+		t.Error("a viewer sees the rotate forms")
+	}
+	token := csrfOf(t, page) // the sign-out form's
+	p := b.do("POST", "/ui/consumers/mobile-app/rotate", url.Values{"slot": {"primary"}, "csrf": {token}}, map[string]string{"Origin": e.srv.URL})
+	if p.status != http.StatusForbidden {
+		t.Fatalf("viewer rotate: %d", p.status)
+	}
+}
+
+func TestDashboard_SessionsEndWhenIdleOrOld(t *testing.T) {
+	e := newTestEnv(t, func(o *Options) { o.IdleTimeout, o.AbsoluteTimeout = 10*time.Minute, time.Hour })
+	b := e.browser()
+	b.signIn("alice")
+	for range 8 { // 8 × 9 min: used within the idle timeout, until past the absolute one
+		e.clk.Advance(9 * time.Minute)
+		if p := b.get("/ui/"); p.status != 200 {
+			if e.clk.Now().Sub(time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)) < time.Hour {
+				t.Fatalf("session ended early, at %v", e.clk.Now())
+			}
+			break
+		}
+	}
+	if p := b.get("/ui/"); p.status != http.StatusFound {
+		t.Fatal("session outlived the absolute timeout")
+	}
+	b.signIn("alice")
+	e.clk.Advance(11 * time.Minute)
+	if p := b.get("/ui/"); p.status != http.StatusFound {
+		t.Fatal("session outlived the idle timeout")
+	}
+}
+
+func TestDashboard_SignOutEndsTheSession(t *testing.T) {
+	e := newTestEnv(t, nil)
+	b := e.browser()
+	b.signIn("alice")
+	token := csrfOf(t, b.get("/ui/").body)
+	if p := b.do("POST", "/ui/logout", url.Values{"csrf": {token}}, map[string]string{"Origin": e.srv.URL}); p.status != http.StatusSeeOther {
+		t.Fatalf("logout: %d", p.status)
+	}
+	if p := b.get("/ui/"); p.status != http.StatusFound {
+		t.Error("still signed in after signing out")
+	}
+}
+
+func TestDashboard_InsecureLocalOnlyForLoopbackPeersAndHosts(t *testing.T) {
+	e := newTestEnv(t, func(o *Options) { o.OIDC, o.InsecureLocal = nil, true })
+	cases := []struct {
+		name, remote, host string
+		in                 bool
+	}{
+		{"loopback", "127.0.0.1:5000", "127.0.0.1:9901", true},
+		{"localhost name", "[::1]:5000", "localhost:9901", true},
+		{"remote peer", "192.0.2.7:5000", "127.0.0.1:9901", false},
+		{"rebound host name", "127.0.0.1:5000", "evil.example:9901", false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			r, _ := http.NewRequest("GET", "/ui/", nil)
+			r.RemoteAddr, r.Host = c.remote, c.host
+			w := newRecorder()
+			e.dash.ServeHTTP(w, r)
+			if got := w.code == 200; got != c.in {
+				t.Errorf("status %d; want in=%v", w.code, c.in)
+			}
+		})
+	}
+}
+
+func TestDashboard_ErrorsAreFriendlyAndKeepCausesInTheLog(t *testing.T) {
+	e := newTestEnv(t, func(o *Options) { o.Consumers = failingConsumers{} })
+	b := e.browser()
+	b.signIn("alice")
+	p := b.get("/ui/consumers")
+	if p.status != http.StatusBadGateway || strings.Contains(p.body, "hunter2") || strings.Contains(p.body, "goroutine") {
+		t.Fatalf("error page: %d %s", p.status, p.body)
+	}
+	if !strings.Contains(p.body, "could not be read") {
+		t.Error("the error page says nothing useful")
+	}
+	if !strings.Contains(e.logs.String(), "postgres://") {
+		t.Error("the cause did not reach the log")
+	}
+	if p := b.get("/ui/nope"); p.status != 404 || !strings.Contains(p.body, "There is no such page") {
+		t.Errorf("unknown page: %d", p.status)
+	}
+}
+
+func TestDashboard_EveryPageRenders(t *testing.T) {
+	e := newTestEnv(t, nil)
+	e.snap.Operations() // compiled with stats handles
+	b := e.browser()
+	b.signIn("alice")
+	for path, want := range map[string]string{
+		"/ui/":                           "Latency and errors per API",
+		"/ui/?window=1h":                 "last hour",
+		"/ui/apis":                       "groups: any of admins",
+		"/ui/apis?q=deleteOrder":         "1 operation match",
+		"/ui/backends":                   "http://127.0.0.1:1",
+		"/ui/consumers":                  "mobile-app",
+		"/ui/audit?action=key.":          "Chain verified",
+		"/ui/audit?actor=setup":          "consumer.create",
+		"/ui/config":                     "Compare selected versions",
+		"/ui/config/versions/v1":         "b: 2",
+		"/ui/config/diff?from=v1&to=v2":  "1 line added",
+		"/ui/login":                      "",
+		"/ui/static/app.js":              "startOverview",
+		"/ui/static/app.css":             "--accent",
+		"/ui/data/stats?window=1m":       `"window":"1m"`,
+		"/ui/config/diff?from=v1&to=v99": "Choose two versions",
+	} {
+		p := b.get(path)
+		if path == "/ui/login" {
+			if p.status != http.StatusFound {
+				t.Errorf("%s when signed in: %d, want a redirect", path, p.status)
+			}
+			continue
+		}
+		if (p.status != 200 && path != "/ui/config/diff?from=v1&to=v99") || !strings.Contains(p.body, want) {
+			t.Errorf("%s: %d, %q not found", path, p.status, want)
+		}
+	}
+}
+
+func TestDashboard_APIsShowSourceLine(t *testing.T) {
+	e := newTestEnv(t, nil)
+	b := e.browser()
+	b.signIn("bob")
+	body := b.get("/ui/apis").body
+	// deleteOrder is the second operation, at line 17 of testConfig.
+	if !strings.Contains(body, "<code>gatehouse.yaml:17</code>") {
+		t.Errorf("operation source line missing: %s", body)
+	}
+}
+
+func TestDashboard_ChainBreakIsShown(t *testing.T) {
+	e := newTestEnv(t, nil)
+	e.audit.Tamper(1, "changed afterwards")
+	b := e.browser()
+	b.signIn("alice")
+	if p := b.get("/ui/audit"); !strings.Contains(p.body, "Chain broken") {
+		t.Error("a tampered entry is not reported")
+	}
+}
+
+func TestSafeReturn_RefusesOpenRedirects(t *testing.T) {
+	for in, want := range map[string]string{
+		"/ui/apis?q=x":         "/ui/apis?q=x",
+		"https://evil.example": "/ui/",
+		"//evil.example/ui/":   "/ui/",
+		"/ui/\\evil":           "/ui/",
+		"/ui/login":            "/ui/",
+		"":                     "/ui/",
+	} {
+		if got := safeReturn(in); got != want {
+			t.Errorf("safeReturn(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

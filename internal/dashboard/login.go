@@ -1,0 +1,118 @@
+package dashboard
+
+import (
+	"errors"
+	"net/http"
+	"strings"
+)
+
+// safeReturn keeps a return path only when it is a dashboard path on this
+// host (no open redirect).
+func safeReturn(p string) string {
+	if !strings.HasPrefix(p, "/ui/") || strings.HasPrefix(p, "//") || strings.ContainsAny(p, "\\\r\n") ||
+		strings.HasPrefix(p, "/ui/login") || strings.HasPrefix(p, "/ui/callback") || strings.HasPrefix(p, "/ui/data/") {
+		return "/ui/"
+	}
+	return p
+}
+
+// serveLogin shows the sign-in page (or, already signed in, goes on).
+func (d *Dashboard) serveLogin(w http.ResponseWriter, r *http.Request) {
+	ret := safeReturn(r.URL.Query().Get("return"))
+	if s := d.session(w, r); s != nil {
+		http.Redirect(w, r, ret, http.StatusFound)
+		return
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	data := map[string]any{"Return": ret, "OIDC": d.oidc != nil, "InsecureLocal": d.o.InsecureLocal}
+	if d.oidc != nil {
+		data["Issuer"] = d.oidc.o.Issuer
+	}
+	d.render(w, r, nil, http.StatusOK, "login", "Sign in", data)
+}
+
+// serveLoginStart sends the browser to the identity provider.
+func (d *Dashboard) serveLoginStart(w http.ResponseWriter, r *http.Request) {
+	if d.oidc == nil {
+		d.fail(w, r, nil, http.StatusNotFound, "Sign-in with an identity provider is not configured; this dashboard runs with insecure_local and can only be opened from this machine.", nil)
+		return
+	}
+	state := randomToken(32)
+	l := &pendingLogin{
+		verifier: randomToken(32), // 43 characters, RFC 7636 §4.1
+		nonce:    randomToken(32),
+		returnTo: safeReturn(r.URL.Query().Get("return")),
+		created:  d.now(),
+	}
+	ctx, cancel := ctxTimeout(r)
+	defer cancel()
+	u, err := d.oidc.authURL(ctx, state, l)
+	if err != nil {
+		d.fail(w, r, nil, http.StatusBadGateway, "The identity provider cannot be reached right now. Try again in a moment.", err)
+		return
+	}
+	if !d.pending.add(state, l) {
+		d.fail(w, r, nil, http.StatusServiceUnavailable, "Too many sign-ins are in progress. Try again in a few minutes.", nil)
+		return
+	}
+	// The state cookie binds the callback to this browser (login CSRF).
+	http.SetCookie(w, &http.Cookie{
+		Name: loginCookie, Value: state, Path: "/ui/callback", MaxAge: int(loginTTL.Seconds()),
+		HttpOnly: true, Secure: d.secureCookies, SameSite: http.SameSiteLaxMode,
+	})
+	w.Header().Set("Cache-Control", "no-store")
+	http.Redirect(w, r, u, http.StatusFound)
+}
+
+// serveCallback finishes the authorization code flow.
+func (d *Dashboard) serveCallback(w http.ResponseWriter, r *http.Request) {
+	if d.oidc == nil {
+		d.fail(w, r, nil, http.StatusNotFound, "Sign-in with an identity provider is not configured.", nil)
+		return
+	}
+	q := r.URL.Query()
+	http.SetCookie(w, &http.Cookie{Name: loginCookie, Value: "", Path: "/ui/callback", MaxAge: -1,
+		HttpOnly: true, Secure: d.secureCookies, SameSite: http.SameSiteLaxMode})
+	if e := q.Get("error"); e != "" {
+		d.fail(w, r, nil, http.StatusUnauthorized, "The identity provider did not sign you in ("+e+"). Try again from the sign-in page.", nil)
+		return
+	}
+	state := q.Get("state")
+	c, err := r.Cookie(loginCookie)
+	if state == "" || err != nil || c.Value != state {
+		d.fail(w, r, nil, http.StatusBadRequest, "This sign-in did not start in this browser, or it took too long. Start again from the sign-in page.", errors.New("state does not match the login cookie"))
+		return
+	}
+	l := d.pending.take(state)
+	if l == nil {
+		d.fail(w, r, nil, http.StatusBadRequest, "This sign-in has expired or was already used. Start again from the sign-in page.", errors.New("unknown or expired state"))
+		return
+	}
+	ctx, cancel := ctxTimeout(r)
+	defer cancel()
+	who, err := d.oidc.exchange(ctx, q.Get("code"), l)
+	if errors.Is(err, errNoRole) {
+		d.audit(who.user, "login.denied", "dashboard", "no dashboard role")
+		d.fail(w, r, nil, http.StatusForbidden, "You signed in as "+who.name+", but that account has no dashboard role. Ask an administrator to add you to an admin or viewer group.", nil)
+		return
+	}
+	if err != nil {
+		d.fail(w, r, nil, http.StatusUnauthorized, "Signing you in failed. Start again from the sign-in page.", err)
+		return
+	}
+	id, _ := d.sessions.create(who.user, who.name, who.role)
+	d.setSessionCookie(w, id)
+	d.audit(who.user, "login", "dashboard", "role "+who.role.String())
+	http.Redirect(w, r, l.returnTo, http.StatusFound)
+}
+
+// serveLogout ends the session.
+func (d *Dashboard) serveLogout(w http.ResponseWriter, r *http.Request, s *Session) {
+	if c, err := r.Cookie(sessionCookie); err == nil {
+		d.sessions.delete(c.Value)
+	}
+	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: "", Path: "/ui/", MaxAge: -1,
+		HttpOnly: true, Secure: d.secureCookies, SameSite: http.SameSiteLaxMode})
+	d.audit(s.User, "logout", "dashboard", "")
+	http.Redirect(w, r, "/ui/login", http.StatusSeeOther)
+}

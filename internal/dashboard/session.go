@@ -1,0 +1,195 @@
+package dashboard
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/hex"
+	"sync"
+	"time"
+)
+
+// Role is what a person may do in the dashboard.
+type Role int
+
+// The roles, weakest first.
+const (
+	RoleNone   Role = iota
+	RoleViewer      // sees every page, changes nothing
+	RoleAdmin       // also creates, rotates and revokes keys
+)
+
+// String returns "admin", "viewer" or "none".
+func (r Role) String() string {
+	switch r {
+	case RoleAdmin:
+		return "admin"
+	case RoleViewer:
+		return "viewer"
+	}
+	return "none"
+}
+
+// Session is a signed-in person.
+type Session struct {
+	// User names the person in the audit log (email, else subject).
+	User string
+	// Name is shown in the page header.
+	Name string
+	Role Role
+	// CSRF is the synchronizer token every form of the session carries.
+	CSRF     string
+	Created  time.Time
+	LastSeen time.Time
+}
+
+// CheckCSRF compares a submitted token with the session's in constant time.
+func (s *Session) CheckCSRF(token string) bool {
+	return token != "" && subtle.ConstantTimeCompare([]byte(token), []byte(s.CSRF)) == 1
+}
+
+// maxSessions bounds the session table; past it the least recently used
+// session is dropped.
+const maxSessions = 10000
+
+// sessions is the server-side session table. The cookie holds a random
+// ID; the table is keyed by the ID's SHA-256, so that even a dump of the
+// table gives no usable cookie.
+type sessions struct {
+	idle, absolute time.Duration
+	now            func() time.Time
+
+	mu sync.Mutex
+	m  map[string]*Session
+}
+
+func newSessions(idle, absolute time.Duration, now func() time.Time) *sessions {
+	return &sessions{idle: idle, absolute: absolute, now: now, m: map[string]*Session{}}
+}
+
+func randomToken(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b) // never fails (Go 1.24+)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+func sessionKey(id string) string {
+	sum := sha256.Sum256([]byte(id))
+	return hex.EncodeToString(sum[:])
+}
+
+// create starts a session and returns the cookie value.
+func (s *sessions) create(user, name string, role Role) (string, *Session) {
+	id := randomToken(32)
+	now := s.now()
+	sess := &Session{User: user, Name: name, Role: role, CSRF: randomToken(32), Created: now, LastSeen: now}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.sweep(now)
+	if len(s.m) >= maxSessions {
+		var oldestKey string
+		var oldest time.Time
+		for k, v := range s.m {
+			if oldestKey == "" || v.LastSeen.Before(oldest) {
+				oldestKey, oldest = k, v.LastSeen
+			}
+		}
+		delete(s.m, oldestKey)
+	}
+	s.m[sessionKey(id)] = sess
+	return id, sess
+}
+
+// get returns the live session of a cookie value and marks it used, or
+// nil when it is unknown or timed out.
+func (s *sessions) get(id string) *Session {
+	if id == "" {
+		return nil
+	}
+	k := sessionKey(id)
+	now := s.now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	sess := s.m[k]
+	if sess == nil {
+		return nil
+	}
+	if s.expired(sess, now) {
+		delete(s.m, k)
+		return nil
+	}
+	sess.LastSeen = now
+	c := *sess
+	return &c
+}
+
+func (s *sessions) expired(sess *Session, now time.Time) bool {
+	return now.Sub(sess.LastSeen) >= s.idle || now.Sub(sess.Created) >= s.absolute
+}
+
+// delete ends a session.
+func (s *sessions) delete(id string) {
+	s.mu.Lock()
+	delete(s.m, sessionKey(id))
+	s.mu.Unlock()
+}
+
+// sweep drops timed-out sessions; the caller holds mu.
+func (s *sessions) sweep(now time.Time) {
+	for k, v := range s.m {
+		if s.expired(v, now) {
+			delete(s.m, k)
+		}
+	}
+}
+
+// pendingLogin is an authorization request on its way to the identity
+// provider and back.
+type pendingLogin struct {
+	verifier string // PKCE code_verifier
+	nonce    string
+	returnTo string
+	created  time.Time
+}
+
+// loginTTL is how long a person may take at the identity provider.
+const loginTTL = 10 * time.Minute
+
+// maxPending bounds outstanding logins.
+const maxPending = 1000
+
+type pendingLogins struct {
+	now func() time.Time
+
+	mu sync.Mutex
+	m  map[string]*pendingLogin // by state
+}
+
+func (p *pendingLogins) add(state string, l *pendingLogin) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	now := p.now()
+	for k, v := range p.m {
+		if now.Sub(v.created) > loginTTL {
+			delete(p.m, k)
+		}
+	}
+	if len(p.m) >= maxPending {
+		return false
+	}
+	p.m[state] = l
+	return true
+}
+
+// take removes and returns the login of state, if it is still valid.
+func (p *pendingLogins) take(state string) *pendingLogin {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	l := p.m[state]
+	delete(p.m, state)
+	if l == nil || p.now().Sub(l.created) > loginTTL {
+		return nil
+	}
+	return l
+}

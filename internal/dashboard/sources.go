@@ -1,0 +1,146 @@
+package dashboard
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// The dashboard reads and changes the gateway's state through these small
+// interfaces. Each has an in-memory implementation in this package (for
+// tests and `gatehouse dev`); the embedded store, the admin API and the
+// upstream health checks provide the real ones. A nil source shows its
+// page as "not connected".
+
+// Backends lists backend services and their instances.
+type Backends interface {
+	Backends(ctx context.Context) ([]Backend, error)
+}
+
+// Backend is one backend service.
+type Backend struct {
+	Name      string
+	Instances []Instance
+}
+
+// Instance is one backend instance as the gateway sees it.
+type Instance struct {
+	URL string
+	// Health is "healthy", "unhealthy" or "unknown" (no health checks).
+	Health string
+	// Breaker is the circuit breaker state: "closed", "open", "half-open",
+	// or "" when the backend has no breaker.
+	Breaker string
+	Weight  int
+	// Source is "static" (from the configuration) or "registered".
+	Source string
+	// Metadata is what the instance registered with: cluster, task ARN,
+	// availability zone, revision...
+	Metadata    map[string]string
+	LastError   string
+	LastErrorAt time.Time
+}
+
+// Consumers manages API consumers and their keys. Every change names the
+// person who made it (actor) so that the implementation can audit it.
+type Consumers interface {
+	List(ctx context.Context) ([]Consumer, error)
+	// Create makes a consumer with a primary key and returns the key,
+	// which is never shown again.
+	Create(ctx context.Context, actor string, c NewConsumer) (key string, err error)
+	// Rotate replaces the key in slot ("primary" or "secondary") and
+	// returns the new key.
+	Rotate(ctx context.Context, actor, consumer, slot string) (key string, err error)
+	// Revoke removes the key in slot.
+	Revoke(ctx context.Context, actor, consumer, slot string) error
+}
+
+// NewConsumer is what the create form asks for.
+type NewConsumer struct {
+	Name   string
+	Groups []string
+	Scopes []string
+}
+
+// Consumer is a caller identified by API keys.
+type Consumer struct {
+	Name    string
+	Groups  []string
+	Scopes  []string
+	Keys    []Key
+	Created time.Time
+	// ReadOnly consumers come from the configuration file and are changed
+	// there, not here.
+	ReadOnly bool
+}
+
+// Key describes one key of a consumer, never the key itself.
+type Key struct {
+	Slot string // primary or secondary
+	// Fingerprint is a short prefix of the key's hash, to tell keys apart.
+	Fingerprint string
+	Created     time.Time
+	CreatedBy   string
+}
+
+// ErrNotFound is returned by sources for an unknown name or version.
+var ErrNotFound = errors.New("not found")
+
+// InvalidError is a problem with what a person entered; its message is
+// shown to them.
+type InvalidError struct{ Msg string }
+
+func (e *InvalidError) Error() string { return e.Msg }
+
+// Audit searches the tamper-evident audit log.
+type Audit interface {
+	Search(ctx context.Context, q AuditQuery) ([]AuditEntry, error)
+	// Verify checks the hash chain of the whole log.
+	Verify(ctx context.Context) (ChainStatus, error)
+}
+
+// AuditQuery selects audit entries; zero fields match everything.
+type AuditQuery struct {
+	Actor  string // exact actor
+	Action string // exact action, or a prefix ending in "." (key.)
+	Since  time.Time
+	Until  time.Time
+	Limit  int
+}
+
+// AuditEntry is one audited event.
+type AuditEntry struct {
+	Seq    int64
+	Time   time.Time
+	Actor  string
+	Action string // e.g. key.rotate, consumer.create, config.apply, login
+	Target string
+	Detail string
+	Hash   string
+}
+
+// ChainStatus is the result of verifying the audit log's hash chain.
+type ChainStatus struct {
+	OK      bool
+	Entries int64
+	Checked time.Time
+	// Problem says where the chain breaks, when it does.
+	Problem string
+}
+
+// ConfigHistory lists applied configuration versions and their text.
+type ConfigHistory interface {
+	// Versions returns the versions, newest first.
+	Versions(ctx context.Context) ([]ConfigVersion, error)
+	// Text returns the YAML of a version.
+	Text(ctx context.Context, id string) (string, error)
+}
+
+// ConfigVersion is one applied configuration.
+type ConfigVersion struct {
+	ID      string
+	Applied time.Time
+	// Source says where it came from: a file, the admin API (with who).
+	Source  string
+	Current bool
+}

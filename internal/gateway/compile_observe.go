@@ -1,0 +1,129 @@
+package gateway
+
+import (
+	"net/http"
+
+	"github.com/gatehouse-dev/gatehouse/internal/config"
+	"github.com/gatehouse-dev/gatehouse/internal/observe"
+	"github.com/gatehouse-dev/gatehouse/internal/policy"
+)
+
+// tracing resolves the tracing settings and gets the tracer of the
+// snapshot from the runtime's registry. With tracing off the snapshot has
+// no tracer and the request path makes no tracing calls.
+func (c *compiler) tracing() {
+	c.dashboardSecret()
+	t := &c.cfg.Observability.Tracing
+	if !t.Enabled {
+		return
+	}
+	o := observe.TracingOptions{
+		Endpoint:    t.Endpoint,
+		SampleRatio: config.DefaultTraceSampleRatio,
+		ServiceName: or(t.ServiceName, config.DefaultTraceServiceName),
+		Timeout:     t.Timeout.Or(config.DefaultTraceExportTimeout),
+	}
+	if t.SampleRatio != nil {
+		o.SampleRatio = *t.SampleRatio
+	}
+	p := "observability.tracing"
+	for _, name := range sortedKeys(t.Headers) {
+		if c.rt.Secrets == nil {
+			continue
+		}
+		v, err := c.rt.Secrets.Resolve(c.ctx, t.Headers[name])
+		if err != nil {
+			c.r.Errorf(config.Key(config.Field(p, "headers"), name), "%v", err)
+			continue
+		}
+		if o.Headers == nil {
+			o.Headers = map[string]string{}
+		}
+		o.Headers[name] = v.Reveal()
+	}
+	if c.rt.Tracers == nil {
+		return // compiled offline (validate), or tracing not wired
+	}
+	tr, err := c.rt.Tracers.Get(o)
+	if err != nil {
+		c.r.Errorf(config.Field(p, "endpoint"), "%v", err)
+		return
+	}
+	c.snap.tracerHandle = tr
+	c.snap.tracer = tr.Tracer()
+}
+
+// dashboardSecret checks that the dashboard's client secret resolves, so
+// that `gatehouse validate` reports a missing one. The dashboard resolves
+// it again when the admin listener starts.
+func (c *compiler) dashboardSecret() {
+	o := c.cfg.Observability.Dashboard.OIDC
+	if o == nil || o.ClientSecret.IsZero() || c.rt.Secrets == nil {
+		return
+	}
+	if _, err := c.rt.Secrets.Resolve(c.ctx, o.ClientSecret); err != nil {
+		c.r.Errorf("observability.dashboard.oidc.client_secret", "%v", err)
+	}
+}
+
+// observeOperation resolves the run-time statistics of an operation and
+// records where it was configured. path is the operation's config path
+// (apis[0].operations[1], or apis[0] for an API without operations).
+func (c *compiler) observeOperation(path string, op *Operation) {
+	op.ConfigPath = path
+	c.snap.operations = append(c.snap.operations, op)
+	if c.rt.Stats != nil {
+		op.stats = c.rt.Stats.Route(op.API.Name, op.Name)
+	}
+}
+
+// traced wraps a policy step so that its decision becomes an event on the
+// request's span. Without a tracer it returns the step unchanged.
+func (c *compiler) traced(name string, s policy.Step) policy.Step {
+	if c.snap.tracer == nil {
+		return s
+	}
+	bit, ok := c.stepBits[name]
+	if !ok {
+		bit = uint32(1) << (len(c.stepBits) % 32)
+		if c.stepBits == nil {
+			c.stepBits = map[string]uint32{}
+		}
+		c.stepBits[name] = bit
+	}
+	return tracedStep(name, bit, s)
+}
+
+// traceTransport wraps a backend's transport with a client span per
+// upstream attempt. Without a tracer it returns the transport unchanged.
+func (c *compiler) traceTransport(be *backend, name string) http.RoundTripper {
+	if c.snap.tracer == nil || be.transport == nil {
+		return be.transport
+	}
+	return &tracedTransport{next: be.transport, tracer: c.snap.tracer, spanName: "upstream " + name, backend: name}
+}
+
+// Operations returns every compiled operation, in configuration order.
+func (s *Snapshot) Operations() []*Operation { return s.operations }
+
+// Tracing reports whether the snapshot records spans.
+func (s *Snapshot) Tracing() bool { return s.tracer != nil }
+
+// releaseObserve drops statistics of operations that keep no longer has
+// and shuts down a tracer provider it no longer uses.
+func (g *Gateway) releaseObserve(keep *Snapshot) {
+	if keep == nil {
+		return
+	}
+	if g.rt.Stats != nil {
+		stats := make([]*observe.RouteStats, 0, len(keep.operations)+1)
+		for _, op := range keep.operations {
+			stats = append(stats, op.stats)
+		}
+		stats = append(stats, keep.notFoundStats)
+		g.rt.Stats.Retain(stats)
+	}
+	if g.rt.Tracers != nil {
+		g.rt.Tracers.Retain(keep.tracerHandle)
+	}
+}

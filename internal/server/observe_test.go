@@ -1,0 +1,70 @@
+package server_test
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestServer_DashboardIsOffUnlessConfigured(t *testing.T) {
+	be := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	defer be.Close()
+	file := filepath.Join(t.TempDir(), "gatehouse.yaml")
+	writeConfig(t, file, be.URL, "")
+	s := start(t, file)
+	code, body := get(t, s.admin+"/ui/")
+	if code != http.StatusNotFound || !strings.Contains(body, "The dashboard is off") {
+		t.Fatalf("/ui/ without a dashboard config: %d %s", code, body)
+	}
+}
+
+func TestServer_StatsAndDashboardOnTheAdminListener(t *testing.T) {
+	be := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	defer be.Close()
+	file := filepath.Join(t.TempDir(), "gatehouse.yaml")
+	writeConfig(t, file, be.URL, "observability:\n  dashboard: {insecure_local: true}\n")
+	s := start(t, file)
+	for range 5 {
+		if code, _ := get(t, s.url+"/a/x"); code != 200 {
+			t.Fatalf("gateway answered %d", code)
+		}
+	}
+	code, body := get(t, s.admin+"/v1/stats?window=1m")
+	if code != 200 {
+		t.Fatalf("/v1/stats: %d %s", code, body)
+	}
+	var rep struct {
+		APIs []struct {
+			API      string  `json:"api"`
+			Requests int     `json:"requests"`
+			P99      float64 `json:"p99_ms"`
+		} `json:"apis"`
+	}
+	if err := json.Unmarshal([]byte(body), &rep); err != nil {
+		t.Fatal(err)
+	}
+	var found bool
+	for _, a := range rep.APIs {
+		if a.API == "a" && a.Requests == 5 && a.P99 > 0 {
+			found = true
+		}
+	}
+	if !found {
+		t.Errorf("/v1/stats does not count the 5 requests of API a: %s", body)
+	}
+	if code, _ := get(t, s.admin+"/v1/stats?window=1d"); code != http.StatusBadRequest {
+		t.Errorf("bad window: %d", code)
+	}
+	// insecure_local: the loopback test client goes straight in.
+	code, body = get(t, s.admin+"/ui/apis")
+	if code != 200 || !strings.Contains(body, "gatehouse.yaml:") {
+		t.Fatalf("/ui/apis: %d", code)
+	}
+	code, body = get(t, s.admin+"/ui/config")
+	if code != 200 || !strings.Contains(body, "current") {
+		t.Fatalf("/ui/config: %d", code)
+	}
+}
