@@ -15,8 +15,8 @@ type Config struct {
 	BackendIdentity   *BackendIdentity   `yaml:"backend_identity" jsonschema_description:"The gateway's own identity towards backends: issuer, signing keys, rotation. See docs/backend-identity.md."`
 	Secrets           Secrets            `yaml:"secrets" jsonschema_description:"Secret stores for ${vault:...} references. See docs/secrets.md."`
 
-	Registry Registry `yaml:"registry" jsonschema_description:"Service registration through the admin API: which addresses may be registered, TTLs."`
-	Observability     Observability      `yaml:"observability" jsonschema_description:"Traces and the dashboard."`
+	Registry      Registry      `yaml:"registry" jsonschema_description:"Service registration through the admin API: which addresses may be registered, TTLs."`
+	Observability Observability `yaml:"observability" jsonschema_description:"Traces and the dashboard."`
 }
 
 // Server holds the settings of the gateway process itself.

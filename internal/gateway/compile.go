@@ -44,8 +44,8 @@ type compiler struct {
 	snap     *Snapshot
 	backends map[string]*backend
 	// secrets resolves every secret reference of this compile.
-	secrets *compileSecrets
-	pol     *policyCompiler
+	secrets  *compileSecrets
+	pol      *policyCompiler
 	stepBits map[string]uint32 // traced step name → its bit (compile_observe.go)
 }
 

@@ -50,8 +50,8 @@ type Runtime struct {
 	Instances InstanceSource
 	// ConsumerKeys finds consumers kept in the store (nil: config only).
 	ConsumerKeys HashLookup
-	Stats      *observe.Stats   // latency statistics; nil: none
-	Tracers    *observe.Tracers // nil: tracing is never on
+	Stats        *observe.Stats   // latency statistics; nil: none
+	Tracers      *observe.Tracers // nil: tracing is never on
 }
 
 // Snapshot is a compiled configuration. It is immutable: a reload builds a

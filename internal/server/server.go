@@ -65,7 +65,7 @@ type Server struct {
 	started   *config.Server // the server section the listeners were started with
 
 	state *state // the store and what uses it (state.go)
-	obs       *observeState
+	obs   *observeState
 }
 
 type listener struct {
