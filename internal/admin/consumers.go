@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -109,64 +110,86 @@ func (a *API) createConsumer(c *call) error {
 	if err := c.decode(&b); err != nil {
 		return err
 	}
-	if !config.ValidName(b.Name) {
-		return badRequest("name must be 1-64 letters, digits, '_', '.' or '-', starting with a letter or digit")
-	}
-	for _, cc := range c.snap.Doc.Config.Consumers {
-		if cc.Name == b.Name {
-			return conflict("Consumer %q is defined in the configuration file; manage it there.", b.Name)
-		}
-	}
-	for _, f := range []struct {
-		name string
-		vs   []string
-	}{{"groups", b.Groups}, {"roles", b.Roles}, {"scopes", b.Scopes}} {
-		if err := checkAttrs(f.name, f.vs); err != nil {
-			return err
-		}
-	}
-	if b.Keys == nil {
-		b.Keys = []string{store.SlotPrimary}
-	}
-	slices.Sort(b.Keys)
-	b.Keys = slices.Compact(b.Keys)
-	for _, s := range b.Keys {
-		if !validSlot(s) {
-			return badRequest("keys: %q is not a slot (primary, secondary)", s)
-		}
-	}
-	now := a.o.Now()
-	cons := store.Consumer{Name: b.Name, Groups: nonNil(b.Groups), Roles: nonNil(b.Roles), Scopes: nonNil(b.Scopes), Created: now, Updated: now}
-	if err := a.o.Store.CreateConsumer(c.ctx, cons); errors.Is(err, store.ErrConflict) {
-		return conflict("Consumer %q already exists.", b.Name)
-	} else if err != nil {
+	cons, keys, err := a.CreateConsumer(c.ctx, c.actor, NewConsumer{Name: b.Name, Groups: b.Groups, Roles: b.Roles, Scopes: b.Scopes, Keys: b.Keys})
+	if err != nil {
 		return err
-	}
-	keys := map[string]string{}
-	ids := map[string]string{}
-	for _, slot := range b.Keys {
-		key, h, err := a.putNewKey(c, b.Name, slot)
-		if err != nil {
-			return err
-		}
-		keys[slot], ids[slot] = key, keyID(h)
-	}
-	if err := a.o.Keys.Refresh(c.ctx); err != nil {
-		return err
-	}
-	a.o.Audit.Record(c.ctx, audit.Entry{Actor: c.actor, Action: audit.ActionConsumerCreate, Target: "consumers/" + b.Name,
-		After: map[string]any{"groups": cons.Groups, "roles": cons.Roles, "scopes": cons.Scopes, "key_ids": ids}})
-	for _, slot := range b.Keys {
-		a.o.Audit.Record(c.ctx, audit.Entry{Actor: c.actor, Action: audit.ActionKeyCreate, Target: "consumers/" + b.Name + "/keys/" + slot,
-			After: map[string]string{"key_id": ids[slot]}})
 	}
 	v, err := a.consumerView(c, cons)
 	if err != nil {
 		return err
 	}
-	c.w.Header().Set("Location", "/v1/consumers/"+b.Name)
+	c.w.Header().Set("Location", "/v1/consumers/"+cons.Name)
 	return c.reply(map[string]any{"consumer": v, "keys": keys,
 		"note": "The keys are shown this once; only their hashes are stored."})
+}
+
+// NewConsumer is a consumer to create in the store.
+type NewConsumer struct {
+	Name                  string
+	Groups, Roles, Scopes []string
+	// Keys are the slots to make keys in; default primary only.
+	Keys []string
+}
+
+// CreateConsumer makes a consumer in the store with keys in the given
+// slots, audits it on behalf of actor, and returns the new keys by slot:
+// they are shown this once. The admin API and the dashboard both use it.
+func (a *API) CreateConsumer(ctx context.Context, actor string, nc NewConsumer) (store.Consumer, map[string]string, error) {
+	if !config.ValidName(nc.Name) {
+		return store.Consumer{}, nil, badRequest("name must be 1-64 letters, digits, '_', '.' or '-', starting with a letter or digit")
+	}
+	if snap := a.o.Snapshot(); snap != nil {
+		for _, cc := range snap.Doc.Config.Consumers {
+			if cc.Name == nc.Name {
+				return store.Consumer{}, nil, conflict("Consumer %q is defined in the configuration file; manage it there.", nc.Name)
+			}
+		}
+	}
+	for _, f := range []struct {
+		name string
+		vs   []string
+	}{{"groups", nc.Groups}, {"roles", nc.Roles}, {"scopes", nc.Scopes}} {
+		if err := checkAttrs(f.name, f.vs); err != nil {
+			return store.Consumer{}, nil, err
+		}
+	}
+	slots := slices.Clone(nc.Keys)
+	if slots == nil {
+		slots = []string{store.SlotPrimary}
+	}
+	slices.Sort(slots)
+	slots = slices.Compact(slots)
+	for _, s := range slots {
+		if !validSlot(s) {
+			return store.Consumer{}, nil, badRequest("keys: %q is not a slot (primary, secondary)", s)
+		}
+	}
+	now := a.o.Now()
+	cons := store.Consumer{Name: nc.Name, Groups: nonNil(nc.Groups), Roles: nonNil(nc.Roles), Scopes: nonNil(nc.Scopes), Created: now, Updated: now}
+	if err := a.o.Store.CreateConsumer(ctx, cons); errors.Is(err, store.ErrConflict) {
+		return store.Consumer{}, nil, conflict("Consumer %q already exists.", nc.Name)
+	} else if err != nil {
+		return store.Consumer{}, nil, err
+	}
+	keys := map[string]string{}
+	ids := map[string]string{}
+	for _, slot := range slots {
+		key, h, err := a.putNewKey(ctx, nc.Name, slot)
+		if err != nil {
+			return store.Consumer{}, nil, err
+		}
+		keys[slot], ids[slot] = key, keyID(h)
+	}
+	if err := a.o.Keys.Refresh(ctx); err != nil {
+		return store.Consumer{}, nil, err
+	}
+	a.o.Audit.Record(ctx, audit.Entry{Actor: actor, Action: audit.ActionConsumerCreate, Target: "consumers/" + nc.Name,
+		After: map[string]any{"groups": cons.Groups, "roles": cons.Roles, "scopes": cons.Scopes, "key_ids": ids}})
+	for _, slot := range slots {
+		a.o.Audit.Record(ctx, audit.Entry{Actor: actor, Action: audit.ActionKeyCreate, Target: "consumers/" + nc.Name + "/keys/" + slot,
+			After: map[string]string{"key_id": ids[slot]}})
+	}
+	return cons, keys, nil
 }
 
 func nonNil(v []string) []string {
@@ -177,13 +200,13 @@ func nonNil(v []string) []string {
 }
 
 // putNewKey generates a key, stores its hash in the slot and returns it.
-func (a *API) putNewKey(c *call, consumer, slot string) (string, [32]byte, error) {
+func (a *API) putNewKey(ctx context.Context, consumer, slot string) (string, [32]byte, error) {
 	key, err := identity.GenerateKey()
 	if err != nil {
 		return "", [32]byte{}, err
 	}
 	h := identity.HashKey(key)
-	err = a.o.Store.PutKey(c.ctx, store.Key{Consumer: consumer, Slot: slot, Hash: h, Created: a.o.Now()})
+	err = a.o.Store.PutKey(ctx, store.Key{Consumer: consumer, Slot: slot, Hash: h, Created: a.o.Now()})
 	if errors.Is(err, store.ErrNotFound) {
 		return "", h, notFound("No consumer %q in the store.", consumer)
 	}
@@ -198,8 +221,8 @@ func (a *API) slotParams(c *call) (string, string, error) {
 	return name, slot, nil
 }
 
-func (a *API) currentKeyID(c *call, name, slot string) (string, error) {
-	keys, err := a.o.Store.ListKeys(c.ctx, name)
+func (a *API) currentKeyID(ctx context.Context, name, slot string) (string, error) {
+	keys, err := a.o.Store.ListKeys(ctx, name)
 	if err != nil {
 		return "", err
 	}
@@ -218,25 +241,39 @@ func (a *API) rotateKey(c *call) error {
 	if err != nil {
 		return err
 	}
-	before, err := a.currentKeyID(c, name, slot)
+	key, id, err := a.RotateKey(c.ctx, c.actor, name, slot)
 	if err != nil {
 		return err
 	}
-	key, h, err := a.putNewKey(c, name, slot)
+	return c.reply(map[string]any{"consumer": name, "slot": slot, "key": key, "key_id": id,
+		"note": "The key is shown this once; only its hash is stored."})
+}
+
+// RotateKey puts a new key in a consumer's slot, on behalf of actor, and
+// returns it (shown this once) with its key ID. The other slot is
+// untouched.
+func (a *API) RotateKey(ctx context.Context, actor, name, slot string) (key, id string, err error) {
+	if !validSlot(slot) {
+		return "", "", notFound("%q is not a key slot (primary, secondary).", slot)
+	}
+	before, err := a.currentKeyID(ctx, name, slot)
 	if err != nil {
-		return err
+		return "", "", err
 	}
-	if err := a.o.Keys.Refresh(c.ctx); err != nil {
-		return err
+	key, h, err := a.putNewKey(ctx, name, slot)
+	if err != nil {
+		return "", "", err
 	}
-	e := audit.Entry{Actor: c.actor, Action: audit.ActionKeyCreate, Target: "consumers/" + name + "/keys/" + slot,
+	if err := a.o.Keys.Refresh(ctx); err != nil {
+		return "", "", err
+	}
+	e := audit.Entry{Actor: actor, Action: audit.ActionKeyCreate, Target: "consumers/" + name + "/keys/" + slot,
 		After: map[string]string{"key_id": keyID(h)}}
 	if before != "" {
 		e.Action, e.Before = audit.ActionKeyRotate, map[string]string{"key_id": before}
 	}
-	a.o.Audit.Record(c.ctx, e)
-	return c.reply(map[string]any{"consumer": name, "slot": slot, "key": key, "key_id": keyID(h),
-		"note": "The key is shown this once; only its hash is stored."})
+	a.o.Audit.Record(ctx, e)
+	return key, keyID(h), nil
 }
 
 func (a *API) revokeKey(c *call) error {
@@ -244,22 +281,45 @@ func (a *API) revokeKey(c *call) error {
 	if err != nil {
 		return err
 	}
-	before, err := a.currentKeyID(c, name, slot)
+	if err := a.RevokeKey(c.ctx, c.actor, name, slot); err != nil {
+		return err
+	}
+	c.w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// RevokeKey removes the key in a consumer's slot on behalf of actor; the
+// next request with it is refused.
+func (a *API) RevokeKey(ctx context.Context, actor, name, slot string) error {
+	if !validSlot(slot) {
+		return notFound("%q is not a key slot (primary, secondary).", slot)
+	}
+	before, err := a.currentKeyID(ctx, name, slot)
 	if err != nil {
 		return err
 	}
-	if err := a.o.Store.DeleteKey(c.ctx, name, slot); errors.Is(err, store.ErrNotFound) {
+	if err := a.o.Store.DeleteKey(ctx, name, slot); errors.Is(err, store.ErrNotFound) {
 		return notFound("Consumer %q has no %s key.", name, slot)
 	} else if err != nil {
 		return err
 	}
-	if err := a.o.Keys.Refresh(c.ctx); err != nil {
+	if err := a.o.Keys.Refresh(ctx); err != nil {
 		return err
 	}
-	a.o.Audit.Record(c.ctx, audit.Entry{Actor: c.actor, Action: audit.ActionKeyRevoke, Target: "consumers/" + name + "/keys/" + slot,
+	a.o.Audit.Record(ctx, audit.Entry{Actor: actor, Action: audit.ActionKeyRevoke, Target: "consumers/" + name + "/keys/" + slot,
 		Before: map[string]string{"key_id": before}})
-	c.w.WriteHeader(http.StatusNoContent)
 	return nil
+}
+
+// ErrorDetail returns what an error from CreateConsumer, RotateKey or
+// RevokeKey says to the person who caused it, and whether it is their
+// mistake (bad input, conflict) or a missing thing (not found).
+func ErrorDetail(err error) (detail string, notFound, userError bool) {
+	var ae *apiError
+	if !errors.As(err, &ae) {
+		return "", false, false
+	}
+	return ae.detail, ae.status == http.StatusNotFound, ae.status < 500
 }
 
 func (a *API) deleteConsumer(c *call) error {

@@ -310,7 +310,10 @@ func TestBrowser_DashboardEndToEnd(t *testing.T) {
 	// 7. The audit log says who rotated it, and when.
 	run(chromedp.Click(chromedp.CSS(`a[href="/ui/consumers#consumer-sample-app"]`)), chromedp.WaitVisible(chromedp.CSS("#consumer-sample-app")))
 	run(chromedp.Click(chromedp.CSS(`nav a[href="/ui/audit"]`)), chromedp.WaitVisible(chromedp.CSS("#audit")))
-	run(chromedp.Click(chromedp.CSS(`a[href="/ui/audit?action=key.rotate"]`)), chromedp.WaitVisible(chromedp.CSS("#audit")))
+	// The filtered page has the same table as the unfiltered one: wait for
+	// the navigation itself before reading it.
+	run(chromedp.WaitVisible(chromedp.CSS(`a[href="/ui/audit?action=key.rotate"]`)),
+		chromedp.Navigate(env.AdminURL+"/ui/audit?action=key.rotate"), chromedp.WaitVisible(chromedp.CSS("#audit")))
 	audit := text("#audit tbody")
 	if !strings.Contains(audit, "alice@example.com") || !strings.Contains(audit, "key.rotate") || !strings.Contains(audit, "sample-app") {
 		t.Errorf("audit log lacks the rotation:\n%s", audit)

@@ -3,14 +3,14 @@ package devmode
 import (
 	"context"
 
-	"github.com/gatehouse-dev/gatehouse/internal/dashboard"
+	"github.com/gatehouse-dev/gatehouse/internal/admin"
 	"github.com/gatehouse-dev/gatehouse/internal/devissuer"
+	"github.com/gatehouse-dev/gatehouse/internal/server"
 )
 
 // The dashboard of `gatehouse dev`: people sign in through the built-in
-// issuer's authorization code flow (a page to pick a demo user), and the
-// consumers page works on an in-memory key store whose changes go to an
-// in-memory audit log.
+// issuer's authorization code flow (a page to pick a demo user); the pages
+// show the demo's real state, kept in its throw-away store.
 
 // dashboardClient is the dashboard's OIDC client at the development
 // issuer: public (PKCE, no secret), any loopback redirect URI.
@@ -24,14 +24,11 @@ var dashboardUsers = []devissuer.User{
 	{Subject: "bob", Name: "Bob Viewer", Email: "bob@example.com", Groups: []string{"staff"}},
 }
 
-// dashboardState makes the in-memory audit log and key store, with the
-// configuration's consumer (read-only) and one consumer to try rotation on.
-func (e *Env) dashboardState() {
-	e.Audit = dashboard.NewMemoryAudit(nil, 0)
-	e.Consumers = dashboard.NewMemoryConsumers(nil, e.Audit)
-	e.Consumers.Seed(dashboard.Consumer{Name: "demo-partner", Groups: []string{"partners"}, Scopes: []string{"orders:read"},
-		Keys: []dashboard.Key{{Slot: "primary", Fingerprint: "(config)"}}, ReadOnly: true})
-	_, _ = e.Consumers.Create(context.Background(), "gatehouse dev", dashboard.NewConsumer{
+// seedDashboard puts a consumer in the demo's store for a newcomer to try
+// key rotation on, from the dashboard or the admin API.
+func seedDashboard(ctx context.Context, srv *server.Server) error {
+	_, _, err := srv.AdminAPI().CreateConsumer(ctx, "gatehouse dev", admin.NewConsumer{
 		Name: "sample-app", Groups: []string{"partners"}, Scopes: []string{"orders:read"},
 	})
+	return err
 }

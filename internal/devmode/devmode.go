@@ -66,11 +66,8 @@ type Env struct {
 	Issuer     *devissuer.Issuer
 	Server     *server.Server
 	Config     []byte
-	// DashboardURL is the dashboard; Audit and Consumers are its
-	// in-memory audit log and key store.
+	// DashboardURL is the dashboard.
 	DashboardURL string
-	Audit        *dashboard.MemoryAudit
-	Consumers    *dashboard.MemoryConsumers
 
 	config  atomic.Value // []byte, for /dev/config
 	closers []func()
@@ -174,14 +171,13 @@ func Start(ctx context.Context, o Options) (*Env, error) {
 		return nil, err
 	}
 	env.closers = append(env.closers, func() { os.RemoveAll(dataDir) })
-	env.dashboardState()
 	srv, err := server.New(ctx, server.Options{
 		Load:           load,
 		Logger:         o.Logger,
 		AccessLogger:   o.AccessLogger,
 		StartupTimeout: 5 * time.Second,
 		DataDir:        dataDir,
-		Observe:        server.ObserveOptions{Consumers: env.Consumers, Audit: env.Audit, Recorder: env.Audit, Backends: o.Backends},
+		Observe:        server.ObserveOptions{Backends: o.Backends},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("embedded demo configuration: %w", err)
@@ -191,6 +187,10 @@ func Start(ctx context.Context, o Options) (*Env, error) {
 		return nil, err
 	}
 	env.Server = srv
+	if err := seedDashboard(ctx, srv); err != nil {
+		srv.Close()
+		return nil, err
+	}
 	env.GatewayURL = "http://" + srv.Addr("public").String()
 	env.AdminURL = "http://" + srv.AdminAddr().String()
 	env.DashboardURL = env.AdminURL + "/ui/"

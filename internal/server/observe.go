@@ -76,7 +76,7 @@ func (s *Server) dashboardHandler(ctx context.Context, cfg *config.Config) (http
 	if !dc.DashboardEnabled() {
 		return dashboard.Disabled(), nil
 	}
-	oo := s.opts.Observe
+	oo := s.dashboardSources(s.opts.Observe)
 	o := dashboard.Options{
 		Logger:          s.logger,
 		Snapshot:        s.gw.Snapshot,

@@ -64,8 +64,10 @@ type Server struct {
 	adminAddr net.Addr
 	started   *config.Server // the server section the listeners were started with
 
-	state *state // the store and what uses it (state.go)
-	obs   *observeState
+	state   *state // the store and what uses it (state.go)
+	apiOnce sync.Once
+	api     *admin.API
+	obs     *observeState
 }
 
 type listener struct {

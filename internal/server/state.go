@@ -137,7 +137,7 @@ func (s *Server) recordLoad(ctx context.Context, cause, actor string, old, snap 
 	}
 	e.After = map[string]string{"version": snap.Version}
 	st.audit.Record(ctx, e)
-	if _, err := st.store.AddConfigRevision(context.WithoutCancel(ctx), store.ConfigRevision{Version: snap.Version, Time: snap.Loaded, Source: cause, Actor: actor}); err != nil {
+	if _, err := st.store.AddConfigRevision(context.WithoutCancel(ctx), store.ConfigRevision{Version: snap.Version, Time: snap.Loaded, Source: cause, Actor: actor, Text: string(snap.Doc.Source)}); err != nil {
 		s.logger.Error("recording the configuration revision failed", "error", err)
 	}
 	if p, err := registry.PolicyFromConfig(snap.Doc.Config.Registry); err == nil {
@@ -148,8 +148,15 @@ func (s *Server) recordLoad(ctx context.Context, cause, actor string, old, snap 
 	}
 }
 
-// adminAPI returns the admin API over the server's state.
-func (s *Server) adminAPI() *admin.API {
+// AdminAPI returns the admin API over the server's state (one per server).
+func (s *Server) AdminAPI() *admin.API {
+	s.apiOnce.Do(func() { s.api = s.newAdminAPI() })
+	return s.api
+}
+
+func (s *Server) adminAPI() *admin.API { return s.AdminAPI() }
+
+func (s *Server) newAdminAPI() *admin.API {
 	return admin.NewAPI(admin.APIOptions{
 		Logger:   s.logger,
 		Snapshot: s.gw.Snapshot,

@@ -113,14 +113,21 @@ type ConfigRevision struct {
 	Time    time.Time `json:"time"`
 	Source  string    `json:"source"` // start, SIGHUP, file changed, admin API, ...
 	Actor   string    `json:"actor"`
+	// Text is the configuration file as it was loaded ("" when not kept);
+	// secrets are references in it, never values.
+	Text string `json:"-"`
 }
 
 // ConfigRevisions keeps the history of loaded configurations.
 type ConfigRevisions interface {
 	// AddConfigRevision appends a revision and returns it with its Seq.
 	AddConfigRevision(ctx context.Context, r ConfigRevision) (ConfigRevision, error)
-	// ListConfigRevisions returns the latest revisions, newest first.
+	// ListConfigRevisions returns the latest revisions, newest first,
+	// without their text.
 	ListConfigRevisions(ctx context.Context, limit int) ([]ConfigRevision, error)
+	// ConfigText returns the text of the newest revision of version, or
+	// ErrNotFound.
+	ConfigText(ctx context.Context, version string) (string, error)
 }
 
 // Counters keeps named counters that reset after a deadline (quota

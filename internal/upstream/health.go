@@ -134,6 +134,7 @@ func (p *Pool) checked(e *Endpoint, ok bool, hc *HealthCheckConfig) {
 	}
 	e.checkOK = 0
 	e.checkFail++
+	e.noteError("health check failed")
 	if e.activeHealthy && e.checkFail >= hc.Unhealthy {
 		e.activeHealthy = false
 		p.logger.Warn("instance unhealthy", "instance", e.ID, "failed_checks", e.checkFail)
@@ -179,6 +180,9 @@ func (o Outcome) Failure() bool { return o != OutcomeSuccess && o != OutcomeCanc
 // Report records the outcome of an attempt on e for passive ejection.
 func (p *Pool) Report(e *Endpoint, o Outcome) {
 	od := p.cfg.Load().Outlier
+	if o.Failure() {
+		e.noteError("request: " + o.String())
+	}
 	switch o {
 	case OutcomeSuccess:
 		if e.consec5xx.Load() != 0 {

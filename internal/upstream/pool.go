@@ -68,6 +68,9 @@ type Endpoint struct {
 	consec5xx     atomic.Int32
 	consecConnect atomic.Int32
 	draining      atomic.Bool
+	// lastErr is the last failure seen on the instance (traffic or health
+	// check), for operators; written only when something fails.
+	lastErr atomic.Pointer[lastError]
 
 	// Guarded by the pool's mu.
 	sources       map[string]int // source → weight it announced
@@ -82,6 +85,16 @@ type Endpoint struct {
 	ejectGen      uint64
 	ejectTimer    *time.Timer
 	reported      int8 // last eligibility given to the observer: -1 unknown, 0, 1
+}
+
+// lastError is a failure noted on an endpoint.
+type lastError struct {
+	what string
+	at   time.Time
+}
+
+func (e *Endpoint) noteError(what string) {
+	e.lastErr.Store(&lastError{what: what, at: time.Now()})
 }
 
 // Weight returns the endpoint's weight (at least 1).
@@ -399,6 +412,9 @@ type InstanceStatus struct {
 	Ejections    int
 	InFlight     int64
 	Draining     bool
+	// LastError says what last failed on the instance, and when.
+	LastError   string
+	LastErrorAt time.Time
 }
 
 // Eligible reports whether the instance may get new requests.
@@ -417,6 +433,9 @@ func (p *Pool) Instances() []InstanceStatus {
 		}
 		if e.ejected {
 			s.EjectedUntil = e.ejectedUntil
+		}
+		if le := e.lastErr.Load(); le != nil {
+			s.LastError, s.LastErrorAt = le.what, le.at
 		}
 		for src := range e.sources {
 			s.Sources = append(s.Sources, src)

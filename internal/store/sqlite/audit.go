@@ -70,13 +70,23 @@ func (s *Store) AddConfigRevision(ctx context.Context, r store.ConfigRevision) (
 		r.Time = time.Now()
 	}
 	r.Time = r.Time.UTC()
-	res, err := s.writer.ExecContext(ctx, `INSERT INTO config_revisions (version, time_ns, source, actor) VALUES (?, ?, ?, ?)`,
-		r.Version, r.Time.UnixNano(), r.Source, r.Actor)
+	res, err := s.writer.ExecContext(ctx, `INSERT INTO config_revisions (version, time_ns, source, actor, text) VALUES (?, ?, ?, ?, ?)`,
+		r.Version, r.Time.UnixNano(), r.Source, r.Actor, r.Text)
 	if err != nil {
 		return r, err
 	}
 	r.Seq, err = res.LastInsertId()
 	return r, err
+}
+
+// ConfigText implements store.ConfigRevisions.
+func (s *Store) ConfigText(ctx context.Context, version string) (string, error) {
+	var text string
+	err := s.reader.QueryRowContext(ctx, `SELECT text FROM config_revisions WHERE version = ? AND text != '' ORDER BY seq DESC LIMIT 1`, version).Scan(&text)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", store.ErrNotFound
+	}
+	return text, err
 }
 
 // ListConfigRevisions implements store.ConfigRevisions.

@@ -91,6 +91,11 @@ CREATE TABLE quota_counters (
 	PRIMARY KEY (api, operation, name, key_spec, key)
 );
 `,
+	// the text of each loaded configuration, for history and diffs
+	3: `
+ALTER TABLE config_revisions ADD COLUMN text TEXT NOT NULL DEFAULT '';
+CREATE INDEX config_revisions_version ON config_revisions (version, seq);
+`,
 }
 
 // SchemaVersion is the schema version this build writes.

@@ -306,7 +306,7 @@ func testAuditConcurrent(t *testing.T, s store.Store) {
 func testRevisions(t *testing.T, s store.Store) {
 	ctx := context.Background()
 	for i, v := range []string{"aaa", "bbb", "ccc"} {
-		r, err := s.AddConfigRevision(ctx, store.ConfigRevision{Version: v, Time: t0.Add(time.Duration(i) * time.Minute), Source: "start", Actor: "system"})
+		r, err := s.AddConfigRevision(ctx, store.ConfigRevision{Version: v, Time: t0.Add(time.Duration(i) * time.Minute), Source: "start", Actor: "system", Text: "# version " + v + "\n"})
 		if err != nil || r.Seq == 0 {
 			t.Fatalf("AddConfigRevision = %+v, %v", r, err)
 		}
@@ -314,6 +314,12 @@ func testRevisions(t *testing.T, s store.Store) {
 	got, err := s.ListConfigRevisions(ctx, 2)
 	if err != nil || len(got) != 2 || got[0].Version != "ccc" || got[1].Version != "bbb" || !got[0].Time.Equal(t0.Add(2*time.Minute)) {
 		t.Fatalf("ListConfigRevisions = %+v, %v", got, err)
+	}
+	if text, err := s.ConfigText(ctx, "bbb"); err != nil || text != "# version bbb\n" {
+		t.Fatalf("ConfigText(bbb) = %q, %v", text, err)
+	}
+	if _, err := s.ConfigText(ctx, "zzz"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("ConfigText(zzz): %v, want ErrNotFound", err)
 	}
 }
 
