@@ -20,8 +20,8 @@ type Options struct {
 	Ready func() (bool, string)
 	// API serves /v1/ (see NewAPI); nil leaves /v1 unserved.
 	API http.Handler
-	// UI serves the dashboard under /ui; Stats serves /v1/stats.
-	UI, Stats http.Handler
+	// UI serves the dashboard under /ui.
+	UI http.Handler
 }
 
 // New returns the admin handler.
@@ -36,9 +36,6 @@ func New(o Options) http.Handler {
 	if o.UI != nil {
 		mux.Handle("/ui", o.UI)
 		mux.Handle("/ui/", o.UI)
-	}
-	if o.Stats != nil {
-		mux.Handle("GET /v1/stats", o.Stats)
 	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})

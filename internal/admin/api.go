@@ -44,7 +44,9 @@ type APIOptions struct {
 	Audit *audit.Recorder
 	// Reload reloads the configuration from its source.
 	Reload func(ctx context.Context, cause, actor string) error
-	Now    func() time.Time
+	// Stats serves GET /v1/stats (see StatsHandler); nil answers 404.
+	Stats http.Handler
+	Now   func() time.Time
 }
 
 // API is the admin API handler (/v1).
@@ -128,6 +130,8 @@ func (a *API) table() []route {
 
 		{method: "GET", path: "/v1/audit", perm: permRead, handle: a.listAudit, summary: "Audit records after a sequence number (?after=N&limit=M).", reply: "AuditList", status: 200},
 		{method: "GET", path: "/v1/audit/verify", perm: permRead, handle: a.verifyAudit, summary: "Check the audit log's hash chain.", reply: "AuditVerification", status: 200},
+
+		{method: "GET", path: "/v1/stats", perm: permRead, handle: a.stats, summary: "Latency statistics per API and operation (?window=1m|1h, &series=true for a point per second or minute).", reply: "Stats", status: 200},
 
 		{method: "GET", path: "/v1/config", perm: permRead, handle: a.getConfig, summary: "The configuration being served; its ETag is the version.", reply: "Config", status: 200},
 		{method: "GET", path: "/v1/config/revisions", perm: permRead, handle: a.listRevisions, summary: "Configurations loaded, newest first.", reply: "RevisionList", status: 200},

@@ -223,6 +223,7 @@ func schemas() map[string]any {
 		"Config": obj([]string{"version", "config"}, map[string]any{
 			"version": str("Also the ETag."), "loaded": stamp(), "config": map[string]any{"type": "object", "description": "The configuration, with secret references (never values)."},
 		}),
+		"Stats":        map[string]any{"type": "object", "description": "Requests per second, error rates and p50/p95/p99 latency per API and operation over the window (docs/observability.md)."},
 		"Revision":     obj([]string{"seq", "version"}, map[string]any{"seq": integer(""), "version": str(""), "time": stamp(), "source": str(""), "actor": str("")}),
 		"RevisionList": obj([]string{"revisions"}, map[string]any{"revisions": list("Revision")}),
 	}

@@ -29,3 +29,12 @@ func StatsHandler(stats *observe.Stats) http.Handler {
 		writeJSON(w, http.StatusOK, stats.Report(win, series))
 	})
 }
+
+// stats serves /v1/stats behind the API's authentication (viewer).
+func (a *API) stats(c *call) error {
+	if a.o.Stats == nil {
+		return notFound("Statistics are not enabled.")
+	}
+	a.o.Stats.ServeHTTP(c.w, c.r)
+	return nil
+}

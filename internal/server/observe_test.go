@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -27,6 +28,16 @@ func TestServer_StatsAndDashboardOnTheAdminListener(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "gatehouse.yaml")
 	writeConfig(t, file, be.URL, "observability:\n  dashboard: {insecure_local: true}\n")
 	s := start(t, file)
+	// Statistics are admin data: without credentials (and without
+	// insecure_local on the admin listener) they are refused.
+	if code, _ := get(t, s.admin+"/v1/stats"); code != http.StatusUnauthorized {
+		t.Fatalf("/v1/stats without credentials: %d, want 401", code)
+	}
+	s.cancel()
+	<-s.done
+	data, _ := os.ReadFile(file)
+	os.WriteFile(file, []byte(strings.Replace(string(data), `admin: {address: "127.0.0.1:0"}`, `admin: {address: "127.0.0.1:0", insecure_local: true}`, 1)), 0o644)
+	s = start(t, file)
 	for range 5 {
 		if code, _ := get(t, s.url+"/a/x"); code != 200 {
 			t.Fatalf("gateway answered %d", code)

@@ -274,7 +274,6 @@ func (s *Server) Listen(ctx context.Context) error {
 			Ready:   s.ready,
 			API:     s.adminAPI(),
 			UI:      ui,
-			Stats:   s.statsHandler(),
 		}),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       60 * time.Second,

@@ -165,6 +165,7 @@ func (s *Server) newAdminAPI() *admin.API {
 		Keys:     s.state.keys,
 		Audit:    s.state.audit,
 		Reload:   s.ReloadAs,
+		Stats:    s.statsHandler(),
 	})
 }
 
