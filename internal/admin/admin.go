@@ -22,17 +22,23 @@ type Options struct {
 	API http.Handler
 	// UI serves the dashboard under /ui.
 	UI http.Handler
+	// Guard protects the profiling endpoints (/debug/pprof/), e.g.
+	// API.AdminOnly; nil leaves them unserved.
+	Guard func(http.Handler) http.Handler
 }
 
 // New returns the admin handler.
 func New(o Options) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(o.Metrics, promhttp.HandlerOpts{}))
-	// Profiles for performance work; the admin listener is private.
-	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
-	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
-	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
-	mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+	// Profiles for performance work, for admins only: goroutine dumps
+	// show what the process is doing.
+	if o.Guard != nil {
+		mux.Handle("GET /debug/pprof/", o.Guard(http.HandlerFunc(pprof.Index)))
+		mux.Handle("GET /debug/pprof/profile", o.Guard(http.HandlerFunc(pprof.Profile)))
+		mux.Handle("GET /debug/pprof/trace", o.Guard(http.HandlerFunc(pprof.Trace)))
+		mux.Handle("GET /debug/pprof/symbol", o.Guard(http.HandlerFunc(pprof.Symbol)))
+	}
 	if o.UI != nil {
 		mux.Handle("/ui", o.UI)
 		mux.Handle("/ui/", o.UI)

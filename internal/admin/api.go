@@ -139,6 +139,16 @@ func (a *API) table() []route {
 	}
 }
 
+// AdminOnly serves h to callers with the admin role, authenticated like
+// the API's own routes (for the profiling endpoints).
+func (a *API) AdminOnly(h http.Handler) http.Handler {
+	rt := &route{perm: permAdmin, handle: func(c *call) error {
+		h.ServeHTTP(c.w, c.r)
+		return nil
+	}}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { a.serve(w, r, rt) })
+}
+
 // ServeHTTP serves /v1.
 func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) { a.mux.ServeHTTP(w, r) }
 

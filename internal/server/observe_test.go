@@ -79,3 +79,14 @@ func TestServer_StatsAndDashboardOnTheAdminListener(t *testing.T) {
 		t.Fatalf("/ui/config: %d", code)
 	}
 }
+
+func TestServer_ProfilesNeedTheAdminRole(t *testing.T) {
+	be := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	defer be.Close()
+	file := filepath.Join(t.TempDir(), "gatehouse.yaml")
+	writeConfig(t, file, be.URL, "")
+	s := start(t, file)
+	if code, _ := get(t, s.admin+"/debug/pprof/goroutine?debug=1"); code != http.StatusUnauthorized {
+		t.Fatalf("profiles without credentials: %d, want 401", code)
+	}
+}

@@ -274,6 +274,7 @@ func (s *Server) Listen(ctx context.Context) error {
 			Ready:   s.ready,
 			API:     s.adminAPI(),
 			UI:      ui,
+			Guard:   s.AdminAPI().AdminOnly,
 		}),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       60 * time.Second,
