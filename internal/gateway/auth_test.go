@@ -150,6 +150,7 @@ func TestAuth_KeyRotationAndIdPOutage(t *testing.T) {
 func TestAuth_RandomKidFloodFetchesAtMostOncePerCooldown(t *testing.T) {
 	h := newHarness(t, baseConfig, nil)
 	fetchesBefore := h.issuer.Requests("/jwks")
+	start := time.Now()
 	var wg sync.WaitGroup
 	var non401 atomic.Int32
 	for g := range 20 {
@@ -169,8 +170,11 @@ func TestAuth_RandomKidFloodFetchesAtMostOncePerCooldown(t *testing.T) {
 	if non401.Load() != 0 {
 		t.Fatalf("%d requests were not refused", non401.Load())
 	}
-	if n := h.issuer.Requests("/jwks") - fetchesBefore; n > 1 {
-		t.Fatalf("200 unknown kids within one cooldown caused %d JWKS fetches, want ≤ 1", n)
+	// The cooldown is 1s of real time (the harness's key sets use the wall
+	// clock): on a slow machine the flood may span more than one.
+	allowed := 1 + int(time.Since(start)/time.Second)
+	if n := h.issuer.Requests("/jwks") - fetchesBefore; n > allowed {
+		t.Fatalf("200 unknown kids in %v caused %d JWKS fetches, want ≤ %d (one per 1s cooldown)", time.Since(start), n, allowed)
 	}
 }
 

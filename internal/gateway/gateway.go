@@ -98,6 +98,14 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	q.x.TraceParent = traceParent(r.Header.Get("Traceparent"))
 	q.x.ClientIP = clientIP(r, st)
 	w.Header().Set(st.requestIDHeader, q.x.RequestID)
+	if r.ProtoMajor == 1 && len(r.TransferEncoding) > 0 {
+		// Go's server has already dropped a Content-Length sent along
+		// with Transfer-Encoding, so the two cannot be told apart here.
+		// RFC 9112 §6.1: after such a request the connection MUST be
+		// closed, lest an upstream proxy that framed it by
+		// Content-Length desynchronize; close after every chunked one.
+		w.Header().Set("Connection", "close")
+	}
 
 	r = r.WithContext(policy.WithExchange(r.Context(), &q.x))
 	err := g.serve(&q.rw, r, s, q)
@@ -110,6 +118,9 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	g.finish(s, q, r, start)
+	if q.rw.abort && q.rw.written == 0 {
+		panic(http.ErrAbortHandler) // close the connection, send nothing
+	}
 }
 
 func (g *Gateway) serve(w *responseWriter, r *http.Request, s *Snapshot, q *request) (err error) {

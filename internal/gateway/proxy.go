@@ -64,8 +64,32 @@ func (p *proxyHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) error {
 	if len(p.backend.pool.Instances()) == 0 {
 		return policy.Unavailable("no_instance", "The backend has no instance to serve the request.", nil)
 	}
+	if r.Body != nil && r.Body != http.NoBody {
+		// Remember why reading the client's body failed, so that a
+		// malformed body is the client's 400, not the backend's 502.
+		b := &bodyReader{ReadCloser: r.Body}
+		r.Body = b
+		if sw, ok := w.(*responseWriter); ok {
+			sw.reqBody = b
+		}
+	}
 	p.rp.ServeHTTP(w, r)
 	return nil
+}
+
+// bodyReader records the first error reading a request body returned,
+// other than io.EOF.
+type bodyReader struct {
+	io.ReadCloser
+	err error
+}
+
+func (b *bodyReader) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err != nil && err != io.EOF && b.err == nil {
+		b.err = err
+	}
+	return n, err
 }
 
 // rewrite builds the outgoing request. httputil.ReverseProxy has already
@@ -176,9 +200,15 @@ func (p *proxyHandler) errorHandler(w http.ResponseWriter, r *http.Request, err 
 			x.Record.Denial = "client_closed"
 		}
 		if sw, ok := w.(*responseWriter); ok {
+			// No response: the server would otherwise send an implicit
+			// 200 to a client that half-closed its side and still reads.
 			sw.status = 499
+			sw.abort = true
 		}
 		return
+	case clientBodyError(w) != nil:
+		e = policy.BadRequest("bad_request_body", "The request body could not be read.")
+		e.Cause = clientBodyError(w)
 	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
 		e = policy.GatewayTimeout(err)
 	case errors.Is(err, io.ErrUnexpectedEOF):
@@ -186,7 +216,20 @@ func (p *proxyHandler) errorHandler(w http.ResponseWriter, r *http.Request, err 
 	default:
 		e = policy.BadGateway(err)
 	}
+	if x := policy.ExchangeFrom(r.Context()); x != nil && x.Record != nil {
+		x.Record.Denial = e.Reason
+	}
 	renderError(w, r, e)
+}
+
+// clientBodyError returns why reading the client's request body failed,
+// or nil. (The proxy hands the error handler its own copy of the request,
+// whose body is wrapped, so the reader is found through the writer.)
+func clientBodyError(w http.ResponseWriter) error {
+	if sw, ok := w.(*responseWriter); ok && sw.reqBody != nil {
+		return sw.reqBody.err
+	}
+	return nil
 }
 
 // headerSafe removes characters that cannot appear in a header value.

@@ -1,0 +1,99 @@
+package securitytest
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"time"
+)
+
+// Exchange is what one raw connection to the gateway produced.
+type Exchange struct {
+	// Responses parsed from what the gateway sent back, in order.
+	Responses []*http.Response
+	// Bodies of those responses.
+	Bodies [][]byte
+	// Raw is every byte the gateway sent.
+	Raw []byte
+	// Trailing holds bytes after the last response that do not parse as
+	// one (nil when the stream parsed to the end).
+	Trailing error
+	// Closed says the gateway closed the connection (as opposed to the
+	// read deadline passing while the connection was open).
+	Closed bool
+}
+
+// SendRaw writes req to addr on a new connection and reads what the
+// gateway answers until it closes the connection, until it has been
+// silent for idle, or until timeout. The connection is not half-closed:
+// Go's server takes a client's EOF as the client going away and cancels
+// its requests. Every byte the gateway sends back must parse as a sequence
+// of HTTP/1.1 responses; Trailing says why not.
+func SendRaw(addr string, req []byte, idle, timeout time.Duration) (*Exchange, error) {
+	c, err := net.DialTimeout("tcp", addr, timeout)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	end := time.Now().Add(timeout)
+	_ = c.SetWriteDeadline(end)
+	if _, err := c.Write(req); err != nil {
+		return nil, err
+	}
+	var buf bytes.Buffer
+	x := &Exchange{}
+	p := make([]byte, 32<<10)
+	for {
+		d := time.Now().Add(idle)
+		if d.After(end) {
+			d = end
+		}
+		_ = c.SetReadDeadline(d)
+		n, err := c.Read(p)
+		buf.Write(p[:n])
+		if err != nil {
+			if ne, ok := err.(net.Error); !ok || !ne.Timeout() {
+				x.Closed = true // EOF or reset by the peer
+			}
+			break
+		}
+	}
+	x.Raw = buf.Bytes()
+	x.Responses, x.Bodies, x.Trailing = ParseResponses(x.Raw, req)
+	return x, nil
+}
+
+// ParseResponses parses raw as consecutive HTTP/1.1 responses. reqs, the
+// raw requests, are only used to know which responses are to HEAD.
+func ParseResponses(raw, reqs []byte) ([]*http.Response, [][]byte, error) {
+	br := bufio.NewReader(bytes.NewReader(raw))
+	var (
+		out    []*http.Response
+		bodies [][]byte
+	)
+	head := bytes.HasPrefix(reqs, []byte("HEAD "))
+	for {
+		if _, err := br.Peek(1); errors.Is(err, io.EOF) {
+			return out, bodies, nil
+		}
+		var req *http.Request
+		if head {
+			req = &http.Request{Method: "HEAD"}
+		}
+		res, err := http.ReadResponse(br, req)
+		if err != nil {
+			return out, bodies, fmt.Errorf("response %d does not parse: %w", len(out)+1, err)
+		}
+		b, err := io.ReadAll(res.Body)
+		res.Body.Close()
+		if err != nil {
+			return out, bodies, fmt.Errorf("response %d body: %w", len(out)+1, err)
+		}
+		out = append(out, res)
+		bodies = append(bodies, b)
+	}
+}
