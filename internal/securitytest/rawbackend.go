@@ -43,11 +43,11 @@ type RawBackend struct {
 	// truncated counts connections that ended inside a request (the
 	// gateway gave up forwarding it): not a desynchronization.
 	truncated int
-	delay    time.Duration
-	hold     chan struct{}
-	wg       sync.WaitGroup
-	closed   bool
-	live     map[net.Conn]struct{}
+	delay     time.Duration
+	hold      chan struct{}
+	wg        sync.WaitGroup
+	closed    bool
+	live      map[net.Conn]struct{}
 }
 
 // NewRawBackend listens on 127.0.0.1 and serves until Close.
