@@ -184,6 +184,8 @@ type API struct {
 	PassCredential bool        `yaml:"pass_credential" jsonschema_description:"Forward the caller's Authorization or API key header. Default false: it is removed."`
 	Auth           *Auth       `yaml:"auth" jsonschema_description:"Auth requirement for every operation that does not set its own."`
 	Operations     []Operation `yaml:"operations" jsonschema_description:"Allowed operations. When empty, every method and path under the prefix is routed with the API's auth."`
+
+	CaseInsensitivePaths bool `yaml:"case_insensitive_paths" jsonschema_description:"Match path_prefix and operation paths ignoring ASCII case, and forward the path lower-cased. Default false: paths are case-sensitive (RFC 3986). Set it for backends that ignore case, so that /ADMIN cannot reach the backend's /admin through another API."`
 }
 
 // Operation is one method and path template of an API.

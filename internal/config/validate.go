@@ -76,6 +76,7 @@ func Validate(doc *Document) Diagnostics {
 	v.consumers()
 	v.backends()
 	v.apis()
+	v.caseInsensitivePaths()
 	return v.r.Diagnostics()
 }
 

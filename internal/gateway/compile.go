@@ -318,6 +318,7 @@ func (c *compiler) routes(keys *identity.KeyTable) *Router {
 			PassCredential: a.PassCredential,
 			pool:           be.pool,
 		}
+		api.CaseInsensitivePaths = a.CaseInsensitivePaths
 		terminal := c.proxy(api, be)
 		prefix := config.NormalizePrefix(a.PathPrefix)
 		var ops []*Operation

@@ -150,6 +150,10 @@ func (g *Gateway) serve(w *responseWriter, r *http.Request, s *Snapshot, q *requ
 	if q.match.Op == nil {
 		return policy.MethodNotAllowed(q.match.Allow)
 	}
+	if q.match.Op.API.CaseInsensitivePaths {
+		// Authorize and forward the path the API matched.
+		q.x.Path, q.x.EscapedPath = lowerASCII(path), lowerEscaped(escaped)
+	}
 	q.x.Params = q.match.params()
 	return q.match.Op.handler.ServeHTTP(w, r)
 }
