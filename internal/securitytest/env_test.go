@@ -2,9 +2,9 @@ package securitytest_test
 
 import (
 	"bytes"
-	"net/url"
 	"crypto/x509"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"testing"
 	"text/template"
