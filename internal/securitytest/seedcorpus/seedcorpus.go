@@ -1,4 +1,7 @@
-package securitytest
+// Package seedcorpus keeps the committed seed corpora of the fuzz targets
+// (testdata/fuzz/<FuzzName>/) in step with seed tables written in Go. It
+// has no dependencies on the gateway, so any package's tests may use it.
+package seedcorpus
 
 import (
 	"crypto/sha256"
@@ -29,7 +32,7 @@ func EncodeSeed(args ...any) []byte {
 		case bool:
 			fmt.Fprintf(&b, "bool(%t)\n", v)
 		default:
-			panic(fmt.Sprintf("securitytest: unsupported seed type %T", a))
+			panic(fmt.Sprintf("seedcorpus: unsupported seed type %T", a))
 		}
 	}
 	return []byte(b.String())
