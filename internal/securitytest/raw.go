@@ -97,3 +97,29 @@ func ParseResponses(raw, reqs []byte) ([]*http.Response, [][]byte, error) {
 		bodies = append(bodies, b)
 	}
 }
+
+// SendRawHalfClose writes req, half-closes the connection (the server
+// then finishes what it has and closes), and reads until it does or
+// timeout passes; Closed is false on timeout. Go's server cancels the
+// requests of a client that half-closed, so a request still in flight
+// may go unanswered.
+func SendRawHalfClose(addr string, req []byte, timeout time.Duration) (*Exchange, error) {
+	c, err := net.DialTimeout("tcp", addr, timeout)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(timeout))
+	if _, err := c.Write(req); err != nil {
+		return nil, err
+	}
+	_ = c.(*net.TCPConn).CloseWrite()
+	var buf bytes.Buffer
+	_, rerr := io.Copy(&buf, c)
+	x := &Exchange{Raw: buf.Bytes(), Closed: true}
+	if ne, ok := rerr.(net.Error); ok && ne.Timeout() {
+		x.Closed = false
+	}
+	x.Responses, x.Bodies, x.Trailing = ParseResponses(x.Raw, req)
+	return x, nil
+}
