@@ -261,4 +261,3 @@ func FuzzKeyTableLookup(f *testing.F) {
 		}
 	})
 }
-
