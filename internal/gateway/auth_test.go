@@ -240,3 +240,62 @@ func TestReload_UnderLoadLosesNothing(t *testing.T) {
 	}
 	t.Logf("%d requests, 20 reloads, 0 failures", total.Load())
 }
+
+// Fault: the IdP's JWKS endpoint goes down. Tokens signed with cached
+// keys keep working; a flood of tokens with random kids (which would each
+// ask for a refetch) causes at most one IdP request per cooldown (1s
+// here), all refused with 401, none reaching the backend.
+func TestFault_JWKSDownCachedKeysServeAndKidFloodIsThrottled(t *testing.T) {
+	h := newHarness(t, baseConfig, nil)
+	good := h.token(nil)
+	h.issuer.SetDown(true)
+	before := h.issuer.Requests("/jwks")
+	start := time.Now()
+	var wg sync.WaitGroup
+	var ok, refused, other atomic.Int32
+	backendBefore := h.backend.count()
+	for g := range 10 {
+		wg.Go(func() {
+			for i := range 30 {
+				if i%3 == 0 {
+					res := h.do("GET", "/orders/1", bearer(good), nil)
+					res.Body.Close()
+					if res.StatusCode == 200 {
+						ok.Add(1)
+					} else {
+						other.Add(1)
+					}
+					continue
+				}
+				tok, _ := h.issuer.MintWithHeader(map[string]any{"kid": "random-" + strings.Repeat("x", g) + string(rune('a'+i))},
+					map[string]any{"sub": "a", "aud": "gatehouse", "scope": "orders:read"})
+				res := h.do("GET", "/orders/1", bearer(tok), nil)
+				res.Body.Close()
+				if res.StatusCode == 401 {
+					refused.Add(1)
+				} else {
+					other.Add(1)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	// Each fetch attempt GETs /jwks once (then rediscovers). Attempts come
+	// from unknown kids, at most one per 1s cooldown, and from the
+	// background retry after a failure, at most one per second (backoff
+	// 1s, 2s, 4s…); the flood must add nothing beyond that.
+	fetches := h.issuer.Requests("/jwks") - before
+	allowed := 2 * (1 + int(elapsed/time.Second))
+	t.Logf("FIGURE JWKS down: %d cached-key requests served, %d random-kid requests refused, %d other; %d JWKS fetch attempts in %v (allowed %d)",
+		ok.Load(), refused.Load(), other.Load(), fetches, elapsed.Round(time.Millisecond), allowed)
+	if other.Load() != 0 {
+		t.Errorf("%d requests got an unexpected status", other.Load())
+	}
+	if fetches > allowed {
+		t.Errorf("%d JWKS fetch attempts in %v, want at most %d", fetches, elapsed, allowed)
+	}
+	if n := h.backend.count() - backendBefore; n != int(ok.Load()) {
+		t.Errorf("the backend got %d requests, %d were authorized", n, ok.Load())
+	}
+}

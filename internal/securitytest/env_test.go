@@ -23,6 +23,7 @@ type env struct {
 	be   *securitytest.RawBackend
 	iss  *devissuer.Issuer
 	pool *x509.CertPool
+	cfg  string // the configuration the gateway started with
 }
 
 type envOptions struct {
@@ -110,7 +111,8 @@ func newEnv(t testing.TB, o envOptions) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.gw = securitytest.StartGateway(t, b.String())
+	e.cfg = b.String()
+	e.gw = securitytest.StartGateway(t, e.cfg)
 	return e
 }
 

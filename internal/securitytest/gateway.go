@@ -38,6 +38,23 @@ type Gateway struct {
 	cancel context.CancelFunc
 	done   chan struct{}
 	err    error
+
+	cfgMu sync.Mutex
+	cfg   string
+}
+
+// SetConfig replaces the configuration the gateway loads on its next
+// reload (Server.Reload).
+func (g *Gateway) SetConfig(cfg string) {
+	g.cfgMu.Lock()
+	g.cfg = cfg
+	g.cfgMu.Unlock()
+}
+
+func (g *Gateway) config() []byte {
+	g.cfgMu.Lock()
+	defer g.cfgMu.Unlock()
+	return []byte(g.cfg)
 }
 
 // Buffer is a goroutine-safe bytes.Buffer.
@@ -71,13 +88,13 @@ func (s *Buffer) Reset() {
 // listener named "tls", if any, is the TLS one.
 func StartGateway(t testing.TB, cfg string) *Gateway {
 	t.Helper()
-	g := &Gateway{Logs: &Buffer{}, AccessLog: &Buffer{}, done: make(chan struct{})}
+	g := &Gateway{Logs: &Buffer{}, AccessLog: &Buffer{}, done: make(chan struct{}), cfg: cfg}
 	logger := slog.New(slog.NewJSONHandler(g.Logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	access := slog.New(slog.NewJSONHandler(g.AccessLog, nil))
 	ctx, cancel := context.WithCancel(context.Background())
 	g.cancel = cancel
 	srv, err := server.New(ctx, server.Options{
-		Load:           func() (*config.Document, config.Diagnostics) { return config.Parse("security.yaml", []byte(cfg)) },
+		Load:           func() (*config.Document, config.Diagnostics) { return config.Parse("security.yaml", g.config()) },
 		Logger:         logger,
 		AccessLogger:   access,
 		StartupTimeout: 5 * time.Second,
