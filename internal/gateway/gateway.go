@@ -138,6 +138,9 @@ func (g *Gateway) serve(w *responseWriter, r *http.Request, s *Snapshot, q *requ
 	if len(r.RequestURI) > st.maxURI {
 		return policy.URITooLong(st.maxURI)
 	}
+	if perr := checkDeclaredLength(r); perr != nil {
+		return perr
+	}
 	raw := requestPath(r)
 	path, escaped, perr := normalizePath(raw, st.paths)
 	if perr != nil {

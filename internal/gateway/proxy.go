@@ -64,32 +64,11 @@ func (p *proxyHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) error {
 	if len(p.backend.pool.Instances()) == 0 {
 		return policy.Unavailable("no_instance", "The backend has no instance to serve the request.", nil)
 	}
-	if r.Body != nil && r.Body != http.NoBody {
-		// Remember why reading the client's body failed, so that a
-		// malformed body is the client's 400, not the backend's 502.
-		b := &bodyReader{ReadCloser: r.Body}
-		r.Body = b
-		if sw, ok := w.(*responseWriter); ok {
-			sw.reqBody = b
-		}
+	if err := wrapBody(w, r); err != nil {
+		return err
 	}
 	p.rp.ServeHTTP(w, r)
 	return nil
-}
-
-// bodyReader records the first error reading a request body returned,
-// other than io.EOF.
-type bodyReader struct {
-	io.ReadCloser
-	err error
-}
-
-func (b *bodyReader) Read(p []byte) (int, error) {
-	n, err := b.ReadCloser.Read(p)
-	if err != nil && err != io.EOF && b.err == nil {
-		b.err = err
-	}
-	return n, err
 }
 
 // rewrite builds the outgoing request. httputil.ReverseProxy has already

@@ -215,7 +215,7 @@ func TestHTTP2_ContentLengthMismatchIsNotForwarded(t *testing.T) {
 		data []string
 	}{
 		{"data_shorter_than_cl", "40", []string{"hello"}},
-		{"data_longer_than_cl", "5", []string{"hello", strings.TrimSuffix(smuggled, "")}},
+		{"data_longer_than_cl", "5", []string{"hello", smuggled}},
 		{"cl_zero_with_data", "0", []string{smuggled}},
 		{"two_cl_values", "5, 41", []string{"hello"}},
 	}
@@ -233,6 +233,11 @@ func TestHTTP2_ContentLengthMismatchIsNotForwarded(t *testing.T) {
 					return err
 				}
 				for i, d := range tc.data {
+					if i > 0 {
+						// Let the gateway forward what it has before the
+						// frame that makes the request malformed arrives.
+						time.Sleep(50 * time.Millisecond)
+					}
 					if err := fr.WriteData(1, i == len(tc.data)-1, []byte(d)); err != nil {
 						return err
 					}
