@@ -118,8 +118,8 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	g.finish(s, q, r, start)
-	if q.rw.abort && q.rw.written == 0 {
-		panic(http.ErrAbortHandler) // close the connection, send nothing
+	if q.rw.abort {
+		panic(http.ErrAbortHandler) // close the connection, send nothing more
 	}
 }
 
@@ -127,7 +127,15 @@ func (g *Gateway) serve(w *responseWriter, r *http.Request, s *Snapshot, q *requ
 	defer func() {
 		if v := recover(); v != nil {
 			if v == http.ErrAbortHandler {
-				panic(v)
+				// The proxy gave up on a response it had started (the
+				// backend or the client went away). Log the request, then
+				// abort the connection (ServeHTTP re-panics).
+				q.rw.abort = true
+				if q.rec.Denial == "" {
+					q.rec.Denial = "response_aborted"
+				}
+				err = nil
+				return
 			}
 			g.rt.Logger.Error("panic serving request", "request_id", q.x.RequestID, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
 			err = &policy.Error{Status: http.StatusInternalServerError, Type: "internal", Title: "Internal error",

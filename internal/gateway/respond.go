@@ -17,8 +17,8 @@ type responseWriter struct {
 	http.ResponseWriter
 	status  int
 	written int64
-	// abort says the connection must be dropped without a response
-	// (the client went away before one could be sent).
+	// abort says the connection must be dropped without sending more
+	// (the client went away, or the backend's response broke off).
 	abort bool
 	// reqBody is the request body as the proxy reads it, to tell a
 	// client's malformed body from a backend failure.

@@ -108,3 +108,36 @@ func TestProxy_UpstreamFailureReasonReachesAccessLog(t *testing.T) {
 		t.Fatalf("access log lacks denial upstream_error:\n%s", h.logs.String())
 	}
 }
+
+// A response that breaks off (the backend dies after its headers) makes
+// the proxy abort the connection; the request still gets its access-log
+// line, marked response_aborted, and the client sees a cut-off response,
+// never a complete one.
+func TestProxy_AbortedResponseIsLogged(t *testing.T) {
+	h := newHarness(t, baseConfig, nil)
+	h.backend.handler = func(w http.ResponseWriter, r *http.Request) {
+		conn, brw, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			return
+		}
+		brw.WriteString("HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly ten b")
+		brw.Flush()
+		conn.Close()
+	}
+	got := rawExchange(t, h, "GET /public/broken HTTP/1.1\r\nHost: x\r\n\r\n", false)
+	if strings.Contains(got, "only ten b") && strings.Count(got, "only ten b") == 1 {
+		res, err := http.ReadResponse(bufio.NewReader(strings.NewReader(got)), nil)
+		if err == nil {
+			if _, err := io.ReadAll(res.Body); err == nil {
+				t.Fatalf("the client got a complete response: %q", got)
+			}
+		}
+	}
+	deadline := time.Now().Add(2 * time.Second)
+	for !strings.Contains(h.logs.String(), `"path":"/public/broken"`) && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if !strings.Contains(h.logs.String(), `"denial":"response_aborted"`) {
+		t.Fatalf("no access-log line for the aborted response:\n%s", h.logs.String())
+	}
+}

@@ -74,7 +74,12 @@ func (l *ledger) check(t *testing.T, e *env) {
 		k := r.Method + " " + p
 		l.received[k]++
 		if l.received[k] > l.forwarded[k] {
-			t.Fatalf("the backend received %q, which the gateway did not log as forwarded", k)
+			tail := log
+			if len(tail) > 3000 {
+				tail = tail[len(tail)-3000:]
+			}
+			t.Fatalf("the backend received %q (%d times, logged %d), which the gateway did not log as forwarded\nraw: %q\nlog tail:\n%s",
+				k, l.received[k], l.forwarded[k], r.Raw, tail)
 		}
 		if underAdmin(p, false) {
 			t.Fatalf("an unauthenticated admin request reached the backend: %q", k)

@@ -68,14 +68,25 @@ func SendRaw(addr string, req []byte, idle, timeout time.Duration) (*Exchange, e
 }
 
 // ParseResponses parses raw as consecutive HTTP/1.1 responses. reqs, the
-// raw requests, are only used to know which responses are to HEAD.
+// raw requests, are only used to guess which responses are to HEAD: when
+// they start with "HEAD " the stream is parsed both as answers to HEAD
+// and not (a malformed HEAD request gets a 400 with a body), and the
+// reading that parses wins.
 func ParseResponses(raw, reqs []byte) ([]*http.Response, [][]byte, error) {
+	if bytes.HasPrefix(reqs, []byte("HEAD ")) {
+		if out, bodies, err := parseResponses(raw, true); err == nil {
+			return out, bodies, nil
+		}
+	}
+	return parseResponses(raw, false)
+}
+
+func parseResponses(raw []byte, head bool) ([]*http.Response, [][]byte, error) {
 	br := bufio.NewReader(bytes.NewReader(raw))
 	var (
 		out    []*http.Response
 		bodies [][]byte
 	)
-	head := bytes.HasPrefix(reqs, []byte("HEAD "))
 	for {
 		if _, err := br.Peek(1); errors.Is(err, io.EOF) {
 			return out, bodies, nil
