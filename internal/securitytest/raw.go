@@ -3,7 +3,6 @@ package securitytest
 import (
 	"bufio"
 	"bytes"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -68,45 +67,73 @@ func SendRaw(addr string, req []byte, idle, timeout time.Duration) (*Exchange, e
 }
 
 // ParseResponses parses raw as consecutive HTTP/1.1 responses. reqs, the
-// raw requests, are only used to guess which responses are to HEAD: when
-// they start with "HEAD " the stream is parsed both as answers to HEAD
-// and not (a malformed HEAD request gets a 400 with a body), and the
-// reading that parses wins.
+// raw requests, only say whether some responses may be answers to HEAD
+// (which have no body whatever their headers say): if reqs holds "HEAD",
+// each response is tried both ways and the first reading that parses the
+// whole stream wins.
 func ParseResponses(raw, reqs []byte) ([]*http.Response, [][]byte, error) {
-	if bytes.HasPrefix(reqs, []byte("HEAD ")) {
-		if out, bodies, err := parseResponses(raw, true); err == nil {
-			return out, bodies, nil
-		}
+	p := &respParser{raw: raw, head: bytes.Contains(reqs, []byte("HEAD")), budget: 4096}
+	if out, bodies, ok := p.parse(0); ok {
+		return out, bodies, nil
 	}
-	return parseResponses(raw, false)
+	return p.bestOut, p.bestBodies, p.firstErr
 }
 
-func parseResponses(raw []byte, head bool) ([]*http.Response, [][]byte, error) {
-	br := bufio.NewReader(bytes.NewReader(raw))
-	var (
-		out    []*http.Response
-		bodies [][]byte
-	)
-	for {
-		if _, err := br.Peek(1); errors.Is(err, io.EOF) {
-			return out, bodies, nil
-		}
-		var req *http.Request
-		if head {
-			req = &http.Request{Method: "HEAD"}
-		}
-		res, err := http.ReadResponse(br, req)
-		if err != nil {
-			return out, bodies, fmt.Errorf("response %d does not parse: %w", len(out)+1, err)
-		}
-		b, err := io.ReadAll(res.Body)
-		res.Body.Close()
-		if err != nil {
-			return out, bodies, fmt.Errorf("response %d body: %w", len(out)+1, err)
-		}
-		out = append(out, res)
-		bodies = append(bodies, b)
+type respParser struct {
+	raw        []byte
+	head       bool
+	budget     int
+	firstErr   error
+	bestOut    []*http.Response
+	bestBodies [][]byte
+}
+
+// parse parses raw[off:] to the end; ok reports success.
+func (p *respParser) parse(off int) ([]*http.Response, [][]byte, bool) {
+	if off == len(p.raw) {
+		return nil, nil, true
 	}
+	modes := []bool{false}
+	if p.head {
+		modes = []bool{true, false}
+	}
+	for _, head := range modes {
+		if p.budget--; p.budget < 0 {
+			break
+		}
+		res, body, n, err := parseOne(p.raw[off:], head)
+		if err != nil {
+			if p.firstErr == nil {
+				p.firstErr = err
+			}
+			continue
+		}
+		if out, bodies, ok := p.parse(off + n); ok {
+			return append([]*http.Response{res}, out...), append([][]byte{body}, bodies...), true
+		}
+	}
+	return nil, nil, false
+}
+
+// parseOne parses one response at the start of b and returns how many
+// bytes it took.
+func parseOne(b []byte, head bool) (*http.Response, []byte, int, error) {
+	r := bytes.NewReader(b)
+	br := bufio.NewReader(r)
+	var req *http.Request
+	if head {
+		req = &http.Request{Method: "HEAD"}
+	}
+	res, err := http.ReadResponse(br, req)
+	if err != nil {
+		return nil, nil, 0, fmt.Errorf("a response does not parse: %w", err)
+	}
+	body, err := io.ReadAll(res.Body)
+	res.Body.Close()
+	if err != nil {
+		return nil, nil, 0, fmt.Errorf("a response body: %w", err)
+	}
+	return res, body, len(b) - r.Len() - br.Buffered(), nil
 }
 
 // SendRawHalfClose writes req, half-closes the connection (the server
