@@ -64,7 +64,7 @@ func Decode(file string, data []byte) (*Document, Diagnostics) {
 	if err := yaml.Unmarshal(data, &root); err != nil {
 		return doc, Diagnostics{syntaxDiagnostic(file, err)}
 	}
-	d := &decoder{doc: doc}
+	d := &decoder{doc: doc, budget: aliasBudget(&root)}
 	if root.Kind == 0 { // empty document
 		return doc, nil
 	}
@@ -109,6 +109,8 @@ type decoder struct {
 	doc   *Document
 	diags Diagnostics
 	depth int
+	// budget is how many more values may be decoded (see aliasBudget).
+	budget int
 }
 
 func (d *decoder) errorf(n *yaml.Node, path, format string, args ...any) {
@@ -132,6 +134,12 @@ func (d *decoder) value(n *yaml.Node, v reflect.Value, path string) {
 	defer func() { d.depth-- }()
 	if d.depth > maxDepth {
 		d.errorf(n, path, "nesting is deeper than %d levels", maxDepth)
+		return
+	}
+	if d.budget--; d.budget < 0 {
+		if d.budget == -1 {
+			d.errorf(n, path, "aliases expand the document to too many values (an alias bomb?)")
+		}
 		return
 	}
 	d.doc.positions[path] = Pos{Line: n.Line, Col: n.Column}

@@ -211,13 +211,14 @@ type API struct {
 	Operations     []Operation `yaml:"operations" jsonschema_description:"Allowed operations. When empty, every method and path under the prefix is routed with the API's auth."`
 
 	// Traffic policies (docs/policies.md).
-	RateLimits []RateLimit       `yaml:"rate_limits" jsonschema_description:"Rate limits shared by every operation of the API."`
-	Quotas     []Quota           `yaml:"quotas" jsonschema_description:"Calendar quotas shared by every operation of the API."`
-	OpenAPI    *OpenAPI          `yaml:"openapi" jsonschema_description:"The API's OpenAPI document, for request validation."`
-	CORS       *CORS             `yaml:"cors" jsonschema_description:"Cross-origin resource sharing; preflights are answered by the gateway."`
-	IPFilter   *IPFilter         `yaml:"ip_filter" jsonschema_description:"Client address allow and deny lists."`
-	Transforms *Transforms       `yaml:"transforms" jsonschema_description:"Header and path changes for every operation."`
-	Timeouts   *UpstreamTimeouts `yaml:"timeouts" jsonschema_description:"Deadlines of the upstream exchange (overall and per attempt)."`
+	RateLimits           []RateLimit       `yaml:"rate_limits" jsonschema_description:"Rate limits shared by every operation of the API."`
+	Quotas               []Quota           `yaml:"quotas" jsonschema_description:"Calendar quotas shared by every operation of the API."`
+	OpenAPI              *OpenAPI          `yaml:"openapi" jsonschema_description:"The API's OpenAPI document, for request validation."`
+	CORS                 *CORS             `yaml:"cors" jsonschema_description:"Cross-origin resource sharing; preflights are answered by the gateway."`
+	IPFilter             *IPFilter         `yaml:"ip_filter" jsonschema_description:"Client address allow and deny lists."`
+	Transforms           *Transforms       `yaml:"transforms" jsonschema_description:"Header and path changes for every operation."`
+	Timeouts             *UpstreamTimeouts `yaml:"timeouts" jsonschema_description:"Deadlines of the upstream exchange (overall and per attempt)."`
+	CaseInsensitivePaths bool              `yaml:"case_insensitive_paths" jsonschema_description:"Match path_prefix and operation paths ignoring ASCII case, and forward the path lower-cased. Default false: paths are case-sensitive (RFC 3986). Set it for backends that ignore case, so that /ADMIN cannot reach the backend's /admin through another API."`
 }
 
 // Operation is one method and path template of an API.

@@ -81,6 +81,7 @@ func Validate(doc *Document) Diagnostics {
 	v.storeAdminRegistry()
 	v.upstreams()
 	v.observability()
+	v.caseInsensitivePaths()
 	return v.r.Diagnostics()
 }
 

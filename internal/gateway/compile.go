@@ -334,6 +334,7 @@ func (c *compiler) routes(keys *identity.KeyTable) *Router {
 			PassCredential: a.PassCredential,
 			pool:           be.pool,
 		}
+		api.CaseInsensitivePaths = a.CaseInsensitivePaths
 		terminal := c.proxies(a, api, be)
 		prefix := config.NormalizePrefix(a.PathPrefix)
 		var ops []*Operation

@@ -112,6 +112,14 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	q.x.TraceParent = traceParent(r.Header.Get("Traceparent"))
 	q.x.ClientIP = clientIP(r, st)
 	w.Header().Set(st.requestIDHeader, q.x.RequestID)
+	if r.ProtoMajor == 1 && len(r.TransferEncoding) > 0 {
+		// Go's server has already dropped a Content-Length sent along
+		// with Transfer-Encoding, so the two cannot be told apart here.
+		// RFC 9112 §6.1: after such a request the connection MUST be
+		// closed, lest an upstream proxy that framed it by
+		// Content-Length desynchronize; close after every chunked one.
+		w.Header().Set("Connection", "close")
+	}
 
 	r = r.WithContext(policy.WithExchange(r.Context(), &q.x))
 	if s.tracer != nil {
@@ -127,13 +135,24 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	g.finish(s, q, r, start)
+	if q.rw.abort {
+		panic(http.ErrAbortHandler) // close the connection, send nothing more
+	}
 }
 
 func (g *Gateway) serve(w *responseWriter, r *http.Request, s *Snapshot, q *request) (err error) {
 	defer func() {
 		if v := recover(); v != nil {
 			if v == http.ErrAbortHandler {
-				panic(v)
+				// The proxy gave up on a response it had started (the
+				// backend or the client went away). Log the request, then
+				// abort the connection (ServeHTTP re-panics).
+				q.rw.abort = true
+				if q.rec.Denial == "" {
+					q.rec.Denial = "response_aborted"
+				}
+				err = nil
+				return
 			}
 			g.rt.Logger.Error("panic serving request", "request_id", q.x.RequestID, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
 			err = &policy.Error{Status: http.StatusInternalServerError, Type: "internal", Title: "Internal error",
@@ -143,6 +162,9 @@ func (g *Gateway) serve(w *responseWriter, r *http.Request, s *Snapshot, q *requ
 	st := &s.settings
 	if len(r.RequestURI) > st.maxURI {
 		return policy.URITooLong(st.maxURI)
+	}
+	if perr := checkDeclaredLength(r); perr != nil {
+		return perr
 	}
 	raw := requestPath(r)
 	path, escaped, perr := normalizePath(raw, st.paths)
@@ -158,6 +180,10 @@ func (g *Gateway) serve(w *responseWriter, r *http.Request, s *Snapshot, q *requ
 	}
 	if q.match.Op == nil {
 		return policy.MethodNotAllowed(q.match.Allow)
+	}
+	if q.match.Op.API.CaseInsensitivePaths {
+		// Authorize and forward the path the API matched.
+		q.x.Path, q.x.EscapedPath = lowerASCII(path), lowerEscaped(escaped)
 	}
 	q.x.Params = q.match.params()
 	return q.match.Op.handler.ServeHTTP(w, r)

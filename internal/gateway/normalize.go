@@ -20,7 +20,8 @@ type PathOptions struct {
 //   - rejects (400) an encoded slash (%2F) or backslash (%5C) inside a
 //     segment, a raw backslash, NUL and other control characters, invalid
 //     percent-encoding, bytes that are not UTF-8 after decoding (overlong
-//     encodings included), and ';' unless allowed;
+//     encodings included), a segment that still holds a percent-encoding
+//     once decoded (%252e: double encoding), and ';' unless allowed;
 //   - resolves "." and ".." segments, also when encoded as %2e, and rejects
 //     a ".." that would climb above the root;
 //   - merges repeated slashes unless KeepSlashes is set.
@@ -170,7 +171,22 @@ func decodeSegment(seg string, o PathOptions) (string, *policy.Error) {
 	if err := checkDecoded(s, o); err != nil {
 		return "", err
 	}
+	if hasEscape(s) {
+		// %252e decodes to %2e: a backend that decodes twice would see
+		// a dot, slash or letter the gateway never matched.
+		return "", policy.BadRequest("bad_path", "The request path is percent-encoded twice.")
+	}
 	return s, nil
+}
+
+// hasEscape reports whether s holds a '%' followed by two hex digits.
+func hasEscape(s string) bool {
+	for i := 0; i+2 < len(s); i++ {
+		if s[i] == '%' && isHex(s[i+1]) && isHex(s[i+2]) {
+			return true
+		}
+	}
+	return false
 }
 
 func checkDecoded(s string, o PathOptions) *policy.Error {
@@ -185,6 +201,10 @@ func checkDecoded(s string, o PathOptions) *policy.Error {
 			return policy.BadRequest("bad_path", "The request path has a ';', which this gateway does not accept.")
 		case c == '#':
 			return policy.BadRequest("bad_path", "The request path has a '#'.")
+		case c == '?':
+			// Only reachable encoded (%3F): a backend that decodes before
+			// splitting off the query would see a shorter path.
+			return policy.BadRequest("bad_path", "The request path has an encoded '?'.")
 		}
 	}
 	if !utf8.ValidString(s) {

@@ -65,6 +65,9 @@ func (c *compiler) proxy(api *API, be *backend, t config.Timeouts) policy.Handle
 }
 
 func (p *proxyHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) error {
+	if err := wrapBody(w, r); err != nil {
+		return err
+	}
 	p.rp.ServeHTTP(w, r)
 	return nil
 }
@@ -181,9 +184,15 @@ func (p *proxyHandler) errorHandler(w http.ResponseWriter, r *http.Request, err 
 			x.Record.Denial = "client_closed"
 		}
 		if sw, ok := w.(*responseWriter); ok {
+			// No response: the server would otherwise send an implicit
+			// 200 to a client that half-closed its side and still reads.
 			sw.status = 499
+			sw.abort = true
 		}
 		return
+	case clientBodyError(w) != nil:
+		e = policy.BadRequest("bad_request_body", "The request body could not be read.")
+		e.Cause = clientBodyError(w)
 	case errors.As(err, &ue):
 		e = upstreamError(ue)
 	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
@@ -195,7 +204,7 @@ func (p *proxyHandler) errorHandler(w http.ResponseWriter, r *http.Request, err 
 		x.Record.Denial = e.Reason
 		x.Record.Cause = err
 	}
-	if f := p.backend.failures; f != nil && e.Status != http.StatusRequestEntityTooLarge {
+	if f := p.backend.failures; f != nil && e.Status >= 500 { // the backend's failures, not the client's
 		f.Failed(e.Reason)
 	}
 	renderError(w, r, e)
@@ -224,6 +233,16 @@ func upstreamError(ue *upstream.Error) *policy.Error {
 // retryAfterSeconds rounds a wait up to whole seconds, at least 1.
 func retryAfterSeconds(d time.Duration) int {
 	return max(1, int((d+time.Second-1)/time.Second))
+}
+
+// clientBodyError returns why reading the client's request body failed,
+// or nil. (The proxy hands the error handler its own copy of the request,
+// whose body is wrapped, so the reader is found through the writer.)
+func clientBodyError(w http.ResponseWriter) error {
+	if sw, ok := w.(*responseWriter); ok && sw.reqBody != nil {
+		return sw.reqBody.err
+	}
+	return nil
 }
 
 // headerSafe removes characters that cannot appear in a header value.

@@ -17,6 +17,12 @@ type responseWriter struct {
 	http.ResponseWriter
 	status  int
 	written int64
+	// abort says the connection must be dropped without sending more
+	// (the client went away, or the backend's response broke off).
+	abort bool
+	// reqBody is the request body as the proxy reads it, to tell a
+	// client's malformed body from a backend failure.
+	reqBody *bodyReader
 }
 
 func (w *responseWriter) WriteHeader(code int) {

@@ -34,6 +34,9 @@ type apiRoute struct {
 	// all serves every method and path under the prefix when the API has
 	// no operations.
 	all *Operation
+	// fold matches ignoring ASCII case (case_insensitive_paths): prefix
+	// and literal segments are lower case, the path is lowered to match.
+	fold bool
 }
 
 // node is a segment of the operation tree.
@@ -65,7 +68,7 @@ func newRouter() *Router {
 
 // add registers an API with its operations under each of its hosts.
 func (rt *Router) add(api *API, hosts []string, prefix string, ops []*Operation, all *Operation) {
-	ar := &apiRoute{prefix: prefix, api: api, root: &node{}, all: all}
+	ar := &apiRoute{prefix: prefix, api: api, root: &node{}, all: all, fold: api.CaseInsensitivePaths}
 	for _, op := range ops {
 		ar.insert(op)
 	}
@@ -189,7 +192,11 @@ func (rt *Router) Match(host, method, path string, m *Match) bool {
 
 func (rt *Router) matchList(list []*apiRoute, method, path string, m *Match) bool {
 	for _, ar := range list {
-		rest, ok := cutPrefix(path, ar.prefix)
+		p := path
+		if ar.fold {
+			p = lowerASCII(path) // allocates only if path has upper case
+		}
+		rest, ok := cutPrefix(p, ar.prefix)
 		if !ok {
 			continue
 		}

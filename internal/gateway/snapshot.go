@@ -109,7 +109,9 @@ type API struct {
 	Backend        string
 	MaxBody        int64
 	PassCredential bool
-	pool           *upstream.Pool
+	// CaseInsensitivePaths: matched ignoring ASCII case, forwarded lower-cased.
+	CaseInsensitivePaths bool
+	pool                 *upstream.Pool
 }
 
 // Operation is a compiled operation with its ready chain of steps.

@@ -318,6 +318,7 @@ func (s *Server) httpServer(cfg *config.Server, h http.Handler) *http.Server {
 		IdleTimeout:       t.Idle.Or(config.DefaultIdleTimeout),
 		MaxHeaderBytes:    int(cfg.Limits.MaxHeaderBytes.Or(config.DefaultMaxHeaderBytes)),
 		ErrorLog:          slog.NewLogLogger(s.logger.Handler(), slog.LevelDebug),
+		HTTP2:             http2Config(),
 	}
 }
 

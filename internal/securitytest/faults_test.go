@@ -1,0 +1,187 @@
+package securitytest_test
+
+import (
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/gatehouse-dev/gatehouse/internal/securitytest"
+)
+
+// timedGet sends one request and returns its status (0 on a transport
+// error) and how long it took.
+func timedGet(c *http.Client, url string) (int, time.Duration) {
+	start := time.Now()
+	res, err := c.Get(url)
+	if err != nil {
+		return 0, time.Since(start)
+	}
+	io.Copy(io.Discard, res.Body)
+	res.Body.Close()
+	return res.StatusCode, time.Since(start)
+}
+
+// Fault: the backend is slow, then killed, then flapping (up 100ms, down
+// 100ms). The gateway answers every request itself and quickly (504 after
+// the 1s response_header timeout, 502 at once when the backend is down),
+// never hangs, and leaks no goroutine.
+func TestFault_BackendSlowKilledFlapping(t *testing.T) {
+	e := newEnv(t, envOptions{ResponseHeader: "1s"})
+	client := &http.Client{Timeout: 10 * time.Second}
+	url := "http://" + e.gw.Addr + "/public/x"
+	if st, _ := timedGet(client, url); st != 200 {
+		t.Fatalf("warm-up: %d", st)
+	}
+	base := securitytest.Goroutines()
+	var (
+		worstMu sync.Mutex
+		worst   [3]time.Duration
+	)
+	var answered, hung atomic.Int64
+	run := func(phase int, n int, want ...int) {
+		var wg sync.WaitGroup
+		for range n {
+			wg.Go(func() {
+				st, d := timedGet(client, url)
+				if st == 0 {
+					hung.Add(1)
+					t.Errorf("phase %d: no answer after %v", phase, d)
+					return
+				}
+				answered.Add(1)
+				ok := false
+				for _, w := range want {
+					ok = ok || st == w
+				}
+				if !ok {
+					t.Errorf("phase %d: status %d, want one of %v", phase, st, want)
+				}
+				worstMu.Lock()
+				worst[phase] = max(worst[phase], d)
+				worstMu.Unlock()
+			})
+		}
+		wg.Wait()
+	}
+	// Slow: the backend takes 3s; the gateway gives up after 1s.
+	e.be.SetDelay(3 * time.Second)
+	run(0, 20, 504)
+	e.be.SetDelay(0)
+	// Killed.
+	addr := e.be.Addr()
+	e.be.Close()
+	run(1, 20, 502)
+	// Flapping on the same address.
+	stop := make(chan struct{})
+	var flapper sync.WaitGroup
+	flapper.Go(func() {
+		srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") })}
+		for {
+			ln, err := net.Listen("tcp", addr)
+			if err == nil {
+				go srv.Serve(ln)
+				time.Sleep(100 * time.Millisecond)
+				ln.Close()
+				srv.SetKeepAlivesEnabled(false)
+				srv.SetKeepAlivesEnabled(true)
+			}
+			select {
+			case <-stop:
+				srv.Close()
+				return
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+	})
+	deadline := time.Now().Add(3 * time.Second)
+	for time.Now().Before(deadline) {
+		run(2, 4, 200, 502)
+	}
+	close(stop)
+	flapper.Wait()
+	if worst[0] > 2500*time.Millisecond || worst[1] > 500*time.Millisecond || worst[2] > 2500*time.Millisecond {
+		t.Errorf("slowest answers: slow backend %v, killed %v, flapping %v", worst[0], worst[1], worst[2])
+	}
+	client.CloseIdleConnections()
+	n := securitytest.WaitGoroutines(t, base, 10, 10*time.Second)
+	t.Logf("FIGURE backend faults: %d requests answered, %d hung; slowest answer: slow backend %v (504), killed %v (502), flapping %v; goroutines %d before, %d after",
+		answered.Load(), hung.Load(), worst[0].Round(time.Millisecond), worst[1].Round(time.Millisecond), worst[2].Round(time.Millisecond), base, n)
+}
+
+// Fault: a reload every second under steady load. Every request, to an
+// authenticated and to an anonymous API, succeeds. It runs 60s when CI is
+// set and 10s otherwise.
+func TestFault_ReloadEverySecondUnderLoad(t *testing.T) {
+	duration := 10 * time.Second
+	if os.Getenv("CI") != "" {
+		duration = 60 * time.Second
+	}
+	e := newEnv(t, envOptions{})
+	admin := e.token("admins")
+	variants := []string{
+		e.cfg,
+		strings.Replace(e.cfg, "max_body: 1KiB", "max_body: 2KiB", 1),
+		strings.Replace(e.cfg, "apis:\n", "apis:\n  - name: extra\n    path_prefix: /extra\n    backend: be\n    auth: {anonymous: true}\n", 1),
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), duration)
+	defer cancel()
+	var total, failed atomic.Int64
+	var wg sync.WaitGroup
+	for i := range 4 {
+		wg.Go(func() {
+			c := &http.Client{Timeout: 5 * time.Second}
+			for ctx.Err() == nil {
+				var req *http.Request
+				if i%2 == 0 {
+					req, _ = http.NewRequest("GET", "http://"+e.gw.Addr+"/admin/x", nil)
+					req.Header.Set("Authorization", "Bearer "+admin)
+				} else {
+					req, _ = http.NewRequest("POST", "http://"+e.gw.Addr+"/public/x", strings.NewReader(strings.Repeat("b", 512)))
+				}
+				res, err := c.Do(req)
+				total.Add(1)
+				if err != nil || res.StatusCode != 200 {
+					failed.Add(1)
+					if err == nil {
+						t.Errorf("status %d", res.StatusCode)
+					} else {
+						t.Errorf("error %v", err)
+					}
+				}
+				if res != nil {
+					io.Copy(io.Discard, res.Body)
+					res.Body.Close()
+				}
+				time.Sleep(2 * time.Millisecond)
+			}
+		})
+	}
+	reloads := 0
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+loop:
+	for i := 1; ; i++ {
+		select {
+		case <-ctx.Done():
+			break loop
+		case <-tick.C:
+		}
+		e.gw.SetConfig(variants[i%len(variants)])
+		if err := e.gw.Server.Reload(context.Background(), "test"); err != nil {
+			t.Fatalf("reload %d: %v", i, err)
+		}
+		reloads++
+	}
+	wg.Wait()
+	if total.Load() == 0 || failed.Load() != 0 {
+		t.Fatalf("%d of %d requests failed", failed.Load(), total.Load())
+	}
+	t.Logf("FIGURE reload under load: %v, %d reloads, %d requests, %d failed", duration, reloads, total.Load(), failed.Load())
+}
