@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"os"
 	"path/filepath"
 	"slices"
 	"time"
@@ -19,6 +20,35 @@ import (
 type secretState struct {
 	files        []string
 	vaultRefresh time.Duration
+	// stamps are the files' size and modification time when they were
+	// read, to notice a change that happened before they were watched.
+	stamps map[string]fileStamp
+}
+
+type fileStamp struct {
+	size int64
+	mod  time.Time
+}
+
+func stampOf(path string) (fileStamp, bool) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return fileStamp{}, false
+	}
+	return fileStamp{size: st.Size(), mod: st.ModTime()}, true
+}
+
+// SecretFilesChanged reports whether a ${file:...} secret changed (or
+// vanished) since the snapshot read it. A watcher calls it once its
+// watches are in place, so that a change made in between is not missed.
+func (s *Snapshot) SecretFilesChanged() bool {
+	for _, f := range s.secrets.files {
+		now, ok := stampOf(f)
+		if then, had := s.secrets.stamps[f]; !ok || !had || now != then {
+			return true
+		}
+	}
+	return false
 }
 
 // SecretFiles returns the absolute paths of the ${file:...} secrets the
@@ -53,8 +83,16 @@ func (c *compiler) newSecrets() *compileSecrets {
 func (cs *compileSecrets) Resolve(ctx context.Context, ref config.Secret) (secret.Value, error) {
 	switch ref.Provider {
 	case "file":
-		if abs, err := filepath.Abs(ref.Ref); err == nil && !slices.Contains(cs.c.snap.secrets.files, abs) {
+		abs, err := filepath.Abs(ref.Ref)
+		if err == nil && !slices.Contains(cs.c.snap.secrets.files, abs) {
 			cs.c.snap.secrets.files = append(cs.c.snap.secrets.files, abs)
+			// Stamp before reading: a write after this shows as a change.
+			if st, ok := stampOf(abs); ok {
+				if cs.c.snap.secrets.stamps == nil {
+					cs.c.snap.secrets.stamps = map[string]fileStamp{}
+				}
+				cs.c.snap.secrets.stamps[abs] = st
+			}
 		}
 		return cs.base.Resolve(ctx, ref)
 	case "vault":

@@ -2,11 +2,12 @@ package server
 
 import (
 	"context"
-	"github.com/gatehouse-dev/gatehouse/internal/audit"
 	"path/filepath"
 	"time"
 
 	"github.com/fsnotify/fsnotify"
+
+	"github.com/gatehouse-dev/gatehouse/internal/audit"
 )
 
 // watchSecrets reloads the configuration, resolving its secrets afresh,
@@ -23,6 +24,9 @@ func (s *Server) watchSecrets(ctx context.Context) {
 	files := map[string]bool{}
 	dirs := map[string]bool{}
 	var refresh time.Duration
+	debounce := time.NewTimer(time.Hour)
+	debounce.Stop()
+	defer debounce.Stop()
 	follow := func() {
 		snap := s.gw.Snapshot()
 		if snap == nil {
@@ -51,11 +55,12 @@ func (s *Server) watchSecrets(ctx context.Context) {
 			dirs[d] = true
 		}
 		refresh = snap.VaultRefresh()
+		// A file written between the compile and the watch: reload now.
+		if snap.SecretFilesChanged() {
+			debounce.Reset(watchDebounce)
+		}
 	}
 	follow()
-	debounce := time.NewTimer(time.Hour)
-	debounce.Stop()
-	defer debounce.Stop()
 	vault := time.NewTimer(time.Hour)
 	vault.Stop()
 	defer vault.Stop()
