@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"io"
+	"log"
 	"net"
 	"net/http"
 	"net/http/httputil"
@@ -192,6 +193,7 @@ func benchReverseProxy(target *url.URL, rt http.RoundTripper) http.Handler {
 		},
 		Transport:  rt,
 		BufferPool: &benchBufferPool{},
+		ErrorLog:   log.New(io.Discard, "", 0), // requests cut off when a benchmark ends
 	}
 }
 

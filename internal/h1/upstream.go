@@ -340,21 +340,41 @@ func validFieldValue(v string) bool {
 	return true
 }
 
-// writeBody copies exactly n bytes of body, reading into the writer's
-// free space.
+// writeBody copies exactly n bytes of body: a small body through the
+// writer's free space, a large one through a pooled buffer.
 func (pc *persistConn) writeBody(body io.Reader, n int64) error {
 	bw := pc.bw
-	for n > 0 {
-		if bw.Available() == 0 {
-			if err := bw.Flush(); err != nil {
-				return err
-			}
-		}
-		buf := bw.AvailableBuffer()
-		buf = buf[:min(int64(cap(buf)), n)]
+	if n > int64(bw.Available()) {
+		bp := chunkBufPool.Get().(*[]byte)
+		defer chunkBufPool.Put(bp)
+		return copyN(bw, body, n, *bp)
+	}
+	buf := bw.AvailableBuffer()
+	buf = buf[:n]
+	for len(buf) > 0 {
 		m, err := body.Read(buf)
 		bw.Write(buf[:m])
-		n -= int64(m)
+		buf = buf[m:]
+		if err == io.EOF && len(buf) > 0 {
+			return &bodyError{io.ErrUnexpectedEOF}
+		}
+		if err != nil && err != io.EOF {
+			return &bodyError{err}
+		}
+	}
+	return nil
+}
+
+// copyN copies exactly n bytes from body to w with buf.
+func copyN(w io.Writer, body io.Reader, n int64, buf []byte) error {
+	for n > 0 {
+		m, err := body.Read(buf[:min(int64(len(buf)), n)])
+		if m > 0 {
+			if _, werr := w.Write(buf[:m]); werr != nil {
+				return werr
+			}
+			n -= int64(m)
+		}
 		if err == io.EOF {
 			if n > 0 {
 				return &bodyError{io.ErrUnexpectedEOF}

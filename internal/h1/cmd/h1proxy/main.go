@@ -57,6 +57,7 @@ func main() {
 	flag.StringVar(&o.modes, "modes", "nethttp,h1-rp,h1-direct", "Go proxy configurations to measure (also: nethttp-h1t, h1-httpt, pump)")
 	flag.StringVar(&o.nginx, "nginx", "auto", "auto, off, or the path of nginx")
 	flag.StringVar(&o.profile, "profile", "", "directory for CPU profiles of the Go proxies (whole run)")
+	flag.StringVar(&o.gogc, "gogc", "", "GOGC for the Go proxies only (the backend keeps the default)")
 	flag.Parse()
 	if err := run(o); err != nil {
 		fmt.Fprintln(os.Stderr, "h1proxy:", err)
@@ -71,6 +72,7 @@ type options struct {
 	modes    string
 	nginx    string
 	profile  string
+	gogc     string
 }
 
 // target is one thing measured: a URL and the process whose CPU is
@@ -119,7 +121,7 @@ func run(o options) error {
 	pin0 := func(args ...string) []string { return append([]string{"taskset", "-c", "0"}, args...) }
 
 	backendAddr := freeAddr()
-	backend, err := procs.start("backend", pin0(be, "-addr", backendAddr), []string{"GOMAXPROCS=1"})
+	backend, err := procs.start("backend", pin0(be, "-addr", backendAddr), []string{"GOMAXPROCS=1", "GOGC=100"})
 	if err != nil {
 		return err
 	}
@@ -152,7 +154,11 @@ func run(o options) error {
 			}
 			args = append(args, "-cpuprofile", filepath.Join(o.profile, m+".pprof"))
 		}
-		p, err := procs.start(m, pin0(args...), []string{"GOMAXPROCS=1"})
+		env := []string{"GOMAXPROCS=1"}
+		if o.gogc != "" {
+			env = append(env, "GOGC="+o.gogc)
+		}
+		p, err := procs.start(m, pin0(args...), env)
 		if err != nil {
 			return err
 		}
@@ -302,8 +308,12 @@ func report(targets []target, results map[string][]sample, o options, nginxVersi
 	rps := func(n string) float64 { return med(n, func(s sample) float64 { return s.rps }) }
 	ng := rps("nginx")
 	direct := rps("direct")
-	fmt.Printf("\nh1proxy, %s — %d CPUs (%s), %s, %s, %d rounds × %s, wrk -t1 -c%d\n\n",
-		time.Now().UTC().Format(time.RFC3339), runtime.NumCPU(), cpuModel(), runtime.Version(), nginxVersion, o.rounds, o.duration, o.conns)
+	gogc := "default"
+	if o.gogc != "" {
+		gogc = o.gogc
+	}
+	fmt.Printf("\nh1proxy, %s — %d CPUs (%s), %s, %s, %d rounds × %s, wrk -t1 -c%d, GOGC of the Go proxies %s\n\n",
+		time.Now().UTC().Format(time.RFC3339), runtime.NumCPU(), cpuModel(), runtime.Version(), nginxVersion, o.rounds, o.duration, o.conns, gogc)
 	fmt.Println("| scenario | req/s | vs nginx | vs direct | proxy CPU µs/req | backend CPU µs/req | errors |")
 	fmt.Println("|---|---:|---:|---:|---:|---:|---:|")
 	for _, t := range targets {
