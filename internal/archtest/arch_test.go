@@ -24,6 +24,7 @@ var forbidden = map[string][]string{
 	"internal/upstream": {"internal/gateway", "internal/server", "internal/admin", "internal/cli", "internal/devmode"},
 	"internal/observe":  {"internal/gateway", "internal/server", "internal/admin", "internal/cli"},
 	"internal/secret":   {"internal/gateway", "internal/server", "internal/admin", "internal/cli"},
+	"internal/h1":       {"internal/config", "internal/gateway", "internal/policy", "internal/identity", "internal/upstream", "internal/observe", "internal/server", "internal/admin", "internal/cli"},
 }
 
 type pkg struct {

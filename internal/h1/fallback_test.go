@@ -84,6 +84,34 @@ func TestServer_FallbackServesWebSocketUpgrade(t *testing.T) {
 	}
 }
 
+// TestServer_FallbackKeepsTheConnection: an upgrade offer the fallback
+// declines is served by it as a plain request, and so is everything after
+// it on that connection (here chunked POSTs): from the handoff on, the
+// connection is net/http's.
+func TestServer_FallbackKeepsTheConnection(t *testing.T) {
+	fast := &recorder{}
+	fallback := &recorder{}
+	_, addr := startServer(t, fast, func(s *Server) { s.Fallback = &http.Server{Handler: fallback} })
+	c, br := rawConn(t, addr)
+	io.WriteString(c, "GET /before HTTP/1.1\r\nHost: a\r\n\r\n")
+	readResponse(t, br, "GET")
+	io.WriteString(c, "POST /offer HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: unknown/1\r\n"+
+		"Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n")
+	if res, body := readResponse(t, br, "POST"); res.StatusCode != 200 || body != "ok" {
+		t.Fatalf("%d %q", res.StatusCode, body)
+	}
+	io.WriteString(c, "POST /after HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nde\r\n1\r\nf\r\n0\r\n\r\n")
+	if res, _ := readResponse(t, br, "POST"); res.StatusCode != 200 {
+		t.Fatalf("%d", res.StatusCode)
+	}
+	if got := strings.Join(fast.requests(), ","); got != "GET /before" {
+		t.Errorf("fast path served %q", got)
+	}
+	if got := strings.Join(fallback.requests(), ","); got != "POST /offer abc,POST /after def" {
+		t.Errorf("fallback served %q", got)
+	}
+}
+
 // TestServer_WebSocketThroughProxy runs the gateway's shape end to end:
 // h1.Server with ReverseProxy over h1.Transport on the fast path and the
 // same handler on the fallback, to a backend that upgrades.
