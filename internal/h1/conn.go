@@ -28,8 +28,9 @@ type conn struct {
 	body       *body
 	handedOff  bool
 	tmpl       *http.Request // context and RemoteAddr of every request
-	rd, wd     time.Time     // the read and write deadlines set on rwc
-	now        time.Time     // when the current request's head was read
+	accepted   time.Time
+	rd, wd     time.Time // the read and write deadlines set on rwc
+	now        time.Time // when the current request's head was read
 }
 
 // deadlineSlack is the fraction of a timeout by which a deadline that is
@@ -67,7 +68,7 @@ func keepDeadline(cur, want time.Time, timeout time.Duration) bool {
 }
 
 func (s *Server) newConn(rwc net.Conn, base context.Context) *conn {
-	c := &conn{srv: s, rwc: rwc, remoteAddr: rwc.RemoteAddr().String()}
+	c := &conn{srv: s, rwc: rwc, remoteAddr: rwc.RemoteAddr().String(), accepted: time.Now()}
 	c.ctx, c.cancel = context.WithCancel(context.WithValue(base, http.LocalAddrContextKey, rwc.LocalAddr()))
 	c.tmpl = (&http.Request{RemoteAddr: c.remoteAddr}).WithContext(c.ctx)
 	return c

@@ -242,8 +242,9 @@ func (s *Server) closeListenersLocked() {
 	}
 }
 
-// Shutdown stops accepting connections, closes idle ones, and waits for
-// the requests in flight to finish: a connection is closed after its
+// Shutdown stops accepting connections, closes idle ones (and new ones
+// that sent nothing within a grace of 5 s), and waits for the requests in
+// flight to finish: a connection is closed after its
 // current response, which carries "Connection: close". It returns nil
 // when every connection is closed. If ctx ends first, it closes the
 // remaining connections forcibly (as Close does) and returns ctx's error.
@@ -284,13 +285,20 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 }
 
-// closeIdle closes the connections waiting for a request and reports
-// whether no connection is left.
+// newConnGrace is how long Shutdown lets a new connection send its first
+// request before closing it, as net/http does: its client may be sending
+// it right now.
+const newConnGrace = 5 * time.Second
+
+// closeIdle closes the connections waiting for a request (new ones after
+// newConnGrace) and reports whether no connection is left.
 func (s *Server) closeIdle() bool {
+	now := time.Now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for c := range s.conns {
-		if c.state.CompareAndSwap(stateIdle, stateClosed) || c.state.CompareAndSwap(stateNew, stateClosed) {
+		if c.state.CompareAndSwap(stateIdle, stateClosed) ||
+			now.Sub(c.accepted) > newConnGrace && c.state.CompareAndSwap(stateNew, stateClosed) {
 			c.rwc.Close()
 		}
 	}

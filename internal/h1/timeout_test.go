@@ -280,3 +280,42 @@ func TestServer_ShutdownForcesCloseWhenContextEnds(t *testing.T) {
 		}
 	})
 }
+
+// TestServer_ShutdownGivesNewConnectionsAGrace: a connection accepted
+// just before Shutdown may be sending its first request; it is served,
+// and a silent one is closed after newConnGrace.
+func TestServer_ShutdownGivesNewConnectionsAGrace(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := &Server{Handler: &recorder{}, ReadHeaderTimeout: time.Minute}
+		ln := servePipe(t, s)
+		late, lateBR := ln.dial(t)
+		silent, _ := ln.dial(t)
+		synctest.Wait()
+		shutdown := make(chan error, 1)
+		go func() { shutdown <- s.Shutdown(context.Background()) }()
+		time.Sleep(time.Second)
+		writeAsync(late, "GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+		if res, _ := readResponse(t, lateBR, "GET"); res.StatusCode != 200 || !res.Close {
+			t.Errorf("first request during shutdown: %d close=%v", res.StatusCode, res.Close)
+		}
+		synctest.Wait()
+		if closed(silent) {
+			t.Fatal("new connection closed before its grace")
+		}
+		time.Sleep(newConnGrace)
+		synctest.Wait()
+		if !closed(silent) {
+			t.Error("silent new connection kept past its grace")
+		}
+		time.Sleep(time.Second)
+		synctest.Wait()
+		select {
+		case err := <-shutdown:
+			if err != nil {
+				t.Error(err)
+			}
+		default:
+			t.Error("Shutdown did not return")
+		}
+	})
+}
