@@ -42,8 +42,8 @@ type Server struct {
 	// first byte of the request (for the first request of a connection,
 	// from the accept). Zero means ReadTimeout.
 	ReadHeaderTimeout time.Duration
-	// ReadTimeout bounds reading a request, head and body. Zero means no
-	// limit.
+	// ReadTimeout bounds reading a request body, counted from the end of
+	// the request head. Zero means no limit.
 	ReadTimeout time.Duration
 	// WriteTimeout bounds writing a response, counted from the end of the
 	// request head. Zero means no limit.
