@@ -25,6 +25,7 @@ var forbidden = map[string][]string{
 	"internal/observe":   {"internal/gateway", "internal/server", "internal/admin", "internal/cli"},
 	"internal/secret":    {"internal/gateway", "internal/server", "internal/admin", "internal/cli"},
 	"internal/dashboard": {"internal/server", "internal/admin", "internal/cli", "internal/devmode", "internal/devissuer"},
+	"internal/h1":        {"internal/config", "internal/gateway", "internal/policy", "internal/identity", "internal/upstream", "internal/observe", "internal/server", "internal/admin", "internal/cli"},
 }
 
 type pkg struct {

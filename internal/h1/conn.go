@@ -1,0 +1,380 @@
+package h1
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"runtime/debug"
+	"strconv"
+	"sync/atomic"
+	"time"
+)
+
+// conn is one client connection, served by one goroutine: read a head,
+// call the handler, finish the response, repeat.
+type conn struct {
+	srv        *Server
+	rwc        net.Conn
+	remoteAddr string
+	ctx        context.Context
+	cancel     context.CancelFunc
+	state      atomic.Int32
+	br         reader
+	bw         *bufio.Writer
+	head       requestHead
+	w          response
+	body       *body
+	handedOff  bool
+	tmpl       *http.Request // context and RemoteAddr of every request
+	accepted   time.Time
+	rd, wd     time.Time // the read and write deadlines set on rwc
+	now        time.Time // when the current request's head was read
+}
+
+// deadlineSlack is the fraction of a timeout by which a deadline that is
+// already set may be earlier than asked before it is set again: on a busy
+// keep-alive connection most deadline updates are skipped, and a timeout
+// is never longer than configured, at most 1/16 shorter.
+const deadlineSlack = 16
+
+// setReadDeadline sets the read deadline to t, unless the one set is at
+// most timeout/deadlineSlack earlier (timeout 0: always set).
+func (c *conn) setReadDeadline(t time.Time, timeout time.Duration) {
+	if keepDeadline(c.rd, t, timeout) {
+		return
+	}
+	c.rd = t
+	c.rwc.SetReadDeadline(t)
+}
+
+func (c *conn) setWriteDeadline(t time.Time, timeout time.Duration) {
+	if keepDeadline(c.wd, t, timeout) {
+		return
+	}
+	c.wd = t
+	c.rwc.SetWriteDeadline(t)
+}
+
+func keepDeadline(cur, want time.Time, timeout time.Duration) bool {
+	if cur.Equal(want) {
+		return true
+	}
+	if cur.IsZero() || want.IsZero() || want.Before(cur) {
+		return false
+	}
+	return want.Sub(cur) < timeout/deadlineSlack
+}
+
+func (s *Server) newConn(rwc net.Conn, base context.Context) *conn {
+	c := &conn{srv: s, rwc: rwc, remoteAddr: rwc.RemoteAddr().String(), accepted: time.Now()}
+	c.ctx, c.cancel = context.WithCancel(context.WithValue(base, http.LocalAddrContextKey, rwc.LocalAddr()))
+	c.tmpl = (&http.Request{RemoteAddr: c.remoteAddr}).WithContext(c.ctx)
+	return c
+}
+
+func (c *conn) serve() {
+	defer c.close()
+	c.br.reset(c.rwc)
+	c.bw = bufWriterPool.Get().(*bufio.Writer)
+	c.bw.Reset(c.rwc)
+	c.br.onBlock = c.flush
+	if d := c.srv.headerTimeout(); d > 0 {
+		c.setReadDeadline(time.Now().Add(d), 0)
+	}
+	for first := true; ; first = false {
+		if !c.awaitRequest(first) {
+			return
+		}
+		n, perr, err := c.readHead(first)
+		if err != nil {
+			return
+		}
+		if perr == nil {
+			perr = parseRequestHead(c.br.bytes()[:n], &c.head, c.srv.maxURIBytes())
+		}
+		if perr != nil {
+			c.refuse(perr)
+			return
+		}
+		if c.head.h2Preface || c.head.upgrade {
+			if c.srv.Fallback != nil {
+				c.handoff()
+				return
+			}
+			if c.head.h2Preface {
+				c.refuse(errVersionNotSupp)
+				return
+			}
+			c.head.dropUpgrade()
+		}
+		if !c.serveRequest(n) {
+			return
+		}
+	}
+}
+
+// awaitRequest waits for the first byte of the next request, as an idle
+// connection that Shutdown may close.
+func (c *conn) awaitRequest(first bool) bool {
+	if c.br.buffered() > 0 {
+		return c.state.Load() == stateActive
+	}
+	if c.bw.Buffered() > 0 {
+		if c.bw.Flush() != nil {
+			return false
+		}
+	}
+	from := stateNew
+	if !first {
+		from = stateIdle
+		if !c.state.CompareAndSwap(stateActive, stateIdle) {
+			return false
+		}
+		if c.srv.shuttingDown() {
+			return false
+		}
+		var deadline time.Time
+		d := c.srv.idleTimeout()
+		if d > 0 {
+			deadline = time.Now().Add(d)
+		}
+		c.setReadDeadline(deadline, d)
+		c.br.shrink()
+	}
+	if c.br.fill() != nil {
+		return false
+	}
+	return c.state.CompareAndSwap(from, stateActive)
+}
+
+// readHead reads until a complete head is buffered and returns its length.
+// It refuses bare LF line endings as soon as it sees one, and heads or
+// request lines over their limits.
+func (c *conn) readHead(first bool) (int, *protoError, error) {
+	maxHead, maxURI := c.srv.maxHeaderBytes(), c.srv.maxURIBytes()
+	scan, skipped, deadlineSet := 0, 0, first
+	for {
+		b := c.br.bytes()
+		// RFC 9112 §2.2: ignore at least one empty line before a request.
+		for scan == 0 && len(b) >= 2 && b[0] == '\r' && b[1] == '\n' && skipped < 4 {
+			c.br.discard(2)
+			b = b[2:]
+			skipped++
+		}
+		n, next, err := findHeadEnd(b, scan)
+		if err != nil {
+			if err == errEmptyStart {
+				return 0, errRequestLine, nil
+			}
+			return 0, errLineEnd, nil
+		}
+		if n > 0 {
+			if n > maxHead {
+				return 0, errHeadTooLong, nil
+			}
+			return n, nil, nil
+		}
+		scan = next
+		if scan == 0 && len(b) > maxURI+32 {
+			return 0, errURITooLong, nil
+		}
+		if len(b) >= maxHead {
+			return 0, errHeadTooLong, nil
+		}
+		if !deadlineSet {
+			if d := c.srv.headerTimeout(); d > 0 {
+				c.setReadDeadline(time.Now().Add(d), 0)
+			}
+			deadlineSet = true
+		}
+		switch err := c.br.fill(); err {
+		case nil:
+		case errBufferFull:
+			if !c.br.grow(maxHead) {
+				return 0, errHeadTooLong, nil
+			}
+		default:
+			return 0, nil, err
+		}
+	}
+}
+
+// serveRequest serves the request whose head (n bytes) is buffered and
+// parsed. It reports whether the connection may serve another request.
+func (c *conn) serveRequest(n int) bool {
+	h := &c.head
+	srv := c.srv
+	req, err := buildRequest(c.tmpl, c.br.bytes()[:n], h)
+	c.br.discard(n)
+	if err != nil {
+		c.refuse(errPercent)
+		return false
+	}
+	now := time.Now()
+	c.now = now
+	if srv.WriteTimeout > 0 {
+		c.setWriteDeadline(now.Add(srv.WriteTimeout), srv.WriteTimeout)
+	}
+	req.Body = http.NoBody
+	c.body = nil
+	if h.chunked || h.contentLength > 0 {
+		b := &body{r: &c.br, remaining: h.contentLength, chunked: h.chunked}
+		if h.chunked {
+			b.cr.reset(&c.br, false, srv.maxHeaderBytes())
+		}
+		if h.expect100 {
+			b.cont = c
+		}
+		var deadline time.Time
+		if srv.ReadTimeout > 0 {
+			deadline = now.Add(srv.ReadTimeout)
+		}
+		c.setReadDeadline(deadline, srv.ReadTimeout)
+		req.Body = b
+		c.body = b
+	}
+	w := &c.w
+	w.reset(c, h.minor, req.Method == http.MethodHead)
+	if !c.callHandler(w, req) {
+		return false
+	}
+	w.finish()
+	if w.err != nil {
+		return false
+	}
+	keep := !w.closeAfter
+	if c.body != nil {
+		keep = c.body.finish(keep)
+		c.body = nil
+	}
+	return keep
+}
+
+// bodyForcesClose reports whether the request body left unread is too
+// large (or of unknown size) to be drained, so the response must close
+// the connection.
+func (c *conn) bodyForcesClose() bool {
+	b := c.body
+	if b == nil || b.eof {
+		return false
+	}
+	return b.cont != nil || b.chunked || b.remaining > maxDrainBytes
+}
+
+// callHandler calls the handler and reports whether it returned normally.
+// After a panic it answers 500 if nothing was written yet; a panic with
+// http.ErrAbortHandler aborts the connection silently.
+func (c *conn) callHandler(w *response, r *http.Request) (ok bool) {
+	defer func() {
+		if ok {
+			return
+		}
+		v := recover()
+		if v == nil || v == http.ErrAbortHandler {
+			return
+		}
+		c.srv.log().Error("h1: panic serving request", "remote", c.remoteAddr, "method", r.Method,
+			"panic", v, "stack", string(debug.Stack()))
+		if !w.committed && w.err == nil {
+			c.writeSimple(http.StatusInternalServerError, "Internal Server Error")
+		}
+	}()
+	c.srv.Handler.ServeHTTP(w, r)
+	return true
+}
+
+// writeContinue sends "100 Continue" before the first read of a body
+// whose client expects it, if no response was started.
+func (c *conn) writeContinue() {
+	if c.w.wroteHeader || c.w.err != nil {
+		return
+	}
+	c.bw.WriteString("HTTP/1.1 100 Continue\r\n\r\n")
+	if err := c.bw.Flush(); err != nil {
+		c.w.err = err
+	}
+}
+
+// refuse answers a malformed request and closes the connection.
+func (c *conn) refuse(pe *protoError) {
+	c.srv.log().Debug("h1: refused request", "remote", c.remoteAddr, "status", pe.status, "reason", pe.reason)
+	c.writeSimple(pe.status, pe.reason)
+	c.closeWriteAndWait()
+}
+
+// writeSimple writes a short plain-text response with Connection: close.
+func (c *conn) writeSimple(status int, msg string) {
+	text := strconv.Itoa(status) + " " + statusText(status)
+	body := text
+	if msg != "" && msg != statusText(status) {
+		body += ": " + msg
+	}
+	bw := c.bw
+	bw.WriteString("HTTP/1.1 " + text + "\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\nDate: ")
+	bw.Write(c.srv.date.get(time.Now()))
+	bw.WriteString("\r\nContent-Length: " + strconv.Itoa(len(body)) + "\r\n\r\n" + body)
+	bw.Flush()
+}
+
+// closeWriteAndWait half-closes the connection and reads what the client
+// still sends for a moment, so that the response is not lost to a reset
+// caused by unread input.
+func (c *conn) closeWriteAndWait() {
+	cw, ok := c.rwc.(interface{ CloseWrite() error })
+	if !ok {
+		return
+	}
+	cw.CloseWrite()
+	c.rwc.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
+	io.CopyN(io.Discard, c.rwc, maxDrainBytes)
+}
+
+// flush sends buffered response bytes before the connection's reader
+// blocks, so that a client waiting for a response is never left waiting.
+func (c *conn) flush() {
+	if c.bw.Buffered() > 0 {
+		c.bw.Flush()
+	}
+}
+
+// handoff gives the connection, with what was read of it, to the fallback
+// server.
+func (c *conn) handoff() {
+	ln := c.srv.fallbackListener()
+	if ln == nil {
+		c.refuse(errVersionNotSupp)
+		return
+	}
+	if c.bw.Buffered() > 0 && c.bw.Flush() != nil {
+		return
+	}
+	buffered := append([]byte(nil), c.br.bytes()...)
+	c.rwc.SetDeadline(time.Time{})
+	c.rd, c.wd = time.Time{}, time.Time{}
+	c.handedOff = true
+	if !ln.deliver(&replayConn{Conn: c.rwc, buf: buffered}) {
+		c.handedOff = false
+	}
+}
+
+// close ends the connection (unless it was handed off), releases its
+// buffers and stops tracking it.
+func (c *conn) close() {
+	if !c.handedOff {
+		if c.bw != nil && c.bw.Buffered() > 0 {
+			c.bw.Flush()
+		}
+		c.rwc.Close()
+	}
+	c.state.Store(stateClosed)
+	c.cancel()
+	c.br.release()
+	if c.bw != nil {
+		c.bw.Reset(nil)
+		bufWriterPool.Put(c.bw)
+		c.bw = nil
+	}
+	c.srv.trackConn(c, false)
+}

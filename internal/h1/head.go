@@ -1,0 +1,291 @@
+package h1
+
+import (
+	"bytes"
+	"errors"
+	"net/http"
+)
+
+// Parsing primitives shared by the request parser (server) and the
+// response parser (transport). Everything here works on byte slices and
+// allocates nothing.
+
+// span is a half-open range [start, end) of a head's bytes.
+type span struct{ start, end int32 }
+
+func (s span) get(b []byte) []byte { return b[s.start:s.end] }
+func (s span) str(h string) string { return h[s.start:s.end] }
+func (s span) len() int            { return int(s.end - s.start) }
+
+// field is one header field line: its name and its value with the
+// surrounding optional whitespace removed.
+type field struct{ name, value span }
+
+// Character classes of RFC 9110 §5.6.2 (tchar) and §5.5 (field values).
+var (
+	tchar     = charTable("!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
+	hostChars = charTable("-._~!$&'()*+,;=:[]%0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
+)
+
+func charTable(s string) (t [256]bool) {
+	for i := 0; i < len(s); i++ {
+		t[s[i]] = true
+	}
+	return t
+}
+
+// isFieldValueByte reports whether c may appear in a field value:
+// VCHAR, obs-text, SP and HTAB; never another control character.
+func isFieldValueByte(c byte) bool {
+	return c >= 0x20 && c != 0x7f || c == '\t'
+}
+
+// Errors of the field parser; each names what was wrong.
+var (
+	errBareLF          = errors.New("line ending is a bare LF")
+	errObsFold         = errors.New("obsolete line folding")
+	errSpaceBeforeColn = errors.New("whitespace between field name and colon")
+	errFieldName       = errors.New("invalid character in field name")
+	errNoColon         = errors.New("field line without a colon")
+	errFieldValue      = errors.New("control character in field value")
+	errHeadTooLarge    = errors.New("header block too large")
+)
+
+// parseField parses one field line (without its CRLF) starting at offset
+// base of the head. It refuses obs-fold, whitespace before the colon,
+// non-token name characters and control characters in the value.
+func parseField(line []byte, base int) (field, error) {
+	if len(line) == 0 {
+		return field{}, errNoColon
+	}
+	if line[0] == ' ' || line[0] == '\t' {
+		return field{}, errObsFold
+	}
+	colon := -1
+	for i := 0; i < len(line); i++ {
+		c := line[i]
+		if tchar[c] {
+			continue
+		}
+		if c == ':' {
+			colon = i
+			break
+		}
+		if c == ' ' || c == '\t' {
+			return field{}, errSpaceBeforeColn
+		}
+		return field{}, errFieldName
+	}
+	if colon <= 0 {
+		if colon == 0 {
+			return field{}, errFieldName
+		}
+		return field{}, errNoColon
+	}
+	vs, ve := colon+1, len(line)
+	for vs < ve && (line[vs] == ' ' || line[vs] == '\t') {
+		vs++
+	}
+	for ve > vs && (line[ve-1] == ' ' || line[ve-1] == '\t') {
+		ve--
+	}
+	for i := vs; i < ve; i++ {
+		if !isFieldValueByte(line[i]) {
+			return field{}, errFieldValue
+		}
+	}
+	return field{
+		name:  span{int32(base), int32(base + colon)},
+		value: span{int32(base + vs), int32(base + ve)},
+	}, nil
+}
+
+// nextLine returns the end of the line starting at off in b (the index
+// of its CR) and the offset of the next line. ok is false when b holds no
+// complete line yet. A LF not preceded by CR is an error.
+func nextLine(b []byte, off int) (end, next int, ok bool, err error) {
+	i := bytes.IndexByte(b[off:], '\n')
+	if i < 0 {
+		return 0, 0, false, nil
+	}
+	lf := off + i
+	if lf == off || b[lf-1] != '\r' {
+		return 0, 0, false, errBareLF
+	}
+	return lf - 1, lf + 1, true, nil
+}
+
+var errEmptyStart = errors.New("empty start line")
+
+// findHeadEnd looks for the end of a head (the first empty line) in b,
+// checking the lines from offset scan on. It returns the head's length, or
+// 0 and the offset up to which lines were checked when the head is not
+// complete yet. A bare LF, or an empty first line, is an error.
+func findHeadEnd(b []byte, scan int) (n, next int, err error) {
+	for {
+		end, nx, ok, err := nextLine(b, scan)
+		if err != nil {
+			return 0, 0, err
+		}
+		if !ok {
+			return 0, scan, nil
+		}
+		if end == scan {
+			if scan == 0 {
+				return 0, 0, errEmptyStart
+			}
+			return nx, nx, nil
+		}
+		scan = nx
+	}
+}
+
+// equalFoldLower reports whether b equals lower (which must be lower-case
+// ASCII) ignoring ASCII case.
+func equalFoldLower(b []byte, lower string) bool {
+	if len(b) != len(lower) {
+		return false
+	}
+	for i := 0; i < len(b); i++ {
+		c := b[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != lower[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// parseLength parses a Content-Length value: one or more digits and
+// nothing else, at most 18 of them so that it cannot overflow.
+func parseLength(b []byte) (int64, bool) {
+	if len(b) == 0 || len(b) > 18 {
+		return 0, false
+	}
+	var n int64
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int64(c-'0')
+	}
+	return n, true
+}
+
+// eachToken calls fn for each comma-separated element of a list value,
+// trimmed of optional whitespace; empty elements are skipped.
+func eachToken(b []byte, fn func(tok []byte)) {
+	for len(b) > 0 {
+		i := 0
+		for i < len(b) && b[i] != ',' {
+			i++
+		}
+		tok := b[:i]
+		for len(tok) > 0 && (tok[0] == ' ' || tok[0] == '\t') {
+			tok = tok[1:]
+		}
+		for len(tok) > 0 && (tok[len(tok)-1] == ' ' || tok[len(tok)-1] == '\t') {
+			tok = tok[:len(tok)-1]
+		}
+		if len(tok) > 0 {
+			fn(tok)
+		}
+		if i == len(b) {
+			return
+		}
+		b = b[i+1:]
+	}
+}
+
+// canonicalizeName rewrites a valid field name in place in the canonical
+// form of net/http (textproto.CanonicalMIMEHeaderKey): upper case at the
+// start and after each hyphen, lower case elsewhere.
+func canonicalizeName(b []byte) {
+	upper := true
+	for i, c := range b {
+		if upper && 'a' <= c && c <= 'z' {
+			b[i] = c - ('a' - 'A')
+		} else if !upper && 'A' <= c && c <= 'Z' {
+			b[i] = c + ('a' - 'A')
+		}
+		upper = c == '-'
+	}
+}
+
+// fieldKind classifies the field names that change how a message is
+// framed or handled; every other name is kindOther.
+type fieldKind uint8
+
+const (
+	kindOther fieldKind = iota
+	kindHost
+	kindContentLength
+	kindTransferEncoding
+	kindConnection
+	kindExpect
+	kindUpgrade
+	kindTrailer
+	kindDropped // a field the server removes from the request
+)
+
+func classify(name []byte) fieldKind {
+	switch len(name) {
+	case 4:
+		if equalFoldLower(name, "host") {
+			return kindHost
+		}
+	case 6:
+		if equalFoldLower(name, "expect") {
+			return kindExpect
+		}
+	case 7:
+		if equalFoldLower(name, "upgrade") {
+			return kindUpgrade
+		}
+		if equalFoldLower(name, "trailer") {
+			return kindTrailer
+		}
+	case 10:
+		if equalFoldLower(name, "connection") {
+			return kindConnection
+		}
+	case 14:
+		if equalFoldLower(name, "content-length") {
+			return kindContentLength
+		}
+	case 17:
+		if equalFoldLower(name, "transfer-encoding") {
+			return kindTransferEncoding
+		}
+	}
+	return kindOther
+}
+
+// makeHeader builds the header map of a head whose field names were
+// canonicalized in place; s is the head as one string, so that every name
+// and value is a substring of it. Fields whose kind is in the bit set drop
+// are left out. All values share one backing array: vals when it is long
+// enough.
+func makeHeader(s string, fields []field, kinds []fieldKind, drop uint32, vals []string) http.Header {
+	hdr := make(http.Header, len(fields))
+	if len(vals) < len(fields) {
+		vals = make([]string, len(fields))
+	}
+	j := 0
+	for i, f := range fields {
+		if drop&(1<<kinds[i]) != 0 {
+			continue
+		}
+		key, v := f.name.str(s), f.value.str(s)
+		if prev, ok := hdr[key]; ok {
+			hdr[key] = append(prev, v)
+			continue
+		}
+		vals[j] = v
+		hdr[key] = vals[j : j+1 : j+1]
+		j++
+	}
+	return hdr
+}

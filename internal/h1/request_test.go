@@ -1,0 +1,249 @@
+package h1
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"testing"
+)
+
+// TestParseRequestHead_Accepts lists heads the parser must accept, with
+// what it must understand of each.
+func TestParseRequestHead_Accepts(t *testing.T) {
+	cases := []struct {
+		name    string
+		head    string
+		check   func(h *requestHead, b []byte) bool
+		explain string
+	}{
+		{"simple GET", "GET / HTTP/1.1\r\nHost: a\r\n\r\n",
+			func(h *requestHead, b []byte) bool {
+				return string(h.method.get(b)) == "GET" && h.minor == 1 && !h.close
+			}, "GET, 1.1, keep-alive"},
+		{"HTTP/1.0 closes by default", "GET / HTTP/1.0\r\n\r\n",
+			func(h *requestHead, b []byte) bool { return h.minor == 0 && h.close }, "1.0 without keep-alive closes"},
+		{"HTTP/1.0 keep-alive", "GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n",
+			func(h *requestHead, b []byte) bool { return !h.close && h.keepAlive }, "keep-alive honoured"},
+		{"Connection close among tokens", "GET / HTTP/1.1\r\nHost: a\r\nConnection: foo, CLOSE\r\n\r\n",
+			func(h *requestHead, b []byte) bool { return h.close }, "close token found case-insensitively"},
+		{"Content-Length", "POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 0012\r\n\r\n",
+			func(h *requestHead, b []byte) bool { return h.contentLength == 12 }, "length 12"},
+		{"chunked any case", "POST /x HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: ChUnKeD\r\n\r\n",
+			func(h *requestHead, b []byte) bool { return h.chunked && h.contentLength == -1 }, "chunked"},
+		{"optional whitespace around value", "GET / HTTP/1.1\r\nHost: a\r\nX-A: \t v w \t\r\n\r\n",
+			func(h *requestHead, b []byte) bool { return string(h.fields[1].value.get(b)) == "v w" }, "value trimmed"},
+		{"empty value", "GET / HTTP/1.1\r\nHost: a\r\nX-Empty:\r\n\r\n",
+			func(h *requestHead, b []byte) bool { return h.fields[1].value.len() == 0 }, "empty value"},
+		{"obs-text in value", "GET / HTTP/1.1\r\nHost: a\r\nX-A: caf\xc3\xa9\r\n\r\n",
+			func(h *requestHead, b []byte) bool { return len(h.fields) == 2 }, "bytes >= 0x80 allowed in values"},
+		{"query", "GET /p?a=1&b=%zz HTTP/1.1\r\nHost: a\r\n\r\n",
+			func(h *requestHead, b []byte) bool {
+				return string(h.path.get(b)) == "/p" && string(h.query.get(b)) == "a=1&b=%zz"
+			}, "query kept raw"},
+		{"absolute-form", "GET http://Example.com:8080/p?q HTTP/1.1\r\nHost: example.com:8080\r\n\r\n",
+			func(h *requestHead, b []byte) bool {
+				return h.form == formAbsolute && string(h.authority.get(b)) == "Example.com:8080" && string(h.path.get(b)) == "/p"
+			}, "authority and path"},
+		{"asterisk-form for OPTIONS", "OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n",
+			func(h *requestHead, b []byte) bool { return h.form == formAsterisk }, "asterisk"},
+		{"HTTP/1.0 without Host", "GET / HTTP/1.0\r\n\r\n",
+			func(h *requestHead, b []byte) bool { return h.host == -1 }, "Host optional in 1.0"},
+		{"empty Host", "GET / HTTP/1.1\r\nHost:\r\n\r\n",
+			func(h *requestHead, b []byte) bool { return h.host == 0 }, "RFC 9112 §3.2 empty Host"},
+		{"Expect 100-continue", "PUT / HTTP/1.1\r\nHost: a\r\nExpect: 100-Continue\r\nContent-Length: 1\r\n\r\n",
+			func(h *requestHead, b []byte) bool { return h.expect100 }, "expectation noted"},
+		{"Expect ignored in HTTP/1.0", "PUT / HTTP/1.0\r\nExpect: something\r\n\r\n",
+			func(h *requestHead, b []byte) bool { return !h.expect100 }, "RFC 9110 §10.1.1"},
+		{"upgrade offer", "GET / HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n",
+			func(h *requestHead, b []byte) bool { return h.upgrade }, "upgrade needs both fields"},
+		{"Upgrade without Connection token", "GET / HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\n\r\n",
+			func(h *requestHead, b []byte) bool { return !h.upgrade }, "not an upgrade"},
+		{"HTTP/2 preface", "PRI * HTTP/2.0\r\n\r\n",
+			func(h *requestHead, b []byte) bool { return h.h2Preface }, "preface recognized"},
+		{"percent-encoded path", "GET /a%2Fb%20c HTTP/1.1\r\nHost: a\r\n\r\n",
+			func(h *requestHead, b []byte) bool { return h.pathEscaped }, "escapes noted"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			var h requestHead
+			b := []byte(tc.head)
+			if err := parseRequestHead(b, &h, DefaultMaxURIBytes); err != nil {
+				t.Fatalf("refused: %v", err)
+			}
+			if !tc.check(&h, b) {
+				t.Errorf("parsed wrongly: want %s", tc.explain)
+			}
+		})
+	}
+}
+
+// TestParseRequestHead_Refuses lists heads the parser must refuse, each
+// named after what accepting it would allow, with the status to answer.
+func TestParseRequestHead_Refuses(t *testing.T) {
+	long := "/" + strings.Repeat("a", 100)
+	cases := []struct {
+		name   string
+		head   string
+		status int
+	}{
+		// Request smuggling: two parsers must never disagree on where a
+		// request ends.
+		{"smuggling: Content-Length with Transfer-Encoding", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n", 400},
+		{"smuggling: two Content-Length", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\n", 400},
+		{"smuggling: Content-Length list", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5, 5\r\n\r\n", 400},
+		{"smuggling: signed Content-Length", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: +5\r\n\r\n", 400},
+		{"smuggling: hex Content-Length", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 0x5\r\n\r\n", 400},
+		{"smuggling: empty Content-Length", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length:\r\n\r\n", 400},
+		{"smuggling: huge Content-Length", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 99999999999999999999\r\n\r\n", 400},
+		{"smuggling: Transfer-Encoding gzip, chunked", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", 400},
+		{"smuggling: Transfer-Encoding chunked, identity", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, identity\r\n\r\n", 400},
+		{"smuggling: obfuscated Transfer-Encoding", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: xchunked\r\n\r\n", 400},
+		{"smuggling: Transfer-Encoding with a quote", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: \"chunked\"\r\n\r\n", 400},
+		{"smuggling: two Transfer-Encoding", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n", 400},
+		{"smuggling: Transfer-Encoding in HTTP/1.0", "POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n", 400},
+		{"smuggling: space before colon", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding : chunked\r\n\r\n", 400},
+		{"smuggling: tab before colon", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length\t: 5\r\n\r\n", 400},
+		{"smuggling: obs-fold", "GET / HTTP/1.1\r\nHost: a\r\nX-A: b\r\n c\r\n\r\n", 400},
+		{"smuggling: obs-fold of Transfer-Encoding", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding:\r\n chunked\r\n\r\n", 400},
+		{"smuggling: whitespace before first field", "GET / HTTP/1.1\r\n Host: a\r\n\r\n", 400},
+		{"smuggling: bare LF in request line", "GET / HTTP/1.1\nHost: a\r\n\r\n", 400},
+		{"smuggling: bare LF ending a field", "GET / HTTP/1.1\r\nHost: a\nX: y\r\n\r\n", 400},
+		{"smuggling: bare LF ending the head", "GET / HTTP/1.1\r\nHost: a\r\n\n", 400},
+		{"smuggling: bare CR in a value", "GET / HTTP/1.1\r\nHost: a\r\nX: a\rb\r\n\r\n", 400},
+		{"header injection: NUL in a value", "GET / HTTP/1.1\r\nHost: a\r\nX: a\x00b\r\n\r\n", 400},
+		{"header injection: DEL in a value", "GET / HTTP/1.1\r\nHost: a\r\nX: a\x7fb\r\n\r\n", 400},
+		{"header injection: control in a name", "GET / HTTP/1.1\r\nHost: a\r\nX\x01Y: b\r\n\r\n", 400},
+		{"header injection: non-token name", "GET / HTTP/1.1\r\nHost: a\r\nX(Y): b\r\n\r\n", 400},
+		{"header injection: empty name", "GET / HTTP/1.1\r\nHost: a\r\n: b\r\n\r\n", 400},
+		{"header injection: line without colon", "GET / HTTP/1.1\r\nHost: a\r\nnocolon\r\n\r\n", 400},
+		// Host confusion: routing and authorization must see one host.
+		{"host confusion: missing Host in HTTP/1.1", "GET / HTTP/1.1\r\n\r\n", 400},
+		{"host confusion: two Host", "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400},
+		{"host confusion: Host with a slash", "GET / HTTP/1.1\r\nHost: a/b\r\n\r\n", 400},
+		{"host confusion: Host with a space", "GET / HTTP/1.1\r\nHost: a b\r\n\r\n", 400},
+		{"host confusion: Host with userinfo", "GET / HTTP/1.1\r\nHost: u@a\r\n\r\n", 400},
+		{"host confusion: absolute-form differs from Host", "GET http://a/ HTTP/1.1\r\nHost: b\r\n\r\n", 400},
+		{"host confusion: userinfo in absolute-form", "GET http://u@a/ HTTP/1.1\r\nHost: a\r\n\r\n", 400},
+		{"host confusion: empty authority", "GET http:///p HTTP/1.1\r\nHost: a\r\n\r\n", 400},
+		// Request line: anything a second parser could read differently.
+		{"request line: two spaces", "GET  / HTTP/1.1\r\nHost: a\r\n\r\n", 400},
+		{"request line: trailing space", "GET / HTTP/1.1 \r\nHost: a\r\n\r\n", 400},
+		{"request line: tab separator", "GET\t/ HTTP/1.1\r\nHost: a\r\n\r\n", 400},
+		{"request line: HTTP/0.9", "GET /\r\n\r\n", 400},
+		{"request line: lower-case version", "GET / http/1.1\r\nHost: a\r\n\r\n", 400},
+		{"request line: unknown version", "GET / HTTP/1.2\r\nHost: a\r\n\r\n", 505},
+		{"request line: HTTP/2.0 outside the preface", "GET / HTTP/2.0\r\nHost: a\r\n\r\n", 505},
+		{"request line: non-token method", "G(T / HTTP/1.1\r\nHost: a\r\n\r\n", 400},
+		{"request target: authority-form (CONNECT)", "CONNECT a:443 HTTP/1.1\r\nHost: a:443\r\n\r\n", 400},
+		{"request target: asterisk for GET", "GET * HTTP/1.1\r\nHost: a\r\n\r\n", 400},
+		{"request target: relative path", "GET a/b HTTP/1.1\r\nHost: a\r\n\r\n", 400},
+		{"request target: other scheme", "GET ftp://a/ HTTP/1.1\r\nHost: a\r\n\r\n", 400},
+		{"request target: fragment", "GET /a#b HTTP/1.1\r\nHost: a\r\n\r\n", 400},
+		{"request target: control character", "GET /a\x01b HTTP/1.1\r\nHost: a\r\n\r\n", 400},
+		{"request target: non-ASCII byte", "GET /caf\xc3\xa9 HTTP/1.1\r\nHost: a\r\n\r\n", 400},
+		{"request target: DEL", "GET /a\x7f HTTP/1.1\r\nHost: a\r\n\r\n", 400},
+		{"request target: truncated escape", "GET /a%2 HTTP/1.1\r\nHost: a\r\n\r\n", 400},
+		{"request target: invalid escape", "GET /a%zz HTTP/1.1\r\nHost: a\r\n\r\n", 400},
+		{"request target: too long", "GET " + long + " HTTP/1.1\r\nHost: a\r\n\r\n", 414},
+		// Expectations the server cannot meet.
+		{"unsupported expectation", "GET / HTTP/1.1\r\nHost: a\r\nExpect: 200-ok\r\n\r\n", 417},
+		{"incomplete head", "GET / HTTP/1.1\r\nHost: a\r\n", 400},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			var h requestHead
+			err := parseRequestHead([]byte(tc.head), &h, 64)
+			if err == nil {
+				t.Fatalf("accepted")
+			}
+			if err.status != tc.status {
+				t.Errorf("status %d (%s), want %d", err.status, err.reason, tc.status)
+			}
+		})
+	}
+}
+
+// TestBuildRequest_MatchesNetHTTP checks that the *http.Request handlers
+// get carries what net/http's would.
+func TestBuildRequest_MatchesNetHTTP(t *testing.T) {
+	cases := []struct {
+		name, head                            string
+		method, path, rawPath, rawQuery, host string
+		uri                                   string
+		header                                http.Header
+		contentLength                         int64
+	}{
+		{name: "canonical names and repeated fields",
+			head:   "GET /a?b=c HTTP/1.1\r\nhost: h\r\nx-ONE: 1\r\nX-One: 2\r\naccept-encoding: gzip\r\n\r\n",
+			method: "GET", path: "/a", rawQuery: "b=c", host: "h", uri: "/a?b=c",
+			header: http.Header{"X-One": {"1", "2"}, "Accept-Encoding": {"gzip"}}},
+		{name: "escaped path",
+			head:   "GET /a%2Fb%20c HTTP/1.1\r\nHost: h\r\n\r\n",
+			method: "GET", path: "/a/b c", rawPath: "/a%2Fb%20c", host: "h", uri: "/a%2Fb%20c", header: http.Header{}},
+		{name: "escaped path with default escaping has no RawPath",
+			head:   "GET /a%20b HTTP/1.1\r\nHost: h\r\n\r\n",
+			method: "GET", path: "/a b", host: "h", uri: "/a%20b", header: http.Header{}},
+		{name: "absolute-form takes the host from the target",
+			head:   "GET http://h:81/p HTTP/1.1\r\nHost: h:81\r\n\r\n",
+			method: "GET", path: "/p", host: "h:81", uri: "http://h:81/p", header: http.Header{}},
+		{name: "content length kept in the header",
+			head:   "POST /p HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n\r\n",
+			method: "POST", path: "/p", host: "h", uri: "/p", header: http.Header{"Content-Length": {"3"}}, contentLength: 3},
+		{name: "chunked framing is not a header",
+			head:   "POST /p HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n",
+			method: "POST", path: "/p", host: "h", uri: "/p", header: http.Header{}, contentLength: -1},
+	}
+	tmpl := (&http.Request{RemoteAddr: "192.0.2.1:1234"}).WithContext(context.Background())
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			var h requestHead
+			b := []byte(tc.head)
+			if err := parseRequestHead(b, &h, DefaultMaxURIBytes); err != nil {
+				t.Fatal(err)
+			}
+			r, err := buildRequest(tmpl, b, &h)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r.Method != tc.method || r.URL.Path != tc.path || r.URL.RawPath != tc.rawPath || r.URL.RawQuery != tc.rawQuery ||
+				r.Host != tc.host || r.RequestURI != tc.uri || r.ContentLength != tc.contentLength || r.RemoteAddr != "192.0.2.1:1234" {
+				t.Errorf("got %s path=%q raw=%q query=%q host=%q uri=%q cl=%d remote=%q", r.Method, r.URL.Path, r.URL.RawPath,
+					r.URL.RawQuery, r.Host, r.RequestURI, r.ContentLength, r.RemoteAddr)
+			}
+			if len(r.Header) != len(tc.header) {
+				t.Errorf("header %v, want %v", r.Header, tc.header)
+			}
+			for k, v := range tc.header {
+				if strings.Join(r.Header[k], "|") != strings.Join(v, "|") {
+					t.Errorf("header %s = %q, want %q", k, r.Header[k], v)
+				}
+			}
+			// The request must be independent of the buffer it came from.
+			for i := range b {
+				b[i] = 'x'
+			}
+			if r.Method != tc.method || r.RequestURI != tc.uri {
+				t.Errorf("request shares memory with the connection's buffer")
+			}
+			if r.Context() != tmpl.Context() {
+				t.Errorf("context not carried")
+			}
+		})
+	}
+}
+
+// TestParseRequestHead_DoesNotAllocate holds the promise of a
+// zero-allocation parser.
+func TestParseRequestHead_DoesNotAllocate(t *testing.T) {
+	var h requestHead
+	parseRequestHead(benchRequest, &h, DefaultMaxURIBytes)
+	if n := testing.AllocsPerRun(100, func() { parseRequestHead(benchRequest, &h, DefaultMaxURIBytes) }); n != 0 {
+		t.Errorf("%v allocations per parse", n)
+	}
+	var rh responseHead
+	head := benchResponse[:len(benchResponse)-len(benchBody)]
+	parseResponseHead(head, &rh)
+	if n := testing.AllocsPerRun(100, func() { parseResponseHead(head, &rh) }); n != 0 {
+		t.Errorf("%v allocations per response parse", n)
+	}
+}

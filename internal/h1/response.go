@@ -1,0 +1,464 @@
+package h1
+
+import (
+	"bufio"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+)
+
+// pendingSize is how much body a response without Content-Length buffers
+// before it commits to chunked encoding: a small response that ends within
+// it gets a Content-Length instead, as with net/http.
+const pendingSize = 2048
+
+type bodyMode uint8
+
+const (
+	modeNone    bodyMode = iota // no body: HEAD, 1xx, 204, 304
+	modePending                 // framing not decided yet
+	modeLength                  // Content-Length
+	modeChunked                 // Transfer-Encoding: chunked
+	modeClose                   // delimited by closing the connection (HTTP/1.0)
+)
+
+// response is the http.ResponseWriter of one request. A connection reuses
+// one; it is valid only until the handler returns, as the http.Handler
+// contract says.
+type response struct {
+	c             *conn
+	bw            *bufio.Writer
+	header        http.Header
+	minor         int
+	isHead        bool
+	status        int
+	wroteHeader   bool
+	committed     bool // the head is in bw
+	mode          bodyMode
+	contentLength int64 // from the handler's Content-Length, or -1
+	written       int64
+	pend          []byte
+	trailers      []string
+	closeAfter    bool
+	err           error
+	done          bool
+	scratch       []byte
+}
+
+func (w *response) reset(c *conn, minor int, isHead bool) {
+	if w.header == nil {
+		w.header = make(http.Header, 8)
+	} else {
+		clear(w.header)
+	}
+	*w = response{
+		c: c, bw: c.bw, header: w.header, minor: minor, isHead: isHead,
+		contentLength: -1, pend: w.pend[:0], trailers: w.trailers[:0], scratch: w.scratch[:0],
+	}
+}
+
+// Header returns the response header map.
+func (w *response) Header() http.Header { return w.header }
+
+// WriteHeader sends an informational response (1xx other than 101) at
+// once, or records the final status. The head of a final response is
+// written when its framing is known.
+func (w *response) WriteHeader(code int) {
+	if w.done {
+		return
+	}
+	if code < 100 || code > 999 {
+		panic(fmt.Sprintf("invalid WriteHeader code %v", code))
+	}
+	if w.wroteHeader {
+		return
+	}
+	if code < 200 && code != http.StatusSwitchingProtocols {
+		w.writeInformational(code)
+		return
+	}
+	w.wroteHeader = true
+	w.status = code
+	if cl, ok := w.header["Content-Length"]; ok {
+		if n, valid := parseLength([]byte(firstOrEmpty(cl))); valid && len(cl) == 1 {
+			w.contentLength = n
+		} else {
+			delete(w.header, "Content-Length")
+		}
+	}
+	switch {
+	case !bodyAllowed(code):
+		w.commit(modeNone, nil)
+	case w.isHead:
+		w.mode = modePending
+	case w.contentLength >= 0 && hasKey(w.header, "Content-Type"):
+		w.commit(modeLength, nil)
+	default:
+		w.mode = modePending
+	}
+}
+
+func firstOrEmpty(v []string) string {
+	if len(v) == 0 {
+		return ""
+	}
+	return v[0]
+}
+
+func hasKey(h http.Header, k string) bool { _, ok := h[k]; return ok }
+
+func bodyAllowed(code int) bool {
+	return code >= 200 && code != http.StatusNoContent && code != http.StatusNotModified
+}
+
+func (w *response) writeInformational(code int) {
+	if w.minor == 0 || w.err != nil {
+		return // RFC 9110 §15.2: no 1xx to an HTTP/1.0 client
+	}
+	w.writeStatusLine(code)
+	for k, vs := range w.header {
+		w.writeField(k, vs)
+	}
+	w.bw.WriteString("\r\n")
+	if err := w.bw.Flush(); err != nil {
+		w.err = err
+	}
+}
+
+// Write writes body bytes, writing the head first if needed.
+func (w *response) Write(p []byte) (int, error) {
+	if w.done {
+		return 0, http.ErrHandlerTimeout
+	}
+	if !w.wroteHeader {
+		w.WriteHeader(http.StatusOK)
+	}
+	if !bodyAllowed(w.status) {
+		return 0, http.ErrBodyNotAllowed
+	}
+	if w.err != nil {
+		return 0, w.err
+	}
+	if w.contentLength >= 0 && w.written+int64(len(p)) > w.contentLength {
+		return 0, http.ErrContentLength
+	}
+	w.written += int64(len(p))
+	if w.isHead {
+		return len(p), nil
+	}
+	switch w.mode {
+	case modePending:
+		if w.contentLength >= 0 {
+			w.commit(modeLength, p)
+			break
+		}
+		if len(w.pend)+len(p) <= pendingSize {
+			if w.pend == nil {
+				w.pend = make([]byte, 0, pendingSize)
+			}
+			w.pend = append(w.pend, p...)
+			return len(p), nil
+		}
+		w.commitStreaming(p)
+		return len(p), w.err
+	case modeChunked:
+		if len(p) == 0 {
+			return 0, nil
+		}
+		w.scratch = chunkHeader(w.scratch[:0], len(p))
+		w.bw.Write(w.scratch)
+		w.bw.Write(p)
+		_, err := w.bw.WriteString("\r\n")
+		if err != nil {
+			w.err = err
+			return 0, err
+		}
+		return len(p), nil
+	}
+	n, err := w.bw.Write(p)
+	if err != nil {
+		w.err = err
+	}
+	return n, err
+}
+
+// WriteString is Write for strings, so io.WriteString does not copy.
+func (w *response) WriteString(s string) (int, error) {
+	if w.mode == modeLength || w.mode == modeClose {
+		if w.err == nil && !w.done && !w.isHead && (w.contentLength < 0 || w.written+int64(len(s)) <= w.contentLength) {
+			w.written += int64(len(s))
+			n, err := w.bw.WriteString(s)
+			if err != nil {
+				w.err = err
+			}
+			return n, err
+		}
+	}
+	return w.Write([]byte(s))
+}
+
+// commitStreaming commits a response of unknown length whose body does
+// not fit the pending buffer: chunked, or close-delimited for HTTP/1.0.
+// p is written after what was pending.
+func (w *response) commitStreaming(p []byte) {
+	mode := modeChunked
+	if w.minor == 0 {
+		mode = modeClose
+	}
+	sniff := w.pend
+	if len(sniff) == 0 {
+		sniff = p
+	}
+	w.commit(mode, sniff)
+	n := len(w.pend) + len(p)
+	if n == 0 {
+		return
+	}
+	if mode == modeChunked {
+		w.scratch = chunkHeader(w.scratch[:0], n)
+		w.bw.Write(w.scratch)
+	}
+	w.bw.Write(w.pend)
+	w.bw.Write(p)
+	if mode == modeChunked {
+		w.bw.WriteString("\r\n")
+	}
+	w.pend = w.pend[:0]
+	if _, err := w.bw.Write(nil); err != nil {
+		w.err = err
+	}
+}
+
+// Flush sends what is buffered; it commits the head first, to chunked
+// encoding when the length is not known yet.
+func (w *response) Flush() { _ = w.FlushError() }
+
+// FlushError is Flush reporting the write error (used by
+// http.ResponseController).
+func (w *response) FlushError() error {
+	if w.done {
+		return http.ErrHandlerTimeout
+	}
+	if !w.wroteHeader {
+		w.WriteHeader(http.StatusOK)
+	}
+	if w.mode == modePending {
+		if w.isHead {
+			w.commit(modeNone, nil)
+		} else if w.contentLength >= 0 {
+			w.commit(modeLength, w.pend)
+		} else {
+			w.commitStreaming(nil)
+		}
+	}
+	if w.err != nil {
+		return w.err
+	}
+	if err := w.bw.Flush(); err != nil {
+		w.err = err
+	}
+	return w.err
+}
+
+// SetReadDeadline sets the deadline for reading the request body (used by
+// http.ResponseController).
+func (w *response) SetReadDeadline(t time.Time) error {
+	w.c.rd = t
+	return w.c.rwc.SetReadDeadline(t)
+}
+
+// SetWriteDeadline sets the deadline for writing the response (used by
+// http.ResponseController).
+func (w *response) SetWriteDeadline(t time.Time) error {
+	w.c.wd = t
+	return w.c.rwc.SetWriteDeadline(t)
+}
+
+// finish completes the response after the handler returned.
+func (w *response) finish() {
+	if !w.wroteHeader {
+		w.WriteHeader(http.StatusOK)
+	}
+	if w.mode == modePending {
+		if w.isHead {
+			if w.contentLength < 0 && w.written > 0 {
+				w.contentLength = w.written
+			}
+			w.commit(modeNone, nil)
+		} else {
+			if w.contentLength < 0 {
+				w.contentLength = int64(len(w.pend))
+			}
+			w.commit(modeLength, w.pend)
+			w.bw.Write(w.pend)
+		}
+	}
+	switch w.mode {
+	case modeLength:
+		if w.written < w.contentLength {
+			w.closeAfter = true
+		}
+	case modeClose:
+		w.closeAfter = true
+	case modeChunked:
+		w.bw.WriteString("0\r\n")
+		for _, k := range w.trailers {
+			w.writeField(k, w.header[k])
+		}
+		for k, vs := range w.header {
+			if len(k) > len(http.TrailerPrefix) && k[:len(http.TrailerPrefix)] == http.TrailerPrefix {
+				w.writeField(k[len(http.TrailerPrefix):], vs)
+			}
+		}
+		w.bw.WriteString("\r\n")
+	}
+	w.done = true
+}
+
+// commit writes the status line and the header fields for mode. sniff is
+// the start of the body, to detect a missing Content-Type.
+func (w *response) commit(mode bodyMode, sniff []byte) {
+	w.committed = true
+	w.mode = mode
+	c := w.c
+	if w.closeAfter || c.head.close || c.srv.shuttingDown() || c.bodyForcesClose() || mode == modeClose {
+		w.closeAfter = true
+	}
+	w.writeStatusLine(w.status)
+	hasDate, hasType := false, false
+	for k, vs := range w.header {
+		switch k {
+		case "Content-Length", "Transfer-Encoding":
+			continue
+		case "Connection":
+			for _, v := range vs {
+				eachToken([]byte(v), func(tok []byte) {
+					if equalFoldLower(tok, "close") {
+						w.closeAfter = true
+					}
+				})
+			}
+			continue
+		case "Date":
+			hasDate = true
+		case "Content-Type":
+			hasType = true
+		case "Trailer":
+			if mode == modeChunked {
+				w.declareTrailers(vs)
+			}
+		}
+		if len(k) > len(http.TrailerPrefix) && k[:len(http.TrailerPrefix)] == http.TrailerPrefix {
+			continue
+		}
+		w.writeField(k, vs)
+	}
+	bw := w.bw
+	if !hasDate {
+		bw.WriteString("Date: ")
+		bw.Write(c.srv.date.get(c.now))
+		bw.WriteString("\r\n")
+	}
+	if !hasType && len(sniff) > 0 && bodyAllowed(w.status) {
+		bw.WriteString("Content-Type: ")
+		bw.WriteString(http.DetectContentType(sniff))
+		bw.WriteString("\r\n")
+	}
+	switch {
+	case mode == modeLength || (mode == modeNone && w.contentLength >= 0 && w.status != http.StatusNoContent && w.status >= 200):
+		bw.WriteString("Content-Length: ")
+		w.scratch = strconv.AppendInt(w.scratch[:0], w.contentLength, 10)
+		bw.Write(w.scratch)
+		bw.WriteString("\r\n")
+	case mode == modeChunked:
+		bw.WriteString("Transfer-Encoding: chunked\r\n")
+	}
+	if w.closeAfter {
+		bw.WriteString("Connection: close\r\n")
+	} else if w.minor == 0 {
+		bw.WriteString("Connection: keep-alive\r\n")
+	}
+	if _, err := bw.WriteString("\r\n"); err != nil {
+		w.err = err
+	}
+}
+
+func (w *response) declareTrailers(vs []string) {
+	for _, v := range vs {
+		eachToken([]byte(v), func(tok []byte) {
+			switch classify(tok) {
+			case kindContentLength, kindTransferEncoding, kindHost, kindTrailer, kindConnection:
+				return
+			}
+			w.trailers = append(w.trailers, http.CanonicalHeaderKey(string(tok)))
+		})
+	}
+}
+
+func (w *response) writeStatusLine(code int) {
+	bw := w.bw
+	if w.minor == 0 {
+		bw.WriteString("HTTP/1.0 ")
+	} else {
+		bw.WriteString("HTTP/1.1 ")
+	}
+	if code == 200 {
+		bw.WriteString("200 OK\r\n")
+		return
+	}
+	w.scratch = strconv.AppendInt(w.scratch[:0], int64(code), 10)
+	bw.Write(w.scratch)
+	bw.WriteByte(' ')
+	bw.WriteString(statusText(code))
+	bw.WriteString("\r\n")
+}
+
+// writeField writes one header field per value. A name that is not a
+// token is skipped; CR, LF and NUL in a value become spaces, so that a
+// handler cannot inject a field or split the response.
+func (w *response) writeField(k string, vs []string) {
+	if !validFieldName(k) {
+		return
+	}
+	bw := w.bw
+	for _, v := range vs {
+		bw.WriteString(k)
+		bw.WriteString(": ")
+		writeFieldValue(bw, v)
+		bw.WriteString("\r\n")
+	}
+}
+
+func validFieldName(k string) bool {
+	if k == "" {
+		return false
+	}
+	for i := 0; i < len(k); i++ {
+		if !tchar[k[i]] {
+			return false
+		}
+	}
+	return true
+}
+
+func writeFieldValue(bw *bufio.Writer, v string) {
+	clean := true
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; c == '\r' || c == '\n' || c == 0 {
+			clean = false
+			break
+		}
+	}
+	if clean {
+		bw.WriteString(v)
+		return
+	}
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		if c == '\r' || c == '\n' || c == 0 {
+			c = ' '
+		}
+		bw.WriteByte(c)
+	}
+}

@@ -1,0 +1,578 @@
+package h1
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptrace"
+	"net/textproto"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+func TestServer_KeepAliveServesManyRequestsOnOneConnection(t *testing.T) {
+	rec := &recorder{}
+	_, addr := startServer(t, rec)
+	c, br := rawConn(t, addr)
+	for i := range 5 {
+		fmt.Fprintf(c, "GET /%d HTTP/1.1\r\nHost: a\r\n\r\n", i)
+		res, body := readResponse(t, br, "GET")
+		if res.StatusCode != 200 || body != "ok" || res.Close {
+			t.Fatalf("request %d: %d %q close=%v", i, res.StatusCode, body, res.Close)
+		}
+		if res.Header.Get("Date") == "" || res.ContentLength != 2 {
+			t.Errorf("response lacks Date or Content-Length: %v", res.Header)
+		}
+	}
+	if n := len(rec.requests()); n != 5 {
+		t.Errorf("handler saw %d requests", n)
+	}
+}
+
+func TestServer_WorksWithNetHTTPClient(t *testing.T) {
+	_, addr := startServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		w.Header().Set("X-Method", r.Method)
+		fmt.Fprintf(w, "%s %s %s %q", r.Method, r.URL.Path, r.URL.RawQuery, b)
+	}))
+	client := &http.Client{Transport: &http.Transport{}}
+	defer client.CloseIdleConnections()
+	res, err := client.Post("http://"+addr+"/p?q=1", "text/plain", strings.NewReader("body"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if string(b) != `POST /p q=1 "body"` || res.Header.Get("X-Method") != "POST" {
+		t.Errorf("got %q %v", b, res.Header)
+	}
+}
+
+// TestServer_FlushesBeforeBlocking: a response must not wait in the
+// buffer while the server waits for bytes the client only sends after
+// reading it (here a stray CRLF after a body, as old browsers sent).
+func TestServer_FlushesBeforeBlocking(t *testing.T) {
+	_, addr := startServer(t, &recorder{})
+	c, br := rawConn(t, addr)
+	io.WriteString(c, "POST /a HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\nhi\r\n")
+	res, body := readResponse(t, br, "POST")
+	if res.StatusCode != 200 || body != "ok" {
+		t.Fatalf("%d %q", res.StatusCode, body)
+	}
+	io.WriteString(c, "GET /b HTTP/1.1\r\nHost: a\r\n\r\n")
+	if res, _ := readResponse(t, br, "GET"); res.StatusCode != 200 {
+		t.Fatalf("second request: %d", res.StatusCode)
+	}
+}
+
+func TestServer_HeadHasNoBody(t *testing.T) {
+	_, addr := startServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "hello")
+	}))
+	c, br := rawConn(t, addr)
+	io.WriteString(c, "HEAD / HTTP/1.1\r\nHost: a\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n")
+	res, body := readResponse(t, br, "HEAD")
+	if res.StatusCode != 200 || body != "" || res.Header.Get("Content-Length") != "5" {
+		t.Errorf("HEAD: %d %q %v", res.StatusCode, body, res.Header)
+	}
+	if res, body := readResponse(t, br, "GET"); body != "hello" {
+		t.Errorf("GET after HEAD: %d %q", res.StatusCode, body)
+	}
+}
+
+func TestServer_NoBodyStatuses(t *testing.T) {
+	for _, code := range []int{http.StatusNoContent, http.StatusNotModified} {
+		t.Run(strconv.Itoa(code), func(t *testing.T) {
+			werrc := make(chan error, 1)
+			_, addr := startServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if r.URL.Path == "/next" {
+					io.WriteString(w, "next")
+					return
+				}
+				w.Header().Set("Transfer-Encoding", "chunked")
+				w.WriteHeader(code)
+				_, err := io.WriteString(w, "must not be sent")
+				werrc <- err
+			}))
+			c, br := rawConn(t, addr)
+			io.WriteString(c, "GET / HTTP/1.1\r\nHost: a\r\n\r\nGET /next HTTP/1.1\r\nHost: a\r\n\r\n")
+			res, body := readResponse(t, br, "GET")
+			if res.StatusCode != code || body != "" || res.Header.Get("Transfer-Encoding") != "" {
+				t.Errorf("%d %q %v", res.StatusCode, body, res.Header)
+			}
+			if code == http.StatusNoContent && res.Header.Get("Content-Length") != "" {
+				t.Errorf("204 with Content-Length")
+			}
+			if werr := <-werrc; !errors.Is(werr, http.ErrBodyNotAllowed) {
+				t.Errorf("Write returned %v", werr)
+			}
+			if _, body := readResponse(t, br, "GET"); body != "next" {
+				t.Errorf("next response %q", body)
+			}
+		})
+	}
+}
+
+// TestServer_ResponseFraming checks how a response is delimited in each
+// case a handler can create.
+func TestServer_ResponseFraming(t *testing.T) {
+	big := strings.Repeat("x", 3*pendingSize)
+	cases := []struct {
+		name    string
+		proto   string
+		handler func(w http.ResponseWriter)
+		wantCL  int64
+		wantTE  bool
+		close   bool
+		body    string
+	}{
+		{"small body gets a Content-Length", "HTTP/1.1", func(w http.ResponseWriter) { io.WriteString(w, "small") }, 5, false, false, "small"},
+		{"large body is chunked", "HTTP/1.1", func(w http.ResponseWriter) { io.WriteString(w, big) }, -1, true, false, big},
+		{"handler's Content-Length", "HTTP/1.1", func(w http.ResponseWriter) {
+			w.Header().Set("Content-Length", strconv.Itoa(len(big)))
+			io.WriteString(w, big)
+		}, int64(len(big)), false, false, big},
+		{"flush commits to chunked", "HTTP/1.1", func(w http.ResponseWriter) {
+			io.WriteString(w, "a")
+			w.(http.Flusher).Flush()
+			io.WriteString(w, "b")
+		}, -1, true, false, "ab"},
+		{"empty body", "HTTP/1.1", func(w http.ResponseWriter) {}, 0, false, false, ""},
+		{"HTTP/1.0 large body is delimited by close", "HTTP/1.0", func(w http.ResponseWriter) { io.WriteString(w, big) }, -1, false, true, big},
+		{"handler asks to close", "HTTP/1.1", func(w http.ResponseWriter) {
+			w.Header().Set("Connection", "close")
+			io.WriteString(w, "bye")
+		}, 3, false, true, "bye"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, addr := startServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { tc.handler(w) }))
+			c, br := rawConn(t, addr)
+			keep := ""
+			if tc.proto == "HTTP/1.0" {
+				keep = "Connection: keep-alive\r\n"
+			}
+			fmt.Fprintf(c, "GET / %s\r\nHost: a\r\n%s\r\n", tc.proto, keep)
+			res, body := readResponse(t, br, "GET")
+			if res.ContentLength != tc.wantCL || (len(res.TransferEncoding) > 0) != tc.wantTE || res.Close != tc.close || body != tc.body {
+				t.Errorf("CL=%d TE=%v close=%v body %d bytes; want CL=%d TE=%v close=%v %d bytes",
+					res.ContentLength, res.TransferEncoding, res.Close, len(body), tc.wantCL, tc.wantTE, tc.close, len(tc.body))
+			}
+		})
+	}
+}
+
+func TestServer_ContentLengthMismatch(t *testing.T) {
+	longErr := make(chan error, 1)
+	_, addr := startServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", "4")
+		if r.URL.Path == "/long" {
+			_, err := io.WriteString(w, "toolong")
+			longErr <- err
+			return
+		}
+		io.WriteString(w, "ab") // short
+	}))
+	c, br := rawConn(t, addr)
+	io.WriteString(c, "GET /short HTTP/1.1\r\nHost: a\r\n\r\n")
+	res, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadAll(res.Body); err == nil {
+		t.Errorf("a short body must end with the connection closed (unexpected EOF)")
+	}
+	c2, br2 := rawConn(t, addr)
+	io.WriteString(c2, "GET /long HTTP/1.1\r\nHost: a\r\n\r\n")
+	if _, err := http.ReadResponse(br2, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-longErr; !errors.Is(err, http.ErrContentLength) {
+		t.Errorf("writing past Content-Length returned %v", err)
+	}
+}
+
+func TestServer_StreamsResponseWithFlush(t *testing.T) {
+	release := make(chan struct{})
+	_, addr := startServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "first")
+		w.(http.Flusher).Flush()
+		<-release
+		io.WriteString(w, "second")
+	}))
+	c, br := rawConn(t, addr)
+	io.WriteString(c, "GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+	res, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 5)
+	if _, err := io.ReadFull(res.Body, buf); err != nil || string(buf) != "first" {
+		t.Fatalf("first chunk before the handler finished: %q %v", buf, err)
+	}
+	close(release)
+	rest, _ := io.ReadAll(res.Body)
+	if string(rest) != "second" {
+		t.Errorf("rest %q", rest)
+	}
+}
+
+func TestServer_Trailers(t *testing.T) {
+	_, addr := startServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Trailer", "X-Sum")
+		io.WriteString(w, "data")
+		w.(http.Flusher).Flush()
+		w.Header().Set("X-Sum", "42")
+		w.Header().Set(http.TrailerPrefix+"X-Late", "7")
+	}))
+	res, err := http.Get("http://" + addr + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.Trailer.Get("X-Sum") != "42" || res.Trailer.Get("X-Late") != "7" {
+		t.Errorf("trailers %v", res.Trailer)
+	}
+}
+
+func TestServer_InformationalResponses(t *testing.T) {
+	_, addr := startServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Link", "</style.css>; rel=preload")
+		w.WriteHeader(http.StatusEarlyHints)
+		w.Header().Del("Link")
+		io.WriteString(w, "final")
+	}))
+	var got []int
+	trace := &httptrace.ClientTrace{Got1xxResponse: func(code int, h textproto.MIMEHeader) error {
+		if h.Get("Link") == "" {
+			t.Errorf("103 without its Link")
+		}
+		got = append(got, code)
+		return nil
+	}}
+	req, _ := http.NewRequestWithContext(httptrace.WithClientTrace(context.Background(), trace), "GET", "http://"+addr+"/", nil)
+	res, err := http.DefaultTransport.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if len(got) != 1 || got[0] != 103 || string(b) != "final" {
+		t.Errorf("1xx %v, body %q", got, b)
+	}
+}
+
+func TestServer_ContentTypeAndDate(t *testing.T) {
+	_, addr := startServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/own" {
+			w.Header().Set("Date", "custom")
+			w.Header().Set("Content-Type", "application/x-own")
+		}
+		io.WriteString(w, "<html><body>hi</body></html>")
+	}))
+	c, br := rawConn(t, addr)
+	io.WriteString(c, "GET /sniff HTTP/1.1\r\nHost: a\r\n\r\nGET /own HTTP/1.1\r\nHost: a\r\n\r\n")
+	res, _ := readResponse(t, br, "GET")
+	if ct := res.Header.Get("Content-Type"); !strings.HasPrefix(ct, "text/html") {
+		t.Errorf("sniffed %q", ct)
+	}
+	if _, err := http.ParseTime(res.Header.Get("Date")); err != nil {
+		t.Errorf("Date %q: %v", res.Header.Get("Date"), err)
+	}
+	res, _ = readResponse(t, br, "GET")
+	if res.Header.Get("Content-Type") != "application/x-own" || res.Header.Get("Date") != "custom" || len(res.Header["Date"]) != 1 {
+		t.Errorf("handler's fields not kept: %v", res.Header)
+	}
+}
+
+// TestServer_HandlerCannotSplitResponse: CR and LF in a value a handler
+// sets must not start a new field or a new response.
+func TestServer_HandlerCannotSplitResponse(t *testing.T) {
+	_, addr := startServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header()["X-Evil"] = []string{"a\r\nSet-Cookie: x=1\r\n\r\nHTTP/1.1 200 OK"}
+		w.Header()["Bad Name"] = []string{"v"}
+		io.WriteString(w, "ok")
+	}))
+	c, br := rawConn(t, addr)
+	io.WriteString(c, "GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+	res, body := readResponse(t, br, "GET")
+	if res.Header.Get("Set-Cookie") != "" || res.Header.Get("Bad Name") != "" || body != "ok" {
+		t.Errorf("injected: %v %q", res.Header, body)
+	}
+}
+
+func TestServer_LargeAndStreamedRequestBodies(t *testing.T) {
+	payload := make([]byte, 3<<20)
+	rand.Read(payload)
+	_, addr := startServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, err := io.ReadAll(r.Body)
+		if err != nil {
+			http.Error(w, err.Error(), 500)
+			return
+		}
+		w.Header().Set("Content-Length", strconv.Itoa(len(b)))
+		w.Write(b)
+	}))
+	client := &http.Client{Transport: &http.Transport{}}
+	defer client.CloseIdleConnections()
+	for _, chunked := range []bool{false, true} {
+		var body io.Reader = bytes.NewReader(payload)
+		if chunked {
+			pr, pw := io.Pipe()
+			go func() {
+				for i := 0; i < len(payload); i += 100 << 10 {
+					pw.Write(payload[i:min(i+100<<10, len(payload))])
+				}
+				pw.Close()
+			}()
+			body = pr
+		}
+		res, err := client.Post("http://"+addr+"/", "application/octet-stream", body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if !bytes.Equal(got, payload) {
+			t.Errorf("chunked=%v: echoed %d bytes, want %d identical", chunked, len(got), len(payload))
+		}
+	}
+}
+
+// TestServer_UnreadBody: a body the handler did not read is discarded to
+// keep the connection when it is small, and closes it when it is large.
+func TestServer_UnreadBody(t *testing.T) {
+	_, addr := startServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ignored") }))
+	c, br := rawConn(t, addr)
+	fmt.Fprintf(c, "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\n0123456789GET /next HTTP/1.1\r\nHost: a\r\n\r\n")
+	res, _ := readResponse(t, br, "POST")
+	if res.Close {
+		t.Errorf("small unread body closed the connection")
+	}
+	if res, _ := readResponse(t, br, "GET"); res.StatusCode != 200 {
+		t.Errorf("next request: %d", res.StatusCode)
+	}
+	c2, br2 := rawConn(t, addr)
+	fmt.Fprintf(c2, "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: %d\r\n\r\n", 10<<20)
+	res, _ = readResponse(t, br2, "POST")
+	if !res.Close {
+		t.Errorf("large unread body kept the connection")
+	}
+}
+
+func TestServer_ExpectContinue(t *testing.T) {
+	_, addr := startServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		if r.Header.Get("Expect") == "" {
+			t.Errorf("Expect field removed")
+		}
+		w.Write(b)
+	}))
+	c, br := rawConn(t, addr)
+	io.WriteString(c, "PUT / HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 4\r\n\r\n")
+	line, err := br.ReadString('\n')
+	if err != nil || line != "HTTP/1.1 100 Continue\r\n" {
+		t.Fatalf("got %q %v before sending the body", line, err)
+	}
+	br.ReadString('\n')
+	io.WriteString(c, "data")
+	if _, body := readResponse(t, br, "PUT"); body != "data" {
+		t.Errorf("body %q", body)
+	}
+}
+
+// TestServer_ExpectContinueNotSentWhenRejected: a handler that answers
+// without reading gets no 100 Continue sent, and the connection closes
+// since the client may or may not send the body.
+func TestServer_ExpectContinueNotSentWhenRejected(t *testing.T) {
+	_, addr := startServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "too big", http.StatusRequestEntityTooLarge)
+	}))
+	c, br := rawConn(t, addr)
+	io.WriteString(c, "PUT / HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 100000\r\n\r\n")
+	res, _ := readResponse(t, br, "PUT")
+	if res.StatusCode != 413 || !res.Close {
+		t.Errorf("%d close=%v", res.StatusCode, res.Close)
+	}
+}
+
+func TestServer_PanicAnswers500AndCloses(t *testing.T) {
+	_, addr := startServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		panic("boom")
+	}))
+	c, br := rawConn(t, addr)
+	io.WriteString(c, "GET / HTTP/1.1\r\nHost: a\r\n\r\nGET /next HTTP/1.1\r\nHost: a\r\n\r\n")
+	res, _ := readResponse(t, br, "GET")
+	if res.StatusCode != 500 || !res.Close {
+		t.Errorf("%d close=%v", res.StatusCode, res.Close)
+	}
+	if _, err := http.ReadResponse(br, nil); err == nil {
+		t.Errorf("the connection served a request after a panic")
+	}
+}
+
+func TestServer_AbortHandlerClosesSilently(t *testing.T) {
+	_, addr := startServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, strings.Repeat("x", 3*pendingSize))
+		panic(http.ErrAbortHandler)
+	}))
+	c, br := rawConn(t, addr)
+	io.WriteString(c, "GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+	res, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadAll(res.Body); err == nil {
+		t.Errorf("an aborted response must not look complete")
+	}
+}
+
+func TestServer_BodyUnreadableAfterHandlerReturns(t *testing.T) {
+	bodies := make(chan io.Reader, 1)
+	_, addr := startServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == "POST" {
+			bodies <- r.Body
+		}
+	}))
+	c, br := rawConn(t, addr)
+	io.WriteString(c, "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nabcGET /x HTTP/1.1\r\nHost: a\r\n\r\n")
+	readResponse(t, br, "POST")
+	readResponse(t, br, "GET")
+	if _, err := (<-bodies).Read(make([]byte, 10)); !errors.Is(err, http.ErrBodyReadAfterClose) {
+		t.Errorf("read after return: %v", err)
+	}
+}
+
+func TestServer_RequestContext(t *testing.T) {
+	type seen struct {
+		remote, local string
+		server        bool
+	}
+	got := make(chan seen, 1)
+	_, addr := startServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		la, _ := r.Context().Value(http.LocalAddrContextKey).(net.Addr)
+		_, isServer := r.Context().Value(http.ServerContextKey).(*http.Server)
+		got <- seen{r.RemoteAddr, fmt.Sprint(la), isServer}
+	}))
+	c, br := rawConn(t, addr)
+	io.WriteString(c, "GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+	readResponse(t, br, "GET")
+	s := <-got
+	if s.remote != c.LocalAddr().String() || s.local != addr || !s.server {
+		t.Errorf("%+v", s)
+	}
+}
+
+func TestServer_CloseCancelsRequestContext(t *testing.T) {
+	started := make(chan struct{})
+	done := make(chan error, 1)
+	s, addr := startServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		close(started)
+		<-r.Context().Done()
+		done <- r.Context().Err()
+	}))
+	c, _ := rawConn(t, addr)
+	io.WriteString(c, "GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+	<-started
+	s.Close()
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.Canceled) {
+			t.Errorf("%v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("request context not cancelled by Close")
+	}
+}
+
+func TestServer_HTTP2PrefaceWithoutFallbackIsRefused(t *testing.T) {
+	_, addr := startServer(t, &recorder{})
+	if got := exchange(t, addr, "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"); len(got) != 1 || got[0] != 505 {
+		t.Errorf("statuses %v", got)
+	}
+}
+
+// TestServer_UpgradeWithoutFallbackIsIgnored: without a fallback the
+// upgrade offer is dropped and the request served as a plain one.
+func TestServer_UpgradeWithoutFallbackIsIgnored(t *testing.T) {
+	got := make(chan string, 1)
+	_, addr := startServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got <- r.Header.Get("Upgrade")
+	}))
+	c, br := rawConn(t, addr)
+	io.WriteString(c, "GET / HTTP/1.1\r\nHost: a\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n")
+	if res, _ := readResponse(t, br, "GET"); res.StatusCode != 200 {
+		t.Errorf("%d", res.StatusCode)
+	}
+	if u := <-got; u != "" {
+		t.Errorf("handler saw Upgrade %q", u)
+	}
+}
+
+func TestServer_MaxURIBytes(t *testing.T) {
+	_, addr := startServer(t, &recorder{}, func(s *Server) { s.MaxURIBytes = 300 })
+	if got := exchange(t, addr, "GET /"+strings.Repeat("a", 299)+" HTTP/1.1\r\nHost: a\r\n\r\n"); len(got) != 1 || got[0] != 200 {
+		t.Errorf("at the limit: %v", got)
+	}
+	if got := exchange(t, addr, "GET /"+strings.Repeat("a", 300)+" HTTP/1.1\r\nHost: a\r\n\r\n"); len(got) != 1 || got[0] != 414 {
+		t.Errorf("over the limit: %v", got)
+	}
+	// A request line still arriving is refused as soon as it is too long.
+	c, br := rawConn(t, addr)
+	io.WriteString(c, "GET /"+strings.Repeat("a", 2000))
+	if got := readStatuses(t, br); len(got) != 1 || got[0] != 414 {
+		t.Errorf("partial request line: %v", got)
+	}
+}
+
+func TestServer_LargeHeadWithinLimit(t *testing.T) {
+	rec := &recorder{}
+	_, addr := startServer(t, rec, func(s *Server) { s.MaxHeaderBytes = 32 << 10 })
+	big := strings.Repeat("t", 20<<10)
+	raw := "GET /a HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer " + big + "\r\n\r\nGET /b HTTP/1.1\r\nHost: a\r\n\r\n"
+	if got := exchange(t, addr, raw); len(got) != 2 || got[0] != 200 || got[1] != 200 {
+		t.Errorf("statuses %v", got)
+	}
+	raw = "GET /c HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer " + big + big + "\r\n\r\n"
+	if got := exchange(t, addr, raw); len(got) != 1 || got[0] != 431 {
+		t.Errorf("over the limit: %v", got)
+	}
+}
+
+// TestServer_ConcurrentConnections runs many clients at once (for -race).
+func TestServer_ConcurrentConnections(t *testing.T) {
+	_, addr := startServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		w.Write(b)
+	}))
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 16}}
+	defer client.CloseIdleConnections()
+	var wg sync.WaitGroup
+	for i := range 16 {
+		wg.Go(func() {
+			for j := range 20 {
+				msg := fmt.Sprintf("%d-%d", i, j)
+				res, err := client.Post("http://"+addr+"/", "text/plain", strings.NewReader(msg))
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				b, _ := io.ReadAll(res.Body)
+				res.Body.Close()
+				if string(b) != msg {
+					t.Errorf("got %q, want %q", b, msg)
+				}
+			}
+		})
+	}
+	wg.Wait()
+}

@@ -1,0 +1,633 @@
+package h1
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httptrace"
+	"net/textproto"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// backendSeen is what a test backend records of a request.
+type backendSeen struct {
+	method, uri, host, body string
+	header                  http.Header
+	te                      []string
+	cl                      int64
+}
+
+// countingBackend is a net/http backend that counts the connections it
+// accepts.
+func countingBackend(t *testing.T, h http.Handler) (*httptest.Server, *atomic.Int32) {
+	var conns atomic.Int32
+	s := httptest.NewUnstartedServer(h)
+	s.Config.ConnState = func(c net.Conn, st http.ConnState) {
+		if st == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	s.Start()
+	t.Cleanup(s.Close)
+	return s, &conns
+}
+
+func newRequest(t *testing.T, method, url string, body io.Reader) *http.Request {
+	t.Helper()
+	req, err := http.NewRequestWithContext(testContext(t), method, url, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return req
+}
+
+func roundTrip(t *testing.T, tr *Transport, req *http.Request) (*http.Response, string) {
+	t.Helper()
+	res, err := tr.RoundTrip(req)
+	if err != nil {
+		t.Fatalf("RoundTrip: %v", err)
+	}
+	b, err := io.ReadAll(res.Body)
+	if err != nil {
+		t.Fatalf("body: %v", err)
+	}
+	res.Body.Close()
+	return res, string(b)
+}
+
+func TestTransport_AgainstNetHTTPBackend(t *testing.T) {
+	seen := make(chan backendSeen, 1)
+	backend, _ := countingBackend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		seen <- backendSeen{r.Method, r.RequestURI, r.Host, string(b), r.Header.Clone(), r.TransferEncoding, r.ContentLength}
+		switch r.URL.Path {
+		case "/204":
+			w.WriteHeader(http.StatusNoContent)
+		case "/304":
+			w.Header().Set("Content-Length", "10")
+			w.WriteHeader(http.StatusNotModified)
+		case "/chunked":
+			w.Header().Set("Trailer", "X-Sum")
+			io.WriteString(w, "part1,")
+			w.(http.Flusher).Flush()
+			io.WriteString(w, "part2")
+			w.Header().Set("X-Sum", "ok")
+		case "/big":
+			w.Write(bytes.Repeat([]byte("b"), 1<<20))
+		default:
+			w.Header()["X-Multi"] = []string{"1", "2"}
+			fmt.Fprintf(w, "hello %s", r.Method)
+		}
+	}))
+	tr := &Transport{}
+	defer tr.CloseIdleConnections()
+	base := backend.URL
+
+	t.Run("GET with escaped path and query", func(t *testing.T) {
+		req := newRequest(t, "GET", base+"/a%2Fb/c?x=1&y=%20", nil)
+		req.Header["X-Multi"] = []string{"a", "b"}
+		res, body := roundTrip(t, tr, req)
+		s := <-seen
+		if s.uri != "/a%2Fb/c?x=1&y=%20" || strings.Join(s.header["X-Multi"], ",") != "a,b" || s.header.Get("User-Agent") != "" {
+			t.Errorf("backend saw %+v", s)
+		}
+		if body != "hello GET" || strings.Join(res.Header["X-Multi"], ",") != "1,2" || res.ContentLength != 9 || res.Proto != "HTTP/1.1" || res.Status != "200 OK" {
+			t.Errorf("response %v %q", res, body)
+		}
+	})
+	t.Run("Host override", func(t *testing.T) {
+		req := newRequest(t, "GET", base+"/", nil)
+		req.Host = "virtual.example"
+		roundTrip(t, tr, req)
+		if s := <-seen; s.host != "virtual.example" {
+			t.Errorf("host %q", s.host)
+		}
+	})
+	t.Run("POST with Content-Length", func(t *testing.T) {
+		_, body := roundTrip(t, tr, newRequest(t, "POST", base+"/", strings.NewReader("payload")))
+		s := <-seen
+		if s.body != "payload" || s.cl != 7 || len(s.te) != 0 || body != "hello POST" {
+			t.Errorf("backend saw %+v", s)
+		}
+	})
+	t.Run("POST of unknown length is chunked", func(t *testing.T) {
+		req := newRequest(t, "POST", base+"/", io.MultiReader(strings.NewReader("chu"), strings.NewReader("nked")))
+		req.ContentLength = -1
+		roundTrip(t, tr, req)
+		if s := <-seen; s.body != "chunked" || len(s.te) != 1 || s.te[0] != "chunked" {
+			t.Errorf("backend saw %+v", s)
+		}
+	})
+	t.Run("PUT with an empty body sends Content-Length 0", func(t *testing.T) {
+		req := newRequest(t, "PUT", base+"/", io.NopCloser(strings.NewReader("")))
+		req.ContentLength = 0
+		roundTrip(t, tr, req)
+		if s := <-seen; s.header.Get("Content-Length") != "0" || len(s.te) != 0 {
+			t.Errorf("backend saw %+v", s)
+		}
+	})
+	t.Run("HEAD", func(t *testing.T) {
+		res, body := roundTrip(t, tr, newRequest(t, "HEAD", base+"/", nil))
+		<-seen
+		if body != "" || res.ContentLength != int64(len("hello HEAD")) {
+			t.Errorf("HEAD: CL %d body %q", res.ContentLength, body)
+		}
+	})
+	t.Run("204 and 304", func(t *testing.T) {
+		for _, p := range []string{"/204", "/304"} {
+			res, body := roundTrip(t, tr, newRequest(t, "GET", base+p, nil))
+			<-seen
+			if body != "" || res.Body != http.NoBody {
+				t.Errorf("%s: %d %q", p, res.StatusCode, body)
+			}
+		}
+	})
+	t.Run("chunked response with trailer", func(t *testing.T) {
+		res, body := roundTrip(t, tr, newRequest(t, "GET", base+"/chunked", nil))
+		<-seen
+		if body != "part1,part2" || res.ContentLength != -1 || res.Trailer.Get("X-Sum") != "ok" {
+			t.Errorf("%q CL=%d trailer=%v", body, res.ContentLength, res.Trailer)
+		}
+		if res.Header.Get("Transfer-Encoding") != "" || res.Header.Get("Trailer") != "" {
+			t.Errorf("framing fields left in the header: %v", res.Header)
+		}
+	})
+	t.Run("large response", func(t *testing.T) {
+		_, body := roundTrip(t, tr, newRequest(t, "GET", base+"/big", nil))
+		<-seen
+		if len(body) != 1<<20 {
+			t.Errorf("%d bytes", len(body))
+		}
+	})
+}
+
+func TestTransport_ReusesConnections(t *testing.T) {
+	backend, conns := countingBackend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, strings.Repeat("x", 100))
+	}))
+	tr := &Transport{}
+	defer tr.CloseIdleConnections()
+	for range 10 {
+		roundTrip(t, tr, newRequest(t, "GET", backend.URL, nil))
+	}
+	// Closing a body whose rest is already buffered keeps the connection.
+	res, err := tr.RoundTrip(newRequest(t, "GET", backend.URL, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Read(make([]byte, 10))
+	res.Body.Close()
+	roundTrip(t, tr, newRequest(t, "GET", backend.URL, nil))
+	if n := conns.Load(); n != 1 {
+		t.Errorf("%d connections for sequential requests", n)
+	}
+	if n := tr.IdleConns(strings.TrimPrefix(backend.URL, "http://")); n != 1 {
+		t.Errorf("%d idle connections", n)
+	}
+}
+
+func TestTransport_ConnectionCloseFromBackend(t *testing.T) {
+	backend, conns := countingBackend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Connection", "close")
+		io.WriteString(w, "bye")
+	}))
+	tr := &Transport{}
+	defer tr.CloseIdleConnections()
+	for range 3 {
+		res, body := roundTrip(t, tr, newRequest(t, "GET", backend.URL, nil))
+		if body != "bye" || !res.Close {
+			t.Errorf("%q close=%v", body, res.Close)
+		}
+	}
+	if n := conns.Load(); n != 3 {
+		t.Errorf("%d connections, want one per request", n)
+	}
+}
+
+// rawBackend serves each accepted connection with fn.
+func rawBackend(t *testing.T, fn func(c net.Conn, br *bufio.Reader, n int)) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	t.Cleanup(func() {
+		ln.Close()
+		wg.Wait()
+	})
+	wg.Go(func() {
+		for n := 0; ; n++ {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			wg.Go(func() {
+				defer c.Close()
+				c.SetDeadline(time.Now().Add(10 * time.Second))
+				fn(c, bufio.NewReader(c), n)
+			})
+		}
+	})
+	return "http://" + ln.Addr().String()
+}
+
+// readRequestHead consumes one request head.
+func readRequestHead(br *bufio.Reader) error {
+	tp := textproto.NewReader(br)
+	if _, err := tp.ReadLine(); err != nil {
+		return err
+	}
+	_, err := tp.ReadMIMEHeader()
+	return err
+}
+
+// TestTransport_StaleConnection: the backend closes a kept connection
+// without answering. An idempotent request is sent again on a new
+// connection; a POST is not, and its error does not claim it was unsent.
+func TestTransport_StaleConnection(t *testing.T) {
+	url := rawBackend(t, func(c net.Conn, br *bufio.Reader, n int) {
+		if readRequestHead(br) != nil {
+			return
+		}
+		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+		if n%2 == 0 {
+			readRequestHead(br) // then close without answering
+		}
+	})
+	tr := &Transport{}
+	defer tr.CloseIdleConnections()
+	roundTrip(t, tr, newRequest(t, "GET", url, nil))
+	if _, body := roundTrip(t, tr, newRequest(t, "GET", url, nil)); body != "ok" {
+		t.Errorf("retried GET: %q", body)
+	}
+	roundTrip(t, tr, newRequest(t, "GET", url, nil)) // leaves a connection that will go stale
+	_, err := tr.RoundTrip(newRequest(t, "POST", url, strings.NewReader("x")))
+	if err == nil {
+		t.Fatal("POST on a stale connection succeeded: it must not be replayed")
+	}
+	if errors.Is(err, ErrRequestNotSent) {
+		t.Errorf("POST error claims the request was not sent: %v", err)
+	}
+}
+
+// TestTransport_ClosedIdleConnectionIsNotUsed: a connection the backend
+// closed while idle is noticed before a request is written on it.
+func TestTransport_ClosedIdleConnectionIsNotUsed(t *testing.T) {
+	var served atomic.Int32
+	url := rawBackend(t, func(c net.Conn, br *bufio.Reader, n int) {
+		if readRequestHead(br) != nil {
+			return
+		}
+		served.Add(1)
+		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+	}) // closes after one response
+	tr := &Transport{}
+	defer tr.CloseIdleConnections()
+	roundTrip(t, tr, newRequest(t, "GET", url, nil))
+	time.Sleep(50 * time.Millisecond) // let the FIN arrive
+	if _, body := roundTrip(t, tr, newRequest(t, "POST", url, strings.NewReader("x"))); body != "ok" {
+		t.Errorf("%q", body)
+	}
+	if served.Load() != 2 {
+		t.Errorf("served %d", served.Load())
+	}
+}
+
+// TestTransport_UnsolicitedDataNeverDesynchronizes: bytes a backend sends
+// beyond a response (here a whole forged response) must never be read as
+// the response to the next request.
+func TestTransport_UnsolicitedDataNeverDesynchronizes(t *testing.T) {
+	for _, delay := range []time.Duration{0, 50 * time.Millisecond} {
+		t.Run(fmt.Sprint("delay ", delay), func(t *testing.T) {
+			url := rawBackend(t, func(c net.Conn, br *bufio.Reader, n int) {
+				for i := 0; ; i++ {
+					if readRequestHead(br) != nil {
+						return
+					}
+					io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 7\r\n\r\ngenuine")
+					if n == 0 && i == 0 {
+						time.Sleep(delay)
+						io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nforged")
+					}
+				}
+			})
+			tr := &Transport{}
+			defer tr.CloseIdleConnections()
+			roundTrip(t, tr, newRequest(t, "GET", url, nil))
+			// The forged bytes arrive while the connection is idle. (Bytes
+			// arriving after the next request was written cannot be told
+			// from its response by any HTTP/1.1 client.)
+			time.Sleep(2*delay + 20*time.Millisecond)
+			for range 3 {
+				if _, body := roundTrip(t, tr, newRequest(t, "GET", url, nil)); body != "genuine" {
+					t.Fatalf("got %q", body)
+				}
+			}
+		})
+	}
+}
+
+func TestTransport_ContextCancellation(t *testing.T) {
+	release := make(chan struct{})
+	defer close(release)
+	backend, _ := countingBackend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/body" {
+			io.WriteString(w, "start")
+			w.(http.Flusher).Flush()
+		}
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}))
+	tr := &Transport{}
+	defer tr.CloseIdleConnections()
+
+	ctx, cancel := context.WithCancel(context.Background())
+	req, _ := http.NewRequestWithContext(ctx, "GET", backend.URL+"/head", nil)
+	time.AfterFunc(50*time.Millisecond, cancel)
+	start := time.Now()
+	if _, err := tr.RoundTrip(req); !errors.Is(err, context.Canceled) {
+		t.Errorf("waiting for the head: %v", err)
+	}
+	if time.Since(start) > 5*time.Second {
+		t.Errorf("cancellation took %v", time.Since(start))
+	}
+
+	ctx, cancel = context.WithCancel(context.Background())
+	req, _ = http.NewRequestWithContext(ctx, "GET", backend.URL+"/body", nil)
+	res, err := tr.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.AfterFunc(50*time.Millisecond, cancel)
+	if _, err := io.ReadAll(res.Body); !errors.Is(err, context.Canceled) {
+		t.Errorf("reading the body: %v", err)
+	}
+	res.Body.Close()
+	if n := tr.IdleConns(strings.TrimPrefix(backend.URL, "http://")); n != 0 {
+		t.Errorf("a cancelled connection went back to the pool")
+	}
+}
+
+func TestTransport_ResponseHeaderTimeout(t *testing.T) {
+	url := rawBackend(t, func(c net.Conn, br *bufio.Reader, n int) {
+		readRequestHead(br)
+		io.ReadAll(br) // never answers
+	})
+	tr := &Transport{ResponseHeaderTimeout: 100 * time.Millisecond}
+	_, err := tr.RoundTrip(newRequest(t, "GET", url, nil))
+	var ne net.Error
+	if !errors.As(err, &ne) || !ne.Timeout() {
+		t.Errorf("got %v, want a timeout", err)
+	}
+	if errors.Is(err, ErrRequestNotSent) {
+		t.Errorf("timeout claims the request was not sent")
+	}
+}
+
+// TestTransport_SlowBodyOutlivesResponseHeaderTimeout: the head timeout
+// does not apply to a body that streams for longer.
+func TestTransport_SlowBodyOutlivesResponseHeaderTimeout(t *testing.T) {
+	backend, _ := countingBackend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		for range 3 {
+			io.WriteString(w, "tick")
+			w.(http.Flusher).Flush()
+			time.Sleep(100 * time.Millisecond)
+		}
+	}))
+	tr := &Transport{ResponseHeaderTimeout: 80 * time.Millisecond}
+	defer tr.CloseIdleConnections()
+	if _, body := roundTrip(t, tr, newRequest(t, "GET", backend.URL, nil)); body != "ticktickticktick"[:12] {
+		t.Errorf("%q", body)
+	}
+}
+
+func TestTransport_ErrRequestNotSent(t *testing.T) {
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	closedAddr := ln.Addr().String()
+	ln.Close()
+	tr := &Transport{DialTimeout: time.Second}
+	cases := []struct {
+		name string
+		req  func() *http.Request
+	}{
+		{"dial refused", func() *http.Request { return newRequest(t, "GET", "http://"+closedAddr+"/", nil) }},
+		{"https is not handled", func() *http.Request { return newRequest(t, "GET", "https://example.com/", nil) }},
+		{"invalid header value", func() *http.Request {
+			r := newRequest(t, "GET", "http://"+closedAddr+"/", nil)
+			r.Header["X-Bad"] = []string{"a\r\nInjected: 1"}
+			return r
+		}},
+		{"cancelled before sending", func() *http.Request {
+			ctx, cancel := context.WithCancel(context.Background())
+			cancel()
+			r, _ := http.NewRequestWithContext(ctx, "GET", "http://"+closedAddr+"/", nil)
+			return r
+		}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := tr.RoundTrip(tc.req())
+			if !errors.Is(err, ErrRequestNotSent) {
+				t.Errorf("%v does not match ErrRequestNotSent", err)
+			}
+		})
+	}
+}
+
+// TestTransport_RefusesInjection: a header value or request target that
+// would split the request is refused before anything is written.
+func TestTransport_RefusesInjection(t *testing.T) {
+	var got atomic.Int32
+	backend, _ := countingBackend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { got.Add(1) }))
+	tr := &Transport{}
+	defer tr.CloseIdleConnections()
+	for _, mutate := range []func(r *http.Request){
+		func(r *http.Request) { r.Header["X"] = []string{"v\nGET /smuggled HTTP/1.1"} },
+		func(r *http.Request) { r.Header["Bad Name"] = []string{"v"} },
+		func(r *http.Request) { r.URL.RawQuery = "a=1 HTTP/1.1\r\nX: y" },
+		func(r *http.Request) { r.Host = "a\r\nX: y" },
+	} {
+		req := newRequest(t, "GET", backend.URL, nil)
+		mutate(req)
+		if _, err := tr.RoundTrip(req); !errors.Is(err, ErrRequestNotSent) {
+			t.Errorf("got %v", err)
+		}
+	}
+	roundTrip(t, tr, newRequest(t, "GET", backend.URL, nil))
+	if got.Load() != 1 {
+		t.Errorf("backend saw %d requests, want only the valid one", got.Load())
+	}
+}
+
+func TestTransport_InformationalResponses(t *testing.T) {
+	url := rawBackend(t, func(c net.Conn, br *bufio.Reader, n int) {
+		readRequestHead(br)
+		io.WriteString(c, "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\n\r\n"+
+			"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\ndone")
+	})
+	var codes []int
+	var link string
+	ctx := httptrace.WithClientTrace(testContext(t), &httptrace.ClientTrace{Got1xxResponse: func(code int, h textproto.MIMEHeader) error {
+		codes = append(codes, code)
+		link = h.Get("Link")
+		return nil
+	}})
+	req, _ := http.NewRequestWithContext(ctx, "GET", url, nil)
+	tr := &Transport{}
+	defer tr.CloseIdleConnections()
+	res, body := roundTrip(t, tr, req)
+	if res.StatusCode != 200 || body != "done" || len(codes) != 1 || codes[0] != 103 || link != "</a.css>" {
+		t.Errorf("%d %q 1xx=%v link=%q", res.StatusCode, body, codes, link)
+	}
+}
+
+func TestTransport_SwitchingProtocols(t *testing.T) {
+	backend, _ := countingBackend(t, http.HandlerFunc(echoUpgrade))
+	tr := &Transport{}
+	req := newRequest(t, "GET", backend.URL, nil)
+	req.Header.Set("Connection", "Upgrade")
+	req.Header.Set("Upgrade", "websocket")
+	res, err := tr.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rwc, ok := res.Body.(io.ReadWriteCloser)
+	if res.StatusCode != 101 || !ok {
+		t.Fatalf("%d %T", res.StatusCode, res.Body)
+	}
+	defer rwc.Close()
+	io.WriteString(rwc, "ping\n")
+	line, _ := bufio.NewReader(rwc).ReadString('\n')
+	if line != "echo ping\n" {
+		t.Errorf("%q", line)
+	}
+}
+
+// TestTransport_MalformedResponses: each response is malformed or framed
+// ambiguously; the transport must fail cleanly (an error, the connection
+// closed) and never hand back something a second parser could read
+// differently.
+func TestTransport_MalformedResponses(t *testing.T) {
+	cases := []struct {
+		name, response string
+		bodyErr        bool // the head is fine, the body fails
+	}{
+		{"bare LF in the status line", "HTTP/1.1 200 OK\nContent-Length: 2\r\n\r\nok", false},
+		{"bare LF in a field", "HTTP/1.1 200 OK\r\nContent-Length: 2\n\r\nok", false},
+		{"obs-fold", "HTTP/1.1 200 OK\r\nX: a\r\n b\r\nContent-Length: 2\r\n\r\nok", false},
+		{"space before colon", "HTTP/1.1 200 OK\r\nContent-Length : 2\r\n\r\nok", false},
+		{"NUL in a value", "HTTP/1.1 200 OK\r\nX: a\x00b\r\nContent-Length: 2\r\n\r\nok", false},
+		{"Content-Length and Transfer-Encoding", "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n", false},
+		{"two Content-Length", "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nok", false},
+		{"invalid Content-Length", "HTTP/1.1 200 OK\r\nContent-Length: 2x\r\n\r\nok", false},
+		{"unsupported Transfer-Encoding", "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n", false},
+		{"Transfer-Encoding in HTTP/1.0", "HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", false},
+		{"status code out of range", "HTTP/1.1 600 Nope\r\nContent-Length: 0\r\n\r\n", false},
+		{"status code not numeric", "HTTP/1.1 2OO OK\r\nContent-Length: 0\r\n\r\n", false},
+		{"HTTP/2.0 status line", "HTTP/2.0 200 OK\r\nContent-Length: 0\r\n\r\n", false},
+		{"garbage", "SSH-2.0-OpenSSH\r\n\r\n", false},
+		{"control character in the reason", "HTTP/1.1 200 O\x01K\r\nContent-Length: 0\r\n\r\n", false},
+		{"head too large", "HTTP/1.1 200 OK\r\nX: " + strings.Repeat("a", 70<<10) + "\r\n\r\n", false},
+		{"unsolicited 101", "HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\nUpgrade: x\r\n\r\n", false},
+		{"too many 1xx", strings.Repeat("HTTP/1.1 103 Early Hints\r\n\r\n", 10) + "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", false},
+		{"closed before the head ends", "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n", false},
+		{"invalid chunk size", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nok\r\n0\r\n\r\n", true},
+		{"chunk longer than its size", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nok\r\n0\r\n\r\n", true},
+		{"body shorter than Content-Length", "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort", true},
+		{"chunked body cut off", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhel", true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			url := rawBackend(t, func(c net.Conn, br *bufio.Reader, n int) {
+				readRequestHead(br)
+				io.WriteString(c, tc.response)
+			})
+			tr := &Transport{}
+			defer tr.CloseIdleConnections()
+			res, err := tr.RoundTrip(newRequest(t, "GET", url, nil))
+			if !tc.bodyErr {
+				if err == nil {
+					res.Body.Close()
+					t.Fatalf("accepted: %d %v", res.StatusCode, res.Header)
+				}
+				if errors.Is(err, ErrRequestNotSent) {
+					t.Errorf("error claims the request was not sent: %v", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("head refused: %v", err)
+			}
+			if _, err := io.ReadAll(res.Body); err == nil {
+				t.Errorf("body read succeeded")
+			}
+			res.Body.Close()
+			if n := tr.IdleConns(strings.TrimPrefix(url, "http://")); n != 0 {
+				t.Errorf("a connection with a broken body went back to the pool")
+			}
+		})
+	}
+}
+
+// TestTransport_ResponseUntilClose reads a body delimited by the end of
+// the connection (HTTP/1.0 style) and does not keep the connection.
+func TestTransport_ResponseUntilClose(t *testing.T) {
+	url := rawBackend(t, func(c net.Conn, br *bufio.Reader, n int) {
+		readRequestHead(br)
+		io.WriteString(c, "HTTP/1.0 200 OK\r\n\r\nall of it")
+	})
+	tr := &Transport{}
+	res, body := roundTrip(t, tr, newRequest(t, "GET", url, nil))
+	if body != "all of it" || !res.Close || res.ContentLength != -1 {
+		t.Errorf("%q close=%v CL=%d", body, res.Close, res.ContentLength)
+	}
+	if n := tr.IdleConns(strings.TrimPrefix(url, "http://")); n != 0 {
+		t.Errorf("kept a connection delimited by close")
+	}
+}
+
+func TestTransport_ConcurrentRequests(t *testing.T) {
+	backend, conns := countingBackend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		w.Write(b)
+	}))
+	tr := &Transport{MaxIdleConnsPerHost: 4}
+	defer tr.CloseIdleConnections()
+	var wg sync.WaitGroup
+	for i := range 8 {
+		wg.Go(func() {
+			for j := range 50 {
+				msg := fmt.Sprintf("%d/%d", i, j)
+				res, err := tr.RoundTrip(newRequest(t, "POST", backend.URL, strings.NewReader(msg)))
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				b, _ := io.ReadAll(res.Body)
+				res.Body.Close()
+				if string(b) != msg {
+					t.Errorf("got %q, want %q", b, msg)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if n := tr.IdleConns(strings.TrimPrefix(backend.URL, "http://")); n > 4 {
+		t.Errorf("%d idle connections, more than MaxIdleConnsPerHost", n)
+	}
+	if conns.Load() > 50 {
+		t.Errorf("%d connections: the pool is not reused", conns.Load())
+	}
+}

@@ -1,0 +1,582 @@
+package h1
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptrace"
+	"net/textproto"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// persistConn is one upstream connection. It serves one round trip at a
+// time: RoundTrip takes it from the pool, and the response body gives it
+// back (or closes it).
+type persistConn struct {
+	t      *Transport
+	key    string
+	conn   net.Conn
+	br     reader
+	bw     *bufio.Writer
+	idleAt time.Time
+	reused bool
+	head   responseHead
+
+	// The round trip in progress.
+	ctx      context.Context // the request's, to report its error after a cancellation
+	written  int64           // bytes the connection accepted
+	gotBytes bool            // some byte of a response was read
+	canceled atomic.Bool
+	stop     func() bool // stops the context watch
+	onCancel func()      // pc.cancel, made once
+	scratch  []byte
+
+	raw     syscall.RawConn // for the idle check, nil if unavailable
+	peekFn  func(fd uintptr) bool
+	peekBuf [1]byte
+	alive   bool
+	closed  bool
+
+	rdSet  bool // a read deadline is set on conn
+	inBody bool // the response head was read; reads are body reads
+}
+
+var aLongTimeAgo = time.Unix(1, 0)
+
+var errClosedBody = errors.New("h1: read on closed response body")
+
+func newPersistConn(t *Transport, key string, c net.Conn) *persistConn {
+	pc := &persistConn{t: t, key: key, conn: c}
+	pc.br.reset(c)
+	pc.br.onBlock = pc.beforeBlock
+	pc.bw = bufio.NewWriterSize(pc, writeBufSize)
+	pc.onCancel = pc.cancel
+	if sc, ok := c.(syscall.Conn); ok {
+		if raw, err := sc.SyscallConn(); err == nil {
+			pc.raw = raw
+			pc.peekFn = pc.peek
+		}
+	}
+	return pc
+}
+
+// Write counts what the connection accepted, to tell a request that was
+// never sent from one that was.
+func (pc *persistConn) Write(p []byte) (int, error) {
+	n, err := pc.conn.Write(p)
+	pc.written += int64(n)
+	return n, err
+}
+
+// setReadDeadline sets the read deadline for a response head.
+func (pc *persistConn) setReadDeadline(t time.Time) {
+	pc.conn.SetReadDeadline(t)
+	pc.rdSet = !t.IsZero()
+}
+
+// beforeBlock clears the response-head deadline before a body read
+// blocks: a body may stream for as long as the caller reads it. While the
+// head and the body arrive together, as they mostly do, the deadline is
+// set once per round trip and never cleared.
+func (pc *persistConn) beforeBlock() {
+	if pc.inBody && pc.rdSet {
+		pc.setReadDeadline(time.Time{})
+	}
+}
+
+// cancel runs when the request's context ends: it makes every blocked or
+// future operation on the connection fail at once.
+func (pc *persistConn) cancel() {
+	pc.canceled.Store(true)
+	pc.conn.SetDeadline(aLongTimeAgo)
+}
+
+// stopWatch stops watching the context; it reports false when the
+// cancellation already happened (the connection is then unusable).
+func (pc *persistConn) stopWatch() bool {
+	ok := true
+	if pc.stop != nil {
+		ok = pc.stop()
+		pc.stop = nil
+	}
+	pc.ctx = nil
+	return ok && !pc.canceled.Load()
+}
+
+func (pc *persistConn) closeConn() {
+	if pc.closed {
+		return
+	}
+	pc.closed = true
+	pc.conn.Close()
+	pc.br.release()
+}
+
+// usable reports whether an idle connection can take a request: the
+// upstream has neither closed it nor sent anything unsolicited since the
+// last response (either would desynchronize the next response).
+func (pc *persistConn) usable() bool {
+	if pc.br.buffered() > 0 {
+		return false
+	}
+	if pc.raw == nil {
+		return true
+	}
+	pc.alive = false
+	if err := pc.raw.Read(pc.peekFn); err != nil {
+		return false
+	}
+	return pc.alive
+}
+
+func (pc *persistConn) roundTrip(req *http.Request, now time.Time) (*http.Response, error) {
+	ctx := req.Context()
+	pc.ctx, pc.written, pc.gotBytes, pc.inBody = ctx, 0, false, false
+	pc.canceled.Store(false)
+	if ctx.Done() != nil {
+		pc.stop = context.AfterFunc(ctx, pc.onCancel)
+	}
+	rht := pc.t.ResponseHeaderTimeout
+	if rht > 0 && !pc.reused {
+		pc.setReadDeadline(now.Add(rht)) // a pooled one got it in getConn
+	}
+	closeAfter, err := pc.writeRequest(req)
+	if err != nil {
+		var be *bodyError
+		if pc.written > 0 && !errors.As(err, &be) && !pc.canceled.Load() {
+			// The upstream may have answered early and stopped reading.
+			pc.setReadDeadline(time.Now().Add(50 * time.Millisecond))
+			if res, rerr := pc.readResponse(req, true); rerr == nil {
+				return res, nil
+			}
+		}
+		return nil, pc.fail(err)
+	}
+	if rht > 0 && req.Body != nil && req.Body != http.NoBody {
+		pc.setReadDeadline(time.Now().Add(rht)) // counted from the end of the body
+	}
+	res, err := pc.readResponse(req, closeAfter)
+	if err != nil {
+		return nil, pc.fail(err)
+	}
+	return res, nil
+}
+
+// fail closes the connection after a failed round trip and returns the
+// error the caller should see.
+func (pc *persistConn) fail(err error) error {
+	ctx := pc.ctx
+	pc.stopWatch()
+	pc.closeConn()
+	if pc.canceled.Load() && ctx != nil && ctx.Err() != nil {
+		err = ctx.Err()
+	}
+	if pc.written == 0 {
+		return notSent(err)
+	}
+	var ne net.Error
+	if pc.reused && !pc.gotBytes && !errors.Is(err, ErrBadResponse) && !(errors.As(err, &ne) && ne.Timeout()) && ctx != nil && ctx.Err() == nil {
+		return &staleConnError{err}
+	}
+	return err
+}
+
+// bodyError is a failure to read the request body (the client's side).
+type bodyError struct{ err error }
+
+func (e *bodyError) Error() string { return "h1: reading request body: " + e.err.Error() }
+func (e *bodyError) Unwrap() error { return e.err }
+
+// writeRequest writes the request line, the header fields and the body,
+// and flushes. It reports whether the request asked to close the
+// connection after the response.
+func (pc *persistConn) writeRequest(req *http.Request) (closeAfter bool, err error) {
+	defer closeBody(req)
+	bw := pc.bw
+	method := req.Method
+	if method == "" {
+		method = http.MethodGet
+	}
+	bw.WriteString(method)
+	bw.WriteByte(' ')
+	u := req.URL
+	if u.Opaque != "" {
+		if !validTarget(u.Opaque) {
+			return false, pc.abandon(errors.New("h1: invalid request target"))
+		}
+		bw.WriteString(u.RequestURI())
+	} else {
+		p := u.EscapedPath()
+		if p == "" {
+			p = "/"
+		}
+		if !validTarget(p) || !validTarget(u.RawQuery) {
+			return false, pc.abandon(errors.New("h1: invalid request target"))
+		}
+		bw.WriteString(p)
+		if u.ForceQuery || u.RawQuery != "" {
+			bw.WriteByte('?')
+			bw.WriteString(u.RawQuery)
+		}
+	}
+	host := req.Host
+	if host == "" {
+		host = u.Host
+	}
+	for i := 0; i < len(host); i++ {
+		if !hostChars[host[i]] {
+			return false, pc.abandon(fmt.Errorf("h1: invalid Host %q", host))
+		}
+	}
+	bw.WriteString(" HTTP/1.1\r\nHost: ")
+	bw.WriteString(host)
+	bw.WriteString("\r\n")
+	closeAfter = req.Close
+	for k, vs := range req.Header {
+		switch k {
+		case "Host", "Content-Length", "Transfer-Encoding", "Trailer":
+			continue
+		case "Connection":
+			for _, v := range vs {
+				eachToken([]byte(v), func(tok []byte) {
+					if equalFoldLower(tok, "close") {
+						closeAfter = true
+					}
+				})
+			}
+		}
+		if !validFieldName(k) {
+			return false, pc.abandon(fmt.Errorf("h1: invalid header field name %q", k))
+		}
+		for _, v := range vs {
+			if !validFieldValue(v) {
+				return false, pc.abandon(fmt.Errorf("h1: invalid header field value for %q", k))
+			}
+			if v == "" && k == "User-Agent" {
+				continue
+			}
+			bw.WriteString(k)
+			bw.WriteString(": ")
+			bw.WriteString(v)
+			bw.WriteString("\r\n")
+		}
+	}
+	if req.Close && req.Header["Connection"] == nil {
+		bw.WriteString("Connection: close\r\n")
+	}
+	body, cl := req.Body, req.ContentLength
+	if body == http.NoBody {
+		body = nil
+	}
+	var first []byte
+	if body != nil && cl == 0 {
+		// A zero length with a body means unknown (net/http's rule): look
+		// at one byte to tell an empty body from one to send chunked.
+		var b [1]byte
+		n, rerr := io.ReadFull(body, b[:])
+		switch {
+		case n == 1:
+			first, cl = b[:], -1
+		case rerr == io.EOF:
+			body = nil
+		default:
+			return false, pc.abandon(&bodyError{rerr})
+		}
+	}
+	switch {
+	case body != nil && cl > 0:
+		bw.WriteString("Content-Length: ")
+		pc.scratch = strconv.AppendInt(pc.scratch[:0], cl, 10)
+		bw.Write(pc.scratch)
+		bw.WriteString("\r\n\r\n")
+		err = pc.writeBody(body, cl)
+	case body != nil:
+		bw.WriteString("Transfer-Encoding: chunked\r\n\r\n")
+		err = pc.writeChunked(body, first)
+	default:
+		switch method {
+		case http.MethodPost, http.MethodPut, http.MethodPatch:
+			bw.WriteString("Content-Length: 0\r\n")
+		}
+		bw.WriteString("\r\n")
+	}
+	if err != nil {
+		return false, err
+	}
+	return closeAfter, bw.Flush()
+}
+
+// abandon discards a request that turned out invalid while it was being
+// buffered; if part of it already reached the connection, the connection
+// cannot be used again (fail closes it).
+func (pc *persistConn) abandon(err error) error {
+	pc.bw.Reset(pc)
+	return err
+}
+
+func validTarget(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c <= ' ' || c >= 0x7f || c == '#' {
+			return false
+		}
+	}
+	return true
+}
+
+func validFieldValue(v string) bool {
+	for i := 0; i < len(v); i++ {
+		if !isFieldValueByte(v[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+// writeBody copies exactly n bytes of body: a small body through the
+// writer's free space, a large one through a pooled buffer.
+func (pc *persistConn) writeBody(body io.Reader, n int64) error {
+	bw := pc.bw
+	if n > int64(bw.Available()) {
+		bp := chunkBufPool.Get().(*[]byte)
+		defer chunkBufPool.Put(bp)
+		return copyN(bw, body, n, *bp)
+	}
+	buf := bw.AvailableBuffer()
+	buf = buf[:n]
+	for len(buf) > 0 {
+		m, err := body.Read(buf)
+		bw.Write(buf[:m])
+		buf = buf[m:]
+		if err == io.EOF && len(buf) > 0 {
+			return &bodyError{io.ErrUnexpectedEOF}
+		}
+		if err != nil && err != io.EOF {
+			return &bodyError{err}
+		}
+	}
+	return nil
+}
+
+// copyN copies exactly n bytes from body to w with buf.
+func copyN(w io.Writer, body io.Reader, n int64, buf []byte) error {
+	for n > 0 {
+		m, err := body.Read(buf[:min(int64(len(buf)), n)])
+		if m > 0 {
+			if _, werr := w.Write(buf[:m]); werr != nil {
+				return werr
+			}
+			n -= int64(m)
+		}
+		if err == io.EOF {
+			if n > 0 {
+				return &bodyError{io.ErrUnexpectedEOF}
+			}
+			break
+		}
+		if err != nil {
+			return &bodyError{err}
+		}
+	}
+	return nil
+}
+
+var chunkBufPool = sync.Pool{New: func() any { b := make([]byte, 16<<10); return &b }}
+
+// writeChunked sends body with the chunked coding, one chunk per read,
+// flushed at once so that a streamed body is not held back.
+func (pc *persistConn) writeChunked(body io.Reader, first []byte) error {
+	bw := pc.bw
+	bp := chunkBufPool.Get().(*[]byte)
+	defer chunkBufPool.Put(bp)
+	buf := *bp
+	for {
+		var n int
+		var err error
+		if first != nil {
+			n = copy(buf, first)
+			first = nil
+		} else {
+			n, err = body.Read(buf)
+		}
+		if n > 0 {
+			pc.scratch = chunkHeader(pc.scratch[:0], n)
+			bw.Write(pc.scratch)
+			bw.Write(buf[:n])
+			bw.WriteString("\r\n")
+			if ferr := bw.Flush(); ferr != nil {
+				return ferr
+			}
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return &bodyError{err}
+		}
+	}
+	_, err := bw.WriteString("0\r\n\r\n")
+	return err
+}
+
+// readResponse reads the response head, skipping 1xx responses (passed to
+// an httptrace.ClientTrace's Got1xxResponse, as http.Transport does), and
+// returns the response with a body that ends the round trip.
+func (pc *persistConn) readResponse(req *http.Request, reqClose bool) (*http.Response, error) {
+	t := pc.t
+	h := &pc.head
+	var n int
+	for n1xx := 0; ; n1xx++ {
+		var err error
+		if n, err = pc.readHead(t.maxHeaderBytes()); err != nil {
+			return nil, err
+		}
+		if err := parseResponseHead(pc.br.bytes()[:n], h); err != nil {
+			return nil, err
+		}
+		if h.status >= 200 || h.status == http.StatusSwitchingProtocols {
+			break
+		}
+		if n1xx >= 5 {
+			return nil, badResponse("too many 1xx responses")
+		}
+		if h.status != http.StatusContinue {
+			if tr := httptrace.ContextClientTrace(req.Context()); tr != nil && tr.Got1xxResponse != nil {
+				hdr, _ := pc.header(n, 0, nil)
+				if err := tr.Got1xxResponse(h.status, textproto.MIMEHeader(hdr)); err != nil {
+					return nil, err
+				}
+			}
+		}
+		pc.br.discard(n)
+	}
+	pc.inBody = true
+	drop := uint32(0)
+	if h.chunked {
+		drop |= 1 << kindTransferEncoding
+	}
+	if h.trailer {
+		drop |= 1 << kindTrailer
+	}
+	a := new(responseAlloc)
+	res := &a.res
+	res.StatusCode, res.ProtoMajor, res.ProtoMinor, res.Proto, res.Request = h.status, 1, h.minor, "HTTP/1.1", req
+	var raw string
+	res.Header, raw = pc.header(n, drop, a.vals[:])
+	res.Status = h.statusText.str(raw)
+	if h.minor == 0 {
+		res.Proto = "HTTP/1.0"
+	}
+	pc.br.discard(n)
+	reusable := !reqClose && !h.close && (h.minor == 1 || h.keepAlive)
+	switch {
+	case h.status == http.StatusSwitchingProtocols:
+		if !upgradeRequested(req) {
+			return nil, badResponse("101 Switching Protocols without an upgrade request")
+		}
+		res.ContentLength = -1
+		if pc.rdSet {
+			pc.setReadDeadline(time.Time{})
+		}
+		res.Body = &upgradeBody{pc: pc}
+		return res, nil
+	case req.Method == http.MethodHead || h.status == http.StatusNoContent || h.status == http.StatusNotModified:
+		res.ContentLength = 0
+		if req.Method == http.MethodHead && h.status != http.StatusNoContent && h.status != http.StatusNotModified {
+			res.ContentLength = h.contentLength
+		}
+		res.Body = http.NoBody
+		pc.release(reusable)
+	case h.chunked:
+		res.ContentLength = -1
+		res.TransferEncoding = []string{"chunked"}
+		if h.trailer {
+			res.Trailer = declaredTrailers(h, raw)
+		}
+		b := a.body(pc, bodyChunked, 0, reusable)
+		b.cr.reset(&pc.br, true, t.maxHeaderBytes())
+		res.Body = b
+	case h.contentLength == 0:
+		res.Body = http.NoBody
+		pc.release(reusable)
+	case h.contentLength > 0:
+		res.ContentLength = h.contentLength
+		res.Body = a.body(pc, bodyLength, h.contentLength, reusable)
+	default:
+		res.ContentLength = -1
+		res.Close = true
+		res.Body = a.body(pc, bodyUntilClose, 0, false)
+	}
+	res.Close = res.Close || !reusable
+	return res, nil
+}
+
+func upgradeRequested(req *http.Request) bool {
+	if _, ok := req.Header["Upgrade"]; !ok {
+		return false
+	}
+	for _, v := range req.Header["Connection"] {
+		found := false
+		eachToken([]byte(v), func(tok []byte) { found = found || equalFoldLower(tok, "upgrade") })
+		if found {
+			return true
+		}
+	}
+	return false
+}
+
+// release ends the round trip after the whole response was read: the
+// connection goes back to the pool when reuse is allowed and nothing
+// else arrived on it, and is closed otherwise.
+func (pc *persistConn) release(reuse bool) {
+	pc.inBody = false
+	if pc.stopWatch() && reuse && pc.br.buffered() == 0 && pc.br.stickyErr() == nil {
+		pc.t.putIdle(pc)
+		return
+	}
+	pc.closeConn()
+}
+
+// readHead reads until a complete response head is buffered.
+func (pc *persistConn) readHead(max int) (int, error) {
+	scan := 0
+	for {
+		b := pc.br.bytes()
+		if len(b) > 0 {
+			pc.gotBytes = true
+		}
+		n, next, err := findHeadEnd(b, scan)
+		if err != nil {
+			return 0, badResponse(err.Error())
+		}
+		if n > 0 {
+			if n > max {
+				return 0, badResponse("response head too large")
+			}
+			return n, nil
+		}
+		scan = next
+		if len(b) >= max {
+			return 0, badResponse("response head too large")
+		}
+		switch err := pc.br.fill(); err {
+		case nil:
+		case errBufferFull:
+			if !pc.br.grow(max) {
+				return 0, badResponse("response head too large")
+			}
+		default:
+			if err == io.EOF && pc.gotBytes {
+				err = io.ErrUnexpectedEOF
+			}
+			return 0, err
+		}
+	}
+}
