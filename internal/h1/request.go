@@ -37,7 +37,8 @@ var (
 	errManyLengths      = badRequest("more than one Content-Length")
 	errLength           = badRequest("invalid Content-Length")
 	errLengthAndTE      = badRequest("both Content-Length and Transfer-Encoding")
-	errTransferEncoding = badRequest("unsupported Transfer-Encoding")
+	errTransferEncoding = badRequest("chunked is not the final Transfer-Encoding")
+	errTECoding         = &protoError{http.StatusNotImplemented, "unsupported transfer coding"}
 	errTE10             = badRequest("Transfer-Encoding in an HTTP/1.0 request")
 	errExpectation      = &protoError{http.StatusExpectationFailed, "unsupported expectation"}
 	errIncompleteHead   = badRequest("incomplete request head")
@@ -48,6 +49,21 @@ var (
 	errColon            = badRequest("field line without a colon")
 	errValue            = badRequest("control character in field value")
 )
+
+// transferEncodingError is the refusal of a Transfer-Encoding other than
+// exactly chunked (RFC 9112 §6.1, §6.3): 400 when chunked is not the final
+// coding (the body's length cannot be known), 501 for a coding the gateway
+// does not implement before a final chunked.
+func transferEncodingError(v []byte) *protoError {
+	last := v
+	if i := bytes.LastIndexByte(v, ','); i >= 0 {
+		last = v[i+1:]
+	}
+	if equalFoldLower(bytes.Trim(last, " \t"), "chunked") {
+		return errTECoding
+	}
+	return errTransferEncoding
+}
 
 func fieldProtoError(err error) *protoError {
 	switch err {
@@ -159,7 +175,7 @@ func parseRequestHead(b []byte, h *requestHead, maxURI int) *protoError {
 		case kindTransferEncoding:
 			nTE++
 			if !equalFoldLower(v, "chunked") {
-				return errTransferEncoding
+				return transferEncodingError(v)
 			}
 			h.chunked = true
 		case kindConnection:

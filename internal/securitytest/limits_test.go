@@ -30,7 +30,7 @@ func TestLimits_OversizedRequestsAreRefusedUnforwarded(t *testing.T) {
 		{"many_headers", "GET /x HTTP/1.1\r\nHost: x\r\n" + many + "\r\n", 431},
 		{"long_uri", "GET /" + strings.Repeat("a", 3<<10) + " HTTP/1.1\r\nHost: x\r\n\r\n", 414},
 		{"long_query", "GET /x?" + strings.Repeat("q", 3<<10) + " HTTP/1.1\r\nHost: x\r\n\r\n", 414},
-		{"uri_over_header_limit", "GET /" + strings.Repeat("a", 20<<10) + " HTTP/1.1\r\nHost: x\r\n\r\n", 431},
+		{"uri_over_uri_limit", "GET /" + strings.Repeat("a", 20<<10) + " HTTP/1.1\r\nHost: x\r\n\r\n", 414},
 		{"body_declared_too_large", "POST /x HTTP/1.1\r\nHost: x\r\nContent-Length: 2048\r\n\r\n" + strings.Repeat("b", 2048), 413},
 		{"body_chunked_too_large", "POST /x HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n800\r\n" + strings.Repeat("c", 2048) + "\r\n0\r\n\r\n", 413},
 		{"body_huge_length", "POST /x HTTP/1.1\r\nHost: x\r\nContent-Length: 1099511627776\r\n\r\n", 413},

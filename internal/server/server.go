@@ -20,6 +20,7 @@ import (
 	"github.com/gatehouse-dev/gatehouse/internal/audit"
 	"github.com/gatehouse-dev/gatehouse/internal/config"
 	"github.com/gatehouse-dev/gatehouse/internal/gateway"
+	"github.com/gatehouse-dev/gatehouse/internal/h1"
 	"github.com/gatehouse-dev/gatehouse/internal/identity"
 	"github.com/gatehouse-dev/gatehouse/internal/observe"
 	"github.com/gatehouse-dev/gatehouse/internal/secret"
@@ -75,6 +76,9 @@ type listener struct {
 	ln   net.Listener
 	srv  *http.Server
 	tls  bool
+	// fast serves plain HTTP/1.1 (h1), handing upgrades and the HTTP/2
+	// preface to srv; nil on TLS listeners and the admin listener.
+	fast *h1.Server
 }
 
 // New loads the configuration and compiles the first snapshot. It reports
@@ -251,10 +255,13 @@ func (s *Server) Listen(ctx context.Context) error {
 			return fmt.Errorf("listener %s: %w", l.Name, err)
 		}
 		srv := s.httpServer(cfg, s.gw)
+		pl := &listener{name: l.Name, ln: ln, srv: srv, tls: l.TLS != nil}
 		if l.TLS != nil {
 			srv.TLSConfig = s.tlsConfig(l.Name)
+		} else {
+			pl.fast = s.fastServer(cfg, srv)
 		}
-		s.public = append(s.public, &listener{name: l.Name, ln: ln, srv: srv, tls: l.TLS != nil})
+		s.public = append(s.public, pl)
 	}
 	ln, err := lc.Listen(ctx, "tcp", cfg.AdminAddress())
 	if err != nil {
@@ -319,6 +326,24 @@ func (s *Server) httpServer(cfg *config.Server, h http.Handler) *http.Server {
 		MaxHeaderBytes:    int(cfg.Limits.MaxHeaderBytes.Or(config.DefaultMaxHeaderBytes)),
 		ErrorLog:          slog.NewLogLogger(s.logger.Handler(), slog.LevelDebug),
 		HTTP2:             http2Config(),
+	}
+}
+
+// fastServer serves a plain listener with h1, the gateway's HTTP/1.1 hot
+// path, with the same timeouts and limits as srv, which takes the
+// connections h1 hands over (WebSocket and h2c upgrades, the HTTP/2
+// preface).
+func (s *Server) fastServer(cfg *config.Server, srv *http.Server) *h1.Server {
+	return &h1.Server{
+		Handler:           srv.Handler,
+		Fallback:          srv,
+		ReadHeaderTimeout: srv.ReadHeaderTimeout,
+		ReadTimeout:       srv.ReadTimeout,
+		WriteTimeout:      srv.WriteTimeout,
+		IdleTimeout:       srv.IdleTimeout,
+		MaxHeaderBytes:    srv.MaxHeaderBytes,
+		MaxURIBytes:       int(cfg.Limits.MaxURI.Or(config.DefaultMaxURI)),
+		Logger:            s.logger,
 	}
 }
 
@@ -387,9 +412,12 @@ func (s *Server) Serve(ctx context.Context) error {
 		s.logger.Info("listening", "listener", l.name, "address", l.ln.Addr().String())
 		go func() {
 			var err error
-			if l.tls {
+			switch {
+			case l.tls:
 				err = l.srv.ServeTLS(l.ln, "", "")
-			} else {
+			case l.fast != nil:
+				err = l.fast.Serve(l.ln)
+			default:
 				err = l.srv.Serve(l.ln)
 			}
 			if errors.Is(err, http.ErrServerClosed) {
@@ -413,6 +441,14 @@ func (s *Server) Serve(ctx context.Context) error {
 	var forced atomic.Bool
 	for _, l := range listeners {
 		wg.Go(func() {
+			if l.fast != nil {
+				// Also shuts down the fallback server.
+				if err := l.fast.Shutdown(sctx); err != nil {
+					forced.Store(true)
+					l.fast.Close()
+				}
+				return
+			}
 			if err := l.srv.Shutdown(sctx); err != nil {
 				forced.Store(true)
 				l.srv.Close()

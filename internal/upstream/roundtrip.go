@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/gatehouse-dev/gatehouse/internal/h1"
 )
 
 // ExchangeOptions are the per-operation settings of a RoundTripper.
@@ -258,7 +260,7 @@ func classifyErr(err error) Outcome {
 	var op *net.OpError
 	var ne net.Error
 	switch {
-	case errors.As(err, &op) && op.Op == "dial":
+	case errors.As(err, &op) && op.Op == "dial", errors.Is(err, h1.ErrRequestNotSent):
 		return OutcomeConnect
 	case errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.ECONNRESET), errors.Is(err, io.EOF):
 		// Refused, or closed or reset before a response began (a partial

@@ -10,6 +10,8 @@ import (
 	"net/http"
 	"sync"
 	"time"
+
+	"github.com/gatehouse-dev/gatehouse/internal/h1"
 )
 
 // TransportOptions configure the HTTP transport of one backend.
@@ -42,17 +44,39 @@ func (o TransportOptions) key(backend string) string {
 // transport settings keeps its transport and its idle connections.
 type Transports struct {
 	mu sync.Mutex
-	m  map[string]*http.Transport
+	m  map[string]*Transport
 }
 
 // NewTransports returns an empty registry.
 func NewTransports() *Transports {
-	return &Transports{m: map[string]*http.Transport{}}
+	return &Transports{m: map[string]*Transport{}}
+}
+
+// Transport carries requests to one backend's instances: plain http://
+// instances over h1.Transport (synchronous, pooled, strict), https://
+// ones (TLS, HTTP/2) over net/http's.
+type Transport struct {
+	plain  *h1.Transport
+	secure *http.Transport
+}
+
+// RoundTrip implements http.RoundTripper.
+func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.URL.Scheme == "http" {
+		return t.plain.RoundTrip(req)
+	}
+	return t.secure.RoundTrip(req)
+}
+
+// CloseIdleConnections closes the idle connections of both transports.
+func (t *Transport) CloseIdleConnections() {
+	t.plain.CloseIdleConnections()
+	t.secure.CloseIdleConnections()
 }
 
 // Get returns the transport for backend with options o, creating it if
 // needed, and its registry key.
-func (t *Transports) Get(backend string, o TransportOptions) (*http.Transport, string) {
+func (t *Transports) Get(backend string, o TransportOptions) (*Transport, string) {
 	k := o.key(backend)
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -82,8 +106,15 @@ func (t *Transports) Close() {
 	t.Retain(nil)
 }
 
-func newTransport(o TransportOptions) *http.Transport {
+func newTransport(o TransportOptions) *Transport {
 	dialer := &net.Dialer{Timeout: o.DialTimeout, KeepAlive: 30 * time.Second}
+	plain := &h1.Transport{
+		DialContext:           dialer.DialContext,
+		DialTimeout:           o.DialTimeout,
+		ResponseHeaderTimeout: o.ResponseHeaderTimeout,
+		IdleConnTimeout:       90 * time.Second,
+		MaxIdleConnsPerHost:   o.MaxIdleConnsPerHost,
+	}
 	tr := &http.Transport{
 		// Never the environment's proxy: backends are addressed directly.
 		Proxy:                 nil,
@@ -104,5 +135,5 @@ func newTransport(o TransportOptions) *http.Transport {
 	if o.ClientCert != nil {
 		tr.TLSClientConfig.GetClientCertificate = o.ClientCert.GetClientCertificate
 	}
-	return tr
+	return &Transport{plain: plain, secure: tr}
 }
