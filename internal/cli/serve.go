@@ -2,6 +2,8 @@ package cli
 
 import (
 	"fmt"
+	"io"
+	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
@@ -47,10 +49,11 @@ stderr.`,
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGTERM, syscall.SIGINT)
 			defer stop()
 			srv, err := server.New(ctx, server.Options{
-				Load:         func() (*config.Document, config.Diagnostics) { return config.Load(file) },
-				ConfigFile:   file,
-				Logger:       logger,
-				AccessLogger: access,
+				Load:          func() (*config.Document, config.Diagnostics) { return config.Load(file) },
+				ConfigFile:    file,
+				Logger:        logger,
+				AccessLogger:  accessText(logs, access),
+				AccessLogJSON: accessJSON(logs, s),
 			})
 			if err != nil {
 				fmt.Fprintln(s.err, err)
@@ -87,4 +90,21 @@ stderr.`,
 	cmd.Flags().BoolVar(&watch, "watch", true, "reload when the configuration file changes")
 	logs.add(cmd, "json")
 	return cmd
+}
+
+// accessJSON is where the fast JSON access log goes: stdout, when the log
+// format is json.
+func accessJSON(f logFlags, s *streams) io.Writer {
+	if f.format == "json" {
+		return s.out
+	}
+	return nil
+}
+
+// accessText is the slog access logger, used for the text format.
+func accessText(f logFlags, l *slog.Logger) *slog.Logger {
+	if f.format == "json" {
+		return nil
+	}
+	return l
 }

@@ -242,7 +242,7 @@ func (g *Gateway) finish(s *Snapshot, q *request, r *http.Request, start time.Ti
 	a.Status = status
 	a.Duration = d
 	a.BytesOut = q.rw.written
-	a.ClientIP = q.x.ClientIP.String()
+	a.ClientIP = q.x.ClientIP
 	if op != nil {
 		a.API, a.Operation = op.API.Name, op.Name
 	}

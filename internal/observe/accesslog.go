@@ -3,6 +3,7 @@ package observe
 import (
 	"context"
 	"log/slog"
+	"net/netip"
 	"time"
 )
 
@@ -21,7 +22,7 @@ type Access struct {
 	Upstream         string
 	Attempts         int
 	BytesOut         int64
-	ClientIP         string
+	ClientIP         netip.Addr
 	Subject          string
 	Credential       string
 	Consumer         string
@@ -29,20 +30,38 @@ type Access struct {
 	Error            error
 }
 
-// AccessLog writes one JSON line per request. It never logs query
-// strings, headers or bodies, so no credential can reach it.
+// AccessLog writes one line per request. It never logs query strings,
+// headers or bodies, so no credential can reach it.
 type AccessLog struct {
-	logger *slog.Logger
+	logger *slog.Logger // NewAccessLog: any slog handler (dev mode's text)
+	sink   *jsonSink    // NewJSONAccessLog: the fast, buffered JSON writer
 }
 
-// NewAccessLog returns an access log writing through logger; nil disables it.
+// NewAccessLog returns an access log writing through logger; nil disables
+// it. NewJSONAccessLog is the one for production: it formats without
+// allocating and batches writes.
 func NewAccessLog(logger *slog.Logger) *AccessLog {
 	return &AccessLog{logger: logger}
 }
 
+// Close writes what is buffered. The log takes no lines after it.
+func (l *AccessLog) Close() error {
+	if l == nil || l.sink == nil {
+		return nil
+	}
+	return l.sink.close()
+}
+
 // Log writes a.
 func (l *AccessLog) Log(a *Access) {
-	if l == nil || l.logger == nil {
+	if l == nil {
+		return
+	}
+	if l.sink != nil {
+		l.sink.log(a)
+		return
+	}
+	if l.logger == nil {
 		return
 	}
 	attrs := make([]slog.Attr, 0, 18)
@@ -54,7 +73,7 @@ func (l *AccessLog) Log(a *Access) {
 		slog.Int("status", a.Status),
 		slog.Float64("duration_ms", float64(a.Duration.Microseconds())/1000),
 		slog.Int64("bytes", a.BytesOut),
-		slog.String("client_ip", a.ClientIP),
+		slog.String("client_ip", clientIP(a.ClientIP)),
 	)
 	if a.API != "" {
 		attrs = append(attrs, slog.String("api", a.API), slog.String("operation", a.Operation))
@@ -79,4 +98,11 @@ func (l *AccessLog) Log(a *Access) {
 		attrs = append(attrs, slog.String("error", a.Error.Error()))
 	}
 	l.logger.LogAttrs(context.Background(), slog.LevelInfo, "access", attrs...)
+}
+
+func clientIP(a netip.Addr) string {
+	if !a.IsValid() {
+		return ""
+	}
+	return a.String()
 }

@@ -8,6 +8,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -35,9 +36,13 @@ type Options struct {
 	// ConfigFile, when set, is watched for changes.
 	ConfigFile string
 	Logger     *slog.Logger
-	// AccessLogger receives the access log; nil disables it.
-	AccessLogger *slog.Logger
-	Secrets      secret.Resolver
+	// AccessLogger receives the access log through slog (text, for
+	// people); AccessLogJSON, when set, receives it as buffered JSON lines
+	// written without allocating (for production). With neither, there
+	// is no access log.
+	AccessLogger  *slog.Logger
+	AccessLogJSON io.Writer
+	Secrets       secret.Resolver
 	// StartupTimeout bounds the initial fetch of identity provider keys
 	// before serving (serving starts anyway; /readyz says when ready).
 	StartupTimeout time.Duration
@@ -102,7 +107,10 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 		Secrets:    opts.Secrets,
 	}
 	rt.BackendIdentity = gateway.NewBackendIdentity(opts.Logger)
-	if opts.AccessLogger != nil {
+	switch {
+	case opts.AccessLogJSON != nil:
+		rt.AccessLog = observe.NewJSONAccessLog(opts.AccessLogJSON, 0)
+	case opts.AccessLogger != nil:
 		rt.AccessLog = observe.NewAccessLog(opts.AccessLogger)
 	}
 	s := &Server{opts: opts, logger: opts.Logger, gw: gateway.New(rt), metrics: metrics, changed: make(chan struct{}, 1)}
@@ -462,6 +470,7 @@ func (s *Server) Serve(ctx context.Context) error {
 	rt.Transports.Close()
 	rt.BackendIdentity.Close()
 	_ = rt.Quotas.Close() // writes the quota counters one last time
+	_ = rt.AccessLog.Close()
 	s.closeObserve(sctx)
 	if forced.Load() {
 		s.logger.Warn("drain deadline passed; remaining connections were closed")

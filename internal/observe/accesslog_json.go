@@ -1,0 +1,197 @@
+package observe
+
+import (
+	"bufio"
+	"io"
+	"strconv"
+	"sync"
+	"time"
+	"unicode/utf8"
+)
+
+// jsonSink writes access-log lines, formatted by hand without allocating,
+// into a buffer that is flushed every interval and when it fills: one
+// write system call for many requests instead of one each. A crash can
+// lose the lines of the last interval (like nginx's access_log buffer=).
+type jsonSink struct {
+	mu     sync.Mutex
+	w      *bufio.Writer
+	dirty  bool
+	stop   chan struct{}
+	done   chan struct{}
+	closed bool
+}
+
+// DefaultAccessLogFlush is how often buffered access-log lines are written.
+const DefaultAccessLogFlush = 200 * time.Millisecond
+
+// accessLogBuffer is the size of the buffer between flushes.
+const accessLogBuffer = 64 << 10
+
+// NewJSONAccessLog returns an access log writing one JSON line per request
+// to w, buffered and flushed every flushEvery (DefaultAccessLogFlush when
+// zero) and on Close. The lines have the same fields, in the same order,
+// as a log/slog JSON handler would write for NewAccessLog.
+func NewJSONAccessLog(w io.Writer, flushEvery time.Duration) *AccessLog {
+	if flushEvery <= 0 {
+		flushEvery = DefaultAccessLogFlush
+	}
+	s := &jsonSink{w: bufio.NewWriterSize(w, accessLogBuffer), stop: make(chan struct{}), done: make(chan struct{})}
+	go s.flushLoop(flushEvery)
+	return &AccessLog{sink: s}
+}
+
+func (s *jsonSink) flushLoop(every time.Duration) {
+	defer close(s.done)
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
+			s.mu.Lock()
+			if s.dirty {
+				_ = s.w.Flush()
+				s.dirty = false
+			}
+			s.mu.Unlock()
+		}
+	}
+}
+
+func (s *jsonSink) close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	s.mu.Unlock()
+	close(s.stop)
+	<-s.done
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Flush()
+}
+
+var linePool = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
+
+func (s *jsonSink) log(a *Access) {
+	bp := linePool.Get().(*[]byte)
+	b := appendAccess((*bp)[:0], a)
+	s.mu.Lock()
+	if !s.closed {
+		_, _ = s.w.Write(b)
+		s.dirty = true
+	}
+	s.mu.Unlock()
+	if cap(b) <= 4<<10 {
+		*bp = b
+		linePool.Put(bp)
+	}
+}
+
+// appendAccess formats a as one JSON line.
+func appendAccess(b []byte, a *Access) []byte {
+	b = append(b, `{"time":"`...)
+	b = a.Time.AppendFormat(b, time.RFC3339Nano)
+	b = append(b, `","level":"INFO","msg":"access"`...)
+	b = appendStr(b, "request_id", a.RequestID)
+	b = appendStr(b, "trace_id", a.TraceID)
+	b = appendStr(b, "method", a.Method)
+	b = appendStr(b, "path", a.Path)
+	b = append(b, `,"status":`...)
+	b = strconv.AppendInt(b, int64(a.Status), 10)
+	b = appendMillis(b, "duration_ms", a.Duration)
+	b = append(b, `,"bytes":`...)
+	b = strconv.AppendInt(b, a.BytesOut, 10)
+	b = append(b, `,"client_ip":"`...)
+	if a.ClientIP.IsValid() {
+		b = a.ClientIP.AppendTo(b)
+	}
+	b = append(b, '"')
+	if a.API != "" {
+		b = appendStr(b, "api", a.API)
+		b = appendStr(b, "operation", a.Operation)
+	}
+	if a.Upstream != "" {
+		b = appendStr(b, "upstream", a.Upstream)
+		b = appendMillis(b, "upstream_ms", a.UpstreamDuration)
+	}
+	if a.Attempts > 0 {
+		b = append(b, `,"attempts":`...)
+		b = strconv.AppendInt(b, int64(a.Attempts), 10)
+	}
+	if a.Credential != "" {
+		b = appendStr(b, "credential", a.Credential)
+		b = appendStr(b, "subject", a.Subject)
+	}
+	if a.Consumer != "" {
+		b = appendStr(b, "consumer", a.Consumer)
+	}
+	if a.Denial != "" {
+		b = appendStr(b, "denial", a.Denial)
+	}
+	if a.Error != nil {
+		b = appendStr(b, "error", a.Error.Error())
+	}
+	return append(b, "}\n"...)
+}
+
+func appendMillis(b []byte, key string, d time.Duration) []byte {
+	b = append(b, `,"`...)
+	b = append(b, key...)
+	b = append(b, `":`...)
+	return strconv.AppendFloat(b, float64(d.Microseconds())/1000, 'f', -1, 64)
+}
+
+func appendStr(b []byte, key, v string) []byte {
+	b = append(b, `,"`...)
+	b = append(b, key...)
+	b = append(b, `":"`...)
+	b = appendEscaped(b, v)
+	return append(b, '"')
+}
+
+// appendEscaped appends s as the inside of a JSON string: quotes,
+// backslashes and control characters escaped, invalid UTF-8 replaced.
+func appendEscaped(b []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c >= 0x20 && c != '"' && c != '\\' && c < utf8.RuneSelf {
+			i++
+			continue
+		}
+		if c < utf8.RuneSelf {
+			b = append(b, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				b = append(b, '\\', c)
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\r':
+				b = append(b, '\\', 'r')
+			case '\t':
+				b = append(b, '\\', 't')
+			default:
+				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&15])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			b = append(b, s[start:i]...)
+			b = append(b, `\ufffd`...)
+			i++
+			start = i
+			continue
+		}
+		i += size
+	}
+	return append(b, s[start:]...)
+}

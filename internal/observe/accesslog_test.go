@@ -1,0 +1,119 @@
+package observe
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/netip"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+func sampleAccess() *Access {
+	return &Access{
+		Time: time.Date(2026, 11, 25, 18, 30, 42, 609000000, time.UTC), RequestID: "4440961c", TraceID: "4bf92f35",
+		API: "orders", Operation: "getOrder", Method: "GET", Path: "/orders/42", Status: 200,
+		Duration: 412 * time.Microsecond, UpstreamDuration: 301 * time.Microsecond, Upstream: "http://10.0.1.10:8080",
+		Attempts: 1, BytesOut: 456, ClientIP: netip.MustParseAddr("203.0.113.9"), Subject: "reader", Credential: "jwt",
+	}
+}
+
+type syncBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuf) Write(p []byte) (int, error) { s.mu.Lock(); defer s.mu.Unlock(); return s.b.Write(p) }
+func (s *syncBuf) String() string              { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+
+// The fast JSON line says exactly what the slog JSON handler says, key for
+// key, so the documented format holds whichever writes it.
+func TestJSONAccessLog_MatchesSlog(t *testing.T) {
+	for _, a := range []*Access{sampleAccess(), {
+		Time: time.Unix(0, 0).UTC(), Method: "GET", Path: "(rejected)", Status: 400, Denial: "bad_path",
+		Error: errors.New("bad \"quote\"\n\x01 and \xff"), Consumer: "acme",
+	}} {
+		var viaSlog bytes.Buffer
+		NewAccessLog(slog.New(slog.NewJSONHandler(&viaSlog, nil))).Log(a)
+		var fast syncBuf
+		l := NewJSONAccessLog(&fast, time.Hour)
+		l.Log(a)
+		if err := l.Close(); err != nil {
+			t.Fatal(err)
+		}
+		var want, got map[string]any
+		if err := json.Unmarshal(viaSlog.Bytes(), &want); err != nil {
+			t.Fatal(err)
+		}
+		if err := json.Unmarshal([]byte(fast.String()), &got); err != nil {
+			t.Fatalf("not JSON: %v\n%s", err, fast.String())
+		}
+		// slog stamps its own time; compare the rest.
+		delete(want, "time")
+		delete(got, "time")
+		wb, _ := json.Marshal(want)
+		gb, _ := json.Marshal(got)
+		if string(wb) != string(gb) {
+			t.Errorf("fields differ\nslog: %s\nfast: %s", wb, gb)
+		}
+		if !strings.HasSuffix(fast.String(), "}\n") || strings.Count(fast.String(), "\n") != 1 {
+			t.Errorf("not one line: %q", fast.String())
+		}
+	}
+}
+
+func TestJSONAccessLog_BuffersAndFlushes(t *testing.T) {
+	var out syncBuf
+	l := NewJSONAccessLog(&out, 20*time.Millisecond)
+	l.Log(sampleAccess())
+	for range 100 {
+		if strings.Contains(out.String(), `"request_id":"4440961c"`) {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if !strings.Contains(out.String(), `"request_id":"4440961c"`) {
+		t.Fatal("a buffered line was not flushed by the timer")
+	}
+	l.Log(sampleAccess())
+	l.Close()
+	if n := strings.Count(out.String(), "\n"); n != 2 {
+		t.Fatalf("%d lines after Close, want 2", n)
+	}
+	l.Log(sampleAccess()) // after Close: dropped, no panic
+}
+
+func TestJSONAccessLog_DoesNotAllocate(t *testing.T) {
+	l := NewJSONAccessLog(io.Discard, time.Hour)
+	defer l.Close()
+	a := sampleAccess()
+	l.Log(a) // warm the pool
+	if n := testing.AllocsPerRun(1000, func() { l.Log(a) }); n != 0 {
+		t.Fatalf("%v allocations per line, want 0", n)
+	}
+}
+
+// BenchmarkAccessLog compares the slog JSON handler with the fast writer
+// in the same run (both writing to io.Discard, so no system call counts).
+func BenchmarkAccessLog(b *testing.B) {
+	a := sampleAccess()
+	b.Run("slog", func(b *testing.B) {
+		l := NewAccessLog(slog.New(slog.NewJSONHandler(io.Discard, nil)))
+		b.ReportAllocs()
+		for b.Loop() {
+			l.Log(a)
+		}
+	})
+	b.Run("fast", func(b *testing.B) {
+		l := NewJSONAccessLog(io.Discard, time.Hour)
+		defer l.Close()
+		b.ReportAllocs()
+		for b.Loop() {
+			l.Log(a)
+		}
+	})
+}
