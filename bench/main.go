@@ -68,6 +68,9 @@ type scenario struct {
 	Name    string            `json:"name"`
 	URL     string            `json:"url"`
 	Headers map[string]string `json:"-"`
+	// proc is the process whose CPU time is the cost of the scenario: the
+	// proxy (or the backend, for direct).
+	proc string
 }
 
 // sample is one measurement.
@@ -76,6 +79,10 @@ type sample struct {
 	P50us float64 `json:"p50_us"`
 	P99us float64 `json:"p99_us"`
 	Errs  int     `json:"errors"`
+	// CPUus is the CPU time (user + system) the scenario's process spent
+	// per request: a cost that a noisy, shared machine disturbs less than
+	// requests per second.
+	CPUus float64 `json:"cpu_us_per_request"`
 }
 
 type result struct {
@@ -169,7 +176,7 @@ func run(o options) error {
 		return fmt.Errorf("gatehouse: %w\n%s", err, procs.stderr("gatehouse"))
 	}
 
-	scenarios := []scenario{{Name: "direct", URL: "http://" + backendAddr + "/bench/x"}}
+	scenarios := []scenario{{Name: "direct", URL: "http://" + backendAddr + "/bench/x", proc: "backend"}}
 	nginxPath := ""
 	switch o.nginx {
 	case "off":
@@ -193,11 +200,11 @@ func run(o options) error {
 		}
 		out, _ := exec.Command(nginxPath, "-v").CombinedOutput()
 		nginxVersion = strings.TrimSpace(string(out))
-		scenarios = append(scenarios, scenario{Name: "nginx", URL: "http://" + ngAddr + "/bench/x"})
+		scenarios = append(scenarios, scenario{Name: "nginx", URL: "http://" + ngAddr + "/bench/x", proc: "nginx"})
 	}
 	scenarios = append(scenarios,
-		scenario{Name: "gatehouse-passthrough", URL: "http://" + ghAddr + "/pass/x"},
-		scenario{Name: "gatehouse-full-chain", URL: "http://" + ghAddr + "/full/x", Headers: map[string]string{"Authorization": "Bearer " + token}},
+		scenario{Name: "gatehouse-passthrough", URL: "http://" + ghAddr + "/pass/x", proc: "gatehouse"},
+		scenario{Name: "gatehouse-full-chain", URL: "http://" + ghAddr + "/full/x", Headers: map[string]string{"Authorization": "Bearer " + token}, proc: "gatehouse"},
 	)
 	if o.only != "" {
 		keep := map[string]bool{}
@@ -231,9 +238,13 @@ func run(o options) error {
 	}
 	for round := 1; round <= o.rounds; round++ {
 		for _, s := range scenarios {
+			cpu0 := procs.cpu(s.proc)
 			hi, err := lg.run(ctx, s, o.conns, o.duration)
 			if err != nil {
 				return fmt.Errorf("%s: %w", s.Name, err)
+			}
+			if n := hi.RPS * o.duration.Seconds(); n > 0 && cpu0 >= 0 {
+				hi.CPUus = float64((procs.cpu(s.proc) - cpu0).Microseconds()) / n
 			}
 			one, err := lg.run(ctx, s, 1, o.oneDuration)
 			if err != nil {
@@ -241,8 +252,8 @@ func run(o options) error {
 			}
 			r := results[s.Name]
 			r.High, r.One = append(r.High, hi), append(r.One, one)
-			fmt.Fprintf(os.Stderr, "bench: round %d %-22s %9.0f req/s  p50 %7.0fµs  p99 %7.0fµs | 1 conn: p50 %6.0fµs\n",
-				round, s.Name, hi.RPS, hi.P50us, hi.P99us, one.P50us)
+			fmt.Fprintf(os.Stderr, "bench: round %d %-22s %9.0f req/s  p50 %7.0fµs  p99 %7.0fµs  cpu %5.1fµs/req | 1 conn: p50 %6.0fµs\n",
+				round, s.Name, hi.RPS, hi.P50us, hi.P99us, hi.CPUus, one.P50us)
 		}
 	}
 	rep := &report{
@@ -289,6 +300,7 @@ func ratios(rep *report, rs map[string]*result) {
 		rep.Ratios["passthrough_vs_direct_rps"] = div(pass.HighMed.RPS, direct.HighMed.RPS)
 	}
 	if pass != nil && ng != nil {
+		rep.Ratios["passthrough_vs_nginx_cpu_per_request"] = div(pass.HighMed.CPUus, ng.HighMed.CPUus)
 		rep.Ratios["passthrough_vs_nginx_rps"] = div(pass.HighMed.RPS, ng.HighMed.RPS)
 		rep.Targets["passthrough >= 1.0x nginx req/s"] = verdict(rep.Ratios["passthrough_vs_nginx_rps"] >= 1.0)
 	}
@@ -296,6 +308,7 @@ func ratios(rep *report, rs map[string]*result) {
 		rep.Ratios["full_chain_vs_nginx_rps"] = div(full.HighMed.RPS, ng.HighMed.RPS)
 	}
 	if full != nil && pass != nil {
+		rep.Ratios["full_chain_vs_passthrough_cpu_per_request"] = div(full.HighMed.CPUus, pass.HighMed.CPUus)
 		rep.Ratios["full_chain_vs_passthrough_rps"] = div(full.HighMed.RPS, pass.HighMed.RPS)
 		rep.Targets["full chain >= 0.85x passthrough req/s"] = verdict(rep.Ratios["full_chain_vs_passthrough_rps"] >= 0.85)
 	}
@@ -325,10 +338,10 @@ func verdict(ok bool) string {
 func printReport(w io.Writer, rep *report) {
 	fmt.Fprintf(w, "\nGatehouse benchmark, %s — %s CPUs (%s), %s, load generator %s, %s\n\n",
 		rep.Date, rep.Machine["cpus"], rep.Machine["cpu"], rep.Machine["go"], rep.Machine["loadgen"], rep.Machine["nginx"])
-	fmt.Fprintf(w, "| scenario | req/s (64 conns) | p50 | p99 | p50 at 1 conn | p99 at 1 conn |\n|---|---:|---:|---:|---:|---:|\n")
+	fmt.Fprintf(w, "| scenario | req/s (64 conns) | p50 | p99 | CPU per request | p50 at 1 conn | p99 at 1 conn |\n|---|---:|---:|---:|---:|---:|---:|\n")
 	for _, r := range rep.Results {
-		fmt.Fprintf(w, "| %s | %.0f | %s | %s | %s | %s |\n", r.Scenario, r.HighMed.RPS,
-			us(r.HighMed.P50us), us(r.HighMed.P99us), us(r.OneMed.P50us), us(r.OneMed.P99us))
+		fmt.Fprintf(w, "| %s | %.0f | %s | %s | %.1f µs | %s | %s |\n", r.Scenario, r.HighMed.RPS,
+			us(r.HighMed.P50us), us(r.HighMed.P99us), r.HighMed.CPUus, us(r.OneMed.P50us), us(r.OneMed.P99us))
 	}
 	keys := make([]string, 0, len(rep.Ratios))
 	for k := range rep.Ratios {
@@ -376,6 +389,7 @@ func median(s []sample) sample {
 		RPS:   pick(func(x sample) float64 { return x.RPS }),
 		P50us: pick(func(x sample) float64 { return x.P50us }),
 		P99us: pick(func(x sample) float64 { return x.P99us }),
+		CPUus: pick(func(x sample) float64 { return x.CPUus }),
 	}
 	for _, x := range s {
 		m.Errs += x.Errs

@@ -3,9 +3,12 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
+	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -72,4 +75,50 @@ func (p *processes) stopAll() {
 		}
 	}
 	p.procs = nil
+}
+
+// clockTick is the unit of /proc/PID/stat's utime and stime (USER_HZ,
+// 100 on Linux).
+const clockTick = 10 * time.Millisecond
+
+// cpu returns the CPU time (user + system) the named process and its
+// children (nginx's worker) have used, or -1 when it cannot be read.
+func (p *processes) cpu(name string) time.Duration {
+	p.mu.Lock()
+	var pid int
+	for _, pr := range p.procs {
+		if pr.name == name {
+			pid = pr.cmd.Process.Pid
+		}
+	}
+	p.mu.Unlock()
+	if pid == 0 {
+		return -1
+	}
+	total := time.Duration(0)
+	todo := []int{pid}
+	for len(todo) > 0 {
+		id := todo[0]
+		todo = todo[1:]
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", id))
+		if err != nil {
+			return -1
+		}
+		// Fields after the command name, which is in parentheses.
+		f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+		if len(f) < 13 {
+			return -1
+		}
+		ut, _ := strconv.ParseInt(f[11], 10, 64)
+		st, _ := strconv.ParseInt(f[12], 10, 64)
+		total += time.Duration(ut+st) * clockTick
+		if kids, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", id, id)); err == nil {
+			for _, k := range strings.Fields(string(kids)) {
+				if n, err := strconv.Atoi(k); err == nil {
+					todo = append(todo, n)
+				}
+			}
+		}
+	}
+	return total
 }

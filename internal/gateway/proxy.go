@@ -306,19 +306,23 @@ func (t *timedTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 // bufferPool lends the proxy its copy buffers.
 var bufferPool = &syncBufferPool{}
 
+// copyBufferSize is the size of the proxy's copy buffers.
+const copyBufferSize = 32 << 10
+
+// syncBufferPool pools fixed-size arrays, so that putting a buffer back
+// allocates nothing (a slice stored in a sync.Pool would).
 type syncBufferPool struct{ p sync.Pool }
 
 func (b *syncBufferPool) Get() []byte {
-	if v, ok := b.p.Get().(*[]byte); ok {
-		return *v
+	if v, ok := b.p.Get().(*[copyBufferSize]byte); ok {
+		return v[:]
 	}
-	return make([]byte, 32<<10)
+	return new([copyBufferSize]byte)[:]
 }
 
 func (b *syncBufferPool) Put(buf []byte) {
-	if cap(buf) != 32<<10 {
+	if cap(buf) != copyBufferSize {
 		return
 	}
-	buf = buf[:cap(buf)]
-	b.p.Put(&buf)
+	b.p.Put((*[copyBufferSize]byte)(buf[:copyBufferSize]))
 }
