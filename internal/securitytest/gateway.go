@@ -99,6 +99,7 @@ func StartGateway(t testing.TB, cfg string) *Gateway {
 		Logger:         logger,
 		AccessLogger:   access,
 		StartupTimeout: 5 * time.Second,
+		DataDir:        t.TempDir(),
 	})
 	if err != nil {
 		cancel()

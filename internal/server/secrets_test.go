@@ -129,6 +129,7 @@ apis:
 		Load:       func() (*config.Document, config.Diagnostics) { return config.Load(file) },
 		ConfigFile: file,
 		Logger:     logger,
+		DataDir:    t.TempDir(),
 	})
 	if err != nil {
 		cancel()
