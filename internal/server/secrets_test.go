@@ -13,10 +13,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
-
-	"github.com/gatehouse-dev/gatehouse/internal/config"
-	"github.com/gatehouse-dev/gatehouse/internal/server"
 )
 
 type lockedBuffer struct {
@@ -124,36 +120,7 @@ apis:
 
 	logs := &lockedBuffer{}
 	logger := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	ctx, cancel := context.WithCancel(context.Background())
-	srv, err := server.New(ctx, server.Options{
-		Load:       func() (*config.Document, config.Diagnostics) { return config.Load(file) },
-		ConfigFile: file,
-		Logger:     logger,
-		DataDir:    t.TempDir(),
-	})
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	if err := srv.Listen(ctx); err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	s := &started{srv: srv, cancel: cancel, done: make(chan struct{}),
-		url: "http://" + srv.Addr("public").String(), admin: "http://" + srv.AdminAddr().String()}
-	go func() {
-		s.err = srv.Serve(ctx)
-		close(s.done)
-	}()
-	go func() { _ = srv.Watch(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case <-s.done:
-		case <-time.After(10 * time.Second):
-			t.Error("server did not stop")
-		}
-	})
+	s := startWith(t, file, t.TempDir(), logger)
 	return &secretsEnv{s: s, logs: logs, vault: fv, dir: dir}
 }
 

@@ -60,7 +60,13 @@ func start(t *testing.T, file string) *started {
 // startIn starts a server with its store in dataDir.
 func startIn(t *testing.T, file, dataDir string) *started {
 	t.Helper()
-	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	return startWith(t, file, dataDir, slog.New(slog.NewTextHandler(io.Discard, nil)))
+}
+
+// startWith starts a server logging to logger, serves it until the test
+// ends, and watches its configuration file.
+func startWith(t *testing.T, file, dataDir string, logger *slog.Logger) *started {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	srv, err := server.New(ctx, server.Options{
 		Load:       func() (*config.Document, config.Diagnostics) { return config.Load(file) },
