@@ -52,7 +52,6 @@ func (b *reader) release() {
 func (b *reader) buffered() int    { return b.w - b.r }
 func (b *reader) bytes() []byte    { return b.buf[b.r:b.w] }
 func (b *reader) discard(n int)    { b.r += n }
-func (b *reader) capacity() int    { return len(b.buf) }
 func (b *reader) stickyErr() error { return b.err }
 
 // fill reads once more from the source, after moving unread bytes to the

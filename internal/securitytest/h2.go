@@ -3,7 +3,6 @@ package securitytest
 import (
 	"bytes"
 	"crypto/tls"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -32,7 +31,6 @@ type H2Conn struct {
 	statuses map[uint32]int // :status of the response on each stream
 	resets   map[uint32]http2.ErrCode
 	goaway   *http2.GoAwayFrame
-	readErr  error
 	done     chan struct{}
 }
 
@@ -105,9 +103,6 @@ func (c *H2Conn) read() {
 	for {
 		f, err := c.Framer.ReadFrame()
 		if err != nil {
-			c.mu.Lock()
-			c.readErr = err
-			c.mu.Unlock()
 			return
 		}
 		c.mu.Lock()
@@ -149,13 +144,6 @@ func (c *H2Conn) Reset(id uint32) (http2.ErrCode, bool) {
 	return code, ok
 }
 
-// Responses counts streams that got a response.
-func (c *H2Conn) Responses() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return len(c.statuses)
-}
-
 // GoAway returns the GOAWAY frame the server sent, or nil.
 func (c *H2Conn) GoAway() *http2.GoAwayFrame {
 	c.mu.Lock()
@@ -181,19 +169,4 @@ func (c *H2Conn) WaitEnded(d time.Duration) bool {
 	case <-time.After(d):
 		return false
 	}
-}
-
-// ReadErr is the error that ended the reader (io.EOF: closed by the server).
-func (c *H2Conn) ReadErr() error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.readErr
-}
-
-// ClosedByServer reports whether the reader ended because the server
-// closed or reset the connection.
-func (c *H2Conn) ClosedByServer() bool {
-	err := c.ReadErr()
-	var ne net.Error
-	return err != nil && (errors.Is(err, io.EOF) || errors.As(err, &ne) && !ne.Timeout())
 }

@@ -144,9 +144,6 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 // Gateway returns the gateway being served.
 func (s *Server) Gateway() *gateway.Gateway { return s.gw }
 
-// Metrics returns the process metrics.
-func (s *Server) Metrics() *observe.Metrics { return s.metrics }
-
 func (s *Server) loaded(snap *gateway.Snapshot) {
 	s.metrics.ConfigInfo.Reset()
 	s.metrics.ConfigInfo.WithLabelValues(snap.Version).Set(1)

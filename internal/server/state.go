@@ -114,9 +114,6 @@ func (s *Server) Close() error {
 	return err
 }
 
-// Store returns the server's store.
-func (s *Server) Store() store.Store { return s.state.store }
-
 // Registry returns the service registry.
 func (s *Server) Registry() *registry.Registry { return s.state.registry }
 
