@@ -223,6 +223,11 @@ func (g *Gateway) finish(s *Snapshot, q *request, r *http.Request, start time.Ti
 		op.stats.Observe(status, d)
 	} else {
 		s.notFoundStats.Observe(status, d)
+		if m := g.rt.Metrics; m != nil && q.rec.Denial != "" {
+			// Refused before an operation was chosen: bad path, URI too
+			// long, no route, wrong method. Reasons are a fixed set.
+			m.Rejected.WithLabelValues(q.rec.Denial).Inc()
+		}
 	}
 	if q.trace.span != nil {
 		q.endSpan(r, status)

@@ -81,7 +81,7 @@ func NewMetrics() *Metrics {
 	})
 	m.Rejected = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "gatehouse_requests_rejected_total",
-		Help: "Requests refused before routing, by reason (bad_path, uri_too_long, ...).",
+		Help: "Requests refused before an operation was chosen, by reason (bad_path, uri_too_long, no_route, method_not_allowed).",
 	}, []string{"reason"})
 	m.policy = newPolicyDecisions()
 	m.Registry.MustRegister(m.policy)

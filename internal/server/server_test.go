@@ -212,7 +212,11 @@ func TestAdminEndpoints(t *testing.T) {
 		t.Fatalf("readyz %d %s", code, body)
 	}
 	get(t, s.url+"/a/x")
+	get(t, s.url+"/nowhere")
+	get(t, s.url+"/a/..%2f")
 	for _, want := range []string{
+		`gatehouse_requests_rejected_total{reason="no_route"} 1`,
+		`gatehouse_requests_rejected_total{reason="bad_path"} 1`,
 		`gatehouse_requests_total{api="a",code="200",operation="*"} 1`,
 		`gatehouse_config_reloads_total{outcome="success"} 1`,
 		`gatehouse_request_duration_seconds_bucket{api="a",operation="*"`,
