@@ -15,7 +15,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -29,6 +28,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gatehouse-dev/gatehouse/bench/harness"
 	"github.com/gatehouse-dev/gatehouse/internal/devissuer"
 )
 
@@ -125,17 +125,17 @@ func run(o options) error {
 			return fmt.Errorf("go build %s: %v\n%s", b[1], err, out)
 		}
 	}
-	var procs processes
-	defer procs.stopAll()
+	var procs harness.Processes
+	defer procs.StopAll()
 
-	backendAddr, err := freeAddr()
+	backendAddr, err := harness.FreeAddr()
 	if err != nil {
 		return err
 	}
-	if err := procs.start(ctx, "backend", pin("0", be, "-addr", backendAddr), []string{"GOMAXPROCS=1"}, tmp); err != nil {
+	if _, err := procs.Start("backend", pin("0", be, "-addr", backendAddr), []string{"GOMAXPROCS=1"}, tmp, nil); err != nil {
 		return err
 	}
-	if err := waitHTTP(ctx, "http://"+backendAddr+"/"); err != nil {
+	if err := harness.WaitHTTP(ctx, "http://"+backendAddr+"/"); err != nil {
 		return fmt.Errorf("backend: %w", err)
 	}
 
@@ -158,8 +158,8 @@ func run(o options) error {
 		return err
 	}
 
-	ghAddr, _ := freeAddr()
-	adminAddr, _ := freeAddr()
+	ghAddr, _ := harness.FreeAddr()
+	adminAddr, _ := harness.FreeAddr()
 	cfgFile := filepath.Join(tmp, "gatehouse.yaml")
 	if err := os.WriteFile(cfgFile, []byte(gatehouseConfig(ghAddr, adminAddr, iss.URL(), backendAddr)), 0o644); err != nil {
 		return err
@@ -169,34 +169,27 @@ func run(o options) error {
 		return err
 	}
 	defer accessLog.Close()
-	if err := procs.startWithStdout(ctx, "gatehouse", pin("0", gh, "serve", "--config", cfgFile, "--watch=false"), []string{"GOMAXPROCS=1"}, tmp, accessLog); err != nil {
+	if _, err := procs.Start("gatehouse", pin("0", gh, "serve", "--config", cfgFile, "--watch=false"), []string{"GOMAXPROCS=1"}, tmp, accessLog); err != nil {
 		return err
 	}
-	if err := waitHTTP(ctx, "http://"+adminAddr+"/readyz"); err != nil {
-		return fmt.Errorf("gatehouse: %w\n%s", err, procs.stderr("gatehouse"))
+	if err := harness.WaitHTTP(ctx, "http://"+adminAddr+"/readyz"); err != nil {
+		return fmt.Errorf("gatehouse: %w\n%s", err, procs.Stderr("gatehouse"))
 	}
 
 	scenarios := []scenario{{Name: "direct", URL: "http://" + backendAddr + "/bench/x", proc: "backend"}}
-	nginxPath := ""
-	switch o.nginx {
-	case "off":
-	case "auto":
-		nginxPath, _ = exec.LookPath("nginx")
-	default:
-		nginxPath = o.nginx
-	}
+	nginxPath := harness.NginxPath(o.nginx)
 	nginxVersion := "not installed"
 	if nginxPath != "" {
-		ngAddr, _ := freeAddr()
+		ngAddr, _ := harness.FreeAddr()
 		conf := filepath.Join(tmp, "nginx.conf")
-		if err := os.WriteFile(conf, []byte(nginxConfig(tmp, ngAddr, backendAddr)), 0o644); err != nil {
+		if err := os.WriteFile(conf, []byte(harness.NginxConfig(tmp, ngAddr, backendAddr)), 0o644); err != nil {
 			return err
 		}
-		if err := procs.start(ctx, "nginx", pin("0", nginxPath, "-c", conf, "-p", tmp), nil, tmp); err != nil {
+		if _, err := procs.Start("nginx", pin("0", nginxPath, "-c", conf, "-p", tmp), nil, tmp, nil); err != nil {
 			return err
 		}
-		if err := waitHTTP(ctx, "http://"+ngAddr+"/bench/x"); err != nil {
-			return fmt.Errorf("nginx: %w\n%s", err, procs.stderr("nginx"))
+		if err := harness.WaitHTTP(ctx, "http://"+ngAddr+"/bench/x"); err != nil {
+			return fmt.Errorf("nginx: %w\n%s", err, procs.Stderr("nginx"))
 		}
 		out, _ := exec.Command(nginxPath, "-v").CombinedOutput()
 		nginxVersion = strings.TrimSpace(string(out))
@@ -238,13 +231,14 @@ func run(o options) error {
 	}
 	for round := 1; round <= o.rounds; round++ {
 		for _, s := range scenarios {
-			cpu0 := procs.cpu(s.proc)
+			pid := procs.PID(s.proc)
+			cpu0 := harness.CPU(pid)
 			hi, err := lg.run(ctx, s, o.conns, o.duration)
 			if err != nil {
 				return fmt.Errorf("%s: %w", s.Name, err)
 			}
 			if n := hi.RPS * o.duration.Seconds(); n > 0 && cpu0 >= 0 {
-				hi.CPUus = float64((procs.cpu(s.proc) - cpu0).Microseconds()) / n
+				hi.CPUus = float64((harness.CPU(pid) - cpu0).Microseconds()) / n
 			}
 			one, err := lg.run(ctx, s, 1, o.oneDuration)
 			if err != nil {
@@ -259,7 +253,7 @@ func run(o options) error {
 	rep := &report{
 		Date: time.Now().UTC().Format(time.RFC3339),
 		Machine: map[string]string{
-			"cpus": fmt.Sprint(runtime.NumCPU()), "cpu": cpuModel(), "os": runtime.GOOS + "/" + runtime.GOARCH,
+			"cpus": fmt.Sprint(runtime.NumCPU()), "cpu": harness.CPUModel(), "os": runtime.GOOS + "/" + runtime.GOARCH,
 			"go": runtime.Version(), "nginx": nginxVersion, "loadgen": lg.name(),
 		},
 		Options: map[string]any{"rounds": o.rounds, "duration": o.duration.String(), "one_duration": o.oneDuration.String(), "connections": o.conns,
@@ -376,14 +370,7 @@ func median(s []sample) sample {
 		for i := range s {
 			v[i] = get(s[i])
 		}
-		sort.Float64s(v)
-		if len(v) == 0 {
-			return 0
-		}
-		if len(v)%2 == 1 {
-			return v[len(v)/2]
-		}
-		return (v[len(v)/2-1] + v[len(v)/2]) / 2
+		return harness.Median(v)
 	}
 	m := sample{
 		RPS:   pick(func(x sample) float64 { return x.RPS }),
@@ -412,47 +399,6 @@ func check(s scenario) error {
 		return fmt.Errorf("status %d: %s", res.StatusCode, body)
 	}
 	return nil
-}
-
-func freeAddr() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer ln.Close()
-	return ln.Addr().String(), nil
-}
-
-func waitHTTP(ctx context.Context, url string) error {
-	deadline := time.Now().Add(20 * time.Second)
-	for time.Now().Before(deadline) {
-		res, err := http.Get(url)
-		if err == nil {
-			res.Body.Close()
-			if res.StatusCode == 200 {
-				return nil
-			}
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
-	return errors.New("not ready after 20s: " + url)
-}
-
-func cpuModel() string {
-	b, err := os.ReadFile("/proc/cpuinfo")
-	if err != nil {
-		return "unknown"
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
-			return strings.TrimSpace(v)
-		}
-	}
-	return "unknown"
 }
 
 func gatehouseConfig(addr, admin, issuer, backend string) string {
@@ -484,31 +430,4 @@ apis:
         scopes: {all_of: ["bench:read"]}
         groups: {any_of: [benchers]}
 `, addr, admin, issuer, backend)
-}
-
-func nginxConfig(dir, addr, backend string) string {
-	return fmt.Sprintf(`# generated by go run ./bench: nginx as a plain reverse proxy
-worker_processes 1;
-daemon off;
-pid %[1]s/nginx.pid;
-error_log %[1]s/nginx-error.log warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  client_body_temp_path %[1]s/body;
-  proxy_temp_path %[1]s/proxy;
-  fastcgi_temp_path %[1]s/fastcgi;
-  uwsgi_temp_path %[1]s/uwsgi;
-  scgi_temp_path %[1]s/scgi;
-  upstream be { server %[3]s; keepalive 256; }
-  server {
-    listen %[2]s;
-    location / {
-      proxy_pass http://be;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-    }
-  }
-}
-`, dir, addr, backend)
 }

@@ -28,18 +28,16 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"runtime"
-	"sort"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
+
+	"github.com/gatehouse-dev/gatehouse/bench/harness"
 )
 
 func main() {
@@ -116,24 +114,24 @@ func run(o options) error {
 	if out, err := exec.Command("go", "build", "-o", be, "./bench/backend").CombinedOutput(); err != nil {
 		return fmt.Errorf("go build ./bench/backend (run from the repository root): %v\n%s", err, out)
 	}
-	var procs processes
-	defer procs.stopAll()
+	var procs harness.Processes
+	defer procs.StopAll()
 	pin0 := func(args ...string) []string { return append([]string{"taskset", "-c", "0"}, args...) }
 
-	backendAddr := freeAddr()
-	backend, err := procs.start("backend", pin0(be, "-addr", backendAddr), []string{"GOMAXPROCS=1", "GOGC=100"})
+	backendAddr := mustFreeAddr()
+	backend, err := procs.Start("backend", pin0(be, "-addr", backendAddr), []string{"GOMAXPROCS=1", "GOGC=100"}, "", nil)
 	if err != nil {
 		return err
 	}
 	targets := []target{{name: "direct", url: "http://" + backendAddr + "/bench/x"}}
 	nginxVersion := "not installed"
-	if path := nginxPath(o.nginx); path != "" {
-		addr := freeAddr()
+	if path := harness.NginxPath(o.nginx); path != "" {
+		addr := mustFreeAddr()
 		conf := filepath.Join(tmp, "nginx.conf")
-		if err := os.WriteFile(conf, []byte(nginxConfig(tmp, addr, backendAddr)), 0o644); err != nil {
+		if err := os.WriteFile(conf, []byte(harness.NginxConfig(tmp, addr, backendAddr)), 0o644); err != nil {
 			return err
 		}
-		p, err := procs.start("nginx", pin0(path, "-c", conf, "-p", tmp), nil)
+		p, err := procs.Start("nginx", pin0(path, "-c", conf, "-p", tmp), nil, "", nil)
 		if err != nil {
 			return err
 		}
@@ -146,7 +144,7 @@ func run(o options) error {
 		if m == "" {
 			continue
 		}
-		addr := freeAddr()
+		addr := mustFreeAddr()
 		args := []string{self, "serve", "-mode", m, "-addr", addr, "-backend", backendAddr}
 		if o.profile != "" {
 			if err := os.MkdirAll(o.profile, 0o755); err != nil {
@@ -158,15 +156,15 @@ func run(o options) error {
 		if o.gogc != "" {
 			env = append(env, "GOGC="+o.gogc)
 		}
-		p, err := procs.start(m, pin0(args...), env)
+		p, err := procs.Start(m, pin0(args...), env, "", nil)
 		if err != nil {
 			return err
 		}
 		targets = append(targets, target{name: m, url: "http://" + addr + "/bench/x", pid: p})
 	}
 	for _, t := range targets {
-		if err := waitOK(ctx, t.url); err != nil {
-			return fmt.Errorf("%s: %w\n%s", t.name, err, procs.stderr(t.name))
+		if err := harness.WaitHTTP(ctx, t.url); err != nil {
+			return fmt.Errorf("%s: %w\n%s", t.name, err, procs.Stderr(t.name))
 		}
 	}
 	fmt.Fprintf(os.Stderr, "h1proxy: %d rounds × %d scenarios × %s, wrk -t1 -c%d on CPU 1; backend and proxy on CPU 0\n",
@@ -187,22 +185,6 @@ func run(o options) error {
 	return nil
 }
 
-func nginxPath(flagValue string) string {
-	switch flagValue {
-	case "off":
-		return ""
-	case "auto":
-		p, _ := exec.LookPath("nginx")
-		if p == "" {
-			if _, err := os.Stat("/usr/sbin/nginx"); err == nil {
-				p = "/usr/sbin/nginx"
-			}
-		}
-		return p
-	}
-	return flagValue
-}
-
 var (
 	wrkRPS  = regexp.MustCompile(`Requests/sec:\s+([0-9.]+)`)
 	wrkReqs = regexp.MustCompile(`(\d+) requests in`)
@@ -212,13 +194,13 @@ var (
 // measure runs wrk once against t and reads the CPU the proxy and the
 // backend used meanwhile.
 func measure(ctx context.Context, wrk string, t target, backend int, o options) (sample, error) {
-	p0, b0 := cpuTicks(t.pid), cpuTicks(backend)
+	p0, b0 := harness.CPU(t.pid), harness.CPU(backend)
 	args := []string{"taskset", "-c", "1", wrk, "-t1", "-c" + strconv.Itoa(o.conns), "-d" + strconv.Itoa(int(o.duration.Seconds())) + "s", t.url}
 	out, err := exec.CommandContext(ctx, args[0], args[1:]...).CombinedOutput()
 	if err != nil {
 		return sample{}, fmt.Errorf("wrk: %v\n%s", err, out)
 	}
-	p1, b1 := cpuTicks(t.pid), cpuTicks(backend)
+	p1, b1 := harness.CPU(t.pid), harness.CPU(backend)
 	var s sample
 	m := wrkRPS.FindStringSubmatch(string(out))
 	n := wrkReqs.FindStringSubmatch(string(out))
@@ -235,66 +217,12 @@ func measure(ctx context.Context, wrk string, t target, backend int, o options) 
 		}
 	}
 	if reqs > 0 {
-		tick := 1e6 / float64(clockTicks())
 		if t.pid != 0 {
-			s.cpuUS = float64(p1-p0) * tick / reqs
+			s.cpuUS = float64((p1 - p0).Microseconds()) / reqs
 		}
-		s.backUS = float64(b1-b0) * tick / reqs
+		s.backUS = float64((b1 - b0).Microseconds()) / reqs
 	}
 	return s, nil
-}
-
-// cpuTicks returns utime+stime of pid and of its children (nginx's
-// worker), in clock ticks.
-func cpuTicks(pid int) int64 {
-	if pid == 0 {
-		return 0
-	}
-	total := int64(0)
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err == nil {
-		s := string(b)
-		if i := strings.LastIndexByte(s, ')'); i >= 0 {
-			f := strings.Fields(s[i+2:])
-			// fields after the command: state is f[0]; utime and stime
-			// are fields 14 and 15 of the whole line, f[11] and f[12].
-			if len(f) > 12 {
-				u, _ := strconv.ParseInt(f[11], 10, 64)
-				st, _ := strconv.ParseInt(f[12], 10, 64)
-				total += u + st
-			}
-		}
-	}
-	if kids, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", pid, pid)); err == nil {
-		for _, k := range strings.Fields(string(kids)) {
-			if c, err := strconv.Atoi(k); err == nil {
-				total += cpuTicks(c)
-			}
-		}
-	}
-	return total
-}
-
-func clockTicks() int64 {
-	out, err := exec.Command("getconf", "CLK_TCK").Output()
-	if err == nil {
-		if v, err := strconv.ParseInt(strings.TrimSpace(string(out)), 10, 64); err == nil && v > 0 {
-			return v
-		}
-	}
-	return 100
-}
-
-func median(v []float64) float64 {
-	if len(v) == 0 {
-		return 0
-	}
-	s := append([]float64(nil), v...)
-	sort.Float64s(s)
-	if len(s)%2 == 1 {
-		return s[len(s)/2]
-	}
-	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }
 
 func report(targets []target, results map[string][]sample, o options, nginxVersion string) {
@@ -303,7 +231,7 @@ func report(targets []target, results map[string][]sample, o options, nginxVersi
 		for _, s := range results[name] {
 			v = append(v, get(s))
 		}
-		return median(v)
+		return harness.Median(v)
 	}
 	rps := func(n string) float64 { return med(n, func(s sample) float64 { return s.rps }) }
 	ng := rps("nginx")
@@ -313,7 +241,7 @@ func report(targets []target, results map[string][]sample, o options, nginxVersi
 		gogc = o.gogc
 	}
 	fmt.Printf("\nh1proxy, %s — %d CPUs (%s), %s, %s, %d rounds × %s, wrk -t1 -c%d, GOGC of the Go proxies %s\n\n",
-		time.Now().UTC().Format(time.RFC3339), runtime.NumCPU(), cpuModel(), runtime.Version(), nginxVersion, o.rounds, o.duration, o.conns, gogc)
+		time.Now().UTC().Format(time.RFC3339), runtime.NumCPU(), harness.CPUModel(), runtime.Version(), nginxVersion, o.rounds, o.duration, o.conns, gogc)
 	fmt.Println("| scenario | req/s | vs nginx | vs direct | proxy CPU µs/req | backend CPU µs/req | errors |")
 	fmt.Println("|---|---:|---:|---:|---:|---:|---:|")
 	for _, t := range targets {
@@ -335,118 +263,10 @@ func report(targets []target, results map[string][]sample, o options, nginxVersi
 	}
 }
 
-func cpuModel() string {
-	b, err := os.ReadFile("/proc/cpuinfo")
-	if err != nil {
-		return "unknown"
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
-			return strings.TrimSpace(v)
-		}
-	}
-	return "unknown"
-}
-
-func freeAddr() string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+func mustFreeAddr() string {
+	a, err := harness.FreeAddr()
 	if err != nil {
 		panic(err)
 	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
-func waitOK(ctx context.Context, url string) error {
-	client := &http.Client{Timeout: time.Second}
-	for range 200 {
-		res, err := client.Get(url)
-		if err == nil {
-			res.Body.Close()
-			if res.StatusCode == 200 {
-				return nil
-			}
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
-	return errors.New("not ready after 10s: " + url)
-}
-
-// processes are the programs the driver started; each is stopped by its
-// PID at the end.
-type processes struct{ list []*proc }
-
-type proc struct {
-	name   string
-	cmd    *exec.Cmd
-	stderr strings.Builder
-}
-
-func (p *processes) start(name string, argv, env []string) (int, error) {
-	pr := &proc{name: name}
-	pr.cmd = exec.Command(argv[0], argv[1:]...)
-	pr.cmd.Env = append(os.Environ(), env...)
-	pr.cmd.Stderr = &pr.stderr
-	if err := pr.cmd.Start(); err != nil {
-		return 0, err
-	}
-	p.list = append(p.list, pr)
-	// taskset execs the program, so the PID is the program's.
-	return pr.cmd.Process.Pid, nil
-}
-
-func (p *processes) stderr(name string) string {
-	for _, pr := range p.list {
-		if pr.name == name {
-			return pr.stderr.String()
-		}
-	}
-	return ""
-}
-
-func (p *processes) stopAll() {
-	for i := len(p.list) - 1; i >= 0; i-- {
-		pr := p.list[i]
-		_ = pr.cmd.Process.Signal(syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { _ = pr.cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(5 * time.Second):
-			_ = pr.cmd.Process.Kill()
-			<-done
-		}
-	}
-	p.list = nil
-}
-
-func nginxConfig(dir, addr, backend string) string {
-	return fmt.Sprintf(`# written by h1proxy: nginx as a plain reverse proxy, as in go run ./bench
-worker_processes 1;
-daemon off;
-pid %[1]s/nginx.pid;
-error_log %[1]s/nginx-error.log warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  client_body_temp_path %[1]s/body;
-  proxy_temp_path %[1]s/proxy;
-  fastcgi_temp_path %[1]s/fastcgi;
-  uwsgi_temp_path %[1]s/uwsgi;
-  scgi_temp_path %[1]s/scgi;
-  upstream be { server %[3]s; keepalive 256; }
-  server {
-    listen %[2]s;
-    location / {
-      proxy_pass http://be;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-    }
-  }
-}
-`, dir, addr, backend)
+	return a
 }

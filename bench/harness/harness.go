@@ -1,0 +1,249 @@
+// Package harness holds what the repository's load measurements share:
+// starting and stopping the processes under test, reading the CPU time
+// they use, nginx as the reference reverse proxy, and small helpers. It
+// is used by `go run ./bench` and by internal/h1's h1proxy.
+package harness
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// Processes are the programs a measurement started; StopAll stops every
+// one by its PID.
+type Processes struct {
+	mu    sync.Mutex
+	procs []*proc
+}
+
+type proc struct {
+	name   string
+	cmd    *exec.Cmd
+	stderr *bytes.Buffer
+}
+
+// Start runs argv with env added to the environment, in dir ("" for the
+// current one), its standard output to stdout (nil discards it), and
+// returns its PID.
+func (p *Processes) Start(name string, argv, env []string, dir string, stdout io.Writer) (int, error) {
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Env = append(os.Environ(), env...)
+	cmd.Dir = dir
+	if stdout == nil {
+		stdout = io.Discard
+	}
+	cmd.Stdout = stdout
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		return 0, err
+	}
+	p.mu.Lock()
+	p.procs = append(p.procs, &proc{name: name, cmd: cmd, stderr: &stderr})
+	p.mu.Unlock()
+	return cmd.Process.Pid, nil
+}
+
+// PID returns the PID of the named process, or 0.
+func (p *Processes) PID(name string) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, pr := range p.procs {
+		if pr.name == name {
+			return pr.cmd.Process.Pid
+		}
+	}
+	return 0
+}
+
+// Stderr returns what the named process wrote to its standard error.
+func (p *Processes) Stderr(name string) string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, pr := range p.procs {
+		if pr.name == name {
+			return pr.stderr.String()
+		}
+	}
+	return ""
+}
+
+// StopAll sends SIGTERM to each process, latest first, waits up to 5 s,
+// then kills it.
+func (p *Processes) StopAll() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for i := len(p.procs) - 1; i >= 0; i-- {
+		pr := p.procs[i]
+		_ = pr.cmd.Process.Signal(syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() { _ = pr.cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			_ = pr.cmd.Process.Kill()
+			<-done
+		}
+	}
+	p.procs = nil
+}
+
+// clockTick is the unit of /proc/PID/stat's utime and stime (1/CLK_TCK).
+var clockTick = sync.OnceValue(func() time.Duration {
+	out, err := exec.Command("getconf", "CLK_TCK").Output()
+	if err == nil {
+		if v, err := strconv.ParseInt(strings.TrimSpace(string(out)), 10, 64); err == nil && v > 0 {
+			return time.Second / time.Duration(v)
+		}
+	}
+	return 10 * time.Millisecond
+})
+
+// CPU returns the CPU time (user + system) that pid and its children
+// (nginx's worker) have used, or -1 when it cannot be read.
+func CPU(pid int) time.Duration {
+	if pid <= 0 {
+		return -1
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return -1
+	}
+	// The fields after the command name, which is in parentheses: utime
+	// and stime are the 14th and 15th of the line.
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+	if len(f) < 13 {
+		return -1
+	}
+	ut, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	total := time.Duration(ut+st) * clockTick()
+	if kids, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", pid, pid)); err == nil {
+		for _, k := range strings.Fields(string(kids)) {
+			if c, err := strconv.Atoi(k); err == nil {
+				if d := CPU(c); d > 0 {
+					total += d
+				}
+			}
+		}
+	}
+	return total
+}
+
+// NginxPath resolves an -nginx flag: "off" (none), "auto" (nginx on the
+// PATH or in /usr/sbin), or a path.
+func NginxPath(flag string) string {
+	switch flag {
+	case "off":
+		return ""
+	case "auto":
+		if p, err := exec.LookPath("nginx"); err == nil {
+			return p
+		}
+		if _, err := os.Stat("/usr/sbin/nginx"); err == nil {
+			return "/usr/sbin/nginx"
+		}
+		return ""
+	}
+	return flag
+}
+
+// NginxConfig is nginx as a plain reverse proxy on addr in front of
+// backend, with one worker, keep-alive upstream connections, no access
+// log, and its files in dir.
+func NginxConfig(dir, addr, backend string) string {
+	return fmt.Sprintf(`# nginx as a plain reverse proxy (bench/harness)
+worker_processes 1;
+daemon off;
+pid %[1]s/nginx.pid;
+error_log %[1]s/nginx-error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path %[1]s/body;
+  proxy_temp_path %[1]s/proxy;
+  fastcgi_temp_path %[1]s/fastcgi;
+  uwsgi_temp_path %[1]s/uwsgi;
+  scgi_temp_path %[1]s/scgi;
+  upstream be { server %[3]s; keepalive 256; }
+  server {
+    listen %[2]s;
+    location / {
+      proxy_pass http://be;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+    }
+  }
+}
+`, dir, addr, backend)
+}
+
+// FreeAddr returns a loopback address with a free port.
+func FreeAddr() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer ln.Close()
+	return ln.Addr().String(), nil
+}
+
+// WaitHTTP waits up to 20 s for url to answer 200.
+func WaitHTTP(ctx context.Context, url string) error {
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		res, err := http.Get(url)
+		if err == nil {
+			res.Body.Close()
+			if res.StatusCode == 200 {
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	return errors.New("not ready after 20s: " + url)
+}
+
+// CPUModel returns the machine's CPU model name.
+func CPUModel() string {
+	b, err := os.ReadFile("/proc/cpuinfo")
+	if err != nil {
+		return "unknown"
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
+			return strings.TrimSpace(v)
+		}
+	}
+	return "unknown"
+}
+
+// Median returns the median of v (0 when empty), leaving v as it is.
+func Median(v []float64) float64 {
+	if len(v) == 0 {
+		return 0
+	}
+	s := append([]float64(nil), v...)
+	sort.Float64s(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
