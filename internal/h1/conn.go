@@ -68,6 +68,7 @@ func keepDeadline(cur, want time.Time, timeout time.Duration) bool {
 }
 
 func (s *Server) newConn(rwc net.Conn, base context.Context) *conn {
+	rwc = wrapConn(rwc)
 	c := &conn{srv: s, rwc: rwc, remoteAddr: rwc.RemoteAddr().String(), accepted: time.Now()}
 	c.ctx, c.cancel = context.WithCancel(context.WithValue(base, http.LocalAddrContextKey, rwc.LocalAddr()))
 	c.tmpl = (&http.Request{RemoteAddr: c.remoteAddr}).WithContext(c.ctx)

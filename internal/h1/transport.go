@@ -353,7 +353,7 @@ func (t *Transport) dial(ctx context.Context, key string) (*persistConn, error) 
 	if err != nil {
 		return nil, err
 	}
-	return newPersistConn(t, key, c), nil
+	return newPersistConn(t, key, wrapConn(c)), nil
 }
 
 func trimBrackets(h string) string {

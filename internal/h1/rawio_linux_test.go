@@ -1,0 +1,166 @@
+//go:build linux
+
+package h1
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"testing"
+	"time"
+)
+
+// tcpPair returns the two ends of a loopback TCP connection, the first
+// wrapped by wrapConn.
+func tcpPair(t *testing.T) (*rawTCPConn, net.Conn) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			close(accepted)
+			return
+		}
+		accepted <- c
+	}()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	peer, ok := <-accepted
+	if !ok {
+		t.Fatal("accept failed")
+	}
+	w := wrapConn(c)
+	rc, ok := w.(*rawTCPConn)
+	if !ok {
+		t.Fatalf("wrapConn(*net.TCPConn) = %T, want *rawTCPConn", w)
+	}
+	t.Cleanup(func() { rc.Close(); peer.Close() })
+	return rc, peer
+}
+
+func TestRawConn_ReadWriteEOF(t *testing.T) {
+	c, peer := tcpPair(t)
+	if _, err := c.Write([]byte("ping")); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 4)
+	if _, err := io.ReadFull(peer, buf); err != nil || string(buf) != "ping" {
+		t.Fatalf("peer read %q, %v", buf, err)
+	}
+	go peer.Write([]byte("pong"))
+	n, err := c.Read(buf)
+	if err != nil || string(buf[:n]) != "pong" {
+		t.Fatalf("Read = %q, %v", buf[:n], err)
+	}
+	if n, err := c.Read(nil); n != 0 || err != nil {
+		t.Fatalf("Read(nil) = %d, %v", n, err)
+	}
+	peer.Close()
+	if n, err := c.Read(buf); n != 0 || err != io.EOF {
+		t.Fatalf("Read after peer closed = %d, %v; want 0, EOF", n, err)
+	}
+}
+
+// A write larger than the socket buffers is completed across EAGAINs, in
+// order, while the peer reads slowly.
+func TestRawConn_LargeWrite(t *testing.T) {
+	c, peer := tcpPair(t)
+	want := bytes.Repeat([]byte("0123456789abcdef"), 1<<18) // 4 MiB
+	got := make(chan []byte, 1)
+	go func() {
+		var b bytes.Buffer
+		buf := make([]byte, 7919)
+		for b.Len() < len(want) {
+			n, err := peer.Read(buf)
+			b.Write(buf[:n])
+			if err != nil {
+				break
+			}
+		}
+		got <- b.Bytes()
+	}()
+	n, err := c.Write(want)
+	if err != nil || n != len(want) {
+		t.Fatalf("Write = %d, %v", n, err)
+	}
+	if g := <-got; !bytes.Equal(g, want) {
+		t.Fatalf("peer got %d bytes, not what was written", len(g))
+	}
+}
+
+func TestRawConn_Deadlines(t *testing.T) {
+	c, _ := tcpPair(t)
+	c.SetReadDeadline(time.Now().Add(20 * time.Millisecond))
+	_, err := c.Read(make([]byte, 8))
+	var ne net.Error
+	if !errors.Is(err, os.ErrDeadlineExceeded) || !errors.As(err, &ne) || !ne.Timeout() {
+		t.Fatalf("Read past its deadline: %v; want a timeout matching os.ErrDeadlineExceeded", err)
+	}
+	var oe *net.OpError
+	if !errors.As(err, &oe) || oe.Op != "read" {
+		t.Fatalf("error %#v is not a read *net.OpError", err)
+	}
+	// A deadline in the past fails a write at once: nothing is sent.
+	c.SetWriteDeadline(time.Unix(1, 0))
+	if n, err := c.Write([]byte("x")); n != 0 || !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("Write past its deadline = %d, %v", n, err)
+	}
+}
+
+func TestRawConn_CloseUnblocksRead(t *testing.T) {
+	c, _ := tcpPair(t)
+	done := make(chan error, 1)
+	go func() {
+		_, err := c.Read(make([]byte, 8))
+		done <- err
+	}()
+	time.Sleep(20 * time.Millisecond)
+	c.Close()
+	select {
+	case err := <-done:
+		if !errors.Is(err, net.ErrClosed) {
+			t.Fatalf("Read on a closed connection: %v; want net.ErrClosed", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Read still blocked 5 s after Close")
+	}
+	if _, err := c.Write([]byte("x")); !errors.Is(err, net.ErrClosed) {
+		t.Fatalf("Write on a closed connection: %v; want net.ErrClosed", err)
+	}
+}
+
+func TestRawConn_ResetIsAnError(t *testing.T) {
+	c, peer := tcpPair(t)
+	peer.(*net.TCPConn).SetLinger(0) // close with RST
+	peer.Close()
+	deadline := time.Now().Add(5 * time.Second)
+	var err error
+	for time.Now().Before(deadline) {
+		if _, err = c.Write([]byte("after reset")); err != nil {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	var oe *net.OpError
+	if err == nil || !errors.As(err, &oe) || oe.Op != "write" {
+		t.Fatalf("Write to a reset connection: %v; want a write *net.OpError", err)
+	}
+}
+
+func TestWrapConn_OtherConnsUnchanged(t *testing.T) {
+	a, b := net.Pipe()
+	defer a.Close()
+	defer b.Close()
+	if wrapConn(a) != a {
+		t.Fatal("wrapConn changed a non-TCP connection")
+	}
+}
