@@ -36,6 +36,40 @@ type rawTCPConn struct {
 	werr syscall.Errno
 	rfn  func(uintptr) bool
 	wfn  func(uintptr) bool
+
+	// A request to send as part of the next Read (sendOnRead).
+	pend      []byte
+	pendN     int    // bytes of pend written
+	sent      *int64 // counts them for the caller
+	check     bool   // look for unsolicited bytes or EOF before sending
+	pendState uint8
+	pendErr   syscall.Errno
+	probe     [1]byte
+}
+
+// pendState values: what the next Read's callback did with pend.
+const (
+	pendWaiting uint8 = iota // not yet sent
+	pendSent                 // sent; the next call reads the reply
+	pendStale                // the check found bytes or EOF: nothing sent
+	pendBlocked              // the socket buffer filled up, or the write failed
+)
+
+// sendOnRead makes the next Read send p first, inside the same RawRead,
+// and then wait for the reply without trying a read that must fail: the
+// netpoller's readiness state is reset before the write, so a reply that
+// arrives after it is never missed, and the read that would return EAGAIN
+// (the backend has not even been scheduled yet) is not made. With check,
+// the connection is first read without blocking: anything there (bytes
+// nobody asked for, EOF, an error) means it cannot carry a request, and
+// Read returns errStaleIdle having sent nothing. Each byte written is
+// added to *sent. p must stay unchanged until that Read returns.
+//
+// Without check, the caller must know that nothing can be waiting on
+// the connection: bytes that arrived before the Read, and whose
+// readiness the netpoller already consumed, would not wake it.
+func (c *rawTCPConn) sendOnRead(p []byte, check bool, sent *int64) {
+	c.pend, c.pendN, c.check, c.sent, c.pendState = p, 0, check, sent, pendWaiting
 }
 
 // rawIO is switched off by GATEHOUSE_H1_RAWIO=0, to compare.
@@ -58,6 +92,9 @@ func wrapConn(c net.Conn) net.Conn {
 }
 
 func (c *rawTCPConn) readFD(fd uintptr) bool {
+	if c.pend != nil && c.pendState == pendWaiting {
+		return c.sendFD(fd)
+	}
 	for {
 		n, _, e := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(unsafe.SliceData(c.rbuf))), uintptr(len(c.rbuf)))
 		switch e {
@@ -73,6 +110,43 @@ func (c *rawTCPConn) readFD(fd uintptr) bool {
 			return true
 		}
 	}
+}
+
+// sendFD is the first call of a Read's callback when a request is
+// pending; it reports false when the request is sent and the reply is to
+// be awaited.
+func (c *rawTCPConn) sendFD(fd uintptr) bool {
+	for c.check {
+		_, _, e := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&c.probe[0])), 1)
+		switch e {
+		case syscall.EINTR:
+			continue
+		case syscall.EAGAIN:
+			c.check = false
+		default: // bytes, EOF (e == 0) or an error
+			c.pendState = pendStale
+			return true
+		}
+	}
+	for c.pendN < len(c.pend) {
+		p := c.pend[c.pendN:]
+		n, _, e := syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(unsafe.SliceData(p))), uintptr(len(p)))
+		switch e {
+		case 0:
+			c.pendN += int(n)
+			*c.sent += int64(n)
+		case syscall.EINTR:
+		case syscall.EAGAIN:
+			c.pendState = pendBlocked
+			return true
+		default:
+			c.pendErr = e
+			c.pendState = pendBlocked
+			return true
+		}
+	}
+	c.pendState = pendSent
+	return false
 }
 
 func (c *rawTCPConn) writeFD(fd uintptr) bool {
@@ -101,6 +175,11 @@ func (c *rawTCPConn) Read(p []byte) (int, error) {
 	err := c.rc.Read(c.rfn)
 	c.rbuf = nil
 	n := c.rn
+	if c.pend != nil {
+		if n, err, done := c.finishPend(p, err); done {
+			return n, err
+		}
+	}
 	if err != nil {
 		return n, c.opError("read", err)
 	}
@@ -128,6 +207,33 @@ func (c *rawTCPConn) Write(p []byte) (int, error) {
 		return n, c.opError("write", err)
 	}
 	return n, nil
+}
+
+// finishPend handles the outcome of a Read that had a request to send.
+// It reports done when its results are the Read's.
+func (c *rawTCPConn) finishPend(p []byte, err error) (int, error, bool) {
+	state, rest, sent, perr := c.pendState, c.pend[c.pendN:], c.sent, c.pendErr
+	c.pend, c.sent, c.pendErr = nil, nil, 0
+	switch {
+	case state == pendStale:
+		return 0, errStaleIdle, true
+	case state == pendBlocked && perr != 0:
+		return 0, c.opError("write", os.NewSyscallError("write", perr)), true
+	case state == pendBlocked:
+		// Finish the request the ordinary way, then read the reply.
+		n, werr := c.Write(rest)
+		*sent += int64(n)
+		if werr != nil {
+			return 0, werr, true
+		}
+		n, err := c.Read(p)
+		return n, err, true
+	case state == pendWaiting:
+		// RawRead failed before the callback ran (deadline, closed):
+		// nothing was sent.
+		return 0, err, err != nil
+	}
+	return 0, nil, false // sent; the reply was read as usual
 }
 
 // opError shapes an error as net.TCPConn's would be, so that callers

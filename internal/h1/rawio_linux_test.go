@@ -164,3 +164,83 @@ func TestWrapConn_OtherConnsUnchanged(t *testing.T) {
 		t.Fatal("wrapConn changed a non-TCP connection")
 	}
 }
+
+// sendOnRead: the request goes out inside the next Read, which returns
+// the reply; the bytes sent are counted.
+func TestRawConn_SendOnRead(t *testing.T) {
+	c, peer := tcpPair(t)
+	go func() {
+		buf := make([]byte, 5)
+		if _, err := io.ReadFull(peer, buf); err == nil && string(buf) == "hello" {
+			peer.Write([]byte("world"))
+		}
+	}()
+	var sent int64
+	c.sendOnRead([]byte("hello"), true, &sent)
+	buf := make([]byte, 16)
+	n, err := c.Read(buf)
+	if err != nil || string(buf[:n]) != "world" {
+		t.Fatalf("Read = %q, %v", buf[:n], err)
+	}
+	if sent != 5 {
+		t.Fatalf("sent = %d, want 5", sent)
+	}
+}
+
+// With the check, bytes already waiting on the connection, or its end,
+// mean it cannot carry a request: nothing is sent.
+func TestRawConn_SendOnReadFindsStale(t *testing.T) {
+	for _, name := range []string{"unsolicited", "eof"} {
+		t.Run(name, func(t *testing.T) {
+			c, peer := tcpPair(t)
+			if name == "eof" {
+				peer.Close()
+			} else {
+				peer.Write([]byte("HTTP/1.1 200 OK\r\n\r\n"))
+			}
+			time.Sleep(20 * time.Millisecond)
+			var sent int64
+			c.sendOnRead([]byte("hello"), true, &sent)
+			n, err := c.Read(make([]byte, 16))
+			if n != 0 || !errors.Is(err, errStaleIdle) || sent != 0 {
+				t.Fatalf("Read = %d, %v, sent %d; want 0, errStaleIdle, 0", n, err, sent)
+			}
+		})
+	}
+}
+
+// A request larger than the socket buffers is finished by an ordinary
+// write, then the reply is read.
+func TestRawConn_SendOnReadLarge(t *testing.T) {
+	c, peer := tcpPair(t)
+	req := bytes.Repeat([]byte("r"), 8<<20)
+	go func() {
+		time.Sleep(20 * time.Millisecond) // let the socket buffers fill
+		if _, err := io.CopyN(io.Discard, peer, int64(len(req))); err == nil {
+			peer.Write([]byte("done"))
+		}
+	}()
+	var sent int64
+	c.sendOnRead(req, false, &sent)
+	buf := make([]byte, 16)
+	n, err := c.Read(buf)
+	if err != nil || string(buf[:n]) != "done" || sent != int64(len(req)) {
+		t.Fatalf("Read = %q, %v, sent %d", buf[:n], err, sent)
+	}
+}
+
+// A read deadline already past fails the Read before anything is sent.
+func TestRawConn_SendOnReadDeadline(t *testing.T) {
+	c, _ := tcpPair(t)
+	c.SetReadDeadline(time.Unix(1, 0))
+	var sent int64
+	c.sendOnRead([]byte("hello"), false, &sent)
+	if _, err := c.Read(make([]byte, 4)); !errors.Is(err, os.ErrDeadlineExceeded) || sent != 0 {
+		t.Fatalf("Read = %v, sent %d", err, sent)
+	}
+	// The pending request was dropped with the failed Read.
+	c.SetReadDeadline(time.Now().Add(20 * time.Millisecond))
+	if _, err := c.Read(make([]byte, 4)); !errors.Is(err, os.ErrDeadlineExceeded) || sent != 0 {
+		t.Fatalf("second Read = %v, sent %d", err, sent)
+	}
+}

@@ -121,13 +121,14 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		return nil, notSent(err)
 	}
 	ctx := req.Context()
+	stale := 0
 	for attempt := 0; ; attempt++ {
 		if err := ctx.Err(); err != nil {
 			closeBody(req)
 			return nil, notSent(err)
 		}
 		now := time.Now()
-		pc, err := t.getConn(ctx, req.URL.Host, now)
+		pc, err := t.getConn(ctx, req.URL.Host, now, req.Body == nil || req.Body == http.NoBody)
 		if err != nil {
 			closeBody(req)
 			return nil, notSent(err)
@@ -135,6 +136,12 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		res, err := pc.roundTrip(req, now)
 		if err == nil {
 			return res, nil
+		}
+		if errors.Is(err, errStaleIdle) && stale < maxStaleIdle {
+			// Nothing was sent; the connection is closed. Take another.
+			stale++
+			attempt--
+			continue
 		}
 		if attempt > 0 || !pc.reused || !retryable(req, err) {
 			return nil, err
@@ -222,7 +229,14 @@ type hostPool struct {
 // getConn takes the most recently used idle connection to host key that
 // is still usable, or dials one. A pooled connection gets its
 // response-head deadline here, before it is checked.
-func (t *Transport) getConn(ctx context.Context, key string, now time.Time) (*persistConn, error) {
+// maxStaleIdle bounds how many idle connections found stale one request
+// goes through before it fails.
+const maxStaleIdle = 64
+
+// getConn takes an idle connection to key, checked as usable, or dials a
+// new one. With deferCheck, a connection that can send a request as it
+// reads the reply makes the check then, without a system call of its own.
+func (t *Transport) getConn(ctx context.Context, key string, now time.Time, deferCheck bool) (*persistConn, error) {
 	timeout := t.idleTimeout()
 	t.mu.Lock()
 	p := t.pools[key]
@@ -236,6 +250,10 @@ func (t *Transport) getConn(ctx context.Context, key string, now time.Time) (*pe
 				pc.setReadDeadline(now.Add(d))
 			} else if pc.rdSet {
 				pc.setReadDeadline(time.Time{})
+			}
+			if deferCheck && pc.sor != nil && pc.br.buffered() == 0 {
+				pc.reused, pc.needCheck = true, true
+				return pc, nil
 			}
 			if pc.usable() {
 				pc.reused = true

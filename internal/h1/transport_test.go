@@ -631,3 +631,87 @@ func TestTransport_ConcurrentRequests(t *testing.T) {
 		t.Errorf("%d connections: the pool is not reused", conns.Load())
 	}
 }
+
+// TestTransport_ClosedIdleConnectionsBodyless: several pooled connections
+// the backend closed while idle are each found stale before a request
+// without a body is written on them (the check made as the request is
+// sent), and the request goes out once, on a new connection, whatever
+// its method.
+func TestTransport_ClosedIdleConnectionsBodyless(t *testing.T) {
+	for _, method := range []string{"GET", "POST", "DELETE"} {
+		t.Run(method, func(t *testing.T) {
+			var heads atomic.Int32
+			url := rawBackend(t, func(c net.Conn, br *bufio.Reader, n int) {
+				if readRequestHead(br) != nil {
+					return
+				}
+				heads.Add(1)
+				io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+			}) // closes after one response
+			tr := &Transport{}
+			defer tr.CloseIdleConnections()
+			// Three connections in the pool, each closed by the backend.
+			var wg sync.WaitGroup
+			release := make(chan struct{})
+			for range 3 {
+				wg.Go(func() {
+					res, err := tr.RoundTrip(newRequest(t, "GET", url, nil))
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					<-release // keep all three busy at once, so three are dialed
+					io.ReadAll(res.Body)
+					res.Body.Close()
+				})
+			}
+			for heads.Load() < 3 {
+				time.Sleep(time.Millisecond)
+			}
+			close(release)
+			wg.Wait()
+			time.Sleep(50 * time.Millisecond) // let the FINs arrive
+			heads.Store(0)
+			if _, body := roundTrip(t, tr, newRequest(t, method, url, nil)); body != "ok" {
+				t.Fatalf("body %q", body)
+			}
+			if n := heads.Load(); n != 1 {
+				t.Fatalf("the backend read %d request heads, want 1", n)
+			}
+		})
+	}
+}
+
+// TestTransport_LargeHeadOnReusedConnection: a request head larger than
+// the write buffer is partly written before the request is complete; the
+// idle check must still come before the first byte, and the request must
+// arrive whole.
+func TestTransport_LargeHeadOnReusedConnection(t *testing.T) {
+	var got atomic.Int64
+	url := rawBackend(t, func(c net.Conn, br *bufio.Reader, n int) {
+		for {
+			tp := textproto.NewReader(br)
+			if _, err := tp.ReadLine(); err != nil {
+				return
+			}
+			h, err := tp.ReadMIMEHeader()
+			if err != nil {
+				return
+			}
+			got.Store(int64(len(h.Get("X-Big"))))
+			io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+		}
+	})
+	tr := &Transport{}
+	defer tr.CloseIdleConnections()
+	roundTrip(t, tr, newRequest(t, "GET", url, nil))
+	big := strings.Repeat("b", 3*writeBufSize)
+	req := newRequest(t, "GET", url, nil)
+	req.Header.Set("X-Big", big)
+	if _, body := roundTrip(t, tr, req); body != "ok" {
+		t.Fatalf("body %q", body)
+	}
+	if got.Load() != int64(len(big)) {
+		t.Fatalf("backend got a %d-byte field, want %d", got.Load(), len(big))
+	}
+}
