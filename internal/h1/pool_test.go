@@ -91,7 +91,7 @@ func TestTransport_PoolReusesMostRecentFirst(t *testing.T) {
 		pcs = append(pcs, pc)
 	}
 	for i := 2; i >= 0; i-- {
-		pc, err := tr.getConn(context.Background(), "h", time.Now(), false)
+		pc, err := tr.getConn(context.Background(), "h", time.Now(), time.Time{}, false)
 		if err != nil {
 			t.Fatal(err)
 		}

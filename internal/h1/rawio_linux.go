@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"syscall"
+	"time"
 	"unsafe"
 )
 
@@ -38,13 +39,14 @@ type rawTCPConn struct {
 	wfn  func(uintptr) bool
 
 	// A request to send as part of the next Read (sendOnRead).
-	pend      []byte
-	pendN     int    // bytes of pend written
-	sent      *int64 // counts them for the caller
-	check     bool   // look for unsolicited bytes or EOF before sending
-	pendState uint8
-	pendErr   syscall.Errno
-	probe     [1]byte
+	pend         []byte
+	pendN        int    // bytes of pend written
+	sent         *int64 // counts them for the caller
+	check        bool   // look for unsolicited bytes or EOF before sending
+	pendState    uint8
+	pendErr      syscall.Errno
+	pendDeadline time.Time
+	probe        [1]byte
 }
 
 // pendState values: what the next Read's callback did with pend.
@@ -68,8 +70,12 @@ const (
 // Without check, the caller must know that nothing can be waiting on
 // the connection: bytes that arrived before the Read, and whose
 // readiness the netpoller already consumed, would not wake it.
-func (c *rawTCPConn) sendOnRead(p []byte, check bool, sent *int64) {
+//
+// If the socket buffer fills up before p is written, the rest is written
+// with Write under writeDeadline (zero: none), which is then cleared.
+func (c *rawTCPConn) sendOnRead(p []byte, check bool, sent *int64, writeDeadline time.Time) {
 	c.pend, c.pendN, c.check, c.sent, c.pendState = p, 0, check, sent, pendWaiting
+	c.pendDeadline = writeDeadline
 }
 
 // rawIO is switched off by GATEHOUSE_H1_RAWIO=0, to compare.
@@ -221,6 +227,10 @@ func (c *rawTCPConn) finishPend(p []byte, err error) (int, error, bool) {
 		return 0, c.opError("write", os.NewSyscallError("write", perr)), true
 	case state == pendBlocked:
 		// Finish the request the ordinary way, then read the reply.
+		if !c.pendDeadline.IsZero() {
+			c.SetWriteDeadline(c.pendDeadline)
+			defer c.SetWriteDeadline(time.Time{})
+		}
 		n, werr := c.Write(rest)
 		*sent += int64(n)
 		if werr != nil {

@@ -176,7 +176,7 @@ func TestRawConn_SendOnRead(t *testing.T) {
 		}
 	}()
 	var sent int64
-	c.sendOnRead([]byte("hello"), true, &sent)
+	c.sendOnRead([]byte("hello"), true, &sent, time.Time{})
 	buf := make([]byte, 16)
 	n, err := c.Read(buf)
 	if err != nil || string(buf[:n]) != "world" {
@@ -200,7 +200,7 @@ func TestRawConn_SendOnReadFindsStale(t *testing.T) {
 			}
 			time.Sleep(20 * time.Millisecond)
 			var sent int64
-			c.sendOnRead([]byte("hello"), true, &sent)
+			c.sendOnRead([]byte("hello"), true, &sent, time.Time{})
 			n, err := c.Read(make([]byte, 16))
 			if n != 0 || !errors.Is(err, errStaleIdle) || sent != 0 {
 				t.Fatalf("Read = %d, %v, sent %d; want 0, errStaleIdle, 0", n, err, sent)
@@ -221,7 +221,7 @@ func TestRawConn_SendOnReadLarge(t *testing.T) {
 		}
 	}()
 	var sent int64
-	c.sendOnRead(req, false, &sent)
+	c.sendOnRead(req, false, &sent, time.Time{})
 	buf := make([]byte, 16)
 	n, err := c.Read(buf)
 	if err != nil || string(buf[:n]) != "done" || sent != int64(len(req)) {
@@ -234,7 +234,7 @@ func TestRawConn_SendOnReadDeadline(t *testing.T) {
 	c, _ := tcpPair(t)
 	c.SetReadDeadline(time.Unix(1, 0))
 	var sent int64
-	c.sendOnRead([]byte("hello"), false, &sent)
+	c.sendOnRead([]byte("hello"), false, &sent, time.Time{})
 	if _, err := c.Read(make([]byte, 4)); !errors.Is(err, os.ErrDeadlineExceeded) || sent != 0 {
 		t.Fatalf("Read = %v, sent %d", err, sent)
 	}

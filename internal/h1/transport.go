@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
 	"sync"
 	"time"
 )
@@ -116,6 +117,20 @@ func (t *Transport) maxHeaderBytes() int {
 // be replayed (no body, or GetBody set) and is idempotent, as
 // http.Transport does.
 func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
+	return t.roundTrip(req, time.Time{})
+}
+
+// RoundTripHeadDeadline is RoundTrip with a deadline for the response
+// head: dialing, sending the request and receiving the head must all be
+// done by then, or the round trip fails with an error matching
+// os.ErrDeadlineExceeded (context.DeadlineExceeded while dialing). It is
+// enforced with the connection's deadlines, so it costs no context and
+// no timer; the response body is not bounded by it.
+func (t *Transport) RoundTripHeadDeadline(req *http.Request, deadline time.Time) (*http.Response, error) {
+	return t.roundTrip(req, deadline)
+}
+
+func (t *Transport) roundTrip(req *http.Request, deadline time.Time) (*http.Response, error) {
 	if err := checkRequest(req); err != nil {
 		closeBody(req)
 		return nil, notSent(err)
@@ -128,12 +143,16 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 			return nil, notSent(err)
 		}
 		now := time.Now()
-		pc, err := t.getConn(ctx, req.URL.Host, now, req.Body == nil || req.Body == http.NoBody)
+		if !deadline.IsZero() && !now.Before(deadline) {
+			closeBody(req)
+			return nil, notSent(os.ErrDeadlineExceeded)
+		}
+		pc, err := t.getConn(ctx, req.URL.Host, now, deadline, req.Body == nil || req.Body == http.NoBody)
 		if err != nil {
 			closeBody(req)
 			return nil, notSent(err)
 		}
-		res, err := pc.roundTrip(req, now)
+		res, err := pc.roundTrip(req, now, deadline)
 		if err == nil {
 			return res, nil
 		}
@@ -236,7 +255,7 @@ const maxStaleIdle = 64
 // getConn takes an idle connection to key, checked as usable, or dials a
 // new one. With deferCheck, a connection that can send a request as it
 // reads the reply makes the check then, without a system call of its own.
-func (t *Transport) getConn(ctx context.Context, key string, now time.Time, deferCheck bool) (*persistConn, error) {
+func (t *Transport) getConn(ctx context.Context, key string, now, deadline time.Time, deferCheck bool) (*persistConn, error) {
 	timeout := t.idleTimeout()
 	t.mu.Lock()
 	p := t.pools[key]
@@ -246,8 +265,8 @@ func (t *Transport) getConn(ctx context.Context, key string, now time.Time, defe
 		p.idle = p.idle[:len(p.idle)-1]
 		t.mu.Unlock()
 		if now.Sub(pc.idleAt) < timeout {
-			if d := t.ResponseHeaderTimeout; d > 0 {
-				pc.setReadDeadline(now.Add(d))
+			if hd := t.headDeadline(now, deadline); !hd.IsZero() {
+				pc.setReadDeadline(hd)
 			} else if pc.rdSet {
 				pc.setReadDeadline(time.Time{})
 			}
@@ -264,7 +283,18 @@ func (t *Transport) getConn(ctx context.Context, key string, now time.Time, defe
 		t.mu.Lock()
 	}
 	t.mu.Unlock()
-	return t.dial(ctx, key)
+	return t.dial(ctx, key, deadline)
+}
+
+// headDeadline is when a response head sent from now must have arrived:
+// the earlier of ResponseHeaderTimeout from now and deadline (zero: none).
+func (t *Transport) headDeadline(now, deadline time.Time) time.Time {
+	if d := t.ResponseHeaderTimeout; d > 0 {
+		if h := now.Add(d); deadline.IsZero() || h.Before(deadline) {
+			return h
+		}
+	}
+	return deadline
 }
 
 // putIdle keeps pc for reuse, or closes it when the pool is full.
@@ -353,12 +383,16 @@ func (t *Transport) IdleConns(host string) int {
 	return 0
 }
 
-func (t *Transport) dial(ctx context.Context, key string) (*persistConn, error) {
+func (t *Transport) dial(ctx context.Context, key string, deadline time.Time) (*persistConn, error) {
 	addr := key
 	if _, _, err := net.SplitHostPort(key); err != nil {
 		addr = net.JoinHostPort(trimBrackets(key), "80")
 	}
-	dctx, cancel := context.WithTimeout(ctx, t.dialTimeout())
+	d := t.dialTimeout()
+	if !deadline.IsZero() {
+		d = min(d, time.Until(deadline))
+	}
+	dctx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
 	var c net.Conn
 	var err error

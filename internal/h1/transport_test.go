@@ -12,6 +12,7 @@ import (
 	"net/http/httptest"
 	"net/http/httptrace"
 	"net/textproto"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -713,5 +714,90 @@ func TestTransport_LargeHeadOnReusedConnection(t *testing.T) {
 	}
 	if got.Load() != int64(len(big)) {
 		t.Fatalf("backend got a %d-byte field, want %d", got.Load(), len(big))
+	}
+}
+
+// TestTransport_HeadDeadline: RoundTripHeadDeadline bounds the wait for
+// the response head (on a new and on a reused connection), not the body.
+func TestTransport_HeadDeadline(t *testing.T) {
+	url := rawBackend(t, func(c net.Conn, br *bufio.Reader, n int) {
+		for {
+			tp := textproto.NewReader(br)
+			line, err := tp.ReadLine()
+			if err != nil {
+				return
+			}
+			if _, err := tp.ReadMIMEHeader(); err != nil {
+				return
+			}
+			switch {
+			case strings.Contains(line, "/silent"):
+				time.Sleep(2 * time.Second)
+				return
+			case strings.Contains(line, "/slowbody"):
+				io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nab")
+				time.Sleep(300 * time.Millisecond)
+				io.WriteString(c, "cd")
+			default:
+				io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+			}
+		}
+	})
+	tr := &Transport{}
+	defer tr.CloseIdleConnections()
+	for _, reused := range []bool{false, true} {
+		if reused {
+			roundTrip(t, tr, newRequest(t, "GET", url+"/warm", nil))
+		}
+		start := time.Now()
+		_, err := tr.RoundTripHeadDeadline(newRequest(t, "GET", url+"/silent", nil), start.Add(100*time.Millisecond))
+		if !errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Fatalf("reused=%v: error %v, want os.ErrDeadlineExceeded", reused, err)
+		}
+		if errors.Is(err, ErrRequestNotSent) {
+			t.Fatalf("reused=%v: the request was sent, but the error says it was not", reused)
+		}
+		if d := time.Since(start); d < 100*time.Millisecond || d > time.Second {
+			t.Fatalf("reused=%v: gave up after %s, want about 100ms", reused, d)
+		}
+	}
+	res, err := tr.RoundTripHeadDeadline(newRequest(t, "GET", url+"/slowbody", nil), time.Now().Add(100*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := io.ReadAll(res.Body)
+	res.Body.Close()
+	if err != nil || string(b) != "abcd" {
+		t.Fatalf("body %q, %v: the head deadline cut the body", b, err)
+	}
+	// The deadline set for one round trip does not linger on the pooled
+	// connection.
+	time.Sleep(150 * time.Millisecond)
+	if _, body := roundTrip(t, tr, newRequest(t, "GET", url+"/ok", nil)); body != "ok" {
+		t.Fatalf("next round trip: %q", body)
+	}
+	if _, err := tr.RoundTripHeadDeadline(newRequest(t, "GET", url+"/ok", nil), time.Now().Add(-time.Second)); !errors.Is(err, ErrRequestNotSent) || !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("past deadline: %v, want a not-sent deadline error", err)
+	}
+}
+
+// TestTransport_HeadDeadlineBoundsBodyWrite: a backend that stops reading
+// a large request body cannot hold the round trip past the deadline.
+func TestTransport_HeadDeadlineBoundsBodyWrite(t *testing.T) {
+	url := rawBackend(t, func(c net.Conn, br *bufio.Reader, n int) {
+		readRequestHead(br)
+		time.Sleep(2 * time.Second) // reads nothing more
+	})
+	tr := &Transport{}
+	defer tr.CloseIdleConnections()
+	body := bytes.NewReader(bytes.Repeat([]byte("x"), 64<<20))
+	req := newRequest(t, "POST", url, body)
+	start := time.Now()
+	_, err := tr.RoundTripHeadDeadline(req, start.Add(200*time.Millisecond))
+	if !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("error %v, want os.ErrDeadlineExceeded", err)
+	}
+	if d := time.Since(start); d > 1500*time.Millisecond {
+		t.Fatalf("gave up after %s", d)
 	}
 }

@@ -48,6 +48,9 @@ type persistConn struct {
 	rdSet  bool // a read deadline is set on conn
 	inBody bool // the response head was read; reads are body reads
 
+	writeDeadline time.Time // the round trip's head deadline, for the request's writes
+	wdSet         bool      // it is set on conn
+
 	sor       sendOnReader // conn, if it can send a request as it starts reading the reply
 	hold      bool         // the next Write is the request's last: hand it to sor
 	needCheck bool         // the idle check is still to be made before the first byte is sent
@@ -58,7 +61,7 @@ type persistConn struct {
 // round trip, the read that would fail because the reply cannot be there
 // yet.
 type sendOnReader interface {
-	sendOnRead(p []byte, check bool, sent *int64)
+	sendOnRead(p []byte, check bool, sent *int64, writeDeadline time.Time)
 }
 
 // errStaleIdle is the failure of an idle connection found, as a request
@@ -97,8 +100,12 @@ func (pc *persistConn) Write(p []byte) (int, error) {
 		// The check is made even on a new connection: it is what makes
 		// waiting without a first read safe (nothing can be pending).
 		pc.hold, pc.needCheck = false, false
-		pc.sor.sendOnRead(p, true, &pc.written)
+		pc.sor.sendOnRead(p, true, &pc.written, pc.writeDeadline)
 		return len(p), nil
+	}
+	if !pc.writeDeadline.IsZero() && !pc.wdSet {
+		pc.wdSet = true
+		pc.conn.SetWriteDeadline(pc.writeDeadline)
 	}
 	if pc.needCheck {
 		pc.needCheck = false
@@ -172,18 +179,24 @@ func (pc *persistConn) usable() bool {
 	return pc.alive
 }
 
-func (pc *persistConn) roundTrip(req *http.Request, now time.Time) (*http.Response, error) {
+func (pc *persistConn) roundTrip(req *http.Request, now, deadline time.Time) (*http.Response, error) {
 	ctx := req.Context()
 	pc.ctx, pc.written, pc.gotBytes, pc.inBody = ctx, 0, false, false
+	pc.writeDeadline = deadline
 	pc.canceled.Store(false)
 	if ctx.Done() != nil {
 		pc.stop = context.AfterFunc(ctx, pc.onCancel)
 	}
-	rht := pc.t.ResponseHeaderTimeout
-	if rht > 0 && !pc.reused {
-		pc.setReadDeadline(now.Add(rht)) // a pooled one got it in getConn
+	if !pc.reused { // a pooled one got it in getConn
+		if hd := pc.t.headDeadline(now, deadline); !hd.IsZero() {
+			pc.setReadDeadline(hd)
+		}
 	}
 	closeAfter, err := pc.writeRequest(req)
+	if pc.wdSet {
+		pc.wdSet = false
+		pc.conn.SetWriteDeadline(time.Time{})
+	}
 	if err != nil {
 		var be *bodyError
 		if pc.written > 0 && !errors.As(err, &be) && !pc.canceled.Load() {
@@ -195,8 +208,11 @@ func (pc *persistConn) roundTrip(req *http.Request, now time.Time) (*http.Respon
 		}
 		return nil, pc.fail(err)
 	}
-	if rht > 0 && req.Body != nil && req.Body != http.NoBody {
-		pc.setReadDeadline(time.Now().Add(rht)) // counted from the end of the body
+	if req.Body != nil && req.Body != http.NoBody {
+		// ResponseHeaderTimeout is counted from the end of the body.
+		if hd := pc.t.headDeadline(time.Now(), deadline); !hd.IsZero() {
+			pc.setReadDeadline(hd)
+		}
 	}
 	res, err := pc.readResponse(req, closeAfter)
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -202,12 +203,49 @@ func (x *exchange) run() (*http.Response, error) {
 	}
 }
 
+// HeadDeadliner is a RoundTripper that can bound a round trip's wait for
+// the response head by a deadline itself (h1 does it with the
+// connection's deadlines), so that an attempt needs no context and no
+// timer of its own. It returns ErrNoHeadDeadline, having done nothing,
+// when it cannot for this request; the caller then bounds it with a
+// context.
+type HeadDeadliner interface {
+	RoundTripHeadDeadline(req *http.Request, deadline time.Time) (*http.Response, error)
+}
+
+// ErrNoHeadDeadline is what a HeadDeadliner returns for a request whose
+// deadline it cannot enforce.
+var ErrNoHeadDeadline = errors.New("upstream: transport cannot enforce a head deadline for this request")
+
 // send makes one attempt on e, bounded by the attempt deadline and what
 // remains of the request's.
 func (x *exchange) send(e *Endpoint, remaining time.Duration) (*attempt, *http.Response, error) {
 	d, cause := x.t.opts.Attempt, errAttemptTimeout
 	if remaining <= d {
 		d, cause = remaining, errRequestTimeout
+	}
+	if hd, ok := x.t.base.(HeadDeadliner); ok {
+		a := &attempt{e: e}
+		deadline := time.Now().Add(d)
+		out := new(http.Request)
+		*out = *x.req
+		u := *x.req.URL
+		u.Scheme, u.Host = e.Scheme, e.Host
+		out.URL = &u
+		if x.src != nil {
+			a.body = &attemptBody{src: x.src}
+			out.Body = a.body
+		}
+		e.inFlight.Add(1)
+		res, err := hd.RoundTripHeadDeadline(out, deadline)
+		if err != ErrNoHeadDeadline {
+			if err != nil && (errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, context.DeadlineExceeded)) &&
+				!time.Now().Before(deadline) && x.req.Context().Err() == nil {
+				a.timedOut, err = true, cause
+			}
+			return a, res, err
+		}
+		e.inFlight.Add(-1)
 	}
 	ctx, cancel := context.WithCancelCause(x.req.Context())
 	a := &attempt{e: e, cancel: cancel}
@@ -318,7 +356,9 @@ func (x *exchange) fail(attempts int, instance string, err error, verdict bool) 
 
 // finish ends an attempt whose response is not handed on.
 func (a *attempt) finish(p *Pool) {
-	a.cancel(nil)
+	if a.cancel != nil {
+		a.cancel(nil)
+	}
 	p.release(a.e)
 }
 

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"slices"
 	"strings"
 	"syscall"
@@ -390,5 +391,61 @@ func TestRoundTripper_DoesNotModifyTheRequest(t *testing.T) {
 	res.Body.Close()
 	if req.URL.Host != "" || req.URL.Scheme != "" {
 		t.Fatalf("request URL changed to %s", req.URL)
+	}
+}
+
+// headDeadliner is a base transport that enforces head deadlines itself,
+// or declines with ErrNoHeadDeadline.
+type headDeadliner struct {
+	decline   bool
+	deadlines []time.Duration // each deadline, from the call
+	fallbacks int
+}
+
+func (h *headDeadliner) RoundTrip(req *http.Request) (*http.Response, error) {
+	h.fallbacks++
+	return respond(req, 200), nil
+}
+
+func (h *headDeadliner) RoundTripHeadDeadline(req *http.Request, deadline time.Time) (*http.Response, error) {
+	if h.decline {
+		return nil, ErrNoHeadDeadline
+	}
+	h.deadlines = append(h.deadlines, time.Until(deadline))
+	time.Sleep(time.Until(deadline)) // a backend that never answers
+	return nil, &net.OpError{Op: "read", Net: "tcp", Err: os.ErrDeadlineExceeded}
+}
+
+func TestRoundTripper_HeadDeadlinerEnforcesTheAttemptDeadline(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p := newTestPool(t, retryConfig(), instA, instB)
+		base := &headDeadliner{}
+		rt, rec := newTestRoundTripper(p, base, ExchangeOptions{Request: 10 * time.Second, Attempt: time.Second})
+		start := time.Now()
+		_, err := rt.RoundTrip(request(t, "GET", nil))
+		var ue *Error
+		if !errors.As(err, &ue) || ue.Kind != ErrTimeout || !errors.Is(err, errAttemptTimeout) {
+			t.Fatalf("error %v, want an attempt timeout", err)
+		}
+		if d := time.Since(start); d != time.Second || rec.attempts != 1 || len(base.deadlines) != 1 || base.deadlines[0] != time.Second {
+			t.Fatalf("gave up after %s, %d attempts, deadlines %v; want 1s, 1, [1s]", d, rec.attempts, base.deadlines)
+		}
+		if n := p.members[instA].InFlight() + p.members[instB].InFlight(); n != 0 {
+			t.Fatalf("%d in flight after the attempt failed", n)
+		}
+	})
+}
+
+func TestRoundTripper_HeadDeadlinerMayDecline(t *testing.T) {
+	p := newTestPool(t, retryConfig(), instA)
+	base := &headDeadliner{decline: true}
+	rt, _ := newTestRoundTripper(p, base, ExchangeOptions{Request: time.Second})
+	res, err := rt.RoundTrip(request(t, "GET", nil))
+	if err != nil || base.fallbacks != 1 {
+		t.Fatalf("err %v, %d fallbacks; want the request sent once through RoundTrip", err, base.fallbacks)
+	}
+	res.Body.Close()
+	if n := p.members[instA].InFlight(); n != 0 {
+		t.Fatalf("%d in flight after the body was closed", n)
 	}
 }

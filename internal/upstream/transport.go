@@ -68,6 +68,14 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	return t.secure.RoundTrip(req)
 }
 
+// RoundTripHeadDeadline implements HeadDeadliner for http:// instances.
+func (t *Transport) RoundTripHeadDeadline(req *http.Request, deadline time.Time) (*http.Response, error) {
+	if req.URL.Scheme == "http" {
+		return t.plain.RoundTripHeadDeadline(req, deadline)
+	}
+	return nil, ErrNoHeadDeadline
+}
+
 // CloseIdleConnections closes the idle connections of both transports.
 func (t *Transport) CloseIdleConnections() {
 	t.plain.CloseIdleConnections()
