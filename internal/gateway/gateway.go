@@ -87,6 +87,7 @@ type request struct {
 	match  Match
 	access observe.Access
 	trace  spanState // used only when tracing is on
+	idHdr  [1]string // the response's request ID field value, without a slice of its own
 }
 
 // ServeHTTP is the front of the data plane.
@@ -111,7 +112,8 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	q.x.RequestID = requestID(r.Header.Get(st.requestIDHeader))
 	q.x.TraceParent = traceParent(r.Header.Get("Traceparent"))
 	q.x.ClientIP = clientIP(r, st)
-	w.Header().Set(st.requestIDHeader, q.x.RequestID)
+	q.idHdr[0] = q.x.RequestID
+	w.Header()[st.requestIDHeader] = q.idHdr[:] // canonical (compile time)
 	if r.ProtoMajor == 1 && len(r.TransferEncoding) > 0 {
 		// Go's server has already dropped a Content-Length sent along
 		// with Transfer-Encoding, so the two cannot be told apart here.

@@ -138,7 +138,9 @@ func newID() string {
 	var b [16]byte
 	putUint64(b[:8], rand.Uint64())
 	putUint64(b[8:], rand.Uint64())
-	return hex.EncodeToString(b[:])
+	var h [32]byte
+	hex.Encode(h[:], b[:])
+	return string(h[:])
 }
 
 func putUint64(b []byte, v uint64) {
