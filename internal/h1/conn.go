@@ -31,6 +31,34 @@ type conn struct {
 	accepted   time.Time
 	rd, wd     time.Time // the read and write deadlines set on rwc
 	now        time.Time // when the current request's head was read
+
+	// upstreamCancel is the cancellation of an upstream round trip (of
+	// this package's Transport) made under this connection's context:
+	// run when the connection closes, as context.AfterFunc would, without
+	// registering in the context per round trip.
+	upstreamCancel atomic.Pointer[func()]
+}
+
+// connKey finds, in a request's context, the server connection it came on.
+type connKey struct{}
+
+// cancelAll ends the connection's context and an upstream round trip
+// watching it.
+func (c *conn) cancelAll() {
+	c.cancel()
+	if f := c.upstreamCancel.Swap(nil); f != nil {
+		(*f)()
+	}
+}
+
+// watchFor returns the connection whose closing alone ends ctx (no other
+// cancellation or deadline between them), or nil.
+func watchFor(ctx context.Context) *conn {
+	c, _ := ctx.Value(connKey{}).(*conn)
+	if c == nil || ctx.Done() != c.ctx.Done() {
+		return nil
+	}
+	return c
 }
 
 // deadlineSlack is the fraction of a timeout by which a deadline that is
@@ -70,7 +98,7 @@ func keepDeadline(cur, want time.Time, timeout time.Duration) bool {
 func (s *Server) newConn(rwc net.Conn, base context.Context) *conn {
 	rwc = wrapConn(rwc)
 	c := &conn{srv: s, rwc: rwc, remoteAddr: rwc.RemoteAddr().String(), accepted: time.Now()}
-	c.ctx, c.cancel = context.WithCancel(context.WithValue(base, http.LocalAddrContextKey, rwc.LocalAddr()))
+	c.ctx, c.cancel = context.WithCancel(context.WithValue(context.WithValue(base, http.LocalAddrContextKey, rwc.LocalAddr()), connKey{}, c))
 	c.tmpl = (&http.Request{RemoteAddr: c.remoteAddr}).WithContext(c.ctx)
 	return c
 }
@@ -370,7 +398,7 @@ func (c *conn) close() {
 		c.rwc.Close()
 	}
 	c.state.Store(stateClosed)
-	c.cancel()
+	c.cancelAll()
 	c.br.release()
 	if c.bw != nil {
 		c.bw.Reset(nil)

@@ -3,7 +3,9 @@ package h1
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -196,5 +198,57 @@ func TestProxy_BackendCutsBodyAbortsClientResponse(t *testing.T) {
 	defer res.Body.Close()
 	if b, err := io.ReadAll(res.Body); err == nil {
 		t.Errorf("client got a complete response %q", b)
+	}
+}
+
+// TestProxy_ServerCloseCancelsUpstreamWait: a handler waiting on an
+// upstream round trip under its request's context is released when the
+// server connection closes, whether the context is the connection's own
+// (watched without registering in it) or derived from it.
+func TestProxy_ServerCloseCancelsUpstreamWait(t *testing.T) {
+	for _, derived := range []bool{false, true} {
+		t.Run(fmt.Sprint("derived ", derived), func(t *testing.T) {
+			silent := rawBackend(t, func(c net.Conn, br *bufio.Reader, n int) {
+				readRequestHead(br)
+				time.Sleep(3 * time.Second)
+			})
+			tr := &Transport{}
+			defer tr.CloseIdleConnections()
+			errc := make(chan error, 1)
+			started := make(chan struct{})
+			srv, addr := startServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				ctx := r.Context()
+				if derived {
+					var cancel context.CancelFunc
+					ctx, cancel = context.WithCancel(ctx)
+					defer cancel()
+				}
+				req, _ := http.NewRequestWithContext(ctx, "GET", silent+"/", nil)
+				close(started)
+				_, err := tr.RoundTrip(req)
+				errc <- err
+			}))
+			c, err := net.Dial("tcp", addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+			<-started
+			time.Sleep(50 * time.Millisecond)
+			start := time.Now()
+			srv.Close()
+			select {
+			case err := <-errc:
+				if !errors.Is(err, context.Canceled) {
+					t.Fatalf("round trip ended with %v, want context.Canceled", err)
+				}
+				if d := time.Since(start); d > time.Second {
+					t.Fatalf("released %s after Close", d)
+				}
+			case <-time.After(2 * time.Second):
+				t.Fatal("the upstream wait outlived the server connection")
+			}
+		})
 	}
 }

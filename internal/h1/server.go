@@ -314,7 +314,7 @@ func (s *Server) Close() error {
 	for c := range s.conns {
 		c.state.Store(stateClosed)
 		c.rwc.Close()
-		c.cancel()
+		c.cancelAll()
 	}
 	s.mu.Unlock()
 	if s.Fallback != nil && s.fallbackStarted() {

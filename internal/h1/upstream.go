@@ -37,6 +37,7 @@ type persistConn struct {
 	canceled atomic.Bool
 	stop     func() bool // stops the context watch
 	onCancel func()      // pc.cancel, made once
+	watched  *conn       // the server connection whose close runs onCancel
 	scratch  []byte
 
 	raw     syscall.RawConn // for the idle check, nil if unavailable
@@ -149,6 +150,10 @@ func (pc *persistConn) stopWatch() bool {
 		ok = pc.stop()
 		pc.stop = nil
 	}
+	if pc.watched != nil {
+		ok = pc.watched.upstreamCancel.CompareAndSwap(&pc.onCancel, nil)
+		pc.watched = nil
+	}
 	pc.ctx = nil
 	return ok && !pc.canceled.Load()
 }
@@ -184,7 +189,14 @@ func (pc *persistConn) roundTrip(req *http.Request, now, deadline time.Time) (*h
 	pc.ctx, pc.written, pc.gotBytes, pc.inBody = ctx, 0, false, false
 	pc.writeDeadline = deadline
 	pc.canceled.Store(false)
-	if ctx.Done() != nil {
+	if sc := watchFor(ctx); sc != nil && sc.upstreamCancel.CompareAndSwap(nil, &pc.onCancel) {
+		// Served by this package's server, whose connection alone can end
+		// ctx: its close runs the cancellation.
+		pc.watched = sc
+		if ctx.Err() != nil && sc.upstreamCancel.CompareAndSwap(&pc.onCancel, nil) {
+			pc.cancel()
+		}
+	} else if ctx.Done() != nil {
 		pc.stop = context.AfterFunc(ctx, pc.onCancel)
 	}
 	if !pc.reused { // a pooled one got it in getConn
