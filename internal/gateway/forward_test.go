@@ -298,38 +298,47 @@ func TestForward_StreamedResponsesAreFlushed(t *testing.T) {
 			var once sync.Once
 			defer once.Do(func() { close(headSent) })
 			defer close(release)
-			done := make(chan *http.Response, 1)
+			type result struct {
+				res *http.Response
+				err error
+			}
+			done := make(chan result, 1)
 			go func() {
 				req, _ := http.NewRequest("GET", h.srv.URL+"/public/events", nil)
 				res, err := h.srv.Client().Do(req)
-				if err != nil {
-					t.Error(err)
-					close(done)
-					return
-				}
-				done <- res
+				done <- result{res, err}
 			}()
 			var res *http.Response
 			select {
-			case res = <-done:
+			case d := <-done:
+				if d.err != nil {
+					t.Fatal(d.err)
+				}
+				res = d.res
 			case <-time.After(3 * time.Second):
 				t.Fatal("the response head did not arrive before the body")
 			}
-			if res == nil {
-				return
-			}
 			defer res.Body.Close()
 			once.Do(func() { close(headSent) })
-			br := bufio.NewReader(res.Body)
-			line, err := br.ReadString('\n')
-			if err != nil || line != "data: first\n" {
-				t.Fatalf("first event not streamed: %q %v", line, err)
+			lines := make(chan string, 1)
+			go func() {
+				line, _ := bufio.NewReader(res.Body).ReadString('\n')
+				lines <- line
+			}()
+			select {
+			case line := <-lines:
+				if line != "data: first\n" {
+					t.Fatalf("first line %q", line)
+				}
+			case <-time.After(3 * time.Second):
+				t.Fatal("the first event did not arrive before the response ended")
 			}
 		})
 	}
 }
 
-// 103 Early Hints reach the client before the response.
+// 103 Early Hints reach the client before the response, which keeps the
+// gateway's own fields (ReverseProxy's forwarding of 1xx dropped them).
 func TestForward_EarlyHints(t *testing.T) {
 	h := newHarness(t, baseConfig, nil)
 	h.backend.handler = func(w http.ResponseWriter, r *http.Request) {
@@ -365,6 +374,12 @@ func TestForward_EarlyHints(t *testing.T) {
 	defer mu.Unlock()
 	if len(hints) != 1 || hints[0].Get("Link") != "</style.css>; rel=preload; as=style" {
 		t.Fatalf("early hints %v", hints)
+	}
+	if got := hints[0].Get("X-Request-Id"); got != "" {
+		t.Errorf("the gateway's X-Request-Id %q was sent with the 103", got)
+	}
+	if got := res.Header.Values("X-Request-Id"); len(got) != 1 || got[0] != "hint-1" {
+		t.Errorf("final response X-Request-Id %q", got)
 	}
 	if res.Header.Get("Link") != "" {
 		t.Errorf("the hint's Link leaked into the final response")
