@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"sync/atomic"
 
 	"github.com/gatehouse-dev/gatehouse/internal/policy"
 )
@@ -79,6 +80,13 @@ func wrapBody(w http.ResponseWriter, r *http.Request) *policy.Error {
 	return nil
 }
 
+// errBodyDetached is what a read of the request body gets once the proxy
+// has returned.
+var errBodyDetached = errors.New("the request body was read after the proxy returned")
+
+// detach makes later reads fail.
+func (b *bodyReader) detach() { b.detached.Store(true) }
+
 // readSome reads until it gets data or an error.
 func readSome(r io.Reader, p []byte) (int, error) {
 	for i := 0; i < 100; i++ {
@@ -99,6 +107,7 @@ func readSome(r io.Reader, p []byte) (int, error) {
 // the backend to a verified end of the client's body.
 type bodyReader struct {
 	io.ReadCloser
+	detached  atomic.Bool // the proxy is done with it: reads fail
 	err       error
 	remaining int64 // declared bytes not yet read; -1: length not declared
 	held      byte
@@ -107,6 +116,9 @@ type bodyReader struct {
 }
 
 func (b *bodyReader) Read(p []byte) (int, error) {
+	if b.detached.Load() {
+		return 0, errBodyDetached
+	}
 	n, err := b.read(p)
 	if err != nil && err != io.EOF && b.err == nil {
 		b.err = err

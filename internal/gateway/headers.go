@@ -59,17 +59,24 @@ var spoofable = []string{
 // the other spoofable headers, whatever their case or separators.
 func stripUntrusted(h http.Header, identityFold string) {
 	for k := range h {
-		if hasFoldPrefix(k, identityFold) || hasFoldPrefix(k, "x-forwarded-") {
+		if untrusted(k, identityFold) {
 			delete(h, k)
-			continue
-		}
-		for _, s := range spoofable {
-			if foldEqual(k, s) {
-				delete(h, k)
-				break
-			}
 		}
 	}
+}
+
+// untrusted reports whether a client must not set the field k: see
+// stripUntrusted.
+func untrusted(k, identityFold string) bool {
+	if hasFoldPrefix(k, identityFold) || hasFoldPrefix(k, "x-forwarded-") {
+		return true
+	}
+	for _, s := range spoofable {
+		if foldEqual(k, s) {
+			return true
+		}
+	}
+	return false
 }
 
 func sortedKeys[V any](m map[string]V) []string {

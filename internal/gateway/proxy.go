@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httputil"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -23,7 +24,8 @@ import (
 type proxyHandler struct {
 	api      *API
 	backend  *backend
-	rp       *httputil.ReverseProxy
+	rp       *httputil.ReverseProxy // protocol upgrades only
+	tr       http.RoundTripper      // the upstream.RoundTripper
 	settings *settings
 	logger   *slog.Logger
 	names    identityHeaderNames
@@ -53,6 +55,7 @@ func (c *compiler) proxy(api *API, be *backend, t config.Timeouts) policy.Handle
 	}
 	tr := upstream.NewRoundTripper(be.pool, &timedTransport{rt: c.traceTransport(be, api.Backend), metrics: be.metrics},
 		upstream.ExchangeOptions{Request: t.Request, Attempt: t.UpstreamAttempt, Record: recordUpstream})
+	p.tr = tr
 	p.rp = &httputil.ReverseProxy{
 		Rewrite:        p.rewrite,
 		Transport:      tr,
@@ -68,69 +71,113 @@ func (p *proxyHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) error {
 	if err := wrapBody(w, r); err != nil {
 		return err
 	}
-	p.rp.ServeHTTP(w, r)
+	if isUpgrade(r.Header) {
+		// WebSocket, h2c: ReverseProxy hijacks the connection and copies
+		// both ways after a 101.
+		p.rp.ServeHTTP(w, r)
+		return nil
+	}
+	p.forward(w, r)
 	return nil
 }
 
-// rewrite builds the outgoing request. httputil.ReverseProxy has already
-// removed hop-by-hop headers (including those the client named in
-// Connection) and the client's Forwarded and X-Forwarded-For/Host/Proto.
-// The instance (scheme and host) is chosen per attempt by the upstream
-// RoundTripper.
+// rewrite builds the outgoing request of a protocol upgrade.
+// httputil.ReverseProxy has already removed hop-by-hop headers (including
+// those the client named in Connection) and the client's Forwarded and
+// X-Forwarded-For/Host/Proto. The instance (scheme and host) is chosen per
+// attempt by the upstream RoundTripper.
 func (p *proxyHandler) rewrite(pr *httputil.ProxyRequest) {
 	in, out := pr.In, pr.Out
-	x := policy.ExchangeFrom(in.Context())
 	out.Host = ""
+	x := policy.ExchangeFrom(in.Context())
+	p.setURL(out.URL, in, x)
+	stripUntrusted(out.Header, p.settings.identityFold)
+	p.setHeaders(out.Header, in, x)
+}
+
+// setURL sets the path and query of the outgoing request: the path the
+// gateway authorized (or a transform's), the query as the client sent it.
+func (p *proxyHandler) setURL(u *url.URL, in *http.Request, x *policy.Exchange) {
 	if x != nil {
-		out.URL.Path = x.Path
-		out.URL.RawPath = ""
+		u.Path = x.Path
+		u.RawPath = ""
 		if x.EscapedPath != x.Path {
-			out.URL.RawPath = x.EscapedPath
+			u.RawPath = x.EscapedPath
 		}
 	}
 	if up, ok := policy.UpstreamPathFrom(in.Context()); ok { // set by a transform
-		out.URL.Path, out.URL.RawPath = up.Path, up.RawPath
+		u.Path, u.RawPath = up.Path, up.RawPath
 	}
-	out.URL.RawQuery = in.URL.RawQuery
+	u.RawQuery = in.URL.RawQuery
+}
 
-	stripUntrusted(out.Header, p.settings.identityFold)
+// setHeaders sets the gateway's fields on the outgoing header h, from
+// which the client's hop-by-hop, forwarding and identity fields have
+// already been removed: X-Forwarded-*, the caller's credential removed
+// (unless passed on), the verified identity, the backend credential, the
+// request ID and the traceparent. x is the request's exchange (nil outside
+// the gateway).
+func (p *proxyHandler) setHeaders(h http.Header, in *http.Request, x *policy.Exchange) {
+	// One backing array for the values set here, each field a capped
+	// slice of it: one allocation instead of five.
+	vals := make([]string, 5)
+	one := func(i int, v string) []string {
+		vals[i] = v
+		return vals[i : i+1 : i+1]
+	}
 	trustedPeer := x != nil && p.settings.isTrusted(remoteAddr(in))
 	if trustedPeer {
 		if v := in.Header["X-Forwarded-For"]; len(v) > 0 {
-			out.Header["X-Forwarded-For"] = v
+			h["X-Forwarded-For"] = v
 		}
 	}
-	pr.SetXForwarded()
+	// What httputil.ProxyRequest.SetXForwarded does: the peer appended
+	// to X-Forwarded-For (whatever h holds), X-Forwarded-Host the
+	// requested host, X-Forwarded-Proto http or https.
+	if ip, _, err := net.SplitHostPort(in.RemoteAddr); err == nil {
+		if prior := h["X-Forwarded-For"]; len(prior) > 0 {
+			ip = strings.Join(prior, ", ") + ", " + ip
+		}
+		h["X-Forwarded-For"] = one(0, ip)
+	} else {
+		delete(h, "X-Forwarded-For")
+	}
+	h["X-Forwarded-Host"] = one(1, in.Host)
+	if in.TLS == nil {
+		h["X-Forwarded-Proto"] = one(2, "http")
+	} else {
+		h["X-Forwarded-Proto"] = one(2, "https")
+	}
 	if trustedPeer {
 		if v := in.Header.Get("X-Forwarded-Proto"); v == "http" || v == "https" {
-			out.Header.Set("X-Forwarded-Proto", v)
+			h["X-Forwarded-Proto"] = one(2, v)
 		}
 		if v := in.Header.Get("X-Forwarded-Host"); v != "" {
-			out.Header.Set("X-Forwarded-Host", v)
+			h["X-Forwarded-Host"] = one(1, v)
 		}
 	}
 
 	principal := policy.PrincipalFrom(in.Context())
 	if !p.api.PassCredential {
-		if v := out.Header.Get("Authorization"); len(v) > 7 && strings.EqualFold(v[:7], "bearer ") {
-			out.Header.Del("Authorization")
+		if v := h.Get("Authorization"); len(v) > 7 && strings.EqualFold(v[:7], "bearer ") {
+			h.Del("Authorization")
 		}
-		out.Header.Del(p.settings.apiKeyHeader)
+		h.Del(p.settings.apiKeyHeader)
 	}
 	if principal != nil {
-		p.setIdentity(out.Header, principal)
+		p.setIdentity(h, principal)
 	}
 	if cr := p.backend.credential; cr != nil {
-		cr.set(out.Header, principal)
+		cr.set(h, principal)
 	}
 	if x != nil {
-		out.Header.Set(p.settings.requestIDHeader, x.RequestID)
+		h[p.settings.requestIDHeader] = one(3, x.RequestID) // canonical
 		if x.TraceParent != "" {
-			out.Header.Set("Traceparent", x.TraceParent)
+			h["Traceparent"] = one(4, x.TraceParent)
 		}
 	}
-	if _, ok := out.Header["User-Agent"]; !ok {
-		out.Header["User-Agent"] = nil
+	if _, ok := h["User-Agent"]; !ok {
+		h["User-Agent"] = nil // the transport adds none
 	}
 }
 

@@ -1,0 +1,311 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"io"
+	"maps"
+	"net/http"
+	"net/http/httptrace"
+	"net/textproto"
+	"net/url"
+	"strings"
+	"sync"
+
+	"github.com/gatehouse-dev/gatehouse/internal/policy"
+)
+
+// forward sends r to the backend and copies the response to w. It does
+// what httputil.ReverseProxy (with Rewrite = p.rewrite) did for requests
+// that do not upgrade the protocol, with less work: the outgoing request
+// is built once instead of cloned and trimmed, response fields are copied
+// by slice, and the Content-Type is not parsed.
+//
+// Kept from ReverseProxy: hop-by-hop fields (and those Connection names)
+// removed both ways, Te: trailers kept, 1xx responses forwarded, trailers
+// (announced or not), a flush after every write of a streamed response,
+// http.ErrAbortHandler when the response breaks off after its head.
+// Not kept: a 101 from the backend is an error here (upgrades go through
+// ReverseProxy), request trailers are not announced to the backend (their
+// values were never sent).
+func (p *proxyHandler) forward(w http.ResponseWriter, r *http.Request) {
+	f := &forwardState{w: w}
+	f.url = url.URL{Path: r.URL.Path, RawPath: r.URL.RawPath, ForceQuery: r.URL.ForceQuery}
+	x := policy.ExchangeFrom(r.Context())
+	p.setURL(&f.url, r, x)
+	f.trace.Got1xxResponse = f.got1xx
+
+	// One shallow copy of r with the fields of a client request replaced
+	// (what Request.Clone plus ReverseProxy's edits produce, without the
+	// deep copies: the incoming request's values are shared, never
+	// changed).
+	out := r.WithContext(httptrace.WithClientTrace(r.Context(), &f.trace))
+	out.URL = &f.url
+	out.Host = "" // the transport uses the instance's
+	out.RequestURI = ""
+	out.Header = p.outHeader(r.Header)
+	p.setHeaders(out.Header, r, x)
+	out.Trailer = nil
+	out.Close = false
+	if r.ContentLength == 0 {
+		out.Body = nil // nil Body for retries, as ReverseProxy does
+	}
+	if b, ok := r.Body.(*bodyReader); ok {
+		// The transport may still read the body after the handler
+		// returned (a response that came before the request was sent);
+		// make such reads fail, as ReverseProxy's noopCloseReader does.
+		defer b.detach()
+	}
+
+	res, err := p.tr.RoundTrip(out)
+	f.mu.Lock()
+	f.done = true
+	f.mu.Unlock()
+	if err != nil {
+		p.errorHandler(w, r, err)
+		return
+	}
+	if err := p.modifyResponse(res); err != nil {
+		res.Body.Close()
+		p.errorHandler(w, r, err)
+		return
+	}
+	if res.StatusCode == http.StatusSwitchingProtocols {
+		res.Body.Close()
+		p.errorHandler(w, r, errSwitchWithoutUpgrade)
+		return
+	}
+
+	dst := w.Header()
+	copyResponseHeader(dst, res.Header)
+	announced := len(res.Trailer)
+	if announced > 0 {
+		names := make([]string, 0, announced)
+		for k := range res.Trailer {
+			names = append(names, k)
+		}
+		dst.Add("Trailer", strings.Join(names, ", "))
+	}
+	w.WriteHeader(res.StatusCode)
+
+	var rc *http.ResponseController
+	if res.ContentLength == -1 || isEventStream(res.Header["Content-Type"]) {
+		// Streamed: the head now, then every write as it comes (what
+		// ReverseProxy's flush interval -1 does).
+		rc = http.NewResponseController(w)
+		_ = rc.Flush()
+	}
+	if err := p.copyBody(w, res.Body, rc); err != nil {
+		res.Body.Close()
+		if r.Context().Value(http.ServerContextKey) == nil {
+			// Not under an http.Server, which would recover the panic:
+			// like ReverseProxy, end the response quietly.
+			p.logger.Warn("proxy: response body copy failed", "error", err)
+			return
+		}
+		// The head is sent: all that is left is to abort the response.
+		panic(http.ErrAbortHandler)
+	}
+	res.Body.Close() // now, to populate res.Trailer
+
+	if len(res.Trailer) == 0 {
+		return
+	}
+	// Force chunking, so that the server does not compute a length and
+	// drop the trailers.
+	if rc == nil {
+		rc = http.NewResponseController(w)
+	}
+	_ = rc.Flush()
+	if len(res.Trailer) == announced {
+		for k, vs := range res.Trailer {
+			addValues(dst, k, vs)
+		}
+		return
+	}
+	for k, vs := range res.Trailer {
+		addValues(dst, http.TrailerPrefix+k, vs)
+	}
+}
+
+var errSwitchWithoutUpgrade = errors.New("backend switched protocols without an upgrade request")
+
+// forwardState is one forwarded request's: the outgoing URL and the
+// client trace that forwards 1xx responses.
+type forwardState struct {
+	url   url.URL
+	trace httptrace.ClientTrace
+	w     http.ResponseWriter
+	mu    sync.Mutex
+	done  bool // RoundTrip returned: w is the handler's again
+}
+
+// got1xx forwards an informational response (103 Early Hints). The fields
+// the gateway has already set on w (request ID, rate-limit fields, ...)
+// are kept for the final response and not sent with the 1xx one.
+// (ReverseProxy cleared them, so the final response lost them.)
+func (f *forwardState) got1xx(code int, header textproto.MIMEHeader) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.done {
+		return nil
+	}
+	h := f.w.Header()
+	saved := maps.Clone(h)
+	clear(h)
+	for k, vs := range header {
+		addValues(h, k, vs)
+	}
+	f.w.WriteHeader(code)
+	clear(h)
+	maps.Copy(h, saved)
+	return nil
+}
+
+// copyBody copies the response body to w with a pooled buffer, flushing
+// after every write when rc is set. It returns the first write error or
+// read error other than io.EOF.
+func (p *proxyHandler) copyBody(w io.Writer, body io.Reader, rc *http.ResponseController) error {
+	buf := bufferPool.Get()
+	defer bufferPool.Put(buf)
+	for {
+		n, rerr := body.Read(buf)
+		if rerr != nil && rerr != io.EOF && rerr != context.Canceled {
+			p.logger.Warn("proxy: read error during body copy", "error", rerr)
+		}
+		if n > 0 {
+			nw, werr := w.Write(buf[:n])
+			if rc != nil {
+				_ = rc.Flush()
+			}
+			if werr != nil {
+				return werr
+			}
+			if nw != n {
+				return io.ErrShortWrite
+			}
+		}
+		if rerr != nil {
+			if rerr == io.EOF {
+				return nil
+			}
+			return rerr
+		}
+	}
+}
+
+// outHeader returns the fields of the incoming header in to forward: all
+// but the hop-by-hop ones, those Connection names, and those a client
+// must not set (identity, forwarding, spoofable: see stripUntrusted).
+// Values are shared with in, capped so that appending to them copies.
+func (p *proxyHandler) outHeader(in http.Header) http.Header {
+	conn := in["Connection"]
+	h := make(http.Header, len(in)+8)
+	fold := p.settings.identityFold
+	for k, vs := range in {
+		if isHopByHop(k) || len(conn) > 0 && namedIn(conn, k) || untrusted(k, fold) {
+			continue
+		}
+		h[k] = vs[:len(vs):len(vs)]
+	}
+	// Tell the backend that trailers are supported when the client
+	// said so (ReverseProxy, Go issue 21096).
+	if te := in["Te"]; len(te) > 0 && hasToken(te, "trailers") {
+		h["Te"] = []string{"trailers"}
+	}
+	return h
+}
+
+// copyResponseHeader adds the backend's fields to dst (which holds what
+// the gateway set), except the hop-by-hop ones and those the response's
+// Connection names.
+func copyResponseHeader(dst, src http.Header) {
+	conn := src["Connection"]
+	for k, vs := range src {
+		if isHopByHop(k) || len(conn) > 0 && namedIn(conn, k) {
+			continue
+		}
+		addValues(dst, k, vs)
+	}
+}
+
+// addValues appends vs to dst[k] (k canonical), as Header.Add does for
+// each value, without changing either slice's backing array.
+func addValues(dst http.Header, k string, vs []string) {
+	if len(vs) == 0 {
+		return
+	}
+	if old := dst[k]; len(old) > 0 {
+		dst[k] = append(old[:len(old):len(old)], vs...)
+		return
+	}
+	dst[k] = vs[:len(vs):len(vs)]
+}
+
+// isHopByHop reports whether a canonical field name is one of the
+// hop-by-hop fields ReverseProxy removes (RFC 9110 §7.6.1 and RFC 2616's
+// list).
+func isHopByHop(k string) bool {
+	switch k {
+	case "Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",
+		"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade":
+		return true
+	}
+	return false
+}
+
+// namedIn reports whether the Connection field values conn name k.
+func namedIn(conn []string, k string) bool {
+	for _, v := range conn {
+		for v != "" {
+			var tok string
+			tok, v, _ = strings.Cut(v, ",")
+			if equalFoldASCII(textproto.TrimString(tok), k) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// hasToken reports whether the comma-separated values vs hold tok (ASCII
+// case-insensitive), as httpguts.HeaderValuesContainsToken does.
+func hasToken(vs []string, tok string) bool {
+	return namedIn(vs, tok)
+}
+
+// isUpgrade reports whether a request asks to switch protocols: its
+// Connection lists "upgrade" and Upgrade is set (ReverseProxy's test).
+func isUpgrade(h http.Header) bool {
+	conn := h["Connection"]
+	return len(conn) > 0 && hasToken(conn, "upgrade") && h.Get("Upgrade") != ""
+}
+
+// isEventStream reports whether a Content-Type's media type is
+// text/event-stream, without parsing its parameters.
+func isEventStream(ct []string) bool {
+	if len(ct) == 0 {
+		return false
+	}
+	base, _, _ := strings.Cut(ct[0], ";")
+	return equalFoldASCII(strings.TrimSpace(base), "text/event-stream")
+}
+
+func equalFoldASCII(a, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := 0; i < len(a); i++ {
+		c, d := a[i], b[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if 'A' <= d && d <= 'Z' {
+			d += 'a' - 'A'
+		}
+		if c != d {
+			return false
+		}
+	}
+	return true
+}
