@@ -178,9 +178,17 @@ func (c *rawTCPConn) Read(p []byte) (int, error) {
 		return 0, nil
 	}
 	c.rbuf, c.rn, c.rerr = p, 0, 0
+	if c.pend != nil {
+		raceReleaseMerge()
+		raceReadRange(c.pend)
+	}
 	err := c.rc.Read(c.rfn)
 	c.rbuf = nil
 	n := c.rn
+	if n > 0 {
+		raceWriteRange(p[:n])
+		raceAcquire()
+	}
 	if c.pend != nil {
 		if n, err, done := c.finishPend(p, err); done {
 			return n, err
@@ -203,6 +211,8 @@ func (c *rawTCPConn) Write(p []byte) (int, error) {
 		return 0, nil
 	}
 	c.wbuf, c.wn, c.werr = p, 0, 0
+	raceReleaseMerge()
+	raceReadRange(p)
 	err := c.rc.Write(c.wfn)
 	c.wbuf = nil
 	n := c.wn

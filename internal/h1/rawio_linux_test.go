@@ -244,3 +244,29 @@ func TestRawConn_SendOnReadDeadline(t *testing.T) {
 		t.Fatalf("second Read = %v, sent %d", err, sent)
 	}
 }
+
+// TestRawConn_RaceDetectorSeesSocketOrder: a value written before a
+// message is sent is read after the message arrives, on another
+// goroutine; under -race this reports a race unless the raw calls tell
+// the race detector what package syscall would.
+func TestRawConn_RaceDetectorSeesSocketOrder(t *testing.T) {
+	c, peer := tcpPair(t)
+	peerRaw := wrapConn(peer).(*rawTCPConn)
+	var shared int
+	done := make(chan int)
+	go func() {
+		buf := make([]byte, 1)
+		if _, err := io.ReadFull(c, buf); err != nil {
+			done <- -1
+			return
+		}
+		done <- shared
+	}()
+	shared = 42
+	if _, err := peerRaw.Write([]byte{1}); err != nil {
+		t.Fatal(err)
+	}
+	if got := <-done; got != 42 {
+		t.Fatalf("read %d", got)
+	}
+}
