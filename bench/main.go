@@ -41,6 +41,7 @@ type options struct {
 	loadgen     string
 	out         string
 	only        string
+	profile     string
 }
 
 func main() {
@@ -56,6 +57,7 @@ func main() {
 	flag.StringVar(&o.loadgen, "loadgen", "auto", "auto (wrk when installed), wrk, or go")
 	flag.StringVar(&o.out, "out", "bench/results/latest.json", "where to write the JSON result")
 	flag.StringVar(&o.only, "only", "", "comma-separated scenarios to run (direct,nginx,gatehouse-passthrough,gatehouse-full-chain)")
+	flag.StringVar(&o.profile, "profile", "", "a directory: write CPU and allocation profiles of Gatehouse under each of its scenarios' first high-load run")
 	flag.Parse()
 	if err := run(o); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
@@ -232,8 +234,15 @@ func run(o options) error {
 	for round := 1; round <= o.rounds; round++ {
 		for _, s := range scenarios {
 			pid := procs.PID(s.proc)
+			var prof func()
+			if o.profile != "" && round == 1 && s.proc == "gatehouse" {
+				prof = startProfiles(ctx, adminAddr, filepath.Join(o.profile, s.Name), o.duration)
+			}
 			cpu0 := harness.CPU(pid)
 			hi, err := lg.run(ctx, s, o.conns, o.duration)
+			if prof != nil {
+				prof()
+			}
 			if err != nil {
 				return fmt.Errorf("%s: %w", s.Name, err)
 			}
@@ -279,6 +288,47 @@ func run(o options) error {
 		fmt.Fprintln(os.Stderr, "bench: wrote", o.out)
 	}
 	return nil
+}
+
+// startProfiles takes a CPU profile of Gatehouse over most of a
+// measurement of duration d, through its admin listener, and the
+// allocations made meanwhile; the returned function waits for them and
+// writes prefix.cpu.pprof and prefix.allocs.pprof (compare the latter
+// with -base prefix.allocs-base.pprof).
+func startProfiles(ctx context.Context, admin, prefix string, d time.Duration) func() {
+	get := func(path, file string) {
+		req, _ := http.NewRequestWithContext(ctx, "GET", "http://"+admin+path, nil)
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "bench: profile:", err)
+			return
+		}
+		defer res.Body.Close()
+		b, err := io.ReadAll(res.Body)
+		if err == nil && res.StatusCode == 200 {
+			err = os.WriteFile(file, b, 0o644)
+		}
+		if err != nil || res.StatusCode != 200 {
+			fmt.Fprintln(os.Stderr, "bench: profile", path, res.Status, err)
+		}
+	}
+	if err := os.MkdirAll(filepath.Dir(prefix), 0o755); err != nil {
+		fmt.Fprintln(os.Stderr, "bench: profile:", err)
+		return func() {}
+	}
+	get("/debug/pprof/allocs", prefix+".allocs-base.pprof")
+	secs := max(1, int(d.Seconds())-2)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		time.Sleep(time.Second)
+		get(fmt.Sprintf("/debug/pprof/profile?seconds=%d", secs), prefix+".cpu.pprof")
+	}()
+	return func() {
+		<-done
+		get("/debug/pprof/allocs", prefix+".allocs.pprof")
+		fmt.Fprintf(os.Stderr, "bench: wrote %s.{cpu,allocs,allocs-base}.pprof\n", prefix)
+	}
 }
 
 func ratios(rep *report, rs map[string]*result) {
