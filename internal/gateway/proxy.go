@@ -183,25 +183,47 @@ func (p *proxyHandler) setHeaders(h http.Header, in *http.Request, x *policy.Exc
 
 func (p *proxyHandler) setIdentity(h http.Header, pr *identity.Principal) {
 	n := &p.names
-	h.Set(n.credential, pr.Credential.String())
-	if pr.Subject != "" {
-		h.Set(n.subject, headerSafe(pr.Subject))
+	v := pr.HeaderValues(identityValues)
+	set := func(name string, vs []string) {
+		if vs != nil {
+			h[name] = vs // the names are canonical (compile time)
+		}
 	}
-	if pr.Issuer != "" {
-		h.Set(n.issuer, headerSafe(pr.Issuer))
+	set(n.credential, v.Credential)
+	set(n.subject, v.Subject)
+	set(n.issuer, v.Issuer)
+	set(n.consumer, v.Consumer)
+	set(n.groups, v.Groups)
+	set(n.roles, v.Roles)
+	set(n.scopes, v.Scopes)
+}
+
+// identityValues builds a principal's forwarded identity values once;
+// each is a full slice (len == cap), so that appending to a field copies
+// instead of writing into the shared array.
+func identityValues(pr *identity.Principal) *identity.HeaderValues {
+	one := func(s string) []string {
+		if s == "" {
+			return nil
+		}
+		return []string{s}[:1:1]
 	}
-	if pr.Consumer != "" {
-		h.Set(n.consumer, headerSafe(pr.Consumer))
+	v := &identity.HeaderValues{
+		Credential: one(pr.Credential.String()),
+		Subject:    one(headerSafe(pr.Subject)),
+		Issuer:     one(headerSafe(pr.Issuer)),
+		Consumer:   one(headerSafe(pr.Consumer)),
 	}
 	if len(pr.Groups) > 0 {
-		h.Set(n.groups, joinList(pr.Groups, ","))
+		v.Groups = one(joinList(pr.Groups, ","))
 	}
 	if len(pr.Roles) > 0 {
-		h.Set(n.roles, joinList(pr.Roles, ","))
+		v.Roles = one(joinList(pr.Roles, ","))
 	}
 	if len(pr.Scopes) > 0 {
-		h.Set(n.scopes, joinList(pr.Scopes, " "))
+		v.Scopes = one(joinList(pr.Scopes, " "))
 	}
+	return v
 }
 
 func (p *proxyHandler) modifyResponse(res *http.Response) error {

@@ -6,6 +6,7 @@ package identity
 
 import (
 	"slices"
+	"sync/atomic"
 	"time"
 )
 
@@ -60,6 +61,27 @@ type Principal struct {
 	KeyID string
 	// Expires is when the credential stops being valid (zero if never).
 	Expires time.Time
+
+	headers atomic.Pointer[HeaderValues]
+}
+
+// HeaderValues are a principal's identity as the values of the fields
+// forwarded to backends, one single-element slice each (nil when
+// absent). They are built once per principal: a verified token's
+// principal is cached and serves every request the token makes. The
+// slices are shared by those requests and must not be modified.
+type HeaderValues struct {
+	Credential, Subject, Issuer, Consumer, Groups, Roles, Scopes []string
+}
+
+// HeaderValues returns the principal's forwarded values, built by build
+// the first time. A principal must not change once it is in use.
+func (p *Principal) HeaderValues(build func(*Principal) *HeaderValues) *HeaderValues {
+	if v := p.headers.Load(); v != nil {
+		return v
+	}
+	p.headers.CompareAndSwap(nil, build(p))
+	return p.headers.Load()
 }
 
 // HasGroup reports whether p is in group g.
