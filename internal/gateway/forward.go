@@ -13,6 +13,7 @@ import (
 	"sync"
 
 	"github.com/gatehouse-dev/gatehouse/internal/policy"
+	"golang.org/x/net/http/httpguts"
 )
 
 // forward sends r to the backend and copies the response to w. It does
@@ -203,14 +204,14 @@ func (p *proxyHandler) outHeader(in http.Header) http.Header {
 	h := make(http.Header, len(in)+8)
 	fold := p.settings.identityFold
 	for k, vs := range in {
-		if isHopByHop(k) || len(conn) > 0 && namedIn(conn, k) || untrusted(k, fold) {
+		if isHopByHop(k) || len(conn) > 0 && httpguts.HeaderValuesContainsToken(conn, k) || untrusted(k, fold) {
 			continue
 		}
 		h[k] = vs[:len(vs):len(vs)]
 	}
 	// Tell the backend that trailers are supported when the client
 	// said so (ReverseProxy, Go issue 21096).
-	if te := in["Te"]; len(te) > 0 && hasToken(te, "trailers") {
+	if te := in["Te"]; len(te) > 0 && httpguts.HeaderValuesContainsToken(te, "trailers") {
 		h["Te"] = []string{"trailers"}
 	}
 	return h
@@ -222,7 +223,7 @@ func (p *proxyHandler) outHeader(in http.Header) http.Header {
 func copyResponseHeader(dst, src http.Header) {
 	conn := src["Connection"]
 	for k, vs := range src {
-		if isHopByHop(k) || len(conn) > 0 && namedIn(conn, k) {
+		if isHopByHop(k) || len(conn) > 0 && httpguts.HeaderValuesContainsToken(conn, k) {
 			continue
 		}
 		addValues(dst, k, vs)
@@ -254,31 +255,11 @@ func isHopByHop(k string) bool {
 	return false
 }
 
-// namedIn reports whether the Connection field values conn name k.
-func namedIn(conn []string, k string) bool {
-	for _, v := range conn {
-		for v != "" {
-			var tok string
-			tok, v, _ = strings.Cut(v, ",")
-			if equalFoldASCII(textproto.TrimString(tok), k) {
-				return true
-			}
-		}
-	}
-	return false
-}
-
-// hasToken reports whether the comma-separated values vs hold tok (ASCII
-// case-insensitive), as httpguts.HeaderValuesContainsToken does.
-func hasToken(vs []string, tok string) bool {
-	return namedIn(vs, tok)
-}
-
 // isUpgrade reports whether a request asks to switch protocols: its
 // Connection lists "upgrade" and Upgrade is set (ReverseProxy's test).
 func isUpgrade(h http.Header) bool {
 	conn := h["Connection"]
-	return len(conn) > 0 && hasToken(conn, "upgrade") && h.Get("Upgrade") != ""
+	return len(conn) > 0 && httpguts.HeaderValuesContainsToken(conn, "upgrade") && h.Get("Upgrade") != ""
 }
 
 // isEventStream reports whether a Content-Type's media type is

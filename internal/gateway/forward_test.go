@@ -433,19 +433,7 @@ func TestForward_RequestBodies(t *testing.T) {
 // that breaks off is cut short without a panic, as ReverseProxy does.
 func TestForward_BrokenResponseOutsideAServerDoesNotPanic(t *testing.T) {
 	h := newHarness(t, baseConfig, nil)
-	// Under the lock: the request goes out through h1's raw system calls,
-	// which the race detector does not see as synchronizing.
-	h.backend.mu.Lock()
-	h.backend.handler = func(w http.ResponseWriter, r *http.Request) {
-		conn, brw, err := http.NewResponseController(w).Hijack()
-		if err != nil {
-			return
-		}
-		brw.WriteString("HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly ten b")
-		brw.Flush()
-		conn.Close()
-	}
-	h.backend.mu.Unlock()
+	h.backend.handler = breakOffAfterTenBytes
 	req := httptest.NewRequest("GET", "/public/broken", nil)
 	rec := httptest.NewRecorder()
 	h.gw.ServeHTTP(rec, req)

@@ -198,15 +198,15 @@ func (p *proxyHandler) setIdentity(h http.Header, pr *identity.Principal) {
 	set(n.scopes, v.Scopes)
 }
 
-// identityValues builds a principal's forwarded identity values once;
-// each is a full slice (len == cap), so that appending to a field copies
-// instead of writing into the shared array.
+// identityValues builds a principal's forwarded identity values once.
+// Each is a one-element slice of capacity one: appending to a field
+// copies it instead of writing into the shared array.
 func identityValues(pr *identity.Principal) *identity.HeaderValues {
 	one := func(s string) []string {
 		if s == "" {
 			return nil
 		}
-		return []string{s}[:1:1]
+		return []string{s}
 	}
 	v := &identity.HeaderValues{
 		Credential: one(pr.Credential.String()),
@@ -362,6 +362,29 @@ type timedTransport struct {
 func (t *timedTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	start := time.Now()
 	res, err := t.rt.RoundTrip(req)
+	t.observe(req, start)
+	return res, err
+}
+
+// RoundTripHeadDeadline implements upstream.HeadDeadliner when the
+// wrapped transport does (the backend's own transport does for http://
+// instances; a tracing wrapper does not), measuring the attempt as
+// RoundTrip does.
+func (t *timedTransport) RoundTripHeadDeadline(req *http.Request, deadline time.Time) (*http.Response, error) {
+	hd, ok := t.rt.(upstream.HeadDeadliner)
+	if !ok {
+		return nil, upstream.ErrNoHeadDeadline
+	}
+	start := time.Now()
+	res, err := hd.RoundTripHeadDeadline(req, deadline)
+	if err != upstream.ErrNoHeadDeadline {
+		t.observe(req, start)
+	}
+	return res, err
+}
+
+// observe records an attempt that started at start.
+func (t *timedTransport) observe(req *http.Request, start time.Time) {
 	d := time.Since(start)
 	if x := policy.ExchangeFrom(req.Context()); x != nil && x.Record != nil {
 		x.Record.UpstreamDuration += d
@@ -369,7 +392,6 @@ func (t *timedTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if t.metrics != nil {
 		t.metrics.Observe(d.Seconds())
 	}
-	return res, err
 }
 
 // bufferPool lends the proxy its copy buffers.

@@ -109,21 +109,25 @@ func TestProxy_UpstreamFailureReasonReachesAccessLog(t *testing.T) {
 	}
 }
 
+// breakOffAfterTenBytes is a backend that promises 100 bytes of body,
+// sends 10 and closes the connection.
+func breakOffAfterTenBytes(w http.ResponseWriter, r *http.Request) {
+	conn, brw, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		return
+	}
+	brw.WriteString("HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly ten b")
+	brw.Flush()
+	conn.Close()
+}
+
 // A response that breaks off (the backend dies after its headers) makes
 // the proxy abort the connection; the request still gets its access-log
 // line, marked response_aborted, and the client sees a cut-off response,
 // never a complete one.
 func TestProxy_AbortedResponseIsLogged(t *testing.T) {
 	h := newHarness(t, baseConfig, nil)
-	h.backend.handler = func(w http.ResponseWriter, r *http.Request) {
-		conn, brw, err := http.NewResponseController(w).Hijack()
-		if err != nil {
-			return
-		}
-		brw.WriteString("HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly ten b")
-		brw.Flush()
-		conn.Close()
-	}
+	h.backend.handler = breakOffAfterTenBytes
 	got := rawExchange(t, h, "GET /public/broken HTTP/1.1\r\nHost: x\r\n\r\n", false)
 	if strings.Contains(got, "only ten b") && strings.Count(got, "only ten b") == 1 {
 		res, err := http.ReadResponse(bufio.NewReader(strings.NewReader(got)), nil)

@@ -54,7 +54,8 @@ const (
 	pendWaiting uint8 = iota // not yet sent
 	pendSent                 // sent; the next call reads the reply
 	pendStale                // the check found bytes or EOF: nothing sent
-	pendBlocked              // the socket buffer filled up, or the write failed
+	pendBlocked              // the socket buffer filled up: the rest is written by Write
+	pendFailed               // the write failed (pendErr)
 )
 
 // sendOnRead makes the next Read send p first, inside the same RawRead,
@@ -97,78 +98,86 @@ func wrapConn(c net.Conn) net.Conn {
 	return r
 }
 
+// rawRead reads once into p, retrying when interrupted.
+func rawRead(fd uintptr, p []byte) (int, syscall.Errno) {
+	for {
+		n, _, e := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(unsafe.SliceData(p))), uintptr(len(p)))
+		if e != syscall.EINTR {
+			return int(n), e
+		}
+	}
+}
+
+// rawWrite writes p until all of it is written (errno 0), the socket
+// buffer is full (EAGAIN) or the write fails, and returns how much was
+// written.
+func rawWrite(fd uintptr, p []byte) (int, syscall.Errno) {
+	n := 0
+	for n < len(p) {
+		m, _, e := syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(unsafe.SliceData(p[n:]))), uintptr(len(p)-n))
+		switch e {
+		case 0:
+			n += int(m)
+		case syscall.EINTR:
+		default:
+			return n, e
+		}
+	}
+	return n, 0
+}
+
 func (c *rawTCPConn) readFD(fd uintptr) bool {
 	if c.pend != nil && c.pendState == pendWaiting {
 		return c.sendFD(fd)
 	}
-	for {
-		n, _, e := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(unsafe.SliceData(c.rbuf))), uintptr(len(c.rbuf)))
-		switch e {
-		case 0:
-			c.rn = int(n)
-			return true
-		case syscall.EINTR:
-			continue
-		case syscall.EAGAIN:
-			return false
-		default:
-			c.rerr = e
-			return true
-		}
+	n, e := rawRead(fd, c.rbuf)
+	switch e {
+	case 0:
+		c.rn = n
+	case syscall.EAGAIN:
+		return false
+	default:
+		c.rerr = e
 	}
+	return true
 }
 
 // sendFD is the first call of a Read's callback when a request is
 // pending; it reports false when the request is sent and the reply is to
 // be awaited.
 func (c *rawTCPConn) sendFD(fd uintptr) bool {
-	for c.check {
-		_, _, e := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&c.probe[0])), 1)
-		switch e {
-		case syscall.EINTR:
-			continue
-		case syscall.EAGAIN:
-			c.check = false
-		default: // bytes, EOF (e == 0) or an error
+	if c.check {
+		if _, e := rawRead(fd, c.probe[:]); e != syscall.EAGAIN {
+			// Bytes, EOF (e == 0) or an error.
 			c.pendState = pendStale
 			return true
 		}
 	}
-	for c.pendN < len(c.pend) {
-		p := c.pend[c.pendN:]
-		n, _, e := syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(unsafe.SliceData(p))), uintptr(len(p)))
-		switch e {
-		case 0:
-			c.pendN += int(n)
-			*c.sent += int64(n)
-		case syscall.EINTR:
-		case syscall.EAGAIN:
-			c.pendState = pendBlocked
-			return true
-		default:
-			c.pendErr = e
-			c.pendState = pendBlocked
-			return true
-		}
+	n, e := rawWrite(fd, c.pend)
+	c.pendN = n
+	*c.sent += int64(n)
+	switch e {
+	case 0:
+		c.pendState = pendSent
+		return false
+	case syscall.EAGAIN:
+		c.pendState = pendBlocked
+	default:
+		c.pendErr = e
+		c.pendState = pendFailed
 	}
-	c.pendState = pendSent
-	return false
+	return true
 }
 
 func (c *rawTCPConn) writeFD(fd uintptr) bool {
-	for c.wn < len(c.wbuf) {
-		p := c.wbuf[c.wn:]
-		n, _, e := syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(unsafe.SliceData(p))), uintptr(len(p)))
-		switch e {
-		case 0:
-			c.wn += int(n)
-		case syscall.EINTR:
-		case syscall.EAGAIN:
-			return false
-		default:
-			c.werr = e
-			return true
-		}
+	n, e := rawWrite(fd, c.wbuf[c.wn:])
+	c.wn += n
+	switch e {
+	case syscall.EAGAIN:
+		return false
+	case 0:
+	default:
+		c.werr = e
 	}
 	return true
 }
@@ -233,7 +242,7 @@ func (c *rawTCPConn) finishPend(p []byte, err error) (int, error, bool) {
 	switch {
 	case state == pendStale:
 		return 0, errStaleIdle, true
-	case state == pendBlocked && perr != 0:
+	case state == pendFailed:
 		return 0, c.opError("write", os.NewSyscallError("write", perr)), true
 	case state == pendBlocked:
 		// Finish the request the ordinary way, then read the reply.

@@ -270,3 +270,19 @@ func TestRawConn_RaceDetectorSeesSocketOrder(t *testing.T) {
 		t.Fatalf("read %d", got)
 	}
 }
+
+// A write that fails inside the Read is that Read's error, a write
+// *net.OpError, and nothing counts as sent.
+func TestRawConn_SendOnReadWriteFails(t *testing.T) {
+	c, peer := tcpPair(t)
+	peer.(*net.TCPConn).SetLinger(0) // close with RST
+	peer.Close()
+	time.Sleep(20 * time.Millisecond)
+	var sent int64
+	c.sendOnRead([]byte("hello"), false, &sent, time.Time{})
+	_, err := c.Read(make([]byte, 4))
+	var oe *net.OpError
+	if !errors.As(err, &oe) || oe.Op != "write" || sent != 0 {
+		t.Fatalf("Read = %v (sent %d); want a write *net.OpError, nothing sent", err, sent)
+	}
+}

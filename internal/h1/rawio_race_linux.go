@@ -4,18 +4,28 @@ package h1
 
 import (
 	"runtime"
+	"sync"
+	"syscall"
 	"unsafe"
 )
 
-// ioSync stands for the data passed through sockets: the race detector
-// learns, as from package syscall's Read and Write, that what was written
-// before a write happens before what a read returns after it (raw system
-// calls would hide that, and a test reading its own gateway's traffic
-// would see races that are not there).
-var ioSync int64
+// Under -race, package syscall's Read and Write tell the race detector
+// that what was written before a write happens before what a read returns
+// after it, through one variable of theirs. Raw system calls skip that, so
+// a test reading a connection served by h1 (in the same process, through
+// net/http or h1) would see races that are not there. These functions make
+// the same annotations on the same variable, by calling syscall.Write and
+// syscall.Read with nothing to transfer on /dev/null (race builds only).
+var devNull = sync.OnceValue(func() int {
+	fd, err := syscall.Open("/dev/null", syscall.O_RDWR|syscall.O_CLOEXEC, 0)
+	if err != nil {
+		panic("h1: opening /dev/null for race annotations: " + err.Error())
+	}
+	return fd
+})
 
-func raceReleaseMerge() { runtime.RaceReleaseMerge(unsafe.Pointer(&ioSync)) }
-func raceAcquire()      { runtime.RaceAcquire(unsafe.Pointer(&ioSync)) }
+func raceReleaseMerge() { syscall.Write(devNull(), nil) } // ReleaseMerge, before the write
+func raceAcquire()      { syscall.Read(devNull(), nil) }  // Acquire, after a read without error
 
 func raceReadRange(p []byte) {
 	if len(p) > 0 {

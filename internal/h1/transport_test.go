@@ -281,17 +281,23 @@ func TestTransport_StaleConnection(t *testing.T) {
 	}
 }
 
-// TestTransport_ClosedIdleConnectionIsNotUsed: a connection the backend
-// closed while idle is noticed before a request is written on it.
-func TestTransport_ClosedIdleConnectionIsNotUsed(t *testing.T) {
-	var served atomic.Int32
-	url := rawBackend(t, func(c net.Conn, br *bufio.Reader, n int) {
+// oneResponseBackend answers one request per connection, counting the
+// request heads it read in served, then closes the connection.
+func oneResponseBackend(t *testing.T, served *atomic.Int32) string {
+	return rawBackend(t, func(c net.Conn, br *bufio.Reader, n int) {
 		if readRequestHead(br) != nil {
 			return
 		}
 		served.Add(1)
 		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
-	}) // closes after one response
+	})
+}
+
+// TestTransport_ClosedIdleConnectionIsNotUsed: a connection the backend
+// closed while idle is noticed before a request is written on it.
+func TestTransport_ClosedIdleConnectionIsNotUsed(t *testing.T) {
+	var served atomic.Int32
+	url := oneResponseBackend(t, &served)
 	tr := &Transport{}
 	defer tr.CloseIdleConnections()
 	roundTrip(t, tr, newRequest(t, "GET", url, nil))
@@ -642,13 +648,7 @@ func TestTransport_ClosedIdleConnectionsBodyless(t *testing.T) {
 	for _, method := range []string{"GET", "POST", "DELETE"} {
 		t.Run(method, func(t *testing.T) {
 			var heads atomic.Int32
-			url := rawBackend(t, func(c net.Conn, br *bufio.Reader, n int) {
-				if readRequestHead(br) != nil {
-					return
-				}
-				heads.Add(1)
-				io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
-			}) // closes after one response
+			url := oneResponseBackend(t, &heads)
 			tr := &Transport{}
 			defer tr.CloseIdleConnections()
 			// Three connections in the pool, each closed by the backend.

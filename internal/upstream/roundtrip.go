@@ -224,34 +224,9 @@ func (x *exchange) send(e *Endpoint, remaining time.Duration) (*attempt, *http.R
 	if remaining <= d {
 		d, cause = remaining, errRequestTimeout
 	}
-	if hd, ok := x.t.base.(HeadDeadliner); ok {
-		a := &attempt{e: e}
-		deadline := time.Now().Add(d)
-		out := new(http.Request)
-		*out = *x.req
-		u := *x.req.URL
-		u.Scheme, u.Host = e.Scheme, e.Host
-		out.URL = &u
-		if x.src != nil {
-			a.body = &attemptBody{src: x.src}
-			out.Body = a.body
-		}
-		e.inFlight.Add(1)
-		res, err := hd.RoundTripHeadDeadline(out, deadline)
-		if err != ErrNoHeadDeadline {
-			if err != nil && (errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, context.DeadlineExceeded)) &&
-				!time.Now().Before(deadline) && x.req.Context().Err() == nil {
-				a.timedOut, err = true, cause
-			}
-			return a, res, err
-		}
-		e.inFlight.Add(-1)
-	}
-	ctx, cancel := context.WithCancelCause(x.req.Context())
-	a := &attempt{e: e, cancel: cancel}
-	timer := time.AfterFunc(d, func() { cancel(cause) })
-
-	out := x.req.WithContext(ctx)
+	a := &attempt{e: e}
+	out := new(http.Request)
+	*out = *x.req
 	u := *x.req.URL
 	u.Scheme, u.Host = e.Scheme, e.Host
 	out.URL = &u
@@ -260,6 +235,23 @@ func (x *exchange) send(e *Endpoint, remaining time.Duration) (*attempt, *http.R
 		out.Body = a.body
 	}
 	e.inFlight.Add(1)
+	if hd, ok := x.t.base.(HeadDeadliner); ok {
+		deadline := time.Now().Add(d)
+		res, err := hd.RoundTripHeadDeadline(out, deadline)
+		if err != ErrNoHeadDeadline {
+			if err != nil && (errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, context.DeadlineExceeded)) &&
+				!time.Now().Before(deadline) && x.req.Context().Err() == nil {
+				a.timedOut, err = true, cause
+			}
+			return a, res, err
+		}
+	}
+	// The base transport bounds nothing itself: a context per attempt,
+	// cancelled at the deadline unless the response headers came first.
+	ctx, cancel := context.WithCancelCause(x.req.Context())
+	a.cancel = cancel
+	timer := time.AfterFunc(d, func() { cancel(cause) })
+	out = out.WithContext(ctx)
 	res, err := x.t.base.RoundTrip(out)
 	if !timer.Stop() && x.req.Context().Err() == nil {
 		// The deadline passed (perhaps just as the headers arrived: the
