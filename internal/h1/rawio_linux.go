@@ -9,6 +9,8 @@ import (
 	"syscall"
 	"time"
 	"unsafe"
+
+	"github.com/gatehouse-dev/gatehouse/internal/raceio"
 )
 
 // rawTCPConn reads and writes a TCP connection with raw system calls
@@ -188,15 +190,15 @@ func (c *rawTCPConn) Read(p []byte) (int, error) {
 	}
 	c.rbuf, c.rn, c.rerr = p, 0, 0
 	if c.pend != nil {
-		raceReleaseMerge()
-		raceReadRange(c.pend)
+		raceio.ReleaseMerge()
+		raceio.ReadRange(c.pend)
 	}
 	err := c.rc.Read(c.rfn)
 	c.rbuf = nil
 	n := c.rn
 	if n > 0 {
-		raceWriteRange(p[:n])
-		raceAcquire()
+		raceio.WriteRange(p[:n])
+		raceio.Acquire()
 	}
 	if c.pend != nil {
 		if n, err, done := c.finishPend(p, err); done {
@@ -220,8 +222,8 @@ func (c *rawTCPConn) Write(p []byte) (int, error) {
 		return 0, nil
 	}
 	c.wbuf, c.wn, c.werr = p, 0, 0
-	raceReleaseMerge()
-	raceReadRange(p)
+	raceio.ReleaseMerge()
+	raceio.ReadRange(p)
 	err := c.rc.Write(c.wfn)
 	c.wbuf = nil
 	n := c.wn

@@ -52,6 +52,15 @@ func (l *AccessLog) Close() error {
 	return l.sink.close()
 }
 
+// WriteErrors is how many writes of buffered lines failed (their lines
+// were dropped); always 0 for a log that is not NewJSONAccessLog's.
+func (l *AccessLog) WriteErrors() uint64 {
+	if l == nil || l.sink == nil {
+		return 0
+	}
+	return l.sink.errs.Load()
+}
+
 // Log writes a.
 func (l *AccessLog) Log(a *Access) {
 	if l == nil {

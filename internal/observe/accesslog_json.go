@@ -5,6 +5,7 @@ import (
 	"io"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 )
@@ -15,7 +16,9 @@ import (
 // lose the lines of the last interval (like nginx's access_log buffer=).
 type jsonSink struct {
 	mu     sync.Mutex
+	out    io.Writer
 	w      *bufio.Writer
+	errs   atomic.Uint64 // failed writes; their lines are dropped
 	dirty  bool
 	stop   chan struct{}
 	done   chan struct{}
@@ -36,7 +39,8 @@ func NewJSONAccessLog(w io.Writer, flushEvery time.Duration) *AccessLog {
 	if flushEvery <= 0 {
 		flushEvery = DefaultAccessLogFlush
 	}
-	s := &jsonSink{w: bufio.NewWriterSize(w, accessLogBuffer), stop: make(chan struct{}), done: make(chan struct{})}
+	out := newLogWriter(w)
+	s := &jsonSink{out: out, w: bufio.NewWriterSize(out, accessLogBuffer), stop: make(chan struct{}), done: make(chan struct{})}
 	go s.flushLoop(flushEvery)
 	return &AccessLog{sink: s}
 }
@@ -50,12 +54,7 @@ func (s *jsonSink) flushLoop(every time.Duration) {
 		case <-s.stop:
 			return
 		case <-t.C:
-			s.mu.Lock()
-			if s.dirty {
-				_ = s.w.Flush()
-				s.dirty = false
-			}
-			s.mu.Unlock()
+			s.flushNow()
 		}
 	}
 }
@@ -72,7 +71,32 @@ func (s *jsonSink) close() error {
 	<-s.done
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.w.Flush()
+	err := s.w.Flush()
+	s.check(err)
+	return err
+}
+
+// flushNow writes what is buffered.
+func (s *jsonSink) flushNow() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.dirty {
+		return nil
+	}
+	s.dirty = false
+	err := s.w.Flush()
+	s.check(err)
+	return err
+}
+
+// check counts a failed write and drops what is buffered, so that the
+// next lines are written when the output works again (a bufio.Writer
+// keeps failing after its first error). s.mu is held.
+func (s *jsonSink) check(err error) {
+	if err != nil {
+		s.errs.Add(1)
+		s.w.Reset(s.out)
+	}
 }
 
 var linePool = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
@@ -82,7 +106,8 @@ func (s *jsonSink) log(a *Access) {
 	b := appendAccess((*bp)[:0], a)
 	s.mu.Lock()
 	if !s.closed {
-		_, _ = s.w.Write(b)
+		_, err := s.w.Write(b)
+		s.check(err)
 		s.dirty = true
 	}
 	s.mu.Unlock()

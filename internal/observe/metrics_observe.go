@@ -12,3 +12,12 @@ func RegisterTraceExportFailures(reg *prometheus.Registry) prometheus.Counter {
 	reg.MustRegister(c)
 	return c
 }
+
+// RegisterAccessLogWriteErrors registers gatehouse_access_log_write_errors_total,
+// read from l, on reg.
+func RegisterAccessLogWriteErrors(reg *prometheus.Registry, l *AccessLog) {
+	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "gatehouse_access_log_write_errors_total",
+		Help: "Failed writes of the access log's buffered lines (the lines of a failed write are dropped).",
+	}, func() float64 { return float64(l.WriteErrors()) }))
+}

@@ -51,6 +51,7 @@ func (s *Server) setupObserve(rt *gateway.Runtime) {
 	s.obs = &observeState{history: dashboard.NewMemoryHistory(0)}
 	rt.Stats = observe.NewStats(nil)
 	failures := observe.RegisterTraceExportFailures(s.metrics.Registry)
+	observe.RegisterAccessLogWriteErrors(s.metrics.Registry, rt.AccessLog)
 	rt.Tracers = observe.NewTracers(observe.TracersOptions{
 		Logger: s.logger, Exporter: s.opts.Observe.TraceExporter, OnExportError: failures.Inc,
 	})
