@@ -6,12 +6,12 @@ import (
 	"io"
 	"maps"
 	"net/http"
-	"net/http/httptrace"
 	"net/textproto"
 	"net/url"
 	"strings"
 	"sync"
 
+	"github.com/gatehouse-dev/gatehouse/internal/h1"
 	"github.com/gatehouse-dev/gatehouse/internal/policy"
 	"golang.org/x/net/http/httpguts"
 )
@@ -30,17 +30,29 @@ import (
 // ReverseProxy), request trailers are not announced to the backend (their
 // values were never sent).
 func (p *proxyHandler) forward(w http.ResponseWriter, r *http.Request) {
-	f := &forwardState{w: w}
+	// Under the gateway, the forwarding state and the outgoing request
+	// are in the request's state, whose context already answers
+	// h1.InformationalKey with f: nothing more to allocate for them.
+	var f *forwardState
+	var out *http.Request
+	if q, ok := r.Context().Value(requestKey{}).(*request); ok {
+		f, out = &q.fwd, &q.out
+		*out = *r
+	} else {
+		f = new(forwardState)
+		out = r.WithContext(context.WithValue(r.Context(), h1.InformationalKey, h1.Informational(f)))
+	}
+	f.mu.Lock()
+	f.w = w
+	f.mu.Unlock()
 	f.url = url.URL{Path: r.URL.Path, RawPath: r.URL.RawPath, ForceQuery: r.URL.ForceQuery}
 	x := policy.ExchangeFrom(r.Context())
 	p.setURL(&f.url, r, x)
-	f.trace.Got1xxResponse = f.got1xx
 
-	// One shallow copy of r with the fields of a client request replaced
-	// (what Request.Clone plus ReverseProxy's edits produce, without the
-	// deep copies: the incoming request's values are shared, never
-	// changed).
-	out := r.WithContext(httptrace.WithClientTrace(r.Context(), &f.trace))
+	// out is one shallow copy of r with the fields of a client request
+	// replaced (what Request.Clone plus ReverseProxy's edits produce,
+	// without the deep copies: the incoming request's values are shared,
+	// never changed).
 	out.URL = &f.url
 	out.Host = "" // the transport uses the instance's
 	out.RequestURI = ""
@@ -131,24 +143,27 @@ func (p *proxyHandler) forward(w http.ResponseWriter, r *http.Request) {
 
 var errSwitchWithoutUpgrade = errors.New("backend switched protocols without an upgrade request")
 
-// forwardState is one forwarded request's: the outgoing URL and the
-// client trace that forwards 1xx responses.
+// forwardState is one forwarded request's: the outgoing URL and what
+// forwards 1xx responses to the client (an h1.Informational).
 type forwardState struct {
-	url   url.URL
-	trace httptrace.ClientTrace
-	w     http.ResponseWriter
-	mu    sync.Mutex
-	done  bool // RoundTrip returned: w is the handler's again
+	url  url.URL
+	w    http.ResponseWriter // nil until the request is forwarded
+	mu   sync.Mutex
+	done bool // RoundTrip returned: w is the handler's again
 }
 
-// got1xx forwards an informational response (103 Early Hints). The fields
+// Got1xxResponse forwards an informational response (103 Early Hints). The fields
 // the gateway has already set on w (request ID, rate-limit fields, ...)
 // are kept for the final response and not sent with the 1xx one.
 // (ReverseProxy cleared them, so the final response lost them.)
-func (f *forwardState) got1xx(code int, header textproto.MIMEHeader) error {
+//
+// Only the forwarded request's 1xx responses reach the client: any other
+// round trip made under the request's context, before or after, is
+// ignored here.
+func (f *forwardState) Got1xxResponse(code int, header textproto.MIMEHeader) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.done {
+	if f.w == nil || f.done {
 		return nil
 	}
 	h := f.w.Header()

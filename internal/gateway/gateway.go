@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/gatehouse-dev/gatehouse/internal/config"
+	"github.com/gatehouse-dev/gatehouse/internal/h1"
 	"github.com/gatehouse-dev/gatehouse/internal/observe"
 	"github.com/gatehouse-dev/gatehouse/internal/policy"
 )
@@ -79,15 +80,38 @@ func (g *Gateway) release(keep *Snapshot) {
 	g.releaseObserve(keep)
 }
 
-// request is the per-request state, allocated once.
+// request is the per-request state, allocated once. It is also the
+// request's context (the server's, wrapped): it carries the exchange and
+// the forwarding step's 1xx hook itself, instead of a context value
+// allocated for each.
 type request struct {
-	x      policy.Exchange
-	rec    policy.Record
-	rw     responseWriter
-	match  Match
-	access observe.Access
-	trace  spanState // used only when tracing is on
-	idHdr  [1]string // the response's request ID field value, without a slice of its own
+	context.Context // the server's request context
+	x               policy.Exchange
+	rec             policy.Record
+	rw              responseWriter
+	match           Match
+	access          observe.Access
+	trace           spanState // used only when tracing is on
+	idHdr           [1]string // the response's request ID field value, without a slice of its own
+	fwd             forwardState
+	out             http.Request // the forwarding step's outgoing request
+}
+
+// requestKey is the context key that finds the request's state.
+type requestKey struct{}
+
+// Value answers the keys of the request's own values, and asks the
+// server's context for the others.
+func (q *request) Value(key any) any {
+	switch key {
+	case policy.ExchangeKey:
+		return &q.x
+	case h1.InformationalKey:
+		return h1.Informational(&q.fwd)
+	case requestKey{}:
+		return q
+	}
+	return q.Context.Value(key)
 }
 
 // ServeHTTP is the front of the data plane.
@@ -105,13 +129,13 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		defer m.InFlight().Dec()
 	}
 	st := &s.settings
-	q := &request{}
+	q := &request{Context: r.Context()}
 	q.rw = responseWriter{ResponseWriter: w}
 	q.x.Start = start
 	q.x.Record = &q.rec
-	q.x.RequestID = requestID(r.Header.Get(st.requestIDHeader))
-	q.x.TraceParent = traceParent(r.Header.Get("Traceparent"))
-	q.x.ClientIP = clientIP(r, st)
+	q.x.RequestID, q.x.TraceParent = requestIDs(r.Header.Get(st.requestIDHeader), r.Header.Get("Traceparent"))
+	q.x.Peer = remoteAddr(r)
+	q.x.ClientIP = clientIP(r, st, q.x.Peer)
 	q.idHdr[0] = q.x.RequestID
 	w.Header()[st.requestIDHeader] = q.idHdr[:] // canonical (compile time)
 	if r.ProtoMajor == 1 && len(r.TransferEncoding) > 0 {
@@ -123,7 +147,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Connection", "close")
 	}
 
-	r = r.WithContext(policy.WithExchange(r.Context(), &q.x))
+	r = r.WithContext(q)
 	if s.tracer != nil {
 		r = q.startSpan(s.tracer, r)
 	}
@@ -268,8 +292,7 @@ func (g *Gateway) finish(s *Snapshot, q *request, r *http.Request, start time.Ti
 // clientIP returns the address of the client: the peer, or, when the peer
 // is a trusted proxy, the right-most address in X-Forwarded-For that is not
 // itself a trusted proxy.
-func clientIP(r *http.Request, st *settings) netip.Addr {
-	peer := remoteAddr(r)
+func clientIP(r *http.Request, st *settings, peer netip.Addr) netip.Addr {
 	if !st.isTrusted(peer) {
 		return peer
 	}
@@ -295,6 +318,9 @@ func clientIP(r *http.Request, st *settings) netip.Addr {
 }
 
 func remoteAddr(r *http.Request) netip.Addr {
+	if ap, ok := h1.PeerAddr(r.Context()); ok {
+		return ap.Addr().Unmap()
+	}
 	ap, err := netip.ParseAddrPort(r.RemoteAddr)
 	if err != nil {
 		host, _, err := net.SplitHostPort(r.RemoteAddr)

@@ -125,7 +125,7 @@ func (p *proxyHandler) setHeaders(h http.Header, in *http.Request, x *policy.Exc
 		vals[i] = v
 		return vals[i : i+1 : i+1]
 	}
-	trustedPeer := x != nil && p.settings.isTrusted(remoteAddr(in))
+	trustedPeer := x != nil && p.settings.isTrusted(x.Peer)
 	if trustedPeer {
 		if v := in.Header["X-Forwarded-For"]; len(v) > 0 {
 			h["X-Forwarded-For"] = v

@@ -108,13 +108,34 @@ func renderError(w http.ResponseWriter, r *http.Request, e *policy.Error) {
 	}
 }
 
-// requestID returns the client's request ID if it is well formed (1 to 128
-// characters of letters, digits and -_.:+/=), or a new random one.
-func requestID(in string) string {
-	if validRequestID(in) {
-		return in
+// requestIDs returns the request's ID and W3C traceparent: the client's
+// when well formed (an ID is 1 to 128 characters of letters, digits and
+// -_.:+/=), new random ones otherwise (a new trace, sampled), both made
+// in one allocation.
+func requestIDs(inID, inTP string) (id, tp string) {
+	newID, newTP := !validRequestID(inID), !validTraceParent(inTP)
+	if !newID && !newTP {
+		return inID, inTP
 	}
-	return newID()
+	var b [idLen + traceParentLen]byte
+	n := 0
+	if newID {
+		putID(b[:idLen])
+		n = idLen
+	}
+	if newTP {
+		putTraceParent(b[n : n+traceParentLen])
+		n += traceParentLen
+	}
+	both := string(b[:n])
+	id, tp = inID, inTP
+	if newID {
+		id = both[:idLen]
+	}
+	if newTP {
+		tp = both[n-traceParentLen:]
+	}
+	return id, tp
 }
 
 func validRequestID(s string) bool {
@@ -131,16 +152,19 @@ func validRequestID(s string) bool {
 	return true
 }
 
-// newID returns 128 random bits in hex. math/rand/v2's generator is seeded
-// from the system and unpredictable enough for correlation IDs, which are
-// not secrets.
-func newID() string {
-	var b [16]byte
-	putUint64(b[:8], rand.Uint64())
-	putUint64(b[8:], rand.Uint64())
-	var h [32]byte
-	hex.Encode(h[:], b[:])
-	return string(h[:])
+const (
+	idLen          = 32 // a new request ID: 128 bits in hex
+	traceParentLen = 55 // a version-00 traceparent
+)
+
+// putID writes 128 random bits in hex to b. math/rand/v2's generator is
+// seeded from the system and unpredictable enough for correlation IDs,
+// which are not secrets.
+func putID(b []byte) {
+	var r [16]byte
+	putUint64(r[:8], rand.Uint64())
+	putUint64(r[8:], rand.Uint64())
+	hex.Encode(b[:idLen], r[:])
 }
 
 func putUint64(b []byte, v uint64) {
@@ -149,14 +173,9 @@ func putUint64(b []byte, v uint64) {
 	}
 }
 
-// traceParent returns a valid W3C traceparent header, the client's when
-// it is well formed, or a new one (a new trace, sampled).
-func traceParent(in string) string {
-	if validTraceParent(in) {
-		return in
-	}
-	var b [55]byte
-	copy(b[:], "00-")
+// putTraceParent writes a new traceparent to b: a new trace, sampled.
+func putTraceParent(b []byte) {
+	copy(b, "00-")
 	var id [24]byte
 	for {
 		putUint64(id[0:8], rand.Uint64())
@@ -169,8 +188,7 @@ func traceParent(in string) string {
 	hex.Encode(b[3:35], id[0:16])
 	b[35] = '-'
 	hex.Encode(b[36:52], id[16:24])
-	copy(b[52:], "-01")
-	return string(b[:])
+	copy(b[52:traceParentLen], "-01")
 }
 
 func allZero(b []byte) bool {

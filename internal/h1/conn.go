@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"runtime/debug"
 	"strconv"
 	"sync/atomic"
@@ -18,6 +19,7 @@ type conn struct {
 	srv        *Server
 	rwc        net.Conn
 	remoteAddr string
+	peer       netip.AddrPort // remoteAddr, parsed once
 	ctx        context.Context
 	cancel     context.CancelFunc
 	state      atomic.Int32
@@ -41,6 +43,17 @@ type conn struct {
 
 // connKey finds, in a request's context, the server connection it came on.
 type connKey struct{}
+
+// PeerAddr returns the address of the client of the h1 server connection
+// that ctx (a request's context) belongs to, parsed once per connection;
+// false for a request that did not come through an h1 Server.
+func PeerAddr(ctx context.Context) (netip.AddrPort, bool) {
+	c, _ := ctx.Value(connKey{}).(*conn)
+	if c == nil || !c.peer.IsValid() {
+		return netip.AddrPort{}, false
+	}
+	return c.peer, true
+}
 
 // cancelAll ends the connection's context and an upstream round trip
 // watching it.
@@ -98,6 +111,9 @@ func keepDeadline(cur, want time.Time, timeout time.Duration) bool {
 func (s *Server) newConn(rwc net.Conn, base context.Context) *conn {
 	rwc = wrapConn(rwc)
 	c := &conn{srv: s, rwc: rwc, remoteAddr: rwc.RemoteAddr().String(), accepted: time.Now()}
+	if ta, ok := rwc.RemoteAddr().(*net.TCPAddr); ok {
+		c.peer = ta.AddrPort()
+	}
 	c.ctx, c.cancel = context.WithCancel(context.WithValue(context.WithValue(base, http.LocalAddrContextKey, rwc.LocalAddr()), connKey{}, c))
 	c.tmpl = (&http.Request{RemoteAddr: c.remoteAddr}).WithContext(c.ctx)
 	return c

@@ -576,3 +576,25 @@ func TestServer_ConcurrentConnections(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// PeerAddr gives the client's address, the same as RemoteAddr, without
+// parsing it per request; outside an h1 server it reports false.
+func TestServer_PeerAddr(t *testing.T) {
+	_, addr := startServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ap, ok := PeerAddr(r.Context())
+		fmt.Fprintf(w, "%v %s %s", ok, ap, r.RemoteAddr)
+	}))
+	res, err := http.Get("http://" + addr + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	f := strings.Fields(string(b))
+	if len(f) != 3 || f[0] != "true" || f[1] != f[2] || !strings.HasPrefix(f[1], "127.0.0.1:") {
+		t.Fatalf("handler saw %q", b)
+	}
+	if _, ok := PeerAddr(context.Background()); ok {
+		t.Fatal("PeerAddr outside an h1 server reported an address")
+	}
+}

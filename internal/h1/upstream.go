@@ -8,7 +8,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/http/httptrace"
 	"net/textproto"
 	"strconv"
 	"sync"
@@ -494,7 +493,7 @@ func (pc *persistConn) writeChunked(body io.Reader, first []byte) error {
 }
 
 // readResponse reads the response head, skipping 1xx responses (passed to
-// an httptrace.ClientTrace's Got1xxResponse, as http.Transport does), and
+// the context's Informational or httptrace.ClientTrace), and
 // returns the response with a body that ends the round trip.
 func (pc *persistConn) readResponse(req *http.Request, reqClose bool) (*http.Response, error) {
 	t := pc.t
@@ -515,9 +514,9 @@ func (pc *persistConn) readResponse(req *http.Request, reqClose bool) (*http.Res
 			return nil, badResponse("too many 1xx responses")
 		}
 		if h.status != http.StatusContinue {
-			if tr := httptrace.ContextClientTrace(req.Context()); tr != nil && tr.Got1xxResponse != nil {
+			if got := InformationalFrom(req.Context()); got != nil {
 				hdr, _ := pc.header(n, 0, nil)
-				if err := tr.Got1xxResponse(h.status, textproto.MIMEHeader(hdr)); err != nil {
+				if err := got(h.status, textproto.MIMEHeader(hdr)); err != nil {
 					return nil, err
 				}
 			}

@@ -45,7 +45,10 @@ type Exchange struct {
 	// TraceParent is the W3C traceparent forwarded to the backend: the
 	// client's when well formed, else a new one.
 	TraceParent string
-	ClientIP    netip.Addr
+	// Peer is the address the request came from (the TCP peer); ClientIP
+	// is the client's, which a trusted proxy's X-Forwarded-For gives.
+	Peer     netip.Addr
+	ClientIP netip.Addr
 	// Path is the normalized, decoded path that was matched and authorized;
 	// it is also what is forwarded.
 	Path string
@@ -93,14 +96,19 @@ type Record struct {
 
 type exchangeKey struct{}
 
+// ExchangeKey is the context key under which a request's context carries
+// its *Exchange: WithExchange sets it, and a context type of the
+// gateway's own may answer it itself.
+var ExchangeKey any = exchangeKey{}
+
 // WithExchange returns ctx carrying x.
 func WithExchange(ctx context.Context, x *Exchange) context.Context {
-	return context.WithValue(ctx, exchangeKey{}, x)
+	return context.WithValue(ctx, ExchangeKey, x)
 }
 
 // ExchangeFrom returns the exchange of a request, or nil outside the gateway.
 func ExchangeFrom(ctx context.Context) *Exchange {
-	x, _ := ctx.Value(exchangeKey{}).(*Exchange)
+	x, _ := ctx.Value(ExchangeKey).(*Exchange)
 	return x
 }
 

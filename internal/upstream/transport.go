@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"sync"
 	"time"
 
@@ -64,6 +65,10 @@ type Transport struct {
 func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if req.URL.Scheme == "http" {
 		return t.plain.RoundTrip(req)
+	}
+	if in, ok := req.Context().Value(h1.InformationalKey).(h1.Informational); ok && in != nil {
+		// net/http takes 1xx responses through httptrace only.
+		req = req.WithContext(httptrace.WithClientTrace(req.Context(), &httptrace.ClientTrace{Got1xxResponse: in.Got1xxResponse}))
 	}
 	return t.secure.RoundTrip(req)
 }
