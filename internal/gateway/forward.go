@@ -57,7 +57,7 @@ func (p *proxyHandler) forward(w http.ResponseWriter, r *http.Request) {
 	out.Host = "" // the transport uses the instance's
 	out.RequestURI = ""
 	out.Header = p.outHeader(r.Header)
-	p.setHeaders(out.Header, r, x)
+	p.setHeaders(out.Header, r, x, &f.vals)
 	out.Trailer = nil
 	out.Close = false
 	if r.ContentLength == 0 {
@@ -147,6 +147,7 @@ var errSwitchWithoutUpgrade = errors.New("backend switched protocols without an 
 // forwards 1xx responses to the client (an h1.Informational).
 type forwardState struct {
 	url  url.URL
+	vals [5]string           // the values of the fields setHeaders sets
 	w    http.ResponseWriter // nil until the request is forwarded
 	mu   sync.Mutex
 	done bool // RoundTrip returned: w is the handler's again

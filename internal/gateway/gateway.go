@@ -245,10 +245,11 @@ func (g *Gateway) finish(s *Snapshot, q *request, r *http.Request, start time.Ti
 	if rm != nil {
 		rm.Observe(status, d.Seconds())
 	}
+	end := start.Add(d)
 	if op != nil {
-		op.stats.Observe(status, d)
+		op.stats.ObserveEnded(status, d, end)
 	} else {
-		s.notFoundStats.Observe(status, d)
+		s.notFoundStats.ObserveEnded(status, d, end)
 		if m := g.rt.Metrics; m != nil && q.rec.Denial != "" {
 			// Refused before an operation was chosen: bad path, URI too
 			// long, no route, wrong method. Reasons are a fixed set.

@@ -92,7 +92,7 @@ func (p *proxyHandler) rewrite(pr *httputil.ProxyRequest) {
 	x := policy.ExchangeFrom(in.Context())
 	p.setURL(out.URL, in, x)
 	stripUntrusted(out.Header, p.settings.identityFold)
-	p.setHeaders(out.Header, in, x)
+	p.setHeaders(out.Header, in, x, new([5]string))
 }
 
 // setURL sets the path and query of the outgoing request: the path the
@@ -117,10 +117,10 @@ func (p *proxyHandler) setURL(u *url.URL, in *http.Request, x *policy.Exchange) 
 // (unless passed on), the verified identity, the backend credential, the
 // request ID and the traceparent. x is the request's exchange (nil outside
 // the gateway).
-func (p *proxyHandler) setHeaders(h http.Header, in *http.Request, x *policy.Exchange) {
-	// One backing array for the values set here, each field a capped
-	// slice of it: one allocation instead of five.
-	vals := make([]string, 5)
+//
+// The values set here are capped slices of vals, one backing array for
+// them all (the request's forwarding state holds it).
+func (p *proxyHandler) setHeaders(h http.Header, in *http.Request, x *policy.Exchange, vals *[5]string) {
 	one := func(i int, v string) []string {
 		vals[i] = v
 		return vals[i : i+1 : i+1]

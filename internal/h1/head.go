@@ -269,7 +269,16 @@ func classify(name []byte) fieldKind {
 // are left out. All values share one backing array: vals when it is long
 // enough.
 func makeHeader(s string, fields []field, kinds []fieldKind, drop uint32, vals []string) http.Header {
-	hdr := make(http.Header, len(fields))
+	// Size the map for the fields kept: a request whose only field is
+	// Host gets an empty map, whose slots are allocated at the first
+	// field a handler sets (if any).
+	kept := 0
+	for i := range fields {
+		if drop&(1<<kinds[i]) == 0 {
+			kept++
+		}
+	}
+	hdr := make(http.Header, kept)
 	if len(vals) < len(fields) {
 		vals = make([]string, len(fields))
 	}

@@ -95,7 +95,8 @@ func binUpper(i int) time.Duration {
 // Stats keeps the latency statistics of every operation. It lives on the
 // gateway's runtime so that a reload keeps them.
 type Stats struct {
-	now func() time.Time
+	now    func() time.Time
+	system bool // now is time.Now
 
 	mu     sync.Mutex
 	routes map[routeKey]*RouteStats
@@ -105,10 +106,11 @@ type routeKey struct{ api, op string }
 
 // NewStats returns an empty registry; now is the clock (nil: time.Now).
 func NewStats(now func() time.Time) *Stats {
-	if now == nil {
+	system := now == nil
+	if system {
 		now = time.Now
 	}
-	return &Stats{now: now, routes: map[routeKey]*RouteStats{}}
+	return &Stats{now: now, system: system, routes: map[routeKey]*RouteStats{}}
 }
 
 // Route returns the statistics of one operation, creating them on first
@@ -120,7 +122,7 @@ func (s *Stats) Route(api, op string) *RouteStats {
 	k := routeKey{api, op}
 	r := s.routes[k]
 	if r == nil {
-		r = &RouteStats{API: api, Operation: op, now: s.now}
+		r = &RouteStats{API: api, Operation: op, now: s.now, system: s.system}
 		for i := range r.sec {
 			r.sec[i].epoch = -1
 			r.min[i].epoch = -1
@@ -150,6 +152,7 @@ func (s *Stats) Retain(keep []*RouteStats) {
 type RouteStats struct {
 	API, Operation string
 	now            func() time.Time
+	system         bool // now is time.Now
 
 	mu  sync.Mutex
 	sec [ringSize]bucket
@@ -161,8 +164,25 @@ func (r *RouteStats) Observe(status int, d time.Duration) {
 	if r == nil {
 		return
 	}
+	r.observe(status, d, r.now())
+}
+
+// ObserveEnded is Observe for a request that ended at end (the caller
+// has read the clock already); with a clock of its own (a test's), the
+// statistics read that instead.
+func (r *RouteStats) ObserveEnded(status int, d time.Duration, end time.Time) {
+	if r == nil {
+		return
+	}
+	if !r.system {
+		end = r.now()
+	}
+	r.observe(status, d, end)
+}
+
+func (r *RouteStats) observe(status int, d time.Duration, now time.Time) {
 	bin := binOf(d)
-	t := r.now().Unix()
+	t := now.Unix()
 	r.mu.Lock()
 	sb := &r.sec[t%ringSize]
 	if sb.epoch != t {

@@ -185,3 +185,23 @@ func BenchmarkRouteMetricsObserve(b *testing.B) {
 		r.Observe(200, 0.003)
 	}
 }
+
+// ObserveEnded files a request under the end time the caller read; a
+// registry with a clock of its own (a test's) reads that clock instead.
+func TestStats_ObserveEndedUsesCallersTimeWithSystemClock(t *testing.T) {
+	s := NewStats(nil)
+	r := s.Route("orders", "get")
+	r.ObserveEnded(200, time.Millisecond, time.Now().Add(-2*time.Hour)) // filed two hours ago
+	r.ObserveEnded(200, time.Millisecond, time.Now())
+	if n := s.Report(LastMinute, false).APIs[0].Requests; n != 1 {
+		t.Fatalf("%d requests in the last minute, want 1 (the other ended two hours ago)", n)
+	}
+
+	clk := newFakeClock()
+	fs := NewStats(clk.Now)
+	fr := fs.Route("orders", "get")
+	fr.ObserveEnded(200, time.Millisecond, time.Now().Add(-2*time.Hour))
+	if n := fs.Report(LastMinute, false).APIs[0].Requests; n != 1 {
+		t.Fatalf("with a test clock: %d requests in the last minute, want 1 (filed by that clock)", n)
+	}
+}

@@ -132,13 +132,13 @@ func sum(buckets *[budgetBuckets]budgetBucket, epoch int64) int64 {
 	return n
 }
 
-// Request counts one request (not a retry).
-func (b *Budget) Request() {
+// Request counts one request (not a retry), made at now.
+func (b *Budget) Request(now time.Time) {
 	c := b.cfg.Load()
 	if c == nil {
 		return
 	}
-	add(&b.requests, b.epoch(time.Now(), c))
+	add(&b.requests, b.epoch(now, c))
 }
 
 // TryRetry spends one retry if the budget allows it.

@@ -50,7 +50,7 @@ func TestBudget_BoundsRetriesToAShareOfRequests(t *testing.T) {
 			t.Fatal("4th retry allowed with no requests and a minimum of 3")
 		}
 		for range 100 {
-			b.Request()
+			b.Request(time.Now())
 		}
 		// 20% of 100 = 20 retries in the window, 3 spent.
 		allowed := 0
@@ -66,7 +66,7 @@ func TestBudget_BoundsRetriesToAShareOfRequests(t *testing.T) {
 		// The window rolls: old requests and retries expire together.
 		time.Sleep(11 * time.Second)
 		for range 10 {
-			b.Request()
+			b.Request(time.Now())
 		}
 		allowed = 0
 		for b.TryRetry() {

@@ -88,10 +88,13 @@ func (t *RoundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 		t.record(req, "", 0)
 		return nil, &Error{Kind: ErrCircuitOpen, Backend: p.name, RetryAfter: retryAfter}
 	}
-	p.budget.Request()
+	// One reading of the clock for the budget, the request's deadline
+	// and the first attempt's.
+	now := time.Now()
+	p.budget.Request(now)
 
-	x := exchange{t: t, req: req, cfg: cfg, ticket: ticket, limited: limited}
-	x.deadline = time.Now().Add(t.opts.Request)
+	x := exchange{t: t, req: req, cfg: cfg, ticket: ticket, limited: limited, now: now}
+	x.deadline = now.Add(t.opts.Request)
 	if cfg.Key != nil {
 		x.key, x.hasKey = cfg.Key(req)
 	}
@@ -114,6 +117,7 @@ type exchange struct {
 	cfg      *Config
 	ticket   uint64
 	limited  bool
+	now      time.Time // when the exchange began
 	deadline time.Time
 	key      uint64
 	hasKey   bool
@@ -142,11 +146,15 @@ func (x *exchange) run() (*http.Response, error) {
 			// Every instance left rotation between two attempts.
 			return x.fail(n-1, "", p.noInst, false)
 		}
-		remaining := time.Until(x.deadline)
+		now := x.now
+		if n > 1 {
+			now = time.Now()
+		}
+		remaining := x.deadline.Sub(now)
 		if remaining <= 0 {
 			return x.fail(n-1, e.ID, &Error{Kind: ErrTimeout, Backend: p.name, Attempts: n - 1, Err: errRequestTimeout}, true)
 		}
-		a, res, err := x.send(e, remaining)
+		a, res, err := x.send(e, now, remaining)
 		outcome := x.classify(a, res, err)
 		p.Report(e, outcome)
 		p.obs.Attempt(outcome.String())
@@ -224,7 +232,7 @@ var ErrNoHeadDeadline = errors.New("upstream: transport cannot enforce a head de
 
 // send makes one attempt on e, bounded by the attempt deadline and what
 // remains of the request's.
-func (x *exchange) send(e *Endpoint, remaining time.Duration) (*attempt, *http.Response, error) {
+func (x *exchange) send(e *Endpoint, now time.Time, remaining time.Duration) (*attempt, *http.Response, error) {
 	d, cause := x.t.opts.Attempt, errAttemptTimeout
 	if remaining <= d {
 		d, cause = remaining, errRequestTimeout
@@ -239,7 +247,7 @@ func (x *exchange) send(e *Endpoint, remaining time.Duration) (*attempt, *http.R
 	}
 	e.inFlight.Add(1)
 	if hd, ok := x.t.base.(HeadDeadliner); ok {
-		deadline := time.Now().Add(d)
+		deadline := now.Add(d)
 		res, err := hd.RoundTripHeadDeadline(out, deadline)
 		if err != ErrNoHeadDeadline {
 			if err != nil && (errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, context.DeadlineExceeded)) &&
