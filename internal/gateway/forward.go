@@ -56,7 +56,7 @@ func (p *proxyHandler) forward(w http.ResponseWriter, r *http.Request) {
 	out.URL = &f.url
 	out.Host = "" // the transport uses the instance's
 	out.RequestURI = ""
-	out.Header = p.outHeader(r.Header)
+	out.Header = p.outHeader(r.Header, policy.PrincipalFrom(r.Context()) != nil)
 	p.setHeaders(out.Header, r, x, &f.vals)
 	out.Trailer = nil
 	out.Close = false
@@ -215,9 +215,17 @@ func (p *proxyHandler) copyBody(w io.Writer, body io.Reader, rc *http.ResponseCo
 // but the hop-by-hop ones, those Connection names, and those a client
 // must not set (identity, forwarding, spoofable: see stripUntrusted).
 // Values are shared with in, capped so that appending to them copies.
-func (p *proxyHandler) outHeader(in http.Header) http.Header {
+//
+// The map is sized for what setHeaders adds: six fields, and up to seven
+// identity fields and a backend credential for an authenticated caller
+// (a map that grows past its first size is copied).
+func (p *proxyHandler) outHeader(in http.Header, authenticated bool) http.Header {
 	conn := in["Connection"]
-	h := make(http.Header, len(in)+8)
+	extra := 6
+	if authenticated {
+		extra += 8
+	}
+	h := make(http.Header, len(in)+extra)
 	fold := p.settings.identityFold
 	for k, vs := range in {
 		if isHopByHop(k) || len(conn) > 0 && httpguts.HeaderValuesContainsToken(conn, k) || untrusted(k, fold) {

@@ -66,7 +66,10 @@ func Authenticate(o AuthnOptions) Step {
 				return pe
 			}
 			if x := ExchangeFrom(r.Context()); x != nil && x.Record != nil {
+				// PrincipalFrom finds it there: no context value and
+				// request copy per request.
 				x.Record.Principal = p
+				return next.ServeHTTP(w, r)
 			}
 			return next.ServeHTTP(w, r.WithContext(WithPrincipal(r.Context(), p)))
 		})
@@ -127,7 +130,9 @@ func (a *authenticator) bearer(r *http.Request) (*identity.Principal, bool, erro
 		return nil, false, nil
 	}
 	token = strings.TrimSpace(token)
-	if token == "" || strings.ContainsAny(token, " \t") {
+	// Two vectorized byte searches: strings.ContainsAny scans a token of
+	// a kilobyte one byte at a time (about 0.5 µs).
+	if token == "" || strings.IndexByte(token, ' ') >= 0 || strings.IndexByte(token, '\t') >= 0 {
 		e := BadRequest("invalid_request:malformed_bearer", "The Authorization header is not 'Bearer <token>'.")
 		e.Header = http.Header{"Www-Authenticate": {BearerChallenge(a.o.Realm, "invalid_request", "", "")}}
 		return nil, true, e

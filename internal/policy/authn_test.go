@@ -56,6 +56,8 @@ func TestAuthenticate(t *testing.T) {
 		{"two keys", map[string][]string{"X-Api-Key": {"k1", "k1"}}, 400, "invalid_request:duplicate_api_key", ""},
 		{"two authorization headers", map[string][]string{"Authorization": {"Bearer good", "Bearer good"}}, 400, "invalid_request:duplicate_authorization", ""},
 		{"empty bearer", map[string][]string{"Authorization": {"Bearer "}}, 400, "invalid_request:malformed_bearer", ""},
+		{"bearer with a space inside", map[string][]string{"Authorization": {"Bearer go od"}}, 400, "invalid_request:malformed_bearer", ""},
+		{"bearer with a tab inside", map[string][]string{"Authorization": {"Bearer go\tod"}}, 400, "invalid_request:malformed_bearer", ""},
 		{"basic is not a bearer", map[string][]string{"Authorization": {"Basic eDp5"}}, 401, "missing_credentials", ""},
 	}
 	var observed []string
@@ -102,5 +104,38 @@ func TestLimitBody(t *testing.T) {
 	r.ContentLength = 11
 	if pe := AsError(h.ServeHTTP(httptest.NewRecorder(), r)); pe.Status != 413 {
 		t.Fatalf("status %d", pe.Status)
+	}
+}
+
+// Under the gateway (an exchange with a record in the context) the
+// principal is recorded in the exchange, where PrincipalFrom finds it, and
+// the request is passed on as it is: no context value, no copy.
+func TestAuthenticate_RecordsPrincipalInExchange(t *testing.T) {
+	alice := &identity.Principal{Credential: identity.CredentialJWT, Subject: "alice", Provider: "corp"}
+	step := Authenticate(AuthnOptions{
+		Accept: []identity.Credential{identity.CredentialJWT},
+		Tokens: fakeTokens{"good": alice}, Realm: "gatehouse",
+	})
+	x := &Exchange{Record: &Record{}}
+	r := httptest.NewRequest("GET", "/", nil)
+	r = r.WithContext(WithExchange(r.Context(), x))
+	r.Header.Set("Authorization", "Bearer good")
+	var gotReq *http.Request
+	var got *identity.Principal
+	err := step(HandlerFunc(func(w http.ResponseWriter, in *http.Request) error {
+		gotReq, got = in, PrincipalFrom(in.Context())
+		return nil
+	})).ServeHTTP(httptest.NewRecorder(), r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != alice || x.Record.Principal != alice {
+		t.Fatalf("PrincipalFrom = %v, record = %v; want alice in both", got, x.Record.Principal)
+	}
+	if gotReq != r {
+		t.Error("the request was copied; under the gateway it is passed on as it is")
+	}
+	if PrincipalFrom(WithExchange(context.Background(), &Exchange{Record: &Record{}})) != nil {
+		t.Error("an exchange without a principal reports one")
 	}
 }

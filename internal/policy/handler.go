@@ -120,8 +120,12 @@ func WithPrincipal(ctx context.Context, p *identity.Principal) context.Context {
 }
 
 // PrincipalFrom returns the authenticated caller, or nil for anonymous
-// requests.
+// requests: the exchange's (where the authentication step records it
+// under the gateway), else the one WithPrincipal put in ctx.
 func PrincipalFrom(ctx context.Context) *identity.Principal {
+	if x := ExchangeFrom(ctx); x != nil && x.Record != nil && x.Record.Principal != nil {
+		return x.Record.Principal
+	}
 	p, _ := ctx.Value(principalKey{}).(*identity.Principal)
 	return p
 }

@@ -41,7 +41,11 @@ type RateLimitOptions struct {
 // the RateLimit-Policy and RateLimit fields of
 // draft-ietf-httpapi-ratelimit-headers-10, one item per rule.
 func RateLimit(o RateLimitOptions) Step {
+	// The RateLimit-Policy value is the same for every response: one
+	// slice, shared (capped, so that an append copies it).
 	policy := rateLimitPolicy(o.Rules)
+	policyVals := []string{policy}
+	policyVals = policyVals[:1:1]
 	now := o.Now
 	if now == nil {
 		now = time.Now
@@ -75,7 +79,7 @@ func RateLimit(o RateLimitOptions) Step {
 			}
 			observe(o.Observe, "allowed")
 			h := w.Header()
-			h["Ratelimit-Policy"] = []string{policy}
+			h["Ratelimit-Policy"] = policyVals
 			h["Ratelimit"] = []string{string(value)}
 			return next.ServeHTTP(w, r)
 		})
