@@ -38,6 +38,7 @@ type options struct {
 	oneDuration time.Duration
 	conns       int
 	nginx       string
+	haproxy     string
 	loadgen     string
 	out         string
 	only        string
@@ -54,9 +55,10 @@ func main() {
 	flag.DurationVar(&o.oneDuration, "one-duration", 5*time.Second, "duration of each one-connection measurement")
 	flag.IntVar(&o.conns, "c", 64, "connections at high load")
 	flag.StringVar(&o.nginx, "nginx", "auto", "auto (use nginx when installed), off, or a path to nginx")
+	flag.StringVar(&o.haproxy, "haproxy", "auto", "auto (use HAProxy when installed), off, or a path to haproxy")
 	flag.StringVar(&o.loadgen, "loadgen", "auto", "auto (wrk when installed), wrk, or go")
 	flag.StringVar(&o.out, "out", "bench/results/latest.json", "where to write the JSON result")
-	flag.StringVar(&o.only, "only", "", "comma-separated scenarios to run (direct,nginx,gatehouse-passthrough,gatehouse-full-chain)")
+	flag.StringVar(&o.only, "only", "", "comma-separated scenarios to run (direct,nginx,haproxy,gatehouse-passthrough,gatehouse-full-chain)")
 	flag.StringVar(&o.profile, "profile", "", "a directory: write CPU and allocation profiles of Gatehouse under each of its scenarios' first high-load run")
 	flag.Parse()
 	if err := run(o); err != nil {
@@ -197,6 +199,24 @@ func run(o options) error {
 		nginxVersion = strings.TrimSpace(string(out))
 		scenarios = append(scenarios, scenario{Name: "nginx", URL: "http://" + ngAddr + "/bench/x", proc: "nginx"})
 	}
+	haproxyPath := harness.HAProxyPath(o.haproxy)
+	haproxyVersion := "not installed"
+	if haproxyPath != "" {
+		hpAddr, _ := harness.FreeAddr()
+		conf := filepath.Join(tmp, "haproxy.cfg")
+		if err := os.WriteFile(conf, []byte(harness.HAProxyConfig(tmp, hpAddr, backendAddr)), 0o644); err != nil {
+			return err
+		}
+		if _, err := procs.Start("haproxy", pin("0", haproxyPath, "-f", conf, "-db"), nil, tmp, nil); err != nil {
+			return err
+		}
+		if err := harness.WaitHTTP(ctx, "http://"+hpAddr+"/bench/x"); err != nil {
+			return fmt.Errorf("haproxy: %w\n%s", err, procs.Stderr("haproxy"))
+		}
+		out, _ := exec.Command(haproxyPath, "-v").CombinedOutput()
+		haproxyVersion, _, _ = strings.Cut(strings.TrimSpace(string(out)), "\n")
+		scenarios = append(scenarios, scenario{Name: "haproxy", URL: "http://" + hpAddr + "/bench/x", proc: "haproxy"})
+	}
 	scenarios = append(scenarios,
 		scenario{Name: "gatehouse-passthrough", URL: "http://" + ghAddr + "/pass/x", proc: "gatehouse"},
 		scenario{Name: "gatehouse-full-chain", URL: "http://" + ghAddr + "/full/x", Headers: map[string]string{"Authorization": "Bearer " + token}, proc: "gatehouse"},
@@ -263,7 +283,7 @@ func run(o options) error {
 		Date: time.Now().UTC().Format(time.RFC3339),
 		Machine: map[string]string{
 			"cpus": fmt.Sprint(runtime.NumCPU()), "cpu": harness.CPUModel(), "os": runtime.GOOS + "/" + runtime.GOARCH,
-			"go": runtime.Version(), "nginx": nginxVersion, "loadgen": lg.name(),
+			"go": runtime.Version(), "nginx": nginxVersion, "haproxy": haproxyVersion, "loadgen": lg.name(),
 		},
 		Options: map[string]any{"rounds": o.rounds, "duration": o.duration.String(), "one_duration": o.oneDuration.String(), "connections": o.conns,
 			"pinning": "backend and proxy on CPU 0 (GOMAXPROCS=1 / 1 nginx worker), load generator on CPU 1"},
@@ -333,7 +353,7 @@ func startProfiles(ctx context.Context, admin, prefix string, d time.Duration) f
 
 func ratios(rep *report, rs map[string]*result) {
 	get := func(n string) *result { return rs[n] }
-	direct, ng, pass, full := get("direct"), get("nginx"), get("gatehouse-passthrough"), get("gatehouse-full-chain")
+	direct, ng, hp, pass, full := get("direct"), get("nginx"), get("haproxy"), get("gatehouse-passthrough"), get("gatehouse-full-chain")
 	div := func(a, b float64) float64 {
 		if b == 0 {
 			return 0
@@ -343,10 +363,37 @@ func ratios(rep *report, rs map[string]*result) {
 	if pass != nil && direct != nil {
 		rep.Ratios["passthrough_vs_direct_rps"] = div(pass.HighMed.RPS, direct.HighMed.RPS)
 	}
+	// The median of the ratios within each round: scenarios measured
+	// seconds apart share the machine's load of the moment.
+	perRound := func(a, b *result) float64 {
+		var v []float64
+		for i := 0; i < len(a.High) && i < len(b.High); i++ {
+			if b.High[i].RPS > 0 {
+				v = append(v, a.High[i].RPS/b.High[i].RPS)
+			}
+		}
+		return harness.Median(v)
+	}
+	if pass != nil && ng != nil {
+		rep.Ratios["passthrough_vs_nginx_rps_round_median"] = perRound(pass, ng)
+	}
+	if pass != nil && hp != nil {
+		rep.Ratios["passthrough_vs_haproxy_rps_round_median"] = perRound(pass, hp)
+	}
+	if full != nil && pass != nil {
+		rep.Ratios["full_chain_vs_passthrough_rps_round_median"] = perRound(full, pass)
+	}
 	if pass != nil && ng != nil {
 		rep.Ratios["passthrough_vs_nginx_cpu_per_request"] = div(pass.HighMed.CPUus, ng.HighMed.CPUus)
 		rep.Ratios["passthrough_vs_nginx_rps"] = div(pass.HighMed.RPS, ng.HighMed.RPS)
 		rep.Targets["passthrough >= 1.0x nginx req/s"] = verdict(rep.Ratios["passthrough_vs_nginx_rps"] >= 1.0)
+	}
+	if pass != nil && hp != nil {
+		rep.Ratios["passthrough_vs_haproxy_rps"] = div(pass.HighMed.RPS, hp.HighMed.RPS)
+		rep.Ratios["passthrough_vs_haproxy_cpu_per_request"] = div(pass.HighMed.CPUus, hp.HighMed.CPUus)
+	}
+	if hp != nil && direct != nil {
+		rep.Ratios["haproxy_added_p50_us_1conn"] = hp.OneMed.P50us - direct.OneMed.P50us
 	}
 	if full != nil && ng != nil {
 		rep.Ratios["full_chain_vs_nginx_rps"] = div(full.HighMed.RPS, ng.HighMed.RPS)
@@ -380,8 +427,8 @@ func verdict(ok bool) string {
 }
 
 func printReport(w io.Writer, rep *report) {
-	fmt.Fprintf(w, "\nGatehouse benchmark, %s — %s CPUs (%s), %s, load generator %s, %s\n\n",
-		rep.Date, rep.Machine["cpus"], rep.Machine["cpu"], rep.Machine["go"], rep.Machine["loadgen"], rep.Machine["nginx"])
+	fmt.Fprintf(w, "\nGatehouse benchmark, %s — %s CPUs (%s), %s, load generator %s, %s, %s\n\n",
+		rep.Date, rep.Machine["cpus"], rep.Machine["cpu"], rep.Machine["go"], rep.Machine["loadgen"], rep.Machine["nginx"], rep.Machine["haproxy"])
 	fmt.Fprintf(w, "| scenario | req/s (64 conns) | p50 | p99 | CPU per request | p50 at 1 conn | p99 at 1 conn |\n|---|---:|---:|---:|---:|---:|---:|\n")
 	for _, r := range rep.Results {
 		fmt.Fprintf(w, "| %s | %.0f | %s | %s | %.1f µs | %s | %s |\n", r.Scenario, r.HighMed.RPS,
@@ -394,7 +441,7 @@ func printReport(w io.Writer, rep *report) {
 	sort.Strings(keys)
 	fmt.Fprintln(w, "\nratios (medians of the same run):")
 	for _, k := range keys {
-		fmt.Fprintf(w, "  %-34s %.3f\n", k, rep.Ratios[k])
+		fmt.Fprintf(w, "  %-44s %.3f\n", k, rep.Ratios[k])
 	}
 	tk := make([]string, 0, len(rep.Targets))
 	for k := range rep.Targets {

@@ -191,6 +191,47 @@ http {
 `, dir, addr, backend)
 }
 
+// HAProxyPath returns the haproxy to run for flag (auto, off or a path),
+// or "" when there is none.
+func HAProxyPath(flag string) string {
+	switch flag {
+	case "off":
+		return ""
+	case "auto":
+		if p, err := exec.LookPath("haproxy"); err == nil {
+			return p
+		}
+		if _, err := os.Stat("/usr/sbin/haproxy"); err == nil {
+			return "/usr/sbin/haproxy"
+		}
+		return ""
+	}
+	return flag
+}
+
+// HAProxyConfig is HAProxy as a plain reverse proxy on addr in front of
+// backend, with one thread, its default keep-alive and connection reuse
+// on both sides, and no log.
+func HAProxyConfig(dir, addr, backend string) string {
+	return fmt.Sprintf(`# HAProxy as a plain reverse proxy (bench/harness)
+global
+  nbthread 1
+  maxconn 8192
+  pidfile %[1]s/haproxy.pid
+defaults
+  mode http
+  timeout connect 5s
+  timeout client 60s
+  timeout server 60s
+  timeout http-keep-alive 120s
+frontend fe
+  bind %[2]s
+  default_backend be
+backend be
+  server s1 %[3]s
+`, dir, addr, backend)
+}
+
 // FreeAddr returns a loopback address with a free port.
 func FreeAddr() (string, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
