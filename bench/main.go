@@ -43,6 +43,7 @@ type options struct {
 	out         string
 	only        string
 	profile     string
+	baseline    string
 }
 
 func main() {
@@ -59,6 +60,7 @@ func main() {
 	flag.StringVar(&o.loadgen, "loadgen", "auto", "auto (wrk when installed), wrk, or go")
 	flag.StringVar(&o.out, "out", "bench/results/latest.json", "where to write the JSON result")
 	flag.StringVar(&o.only, "only", "", "comma-separated scenarios to run (direct,nginx,haproxy,gatehouse-passthrough,gatehouse-full-chain)")
+	flag.StringVar(&o.baseline, "baseline", "", "a second gatehouse binary (say, built from an older commit) measured in the same rounds: baseline-passthrough, baseline-full-chain")
 	flag.StringVar(&o.profile, "profile", "", "a directory: write CPU and allocation profiles of Gatehouse under each of its scenarios' first high-load run")
 	flag.Parse()
 	if err := run(o); err != nil {
@@ -180,6 +182,31 @@ func run(o options) error {
 		return fmt.Errorf("gatehouse: %w\n%s", err, procs.Stderr("gatehouse"))
 	}
 
+	baseAddr := ""
+	if o.baseline != "" {
+		bin, err := filepath.Abs(o.baseline)
+		if err != nil {
+			return err
+		}
+		baseAddr, _ = harness.FreeAddr()
+		baseAdmin, _ := harness.FreeAddr()
+		baseCfg := filepath.Join(tmp, "baseline.yaml")
+		if err := os.WriteFile(baseCfg, []byte(gatehouseConfig(baseAddr, baseAdmin, iss.URL(), backendAddr)), 0o644); err != nil {
+			return err
+		}
+		baseLog, err := os.Create(filepath.Join(tmp, "baseline-access.log"))
+		if err != nil {
+			return err
+		}
+		defer baseLog.Close()
+		if _, err := procs.Start("baseline", pin("0", bin, "serve", "--config", baseCfg, "--watch=false"), []string{"GOMAXPROCS=1"}, tmp, baseLog); err != nil {
+			return err
+		}
+		if err := harness.WaitHTTP(ctx, "http://"+baseAdmin+"/readyz"); err != nil {
+			return fmt.Errorf("baseline: %w\n%s", err, procs.Stderr("baseline"))
+		}
+	}
+
 	scenarios := []scenario{{Name: "direct", URL: "http://" + backendAddr + "/bench/x", proc: "backend"}}
 	nginxPath := harness.NginxPath(o.nginx)
 	nginxVersion := "not installed"
@@ -221,6 +248,12 @@ func run(o options) error {
 		scenario{Name: "gatehouse-passthrough", URL: "http://" + ghAddr + "/pass/x", proc: "gatehouse"},
 		scenario{Name: "gatehouse-full-chain", URL: "http://" + ghAddr + "/full/x", Headers: map[string]string{"Authorization": "Bearer " + token}, proc: "gatehouse"},
 	)
+	if baseAddr != "" {
+		scenarios = append(scenarios,
+			scenario{Name: "baseline-passthrough", URL: "http://" + baseAddr + "/pass/x", proc: "baseline"},
+			scenario{Name: "baseline-full-chain", URL: "http://" + baseAddr + "/full/x", Headers: map[string]string{"Authorization": "Bearer " + token}, proc: "baseline"},
+		)
+	}
 	if o.only != "" {
 		keep := map[string]bool{}
 		for _, n := range strings.Split(o.only, ",") {
@@ -376,6 +409,15 @@ func ratios(rep *report, rs map[string]*result) {
 	}
 	if pass != nil && ng != nil {
 		rep.Ratios["passthrough_vs_nginx_rps_round_median"] = perRound(pass, ng)
+	}
+	for _, kind := range []string{"passthrough", "full-chain"} {
+		cur, base := get("gatehouse-"+kind), get("baseline-"+kind)
+		if cur == nil || base == nil {
+			continue
+		}
+		k := strings.ReplaceAll(kind, "-", "_")
+		rep.Ratios[k+"_vs_baseline_cpu_per_request"] = div(cur.HighMed.CPUus, base.HighMed.CPUus)
+		rep.Ratios[k+"_vs_baseline_rps_round_median"] = perRound(cur, base)
 	}
 	if pass != nil && hp != nil {
 		rep.Ratios["passthrough_vs_haproxy_rps_round_median"] = perRound(pass, hp)
