@@ -122,6 +122,15 @@ func (p *proxyHandler) forward(w http.ResponseWriter, r *http.Request) {
 	res.Body.Close() // now, to populate res.Trailer
 
 	if len(res.Trailer) == 0 {
+		if rc == nil && r.ProtoMajor == 1 && res.ContentLength >= 0 {
+			// The whole response is written: send it now, so that the
+			// client has it while the gateway writes the access line
+			// and the metrics, not after. (Not for HTTP/2, where it
+			// would cost a frame of its own to end the stream.)
+			if f, ok := w.(http.Flusher); ok {
+				f.Flush()
+			}
+		}
 		return
 	}
 	// Force chunking, so that the server does not compute a length and

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -14,6 +15,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/gatehouse-dev/gatehouse/internal/observe"
 )
 
 // The forwarding step: what it must do that httputil.ReverseProxy did.
@@ -440,4 +443,52 @@ func TestForward_BrokenResponseOutsideAServerDoesNotPanic(t *testing.T) {
 	if rec.Code != 200 || rec.Body.String() != "only ten b" {
 		t.Fatalf("%d %q", rec.Code, rec.Body)
 	}
+}
+
+// A complete response of known length is sent before the gateway writes
+// its access line: the client has it while the log and the metrics are
+// done. The access log here waits (at most 2 s) for the client to have
+// read the whole body; without the early send it would wait in vain.
+func TestForward_SendsCompleteResponseBeforeAccessLog(t *testing.T) {
+	h := newHarness(t, baseConfig, nil)
+	h.backend.handler = func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", "5")
+		io.WriteString(w, "hello")
+	}
+	received := make(chan struct{})
+	waited := make(chan bool, 1)
+	h.rt.AccessLog = observe.NewAccessLog(slog.New(waitingHandler{received: received, waited: waited}))
+	res, err := h.srv.Client().Get(h.srv.URL + "/public/x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := io.ReadAll(res.Body)
+	res.Body.Close()
+	if err != nil || string(body) != "hello" {
+		t.Fatalf("body %q, %v", body, err)
+	}
+	close(received)
+	if inTime := <-waited; !inTime {
+		t.Fatal("the client had the response only after the access line was written")
+	}
+}
+
+// waitingHandler is a slog.Handler whose Handle waits for received (or
+// 2 s) and reports on waited whether it came in time.
+type waitingHandler struct {
+	received chan struct{}
+	waited   chan bool
+}
+
+func (h waitingHandler) Enabled(context.Context, slog.Level) bool { return true }
+func (h waitingHandler) WithAttrs([]slog.Attr) slog.Handler       { return h }
+func (h waitingHandler) WithGroup(string) slog.Handler            { return h }
+func (h waitingHandler) Handle(context.Context, slog.Record) error {
+	select {
+	case <-h.received:
+		h.waited <- true
+	case <-time.After(2 * time.Second):
+		h.waited <- false
+	}
+	return nil
 }

@@ -50,6 +50,10 @@ func (w *responseWriter) Flush() {
 	if w.status == 0 {
 		w.status = http.StatusOK
 	}
+	if f, ok := w.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+		return
+	}
 	_ = http.NewResponseController(w.ResponseWriter).Flush()
 }
 
