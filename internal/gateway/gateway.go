@@ -133,7 +133,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	q.rw = responseWriter{ResponseWriter: w}
 	q.x.Start = start
 	q.x.Record = &q.rec
-	q.x.RequestID, q.x.TraceParent = requestIDs(r.Header.Get(st.requestIDHeader), r.Header.Get("Traceparent"))
+	q.x.RequestID, q.x.TraceParent = requestIDs(firstValue(r.Header, st.requestIDHeader), firstValue(r.Header, "Traceparent"))
 	q.x.Peer = remoteAddr(r)
 	q.x.ClientIP = clientIP(r, st, q.x.Peer)
 	q.idHdr[0] = q.x.RequestID
@@ -316,6 +316,15 @@ func clientIP(r *http.Request, st *settings, peer netip.Addr) netip.Addr {
 		}
 	}
 	return peer
+}
+
+// firstValue is Header.Get for a canonical name k, without
+// canonicalizing it again.
+func firstValue(h http.Header, k string) string {
+	if vs := h[k]; len(vs) > 0 {
+		return vs[0]
+	}
+	return ""
 }
 
 func remoteAddr(r *http.Request) netip.Addr {

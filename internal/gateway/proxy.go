@@ -159,10 +159,12 @@ func (p *proxyHandler) setHeaders(h http.Header, in *http.Request, x *policy.Exc
 
 	principal := policy.PrincipalFrom(in.Context())
 	if !p.api.PassCredential {
-		if v := h.Get("Authorization"); len(v) > 7 && strings.EqualFold(v[:7], "bearer ") {
-			h.Del("Authorization")
+		// The names are canonical (the API key's at compile time): index
+		// the map instead of canonicalizing them per request.
+		if v := firstValue(h, "Authorization"); len(v) > 7 && strings.EqualFold(v[:7], "bearer ") {
+			delete(h, "Authorization")
 		}
-		h.Del(p.settings.apiKeyHeader)
+		delete(h, p.settings.apiKeyHeader)
 	}
 	if principal != nil {
 		p.setIdentity(h, principal)

@@ -319,7 +319,7 @@ func (pc *persistConn) writeRequest(req *http.Request) (closeAfter bool, err err
 			return false, pc.abandon(fmt.Errorf("h1: invalid header field name %q", k))
 		}
 		for _, v := range vs {
-			if !validFieldValue(v) {
+			if !validFieldValueString(v) {
 				return false, pc.abandon(fmt.Errorf("h1: invalid header field value for %q", k))
 			}
 			if v == "" && k == "User-Agent" {
@@ -391,15 +391,6 @@ func (pc *persistConn) abandon(err error) error {
 func validTarget(s string) bool {
 	for i := 0; i < len(s); i++ {
 		if c := s[i]; c <= ' ' || c >= 0x7f || c == '#' {
-			return false
-		}
-	}
-	return true
-}
-
-func validFieldValue(v string) bool {
-	for i := 0; i < len(v); i++ {
-		if !isFieldValueByte(v[i]) {
 			return false
 		}
 	}

@@ -118,7 +118,7 @@ func (a *authenticator) unauthorized(reason, bearerError, detail string) *Error 
 // bearer reads an RFC 6750 bearer token from the Authorization header.
 // Other schemes (Basic, say) count as no bearer credential.
 func (a *authenticator) bearer(r *http.Request) (*identity.Principal, bool, error) {
-	values := r.Header.Values("Authorization")
+	values := r.Header["Authorization"] // canonical: no canonicalization per request
 	if len(values) == 0 {
 		return nil, false, nil
 	}

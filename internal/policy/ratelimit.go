@@ -47,14 +47,20 @@ func RateLimit(o RateLimitOptions) Step {
 	policyVals := []string{policy}
 	policyVals = policyVals[:1:1]
 	now := o.Now
-	if now == nil {
+	systemClock := now == nil
+	if systemClock {
 		now = time.Now
 	}
 	return func(next Handler) Handler {
 		return HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
 			x := ExchangeFrom(r.Context())
 			p := PrincipalFrom(r.Context())
-			t := now()
+			var t time.Time
+			if systemClock && x != nil && !x.Start.IsZero() {
+				t = x.Start // when the request arrived: no clock reading of its own
+			} else {
+				t = now()
+			}
 			bp := keyBuffers.Get().(*[]byte)
 			defer keyBuffers.Put(bp)
 			var hb [96]byte
