@@ -1,0 +1,81 @@
+package main
+
+import (
+	"math"
+	"testing"
+)
+
+// results builds a result per scenario from per-round requests/s (and a
+// CPU time and one-connection p50 per scenario), with medians as run()
+// computes them.
+func results(rps map[string][]float64, cpu, p50 map[string]float64) map[string]*result {
+	rs := map[string]*result{}
+	for name, rounds := range rps {
+		r := &result{Scenario: name}
+		for _, v := range rounds {
+			r.High = append(r.High, sample{RPS: v, CPUus: cpu[name]})
+			r.One = append(r.One, sample{P50us: p50[name]})
+		}
+		r.HighMed, r.OneMed = median(r.High), median(r.One)
+		rs[name] = r
+	}
+	return rs
+}
+
+func TestRatios(t *testing.T) {
+	rs := results(map[string][]float64{
+		"direct":                {90000, 90000, 90000},
+		"nginx":                 {40000, 20000, 40000},
+		"haproxy":               {40000, 40000, 40000},
+		"gatehouse-passthrough": {30000, 18000, 28000},
+		"gatehouse-full-chain":  {27000, 15000, 21000},
+		"baseline-passthrough":  {25000, 15000, 28000},
+	}, map[string]float64{"nginx": 12, "gatehouse-passthrough": 18, "gatehouse-full-chain": 21, "baseline-passthrough": 20},
+		map[string]float64{"direct": 60, "nginx": 85, "gatehouse-passthrough": 100})
+	rep := &report{Ratios: map[string]float64{}, Targets: map[string]string{}}
+	ratios(rep, rs)
+	want := map[string]float64{
+		// medians: nginx 40000, passthrough 28000
+		"passthrough_vs_nginx_rps": 0.7,
+		// per round: 0.75, 0.9, 0.7 -> 0.75 (a slow round for both counts as one)
+		"passthrough_vs_nginx_rps_round_median": 0.75,
+		// per round: 0.9, 0.8333, 0.75 -> 0.8333
+		"full_chain_vs_passthrough_rps_round_median": 15000.0 / 18000,
+		"passthrough_vs_nginx_cpu_per_request":       1.5,
+		"passthrough_added_p50_us_1conn":             40,
+		"nginx_added_p50_us_1conn":                   25,
+		// per round: 1.2, 1.2, 1.0 -> 1.2
+		"passthrough_vs_baseline_rps_round_median": 1.2,
+		"passthrough_vs_baseline_cpu_per_request":  0.9,
+	}
+	for k, v := range want {
+		if got, ok := rep.Ratios[k]; !ok || math.Abs(got-v) > 1e-9 {
+			t.Errorf("%s = %v (present %v), want %v", k, got, ok, v)
+		}
+	}
+	if _, ok := rep.Ratios["full_chain_vs_baseline_cpu_per_request"]; ok {
+		t.Error("a full-chain baseline ratio without a baseline-full-chain scenario")
+	}
+	for k, v := range map[string]string{
+		"passthrough >= 1.0x nginx req/s":       "NOT met",
+		"full chain >= 0.85x passthrough req/s": "NOT met", // medians: 21000 / 28000 = 0.75
+		"1-conn added p50 <= nginx's":           "NOT met",
+	} {
+		if rep.Targets[k] != v {
+			t.Errorf("target %q: %q, want %q", k, rep.Targets[k], v)
+		}
+	}
+}
+
+// Without nginx (not installed) there is no ratio or target against it.
+func TestRatios_WithoutNginx(t *testing.T) {
+	rs := results(map[string][]float64{"direct": {1000}, "gatehouse-passthrough": {500}}, nil, nil)
+	rep := &report{Ratios: map[string]float64{}, Targets: map[string]string{}}
+	ratios(rep, rs)
+	if len(rep.Targets) != 0 || rep.Ratios["passthrough_vs_direct_rps"] != 0.5 {
+		t.Fatalf("ratios %v, targets %v", rep.Ratios, rep.Targets)
+	}
+	if _, ok := rep.Ratios["passthrough_vs_nginx_rps"]; ok {
+		t.Fatal("a ratio against nginx without nginx")
+	}
+}
