@@ -59,7 +59,7 @@ func main() {
 	flag.StringVar(&o.haproxy, "haproxy", "auto", "auto (use HAProxy when installed), off, or a path to haproxy")
 	flag.StringVar(&o.loadgen, "loadgen", "auto", "auto (wrk when installed), wrk, or go")
 	flag.StringVar(&o.out, "out", "bench/results/latest.json", "where to write the JSON result")
-	flag.StringVar(&o.only, "only", "", "comma-separated scenarios to run (direct,nginx,haproxy,gatehouse-passthrough,gatehouse-full-chain)")
+	flag.StringVar(&o.only, "only", "", "comma-separated scenarios to run (direct,nginx,haproxy,gatehouse-passthrough,gatehouse-full-chain, and with -baseline baseline-passthrough,baseline-full-chain)")
 	flag.StringVar(&o.baseline, "baseline", "", "a second gatehouse binary (say, built from an older commit) measured in the same rounds: baseline-passthrough, baseline-full-chain")
 	flag.StringVar(&o.profile, "profile", "", "a directory: write CPU and allocation profiles of Gatehouse under each of its scenarios' first high-load run")
 	flag.Parse()
@@ -164,85 +164,76 @@ func run(o options) error {
 		return err
 	}
 
-	ghAddr, _ := harness.FreeAddr()
-	adminAddr, _ := harness.FreeAddr()
-	cfgFile := filepath.Join(tmp, "gatehouse.yaml")
-	if err := os.WriteFile(cfgFile, []byte(gatehouseConfig(ghAddr, adminAddr, iss.URL(), backendAddr)), 0o644); err != nil {
-		return err
+	// startGatehouse runs bin as name, on the benchmark's configuration,
+	// and returns its listener's and its admin listener's addresses.
+	startGatehouse := func(name, bin string) (addr, admin string, err error) {
+		addr, _ = harness.FreeAddr()
+		admin, _ = harness.FreeAddr()
+		cfg := filepath.Join(tmp, name+".yaml")
+		if err := os.WriteFile(cfg, []byte(gatehouseConfig(addr, admin, iss.URL(), backendAddr)), 0o644); err != nil {
+			return "", "", err
+		}
+		accessLog, err := os.Create(filepath.Join(tmp, name+"-access.log"))
+		if err != nil {
+			return "", "", err
+		}
+		defer accessLog.Close() // the child has its own descriptor
+		if _, err := procs.Start(name, pin("0", bin, "serve", "--config", cfg, "--watch=false"), []string{"GOMAXPROCS=1"}, tmp, accessLog); err != nil {
+			return "", "", err
+		}
+		if err := harness.WaitHTTP(ctx, "http://"+admin+"/readyz"); err != nil {
+			return "", "", fmt.Errorf("%s: %w\n%s", name, err, procs.Stderr(name))
+		}
+		return addr, admin, nil
 	}
-	accessLog, err := os.Create(filepath.Join(tmp, "access.log"))
+	ghAddr, adminAddr, err := startGatehouse("gatehouse", gh)
 	if err != nil {
 		return err
 	}
-	defer accessLog.Close()
-	if _, err := procs.Start("gatehouse", pin("0", gh, "serve", "--config", cfgFile, "--watch=false"), []string{"GOMAXPROCS=1"}, tmp, accessLog); err != nil {
-		return err
-	}
-	if err := harness.WaitHTTP(ctx, "http://"+adminAddr+"/readyz"); err != nil {
-		return fmt.Errorf("gatehouse: %w\n%s", err, procs.Stderr("gatehouse"))
-	}
-
 	baseAddr := ""
 	if o.baseline != "" {
 		bin, err := filepath.Abs(o.baseline)
 		if err != nil {
 			return err
 		}
-		baseAddr, _ = harness.FreeAddr()
-		baseAdmin, _ := harness.FreeAddr()
-		baseCfg := filepath.Join(tmp, "baseline.yaml")
-		if err := os.WriteFile(baseCfg, []byte(gatehouseConfig(baseAddr, baseAdmin, iss.URL(), backendAddr)), 0o644); err != nil {
+		if baseAddr, _, err = startGatehouse("baseline", bin); err != nil {
 			return err
-		}
-		baseLog, err := os.Create(filepath.Join(tmp, "baseline-access.log"))
-		if err != nil {
-			return err
-		}
-		defer baseLog.Close()
-		if _, err := procs.Start("baseline", pin("0", bin, "serve", "--config", baseCfg, "--watch=false"), []string{"GOMAXPROCS=1"}, tmp, baseLog); err != nil {
-			return err
-		}
-		if err := harness.WaitHTTP(ctx, "http://"+baseAdmin+"/readyz"); err != nil {
-			return fmt.Errorf("baseline: %w\n%s", err, procs.Stderr("baseline"))
 		}
 	}
 
 	scenarios := []scenario{{Name: "direct", URL: "http://" + backendAddr + "/bench/x", proc: "backend"}}
-	nginxPath := harness.NginxPath(o.nginx)
-	nginxVersion := "not installed"
-	if nginxPath != "" {
-		ngAddr, _ := harness.FreeAddr()
-		conf := filepath.Join(tmp, "nginx.conf")
-		if err := os.WriteFile(conf, []byte(harness.NginxConfig(tmp, ngAddr, backendAddr)), 0o644); err != nil {
-			return err
+	// startReference runs a reference proxy (nginx, HAProxy) with the
+	// configuration conf, written to file, as a scenario of its own, and
+	// returns its version (its -v output's first line).
+	startReference := func(name, path, file, conf, addr string, args ...string) (string, error) {
+		if err := os.WriteFile(file, []byte(conf), 0o644); err != nil {
+			return "", err
 		}
-		if _, err := procs.Start("nginx", pin("0", nginxPath, "-c", conf, "-p", tmp), nil, tmp, nil); err != nil {
-			return err
+		if _, err := procs.Start(name, pin("0", append([]string{path}, args...)...), nil, tmp, nil); err != nil {
+			return "", err
 		}
-		if err := harness.WaitHTTP(ctx, "http://"+ngAddr+"/bench/x"); err != nil {
-			return fmt.Errorf("nginx: %w\n%s", err, procs.Stderr("nginx"))
+		if err := harness.WaitHTTP(ctx, "http://"+addr+"/bench/x"); err != nil {
+			return "", fmt.Errorf("%s: %w\n%s", name, err, procs.Stderr(name))
 		}
-		out, _ := exec.Command(nginxPath, "-v").CombinedOutput()
-		nginxVersion = strings.TrimSpace(string(out))
-		scenarios = append(scenarios, scenario{Name: "nginx", URL: "http://" + ngAddr + "/bench/x", proc: "nginx"})
+		scenarios = append(scenarios, scenario{Name: name, URL: "http://" + addr + "/bench/x", proc: name})
+		out, _ := exec.Command(path, "-v").CombinedOutput()
+		version, _, _ := strings.Cut(strings.TrimSpace(string(out)), "\n")
+		return version, nil
 	}
-	haproxyPath := harness.HAProxyPath(o.haproxy)
-	haproxyVersion := "not installed"
-	if haproxyPath != "" {
-		hpAddr, _ := harness.FreeAddr()
+	nginxVersion, haproxyVersion := "not installed", "not installed"
+	if path := harness.ToolPath(o.nginx, "nginx"); path != "" {
+		addr, _ := harness.FreeAddr()
+		conf := filepath.Join(tmp, "nginx.conf")
+		if nginxVersion, err = startReference("nginx", path, conf, harness.NginxConfig(tmp, addr, backendAddr), addr, "-c", conf, "-p", tmp); err != nil {
+			return err
+		}
+	}
+	if path := harness.ToolPath(o.haproxy, "haproxy"); path != "" {
+		addr, _ := harness.FreeAddr()
 		conf := filepath.Join(tmp, "haproxy.cfg")
-		if err := os.WriteFile(conf, []byte(harness.HAProxyConfig(tmp, hpAddr, backendAddr)), 0o644); err != nil {
+		if haproxyVersion, err = startReference("haproxy", path, conf, harness.HAProxyConfig(tmp, addr, backendAddr), addr, "-f", conf, "-db"); err != nil {
 			return err
 		}
-		if _, err := procs.Start("haproxy", pin("0", haproxyPath, "-f", conf, "-db"), nil, tmp, nil); err != nil {
-			return err
-		}
-		if err := harness.WaitHTTP(ctx, "http://"+hpAddr+"/bench/x"); err != nil {
-			return fmt.Errorf("haproxy: %w\n%s", err, procs.Stderr("haproxy"))
-		}
-		out, _ := exec.Command(haproxyPath, "-v").CombinedOutput()
-		haproxyVersion, _, _ = strings.Cut(strings.TrimSpace(string(out)), "\n")
-		scenarios = append(scenarios, scenario{Name: "haproxy", URL: "http://" + hpAddr + "/bench/x", proc: "haproxy"})
 	}
 	scenarios = append(scenarios,
 		scenario{Name: "gatehouse-passthrough", URL: "http://" + ghAddr + "/pass/x", proc: "gatehouse"},

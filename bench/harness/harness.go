@@ -143,22 +143,27 @@ func CPU(pid int) time.Duration {
 	return total
 }
 
-// NginxPath resolves an -nginx flag: "off" (none), "auto" (nginx on the
-// PATH or in /usr/sbin), or a path.
-func NginxPath(flag string) string {
+// ToolPath resolves a flag naming a program (nginx, haproxy): "off"
+// (none), "auto" (name on the PATH or in /usr/sbin, else none), or a path.
+func ToolPath(flag, name string) string {
 	switch flag {
 	case "off":
 		return ""
 	case "auto":
-		if p, err := exec.LookPath("nginx"); err == nil {
+		if p, err := exec.LookPath(name); err == nil {
 			return p
 		}
-		if _, err := os.Stat("/usr/sbin/nginx"); err == nil {
-			return "/usr/sbin/nginx"
+		if p := "/usr/sbin/" + name; fileExists(p) {
+			return p
 		}
 		return ""
 	}
 	return flag
+}
+
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
 }
 
 // NginxConfig is nginx as a plain reverse proxy on addr in front of
@@ -189,24 +194,6 @@ http {
   }
 }
 `, dir, addr, backend)
-}
-
-// HAProxyPath returns the haproxy to run for flag (auto, off or a path),
-// or "" when there is none.
-func HAProxyPath(flag string) string {
-	switch flag {
-	case "off":
-		return ""
-	case "auto":
-		if p, err := exec.LookPath("haproxy"); err == nil {
-			return p
-		}
-		if _, err := os.Stat("/usr/sbin/haproxy"); err == nil {
-			return "/usr/sbin/haproxy"
-		}
-		return ""
-	}
-	return flag
 }
 
 // HAProxyConfig is HAProxy as a plain reverse proxy on addr in front of

@@ -19,19 +19,20 @@ import (
 	"github.com/gatehouse-dev/gatehouse/internal/testpki"
 )
 
-func TestProxy_HTTPSBackendWithCustomCA(t *testing.T) {
-	ca := testpki.NewCA(t, "internal CA")
-	backend := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		io.WriteString(w, "secure "+r.Proto)
-	}))
-	backend.TLS = nil
-	leaf := ca.Server(t, "127.0.0.1")
-	backend.TLS = tlsConfig(leaf)
+// httpsBackend starts h over TLS with a certificate for 127.0.0.1 signed
+// by ca, closed when the test ends.
+func httpsBackend(t *testing.T, ca *testpki.CA, h http.HandlerFunc) *httptest.Server {
+	t.Helper()
+	backend := httptest.NewUnstartedServer(h)
+	backend.TLS = tlsConfig(ca.Server(t, "127.0.0.1"))
 	backend.StartTLS()
-	defer backend.Close()
-	caFile := ca.WriteFile(t, t.TempDir(), "ca")
+	t.Cleanup(backend.Close)
+	return backend
+}
 
-	cfg := `
+// httpsBackendConfig routes everything to {{.Backend}}, trusting the CA
+// in {{.CA}}.
+const httpsBackendConfig = `
 backends:
   - name: be
     instances: [{url: "{{.Backend}}"}]
@@ -39,14 +40,20 @@ backends:
 apis:
   - {name: a, backend: be, auth: {anonymous: true}}
 `
-	h := newHarness(t, strings.Replace(cfg, "{{.Backend}}", backend.URL, 1), map[string]any{"CA": caFile})
+
+func TestProxy_HTTPSBackendWithCustomCA(t *testing.T) {
+	ca := testpki.NewCA(t, "internal CA")
+	backend := httpsBackend(t, ca, func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "secure "+r.Proto)
+	})
+	h := newHarness(t, httpsBackendConfig, map[string]any{"Backend": backend.URL, "CA": ca.WriteFile(t, t.TempDir(), "ca")})
 	res := h.do("GET", "/x", nil, nil)
 	if body := readBody(t, res); res.StatusCode != 200 || !strings.HasPrefix(body, "secure") {
 		t.Fatalf("%d %s", res.StatusCode, body)
 	}
 
 	// Without the CA the backend's certificate is not trusted: 502.
-	if diags := h.load(strings.Replace(strings.Replace(cfg, "{{.Backend}}", backend.URL, 1), `    tls: {ca_file: "{{.CA}}"}`+"\n", "", 1)); diags != nil {
+	if diags := h.load(strings.Replace(httpsBackendConfig, `    tls: {ca_file: "{{.CA}}"}`+"\n", "", 1)); diags != nil {
 		t.Fatal(diags)
 	}
 	res = h.do("GET", "/x", nil, nil)
@@ -91,24 +98,13 @@ func TestExampleConfigCompiles(t *testing.T) {
 // client, and the gateway's fields stay on the final response.
 func TestProxy_HTTPSBackendEarlyHints(t *testing.T) {
 	ca := testpki.NewCA(t, "internal CA")
-	backend := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	backend := httpsBackend(t, ca, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Link", "</app.js>; rel=preload; as=script")
 		w.WriteHeader(http.StatusEarlyHints)
 		w.Header().Del("Link")
 		io.WriteString(w, "final")
-	}))
-	backend.TLS = tlsConfig(ca.Server(t, "127.0.0.1"))
-	backend.StartTLS()
-	defer backend.Close()
-	cfg := `
-backends:
-  - name: be
-    instances: [{url: "` + backend.URL + `"}]
-    tls: {ca_file: "{{.CA}}"}
-apis:
-  - {name: a, backend: be, auth: {anonymous: true}}
-`
-	h := newHarness(t, cfg, map[string]any{"CA": ca.WriteFile(t, t.TempDir(), "ca")})
+	})
+	h := newHarness(t, httpsBackendConfig, map[string]any{"Backend": backend.URL, "CA": ca.WriteFile(t, t.TempDir(), "ca")})
 	var hints []string
 	ctx := httptrace.WithClientTrace(context.Background(), &httptrace.ClientTrace{
 		Got1xxResponse: func(code int, hdr textproto.MIMEHeader) error {

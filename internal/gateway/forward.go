@@ -56,8 +56,9 @@ func (p *proxyHandler) forward(w http.ResponseWriter, r *http.Request) {
 	out.URL = &f.url
 	out.Host = "" // the transport uses the instance's
 	out.RequestURI = ""
-	out.Header = p.outHeader(r.Header, policy.PrincipalFrom(r.Context()) != nil)
-	p.setHeaders(out.Header, r, x, &f.vals)
+	principal := policy.PrincipalFrom(r.Context())
+	out.Header = p.outHeader(r.Header, principal != nil)
+	p.setHeaders(out.Header, r, x, principal, &f.vals)
 	out.Trailer = nil
 	out.Close = false
 	if r.ContentLength == 0 {
@@ -302,24 +303,5 @@ func isEventStream(ct []string) bool {
 		return false
 	}
 	base, _, _ := strings.Cut(ct[0], ";")
-	return equalFoldASCII(strings.TrimSpace(base), "text/event-stream")
-}
-
-func equalFoldASCII(a, b string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := 0; i < len(a); i++ {
-		c, d := a[i], b[i]
-		if 'A' <= c && c <= 'Z' {
-			c += 'a' - 'A'
-		}
-		if 'A' <= d && d <= 'Z' {
-			d += 'a' - 'A'
-		}
-		if c != d {
-			return false
-		}
-	}
-	return true
+	return strings.EqualFold(strings.TrimSpace(base), "text/event-stream")
 }

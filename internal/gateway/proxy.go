@@ -92,7 +92,7 @@ func (p *proxyHandler) rewrite(pr *httputil.ProxyRequest) {
 	x := policy.ExchangeFrom(in.Context())
 	p.setURL(out.URL, in, x)
 	stripUntrusted(out.Header, p.settings.identityFold)
-	p.setHeaders(out.Header, in, x, new([5]string))
+	p.setHeaders(out.Header, in, x, policy.PrincipalFrom(in.Context()), new([5]string))
 }
 
 // setURL sets the path and query of the outgoing request: the path the
@@ -116,11 +116,11 @@ func (p *proxyHandler) setURL(u *url.URL, in *http.Request, x *policy.Exchange) 
 // already been removed: X-Forwarded-*, the caller's credential removed
 // (unless passed on), the verified identity, the backend credential, the
 // request ID and the traceparent. x is the request's exchange (nil outside
-// the gateway).
+// the gateway); principal the authenticated caller (nil: anonymous).
 //
 // The values set here are capped slices of vals, one backing array for
 // them all (the request's forwarding state holds it).
-func (p *proxyHandler) setHeaders(h http.Header, in *http.Request, x *policy.Exchange, vals *[5]string) {
+func (p *proxyHandler) setHeaders(h http.Header, in *http.Request, x *policy.Exchange, principal *identity.Principal, vals *[5]string) {
 	one := func(i int, v string) []string {
 		vals[i] = v
 		return vals[i : i+1 : i+1]
@@ -157,7 +157,6 @@ func (p *proxyHandler) setHeaders(h http.Header, in *http.Request, x *policy.Exc
 		}
 	}
 
-	principal := policy.PrincipalFrom(in.Context())
 	if !p.api.PassCredential {
 		// The names are canonical (the API key's at compile time): index
 		// the map instead of canonicalizing them per request.

@@ -26,7 +26,7 @@ var InformationalKey any = informationalKey{}
 // Informational, else its httptrace.ClientTrace's Got1xxResponse, else
 // nil.
 func InformationalFrom(ctx context.Context) func(code int, header textproto.MIMEHeader) error {
-	if in, ok := ctx.Value(InformationalKey).(Informational); ok && in != nil {
+	if in, ok := ctx.Value(InformationalKey).(Informational); ok {
 		return in.Got1xxResponse
 	}
 	if tr := httptrace.ContextClientTrace(ctx); tr != nil && tr.Got1xxResponse != nil {

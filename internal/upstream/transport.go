@@ -66,7 +66,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if req.URL.Scheme == "http" {
 		return t.plain.RoundTrip(req)
 	}
-	if in, ok := req.Context().Value(h1.InformationalKey).(h1.Informational); ok && in != nil {
+	if in, ok := req.Context().Value(h1.InformationalKey).(h1.Informational); ok {
 		// net/http takes 1xx responses through httptrace only.
 		req = req.WithContext(httptrace.WithClientTrace(req.Context(), &httptrace.ClientTrace{Got1xxResponse: in.Got1xxResponse}))
 	}

@@ -125,7 +125,7 @@ func run(o options) error {
 	}
 	targets := []target{{name: "direct", url: "http://" + backendAddr + "/bench/x"}}
 	nginxVersion := "not installed"
-	if path := harness.NginxPath(o.nginx); path != "" {
+	if path := harness.ToolPath(o.nginx, "nginx"); path != "" {
 		addr := mustFreeAddr()
 		conf := filepath.Join(tmp, "nginx.conf")
 		if err := os.WriteFile(conf, []byte(harness.NginxConfig(tmp, addr, backendAddr)), 0o644); err != nil {
