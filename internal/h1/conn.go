@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"runtime"
 	"runtime/debug"
 	"strconv"
 	"sync/atomic"
@@ -187,6 +188,14 @@ func (c *conn) awaitRequest(first bool) bool {
 		}
 		c.setReadDeadline(deadline, d)
 		c.br.shrink()
+		// The response has just been sent, so the next request is
+		// rarely here yet: reading now would most often fail (EAGAIN),
+		// then park and wait for the netpoller, one system call more
+		// per request than an event loop makes. Let the goroutines that
+		// are ready run first; when there are none, this returns at
+		// once. (perf stat, 64 connections: failed reads per request
+		// 1.97 → 1.02, the one left being the upstream idle check.)
+		runtime.Gosched()
 	}
 	if c.br.fill() != nil {
 		return false
