@@ -1,12 +1,15 @@
-// Command bench compares Gatehouse with a direct call to the backend and
-// with nginx as a plain reverse proxy, in one run on one machine, with
-// the same load and the same CPU pinning for each.
+// Command bench compares Gatehouse with a direct call to the backend, with
+// nginx, HAProxy and Caddy as plain reverse proxies and with oauth2-proxy
+// validating the same JWT as Gatehouse's full chain (each when installed),
+// in one run on one machine, with the same load and the same CPU pinning
+// for each.
 //
 //	go run ./bench                      # 5 rounds of 10 s, writes bench/results/latest.json
-//	go run ./bench -rounds 3 -duration 5s -nginx off
+//	go run ./bench -rounds 3 -duration 5s -nginx off -caddy ~/go/bin/caddy
 //
-// The backend and the proxy under test share CPU 0 (Go programs with
-// GOMAXPROCS=1, nginx with one worker); the load generator runs on CPU 1:
+// The backend and the proxy under test share CPU 0 (Go programs, Caddy and
+// oauth2-proxy included, with GOMAXPROCS=1, nginx with one worker, HAProxy
+// with one thread); the load generator runs on CPU 1:
 // wrk when installed, otherwise a built-in Go load generator. Scenarios
 // are interleaved within each round so that noise from a shared machine
 // spreads over all of them; the report gives medians and ratios.
@@ -39,6 +42,8 @@ type options struct {
 	conns       int
 	nginx       string
 	haproxy     string
+	caddy       string
+	oauth2Proxy string
 	loadgen     string
 	out         string
 	only        string
@@ -57,9 +62,11 @@ func main() {
 	flag.IntVar(&o.conns, "c", 64, "connections at high load")
 	flag.StringVar(&o.nginx, "nginx", "auto", "auto (use nginx when installed), off, or a path to nginx")
 	flag.StringVar(&o.haproxy, "haproxy", "auto", "auto (use HAProxy when installed), off, or a path to haproxy")
+	flag.StringVar(&o.caddy, "caddy", "auto", "auto (use Caddy when installed), off, or a path to caddy")
+	flag.StringVar(&o.oauth2Proxy, "oauth2-proxy", "auto", "auto (use oauth2-proxy when on the PATH or in $(go env GOPATH)/bin), off, or a path to oauth2-proxy")
 	flag.StringVar(&o.loadgen, "loadgen", "auto", "auto (wrk when installed), wrk, or go")
 	flag.StringVar(&o.out, "out", "bench/results/latest.json", "where to write the JSON result")
-	flag.StringVar(&o.only, "only", "", "comma-separated scenarios to run (direct,nginx,haproxy,gatehouse-passthrough,gatehouse-full-chain, and with -baseline baseline-passthrough,baseline-full-chain)")
+	flag.StringVar(&o.only, "only", "", "comma-separated scenarios to run (direct,nginx,haproxy,caddy,oauth2-proxy-jwt,gatehouse-passthrough,gatehouse-full-chain, and with -baseline baseline-passthrough,baseline-full-chain)")
 	flag.StringVar(&o.baseline, "baseline", "", "a second gatehouse binary (say, built from an older commit) measured in the same rounds: baseline-passthrough, baseline-full-chain")
 	flag.StringVar(&o.profile, "profile", "", "a directory: write CPU and allocation profiles of Gatehouse under each of its scenarios' first high-load run")
 	flag.Parse()
@@ -77,6 +84,21 @@ type scenario struct {
 	// proc is the process whose CPU time is the cost of the scenario: the
 	// proxy (or the backend, for direct).
 	proc string
+}
+
+// reference is a reference proxy, measured as a scenario of its own.
+type reference struct {
+	scenario string // the scenario's name (default the tool's)
+	tool     string // the program's name, and its version's in the report
+	flag     string // where to find it (harness.ToolPath)
+	env      []string
+	file     string // its configuration file, in the temporary directory
+	// config returns its configuration, to be written to file, and its
+	// arguments, for it to listen on addr.
+	config  func(addr, file string) (conf string, args []string)
+	version []string          // the arguments that make it print its version
+	ready   string            // a path that answers 200 once it is up (default the scenario's)
+	headers map[string]string // what the scenario sends
 }
 
 // sample is one measurement.
@@ -163,6 +185,7 @@ func run(o options) error {
 	if err != nil {
 		return err
 	}
+	bearer := map[string]string{"Authorization": "Bearer " + token}
 
 	// startGatehouse runs bin as name, on the benchmark's configuration,
 	// and returns its listener's and its admin listener's addresses.
@@ -202,47 +225,70 @@ func run(o options) error {
 	}
 
 	scenarios := []scenario{{Name: "direct", URL: "http://" + backendAddr + "/bench/x", proc: "backend"}}
-	// startReference runs a reference proxy (nginx, HAProxy) with the
-	// configuration conf, written to file, as a scenario of its own, and
-	// returns its version (its -v output's first line).
-	startReference := func(name, path, file, conf, addr string, args ...string) (string, error) {
-		if err := os.WriteFile(file, []byte(conf), 0o644); err != nil {
-			return "", err
+	versions := map[string]string{}
+	// startReference runs the reference proxy r, when found, as a scenario
+	// of its own, and records its version (the first line it prints).
+	startReference := func(r reference) error {
+		versions[r.tool] = "not installed"
+		path := harness.ToolPath(r.flag, r.tool)
+		if path == "" {
+			return nil
 		}
-		if _, err := procs.Start(name, pin("0", append([]string{path}, args...)...), nil, tmp, nil); err != nil {
-			return "", err
+		if r.scenario == "" {
+			r.scenario = r.tool
 		}
-		if err := harness.WaitHTTP(ctx, "http://"+addr+"/bench/x"); err != nil {
-			return "", fmt.Errorf("%s: %w\n%s", name, err, procs.Stderr(name))
+		if r.ready == "" {
+			r.ready = "/bench/x"
 		}
-		scenarios = append(scenarios, scenario{Name: name, URL: "http://" + addr + "/bench/x", proc: name})
-		out, _ := exec.Command(path, "-v").CombinedOutput()
-		version, _, _ := strings.Cut(strings.TrimSpace(string(out)), "\n")
-		return version, nil
-	}
-	nginxVersion, haproxyVersion := "not installed", "not installed"
-	if path := harness.ToolPath(o.nginx, "nginx"); path != "" {
-		addr, _ := harness.FreeAddr()
-		conf := filepath.Join(tmp, "nginx.conf")
-		if nginxVersion, err = startReference("nginx", path, conf, harness.NginxConfig(tmp, addr, backendAddr), addr, "-c", conf, "-p", tmp); err != nil {
+		addr, err := harness.FreeAddr()
+		if err != nil {
 			return err
 		}
+		file := filepath.Join(tmp, r.file)
+		conf, args := r.config(addr, file)
+		if err := os.WriteFile(file, []byte(conf), 0o600); err != nil {
+			return err
+		}
+		if _, err := procs.Start(r.scenario, pin("0", append([]string{path}, args...)...), r.env, tmp, nil); err != nil {
+			return err
+		}
+		if err := harness.WaitHTTP(ctx, "http://"+addr+r.ready); err != nil {
+			return fmt.Errorf("%s: %w\n%s", r.scenario, err, procs.Stderr(r.scenario))
+		}
+		scenarios = append(scenarios, scenario{Name: r.scenario, URL: "http://" + addr + "/bench/x", Headers: r.headers, proc: r.scenario})
+		versions[r.tool] = harness.Version(path, r.version...)
+		return nil
 	}
-	if path := harness.ToolPath(o.haproxy, "haproxy"); path != "" {
-		addr, _ := harness.FreeAddr()
-		conf := filepath.Join(tmp, "haproxy.cfg")
-		if haproxyVersion, err = startReference("haproxy", path, conf, harness.HAProxyConfig(tmp, addr, backendAddr), addr, "-f", conf, "-db"); err != nil {
+	for _, r := range []reference{
+		{tool: "nginx", flag: o.nginx, file: "nginx.conf", version: []string{"-v"}, config: func(addr, file string) (string, []string) {
+			return harness.NginxConfig(tmp, addr, backendAddr), []string{"-c", file, "-p", tmp}
+		}},
+		{tool: "haproxy", flag: o.haproxy, file: "haproxy.cfg", version: []string{"-v"}, config: func(addr, file string) (string, []string) {
+			return harness.HAProxyConfig(tmp, addr, backendAddr), []string{"-f", file, "-db"}
+		}},
+		// Caddy's files (an instance id, locks) go to the temporary
+		// directory rather than to ~/.local/share/caddy.
+		{tool: "caddy", flag: o.caddy, env: []string{"GOMAXPROCS=1", "XDG_DATA_HOME=" + tmp, "XDG_CONFIG_HOME=" + tmp}, file: "caddy.json", version: []string{"version"},
+			config: func(addr, file string) (string, []string) {
+				return harness.CaddyConfig(addr, backendAddr), []string{"run", "--config", file}
+			}},
+		{scenario: "oauth2-proxy-jwt", tool: "oauth2-proxy", flag: o.oauth2Proxy, env: []string{"GOMAXPROCS=1"}, file: "oauth2-proxy.cfg", version: []string{"--version"}, ready: "/ping", headers: bearer,
+			config: func(addr, file string) (string, []string) {
+				return harness.OAuth2ProxyConfig(addr, backendAddr, iss.URL(), "bench"), []string{"--config", file}
+			}},
+	} {
+		if err := startReference(r); err != nil {
 			return err
 		}
 	}
 	scenarios = append(scenarios,
 		scenario{Name: "gatehouse-passthrough", URL: "http://" + ghAddr + "/pass/x", proc: "gatehouse"},
-		scenario{Name: "gatehouse-full-chain", URL: "http://" + ghAddr + "/full/x", Headers: map[string]string{"Authorization": "Bearer " + token}, proc: "gatehouse"},
+		scenario{Name: "gatehouse-full-chain", URL: "http://" + ghAddr + "/full/x", Headers: bearer, proc: "gatehouse"},
 	)
 	if baseAddr != "" {
 		scenarios = append(scenarios,
 			scenario{Name: "baseline-passthrough", URL: "http://" + baseAddr + "/pass/x", proc: "baseline"},
-			scenario{Name: "baseline-full-chain", URL: "http://" + baseAddr + "/full/x", Headers: map[string]string{"Authorization": "Bearer " + token}, proc: "baseline"},
+			scenario{Name: "baseline-full-chain", URL: "http://" + baseAddr + "/full/x", Headers: bearer, proc: "baseline"},
 		)
 	}
 	if o.only != "" {
@@ -258,10 +304,16 @@ func run(o options) error {
 		}
 		scenarios = sel
 	}
-	// Every scenario must answer 200 before anything is measured.
+	// Every scenario must answer 200 before anything is measured, and one
+	// that sends a token must be refused without it: it does validate.
 	for _, s := range scenarios {
-		if err := check(s); err != nil {
+		if err := check(s, 200); err != nil {
 			return fmt.Errorf("%s: %w", s.Name, err)
+		}
+		if s.Headers != nil {
+			if err := check(scenario{URL: s.URL}, 401); err != nil {
+				return fmt.Errorf("%s without its token: %w", s.Name, err)
+			}
 		}
 	}
 
@@ -307,12 +359,15 @@ func run(o options) error {
 		Date: time.Now().UTC().Format(time.RFC3339),
 		Machine: map[string]string{
 			"cpus": fmt.Sprint(runtime.NumCPU()), "cpu": harness.CPUModel(), "os": runtime.GOOS + "/" + runtime.GOARCH,
-			"go": runtime.Version(), "nginx": nginxVersion, "haproxy": haproxyVersion, "loadgen": lg.name(),
+			"go": runtime.Version(), "loadgen": lg.name(),
 		},
 		Options: map[string]any{"rounds": o.rounds, "duration": o.duration.String(), "one_duration": o.oneDuration.String(), "connections": o.conns,
-			"pinning": "backend and proxy on CPU 0 (GOMAXPROCS=1 / 1 nginx worker), load generator on CPU 1"},
+			"pinning": "backend and proxy on CPU 0 (Go programs, Caddy and oauth2-proxy included, with GOMAXPROCS=1; 1 nginx worker; 1 HAProxy thread), load generator on CPU 1"},
 		Ratios:  map[string]float64{},
 		Targets: map[string]string{},
+	}
+	for tool, v := range versions {
+		rep.Machine[tool] = v
 	}
 	for _, s := range scenarios {
 		r := results[s.Name]
@@ -378,6 +433,7 @@ func startProfiles(ctx context.Context, admin, prefix string, d time.Duration) f
 func ratios(rep *report, rs map[string]*result) {
 	get := func(n string) *result { return rs[n] }
 	direct, ng, hp, pass, full := get("direct"), get("nginx"), get("haproxy"), get("gatehouse-passthrough"), get("gatehouse-full-chain")
+	cd, o2p := get("caddy"), get("oauth2-proxy-jwt")
 	div := func(a, b float64) float64 {
 		if b == 0 {
 			return 0
@@ -398,9 +454,21 @@ func ratios(rep *report, rs map[string]*result) {
 		}
 		return harness.Median(v)
 	}
-	if pass != nil && ng != nil {
-		rep.Ratios["passthrough_vs_nginx_rps_round_median"] = perRound(pass, ng)
+	// against compares Gatehouse's scenario g with the reference ref
+	// (key: g_vs_ref): requests/s, their per-round median and CPU time
+	// per request.
+	against := func(key string, g, ref *result) {
+		if g == nil || ref == nil {
+			return
+		}
+		rep.Ratios[key+"_rps"] = div(g.HighMed.RPS, ref.HighMed.RPS)
+		rep.Ratios[key+"_rps_round_median"] = perRound(g, ref)
+		rep.Ratios[key+"_cpu_per_request"] = div(g.HighMed.CPUus, ref.HighMed.CPUus)
 	}
+	against("passthrough_vs_nginx", pass, ng)
+	against("passthrough_vs_haproxy", pass, hp)
+	against("passthrough_vs_caddy", pass, cd)
+	against("full_chain_vs_oauth2_proxy", full, o2p)
 	for _, kind := range []string{"passthrough", "full-chain"} {
 		cur, base := get("gatehouse-"+kind), get("baseline-"+kind)
 		if cur == nil || base == nil {
@@ -410,23 +478,16 @@ func ratios(rep *report, rs map[string]*result) {
 		rep.Ratios[k+"_vs_baseline_cpu_per_request"] = div(cur.HighMed.CPUus, base.HighMed.CPUus)
 		rep.Ratios[k+"_vs_baseline_rps_round_median"] = perRound(cur, base)
 	}
-	if pass != nil && hp != nil {
-		rep.Ratios["passthrough_vs_haproxy_rps_round_median"] = perRound(pass, hp)
-	}
 	if full != nil && pass != nil {
 		rep.Ratios["full_chain_vs_passthrough_rps_round_median"] = perRound(full, pass)
 	}
 	if pass != nil && ng != nil {
-		rep.Ratios["passthrough_vs_nginx_cpu_per_request"] = div(pass.HighMed.CPUus, ng.HighMed.CPUus)
-		rep.Ratios["passthrough_vs_nginx_rps"] = div(pass.HighMed.RPS, ng.HighMed.RPS)
 		rep.Targets["passthrough >= 1.0x nginx req/s"] = verdict(rep.Ratios["passthrough_vs_nginx_rps"] >= 1.0)
 	}
-	if pass != nil && hp != nil {
-		rep.Ratios["passthrough_vs_haproxy_rps"] = div(pass.HighMed.RPS, hp.HighMed.RPS)
-		rep.Ratios["passthrough_vs_haproxy_cpu_per_request"] = div(pass.HighMed.CPUus, hp.HighMed.CPUus)
-	}
-	if hp != nil && direct != nil {
-		rep.Ratios["haproxy_added_p50_us_1conn"] = hp.OneMed.P50us - direct.OneMed.P50us
+	for name, ref := range map[string]*result{"haproxy": hp, "caddy": cd, "oauth2_proxy": o2p} {
+		if ref != nil && direct != nil {
+			rep.Ratios[name+"_added_p50_us_1conn"] = ref.OneMed.P50us - direct.OneMed.P50us
+		}
 	}
 	if full != nil && ng != nil {
 		rep.Ratios["full_chain_vs_nginx_rps"] = div(full.HighMed.RPS, ng.HighMed.RPS)
@@ -460,8 +521,16 @@ func verdict(ok bool) string {
 }
 
 func printReport(w io.Writer, rep *report) {
-	fmt.Fprintf(w, "\nGatehouse benchmark, %s — %s CPUs (%s), %s, load generator %s, %s, %s\n\n",
-		rep.Date, rep.Machine["cpus"], rep.Machine["cpu"], rep.Machine["go"], rep.Machine["loadgen"], rep.Machine["nginx"], rep.Machine["haproxy"])
+	var refs []string
+	for _, tool := range []string{"nginx", "haproxy", "caddy", "oauth2-proxy"} {
+		v := rep.Machine[tool]
+		if !strings.Contains(strings.ToLower(v), tool) {
+			v = tool + " " + v // caddy prints its version alone
+		}
+		refs = append(refs, v)
+	}
+	fmt.Fprintf(w, "\nGatehouse benchmark, %s — %s CPUs (%s), %s, load generator %s, %s\n\n",
+		rep.Date, rep.Machine["cpus"], rep.Machine["cpu"], rep.Machine["go"], rep.Machine["loadgen"], strings.Join(refs, ", "))
 	fmt.Fprintf(w, "| scenario | req/s (64 conns) | p50 | p99 | CPU per request | p50 at 1 conn | p99 at 1 conn |\n|---|---:|---:|---:|---:|---:|---:|\n")
 	for _, r := range rep.Results {
 		fmt.Fprintf(w, "| %s | %.0f | %s | %s | %.1f µs | %s | %s |\n", r.Scenario, r.HighMed.RPS,
@@ -514,7 +583,8 @@ func median(s []sample) sample {
 	return m
 }
 
-func check(s scenario) error {
+// check sends the request of s and expects the status want.
+func check(s scenario, want int) error {
 	req, _ := http.NewRequest("GET", s.URL, nil)
 	for k, v := range s.Headers {
 		req.Header.Set(k, v)
@@ -525,8 +595,8 @@ func check(s scenario) error {
 	}
 	body, _ := io.ReadAll(res.Body)
 	res.Body.Close()
-	if res.StatusCode != 200 {
-		return fmt.Errorf("status %d: %s", res.StatusCode, body)
+	if res.StatusCode != want {
+		return fmt.Errorf("status %d, want %d: %s", res.StatusCode, want, body)
 	}
 	return nil
 }

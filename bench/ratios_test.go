@@ -2,6 +2,7 @@ package main
 
 import (
 	"math"
+	"strings"
 	"testing"
 )
 
@@ -30,8 +31,10 @@ func TestRatios(t *testing.T) {
 		"gatehouse-passthrough": {30000, 18000, 28000},
 		"gatehouse-full-chain":  {27000, 15000, 21000},
 		"baseline-passthrough":  {25000, 15000, 28000},
-	}, map[string]float64{"nginx": 12, "gatehouse-passthrough": 18, "gatehouse-full-chain": 21, "baseline-passthrough": 20},
-		map[string]float64{"direct": 60, "nginx": 85, "gatehouse-passthrough": 100})
+		"caddy":                 {20000, 20000, 35000},
+		"oauth2-proxy-jwt":      {9000, 3000, 10500},
+	}, map[string]float64{"nginx": 12, "gatehouse-passthrough": 18, "gatehouse-full-chain": 21, "baseline-passthrough": 20, "caddy": 24, "oauth2-proxy-jwt": 84},
+		map[string]float64{"direct": 60, "nginx": 85, "gatehouse-passthrough": 100, "caddy": 95, "oauth2-proxy-jwt": 160})
 	rep := &report{Ratios: map[string]float64{}, Targets: map[string]string{}}
 	ratios(rep, rs)
 	want := map[string]float64{
@@ -47,6 +50,19 @@ func TestRatios(t *testing.T) {
 		// per round: 1.2, 1.2, 1.0 -> 1.2
 		"passthrough_vs_baseline_rps_round_median": 1.2,
 		"passthrough_vs_baseline_cpu_per_request":  0.9,
+		// medians: haproxy 40000; per round: 0.75, 0.45, 0.7 -> 0.7
+		"passthrough_vs_haproxy_rps":              0.7,
+		"passthrough_vs_haproxy_rps_round_median": 0.7,
+		// medians: caddy 20000; per round: 1.5, 0.9, 0.8 -> 0.9
+		"passthrough_vs_caddy_rps":              1.4,
+		"passthrough_vs_caddy_rps_round_median": 0.9,
+		"passthrough_vs_caddy_cpu_per_request":  0.75,
+		"caddy_added_p50_us_1conn":              35,
+		// medians: full chain 21000, oauth2-proxy 9000; per round: 3, 5, 2 -> 3
+		"full_chain_vs_oauth2_proxy_rps":              21000.0 / 9000,
+		"full_chain_vs_oauth2_proxy_rps_round_median": 3,
+		"full_chain_vs_oauth2_proxy_cpu_per_request":  0.25,
+		"oauth2_proxy_added_p50_us_1conn":             100,
 	}
 	for k, v := range want {
 		if got, ok := rep.Ratios[k]; !ok || math.Abs(got-v) > 1e-9 {
@@ -67,15 +83,20 @@ func TestRatios(t *testing.T) {
 	}
 }
 
-// Without nginx (not installed) there is no ratio or target against it.
-func TestRatios_WithoutNginx(t *testing.T) {
+// Without the reference proxies (not installed) there is no ratio or
+// target against them.
+func TestRatios_WithoutReferences(t *testing.T) {
 	rs := results(map[string][]float64{"direct": {1000}, "gatehouse-passthrough": {500}}, nil, nil)
 	rep := &report{Ratios: map[string]float64{}, Targets: map[string]string{}}
 	ratios(rep, rs)
 	if len(rep.Targets) != 0 || rep.Ratios["passthrough_vs_direct_rps"] != 0.5 {
 		t.Fatalf("ratios %v, targets %v", rep.Ratios, rep.Targets)
 	}
-	if _, ok := rep.Ratios["passthrough_vs_nginx_rps"]; ok {
-		t.Fatal("a ratio against nginx without nginx")
+	for k := range rep.Ratios {
+		for _, ref := range []string{"nginx", "haproxy", "caddy", "oauth2_proxy"} {
+			if strings.Contains(k, ref) {
+				t.Errorf("%s without %s", k, ref)
+			}
+		}
 	}
 }

@@ -1,12 +1,16 @@
 // Package harness holds what the repository's load measurements share:
 // starting and stopping the processes under test, reading the CPU time
-// they use, nginx as the reference reverse proxy, and small helpers. It
-// is used by `go run ./bench` and by internal/h1's h1proxy.
+// they use, the configurations of the reference proxies (nginx, HAProxy,
+// Caddy, oauth2-proxy), and small helpers. It is used by `go run ./bench`
+// and by internal/h1's h1proxy.
 package harness
 
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"debug/buildinfo"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -14,6 +18,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -143,8 +148,9 @@ func CPU(pid int) time.Duration {
 	return total
 }
 
-// ToolPath resolves a flag naming a program (nginx, haproxy): "off"
-// (none), "auto" (name on the PATH or in /usr/sbin, else none), or a path.
+// ToolPath resolves a flag naming a program (nginx, haproxy, caddy,
+// oauth2-proxy): "off" (none), "auto" (name on the PATH, in /usr/sbin or
+// where `go install` puts programs, else none), or a path.
 func ToolPath(flag, name string) string {
 	switch flag {
 	case "off":
@@ -153,12 +159,52 @@ func ToolPath(flag, name string) string {
 		if p, err := exec.LookPath(name); err == nil {
 			return p
 		}
-		if p := "/usr/sbin/" + name; fileExists(p) {
-			return p
+		for _, dir := range append([]string{"/usr/sbin"}, goBin()...) {
+			if p := filepath.Join(dir, name); fileExists(p) {
+				return p
+			}
 		}
 		return ""
 	}
 	return flag
+}
+
+// goBin returns the directories where `go install` puts programs: GOBIN,
+// or the bin directory of GOPATH's first entry.
+var goBin = sync.OnceValue(func() []string {
+	out, err := exec.Command("go", "env", "GOBIN", "GOPATH").Output()
+	if err != nil {
+		return nil
+	}
+	gobin, gopath, _ := strings.Cut(string(out), "\n") // one line each, GOBIN's maybe empty
+	if gobin = strings.TrimSpace(gobin); gobin != "" {
+		return []string{gobin}
+	}
+	if list := filepath.SplitList(strings.TrimSpace(gopath)); len(list) > 0 && list[0] != "" {
+		return []string{filepath.Join(list[0], "bin")}
+	}
+	return nil
+})
+
+// Version returns the first line that the program at path prints when run
+// with args ("-v", "version", "--version"). A Go program built by `go
+// install` may print "undefined" or "unknown" for its version
+// (oauth2-proxy, Caddy): the version of its main module, from its build
+// information, replaces it.
+func Version(path string, args ...string) string {
+	out, _ := exec.Command(path, args...).CombinedOutput()
+	v, _, _ := strings.Cut(strings.TrimSpace(string(out)), "\n")
+	f := strings.Fields(v)
+	for i, w := range f {
+		if w != "undefined" && w != "unknown" {
+			continue
+		}
+		if bi, err := buildinfo.ReadFile(path); err == nil && bi.Main.Version != "" {
+			f[i] = bi.Main.Version
+			return strings.Join(f, " ")
+		}
+	}
+	return v
 }
 
 func fileExists(p string) bool {
@@ -217,6 +263,54 @@ frontend fe
 backend be
   server s1 %[3]s
 `, dir, addr, backend)
+}
+
+// CaddyConfig is Caddy's JSON configuration as a plain reverse proxy on
+// addr in front of backend: HTTP only (no automatic HTTPS, no redirects),
+// no admin endpoint, no access log (Caddy logs requests only when a
+// server asks for it), nothing saved to disk, and keep-alive upstream
+// connections. It suits Caddy 2.6 and later.
+func CaddyConfig(addr, backend string) string {
+	return fmt.Sprintf(`{
+  "admin": {"disabled": true, "config": {"persist": false}},
+  "apps": {"http": {"servers": {"bench": {
+    "listen": [%q],
+    "automatic_https": {"disable": true},
+    "routes": [{"handle": [{
+      "handler": "reverse_proxy",
+      "transport": {"protocol": "http", "keep_alive": {"enabled": true, "max_idle_conns_per_host": 256}},
+      "upstreams": [{"dial": %q}]
+    }]}]
+  }}}}
+}
+`, addr, backend)
+}
+
+// OAuth2ProxyConfig is oauth2-proxy's configuration file as a proxy on
+// addr in front of backend that lets through requests with a JWT bearer
+// token from issuer (OpenID discovery, JWKS) for audience, and refuses
+// others with 401; no logging. It holds a cookie secret and a client
+// secret that oauth2-proxy requires but that are not used here: random
+// ones, new at each call; keep the file private.
+func OAuth2ProxyConfig(addr, backend, issuer, audience string) string {
+	cookieSecret := make([]byte, 32)
+	rand.Read(cookieSecret) // never fails (crypto/rand)
+	return fmt.Sprintf(`# oauth2-proxy validating JWT bearer tokens (bench/harness)
+http_address = %q
+upstreams = ["http://%s/"]
+provider = "oidc"
+oidc_issuer_url = %q
+client_id = %q
+client_secret = %q
+cookie_secret = %q
+cookie_secure = false
+email_domains = ["*"]
+skip_jwt_bearer_tokens = true
+api_routes = ["^/"]
+request_logging = false
+auth_logging = false
+standard_logging = false
+`, addr, backend, issuer, audience, rand.Text(), base64.URLEncoding.EncodeToString(cookieSecret))
 }
 
 // FreeAddr returns a loopback address with a free port.
