@@ -238,6 +238,12 @@ func run(o options) error {
 	}
 
 	scenarios := []scenario{{Name: "direct", URL: "http://" + backendAddr + "/bench/x", proc: "backend"}}
+	only := map[string]bool{} // -only's scenarios; empty: all
+	for _, n := range strings.Split(o.only, ",") {
+		if n = strings.TrimSpace(n); n != "" {
+			only[n] = true
+		}
+	}
 	versions := map[string]string{}
 	// startReference runs the reference proxy r, when found, as a scenario
 	// of its own, and records its version (the first line it prints).
@@ -249,6 +255,10 @@ func run(o options) error {
 		}
 		if r.scenario == "" {
 			r.scenario = r.tool
+		}
+		if len(only) > 0 && !only[r.scenario] {
+			versions[r.tool] = harness.Version(path, r.version...) + " (not measured)"
+			return nil
 		}
 		if r.ready == "" {
 			r.ready = "/bench/x"
@@ -304,16 +314,16 @@ func run(o options) error {
 			scenario{Name: "baseline-full-chain", URL: "http://" + baseAddr + "/full/x", Headers: bearer, proc: "baseline"},
 		)
 	}
-	if o.only != "" {
-		keep := map[string]bool{}
-		for _, n := range strings.Split(o.only, ",") {
-			keep[strings.TrimSpace(n)] = true
-		}
+	if len(only) > 0 {
 		var sel []scenario
 		for _, s := range scenarios {
-			if keep[s.Name] {
+			if only[s.Name] {
 				sel = append(sel, s)
+				delete(only, s.Name)
 			}
+		}
+		for n := range only {
+			return fmt.Errorf("-only %s: no such scenario here (misspelt, or its tool is not installed)", n)
 		}
 		scenarios = sel
 	}
