@@ -128,8 +128,8 @@ func (p *proxyHandler) forward(w http.ResponseWriter, r *http.Request) {
 			// client has it while the gateway writes the access line
 			// and the metrics, not after. (Not for HTTP/2, where it
 			// would cost a frame of its own to end the stream.)
-			if f, ok := w.(http.Flusher); ok {
-				f.Flush()
+			if fl, ok := w.(http.Flusher); ok {
+				fl.Flush()
 			}
 		}
 		return

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"math/rand/v2"
@@ -166,15 +167,9 @@ const (
 // which are not secrets.
 func putID(b []byte) {
 	var r [16]byte
-	putUint64(r[:8], rand.Uint64())
-	putUint64(r[8:], rand.Uint64())
+	binary.BigEndian.PutUint64(r[:8], rand.Uint64())
+	binary.BigEndian.PutUint64(r[8:], rand.Uint64())
 	hex.Encode(b[:idLen], r[:])
-}
-
-func putUint64(b []byte, v uint64) {
-	for i := range 8 {
-		b[i] = byte(v >> (56 - 8*i))
-	}
 }
 
 // putTraceParent writes a new traceparent to b: a new trace, sampled.
@@ -182,9 +177,9 @@ func putTraceParent(b []byte) {
 	copy(b, "00-")
 	var id [24]byte
 	for {
-		putUint64(id[0:8], rand.Uint64())
-		putUint64(id[8:16], rand.Uint64())
-		putUint64(id[16:24], rand.Uint64())
+		binary.BigEndian.PutUint64(id[0:8], rand.Uint64())
+		binary.BigEndian.PutUint64(id[8:16], rand.Uint64())
+		binary.BigEndian.PutUint64(id[16:24], rand.Uint64())
 		if !allZero(id[0:16]) && !allZero(id[16:24]) {
 			break
 		}

@@ -27,7 +27,7 @@ import (
 //     EAGAIN (a full pipe) or EOPNOTSUPP; what is refused is then written
 //     through os.File as before;
 //   - regular files on a local filesystem (ext4, XFS, Btrfs, tmpfs,
-//     overlayfs): a plain write, which copies into the page cache, as
+//     overlayfs, F2FS): a plain write, which copies into the page cache, as
 //     nginx writes its logs. Network filesystems keep os.File's write.
 type logWriter struct {
 	f      *os.File

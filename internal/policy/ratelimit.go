@@ -42,10 +42,9 @@ type RateLimitOptions struct {
 // draft-ietf-httpapi-ratelimit-headers-10, one item per rule.
 func RateLimit(o RateLimitOptions) Step {
 	// The RateLimit-Policy value is the same for every response: one
-	// slice, shared (capped, so that an append copies it).
+	// slice, shared (length and capacity 1, so that an append copies it).
 	policy := rateLimitPolicy(o.Rules)
 	policyVals := []string{policy}
-	policyVals = policyVals[:1:1]
 	now := o.Now
 	systemClock := now == nil
 	if systemClock {
