@@ -94,6 +94,21 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
+// waitAccess returns the log once it holds at least n access lines,
+// waiting up to 5 s (then the test fails). A complete response is sent
+// before its access line is written, so a client can have it first.
+func (h *harness) waitAccess(n int) string {
+	h.t.Helper()
+	for range 500 {
+		if logs := h.logs.String(); strings.Count(logs, `"msg":"access"`) >= n {
+			return logs
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	h.t.Fatalf("fewer than %d access lines after 5s:\n%s", n, h.logs.String())
+	return ""
+}
+
 // baseConfig is the configuration most tests use; {{.Issuer}} and
 // {{.Backend}} are filled in.
 const baseConfig = `

@@ -105,10 +105,11 @@ func (in *instance) restart() {
 	in.serve(ln)
 }
 
-// accessLines returns the access-log lines written so far.
-func (h *harness) accessLines() []map[string]any {
+// accessLines returns the access-log lines, once at least n are written
+// (see waitAccess).
+func (h *harness) accessLines(n int) []map[string]any {
 	var out []map[string]any
-	for line := range strings.SplitSeq(h.logs.String(), "\n") {
+	for line := range strings.SplitSeq(h.waitAccess(n), "\n") {
 		var m map[string]any
 		if json.Unmarshal([]byte(line), &m) == nil && m["msg"] == "access" {
 			out = append(out, m)

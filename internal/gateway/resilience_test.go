@@ -114,7 +114,7 @@ func TestResilience_POSTIsNeverRetried(t *testing.T) {
 	if failed == 0 || int(live.hits.Load()) != ok {
 		t.Fatalf("%d POSTs failed, %d succeeded, live instance saw %d: a POST that met the dead instance must fail, not move to the live one", failed, ok, live.hits.Load())
 	}
-	for _, line := range h.accessLines() {
+	for _, line := range h.accessLines(6) {
 		if line["method"] == "POST" && line["attempts"] != 1.0 {
 			t.Errorf("POST access line with %v attempts: %v", line["attempts"], line)
 		}
@@ -133,7 +133,7 @@ func TestResilience_GETRetriedOnTheOtherInstanceAfterConnectError(t *testing.T) 
 		}
 	}
 	retried := 0
-	for _, line := range h.accessLines() {
+	for _, line := range h.accessLines(6) {
 		if line["upstream"] != live.ID() {
 			t.Errorf("a GET was answered by %v", line["upstream"])
 		}
@@ -275,7 +275,7 @@ apis:
 	if a.hits.Load() != 0 {
 		t.Fatal("the unhealthy instance was called")
 	}
-	lines := h.accessLines()
+	lines := h.accessLines(1)
 	if last := lines[len(lines)-1]; last["denial"] != "no_healthy_instance" {
 		t.Fatalf("access line %v, want denial no_healthy_instance", last)
 	}
@@ -313,7 +313,7 @@ apis:
 	if res.StatusCode != 504 || time.Since(start) > 350*time.Millisecond {
 		t.Fatalf("/slow: %d after %s, want 504 after ~100ms", res.StatusCode, time.Since(start))
 	}
-	if last := h.accessLines(); last[len(last)-1]["denial"] != "upstream_timeout" {
+	if last := h.accessLines(1); last[len(last)-1]["denial"] != "upstream_timeout" {
 		t.Fatalf("access line %v", last[len(last)-1])
 	}
 	if a.hits.Load() != 1 {
@@ -359,7 +359,7 @@ apis:
 	if s := <-done; s != 200 {
 		t.Fatalf("first request: %d", s)
 	}
-	if last := h.accessLines(); last[0]["denial"] != "concurrency_limit" {
+	if last := h.accessLines(2); last[0]["denial"] != "concurrency_limit" {
 		t.Fatalf("access line %v", last[0])
 	}
 }
