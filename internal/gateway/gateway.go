@@ -94,6 +94,7 @@ type request struct {
 	trace           spanState // used only when tracing is on
 	idHdr           [1]string // the response's request ID field value, without a slice of its own
 	fwd             forwardState
+	in              http.Request // the server's request with this state as its context
 	out             http.Request // the forwarding step's outgoing request
 }
 
@@ -147,7 +148,10 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Connection", "close")
 	}
 
-	r = r.WithContext(q)
+	// The request with q as its context, in q: WithContext's copy is
+	// made on the stack and copied here, not allocated on its own.
+	q.in = *r.WithContext(q)
+	r = &q.in
 	if s.tracer != nil {
 		r = q.startSpan(s.tracer, r)
 	}

@@ -60,6 +60,9 @@ type Exchange struct {
 	Start time.Time
 	// Record collects what the chain decided, for the access log and metrics.
 	Record *Record
+	// rateLimit holds the response's RateLimit field value, so that the
+	// field's slice needs no allocation of its own.
+	rateLimit [1]string
 }
 
 // Params are path parameters in template order.

@@ -85,7 +85,12 @@ func RateLimit(o RateLimitOptions) Step {
 			observe(o.Observe, "allowed")
 			h := w.Header()
 			h["Ratelimit-Policy"] = policyVals
-			h["Ratelimit"] = []string{string(value)}
+			if x != nil {
+				x.rateLimit[0] = string(value)
+				h["Ratelimit"] = x.rateLimit[:1:1]
+			} else {
+				h["Ratelimit"] = []string{string(value)}
+			}
 			return next.ServeHTTP(w, r)
 		})
 	}
