@@ -2,7 +2,9 @@
 // nginx, HAProxy and Caddy as plain reverse proxies and with oauth2-proxy
 // validating the same JWT as Gatehouse's full chain (each when installed),
 // in one run on one machine, with the same load and the same CPU pinning
-// for each.
+// for each. A second nginx (nginx-forwarding) sets the fields Gatehouse
+// forwards (X-Forwarded-*, a request ID, a traceparent): not the target's
+// reference, but a measure of how much of the difference is that work.
 //
 //	go run ./bench                      # 5 rounds of 10 s, writes bench/results/latest.json
 //	go run ./bench -rounds 3 -duration 5s -nginx off -caddy ~/go/bin/caddy
@@ -66,7 +68,7 @@ func main() {
 	flag.StringVar(&o.oauth2Proxy, "oauth2-proxy", "auto", "auto (use oauth2-proxy when on the PATH or in $(go env GOPATH)/bin), off, or a path to oauth2-proxy")
 	flag.StringVar(&o.loadgen, "loadgen", "auto", "auto (wrk when installed), wrk, or go")
 	flag.StringVar(&o.out, "out", "bench/results/latest.json", "where to write the JSON result")
-	flag.StringVar(&o.only, "only", "", "comma-separated scenarios to run (direct,nginx,haproxy,caddy,oauth2-proxy-jwt,gatehouse-passthrough,gatehouse-full-chain, and with -baseline baseline-passthrough,baseline-full-chain)")
+	flag.StringVar(&o.only, "only", "", "comma-separated scenarios to run (direct,nginx,nginx-forwarding,haproxy,caddy,oauth2-proxy-jwt,gatehouse-passthrough,gatehouse-full-chain, and with -baseline baseline-passthrough,baseline-full-chain)")
 	flag.StringVar(&o.baseline, "baseline", "", "a second gatehouse binary (say, built from an older commit) measured in the same rounds: baseline-passthrough, baseline-full-chain")
 	flag.StringVar(&o.profile, "profile", "", "a directory: write CPU and allocation profiles of Gatehouse under each of its scenarios' first high-load run")
 	report := flag.String("report", "", "a JSON result of an earlier run: compute its ratios and targets again with this version, print them, and write them to -out if given (nothing is measured)")
@@ -248,7 +250,12 @@ func run(o options) error {
 	// startReference runs the reference proxy r, when found, as a scenario
 	// of its own, and records its version (the first line it prints).
 	startReference := func(r reference) error {
-		versions[r.tool] = "not installed"
+		// A tool may run as more than one scenario (nginx): its version
+		// says "not measured" only when none of them is.
+		measured := versions[r.tool] != "" && !strings.HasSuffix(versions[r.tool], " (not measured)") && versions[r.tool] != "not installed"
+		if !measured {
+			versions[r.tool] = "not installed"
+		}
 		path := harness.ToolPath(r.flag, r.tool)
 		if path == "" {
 			return nil
@@ -257,7 +264,9 @@ func run(o options) error {
 			r.scenario = r.tool
 		}
 		if len(only) > 0 && !only[r.scenario] {
-			versions[r.tool] = harness.Version(path, r.version...) + " (not measured)"
+			if !measured {
+				versions[r.tool] = harness.Version(path, r.version...) + " (not measured)"
+			}
 			return nil
 		}
 		if r.ready == "" {
@@ -285,6 +294,13 @@ func run(o options) error {
 	for _, r := range []reference{
 		{tool: "nginx", flag: o.nginx, file: "nginx.conf", version: []string{"-v"}, config: func(addr, file string) (string, []string) {
 			return harness.NginxConfig(tmp, addr, backendAddr), []string{"-c", file, "-p", tmp}
+		}},
+		// The same nginx setting the fields Gatehouse forwards, in a
+		// directory of its own.
+		{scenario: "nginx-forwarding", tool: "nginx", flag: o.nginx, file: "nginx-forwarding.conf", version: []string{"-v"}, config: func(addr, file string) (string, []string) {
+			dir := filepath.Join(tmp, "nginx-forwarding")
+			_ = os.MkdirAll(dir, 0o755) // nginx makes its temporary directories, not their parent
+			return harness.NginxForwardingConfig(dir, addr, backendAddr), []string{"-c", file, "-p", dir}
 		}},
 		{tool: "haproxy", flag: o.haproxy, file: "haproxy.cfg", version: []string{"-v"}, config: func(addr, file string) (string, []string) {
 			return harness.HAProxyConfig(tmp, addr, backendAddr), []string{"-f", file, "-db"}
@@ -515,6 +531,7 @@ func ratios(rep *report, rs map[string]*result) {
 		rep.Ratios[key+"_cpu_per_request"] = div(g.HighMed.CPUus, ref.HighMed.CPUus)
 	}
 	against("passthrough_vs_nginx", pass, ng)
+	against("passthrough_vs_nginx_forwarding", pass, get("nginx-forwarding"))
 	against("passthrough_vs_haproxy", pass, hp)
 	against("passthrough_vs_caddy", pass, cd)
 	against("full_chain_vs_oauth2_proxy", full, o2p)
@@ -566,6 +583,13 @@ func ratios(rep *report, rs map[string]*result) {
 			rep.Ratios["p50_gap_vs_nginx_us_1conn_round_median"] = harness.Median(gap)
 			rep.Targets["1-conn added p50 <= nginx's"] = verdict(harness.Median(gap) <= 0)
 		}
+	}
+	if nf := get("nginx-forwarding"); pass != nil && nf != nil {
+		var gap []float64
+		for i := 0; i < len(pass.One) && i < len(nf.One); i++ {
+			gap = append(gap, pass.One[i].P50us-nf.One[i].P50us)
+		}
+		rep.Ratios["p50_gap_vs_nginx_forwarding_us_1conn_round_median"] = harness.Median(gap)
 	}
 	if full != nil && direct != nil {
 		rep.Ratios["full_chain_added_p50_us_1conn"] = full.OneMed.P50us - direct.OneMed.P50us

@@ -242,6 +242,48 @@ http {
 `, dir, addr, backend)
 }
 
+// NginxForwardingConfig is NginxConfig doing the forwarding work that
+// Gatehouse does on every request (issue 2): it sets X-Forwarded-For,
+// X-Forwarded-Host, X-Forwarded-Proto, a new X-Request-Id (returned to
+// the client too) and a traceparent made of it, so that the backend
+// parses the same fields. It is not the target's reference (that is
+// plain nginx); it shows how much of the difference is that work. Its
+// files go to dir, which must not be another nginx's.
+func NginxForwardingConfig(dir, addr, backend string) string {
+	return fmt.Sprintf(`# nginx as a reverse proxy setting Gatehouse's forwarded fields (bench/harness)
+worker_processes 1;
+daemon off;
+pid %[1]s/nginx.pid;
+error_log %[1]s/nginx-error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path %[1]s/body;
+  proxy_temp_path %[1]s/proxy;
+  fastcgi_temp_path %[1]s/fastcgi;
+  uwsgi_temp_path %[1]s/uwsgi;
+  scgi_temp_path %[1]s/scgi;
+  upstream be { server %[3]s; keepalive 256; }
+  # a span ID: the first 16 hex digits of the request ID
+  map $request_id $span_id { "~^(?<s>.{16})" $s; }
+  server {
+    listen %[2]s;
+    location / {
+      proxy_pass http://be;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header X-Request-Id $request_id;
+      proxy_set_header Traceparent "00-$request_id-$span_id-01";
+      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+      proxy_set_header X-Forwarded-Host $http_host;
+      proxy_set_header X-Forwarded-Proto $scheme;
+      add_header X-Request-Id $request_id always;
+    }
+  }
+}
+`, dir, addr, backend)
+}
+
 // HAProxyConfig is HAProxy as a plain reverse proxy on addr in front of
 // backend, with one thread, its default keep-alive and connection reuse
 // on both sides, and no log.
