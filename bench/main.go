@@ -14,7 +14,8 @@
 // with one thread); the load generator runs on CPU 1:
 // wrk when installed, otherwise a built-in Go load generator. Scenarios
 // are interleaved within each round so that noise from a shared machine
-// spreads over all of them; the report gives medians and ratios.
+// spreads over all of them: nginx next to Gatehouse, and every other
+// round in the reverse order. The report gives medians and ratios.
 package main
 
 import (
@@ -29,6 +30,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -366,8 +368,13 @@ func run(o options) error {
 	for _, s := range scenarios {
 		results[s.Name] = &result{Scenario: s.Name}
 	}
+	order := measureOrder(scenarios)
 	for round := 1; round <= o.rounds; round++ {
-		for _, s := range scenarios {
+		for i := range order {
+			s := order[i]
+			if round%2 == 0 {
+				s = order[len(order)-1-i]
+			}
 			pid := procs.PID(s.proc)
 			var prof func()
 			if o.profile != "" && round == 1 && s.proc == "gatehouse" {
@@ -594,6 +601,30 @@ func ratios(rep *report, rs map[string]*result) {
 	if full != nil && direct != nil {
 		rep.Ratios["full_chain_added_p50_us_1conn"] = full.OneMed.P50us - direct.OneMed.P50us
 	}
+}
+
+// measureOrder is the order in which a round measures the scenarios:
+// those whose ratios are the targets next to each other (nginx, then
+// Gatehouse passthrough, then its baseline, then the full chain), the
+// other references after them. Even rounds run it backwards, so that a
+// load that rises or falls through a round weighs on both sides of a
+// ratio alike over two rounds.
+func measureOrder(scenarios []scenario) []scenario {
+	rank := map[string]int{"direct": 0, "nginx": 1, "gatehouse-passthrough": 2, "baseline-passthrough": 3,
+		"gatehouse-full-chain": 4, "baseline-full-chain": 5, "nginx-forwarding": 6, "haproxy": 7, "caddy": 8, "oauth2-proxy-jwt": 9}
+	order := slices.Clone(scenarios)
+	slices.SortStableFunc(order, func(a, b scenario) int {
+		ra, oka := rank[a.Name]
+		rb, okb := rank[b.Name]
+		if !oka {
+			ra = len(rank)
+		}
+		if !okb {
+			rb = len(rank)
+		}
+		return ra - rb
+	})
+	return order
 }
 
 func verdict(ok bool) string {
