@@ -6,7 +6,7 @@
 // forwards (X-Forwarded-*, a request ID, a traceparent): not the target's
 // reference, but a measure of how much of the difference is that work.
 //
-//	go run ./bench                      # 5 rounds of 10 s, writes bench/results/latest.json
+//	go run ./bench                      # 9 rounds of 5 s (+3 s at one connection), writes bench/results/latest.json
 //	go run ./bench -rounds 3 -duration 5s -nginx off -caddy ~/go/bin/caddy
 //
 // The backend and the proxy under test share CPU 0 (Go programs, Caddy and
@@ -60,9 +60,9 @@ func main() {
 		os.Exit(loadgenMain(os.Args[2:]))
 	}
 	var o options
-	flag.IntVar(&o.rounds, "rounds", 5, "rounds; each round runs every scenario once")
-	flag.DurationVar(&o.duration, "duration", 10*time.Second, "duration of each high-load measurement")
-	flag.DurationVar(&o.oneDuration, "one-duration", 5*time.Second, "duration of each one-connection measurement")
+	flag.IntVar(&o.rounds, "rounds", 9, "rounds; each round runs every scenario once")
+	flag.DurationVar(&o.duration, "duration", 5*time.Second, "duration of each high-load measurement")
+	flag.DurationVar(&o.oneDuration, "one-duration", 3*time.Second, "duration of each one-connection measurement")
 	flag.IntVar(&o.conns, "c", 64, "connections at high load")
 	flag.StringVar(&o.nginx, "nginx", "auto", "auto (use nginx when installed), off, or a path to nginx")
 	flag.StringVar(&o.haproxy, "haproxy", "auto", "auto (use HAProxy when installed), off, or a path to haproxy")
