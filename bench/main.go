@@ -7,7 +7,7 @@
 // reference, but a measure of how much of the difference is that work.
 //
 //	go run ./bench                      # 9 rounds of 5 s (+3 s at one connection), writes bench/results/latest.json
-//	go run ./bench -rounds 3 -duration 5s -nginx off -caddy ~/go/bin/caddy
+//	go run ./bench -rounds 3 -nginx off -caddy ~/go/bin/caddy
 //
 // The backend and the proxy under test share CPU 0 (Go programs, Caddy and
 // oauth2-proxy included, with GOMAXPROCS=1, nginx with one worker, HAProxy
