@@ -720,28 +720,5 @@ func gatehouseConfig(addr, admin, issuer, backend string) string {
 server:
   listeners: [{name: public, address: %q}]
   admin: {address: %q, insecure_local: true}   # loopback: profiles at /debug/pprof/ without credentials
-identity_providers:
-  - name: bench
-    issuer: %q
-    audiences: [bench]
-    algorithms: [RS256]
-backends:
-  - name: be
-    instances: [{url: "http://%s"}]
-apis:
-  - name: passthrough
-    path_prefix: /pass
-    backend: be
-    auth: {anonymous: true}
-  - name: full
-    path_prefix: /full
-    backend: be
-    rate_limits:   # per subject; high enough never to refuse the benchmark
-      - {name: per-client, rate: 10000000, period: 1s, burst: 10000000}
-    auth:
-      credentials: [jwt]
-      require:
-        scopes: {all_of: ["bench:read"]}
-        groups: {any_of: [benchers]}
-`, addr, admin, issuer, backend)
+`, addr, admin) + harness.GatehouseRoutes(issuer, backend)
 }

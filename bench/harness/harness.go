@@ -212,34 +212,44 @@ func fileExists(p string) bool {
 	return err == nil
 }
 
+// GatehouseRoutes is the part of Gatehouse's configuration that the
+// benchmark measures: an identity provider (issuer, audience "bench",
+// RS256), one backend, an anonymous passthrough API under /pass and the
+// full identity chain under /full (a JWT with scope bench:read and group
+// benchers, a rate limit per subject high enough never to refuse).
+// internal/gateway's allocation test uses the same routes.
+func GatehouseRoutes(issuer, backend string) string {
+	return fmt.Sprintf(`identity_providers:
+  - name: bench
+    issuer: %q
+    audiences: [bench]
+    algorithms: [RS256]
+backends:
+  - name: be
+    instances: [{url: "http://%s"}]
+apis:
+  - name: passthrough
+    path_prefix: /pass
+    backend: be
+    auth: {anonymous: true}
+  - name: full
+    path_prefix: /full
+    backend: be
+    rate_limits:   # per subject; high enough never to refuse the benchmark
+      - {name: per-client, rate: 10000000, period: 1s, burst: 10000000}
+    auth:
+      credentials: [jwt]
+      require:
+        scopes: {all_of: ["bench:read"]}
+        groups: {any_of: [benchers]}
+`, issuer, backend)
+}
+
 // NginxConfig is nginx as a plain reverse proxy on addr in front of
 // backend, with one worker, keep-alive upstream connections, no access
 // log, and its files in dir.
 func NginxConfig(dir, addr, backend string) string {
-	return fmt.Sprintf(`# nginx as a plain reverse proxy (bench/harness)
-worker_processes 1;
-daemon off;
-pid %[1]s/nginx.pid;
-error_log %[1]s/nginx-error.log warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  client_body_temp_path %[1]s/body;
-  proxy_temp_path %[1]s/proxy;
-  fastcgi_temp_path %[1]s/fastcgi;
-  uwsgi_temp_path %[1]s/uwsgi;
-  scgi_temp_path %[1]s/scgi;
-  upstream be { server %[3]s; keepalive 256; }
-  server {
-    listen %[2]s;
-    location / {
-      proxy_pass http://be;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-    }
-  }
-}
-`, dir, addr, backend)
+	return nginxConfig("as a plain reverse proxy", dir, addr, backend, "", "")
 }
 
 // NginxForwardingConfig is NginxConfig doing the forwarding work that
@@ -250,7 +260,21 @@ http {
 // plain nginx); it shows how much of the difference is that work. Its
 // files go to dir, which must not be another nginx's.
 func NginxForwardingConfig(dir, addr, backend string) string {
-	return fmt.Sprintf(`# nginx as a reverse proxy setting Gatehouse's forwarded fields (bench/harness)
+	return nginxConfig("as a reverse proxy setting Gatehouse's forwarded fields", dir, addr, backend, `
+  # a span ID: the first 16 hex digits of the request ID
+  map $request_id $span_id { "~^(?<s>.{16})" $s; }`, `
+      proxy_set_header X-Request-Id $request_id;
+      proxy_set_header Traceparent "00-$request_id-$span_id-01";
+      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+      proxy_set_header X-Forwarded-Host $http_host;
+      proxy_set_header X-Forwarded-Proto $scheme;
+      add_header X-Request-Id $request_id always;`)
+}
+
+// nginxConfig is the configuration both nginx scenarios share, with
+// httpExtra added to its http block and locationExtra to its location.
+func nginxConfig(what, dir, addr, backend, httpExtra, locationExtra string) string {
+	return fmt.Sprintf(`# nginx %[4]s (bench/harness)
 worker_processes 1;
 daemon off;
 pid %[1]s/nginx.pid;
@@ -263,25 +287,17 @@ http {
   fastcgi_temp_path %[1]s/fastcgi;
   uwsgi_temp_path %[1]s/uwsgi;
   scgi_temp_path %[1]s/scgi;
-  upstream be { server %[3]s; keepalive 256; }
-  # a span ID: the first 16 hex digits of the request ID
-  map $request_id $span_id { "~^(?<s>.{16})" $s; }
+  upstream be { server %[3]s; keepalive 256; }%[5]s
   server {
     listen %[2]s;
     location / {
       proxy_pass http://be;
       proxy_http_version 1.1;
-      proxy_set_header Connection "";
-      proxy_set_header X-Request-Id $request_id;
-      proxy_set_header Traceparent "00-$request_id-$span_id-01";
-      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
-      proxy_set_header X-Forwarded-Host $http_host;
-      proxy_set_header X-Forwarded-Proto $scheme;
-      add_header X-Request-Id $request_id always;
+      proxy_set_header Connection "";%[6]s
     }
   }
 }
-`, dir, addr, backend)
+`, dir, addr, backend, what, httpExtra, locationExtra)
 }
 
 // HAProxyConfig is HAProxy as a plain reverse proxy on addr in front of

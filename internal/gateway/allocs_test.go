@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	benchharness "github.com/gatehouse-dev/gatehouse/bench/harness"
 	"github.com/gatehouse-dev/gatehouse/internal/config"
 	"github.com/gatehouse-dev/gatehouse/internal/devissuer"
 	"github.com/gatehouse-dev/gatehouse/internal/gateway"
@@ -73,28 +74,7 @@ func TestHotPathAllocations(t *testing.T) {
 	t.Cleanup(rt.Transports.Close)
 	gw := gateway.New(rt)
 	// The routes of go run ./bench.
-	doc, diags := config.Parse("allocs.yaml", []byte(`
-identity_providers:
-  - {name: bench, issuer: "`+issSrv.URL+`", audiences: [bench], algorithms: [RS256]}
-backends:
-  - name: be
-    instances: [{url: "http://`+be+`"}]
-apis:
-  - name: passthrough
-    path_prefix: /pass
-    backend: be
-    auth: {anonymous: true}
-  - name: full
-    path_prefix: /full
-    backend: be
-    rate_limits:
-      - {name: per-client, rate: 10000000, period: 1s, burst: 10000000}
-    auth:
-      credentials: [jwt]
-      require:
-        scopes: {all_of: ["bench:read"]}
-        groups: {any_of: [benchers]}
-`))
+	doc, diags := config.Parse("allocs.yaml", []byte(benchharness.GatehouseRoutes(issSrv.URL, be)))
 	if diags != nil {
 		t.Fatal(diags)
 	}
