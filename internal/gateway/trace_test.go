@@ -60,7 +60,8 @@ type traceEnv struct {
 	tracers  *observe.Tracers
 	exporter *tracetest.InMemoryExporter
 	mu       sync.Mutex
-	seen     []http.Header // headers the backend received
+	seen     []http.Header  // headers the backend received
+	inflight sync.WaitGroup // requests the gateway is still handling
 }
 
 func newTraceEnv(t *testing.T, tracing string, tracers *observe.Tracers) *traceEnv {
@@ -90,7 +91,14 @@ func newTraceEnv(t *testing.T, tracing string, tracers *observe.Tracers) *traceE
 	if _, diags := e.gw.Load(context.Background(), doc); diags != nil {
 		t.Fatal(diags)
 	}
-	e.srv = httptest.NewServer(e.gw)
+	// A complete response is sent before the gateway ends the request's
+	// span, so do waits for the handler to return before the test
+	// looks at the spans.
+	e.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		e.inflight.Add(1)
+		defer e.inflight.Done()
+		e.gw.ServeHTTP(w, r)
+	}))
 	t.Cleanup(e.srv.Close)
 	return e
 }
@@ -107,6 +115,7 @@ func (e *traceEnv) do(t *testing.T, method, path string, hdr map[string]string) 
 	}
 	_, _ = io.Copy(io.Discard, res.Body)
 	res.Body.Close()
+	e.inflight.Wait()
 	return res
 }
 
