@@ -249,13 +249,13 @@ func run(o options) error {
 		}
 	}
 	versions := map[string]string{}
+	measured := map[string]bool{} // tools that run as a scenario
 	// startReference runs the reference proxy r, when found, as a scenario
-	// of its own, and records its version (the first line it prints).
+	// of its own, and records its version (the first line it prints). A
+	// tool may run as more than one scenario (nginx): its version says
+	// "not measured" only when none of them is.
 	startReference := func(r reference) error {
-		// A tool may run as more than one scenario (nginx): its version
-		// says "not measured" only when none of them is.
-		measured := versions[r.tool] != "" && !strings.HasSuffix(versions[r.tool], " (not measured)") && versions[r.tool] != "not installed"
-		if !measured {
+		if !measured[r.tool] {
 			versions[r.tool] = "not installed"
 		}
 		path := harness.ToolPath(r.flag, r.tool)
@@ -266,7 +266,7 @@ func run(o options) error {
 			r.scenario = r.tool
 		}
 		if len(only) > 0 && !only[r.scenario] {
-			if !measured {
+			if !measured[r.tool] {
 				versions[r.tool] = harness.Version(path, r.version...) + " (not measured)"
 			}
 			return nil
@@ -291,18 +291,22 @@ func run(o options) error {
 		}
 		scenarios = append(scenarios, scenario{Name: r.scenario, URL: "http://" + addr + "/bench/x", Headers: r.headers, proc: r.scenario})
 		versions[r.tool] = harness.Version(path, r.version...)
+		measured[r.tool] = true
 		return nil
+	}
+	// The second nginx keeps its files apart from the first's; nginx
+	// makes its temporary directories, not their parent.
+	ngxFwdDir := filepath.Join(tmp, "nginx-forwarding")
+	if err := os.Mkdir(ngxFwdDir, 0o755); err != nil {
+		return err
 	}
 	for _, r := range []reference{
 		{tool: "nginx", flag: o.nginx, file: "nginx.conf", version: []string{"-v"}, config: func(addr, file string) (string, []string) {
 			return harness.NginxConfig(tmp, addr, backendAddr), []string{"-c", file, "-p", tmp}
 		}},
-		// The same nginx setting the fields Gatehouse forwards, in a
-		// directory of its own.
+		// The same nginx setting the fields Gatehouse forwards.
 		{scenario: "nginx-forwarding", tool: "nginx", flag: o.nginx, file: "nginx-forwarding.conf", version: []string{"-v"}, config: func(addr, file string) (string, []string) {
-			dir := filepath.Join(tmp, "nginx-forwarding")
-			_ = os.MkdirAll(dir, 0o755) // nginx makes its temporary directories, not their parent
-			return harness.NginxForwardingConfig(dir, addr, backendAddr), []string{"-c", file, "-p", dir}
+			return harness.NginxForwardingConfig(ngxFwdDir, addr, backendAddr), []string{"-c", file, "-p", ngxFwdDir}
 		}},
 		{tool: "haproxy", flag: o.haproxy, file: "haproxy.cfg", version: []string{"-v"}, config: func(addr, file string) (string, []string) {
 			return harness.HAProxyConfig(tmp, addr, backendAddr), []string{"-f", file, "-db"}
@@ -526,6 +530,16 @@ func ratios(rep *report, rs map[string]*result) {
 		}
 		return harness.Median(v)
 	}
+	// gapPerRound is the median over the rounds of a's p50 at one
+	// connection minus b's. (Per round, the p50s added over the direct
+	// call differ by that much: the direct call's cancels out.)
+	gapPerRound := func(a, b *result) float64 {
+		var gap []float64
+		for i := 0; i < len(a.One) && i < len(b.One); i++ {
+			gap = append(gap, a.One[i].P50us-b.One[i].P50us)
+		}
+		return harness.Median(gap)
+	}
 	// against compares Gatehouse's scenario g with the reference ref
 	// (key: g_vs_ref): requests/s, their per-round median and CPU time
 	// per request.
@@ -581,22 +595,13 @@ func ratios(rep *report, rs map[string]*result) {
 		rep.Ratios["passthrough_added_p50_us_1conn"] = pass.OneMed.P50us - direct.OneMed.P50us
 		if ng != nil {
 			rep.Ratios["added_p50_passthrough_vs_nginx"] = div(rep.Ratios["passthrough_added_p50_us_1conn"], rep.Ratios["nginx_added_p50_us_1conn"])
-			// Per round, the added p50s differ by the difference of
-			// the two p50s (the direct call's cancels out).
-			var gap []float64
-			for i := 0; i < len(pass.One) && i < len(ng.One); i++ {
-				gap = append(gap, pass.One[i].P50us-ng.One[i].P50us)
-			}
-			rep.Ratios["p50_gap_vs_nginx_us_1conn_round_median"] = harness.Median(gap)
-			rep.Targets["1-conn added p50 <= nginx's"] = verdict(harness.Median(gap) <= 0)
+			gap := gapPerRound(pass, ng)
+			rep.Ratios["p50_gap_vs_nginx_us_1conn_round_median"] = gap
+			rep.Targets["1-conn added p50 <= nginx's"] = verdict(gap <= 0)
 		}
 	}
 	if nf := get("nginx-forwarding"); pass != nil && nf != nil {
-		var gap []float64
-		for i := 0; i < len(pass.One) && i < len(nf.One); i++ {
-			gap = append(gap, pass.One[i].P50us-nf.One[i].P50us)
-		}
-		rep.Ratios["p50_gap_vs_nginx_forwarding_us_1conn_round_median"] = harness.Median(gap)
+		rep.Ratios["p50_gap_vs_nginx_forwarding_us_1conn_round_median"] = gapPerRound(pass, nf)
 	}
 	if full != nil && direct != nil {
 		rep.Ratios["full_chain_added_p50_us_1conn"] = full.OneMed.P50us - direct.OneMed.P50us

@@ -36,8 +36,9 @@ func TestRatios(t *testing.T) {
 		"baseline-passthrough":  {25000, 15000, 28000},
 		"caddy":                 {20000, 20000, 35000},
 		"oauth2-proxy-jwt":      {9000, 3000, 10500},
-	}, map[string]float64{"nginx": 12, "gatehouse-passthrough": 18, "gatehouse-full-chain": 21, "baseline-passthrough": 20, "caddy": 24, "oauth2-proxy-jwt": 84},
-		map[string]float64{"direct": 60, "nginx": 85, "gatehouse-passthrough": 100, "caddy": 95, "oauth2-proxy-jwt": 160})
+		"nginx-forwarding":      {36000, 18000, 40000},
+	}, map[string]float64{"nginx": 12, "gatehouse-passthrough": 18, "gatehouse-full-chain": 21, "baseline-passthrough": 20, "caddy": 24, "oauth2-proxy-jwt": 84, "nginx-forwarding": 15},
+		map[string]float64{"direct": 60, "nginx": 85, "gatehouse-passthrough": 100, "caddy": 95, "oauth2-proxy-jwt": 160, "nginx-forwarding": 92})
 	rep := &report{Ratios: map[string]float64{}, Targets: map[string]string{}}
 	ratios(rep, rs)
 	want := map[string]float64{
@@ -67,6 +68,11 @@ func TestRatios(t *testing.T) {
 		"full_chain_vs_oauth2_proxy_rps_round_median": 3,
 		"full_chain_vs_oauth2_proxy_cpu_per_request":  0.25,
 		"oauth2_proxy_added_p50_us_1conn":             100,
+		// medians: nginx-forwarding 36000; per round: 0.833, 1.0, 0.7 -> 0.833
+		"passthrough_vs_nginx_forwarding_rps":               28000.0 / 36000,
+		"passthrough_vs_nginx_forwarding_rps_round_median":  30000.0 / 36000,
+		"passthrough_vs_nginx_forwarding_cpu_per_request":   1.2,
+		"p50_gap_vs_nginx_forwarding_us_1conn_round_median": 8,
 	}
 	for k, v := range want {
 		if got, ok := rep.Ratios[k]; !ok || math.Abs(got-v) > 1e-9 {
@@ -182,5 +188,26 @@ func TestRereport(t *testing.T) {
 	}
 	if err := rereport(filepath.Join(dir, "missing.json"), ""); err == nil {
 		t.Error("a missing file: no error")
+	}
+}
+
+// A round measures the scenarios behind the targets next to each other,
+// nginx right before Gatehouse passthrough, the other references after.
+func TestMeasureOrder(t *testing.T) {
+	var in []scenario
+	for _, n := range []string{"direct", "nginx", "nginx-forwarding", "haproxy", "caddy", "oauth2-proxy-jwt",
+		"gatehouse-passthrough", "gatehouse-full-chain", "baseline-passthrough", "baseline-full-chain"} {
+		in = append(in, scenario{Name: n})
+	}
+	var got []string
+	for _, s := range measureOrder(in) {
+		got = append(got, s.Name)
+	}
+	want := "direct nginx gatehouse-passthrough baseline-passthrough gatehouse-full-chain baseline-full-chain nginx-forwarding haproxy caddy oauth2-proxy-jwt"
+	if strings.Join(got, " ") != want {
+		t.Errorf("order %v, want %s", got, want)
+	}
+	if in[2].Name != "nginx-forwarding" {
+		t.Error("measureOrder reordered its argument")
 	}
 }

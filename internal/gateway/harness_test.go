@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"fmt"
 	"github.com/gatehouse-dev/gatehouse/internal/testpki"
 	"io"
 	"log/slog"
@@ -99,14 +100,12 @@ func (s *syncBuffer) String() string {
 // before its access line is written, so a client can have it first.
 func (h *harness) waitAccess(n int) string {
 	h.t.Helper()
-	for range 500 {
-		if logs := h.logs.String(); strings.Count(logs, `"msg":"access"`) >= n {
-			return logs
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	h.t.Fatalf("fewer than %d access lines after 5s:\n%s", n, h.logs.String())
-	return ""
+	var logs string
+	waitFor(h.t, 5*time.Second, fmt.Sprintf("%d access lines", n), func() bool {
+		logs = h.logs.String()
+		return strings.Count(logs, `"msg":"access"`) >= n
+	})
+	return logs
 }
 
 // baseConfig is the configuration most tests use; {{.Issuer}} and

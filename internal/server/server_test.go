@@ -222,7 +222,16 @@ func TestAdminEndpoints(t *testing.T) {
 		`gatehouse_request_duration_seconds_bucket{api="a",operation="*"`,
 		`gatehouse_upstream_duration_seconds_count{backend="be"} 1`,
 	} {
-		if _, body := get(t, s.admin+"/metrics"); !strings.Contains(body, want) {
+		// A complete response is sent before its metrics are recorded:
+		// give the last ones a moment.
+		var body string
+		for range 100 {
+			if _, body = get(t, s.admin+"/metrics"); strings.Contains(body, want) {
+				break
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		if !strings.Contains(body, want) {
 			t.Errorf("metrics lack %s", want)
 		}
 	}
