@@ -19,6 +19,13 @@
 //	h1-httpt     h1.Server + httputil.ReverseProxy + http.Transport
 //	pump         a TCP byte pump (io.Copy both ways, one upstream
 //	             connection per client connection): the floor for Go
+//	             with its netpoller
+//	epoll-pump   the same pump on one thread waiting in epoll_wait,
+//	             nginx's I/O model: no goroutine parked or woken per
+//	             read (Linux only)
+//	raw-pump     a pump with Gatehouse's I/O pattern: one goroutine per
+//	             client connection in lockstep, raw system calls as h1
+//	             makes them, a park per reply awaited (Linux only)
 //
 // "h1proxy serve" runs one of them; the driver starts it pinned.
 package main
@@ -52,7 +59,7 @@ func main() {
 	flag.IntVar(&o.rounds, "rounds", 3, "rounds; each runs every scenario once, interleaved")
 	flag.DurationVar(&o.duration, "duration", 10*time.Second, "duration of each measurement")
 	flag.IntVar(&o.conns, "c", 64, "wrk connections")
-	flag.StringVar(&o.modes, "modes", "nethttp,h1-rp,h1-direct", "Go proxy configurations to measure (also: nethttp-h1t, h1-httpt, pump)")
+	flag.StringVar(&o.modes, "modes", "nethttp,h1-rp,h1-direct", "Go proxy configurations to measure (also: nethttp-h1t, h1-httpt, pump, raw-pump, epoll-pump)")
 	flag.StringVar(&o.nginx, "nginx", "auto", "auto, off, or the path of nginx")
 	flag.StringVar(&o.profile, "profile", "", "directory for CPU profiles of the Go proxies (whole run)")
 	flag.StringVar(&o.gogc, "gogc", "", "GOGC for the Go proxies only (the backend keeps the default)")

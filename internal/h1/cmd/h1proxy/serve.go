@@ -68,6 +68,10 @@ func serveMain(args []string) error {
 		handler = &directProxy{backend: *backend, rt: h1t}
 	case "pump":
 		return pump(*addr, *backend)
+	case "epoll-pump":
+		return epollPump(*addr, *backend)
+	case "raw-pump":
+		return rawPump(*addr, *backend)
 	default:
 		return fmt.Errorf("unknown mode %q", *mode)
 	}
