@@ -93,6 +93,7 @@ type request struct {
 	access          observe.Access
 	trace           spanState // used only when tracing is on
 	idHdr           [1]string // the response's request ID field value, without a slice of its own
+	ids             idBuf     // a new request ID and traceparent (q.x's strings point into it)
 	fwd             forwardState
 	in              http.Request // the server's request with this state as its context
 	out             http.Request // the forwarding step's outgoing request
@@ -134,7 +135,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	q.rw = responseWriter{ResponseWriter: w}
 	q.x.Start = start
 	q.x.Record = &q.rec
-	q.x.RequestID, q.x.TraceParent = requestIDs(firstValue(r.Header, st.requestIDHeader), firstValue(r.Header, "Traceparent"))
+	q.x.RequestID, q.x.TraceParent = requestIDs(firstValue(r.Header, st.requestIDHeader), firstValue(r.Header, "Traceparent"), &q.ids)
 	q.x.Peer = remoteAddr(r)
 	q.x.ClientIP = clientIP(r, st, q.x.Peer)
 	q.idHdr[0] = q.x.RequestID

@@ -20,7 +20,7 @@ func TestRequestIDs(t *testing.T) {
 		{"both new", "bad id with spaces", "", false, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			id, tp := requestIDs(tc.inID, tc.inTP)
+			id, tp := requestIDs(tc.inID, tc.inTP, new(idBuf))
 			if tc.keepID != (id == tc.inID) {
 				t.Errorf("id = %q (client's %q, kept? want %v)", id, tc.inID, tc.keepID)
 			}
@@ -38,12 +38,17 @@ func TestRequestIDs(t *testing.T) {
 			}
 		})
 	}
-	a, _ := requestIDs("", "")
-	b, _ := requestIDs("", "")
-	if a == b {
-		t.Fatalf("two new IDs are equal: %q", a)
+	var bufA, bufB idBuf
+	a, tpA := requestIDs("", "", &bufA)
+	b, tpB := requestIDs("", "", &bufB)
+	if a == b || tpA == tpB {
+		t.Fatalf("two new IDs are equal: %q, %q", a, tpA)
 	}
-	if n := testing.AllocsPerRun(100, func() { requestIDs("", "") }); n > 1 {
-		t.Errorf("a new ID and traceparent took %v allocations, want 1", n)
+	if a != string(bufA[:idLen]) || tpA != string(bufA[idLen:]) {
+		t.Errorf("the new ID and traceparent are not the buffer's: %q %q", a, tpA)
+	}
+	var buf idBuf
+	if n := testing.AllocsPerRun(100, func() { requestIDs("", "", &buf) }); n > 0 {
+		t.Errorf("a new ID and traceparent took %v allocations, want none (the buffer is the request state's)", n)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"strconv"
+	"unsafe"
 
 	"github.com/gatehouse-dev/gatehouse/internal/policy"
 )
@@ -113,26 +114,30 @@ func renderError(w http.ResponseWriter, r *http.Request, e *policy.Error) {
 	}
 }
 
+// idBuf holds a request's new ID and traceparent.
+type idBuf [idLen + traceParentLen]byte
+
 // requestIDs returns the request's ID and W3C traceparent: the client's
 // when well formed (an ID is 1 to 128 characters of letters, digits and
-// -_.:+/=), new random ones otherwise (a new trace, sampled), both made
-// in one allocation.
-func requestIDs(inID, inTP string) (id, tp string) {
+// -_.:+/=), new random ones otherwise (a new trace, sampled), written to
+// buf, which the strings returned then share: buf must not be written
+// again while they are in use (the request's state holds it, so that
+// they cost no allocation of their own).
+func requestIDs(inID, inTP string, buf *idBuf) (id, tp string) {
 	newID, newTP := !validRequestID(inID), !validTraceParent(inTP)
 	if !newID && !newTP {
 		return inID, inTP
 	}
-	var b [idLen + traceParentLen]byte
 	n := 0
 	if newID {
-		putID(b[:idLen])
+		putID(buf[:idLen])
 		n = idLen
 	}
 	if newTP {
-		putTraceParent(b[n : n+traceParentLen])
+		putTraceParent(buf[n : n+traceParentLen])
 		n += traceParentLen
 	}
-	both := string(b[:n])
+	both := unsafe.String(&buf[0], n)
 	id, tp = inID, inTP
 	if newID {
 		id = both[:idLen]

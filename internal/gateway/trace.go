@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
@@ -47,7 +48,9 @@ func (q *request) startSpan(tr trace.Tracer, r *http.Request) *http.Request {
 			attribute.String("server.address", r.Host),
 			attribute.String("client.address", q.x.ClientIP.String()),
 			attribute.String("user_agent.original", r.UserAgent()),
-			attribute.String("gatehouse.request_id", q.x.RequestID),
+			// A copy: a new ID points into the request's state, which the
+			// exporter's queue would otherwise keep alive with the span.
+			attribute.String("gatehouse.request_id", strings.Clone(q.x.RequestID)),
 		))
 	q.trace.span = span
 	if sc := span.SpanContext(); sc.IsValid() {
