@@ -43,13 +43,37 @@ apis:
 
 func TestProxy_HTTPSBackendWithCustomCA(t *testing.T) {
 	ca := testpki.NewCA(t, "internal CA")
+	seen := make(chan http.Header, 1)
 	backend := httpsBackend(t, ca, func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case seen <- r.Header.Clone():
+		default:
+		}
 		io.WriteString(w, "secure "+r.Proto)
 	})
 	h := newHarness(t, httpsBackendConfig, map[string]any{"Backend": backend.URL, "CA": ca.WriteFile(t, t.TempDir(), "ca")})
-	res := h.do("GET", "/x", nil, nil)
+	res := h.do("GET", "/x", map[string]string{"X-Request-ID": "bad id!", "X-Forwarded-For": "203.0.113.9"}, nil)
 	if body := readBody(t, res); res.StatusCode != 200 || !strings.HasPrefix(body, "secure") {
 		t.Fatalf("%d %s", res.StatusCode, body)
+	}
+	// net/http's transport (HTTP/2 here) gets the gateway's fields in
+	// the header map: each once, the client's replaced.
+	hdr := <-seen
+	for _, k := range []string{"X-Request-Id", "Traceparent", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto"} {
+		if n := len(hdr.Values(k)); n != 1 {
+			t.Errorf("backend got %d %s fields (%q), want 1", n, k, hdr.Values(k))
+		}
+	}
+	if got := hdr.Get("X-Request-Id"); got != res.Header.Get("X-Request-Id") || got == "bad id!" {
+		t.Errorf("backend X-Request-Id %q, response's %q", got, res.Header.Get("X-Request-Id"))
+	}
+	if got := hdr.Get("X-Forwarded-For"); got != "127.0.0.1" {
+		t.Errorf("backend X-Forwarded-For %q", got)
+	}
+	// A client that sends no User-Agent: net/http adds none either.
+	rawRequest(t, h, "GET /x HTTP/1.1\r\nHost: x\r\n\r\n")
+	if ua, ok := (<-seen)["User-Agent"]; ok {
+		t.Errorf("User-Agent %q added on the way to an HTTPS backend", ua)
 	}
 
 	// Without the CA the backend's certificate is not trusted: 502.

@@ -14,6 +14,7 @@ import (
 
 	"github.com/gatehouse-dev/gatehouse/internal/backendtoken"
 	"github.com/gatehouse-dev/gatehouse/internal/config"
+	"github.com/gatehouse-dev/gatehouse/internal/h1"
 	"github.com/gatehouse-dev/gatehouse/internal/identity"
 	"github.com/gatehouse-dev/gatehouse/internal/policy"
 	"github.com/gatehouse-dev/gatehouse/internal/upstream"
@@ -138,7 +139,7 @@ type backendCredential struct {
 // token for p (nil: anonymous), or removes it when no token is sent. If
 // signing fails the header is removed (the backend then refuses the
 // request) and the error is logged.
-func (bc *backendCredential) set(h http.Header, p *identity.Principal) {
+func (bc *backendCredential) set(h http.Header, fs *h1.Fields, p *identity.Principal) {
 	v, err := bc.minter.HeaderValue(p)
 	if err != nil {
 		bc.logger.Error("minting a backend token failed; the request goes without one", "audience", bc.minter.Options().Audience, "error", err)
@@ -147,7 +148,7 @@ func (bc *backendCredential) set(h http.Header, p *identity.Principal) {
 		delete(h, bc.header)
 		return
 	}
-	h[bc.header] = v
+	setFieldValues(h, fs, bc.header, v)
 }
 
 // serveWellKnown serves a gateway document (JWKS, discovery) at path, if

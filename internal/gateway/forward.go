@@ -35,7 +35,8 @@ func (p *proxyHandler) forward(w http.ResponseWriter, r *http.Request) {
 	// h1.InformationalKey with f: nothing more to allocate for them.
 	var f *forwardState
 	var out *http.Request
-	if q, ok := r.Context().Value(requestKey{}).(*request); ok {
+	q, ok := r.Context().Value(requestKey{}).(*request)
+	if ok {
 		f, out = &q.fwd, &q.out
 		*out = *r
 	} else {
@@ -57,8 +58,21 @@ func (p *proxyHandler) forward(w http.ResponseWriter, r *http.Request) {
 	out.Host = "" // the transport uses the instance's
 	out.RequestURI = ""
 	principal := policy.PrincipalFrom(r.Context())
-	out.Header = p.outHeader(r.Header, principal != nil)
-	p.setHeaders(out.Header, r, x, principal, &f.vals)
+	var fs *h1.Fields
+	extra := 6 // what setHeaders sets in the map, with up to seven identity fields and a backend credential
+	if principal != nil {
+		extra += 8
+	}
+	if p.fields && ok {
+		// The gateway's fields go to the transport as h1.Fields (the
+		// request's state answers h1.FieldsKey with them while the round
+		// trip lasts), not into the outgoing header map.
+		f.fields = f.fieldBuf[:0]
+		fs = &f.fields
+		extra = 1 // Te, at most
+	}
+	out.Header = p.outHeader(r.Header, extra)
+	p.setHeaders(out.Header, r, x, principal, &f.vals, fs)
 	out.Trailer = nil
 	out.Close = false
 	if r.ContentLength == 0 {
@@ -72,6 +86,7 @@ func (p *proxyHandler) forward(w http.ResponseWriter, r *http.Request) {
 	}
 
 	res, err := p.tr.RoundTrip(out)
+	f.fields = nil // no other round trip of the request is sent with them
 	f.mu.Lock()
 	f.done = true
 	f.mu.Unlock()
@@ -157,10 +172,14 @@ var errSwitchWithoutUpgrade = errors.New("backend switched protocols without an 
 // forwards 1xx responses to the client (an h1.Informational).
 type forwardState struct {
 	url  url.URL
-	vals [5]string           // the values of the fields setHeaders sets
-	w    http.ResponseWriter // nil until the request is forwarded
-	mu   sync.Mutex
-	done bool // RoundTrip returned: w is the handler's again
+	vals [5]string // the values of the fields setHeaders sets in a header map
+	// fields are the gateway's fields for the h1 transport while the
+	// round trip lasts (nil otherwise), in fieldBuf unless there are more.
+	fields   h1.Fields
+	fieldBuf [10]h1.Field
+	w        http.ResponseWriter // nil until the request is forwarded
+	mu       sync.Mutex
+	done     bool // RoundTrip returned: w is the handler's again
 }
 
 // Got1xxResponse forwards an informational response (103 Early Hints). The fields
@@ -226,15 +245,10 @@ func (p *proxyHandler) copyBody(w io.Writer, body io.Reader, rc *http.ResponseCo
 // must not set (identity, forwarding, spoofable: see stripUntrusted).
 // Values are shared with in, capped so that appending to them copies.
 //
-// The map is sized for what setHeaders adds: six fields, and up to seven
-// identity fields and a backend credential for an authenticated caller
-// (a map that grows past its first size is copied).
-func (p *proxyHandler) outHeader(in http.Header, authenticated bool) http.Header {
+// The map is sized for in's fields and extra more: what setHeaders will
+// add to it (a map that grows past its first size is copied).
+func (p *proxyHandler) outHeader(in http.Header, extra int) http.Header {
 	conn := in["Connection"]
-	extra := 6
-	if authenticated {
-		extra += 8
-	}
 	h := make(http.Header, len(in)+extra)
 	fold := p.settings.identityFold
 	for k, vs := range in {

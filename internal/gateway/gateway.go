@@ -110,6 +110,11 @@ func (q *request) Value(key any) any {
 		return &q.x
 	case h1.InformationalKey:
 		return h1.Informational(&q.fwd)
+	case h1.FieldsKey:
+		if q.fwd.fields == nil {
+			return nil
+		}
+		return &q.fwd.fields
 	case requestKey{}:
 		return q
 	}

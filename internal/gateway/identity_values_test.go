@@ -35,7 +35,7 @@ func TestIdentityValues_BuiltOnceAndNotShared(t *testing.T) {
 	}
 	for range 2 {
 		h := http.Header{}
-		p.setIdentity(h, pr)
+		p.setIdentity(h, nil, pr)
 		for k, v := range want {
 			if got := h[k]; len(got) != 1 || got[0] != v {
 				t.Fatalf("%s = %q, want [%q]", k, got, v)
@@ -64,10 +64,10 @@ func TestIdentityValues_NoAllocationPerRequest(t *testing.T) {
 		subject: "S", issuer: "I", groups: "G", roles: "R", scopes: "Sc", consumer: "C", credential: "Cr",
 	}}
 	h := make(http.Header, 16)
-	p.setIdentity(h, pr) // builds the values
+	p.setIdentity(h, nil, pr) // builds the values
 	if n := testing.AllocsPerRun(100, func() {
 		clear(h)
-		p.setIdentity(h, pr)
+		p.setIdentity(h, nil, pr)
 	}); n != 0 {
 		t.Fatalf("%v allocations per request, want 0", n)
 	}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/gatehouse-dev/gatehouse/internal/config"
+	"github.com/gatehouse-dev/gatehouse/internal/h1"
 	"github.com/gatehouse-dev/gatehouse/internal/identity"
 	"github.com/gatehouse-dev/gatehouse/internal/policy"
 	"github.com/gatehouse-dev/gatehouse/internal/upstream"
@@ -29,6 +30,10 @@ type proxyHandler struct {
 	settings *settings
 	logger   *slog.Logger
 	names    identityHeaderNames
+	// fields: the gateway's fields go to the transport as h1.Fields
+	// instead of into the outgoing header map. Not when tracing, whose
+	// transport sets the traceparent of its own span in the map.
+	fields bool
 }
 
 type identityHeaderNames struct {
@@ -43,6 +48,7 @@ func (c *compiler) proxy(api *API, be *backend, t config.Timeouts) policy.Handle
 		backend:  be,
 		settings: st,
 		logger:   c.rt.Logger,
+		fields:   c.snap.tracer == nil,
 		names: identityHeaderNames{
 			subject:    http.CanonicalHeaderKey(pfx + "Subject"),
 			issuer:     http.CanonicalHeaderKey(pfx + "Issuer"),
@@ -92,7 +98,7 @@ func (p *proxyHandler) rewrite(pr *httputil.ProxyRequest) {
 	x := policy.ExchangeFrom(in.Context())
 	p.setURL(out.URL, in, x)
 	stripUntrusted(out.Header, p.settings.identityFold)
-	p.setHeaders(out.Header, in, x, policy.PrincipalFrom(in.Context()), new([5]string))
+	p.setHeaders(out.Header, in, x, policy.PrincipalFrom(in.Context()), new([5]string), nil)
 }
 
 // setURL sets the path and query of the outgoing request: the path the
@@ -111,51 +117,54 @@ func (p *proxyHandler) setURL(u *url.URL, in *http.Request, x *policy.Exchange) 
 	u.RawQuery = in.URL.RawQuery
 }
 
-// setHeaders sets the gateway's fields on the outgoing header h, from
-// which the client's hop-by-hop, forwarding and identity fields have
-// already been removed: X-Forwarded-*, the caller's credential removed
-// (unless passed on), the verified identity, the backend credential, the
-// request ID and the traceparent. x is the request's exchange (nil outside
-// the gateway); principal the authenticated caller (nil: anonymous).
+// setHeaders sets the gateway's fields for the outgoing request whose
+// header h holds what outHeader kept of the client's (hop-by-hop,
+// forwarding and identity fields already removed): X-Forwarded-*, the
+// caller's credential removed (unless passed on), the verified identity,
+// the backend credential, the request ID and the traceparent. x is the
+// request's exchange (nil outside the gateway); principal the
+// authenticated caller (nil: anonymous).
 //
-// The values set here are capped slices of vals, one backing array for
-// them all (the request's forwarding state holds it).
-func (p *proxyHandler) setHeaders(h http.Header, in *http.Request, x *policy.Exchange, principal *identity.Principal, vals *[5]string) {
-	one := func(i int, v string) []string {
+// With fs nil the fields are set in h, their values capped slices of
+// vals (one backing array for them all, in the request's forwarding
+// state). With fs, they are appended to it instead, for the h1
+// transport to write after h (h1.Fields replace h's fields of the same
+// names): h is then left with the client's fields only, a small map.
+func (p *proxyHandler) setHeaders(h http.Header, in *http.Request, x *policy.Exchange, principal *identity.Principal, vals *[5]string, fs *h1.Fields) {
+	set := func(i int, name, v string) {
+		if fs != nil {
+			*fs = append(*fs, h1.Field{Name: name, Value: v})
+			return
+		}
 		vals[i] = v
-		return vals[i : i+1 : i+1]
+		h[name] = vals[i : i+1 : i+1]
 	}
 	trustedPeer := x != nil && p.settings.isTrusted(x.Peer)
-	if trustedPeer {
-		if v := in.Header["X-Forwarded-For"]; len(v) > 0 {
-			h["X-Forwarded-For"] = v
-		}
-	}
 	// What httputil.ProxyRequest.SetXForwarded does: the peer appended
-	// to X-Forwarded-For (whatever h holds), X-Forwarded-Host the
+	// to X-Forwarded-For (after a trusted peer's), X-Forwarded-Host the
 	// requested host, X-Forwarded-Proto http or https.
 	if ip, _, err := net.SplitHostPort(in.RemoteAddr); err == nil {
-		if prior := h["X-Forwarded-For"]; len(prior) > 0 {
+		if prior := in.Header["X-Forwarded-For"]; trustedPeer && len(prior) > 0 {
 			ip = strings.Join(prior, ", ") + ", " + ip
 		}
-		h["X-Forwarded-For"] = one(0, ip)
+		set(0, "X-Forwarded-For", ip)
 	} else {
 		delete(h, "X-Forwarded-For")
 	}
-	h["X-Forwarded-Host"] = one(1, in.Host)
-	if in.TLS == nil {
-		h["X-Forwarded-Proto"] = one(2, "http")
-	} else {
-		h["X-Forwarded-Proto"] = one(2, "https")
+	fwdHost, fwdProto := in.Host, "http"
+	if in.TLS != nil {
+		fwdProto = "https"
 	}
 	if trustedPeer {
 		if v := in.Header.Get("X-Forwarded-Proto"); v == "http" || v == "https" {
-			h["X-Forwarded-Proto"] = one(2, v)
+			fwdProto = v
 		}
 		if v := in.Header.Get("X-Forwarded-Host"); v != "" {
-			h["X-Forwarded-Host"] = one(1, v)
+			fwdHost = v
 		}
 	}
+	set(1, "X-Forwarded-Host", fwdHost)
+	set(2, "X-Forwarded-Proto", fwdProto)
 
 	if !p.api.PassCredential {
 		// The names are canonical (the API key's at compile time): index
@@ -166,28 +175,45 @@ func (p *proxyHandler) setHeaders(h http.Header, in *http.Request, x *policy.Exc
 		delete(h, p.settings.apiKeyHeader)
 	}
 	if principal != nil {
-		p.setIdentity(h, principal)
+		p.setIdentity(h, fs, principal)
 	}
 	if cr := p.backend.credential; cr != nil {
-		cr.set(h, principal)
+		cr.set(h, fs, principal)
 	}
 	if x != nil {
-		h[p.settings.requestIDHeader] = one(3, x.RequestID) // canonical
+		set(3, p.settings.requestIDHeader, x.RequestID) // canonical
 		if x.TraceParent != "" {
-			h["Traceparent"] = one(4, x.TraceParent)
+			set(4, "Traceparent", x.TraceParent)
 		}
 	}
 	if _, ok := h["User-Agent"]; !ok {
-		h["User-Agent"] = nil // the transport adds none
+		// The transport adds none: an empty value, which the h1
+		// transport skips and net/http's take for "send none".
+		if fs != nil {
+			*fs = append(*fs, h1.Field{Name: "User-Agent"})
+		} else {
+			h["User-Agent"] = nil
+		}
 	}
 }
 
-func (p *proxyHandler) setIdentity(h http.Header, pr *identity.Principal) {
+// setFieldValues sets name to vs, in h or, with fs, as fields of fs.
+func setFieldValues(h http.Header, fs *h1.Fields, name string, vs []string) {
+	if fs == nil {
+		h[name] = vs
+		return
+	}
+	for _, v := range vs {
+		*fs = append(*fs, h1.Field{Name: name, Value: v})
+	}
+}
+
+func (p *proxyHandler) setIdentity(h http.Header, fs *h1.Fields, pr *identity.Principal) {
 	n := &p.names
 	v := pr.HeaderValues(identityValues)
 	set := func(name string, vs []string) {
 		if vs != nil {
-			h[name] = vs // the names are canonical (compile time)
+			setFieldValues(h, fs, name, vs) // the names are canonical (compile time)
 		}
 	}
 	set(n.credential, v.Credential)

@@ -405,3 +405,56 @@ func TestAccessLogNeverHoldsCredentials(t *testing.T) {
 		t.Errorf("access log lacks the expected fields:\n%s", logs)
 	}
 }
+
+// The gateway's fields reach the backend once each, replacing what the
+// client sent under the same names, although they are written by the
+// transport after the client's (h1.Fields) rather than set in a map.
+func TestProxy_GatewayFieldsReplaceTheClientsExactlyOnce(t *testing.T) {
+	h := newHarness(t, baseConfig, nil)
+	for _, tc := range []struct {
+		name, id string
+		keepID   bool
+	}{
+		{"a malformed request ID is replaced", "bad id!", false},
+		{"a well-formed one is kept", "client-req-7", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			res := h.do("GET", "/orders/42", map[string]string{
+				"Authorization":       "Bearer " + h.token(map[string]any{"groups": []string{"staff"}}),
+				"X-Request-ID":        tc.id,
+				"Traceparent":         "00-bad",
+				"X-Forwarded-For":     "203.0.113.9",
+				"X-Forwarded-Proto":   "https",
+				"X-Gatehouse-Subject": "mallory",
+			}, nil)
+			if res.StatusCode != 200 {
+				t.Fatalf("status %d: %s", res.StatusCode, readBody(t, res))
+			}
+			r := h.backend.last()
+			for _, k := range []string{"X-Request-Id", "Traceparent", "X-Forwarded-For", "X-Forwarded-Host",
+				"X-Forwarded-Proto", "X-Gatehouse-Subject", "X-Gatehouse-Issuer", "X-Gatehouse-Groups", "X-Gatehouse-Credential"} {
+				if n := len(r.Header.Values(k)); n != 1 {
+					t.Errorf("backend got %d %s fields (%q), want 1", n, k, r.Header.Values(k))
+				}
+			}
+			if got := r.Header.Get("X-Request-Id"); (got == tc.id) != tc.keepID || got != res.Header.Get("X-Request-Id") {
+				t.Errorf("backend X-Request-Id %q, response's %q (client's %q, kept? want %v)", got, res.Header.Get("X-Request-Id"), tc.id, tc.keepID)
+			}
+			if got := r.Header.Get("Traceparent"); got == "00-bad" || len(got) != 55 {
+				t.Errorf("backend traceparent %q", got)
+			}
+			if got := r.Header.Get("X-Forwarded-For"); got != "127.0.0.1" {
+				t.Errorf("backend X-Forwarded-For %q, want the peer only (untrusted)", got)
+			}
+			if got := r.Header.Get("X-Forwarded-Proto"); got != "http" {
+				t.Errorf("backend X-Forwarded-Proto %q", got)
+			}
+			if got := r.Header.Get("X-Gatehouse-Subject"); got != "alice" {
+				t.Errorf("backend subject %q", got)
+			}
+			if ua := r.Header.Values("User-Agent"); len(ua) != 1 || ua[0] != "Go-http-client/1.1" {
+				t.Errorf("backend User-Agent %q, want the client's, once", ua)
+			}
+		})
+	}
+}

@@ -302,7 +302,11 @@ func (pc *persistConn) writeRequest(req *http.Request) (closeAfter bool, err err
 	bw.WriteString(host)
 	bw.WriteString("\r\n")
 	closeAfter = req.Close
+	extra := FieldsFrom(req.Context())
 	for k, vs := range req.Header {
+		if len(extra) > 0 && extra.has(k) {
+			continue
+		}
 		switch k {
 		case "Host", "Content-Length", "Transfer-Encoding", "Trailer":
 			continue
@@ -330,6 +334,25 @@ func (pc *persistConn) writeRequest(req *http.Request) (closeAfter bool, err err
 			bw.WriteString(v)
 			bw.WriteString("\r\n")
 		}
+	}
+	for _, f := range extra {
+		switch f.Name {
+		case "Host", "Content-Length", "Transfer-Encoding", "Trailer", "Connection":
+			return false, pc.abandon(fmt.Errorf("h1: %s cannot be an extra field", f.Name))
+		}
+		if !validFieldName(f.Name) {
+			return false, pc.abandon(fmt.Errorf("h1: invalid header field name %q", f.Name))
+		}
+		if !validFieldValueString(f.Value) {
+			return false, pc.abandon(fmt.Errorf("h1: invalid header field value for %q", f.Name))
+		}
+		if f.Value == "" && f.Name == "User-Agent" {
+			continue
+		}
+		bw.WriteString(f.Name)
+		bw.WriteString(": ")
+		bw.WriteString(f.Value)
+		bw.WriteString("\r\n")
 	}
 	if req.Close && req.Header["Connection"] == nil {
 		bw.WriteString("Connection: close\r\n")

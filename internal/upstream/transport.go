@@ -66,6 +66,8 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if req.URL.Scheme == "http" {
 		return t.plain.RoundTrip(req)
 	}
+	// net/http writes only Header: the h1.Fields go into a copy of it.
+	req = h1.WithFieldsSet(req)
 	if in, ok := req.Context().Value(h1.InformationalKey).(h1.Informational); ok {
 		// net/http takes 1xx responses through httptrace only.
 		req = req.WithContext(httptrace.WithClientTrace(req.Context(), &httptrace.ClientTrace{Got1xxResponse: in.Got1xxResponse}))

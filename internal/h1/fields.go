@@ -1,0 +1,70 @@
+package h1
+
+import (
+	"context"
+	"net/http"
+)
+
+// Field is one header field line.
+type Field struct{ Name, Value string }
+
+// Fields are header fields that Transport writes after a request's
+// Header, each as a line of its own, in order: what setting them in the
+// Header would do, without a map for the caller to build and the
+// transport to iterate. A field of Header whose name is also among the
+// Fields is not written (the Fields replace it, as Header.Set would).
+// Names must be canonical; names and values are checked as Header's are.
+//
+// A request carries them when its context's Value(FieldsKey) returns a
+// non-nil *Fields (a context type of the caller's own can answer that key
+// itself, as with InformationalKey). They must not change until the
+// round trip returns. Other transports do not know them: see
+// WithFieldsSet.
+type Fields []Field
+
+type fieldsKey struct{}
+
+// FieldsKey is the context key under which a request's context carries
+// its *Fields.
+var FieldsKey any = fieldsKey{}
+
+// FieldsFrom returns the Fields that ctx carries, or nil.
+func FieldsFrom(ctx context.Context) Fields {
+	if f, ok := ctx.Value(FieldsKey).(*Fields); ok && f != nil {
+		return *f
+	}
+	return nil
+}
+
+// has reports whether name is among f's names.
+func (f Fields) has(name string) bool {
+	for i := range f {
+		if f[i].Name == name {
+			return true
+		}
+	}
+	return false
+}
+
+// WithFieldsSet returns req itself when its context carries no Fields,
+// else a shallow copy of req whose Header is a copy of req.Header with
+// the Fields set in it (each name's values replaced by the Fields'): for
+// a transport other than this package's, which writes only Header.
+func WithFieldsSet(req *http.Request) *http.Request {
+	f := FieldsFrom(req.Context())
+	if len(f) == 0 {
+		return req
+	}
+	h := make(http.Header, len(req.Header)+len(f))
+	for k, vs := range req.Header {
+		if !f.has(k) {
+			h[k] = vs
+		}
+	}
+	for _, fl := range f {
+		h[fl.Name] = append(h[fl.Name], fl.Value)
+	}
+	out := *req
+	out.Header = h
+	return &out
+}
