@@ -8,6 +8,7 @@
 //
 //	go run ./bench                      # 9 rounds of 5 s (+3 s at one connection), writes bench/results/latest.json
 //	go run ./bench -rounds 3 -nginx off -caddy ~/go/bin/caddy
+//	go run ./bench -instructions 2000 -baseline OLD   # instructions per request under callgrind: steady on a noisy machine
 //
 // The backend and the proxy under test share CPU 0 (Go programs, Caddy and
 // oauth2-proxy included, with GOMAXPROCS=1, nginx with one worker, HAProxy
@@ -73,10 +74,21 @@ func main() {
 	flag.StringVar(&o.only, "only", "", "comma-separated scenarios to run (direct,nginx,nginx-forwarding,haproxy,caddy,oauth2-proxy-jwt,gatehouse-passthrough,gatehouse-full-chain, and with -baseline baseline-passthrough,baseline-full-chain)")
 	flag.StringVar(&o.baseline, "baseline", "", "a second gatehouse binary (say, built from an older commit) measured in the same rounds: baseline-passthrough, baseline-full-chain")
 	flag.StringVar(&o.profile, "profile", "", "a directory: write CPU and allocation profiles of Gatehouse under each of its scenarios' first high-load run")
+	instructions := flag.Int("instructions", 0, "instead of the load runs: count the instructions per request in user space of Gatehouse (and -baseline, nginx, nginx-forwarding) under valgrind's callgrind over this many requests, which a noisy machine does not disturb")
+	instrRuns := flag.Int("instruction-runs", 2, "with -instructions: runs of each target, interleaved")
 	report := flag.String("report", "", "a JSON result of an earlier run: compute its ratios and targets again with this version, print them, and write them to -out if given (nothing is measured)")
 	flag.Parse()
 	var err error
-	if *report != "" {
+	if *instructions > 0 {
+		out := ""
+		flag.Visit(func(f *flag.Flag) {
+			if f.Name == "out" {
+				out = o.out
+			}
+		})
+		o.out = out
+		err = runInstructions(o, *instructions, max(*instrRuns, 1))
+	} else if *report != "" {
 		out := "" // only where asked: not over latest.json by default
 		flag.Visit(func(f *flag.Flag) {
 			if f.Name == "out" {

@@ -1,0 +1,301 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gatehouse-dev/gatehouse/bench/harness"
+	"github.com/gatehouse-dev/gatehouse/internal/devissuer"
+)
+
+// The instruction count is the benchmark for a noisy machine: each proxy
+// runs under valgrind's callgrind, which counts the instructions it
+// executes in user space whatever else the machine is doing, and the
+// count is taken over n requests sent one after another on one kept-alive
+// connection, after a warm-up (callgrind_control zeroes it, then dumps
+// it). The kernel's share of the work is not in it: the count compares
+// what each proxy does itself, not its requests per second.
+
+// instrTarget is one thing counted: a proxy process and the requests
+// sent to it.
+type instrTarget struct {
+	name    string
+	argv    []string
+	env     []string
+	url     string            // where the requests go
+	ready   string            // answers 200 once the proxy is up
+	headers map[string]string // sent with each request
+}
+
+// instrResult is a target's instructions per request, one per run.
+type instrResult struct {
+	Target string    `json:"target"`
+	Runs   []float64 `json:"instructions_per_request"`
+	Median float64   `json:"median"`
+}
+
+// runInstructions counts the instructions per request of Gatehouse (and
+// the baseline build, nginx and nginx-forwarding when there are) for n
+// requests, runs times each, interleaved.
+func runInstructions(o options, n, runs int) error {
+	valgrind, err := exec.LookPath("valgrind")
+	if err != nil {
+		return errors.New("-instructions needs valgrind (apt-get install valgrind)")
+	}
+	control, err := exec.LookPath("callgrind_control")
+	if err != nil {
+		return errors.New("-instructions needs callgrind_control (valgrind's)")
+	}
+	tmp, err := os.MkdirTemp("", "gatehouse-bench-instr")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	gh := filepath.Join(tmp, "gatehouse")
+	if out, err := exec.Command("go", "build", "-o", gh, "./cmd/gatehouse").CombinedOutput(); err != nil {
+		return fmt.Errorf("go build ./cmd/gatehouse: %v\n%s", err, out)
+	}
+
+	// The backend and the identity provider run in this process: only
+	// the proxy is counted.
+	beLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	beSrv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "hello from the backend\n")
+	}), ReadHeaderTimeout: 5 * time.Second}
+	go beSrv.Serve(beLn)
+	defer beSrv.Close()
+	backend := beLn.Addr().String()
+	iss, err := devissuer.New(devissuer.Options{Audience: "bench"})
+	if err != nil {
+		return err
+	}
+	issLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	issSrv := &http.Server{Handler: iss.Handler(), ReadHeaderTimeout: 5 * time.Second}
+	go issSrv.Serve(issLn)
+	defer issSrv.Close()
+	iss.SetURL("http://" + issLn.Addr().String())
+	token, err := iss.Mint(map[string]any{"sub": "bench-client", "aud": "bench", "scope": "bench:read", "groups": []string{"benchers"}, "exp": time.Now().Add(24 * time.Hour).Unix()})
+	if err != nil {
+		return err
+	}
+	bearer := map[string]string{"Authorization": "Bearer " + token}
+
+	goEnv := []string{"GOMAXPROCS=1", "GODEBUG=asyncpreemptoff=1"} // callgrind cannot take the preemption signal
+	var targets []instrTarget
+	gatehouse := func(name, bin string) error {
+		addr, _ := harness.FreeAddr()
+		admin, _ := harness.FreeAddr()
+		cfg := filepath.Join(tmp, name+".yaml")
+		if err := os.WriteFile(cfg, []byte(gatehouseConfig(addr, admin, iss.URL(), backend)), 0o644); err != nil {
+			return err
+		}
+		argv := []string{bin, "serve", "--config", cfg, "--watch=false"}
+		targets = append(targets,
+			instrTarget{name: name + "-passthrough", argv: argv, env: goEnv, url: "http://" + addr + "/pass/x", ready: "http://" + admin + "/readyz"},
+			instrTarget{name: name + "-full-chain", argv: argv, env: goEnv, url: "http://" + addr + "/full/x", ready: "http://" + admin + "/readyz", headers: bearer})
+		return nil
+	}
+	if err := gatehouse("gatehouse", gh); err != nil {
+		return err
+	}
+	if o.baseline != "" {
+		bin, err := filepath.Abs(o.baseline)
+		if err != nil {
+			return err
+		}
+		if err := gatehouse("baseline", bin); err != nil {
+			return err
+		}
+	}
+	if path := harness.ToolPath(o.nginx, "nginx"); path != "" {
+		for _, v := range []struct {
+			name   string
+			config func(dir, addr, backend string) string
+		}{{"nginx", harness.NginxConfig}, {"nginx-forwarding", harness.NginxForwardingConfig}} {
+			dir := filepath.Join(tmp, v.name)
+			if err := os.MkdirAll(dir, 0o755); err != nil {
+				return err
+			}
+			addr, _ := harness.FreeAddr()
+			conf := filepath.Join(dir, "nginx.conf")
+			if err := os.WriteFile(conf, []byte(v.config(dir, addr, backend)), 0o644); err != nil {
+				return err
+			}
+			targets = append(targets, instrTarget{name: v.name, url: "http://" + addr + "/pass/x", ready: "http://" + addr + "/pass/x",
+				argv: []string{path, "-c", conf, "-p", dir, "-g", "master_process off;"}})
+		}
+	}
+
+	fmt.Fprintf(os.Stderr, "bench: instructions per request under callgrind, %d requests on one connection, %d runs of %d targets\n", n, runs, len(targets))
+	counts := map[string][]float64{}
+	for run := 0; run < runs; run++ {
+		for _, t := range targets {
+			v, err := countInstructions(valgrind, control, tmp, t, n)
+			if err != nil {
+				return fmt.Errorf("%s: %w", t.name, err)
+			}
+			counts[t.name] = append(counts[t.name], v)
+			fmt.Fprintf(os.Stderr, "bench: run %d %-28s %8.0f instructions per request\n", run+1, t.name, v)
+		}
+	}
+
+	var results []instrResult
+	med := map[string]float64{}
+	fmt.Printf("\nInstructions per request in user space (callgrind, %d requests on one connection, %d runs), %s, %s\n\n", n, runs, harness.CPUModel(), runtime.Version())
+	fmt.Println("| target | instructions per request (median) | runs |")
+	fmt.Println("|---|---:|---|")
+	for _, t := range targets {
+		if slices.ContainsFunc(results, func(r instrResult) bool { return r.Target == t.name }) {
+			continue
+		}
+		m := harness.Median(counts[t.name])
+		med[t.name] = m
+		results = append(results, instrResult{Target: t.name, Runs: counts[t.name], Median: m})
+		var rs []string
+		for _, v := range counts[t.name] {
+			rs = append(rs, strconv.FormatFloat(v, 'f', 0, 64))
+		}
+		fmt.Printf("| %s | %.0f | %s |\n", t.name, m, strings.Join(rs, ", "))
+	}
+	ratios := map[string]float64{}
+	ratio := func(name, a, b string) {
+		if med[a] > 0 && med[b] > 0 {
+			ratios[name] = med[a] / med[b]
+		}
+	}
+	ratio("passthrough_vs_nginx", "gatehouse-passthrough", "nginx")
+	ratio("passthrough_vs_nginx_forwarding", "gatehouse-passthrough", "nginx-forwarding")
+	ratio("full_chain_vs_passthrough", "gatehouse-full-chain", "gatehouse-passthrough")
+	ratio("passthrough_vs_baseline", "gatehouse-passthrough", "baseline-passthrough")
+	ratio("full_chain_vs_baseline", "gatehouse-full-chain", "baseline-full-chain")
+	fmt.Println("\nratios of the medians:")
+	for _, k := range slices.Sorted(maps.Keys(ratios)) {
+		fmt.Printf("  %-34s %.3f\n", k, ratios[k])
+	}
+	if o.out == "" {
+		return nil
+	}
+	b, err := json.MarshalIndent(map[string]any{
+		"date":     time.Now().UTC().Format(time.RFC3339),
+		"machine":  map[string]string{"cpu": harness.CPUModel(), "cpus": strconv.Itoa(runtime.NumCPU()), "go": runtime.Version()},
+		"requests": n, "runs": runs, "results": results, "ratios": ratios,
+	}, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(o.out, append(b, '\n'), 0o644)
+}
+
+var callgrindTotal = regexp.MustCompile(`(?m)^(?:summary|totals): (\d+)`)
+
+// countInstructions starts t under callgrind, warms it up, counts the
+// instructions of n requests and stops it.
+func countInstructions(valgrind, control, dir string, t instrTarget, n int) (float64, error) {
+	out := filepath.Join(dir, "callgrind."+t.name)
+	old, _ := filepath.Glob(out + "*")
+	for _, f := range old {
+		os.Remove(f)
+	}
+	cmd := exec.Command(valgrind, append([]string{"--tool=callgrind", "--callgrind-out-file=" + out}, t.argv...)...)
+	cmd.Env = append(os.Environ(), t.env...)
+	var stderr strings.Builder
+	cmd.Stdout, cmd.Stderr = io.Discard, &stderr
+	if err := cmd.Start(); err != nil {
+		return 0, err
+	}
+	defer func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if err := harness.WaitHTTP(ctx, t.ready); err != nil {
+		return 0, fmt.Errorf("not ready under callgrind: %w\n%s", err, tail(stderr.String(), 2000))
+	}
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1}, Timeout: time.Minute}
+	defer client.CloseIdleConnections()
+	send := func(k int) error {
+		for range k {
+			req, err := http.NewRequest("GET", t.url, nil)
+			if err != nil {
+				return err
+			}
+			for h, v := range t.headers {
+				req.Header.Set(h, v)
+			}
+			res, err := client.Do(req)
+			if err != nil {
+				return err
+			}
+			io.Copy(io.Discard, res.Body)
+			res.Body.Close()
+			if res.StatusCode != http.StatusOK {
+				return fmt.Errorf("status %d", res.StatusCode)
+			}
+		}
+		return nil
+	}
+	pid := strconv.Itoa(cmd.Process.Pid)
+	if err := send(min(n/4+1, 500)); err != nil {
+		return 0, err
+	}
+	if b, err := exec.Command(control, "--zero", pid).CombinedOutput(); err != nil {
+		return 0, fmt.Errorf("callgrind_control --zero: %v: %s", err, b)
+	}
+	if err := send(n); err != nil {
+		return 0, err
+	}
+	if b, err := exec.Command(control, "--dump", pid).CombinedOutput(); err != nil {
+		return 0, fmt.Errorf("callgrind_control --dump: %v: %s", err, b)
+	}
+	// The dump made after the zeroing is the one with the requests in it
+	// (a dump is written per thread part; the counts of the zeroed part
+	// are the smallest non-zero total among the files but the startup's).
+	files, _ := filepath.Glob(out + "*")
+	var total float64
+	for _, f := range files {
+		if f == out {
+			continue // written at exit: the rest of the run
+		}
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return 0, err
+		}
+		if m := callgrindTotal.FindSubmatch(b); m != nil {
+			v, _ := strconv.ParseFloat(string(m[1]), 64)
+			total += v
+		}
+	}
+	if total == 0 {
+		return 0, fmt.Errorf("no callgrind dump found (%v)", files)
+	}
+	return total / float64(n), nil
+}
+
+func tail(s string, n int) string {
+	if len(s) > n {
+		return s[len(s)-n:]
+	}
+	return s
+}
