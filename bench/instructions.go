@@ -269,14 +269,14 @@ func countInstructions(valgrind, control, dir string, t instrTarget, n int) (flo
 	if b, err := exec.Command(control, "--dump", pid).CombinedOutput(); err != nil {
 		return 0, fmt.Errorf("callgrind_control --dump: %v: %s", err, b)
 	}
-	// The dump made after the zeroing is the one with the requests in it
-	// (a dump is written per thread part; the counts of the zeroed part
-	// are the smallest non-zero total among the files but the startup's).
+	// callgrind_control --dump writes the counts since the zeroing to
+	// out.1; out itself is written at exit, which the killed process
+	// never reaches.
 	files, _ := filepath.Glob(out + "*")
 	var total float64
 	for _, f := range files {
 		if f == out {
-			continue // written at exit: the rest of the run
+			continue
 		}
 		b, err := os.ReadFile(f)
 		if err != nil {
