@@ -20,7 +20,6 @@ import (
 	"time"
 
 	"github.com/gatehouse-dev/gatehouse/bench/harness"
-	"github.com/gatehouse-dev/gatehouse/internal/devissuer"
 )
 
 // The instruction count is the benchmark for a noisy machine: each proxy
@@ -83,23 +82,11 @@ func runInstructions(o options, n, runs int) error {
 	go beSrv.Serve(beLn)
 	defer beSrv.Close()
 	backend := beLn.Addr().String()
-	iss, err := devissuer.New(devissuer.Options{Audience: "bench"})
+	iss, bearer, stopIssuer, err := startIssuer()
 	if err != nil {
 		return err
 	}
-	issLn, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return err
-	}
-	issSrv := &http.Server{Handler: iss.Handler(), ReadHeaderTimeout: 5 * time.Second}
-	go issSrv.Serve(issLn)
-	defer issSrv.Close()
-	iss.SetURL("http://" + issLn.Addr().String())
-	token, err := iss.Mint(map[string]any{"sub": "bench-client", "aud": "bench", "scope": "bench:read", "groups": []string{"benchers"}, "exp": time.Now().Add(24 * time.Hour).Unix()})
-	if err != nil {
-		return err
-	}
-	bearer := map[string]string{"Authorization": "Bearer " + token}
+	defer stopIssuer()
 
 	goEnv := []string{"GOMAXPROCS=1", "GODEBUG=asyncpreemptoff=1"} // callgrind cannot take the preemption signal
 	var targets []instrTarget

@@ -74,7 +74,7 @@ func main() {
 	flag.StringVar(&o.only, "only", "", "comma-separated scenarios to run (direct,nginx,nginx-forwarding,haproxy,caddy,oauth2-proxy-jwt,gatehouse-passthrough,gatehouse-full-chain, and with -baseline baseline-passthrough,baseline-full-chain)")
 	flag.StringVar(&o.baseline, "baseline", "", "a second gatehouse binary (say, built from an older commit) measured in the same rounds: baseline-passthrough, baseline-full-chain")
 	flag.StringVar(&o.profile, "profile", "", "a directory: write CPU and allocation profiles of Gatehouse under each of its scenarios' first high-load run")
-	instructions := flag.Int("instructions", 0, "instead of the load runs: count the instructions per request in user space of Gatehouse (and -baseline, nginx, nginx-forwarding) under valgrind's callgrind over this many requests, which a noisy machine does not disturb")
+	instructions := flag.Int("instructions", 0, "instead of the load runs: count the instructions per request in user space of Gatehouse (and -baseline, nginx, nginx-forwarding) under valgrind's callgrind over this many requests (2000 or more, so that the garbage collector's work is spread over them as under load), which a noisy machine does not disturb")
 	instrRuns := flag.Int("instruction-runs", 2, "with -instructions: runs of each target, interleaved")
 	report := flag.String("report", "", "a JSON result of an earlier run: compute its ratios and targets again with this version, print them, and write them to -out if given (nothing is measured)")
 	flag.Parse()
@@ -198,23 +198,11 @@ func run(o options) error {
 
 	// The identity provider, in this process: it is only asked for keys
 	// at start.
-	iss, err := devissuer.New(devissuer.Options{Audience: "bench"})
+	iss, bearer, stopIssuer, err := startIssuer()
 	if err != nil {
 		return err
 	}
-	issLn, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return err
-	}
-	issSrv := &http.Server{Handler: iss.Handler(), ReadHeaderTimeout: 5 * time.Second}
-	go issSrv.Serve(issLn)
-	defer issSrv.Close()
-	iss.SetURL("http://" + issLn.Addr().String())
-	token, err := iss.Mint(map[string]any{"sub": "bench-client", "aud": "bench", "scope": "bench:read", "groups": []string{"benchers"}, "exp": time.Now().Add(24 * time.Hour).Unix()})
-	if err != nil {
-		return err
-	}
-	bearer := map[string]string{"Authorization": "Bearer " + token}
+	defer stopIssuer()
 
 	// startGatehouse runs bin as name, on the benchmark's configuration,
 	// and returns its listener's and its admin listener's addresses.
@@ -730,6 +718,30 @@ func check(s scenario, want int) error {
 		return fmt.Errorf("status %d, want %d: %s", res.StatusCode, want, body)
 	}
 	return nil
+}
+
+// startIssuer serves an OIDC issuer for the audience "bench" on loopback
+// and returns it, the headers of a request with a token it signed (scope
+// bench:read, group benchers: what the full chain requires), and what
+// stops it.
+func startIssuer() (*devissuer.Issuer, map[string]string, func(), error) {
+	iss, err := devissuer.New(devissuer.Options{Audience: "bench"})
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	srv := &http.Server{Handler: iss.Handler(), ReadHeaderTimeout: 5 * time.Second}
+	go srv.Serve(ln)
+	iss.SetURL("http://" + ln.Addr().String())
+	token, err := iss.Mint(map[string]any{"sub": "bench-client", "aud": "bench", "scope": "bench:read", "groups": []string{"benchers"}, "exp": time.Now().Add(24 * time.Hour).Unix()})
+	if err != nil {
+		srv.Close()
+		return nil, nil, nil, err
+	}
+	return iss, map[string]string{"Authorization": "Bearer " + token}, func() { srv.Close() }, nil
 }
 
 func gatehouseConfig(addr, admin, issuer, backend string) string {

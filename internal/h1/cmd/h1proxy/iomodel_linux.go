@@ -168,47 +168,25 @@ func epollAdd(ep, fd int) error {
 // assumes that one read returns one whole message (true of the
 // benchmark's small requests and responses): a measurement, not a proxy.
 func rawPump(addr, backend string) error {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return err
-	}
-	go func() {
-		sig := make(chan os.Signal, 1)
-		signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
-		<-sig
-		ln.Close()
-	}()
-	for {
-		c, err := ln.Accept()
-		if err != nil {
-			return nil
+	return servePairs(addr, backend, func(c, up net.Conn) {
+		crc, err1 := c.(*net.TCPConn).SyscallConn()
+		urc, err2 := up.(*net.TCPConn).SyscallConn()
+		if err1 != nil || err2 != nil {
+			return
 		}
-		go func() {
-			defer c.Close()
-			up, err := net.Dial("tcp", backend)
-			if err != nil {
+		buf := make([]byte, 64<<10)
+		for {
+			runtime.Gosched()
+			n := rawConnRead(crc, buf)
+			if n <= 0 || !rawConnWrite(urc, buf[:n]) {
 				return
 			}
-			defer up.Close()
-			crc, err1 := c.(*net.TCPConn).SyscallConn()
-			urc, err2 := up.(*net.TCPConn).SyscallConn()
-			if err1 != nil || err2 != nil {
+			n = rawConnRead(urc, buf)
+			if n <= 0 || !rawConnWrite(crc, buf[:n]) {
 				return
 			}
-			buf := make([]byte, 64<<10)
-			for {
-				runtime.Gosched()
-				n := rawConnRead(crc, buf)
-				if n <= 0 || !rawConnWrite(urc, buf[:n]) {
-					return
-				}
-				n = rawConnRead(urc, buf)
-				if n <= 0 || !rawConnWrite(crc, buf[:n]) {
-					return
-				}
-			}
-		}()
-	}
+		}
+	})
 }
 
 // rawConnRead reads once, waiting in the netpoller while there is

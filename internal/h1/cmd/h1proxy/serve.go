@@ -231,9 +231,23 @@ func (p *directProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// pump is the floor: a TCP byte pump that dials the backend for each
-// client connection and copies bytes both ways without looking at them.
+// pump is a TCP byte pump that dials the backend for each client
+// connection and copies bytes both ways without looking at them.
 func pump(addr, backend string) error {
+	return servePairs(addr, backend, func(c, up net.Conn) {
+		go func() {
+			io.Copy(up, c)
+			up.(*net.TCPConn).CloseWrite()
+		}()
+		io.Copy(c, up)
+	})
+}
+
+// servePairs accepts connections on addr until SIGTERM or SIGINT and
+// serves each on a goroutine of its own with pair, given the client
+// connection and a new connection to backend; both are closed when pair
+// returns.
+func servePairs(addr, backend string, pair func(c, up net.Conn)) error {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return err
@@ -256,11 +270,7 @@ func pump(addr, backend string) error {
 				return
 			}
 			defer up.Close()
-			go func() {
-				io.Copy(up, c)
-				up.(*net.TCPConn).CloseWrite()
-			}()
-			io.Copy(c, up)
+			pair(c, up)
 		}()
 	}
 }
