@@ -423,11 +423,33 @@ func (w *response) writeField(k string, vs []string) {
 	}
 	bw := w.bw
 	for _, v := range vs {
+		if validFieldValueString(v) {
+			writeFieldLine(bw, k, v)
+			continue
+		}
 		bw.WriteString(k)
 		bw.WriteString(": ")
 		writeFieldValue(bw, v)
 		bw.WriteString("\r\n")
 	}
+}
+
+// writeFieldLine writes the field line "k: v" and its CRLF, in one copy
+// into bw's buffer when the line fits in what is free there.
+func writeFieldLine(bw *bufio.Writer, k, v string) {
+	if n := len(k) + len(v) + 4; n > bw.Available() {
+		bw.WriteString(k)
+		bw.WriteString(": ")
+		bw.WriteString(v)
+		bw.WriteString("\r\n")
+		return
+	}
+	b := bw.AvailableBuffer()
+	b = append(b, k...)
+	b = append(b, ':', ' ')
+	b = append(b, v...)
+	b = append(b, '\r', '\n')
+	bw.Write(b)
 }
 
 func validFieldName(k string) bool {
@@ -442,6 +464,8 @@ func validFieldName(k string) bool {
 	return true
 }
 
+// writeFieldValue writes v with CR, LF and NUL replaced by spaces (a
+// handler's value is never refused, but never splits a line either).
 func writeFieldValue(bw *bufio.Writer, v string) {
 	clean := true
 	for i := 0; i < len(v); i++ {

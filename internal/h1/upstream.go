@@ -329,10 +329,7 @@ func (pc *persistConn) writeRequest(req *http.Request) (closeAfter bool, err err
 			if v == "" && k == "User-Agent" {
 				continue
 			}
-			bw.WriteString(k)
-			bw.WriteString(": ")
-			bw.WriteString(v)
-			bw.WriteString("\r\n")
+			writeFieldLine(bw, k, v)
 		}
 	}
 	for _, f := range extra {
@@ -349,10 +346,7 @@ func (pc *persistConn) writeRequest(req *http.Request) (closeAfter bool, err err
 		if f.Value == "" && f.Name == "User-Agent" {
 			continue
 		}
-		bw.WriteString(f.Name)
-		bw.WriteString(": ")
-		bw.WriteString(f.Value)
-		bw.WriteString("\r\n")
+		writeFieldLine(bw, f.Name, f.Value)
 	}
 	if req.Close && req.Header["Connection"] == nil {
 		bw.WriteString("Connection: close\r\n")
