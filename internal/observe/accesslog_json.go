@@ -2,12 +2,14 @@ package observe
 
 import (
 	"bufio"
+	"encoding/binary"
 	"io"
 	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 	"unicode/utf8"
+	"unsafe"
 )
 
 // jsonSink writes access-log lines, formatted by hand without allocating,
@@ -179,12 +181,31 @@ func appendStr(b []byte, key, v string) []byte {
 	return append(b, '"')
 }
 
+// jsonPlain reports whether all eight bytes of x stand for themselves in
+// a JSON string: ASCII, not a control character, not '"' or '\\' (the
+// "has a byte less than n" and "has a zero byte" word tests, exact as
+// booleans).
+func jsonPlain(x uint64) bool {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	ctl := (x - ones*0x20) &^ x
+	q := x ^ (ones * '"')
+	q = (q - ones) &^ q
+	bs := x ^ (ones * '\\')
+	bs = (bs - ones) &^ bs
+	return (ctl|q|bs|x)&highs == 0
+}
+
 // appendEscaped appends s as the inside of a JSON string: quotes,
 // backslashes and control characters escaped, invalid UTF-8 replaced.
 func appendEscaped(b []byte, s string) []byte {
 	const hex = "0123456789abcdef"
+	p := unsafe.Slice(unsafe.StringData(s), len(s)) // read in place
 	start := 0
 	for i := 0; i < len(s); {
+		if i+8 <= len(s) && jsonPlain(binary.LittleEndian.Uint64(p[i:])) {
+			i += 8
+			continue
+		}
 		c := s[i]
 		if c >= 0x20 && c != '"' && c != '\\' && c < utf8.RuneSelf {
 			i++
