@@ -259,7 +259,7 @@ func (p *proxyHandler) modifyResponse(res *http.Response) error {
 	}
 	// The gateway sets the request ID on every response; drop the
 	// backend's copy so there is exactly one.
-	res.Header.Del(p.settings.requestIDHeader)
+	delete(res.Header, p.settings.requestIDHeader) // canonical (compile time)
 	return nil
 }
 
