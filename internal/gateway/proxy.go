@@ -31,8 +31,11 @@ type proxyHandler struct {
 	logger   *slog.Logger
 	names    identityHeaderNames
 	// fields: the gateway's fields go to the transport as h1.Fields
-	// instead of into the outgoing header map. Not when tracing, whose
-	// transport sets the traceparent of its own span in the map.
+	// instead of into the outgoing header map. Only when that transport
+	// is upstream.Transport, which writes them (h1) or sets them in a
+	// copy of the map (net/http): not under the tracing wrapper, which
+	// sets the traceparent of its own span in the map, nor under any
+	// other transport, which would drop them.
 	fields bool
 }
 
@@ -48,7 +51,6 @@ func (c *compiler) proxy(api *API, be *backend, t config.Timeouts) policy.Handle
 		backend:  be,
 		settings: st,
 		logger:   c.rt.Logger,
-		fields:   c.snap.tracer == nil,
 		names: identityHeaderNames{
 			subject:    http.CanonicalHeaderKey(pfx + "Subject"),
 			issuer:     http.CanonicalHeaderKey(pfx + "Issuer"),
@@ -59,7 +61,9 @@ func (c *compiler) proxy(api *API, be *backend, t config.Timeouts) policy.Handle
 			credential: http.CanonicalHeaderKey(pfx + "Credential"),
 		},
 	}
-	tr := upstream.NewRoundTripper(be.pool, &timedTransport{rt: c.traceTransport(be, api.Backend), metrics: be.metrics},
+	base := c.traceTransport(be, api.Backend)
+	_, p.fields = base.(*upstream.Transport)
+	tr := upstream.NewRoundTripper(be.pool, &timedTransport{rt: base, metrics: be.metrics},
 		upstream.ExchangeOptions{Request: t.Request, Attempt: t.UpstreamAttempt, Record: recordUpstream})
 	p.tr = tr
 	p.rp = &httputil.ReverseProxy{
