@@ -47,6 +47,7 @@ type started struct {
 	srv    *server.Server
 	url    string
 	admin  string
+	ctx    context.Context // the server's, until the test ends
 	cancel context.CancelFunc
 	done   chan struct{} // closed when Serve returns
 	err    error         // what Serve returned
@@ -67,6 +68,15 @@ func startIn(t *testing.T, file, dataDir string) *started {
 // ends, and watches its configuration file.
 func startWith(t *testing.T, file, dataDir string, logger *slog.Logger) *started {
 	t.Helper()
+	s := serve(t, file, dataDir, logger)
+	go func() { _ = s.srv.Watch(s.ctx) }()
+	return s
+}
+
+// serve starts a server logging to logger and serves it until the test
+// ends, without watching its configuration file.
+func serve(t *testing.T, file, dataDir string, logger *slog.Logger) *started {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	srv, err := server.New(ctx, server.Options{
 		Load:       func() (*config.Document, config.Diagnostics) { return config.Load(file) },
@@ -82,13 +92,12 @@ func startWith(t *testing.T, file, dataDir string, logger *slog.Logger) *started
 		cancel()
 		t.Fatal(err)
 	}
-	s := &started{srv: srv, cancel: cancel, done: make(chan struct{}),
+	s := &started{srv: srv, ctx: ctx, cancel: cancel, done: make(chan struct{}),
 		url: "http://" + srv.Addr("public").String(), admin: "http://" + srv.AdminAddr().String()}
 	go func() {
 		s.err = srv.Serve(ctx)
 		close(s.done)
 	}()
-	go func() { _ = srv.Watch(ctx) }()
 	t.Cleanup(func() {
 		cancel()
 		select {
@@ -161,6 +170,25 @@ func TestShutdownDrainsInFlightRequests(t *testing.T) {
 	}
 	if _, err := http.Get(s.url + "/a/x"); err == nil {
 		t.Fatal("still accepting after shutdown")
+	}
+}
+
+// A change written after the first load but before the watch began is
+// picked up when it begins, not at the next change.
+func TestReloadOfAChangeBeforeTheWatch(t *testing.T) {
+	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, r.URL.Path)
+	}))
+	defer backend.Close()
+	file := filepath.Join(t.TempDir(), "gatehouse.yaml")
+	writeConfig(t, file, backend.URL, "")
+	s := serve(t, file, t.TempDir(), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	v1 := s.srv.Gateway().Snapshot().Version
+	writeConfig(t, file, backend.URL, "  - {name: b, path_prefix: /b, backend: be, auth: {anonymous: true}}\n")
+	go func() { _ = s.srv.Watch(s.ctx) }()
+	waitFor(t, func() bool { return s.srv.Gateway().Snapshot().Version != v1 })
+	if code, _ := get(t, s.url+"/b/x"); code != 200 {
+		t.Fatalf("after the watch began, /b: %d", code)
 	}
 }
 

@@ -2,12 +2,14 @@ package server
 
 import (
 	"context"
-	"github.com/gatehouse-dev/gatehouse/internal/audit"
 	"path/filepath"
 	"sync"
 	"time"
 
 	"github.com/fsnotify/fsnotify"
+
+	"github.com/gatehouse-dev/gatehouse/internal/audit"
+	"github.com/gatehouse-dev/gatehouse/internal/gateway"
 )
 
 // watchDebounce gathers the several events an editor or a deployment
@@ -45,6 +47,10 @@ func (s *Server) Watch(ctx context.Context) error {
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	defer timer.Stop()
+	// A change written between the first load and the watch: reload now.
+	if s.configChanged() {
+		timer.Reset(watchDebounce)
+	}
 	for {
 		select {
 		case <-ctx.Done():
@@ -67,4 +73,12 @@ func (s *Server) Watch(ctx context.Context) error {
 			_ = s.reload(ctx, "file changed", audit.ActorSystem, false)
 		}
 	}
+}
+
+// configChanged reports whether the configuration file, loaded now, is
+// not what the running snapshot was compiled from (or no longer loads).
+func (s *Server) configChanged() bool {
+	old := s.gw.Snapshot()
+	doc, diags := s.opts.Load()
+	return diags != nil || old == nil || gateway.Version(doc.Config) != old.Version
 }
