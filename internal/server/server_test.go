@@ -173,15 +173,23 @@ func TestShutdownDrainsInFlightRequests(t *testing.T) {
 	}
 }
 
-// A change written after the first load but before the watch began is
-// picked up when it begins, not at the next change.
-func TestReloadOfAChangeBeforeTheWatch(t *testing.T) {
+// pathEchoConfig starts a backend that answers with the request's path
+// and writes a configuration that routes /a to it; it returns both.
+func pathEchoConfig(t *testing.T) (*httptest.Server, string) {
+	t.Helper()
 	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, r.URL.Path)
 	}))
-	defer backend.Close()
+	t.Cleanup(backend.Close)
 	file := filepath.Join(t.TempDir(), "gatehouse.yaml")
 	writeConfig(t, file, backend.URL, "")
+	return backend, file
+}
+
+// A change written after the first load but before the watch began is
+// picked up when it begins, not at the next change.
+func TestReloadOfAChangeBeforeTheWatch(t *testing.T) {
+	backend, file := pathEchoConfig(t)
 	s := serve(t, file, t.TempDir(), slog.New(slog.NewTextHandler(io.Discard, nil)))
 	v1 := s.srv.Gateway().Snapshot().Version
 	writeConfig(t, file, backend.URL, "  - {name: b, path_prefix: /b, backend: be, auth: {anonymous: true}}\n")
@@ -193,12 +201,7 @@ func TestReloadOfAChangeBeforeTheWatch(t *testing.T) {
 }
 
 func TestReloadOnFileChangeAndRefusal(t *testing.T) {
-	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		io.WriteString(w, r.URL.Path)
-	}))
-	defer backend.Close()
-	file := filepath.Join(t.TempDir(), "gatehouse.yaml")
-	writeConfig(t, file, backend.URL, "")
+	backend, file := pathEchoConfig(t)
 	s := start(t, file)
 	if code, _ := get(t, s.url+"/b/x"); code != 404 {
 		t.Fatalf("before reload /b: %d", code)
