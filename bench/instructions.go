@@ -144,6 +144,11 @@ func runInstructions(o options, n, runs int) error {
 			}
 			counts[t.name] = append(counts[t.name], v)
 			fmt.Fprintf(os.Stderr, "bench: run %d %-28s %8.0f instructions per request\n", run+1, t.name, v)
+			if o.profile != "" {
+				if err := keepDump(tmp, o.profile, t.name); err != nil {
+					return err
+				}
+			}
 		}
 	}
 
@@ -275,6 +280,19 @@ func countInstructions(valgrind, control, dir string, t instrTarget, n int) (flo
 		return 0, fmt.Errorf("no callgrind dump found (%v)", files)
 	}
 	return total / float64(n), nil
+}
+
+// keepDump copies target name's callgrind dump of the counted requests
+// (the last run's) to dir as callgrind.NAME.out, for callgrind_annotate.
+func keepDump(tmp, dir, name string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	b, err := os.ReadFile(filepath.Join(tmp, "callgrind."+name+".1"))
+	if err != nil {
+		return fmt.Errorf("keeping the callgrind dump: %w", err)
+	}
+	return os.WriteFile(filepath.Join(dir, "callgrind."+name+".out"), b, 0o644)
 }
 
 func tail(s string, n int) string {

