@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"encoding/binary"
 	"io"
+	"math"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -122,7 +123,7 @@ func (s *jsonSink) log(a *Access) {
 // appendAccess formats a as one JSON line.
 func appendAccess(b []byte, a *Access) []byte {
 	b = append(b, `{"time":"`...)
-	b = a.Time.AppendFormat(b, time.RFC3339Nano)
+	b = appendRFC3339Nano(b, a.Time)
 	b = append(b, `","level":"INFO","msg":"access"`...)
 	b = appendStr(b, "request_id", a.RequestID)
 	b = appendStr(b, "trace_id", a.TraceID)
@@ -166,11 +167,76 @@ func appendAccess(b []byte, a *Access) []byte {
 	return append(b, "}\n"...)
 }
 
+// appendMillis appends d as whole microseconds in milliseconds, with the
+// digits strconv.AppendFloat(float64(µs)/1000, 'f', -1, 64) gives (the
+// shortest decimal of a number with at most three decimals is those
+// decimals, trailing zeros dropped), in integer arithmetic.
 func appendMillis(b []byte, key string, d time.Duration) []byte {
 	b = append(b, `,"`...)
 	b = append(b, key...)
 	b = append(b, `":`...)
-	return strconv.AppendFloat(b, float64(d.Microseconds())/1000, 'f', -1, 64)
+	us := d.Microseconds()
+	if us < 0 {
+		if us == math.MinInt64 { // no positive counterpart
+			return strconv.AppendFloat(b, float64(us)/1000, 'f', -1, 64)
+		}
+		b = append(b, '-')
+		us = -us
+	}
+	b = strconv.AppendInt(b, us/1000, 10)
+	if frac := us % 1000; frac != 0 {
+		digits := [4]byte{'.', byte('0' + frac/100), byte('0' + frac/10%10), byte('0' + frac%10)}
+		n := 4
+		for digits[n-1] == '0' {
+			n--
+		}
+		b = append(b, digits[:n]...)
+	}
+	return b
+}
+
+// stamp is the part of an RFC 3339 timestamp that stays the same for a
+// second: the date and time up to the seconds, and the zone.
+type stamp struct {
+	sec  int64
+	loc  *time.Location
+	head string // "2006-01-02T15:04:05"
+	zone string // "Z" or "-07:00"
+}
+
+// lastStamp is the stamp of the last line's second: the lines of one
+// second share it, so the date is formatted once per second.
+var lastStamp atomic.Pointer[stamp]
+
+// appendRFC3339Nano appends t as t.AppendFormat(b, time.RFC3339Nano)
+// does, formatting the date and zone once per second (and location).
+func appendRFC3339Nano(b []byte, t time.Time) []byte {
+	sec, loc := t.Unix(), t.Location()
+	st := lastStamp.Load()
+	if st == nil || st.sec != sec || st.loc != loc {
+		f := t.Truncate(time.Second).AppendFormat(nil, time.RFC3339)
+		const headLen = len("2006-01-02T15:04:05")
+		if len(f) < headLen || f[headLen-3] != ':' || (f[headLen] != 'Z' && f[headLen] != '+' && f[headLen] != '-') {
+			return t.AppendFormat(b, time.RFC3339Nano) // a year outside 0000-9999
+		}
+		st = &stamp{sec: sec, loc: loc, head: string(f[:headLen]), zone: string(f[headLen:])}
+		lastStamp.Store(st)
+	}
+	b = append(b, st.head...)
+	if ns := t.Nanosecond(); ns != 0 {
+		var digits [10]byte
+		digits[0] = '.'
+		for i := 9; i >= 1; i-- {
+			digits[i] = byte('0' + ns%10)
+			ns /= 10
+		}
+		n := 10
+		for digits[n-1] == '0' {
+			n--
+		}
+		b = append(b, digits[:n]...)
+	}
+	return append(b, st.zone...)
 }
 
 func appendStr(b []byte, key, v string) []byte {

@@ -6,7 +6,9 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"math"
 	"net/netip"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -116,4 +118,47 @@ func BenchmarkAccessLog(b *testing.B) {
 			l.Log(a)
 		}
 	})
+}
+
+// The access line's timestamp is what time.RFC3339Nano makes of it, in
+// every zone, across seconds, with and without a fraction.
+func TestAppendRFC3339Nano(t *testing.T) {
+	east := time.FixedZone("east", 5*3600+30*60)
+	west := time.FixedZone("west", -7*3600)
+	base := time.Date(2026, 11, 26, 23, 59, 58, 0, time.UTC)
+	var times []time.Time
+	for _, ns := range []int64{0, 1, 10, 999, 1000, 120000000, 500000000, 999999999, 1000000000, 1000000001, 1500000000, 2000000000} {
+		for _, loc := range []*time.Location{time.UTC, east, west, time.Local} {
+			times = append(times, base.Add(time.Duration(ns)).In(loc))
+		}
+	}
+	times = append(times, time.Now(), time.Now().UTC(), time.Unix(0, 0), time.Time{},
+		time.Date(10000, 1, 1, 0, 0, 0, 5, time.UTC), time.Date(-1, 1, 1, 0, 0, 0, 0, west))
+	for i := 0; i < 2000; i++ {
+		times = append(times, base.Add(time.Duration(i)*7919*time.Microsecond+time.Duration(i*i)))
+	}
+	for _, tm := range times {
+		got := string(appendRFC3339Nano([]byte("x"), tm))
+		want := "x" + tm.Format(time.RFC3339Nano)
+		if got != want {
+			t.Errorf("%v: got %q, want %q", tm, got, want)
+		}
+	}
+}
+
+// A duration in milliseconds is written as strconv would write the float.
+func TestAppendMillis(t *testing.T) {
+	ds := []time.Duration{0, time.Microsecond, 999 * time.Nanosecond, 10 * time.Microsecond, time.Millisecond,
+		1200 * time.Microsecond, 1230 * time.Microsecond, 1234 * time.Microsecond, 412 * time.Microsecond,
+		time.Hour, -1234 * time.Microsecond, -time.Millisecond, math.MaxInt64, math.MinInt64, math.MinInt64 + 1}
+	for i := int64(0); i < 100000; i++ {
+		ds = append(ds, time.Duration(i*i*7919+i)*time.Nanosecond)
+	}
+	for _, d := range ds {
+		got := string(appendMillis(nil, "k", d))
+		want := `,"k":` + strconv.FormatFloat(float64(d.Microseconds())/1000, 'f', -1, 64)
+		if got != want {
+			t.Fatalf("%v: got %s, want %s", d, got, want)
+		}
+	}
 }
