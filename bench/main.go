@@ -140,6 +140,8 @@ type sample struct {
 	// per request: a cost that a noisy, shared machine disturbs less than
 	// requests per second.
 	CPUus float64 `json:"cpu_us_per_request"`
+	// SysUs is the kernel's part of CPUus (since the sixth session).
+	SysUs float64 `json:"sys_us_per_request,omitempty"`
 }
 
 type result struct {
@@ -384,7 +386,7 @@ func run(o options) error {
 			if o.profile != "" && round == 1 && s.proc == "gatehouse" {
 				prof = startProfiles(ctx, adminAddr, filepath.Join(o.profile, s.Name), o.duration)
 			}
-			cpu0 := harness.CPU(pid)
+			user0, sys0 := harness.CPUTimes(pid)
 			hi, err := lg.run(ctx, s, o.conns, o.duration)
 			if prof != nil {
 				prof()
@@ -392,8 +394,10 @@ func run(o options) error {
 			if err != nil {
 				return fmt.Errorf("%s: %w", s.Name, err)
 			}
-			if n := hi.RPS * o.duration.Seconds(); n > 0 && cpu0 >= 0 {
-				hi.CPUus = float64((harness.CPU(pid) - cpu0).Microseconds()) / n
+			if n := hi.RPS * o.duration.Seconds(); n > 0 && user0 >= 0 {
+				user1, sys1 := harness.CPUTimes(pid)
+				hi.CPUus = float64((user1 + sys1 - user0 - sys0).Microseconds()) / n
+				hi.SysUs = float64((sys1 - sys0).Microseconds()) / n
 			}
 			one, err := lg.run(ctx, s, 1, o.oneDuration)
 			if err != nil {
@@ -401,8 +405,8 @@ func run(o options) error {
 			}
 			r := results[s.Name]
 			r.High, r.One = append(r.High, hi), append(r.One, one)
-			fmt.Fprintf(os.Stderr, "bench: round %d %-22s %9.0f req/s  p50 %7.0fµs  p99 %7.0fµs  cpu %5.1fµs/req | 1 conn: p50 %6.0fµs\n",
-				round, s.Name, hi.RPS, hi.P50us, hi.P99us, hi.CPUus, one.P50us)
+			fmt.Fprintf(os.Stderr, "bench: round %d %-22s %9.0f req/s  p50 %7.0fµs  p99 %7.0fµs  cpu %5.1fµs/req (kernel %4.1f) | 1 conn: p50 %6.0fµs\n",
+				round, s.Name, hi.RPS, hi.P50us, hi.P99us, hi.CPUus, hi.SysUs, one.P50us)
 		}
 	}
 	rep := &report{
@@ -550,6 +554,10 @@ func ratios(rep *report, rs map[string]*result) {
 		rep.Ratios[key+"_rps"] = div(g.HighMed.RPS, ref.HighMed.RPS)
 		rep.Ratios[key+"_rps_round_median"] = perRound(g, ref)
 		rep.Ratios[key+"_cpu_per_request"] = div(g.HighMed.CPUus, ref.HighMed.CPUus)
+		if g.HighMed.SysUs > 0 && ref.HighMed.SysUs > 0 {
+			rep.Ratios[key+"_user_cpu_per_request"] = div(g.HighMed.CPUus-g.HighMed.SysUs, ref.HighMed.CPUus-ref.HighMed.SysUs)
+			rep.Ratios[key+"_kernel_cpu_per_request"] = div(g.HighMed.SysUs, ref.HighMed.SysUs)
+		}
 	}
 	against("passthrough_vs_nginx", pass, ng)
 	against("passthrough_vs_nginx_forwarding", pass, get("nginx-forwarding"))
@@ -650,10 +658,14 @@ func printReport(w io.Writer, rep *report) {
 	}
 	fmt.Fprintf(w, "\nGatehouse benchmark, %s — %s CPUs (%s), %s, load generator %s, %s\n\n",
 		rep.Date, rep.Machine["cpus"], rep.Machine["cpu"], rep.Machine["go"], rep.Machine["loadgen"], strings.Join(refs, ", "))
-	fmt.Fprintf(w, "| scenario | req/s (64 conns) | p50 | p99 | CPU per request | p50 at 1 conn | p99 at 1 conn |\n|---|---:|---:|---:|---:|---:|---:|\n")
+	fmt.Fprintf(w, "| scenario | req/s (64 conns) | p50 | p99 | CPU per request | of which kernel | p50 at 1 conn | p99 at 1 conn |\n|---|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, r := range rep.Results {
-		fmt.Fprintf(w, "| %s | %.0f | %s | %s | %.1f µs | %s | %s |\n", r.Scenario, r.HighMed.RPS,
-			us(r.HighMed.P50us), us(r.HighMed.P99us), r.HighMed.CPUus, us(r.OneMed.P50us), us(r.OneMed.P99us))
+		kernel := "—" // not recorded before the sixth session
+		if r.HighMed.SysUs > 0 {
+			kernel = fmt.Sprintf("%.1f µs", r.HighMed.SysUs)
+		}
+		fmt.Fprintf(w, "| %s | %.0f | %s | %s | %.1f µs | %s | %s | %s |\n", r.Scenario, r.HighMed.RPS,
+			us(r.HighMed.P50us), us(r.HighMed.P99us), r.HighMed.CPUus, kernel, us(r.OneMed.P50us), us(r.OneMed.P99us))
 	}
 	keys := make([]string, 0, len(rep.Ratios))
 	for k := range rep.Ratios {
@@ -695,6 +707,7 @@ func median(s []sample) sample {
 		P50us: pick(func(x sample) float64 { return x.P50us }),
 		P99us: pick(func(x sample) float64 { return x.P99us }),
 		CPUus: pick(func(x sample) float64 { return x.CPUus }),
+		SysUs: pick(func(x sample) float64 { return x.SysUs }),
 	}
 	for _, x := range s {
 		m.Errs += x.Errs

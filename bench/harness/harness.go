@@ -120,32 +120,45 @@ var clockTick = sync.OnceValue(func() time.Duration {
 // CPU returns the CPU time (user + system) that pid and its children
 // (nginx's worker) have used, or -1 when it cannot be read.
 func CPU(pid int) time.Duration {
-	if pid <= 0 {
+	user, sys := CPUTimes(pid)
+	if user < 0 {
 		return -1
+	}
+	return user + sys
+}
+
+// CPUTimes returns the CPU time that pid and its children have used in
+// user space and in the kernel, or -1, -1 when it cannot be read. The
+// kernel's part of a proxied request includes the loopback delivery of
+// what it writes (the receiver's TCP work runs in the writer's system
+// call).
+func CPUTimes(pid int) (user, sys time.Duration) {
+	if pid <= 0 {
+		return -1, -1
 	}
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
-		return -1
+		return -1, -1
 	}
 	// The fields after the command name, which is in parentheses: utime
 	// and stime are the 14th and 15th of the line.
 	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
 	if len(f) < 13 {
-		return -1
+		return -1, -1
 	}
 	ut, _ := strconv.ParseInt(f[11], 10, 64)
 	st, _ := strconv.ParseInt(f[12], 10, 64)
-	total := time.Duration(ut+st) * clockTick()
+	user, sys = time.Duration(ut)*clockTick(), time.Duration(st)*clockTick()
 	if kids, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", pid, pid)); err == nil {
 		for _, k := range strings.Fields(string(kids)) {
 			if c, err := strconv.Atoi(k); err == nil {
-				if d := CPU(c); d > 0 {
-					total += d
+				if u, s := CPUTimes(c); u >= 0 {
+					user, sys = user+u, sys+s
 				}
 			}
 		}
 	}
-	return total
+	return user, sys
 }
 
 // ToolPath resolves a flag naming a program (nginx, haproxy, caddy,
