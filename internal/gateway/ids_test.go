@@ -1,6 +1,9 @@
 package gateway
 
 import (
+	"encoding/binary"
+	"encoding/hex"
+	"math/rand/v2"
 	"regexp"
 	"testing"
 )
@@ -50,5 +53,26 @@ func TestRequestIDs(t *testing.T) {
 	var buf idBuf
 	if n := testing.AllocsPerRun(100, func() { requestIDs("", "", &buf) }); n > 0 {
 		t.Errorf("a new ID and traceparent took %v allocations, want none (the buffer is the request state's)", n)
+	}
+}
+
+// putHex64 writes what hex.Encode writes for the word's big-endian bytes.
+func TestPutHex64(t *testing.T) {
+	words := []uint64{0, 1, 9, 10, 15, 16, 0x0123456789abcdef, 0xfedcba9876543210, 0x9999999999999999, 0xaaaaaaaaaaaaaaaa, ^uint64(0)}
+	for i := 0; i < 64; i++ {
+		words = append(words, 1<<i, ^uint64(1<<i))
+	}
+	r := rand.New(rand.NewPCG(1, 2))
+	for range 100000 {
+		words = append(words, r.Uint64())
+	}
+	for _, x := range words {
+		var raw [8]byte
+		binary.BigEndian.PutUint64(raw[:], x)
+		var got [16]byte
+		putHex64(got[:], x)
+		if want := hex.EncodeToString(raw[:]); string(got[:]) != want {
+			t.Fatalf("%#x: got %s, want %s", x, got[:], want)
+		}
 	}
 }

@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"encoding/binary"
-	"encoding/hex"
 	"encoding/json"
 	"math/rand/v2"
 	"net/http"
@@ -171,10 +170,30 @@ const (
 // seeded from the system and unpredictable enough for correlation IDs,
 // which are not secrets.
 func putID(b []byte) {
-	var r [16]byte
-	binary.BigEndian.PutUint64(r[:8], rand.Uint64())
-	binary.BigEndian.PutUint64(r[8:], rand.Uint64())
-	hex.Encode(b[:idLen], r[:])
+	putHex64(b[0:16], rand.Uint64())
+	putHex64(b[16:32], rand.Uint64())
+}
+
+// putHex64 writes x to b[:16] in lower-case hex, most significant digit
+// first, as hex.Encode does with x's big-endian bytes, eight digits at a
+// time in one word instead of a table lookup per digit.
+func putHex64(b []byte, x uint64) {
+	_ = b[15]
+	binary.BigEndian.PutUint64(b[0:8], hexDigits(uint32(x>>32)))
+	binary.BigEndian.PutUint64(b[8:16], hexDigits(uint32(x)))
+}
+
+// hexDigits returns the eight hex digits of x as the bytes of a word,
+// the most significant digit in the most significant byte.
+func hexDigits(x uint32) uint64 {
+	// Spread the nibbles one per byte.
+	v := uint64(x)
+	v = (v | v<<16) & 0x0000ffff0000ffff
+	v = (v | v<<8) & 0x00ff00ff00ff00ff
+	v = (v | v<<4) & 0x0f0f0f0f0f0f0f0f
+	// '0'+n for every byte, and 'a'-'0'-10 more where n > 9.
+	letters := (v + 0x0606060606060606) >> 4 & 0x0101010101010101
+	return v + 0x3030303030303030 + letters*('a'-'0'-10)
 }
 
 // putTraceParent writes a new traceparent to b: a new trace, sampled.
@@ -189,9 +208,10 @@ func putTraceParent(b []byte) {
 			break
 		}
 	}
-	hex.Encode(b[3:35], id[0:16])
+	putHex64(b[3:19], binary.BigEndian.Uint64(id[0:8]))
+	putHex64(b[19:35], binary.BigEndian.Uint64(id[8:16]))
 	b[35] = '-'
-	hex.Encode(b[36:52], id[16:24])
+	putHex64(b[36:52], binary.BigEndian.Uint64(id[16:24]))
 	copy(b[52:traceParentLen], "-01")
 }
 
