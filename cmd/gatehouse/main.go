@@ -5,20 +5,19 @@ package main
 import (
 	"context"
 	"os"
-	"runtime/debug"
+	"time"
 
 	"github.com/gatehouse-dev/gatehouse/internal/cli"
+	"github.com/gatehouse-dev/gatehouse/internal/gctune"
 )
 
-// defaultGCPercent trades memory for CPU: a gateway's live heap is small
-// (tens of MB) and its allocation rate high, so collecting less often
-// saves CPU on every request (docs/performance.md). GOGC and GOMEMLIMIT,
-// when set, decide instead.
-const defaultGCPercent = 400
-
 func main() {
+	// A gateway's live heap is small and its allocation rate high: unless
+	// GOGC is set, GOGC follows the live heap so that the heap goal is at
+	// least 64 MiB above it, and never below 400 (gctune.Default; see
+	// docs/performance.md). GOMEMLIMIT, when set, still caps the goal.
 	if _, set := os.LookupEnv("GOGC"); !set {
-		debug.SetGCPercent(defaultGCPercent)
+		go gctune.Run(context.Background(), gctune.Default, time.Second)
 	}
 	os.Exit(cli.Main(context.Background(), os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 }
