@@ -90,7 +90,7 @@ type request struct {
 	rec             policy.Record
 	rw              responseWriter
 	match           Match
-	access          observe.Access
+	cause           error     // why the request was refused, for the access line
 	trace           spanState // used only when tracing is on
 	idHdr           [1]string // the response's request ID field value, without a slice of its own
 	ids             idBuf     // a new request ID and traceparent (q.x's strings point into it)
@@ -165,7 +165,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		pe := policy.AsError(err)
 		q.rec.Denial = pe.Reason
-		q.access.Error = pe.Cause
+		q.cause = pe.Cause
 		if q.rw.status == 0 {
 			renderError(&q.rw, r, pe)
 		}
@@ -272,7 +272,11 @@ func (g *Gateway) finish(s *Snapshot, q *request, r *http.Request, start time.Ti
 	if g.rt.AccessLog == nil || !s.settings.accessLog {
 		return
 	}
-	a := &q.access
+	// On the stack: Log keeps none of it (a line is formatted before Log
+	// returns), which saves a tenth of the request state's size.
+	var line observe.Access
+	a := &line
+	a.Error = q.cause
 	a.Time = start
 	a.RequestID = q.x.RequestID
 	a.TraceID = traceIDOf(q.x.TraceParent)
