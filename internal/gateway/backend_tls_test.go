@@ -75,6 +75,15 @@ func TestProxy_HTTPSBackendWithCustomCA(t *testing.T) {
 	if ua, ok := (<-seen)["User-Agent"]; ok {
 		t.Errorf("User-Agent %q added on the way to an HTTPS backend", ua)
 	}
+	// Nor for one whose User-Agent its Connection field names (hop by
+	// hop, so not forwarded), nor anything else that field names.
+	rawRequest(t, h, "GET /x HTTP/1.1\r\nHost: x\r\nConnection: User-Agent, X-Hop\r\nUser-Agent: curl/8\r\nX-Hop: 1\r\nAuthorization: Bearer not-for-the-backend\r\n\r\n")
+	hdr = <-seen
+	for _, k := range []string{"User-Agent", "X-Hop", "Authorization", "Connection"} {
+		if v, ok := hdr[k]; ok {
+			t.Errorf("%s %q reached an HTTPS backend", k, v)
+		}
+	}
 
 	// Without the CA the backend's certificate is not trusted: 502.
 	if diags := h.load(strings.Replace(httpsBackendConfig, `    tls: {ca_file: "{{.CA}}"}`+"\n", "", 1)); diags != nil {

@@ -145,6 +145,11 @@ func (bc *backendCredential) set(h http.Header, fs *h1.Fields, p *identity.Princ
 		bc.logger.Error("minting a backend token failed; the request goes without one", "audience", bc.minter.Options().Audience, "error", err)
 	}
 	if v == nil {
+		if fs != nil {
+			// h is the client's header (see omitFields): leave its copy out.
+			*fs = append(*fs, h1.Field{Name: bc.header, Omit: true})
+			return
+		}
 		delete(h, bc.header)
 		return
 	}

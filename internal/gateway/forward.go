@@ -66,12 +66,16 @@ func (p *proxyHandler) forward(w http.ResponseWriter, r *http.Request) {
 	if p.fields && ok {
 		// The gateway's fields go to the transport as h1.Fields (the
 		// request's state answers h1.FieldsKey with them while the round
-		// trip lasts), not into the outgoing header map.
+		// trip lasts), and so do the client's fields it must not forward,
+		// as Omit fields: the outgoing request shares the client's header
+		// map, which nothing writes to, instead of a copy.
 		f.fields = f.fieldBuf[:0]
 		fs = &f.fields
-		extra = 1 // Te, at most
+		out.Header = r.Header
+		p.omitFields(fs, r.Header)
+	} else {
+		out.Header = p.outHeader(r.Header, extra)
 	}
-	out.Header = p.outHeader(r.Header, extra)
 	p.setHeaders(out.Header, r, x, principal, &f.vals, fs)
 	out.Trailer = nil
 	out.Close = false
@@ -174,9 +178,10 @@ type forwardState struct {
 	url  url.URL
 	vals [5]string // the values of the fields setHeaders sets in a header map
 	// fields are the gateway's fields for the h1 transport while the
-	// round trip lasts (nil otherwise), in fieldBuf unless there are more.
+	// round trip lasts (nil otherwise), in fieldBuf unless there are more
+	// (eight: a passthrough request's, with the request state within 2 KiB).
 	fields   h1.Fields
-	fieldBuf [10]h1.Field
+	fieldBuf [8]h1.Field
 	w        http.ResponseWriter // nil until the request is forwarded
 	mu       sync.Mutex
 	done     bool // RoundTrip returned: w is the handler's again
@@ -252,17 +257,46 @@ func (p *proxyHandler) outHeader(in http.Header, extra int) http.Header {
 	h := make(http.Header, len(in)+extra)
 	fold := p.settings.identityFold
 	for k, vs := range in {
-		if isHopByHop(k) || len(conn) > 0 && httpguts.HeaderValuesContainsToken(conn, k) || untrusted(k, fold) {
+		if !forwarded(k, conn, fold) {
 			continue
 		}
 		h[k] = vs[:len(vs):len(vs)]
 	}
-	// Tell the backend that trailers are supported when the client
-	// said so (ReverseProxy, Go issue 21096).
-	if te := in["Te"]; len(te) > 0 && httpguts.HeaderValuesContainsToken(te, "trailers") {
+	if clientTrailers(in) {
 		h["Te"] = []string{"trailers"}
 	}
 	return h
+}
+
+// omitFields is outHeader for a request whose outgoing header is in
+// itself: it adds to fs an Omit field for each field of in that outHeader
+// leaves out, and Te: trailers as outHeader does.
+func (p *proxyHandler) omitFields(fs *h1.Fields, in http.Header) {
+	conn := in["Connection"]
+	fold := p.settings.identityFold
+	for k := range in {
+		if !forwarded(k, conn, fold) {
+			*fs = append(*fs, h1.Field{Name: k, Omit: true})
+		}
+	}
+	if clientTrailers(in) {
+		*fs = append(*fs, h1.Field{Name: "Te", Value: "trailers"})
+	}
+}
+
+// forwarded reports whether the client's field k goes to the backend:
+// not hop-by-hop, not named by the client's Connection field (conn), not
+// one a client must not set (identityFold: see stripUntrusted).
+func forwarded(k string, conn []string, identityFold string) bool {
+	return !isHopByHop(k) && (len(conn) == 0 || !httpguts.HeaderValuesContainsToken(conn, k)) && !untrusted(k, identityFold)
+}
+
+// clientTrailers reports whether the client said it accepts trailers (Te:
+// trailers), which the backend is then told (ReverseProxy, Go issue
+// 21096).
+func clientTrailers(in http.Header) bool {
+	te := in["Te"]
+	return len(te) > 0 && httpguts.HeaderValuesContainsToken(te, "trailers")
 }
 
 // copyResponseHeader adds the backend's fields to dst (which holds what

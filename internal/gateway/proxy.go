@@ -135,6 +135,8 @@ func (p *proxyHandler) setURL(u *url.URL, in *http.Request, x *policy.Exchange) 
 // transport to write after h (h1.Fields replace h's fields of the same
 // names): h is then left with the client's fields only, a small map.
 func (p *proxyHandler) setHeaders(h http.Header, in *http.Request, x *policy.Exchange, principal *identity.Principal, vals *[5]string, fs *h1.Fields) {
+	// With fs, h is the client's own header (see omitFields): it is
+	// only read, and every change goes to fs.
 	set := func(i int, name, v string) {
 		if fs != nil {
 			*fs = append(*fs, h1.Field{Name: name, Value: v})
@@ -142,6 +144,13 @@ func (p *proxyHandler) setHeaders(h http.Header, in *http.Request, x *policy.Exc
 		}
 		vals[i] = v
 		h[name] = vals[i : i+1 : i+1]
+	}
+	del := func(name string) {
+		if fs != nil {
+			*fs = append(*fs, h1.Field{Name: name, Omit: true})
+			return
+		}
+		delete(h, name)
 	}
 	trustedPeer := x != nil && p.settings.isTrusted(x.Peer)
 	// What httputil.ProxyRequest.SetXForwarded does: the peer appended
@@ -153,7 +162,7 @@ func (p *proxyHandler) setHeaders(h http.Header, in *http.Request, x *policy.Exc
 		}
 		set(0, "X-Forwarded-For", ip)
 	} else {
-		delete(h, "X-Forwarded-For")
+		del("X-Forwarded-For")
 	}
 	fwdHost, fwdProto := in.Host, "http"
 	if in.TLS != nil {
@@ -174,9 +183,11 @@ func (p *proxyHandler) setHeaders(h http.Header, in *http.Request, x *policy.Exc
 		// The names are canonical (the API key's at compile time): index
 		// the map instead of canonicalizing them per request.
 		if v := firstValue(h, "Authorization"); len(v) > 7 && strings.EqualFold(v[:7], "bearer ") {
-			delete(h, "Authorization")
+			del("Authorization")
 		}
-		delete(h, p.settings.apiKeyHeader)
+		if _, ok := h[p.settings.apiKeyHeader]; ok {
+			del(p.settings.apiKeyHeader)
+		}
 	}
 	if principal != nil {
 		p.setIdentity(h, fs, principal)
@@ -190,7 +201,7 @@ func (p *proxyHandler) setHeaders(h http.Header, in *http.Request, x *policy.Exc
 			set(4, "Traceparent", x.TraceParent)
 		}
 	}
-	if _, ok := h["User-Agent"]; !ok {
+	if !sendsUserAgent(h, fs) {
 		// The transport adds none: an empty value, which the h1
 		// transport skips and net/http's take for "send none".
 		if fs != nil {
@@ -199,6 +210,22 @@ func (p *proxyHandler) setHeaders(h http.Header, in *http.Request, x *policy.Exc
 			h["User-Agent"] = nil
 		}
 	}
+}
+
+// sendsUserAgent reports whether the outgoing request has a User-Agent:
+// in h, and with fs not omitted there.
+func sendsUserAgent(h http.Header, fs *h1.Fields) bool {
+	if _, ok := h["User-Agent"]; !ok {
+		return false
+	}
+	if fs != nil {
+		for _, f := range *fs {
+			if f.Name == "User-Agent" {
+				return false // omitted (fs holds no User-Agent of its own yet)
+			}
+		}
+	}
+	return true
 }
 
 // setFieldValues sets name to vs, in h or, with fs, as fields of fs.

@@ -5,14 +5,22 @@ import (
 	"net/http"
 )
 
-// Field is one header field line.
-type Field struct{ Name, Value string }
+// Field is one header field line, or with Omit a removal.
+type Field struct {
+	Name, Value string
+	// Omit makes the field write nothing: it only keeps the Header's
+	// fields of its name from being written, as Header.Del would. A
+	// caller can then send a request's Header unchanged, shared with the
+	// request it came from, and leave out the fields it must not forward.
+	Omit bool
+}
 
 // Fields are header fields that Transport writes after a request's
 // Header, each as a line of its own, in order: what setting them in the
 // Header would do, without a map for the caller to build and the
 // transport to iterate. A field of Header whose name is also among the
-// Fields is not written (the Fields replace it, as Header.Set would).
+// Fields is not written (the Fields replace it, as Header.Set would, or
+// remove it, when they only Omit it).
 // Names must be canonical; names and values are checked as Header's are.
 //
 // A request carries them when its context's Value(FieldsKey) returns a
@@ -34,6 +42,22 @@ func FieldsFrom(ctx context.Context) Fields {
 		return *f
 	}
 	return nil
+}
+
+// sends reports whether a request with header h and these Fields sends
+// a field named name.
+func (f Fields) sends(h http.Header, name string) bool {
+	found := false
+	for i := range f {
+		if f[i].Name == name {
+			if !f[i].Omit {
+				return true
+			}
+			found = true
+		}
+	}
+	_, inHeader := h[name]
+	return inHeader && !found
 }
 
 // has reports whether name is among f's names.
@@ -62,7 +86,9 @@ func WithFieldsSet(req *http.Request) *http.Request {
 		}
 	}
 	for _, fl := range f {
-		h[fl.Name] = append(h[fl.Name], fl.Value)
+		if !fl.Omit {
+			h[fl.Name] = append(h[fl.Name], fl.Value)
+		}
 	}
 	out := *req
 	out.Header = h

@@ -38,10 +38,10 @@ func TestTransport_Fields(t *testing.T) {
 	req := newRequest(t, "GET", backend.URL, nil)
 	req.Header = http.Header{"Accept": {"text/plain"}, "X-Request-Id": {"client's"}, "X-Multi": {"a", "b"}}
 	req = withFields(req,
-		Field{"X-Request-Id", "gateway's"},
-		Field{"X-Groups", "one"},
-		Field{"X-Groups", "two"},
-		Field{"User-Agent", ""})
+		Field{Name: "X-Request-Id", Value: "gateway's"},
+		Field{Name: "X-Groups", Value: "one"},
+		Field{Name: "X-Groups", Value: "two"},
+		Field{Name: "User-Agent", Value: ""})
 	roundTrip(t, tr, req)
 	h := <-seen
 	want := http.Header{
@@ -67,12 +67,12 @@ func TestTransport_FieldsRefusesInjection(t *testing.T) {
 	tr := &Transport{}
 	defer tr.CloseIdleConnections()
 	for _, f := range []Field{
-		{"X", "v\r\nGET /smuggled HTTP/1.1"},
-		{"Bad Name", "v"},
-		{"Content-Length", "5"},
-		{"Transfer-Encoding", "chunked"},
-		{"Connection", "close"},
-		{"Host", "elsewhere"},
+		{Name: "X", Value: "v\r\nGET /smuggled HTTP/1.1"},
+		{Name: "Bad Name", Value: "v"},
+		{Name: "Content-Length", Value: "5"},
+		{Name: "Transfer-Encoding", Value: "chunked"},
+		{Name: "Connection", Value: "close"},
+		{Name: "Host", Value: "elsewhere"},
 	} {
 		req := withFields(newRequest(t, "GET", backend.URL, nil), f)
 		if _, err := tr.RoundTrip(req); !errors.Is(err, ErrRequestNotSent) {
@@ -92,7 +92,7 @@ func TestWithFieldsSet(t *testing.T) {
 		t.Fatal("a request without Fields was copied")
 	}
 	req.Header = http.Header{"X-Request-Id": {"client's"}, "Accept": {"*/*"}}
-	req = withFields(req, Field{"X-Request-Id", "gateway's"}, Field{"X-Groups", "one"}, Field{"X-Groups", "two"}, Field{"User-Agent", ""})
+	req = withFields(req, Field{Name: "X-Request-Id", Value: "gateway's"}, Field{Name: "X-Groups", Value: "one"}, Field{Name: "X-Groups", Value: "two"}, Field{Name: "User-Agent", Value: ""})
 	out := WithFieldsSet(req)
 	want := http.Header{"X-Request-Id": {"gateway's"}, "Accept": {"*/*"}, "X-Groups": {"one", "two"}, "User-Agent": {""}}
 	if !reflect.DeepEqual(out.Header, want) {
@@ -100,5 +100,71 @@ func TestWithFieldsSet(t *testing.T) {
 	}
 	if got := req.Header["X-Request-Id"]; len(got) != 1 || got[0] != "client's" {
 		t.Errorf("the original header changed: %v", req.Header)
+	}
+}
+
+// An Omit field writes nothing and keeps the Header's fields of its name
+// out, whatever the name (a framing or hop-by-hop one included): the
+// caller shares the client's Header and leaves out what it must not
+// forward, and the Header itself is not changed.
+func TestTransport_FieldsOmit(t *testing.T) {
+	seen := make(chan http.Header, 1)
+	backend, _ := countingBackend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { seen <- r.Header.Clone() }))
+	tr := &Transport{}
+	defer tr.CloseIdleConnections()
+	req := newRequest(t, "GET", backend.URL, nil)
+	shared := http.Header{"Accept": {"text/plain"}, "Authorization": {"Bearer secret"}, "Connection": {"X-Hop"}, "X-Hop": {"1"}, "X-Request-Id": {"client's"}}
+	req.Header = shared
+	req = withFields(req,
+		Field{Name: "Authorization", Omit: true},
+		Field{Name: "Connection", Omit: true},
+		Field{Name: "X-Hop", Omit: true},
+		Field{Name: "Transfer-Encoding", Omit: true},
+		Field{Name: "X-Request-Id", Value: "gateway's"},
+		Field{Name: "X-Request-Id", Omit: true})
+	roundTrip(t, tr, req)
+	h := <-seen
+	delete(h, "Accept-Encoding") // net/http's test server's own, if any
+	want := http.Header{"Accept": {"text/plain"}, "X-Request-Id": {"gateway's"}}
+	if !reflect.DeepEqual(h, want) {
+		t.Errorf("backend saw %v, want %v", h, want)
+	}
+	if len(shared) != 5 || shared.Get("Authorization") != "Bearer secret" {
+		t.Errorf("the shared header changed: %v", shared)
+	}
+}
+
+// sends answers whether a field goes out: from the Header unless the
+// Fields name it, or from a Field that is not an Omit.
+func TestFieldsSends(t *testing.T) {
+	h := http.Header{"Idempotency-Key": {"k"}}
+	for _, c := range []struct {
+		f    Fields
+		name string
+		want bool
+	}{
+		{nil, "Idempotency-Key", true},
+		{nil, "X-Idempotency-Key", false},
+		{Fields{{Name: "Idempotency-Key", Omit: true}}, "Idempotency-Key", false},
+		{Fields{{Name: "X-Idempotency-Key", Value: "k"}}, "X-Idempotency-Key", true},
+		{Fields{{Name: "Idempotency-Key", Omit: true}, {Name: "Idempotency-Key", Value: "k2"}}, "Idempotency-Key", true},
+		{Fields{{Name: "X-Other", Omit: true}}, "Idempotency-Key", true},
+	} {
+		if got := c.f.sends(h, c.name); got != c.want {
+			t.Errorf("%v sends %s = %v, want %v", c.f, c.name, got, c.want)
+		}
+	}
+}
+
+// WithFieldsSet leaves an omitted field out of the copy.
+func TestWithFieldsSetOmits(t *testing.T) {
+	req, _ := http.NewRequest("GET", "https://example.test/", nil)
+	req.Header = http.Header{"Authorization": {"Bearer secret"}, "Accept": {"*/*"}}
+	out := WithFieldsSet(withFields(req, Field{Name: "Authorization", Omit: true}, Field{Name: "X-Gone", Omit: true}))
+	if want := (http.Header{"Accept": {"*/*"}}); !reflect.DeepEqual(out.Header, want) {
+		t.Errorf("header %v, want %v", out.Header, want)
+	}
+	if req.Header.Get("Authorization") == "" {
+		t.Error("the original header changed")
 	}
 }

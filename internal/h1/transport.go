@@ -207,9 +207,8 @@ func retryable(req *http.Request, err error) bool {
 	case "", http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace:
 		return true
 	}
-	_, k1 := req.Header["Idempotency-Key"]
-	_, k2 := req.Header["X-Idempotency-Key"]
-	return k1 || k2
+	extra := FieldsFrom(req.Context())
+	return extra.sends(req.Header, "Idempotency-Key") || extra.sends(req.Header, "X-Idempotency-Key")
 }
 
 func checkRequest(req *http.Request) error {

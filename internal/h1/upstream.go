@@ -333,6 +333,9 @@ func (pc *persistConn) writeRequest(req *http.Request) (closeAfter bool, err err
 		}
 	}
 	for _, f := range extra {
+		if f.Omit {
+			continue // it only kept the Header's fields of its name out
+		}
 		switch f.Name {
 		case "Host", "Content-Length", "Transfer-Encoding", "Trailer", "Connection":
 			return false, pc.abandon(fmt.Errorf("h1: %s cannot be an extra field", f.Name))
