@@ -427,16 +427,15 @@ func (t *timedTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 // RoundTripHeadDeadline implements upstream.HeadDeadliner when the
 // wrapped transport does (the backend's own transport does for http://
 // instances; a tracing wrapper does not), measuring the attempt as
-// RoundTrip does.
-func (t *timedTransport) RoundTripHeadDeadline(req *http.Request, deadline time.Time) (*http.Response, error) {
+// RoundTrip does, from now (the caller's reading of the clock).
+func (t *timedTransport) RoundTripHeadDeadline(req *http.Request, now, deadline time.Time) (*http.Response, error) {
 	hd, ok := t.rt.(upstream.HeadDeadliner)
 	if !ok {
 		return nil, upstream.ErrNoHeadDeadline
 	}
-	start := time.Now()
-	res, err := hd.RoundTripHeadDeadline(req, deadline)
+	res, err := hd.RoundTripHeadDeadline(req, now, deadline)
 	if err != upstream.ErrNoHeadDeadline {
-		t.observe(req, start)
+		t.observe(req, now)
 	}
 	return res, err
 }

@@ -58,6 +58,11 @@ func (w *response) reset(c *conn, minor int, isHead bool) {
 	}
 }
 
+// Arrival returns when the request's head was read: the server's reading
+// of the clock for the request (its deadlines and Date field come from
+// it), which a handler can take instead of reading the clock again.
+func (w *response) Arrival() time.Time { return w.c.now }
+
 // Header returns the response header map.
 func (w *response) Header() http.Header { return w.header }
 

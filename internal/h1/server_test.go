@@ -56,6 +56,33 @@ func TestServer_WorksWithNetHTTPClient(t *testing.T) {
 	}
 }
 
+// A handler can take the time the server read each request's head
+// instead of reading the clock: it is set per request, before the
+// handler runs.
+func TestServer_Arrival(t *testing.T) {
+	arrivals := make(chan time.Time, 2)
+	_, addr := startServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		arrivals <- w.(interface{ Arrival() time.Time }).Arrival()
+		time.Sleep(5 * time.Millisecond)
+	}))
+	client := &http.Client{Transport: &http.Transport{}}
+	defer client.CloseIdleConnections()
+	var prev time.Time
+	for i := range 2 {
+		before := time.Now()
+		res, err := client.Get("http://" + addr + "/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		got := <-arrivals
+		if got.Before(before) || got.After(time.Now()) || !got.After(prev) {
+			t.Fatalf("request %d: arrival %v, not between %v and now, after %v", i, got, before, prev)
+		}
+		prev = got.Add(5 * time.Millisecond) // the next request's head is read after this handler slept
+	}
+}
+
 // TestServer_FlushesBeforeBlocking: a response must not wait in the
 // buffer while the server waits for bytes the client only sends after
 // reading it (here a stray CRLF after a body, as old browsers sent).

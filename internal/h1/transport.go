@@ -117,7 +117,7 @@ func (t *Transport) maxHeaderBytes() int {
 // be replayed (no body, or GetBody set) and is idempotent, as
 // http.Transport does.
 func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
-	return t.roundTrip(req, time.Time{})
+	return t.roundTrip(req, time.Time{}, time.Time{})
 }
 
 // RoundTripHeadDeadline is RoundTrip with a deadline for the response
@@ -125,12 +125,14 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 // done by then, or the round trip fails with an error matching
 // os.ErrDeadlineExceeded (context.DeadlineExceeded while dialing). It is
 // enforced with the connection's deadlines, so it costs no context and
-// no timer; the response body is not bounded by it.
-func (t *Transport) RoundTripHeadDeadline(req *http.Request, deadline time.Time) (*http.Response, error) {
-	return t.roundTrip(req, deadline)
+// no timer; the response body is not bounded by it. now is a reading of
+// the clock the caller has just made, used instead of another (zero: the
+// transport reads the clock).
+func (t *Transport) RoundTripHeadDeadline(req *http.Request, now, deadline time.Time) (*http.Response, error) {
+	return t.roundTrip(req, now, deadline)
 }
 
-func (t *Transport) roundTrip(req *http.Request, deadline time.Time) (*http.Response, error) {
+func (t *Transport) roundTrip(req *http.Request, now, deadline time.Time) (*http.Response, error) {
 	if err := checkRequest(req); err != nil {
 		closeBody(req)
 		return nil, notSent(err)
@@ -142,7 +144,9 @@ func (t *Transport) roundTrip(req *http.Request, deadline time.Time) (*http.Resp
 			closeBody(req)
 			return nil, notSent(err)
 		}
-		now := time.Now()
+		if attempt > 0 || now.IsZero() {
+			now = time.Now()
+		}
 		if !deadline.IsZero() && !now.Before(deadline) {
 			closeBody(req)
 			return nil, notSent(os.ErrDeadlineExceeded)

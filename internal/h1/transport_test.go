@@ -750,7 +750,7 @@ func TestTransport_HeadDeadline(t *testing.T) {
 			roundTrip(t, tr, newRequest(t, "GET", url+"/warm", nil))
 		}
 		start := time.Now()
-		_, err := tr.RoundTripHeadDeadline(newRequest(t, "GET", url+"/silent", nil), start.Add(100*time.Millisecond))
+		_, err := tr.RoundTripHeadDeadline(newRequest(t, "GET", url+"/silent", nil), time.Time{}, start.Add(100*time.Millisecond))
 		if !errors.Is(err, os.ErrDeadlineExceeded) {
 			t.Fatalf("reused=%v: error %v, want os.ErrDeadlineExceeded", reused, err)
 		}
@@ -761,7 +761,7 @@ func TestTransport_HeadDeadline(t *testing.T) {
 			t.Fatalf("reused=%v: gave up after %s, want about 100ms", reused, d)
 		}
 	}
-	res, err := tr.RoundTripHeadDeadline(newRequest(t, "GET", url+"/slowbody", nil), time.Now().Add(100*time.Millisecond))
+	res, err := tr.RoundTripHeadDeadline(newRequest(t, "GET", url+"/slowbody", nil), time.Time{}, time.Now().Add(100*time.Millisecond))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -776,7 +776,7 @@ func TestTransport_HeadDeadline(t *testing.T) {
 	if _, body := roundTrip(t, tr, newRequest(t, "GET", url+"/ok", nil)); body != "ok" {
 		t.Fatalf("next round trip: %q", body)
 	}
-	if _, err := tr.RoundTripHeadDeadline(newRequest(t, "GET", url+"/ok", nil), time.Now().Add(-time.Second)); !errors.Is(err, ErrRequestNotSent) || !errors.Is(err, os.ErrDeadlineExceeded) {
+	if _, err := tr.RoundTripHeadDeadline(newRequest(t, "GET", url+"/ok", nil), time.Now(), time.Now().Add(-time.Second)); !errors.Is(err, ErrRequestNotSent) || !errors.Is(err, os.ErrDeadlineExceeded) {
 		t.Fatalf("past deadline: %v, want a not-sent deadline error", err)
 	}
 }
@@ -793,7 +793,7 @@ func TestTransport_HeadDeadlineBoundsBodyWrite(t *testing.T) {
 	body := bytes.NewReader(bytes.Repeat([]byte("x"), 64<<20))
 	req := newRequest(t, "POST", url, body)
 	start := time.Now()
-	_, err := tr.RoundTripHeadDeadline(req, start.Add(200*time.Millisecond))
+	_, err := tr.RoundTripHeadDeadline(req, time.Time{}, start.Add(200*time.Millisecond))
 	if !errors.Is(err, os.ErrDeadlineExceeded) {
 		t.Fatalf("error %v, want os.ErrDeadlineExceeded", err)
 	}

@@ -221,9 +221,10 @@ func (x *exchange) run() (*http.Response, error) {
 // connection's deadlines), so that an attempt needs no context and no
 // timer of its own. It returns ErrNoHeadDeadline, having done nothing,
 // when it cannot for this request; the caller then bounds it with a
-// context.
+// context. now is a reading of the clock the caller has just made (the
+// attempt's start), which the transport uses instead of reading it again.
 type HeadDeadliner interface {
-	RoundTripHeadDeadline(req *http.Request, deadline time.Time) (*http.Response, error)
+	RoundTripHeadDeadline(req *http.Request, now, deadline time.Time) (*http.Response, error)
 }
 
 // ErrNoHeadDeadline is what a HeadDeadliner returns for a request whose
@@ -248,7 +249,7 @@ func (x *exchange) send(e *Endpoint, now time.Time, remaining time.Duration) (*a
 	e.inFlight.Add(1)
 	if hd, ok := x.t.base.(HeadDeadliner); ok {
 		deadline := now.Add(d)
-		res, err := hd.RoundTripHeadDeadline(out, deadline)
+		res, err := hd.RoundTripHeadDeadline(out, now, deadline)
 		if err != ErrNoHeadDeadline {
 			if err != nil && (errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, context.DeadlineExceeded)) &&
 				!time.Now().Before(deadline) && x.req.Context().Err() == nil {

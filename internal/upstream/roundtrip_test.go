@@ -399,6 +399,7 @@ func TestRoundTripper_DoesNotModifyTheRequest(t *testing.T) {
 type headDeadliner struct {
 	decline   bool
 	deadlines []time.Duration // each deadline, from the call
+	spans     []time.Duration // each deadline, from the now it was given
 	fallbacks int
 }
 
@@ -407,11 +408,16 @@ func (h *headDeadliner) RoundTrip(req *http.Request) (*http.Response, error) {
 	return respond(req, 200), nil
 }
 
-func (h *headDeadliner) RoundTripHeadDeadline(req *http.Request, deadline time.Time) (*http.Response, error) {
+func (h *headDeadliner) RoundTripHeadDeadline(req *http.Request, now, deadline time.Time) (*http.Response, error) {
 	if h.decline {
 		return nil, ErrNoHeadDeadline
 	}
 	h.deadlines = append(h.deadlines, time.Until(deadline))
+	if now.IsZero() || now.After(time.Now()) {
+		h.spans = append(h.spans, -1) // not a reading the caller made before the call
+	} else {
+		h.spans = append(h.spans, deadline.Sub(now))
+	}
 	time.Sleep(time.Until(deadline)) // a backend that never answers
 	return nil, &net.OpError{Op: "read", Net: "tcp", Err: os.ErrDeadlineExceeded}
 }
@@ -429,6 +435,11 @@ func TestRoundTripper_HeadDeadlinerEnforcesTheAttemptDeadline(t *testing.T) {
 		}
 		if d := time.Since(start); d != time.Second || rec.attempts != 1 || len(base.deadlines) != 1 || base.deadlines[0] != time.Second {
 			t.Fatalf("gave up after %s, %d attempts, deadlines %v; want 1s, 1, [1s]", d, rec.attempts, base.deadlines)
+		}
+		// The attempt's start is handed down with its deadline, so that
+		// the transport need not read the clock again.
+		if len(base.spans) != 1 || base.spans[0] != time.Second {
+			t.Fatalf("deadlines from the given now %v, want [1s]", base.spans)
 		}
 		if n := p.members[instA].InFlight() + p.members[instB].InFlight(); n != 0 {
 			t.Fatalf("%d in flight after the attempt failed", n)

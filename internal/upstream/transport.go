@@ -76,9 +76,9 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 }
 
 // RoundTripHeadDeadline implements HeadDeadliner for http:// instances.
-func (t *Transport) RoundTripHeadDeadline(req *http.Request, deadline time.Time) (*http.Response, error) {
+func (t *Transport) RoundTripHeadDeadline(req *http.Request, now, deadline time.Time) (*http.Response, error) {
 	if req.URL.Scheme == "http" {
-		return t.plain.RoundTripHeadDeadline(req, deadline)
+		return t.plain.RoundTripHeadDeadline(req, now, deadline)
 	}
 	return nil, ErrNoHeadDeadline
 }
