@@ -39,10 +39,11 @@ type Policy struct {
 var Default = Policy{MinPercent: 400, Headroom: 64 << 20, MaxPercent: 1600}
 
 // Percent returns the GOGC the policy sets for a live heap of live bytes
-// (MinPercent for none: no cycle has measured it yet).
+// (none before the first cycle has measured it: MaxPercent, whose goal,
+// the runtime's minimum, is about the headroom).
 func (p Policy) Percent(live uint64) int {
 	if live == 0 {
-		return p.MinPercent
+		return p.MaxPercent
 	}
 	pct := p.Headroom * 100 / live
 	switch {
@@ -70,7 +71,7 @@ func LiveHeap() uint64 {
 // one it set last by more than a tenth, and leaves GOGC at the last value
 // it set when it returns.
 func Run(ctx context.Context, p Policy, every time.Duration) {
-	last := p.MinPercent
+	last := p.Percent(LiveHeap())
 	debug.SetGCPercent(last)
 	t := time.NewTicker(every)
 	defer t.Stop()

@@ -15,7 +15,7 @@ func TestPercent(t *testing.T) {
 		live uint64
 		want int
 	}{
-		{0, 400},                // nothing measured yet: the floor
+		{0, 1600},               // nothing measured yet: the cap, a 64 MiB goal
 		{100 << 10, 1600},       // a tiny heap: capped (a 64 MiB goal, the runtime's minimum at 1600)
 		{4 << 20, 1600},         // 4 MiB live: a goal 64 MiB above it
 		{5 << 20, 1280},         // 5 MiB: 1280 %, a goal of 69 MiB
