@@ -27,15 +27,21 @@ func withFields(req *http.Request, f ...Field) *http.Request {
 	return req.WithContext(fieldsCtx{req.Context(), &fs})
 }
 
+// headerEcho returns a transport, a request to a backend, and the channel
+// on which the backend sends the header of each request it gets.
+func headerEcho(t *testing.T) (*Transport, *http.Request, chan http.Header) {
+	seen := make(chan http.Header, 1)
+	backend, _ := countingBackend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { seen <- r.Header.Clone() }))
+	tr := &Transport{}
+	t.Cleanup(tr.CloseIdleConnections)
+	return tr, newRequest(t, "GET", backend.URL, nil), seen
+}
+
 // Fields are written after the Header, replace its fields of the same
 // names, keep their order and repeated names, and an empty User-Agent
 // means none.
 func TestTransport_Fields(t *testing.T) {
-	seen := make(chan http.Header, 1)
-	backend, _ := countingBackend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { seen <- r.Header.Clone() }))
-	tr := &Transport{}
-	defer tr.CloseIdleConnections()
-	req := newRequest(t, "GET", backend.URL, nil)
+	tr, req, seen := headerEcho(t)
 	req.Header = http.Header{"Accept": {"text/plain"}, "X-Request-Id": {"client's"}, "X-Multi": {"a", "b"}}
 	req = withFields(req,
 		Field{Name: "X-Request-Id", Value: "gateway's"},
@@ -108,11 +114,7 @@ func TestWithFieldsSet(t *testing.T) {
 // caller shares the client's Header and leaves out what it must not
 // forward, and the Header itself is not changed.
 func TestTransport_FieldsOmit(t *testing.T) {
-	seen := make(chan http.Header, 1)
-	backend, _ := countingBackend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { seen <- r.Header.Clone() }))
-	tr := &Transport{}
-	defer tr.CloseIdleConnections()
-	req := newRequest(t, "GET", backend.URL, nil)
+	tr, req, seen := headerEcho(t)
 	shared := http.Header{"Accept": {"text/plain"}, "Authorization": {"Bearer secret"}, "Connection": {"X-Hop"}, "X-Hop": {"1"}, "X-Request-Id": {"client's"}}
 	req.Header = shared
 	req = withFields(req,
