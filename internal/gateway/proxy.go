@@ -131,12 +131,11 @@ func (p *proxyHandler) setURL(u *url.URL, in *http.Request, x *policy.Exchange) 
 //
 // With fs nil the fields are set in h, their values capped slices of
 // vals (one backing array for them all, in the request's forwarding
-// state). With fs, they are appended to it instead, for the h1
-// transport to write after h (h1.Fields replace h's fields of the same
-// names): h is then left with the client's fields only, a small map.
+// state). With fs, h is the client's own header, which omitFields has
+// already added Omit fields for: h is only read, the fields are appended
+// to fs for the h1 transport to write after h (h1.Fields replace h's
+// fields of the same names), and a removal is an Omit field too.
 func (p *proxyHandler) setHeaders(h http.Header, in *http.Request, x *policy.Exchange, principal *identity.Principal, vals *[5]string, fs *h1.Fields) {
-	// With fs, h is the client's own header (see omitFields): it is
-	// only read, and every change goes to fs.
 	set := func(i int, name, v string) {
 		if fs != nil {
 			*fs = append(*fs, h1.Field{Name: name, Value: v})
