@@ -117,9 +117,17 @@ func ExchangeFrom(ctx context.Context) *Exchange {
 
 type principalKey struct{}
 
+// PrincipalKey is the context key under which WithPrincipal puts the
+// authenticated caller. A context type of the gateway's own may answer it
+// itself (with nil: under the gateway the caller is in the exchange's
+// Record, and nothing below the gateway's context carries one), so that
+// PrincipalFrom does not search the server's contexts for an anonymous
+// request.
+var PrincipalKey any = principalKey{}
+
 // WithPrincipal returns ctx carrying the authenticated caller.
 func WithPrincipal(ctx context.Context, p *identity.Principal) context.Context {
-	return context.WithValue(ctx, principalKey{}, p)
+	return context.WithValue(ctx, PrincipalKey, p)
 }
 
 // PrincipalFrom returns the authenticated caller, or nil for anonymous
@@ -129,6 +137,6 @@ func PrincipalFrom(ctx context.Context) *identity.Principal {
 	if x := ExchangeFrom(ctx); x != nil && x.Record != nil && x.Record.Principal != nil {
 		return x.Record.Principal
 	}
-	p, _ := ctx.Value(principalKey{}).(*identity.Principal)
+	p, _ := ctx.Value(PrincipalKey).(*identity.Principal)
 	return p
 }
