@@ -59,10 +59,6 @@ func (p *proxyHandler) forward(w http.ResponseWriter, r *http.Request) {
 	out.RequestURI = ""
 	principal := policy.PrincipalFrom(r.Context())
 	var fs *h1.Fields
-	extra := 6 // what setHeaders sets in the map, with up to seven identity fields and a backend credential
-	if principal != nil {
-		extra += 8
-	}
 	if p.fields && ok {
 		// The gateway's fields go to the transport as h1.Fields (the
 		// request's state answers h1.FieldsKey with them while the round
@@ -74,6 +70,10 @@ func (p *proxyHandler) forward(w http.ResponseWriter, r *http.Request) {
 		out.Header = r.Header
 		p.omitFields(fs, r.Header)
 	} else {
+		extra := 6 // what setHeaders sets in the map, with up to seven identity fields and a backend credential
+		if principal != nil {
+			extra += 8
+		}
 		out.Header = p.outHeader(r.Header, extra)
 	}
 	p.setHeaders(out.Header, r, x, principal, &f.vals, fs)

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"encoding/binary"
 	"io"
-	"math"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -175,11 +174,8 @@ func appendMillis(b []byte, key string, d time.Duration) []byte {
 	b = append(b, `,"`...)
 	b = append(b, key...)
 	b = append(b, `":`...)
-	us := d.Microseconds()
+	us := d.Microseconds() // at least MinInt64/1000: negating it cannot overflow
 	if us < 0 {
-		if us == math.MinInt64 { // no positive counterpart
-			return strconv.AppendFloat(b, float64(us)/1000, 'f', -1, 64)
-		}
 		b = append(b, '-')
 		us = -us
 	}
@@ -216,7 +212,7 @@ func appendRFC3339Nano(b []byte, t time.Time) []byte {
 	if st == nil || st.sec != sec || st.loc != loc {
 		f := t.Truncate(time.Second).AppendFormat(nil, time.RFC3339)
 		const headLen = len("2006-01-02T15:04:05")
-		if len(f) < headLen || f[headLen-3] != ':' || (f[headLen] != 'Z' && f[headLen] != '+' && f[headLen] != '-') {
+		if len(f) <= headLen || f[headLen-3] != ':' || (f[headLen] != 'Z' && f[headLen] != '+' && f[headLen] != '-') {
 			return t.AppendFormat(b, time.RFC3339Nano) // a year outside 0000-9999
 		}
 		st = &stamp{sec: sec, loc: loc, head: string(f[:headLen]), zone: string(f[headLen:])}

@@ -102,7 +102,7 @@ func epollPump(addr, backend string) error {
 			if !ok {
 				continue
 			}
-			m, _, e := syscall.RawSyscall(syscall.SYS_READ, uintptr(fd), uintptr(unsafe.Pointer(&buf[0])), uintptr(len(buf)))
+			m, e := recvRaw(uintptr(fd), buf)
 			if e == syscall.EAGAIN || e == syscall.EINTR {
 				continue
 			}
@@ -117,9 +117,22 @@ func epollPump(addr, backend string) error {
 	}
 }
 
+// recvRaw and sendRaw are the system calls package h1 reads and writes a
+// socket with (recvfrom and sendto since the sixth session; read and
+// write before, when the fifth session measured these pumps).
+func recvRaw(fd uintptr, p []byte) (uintptr, syscall.Errno) {
+	m, _, e := syscall.RawSyscall6(syscall.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)), 0, 0, 0)
+	return m, e
+}
+
+func sendRaw(fd uintptr, p []byte) (uintptr, syscall.Errno) {
+	m, _, e := syscall.RawSyscall6(syscall.SYS_SENDTO, fd, uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)), syscall.MSG_NOSIGNAL, 0, 0)
+	return m, e
+}
+
 func writeAll(fd int32, b []byte) bool {
 	for len(b) > 0 {
-		m, _, e := syscall.RawSyscall(syscall.SYS_WRITE, uintptr(fd), uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)))
+		m, e := sendRaw(uintptr(fd), b)
 		switch {
 		case e == syscall.EAGAIN || e == syscall.EINTR:
 			runtime.Gosched()
@@ -194,7 +207,7 @@ func rawPump(addr, backend string) error {
 func rawConnRead(rc syscall.RawConn, p []byte) int {
 	n := -1
 	err := rc.Read(func(fd uintptr) bool {
-		m, _, e := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
+		m, e := recvRaw(fd, p)
 		switch e {
 		case syscall.EAGAIN:
 			return false
@@ -215,7 +228,7 @@ func rawConnWrite(rc syscall.RawConn, p []byte) bool {
 	ok := true
 	err := rc.Write(func(fd uintptr) bool {
 		for len(p) > 0 {
-			m, _, e := syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
+			m, e := sendRaw(fd, p)
 			switch e {
 			case 0:
 				p = p[m:]
