@@ -801,3 +801,102 @@ func TestTransport_HeadDeadlineBoundsBodyWrite(t *testing.T) {
 		t.Fatalf("gave up after %s", d)
 	}
 }
+
+// deadlineConn records the read deadlines set on it.
+type deadlineConn struct {
+	net.Conn
+	set []time.Time
+}
+
+func (c *deadlineConn) SetReadDeadline(t time.Time) error {
+	c.set = append(c.set, t)
+	return nil
+}
+
+// TestPersistConn_HeadDeadlineSlack: a response-head deadline is set up
+// to 1/32 of its timeout late, and one already set within that margin is
+// kept instead of being set again.
+func TestPersistConn_HeadDeadlineSlack(t *testing.T) {
+	a, b := net.Pipe()
+	defer a.Close()
+	defer b.Close()
+	c := &deadlineConn{Conn: a}
+	pc := newPersistConn(&Transport{}, "k", c)
+	start := time.Unix(1_000_000, 0)
+	const timeout = 32 * time.Second // a margin of 1 s
+	at := func(d time.Duration) { pc.setHeadDeadline(start.Add(d), start.Add(d+timeout)) }
+	steps := []struct {
+		after time.Duration
+		want  time.Time // zero: the deadline set is kept
+	}{
+		{0, start.Add(timeout + time.Second)},
+		{500 * time.Millisecond, time.Time{}},
+		{time.Second, time.Time{}}, // exactly at the margin's end
+		{time.Second + time.Millisecond, start.Add(time.Second + time.Millisecond + timeout + time.Second)},
+	}
+	for i, s := range steps {
+		before := len(c.set)
+		at(s.after)
+		switch {
+		case s.want.IsZero() && len(c.set) != before:
+			t.Errorf("step %d: set %v, want the deadline kept", i, c.set[before])
+		case !s.want.IsZero() && (len(c.set) != before+1 || !c.set[before].Equal(s.want)):
+			t.Errorf("step %d: set %v, want %v", i, c.set[before:], s.want)
+		}
+	}
+	// A shorter timeout wants an earlier deadline than the one set: it is
+	// set, never left to fire late by more than its own margin.
+	before := len(c.set)
+	now := start.Add(2 * time.Second)
+	pc.setHeadDeadline(now, now.Add(time.Second))
+	if want := now.Add(time.Second + time.Second/32); len(c.set) != before+1 || !c.set[before].Equal(want) {
+		t.Errorf("shorter timeout: set %v, want %v", c.set[before:], want)
+	}
+	// Cleared (a body read blocked): the next one is set.
+	pc.setReadDeadline(time.Time{})
+	before = len(c.set)
+	pc.setHeadDeadline(now, now.Add(time.Second))
+	if len(c.set) != before+1 {
+		t.Errorf("after clearing, the deadline was not set")
+	}
+}
+
+// TestTransport_ResponseHeaderTimeoutOnReusedConnection: on a pooled
+// connection, whose deadline may be kept from the request before, the
+// head timeout still fires, and not before it is due.
+func TestTransport_ResponseHeaderTimeoutOnReusedConnection(t *testing.T) {
+	var served atomic.Int32
+	url := rawBackend(t, func(c net.Conn, br *bufio.Reader, n int) {
+		for {
+			if readRequestHead(br) != nil {
+				return
+			}
+			if served.Add(1) == 1 {
+				io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+				continue
+			}
+			io.ReadAll(br) // the second request is never answered
+			return
+		}
+	})
+	const timeout = 200 * time.Millisecond
+	tr := &Transport{ResponseHeaderTimeout: timeout}
+	defer tr.CloseIdleConnections()
+	if _, body := roundTrip(t, tr, newRequest(t, "GET", url, nil)); body != "ok" {
+		t.Fatalf("first response: %q", body)
+	}
+	time.Sleep(timeout / 64) // within the margin: the deadline set is kept
+	start := time.Now()
+	_, err := tr.RoundTrip(newRequest(t, "GET", url, nil))
+	elapsed := time.Since(start)
+	var ne net.Error
+	if !errors.As(err, &ne) || !ne.Timeout() {
+		t.Fatalf("got %v, want a timeout", err)
+	}
+	if elapsed < timeout {
+		t.Errorf("the head timeout fired after %v, before its %v", elapsed, timeout)
+	}
+	if served.Load() != 2 {
+		t.Errorf("the backend saw %d requests, want 2 (the second on the same connection)", served.Load())
+	}
+}
