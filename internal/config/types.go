@@ -196,7 +196,7 @@ type BackendTLS struct {
 // BackendTimeouts bound the time spent on an upstream.
 type BackendTimeouts struct {
 	Dial           Duration `yaml:"dial" jsonschema_description:"TCP connect timeout. Default 5s."`
-	ResponseHeader Duration `yaml:"response_header" jsonschema_description:"Time to wait for the response headers after the request is sent. Default 30s."`
+	ResponseHeader Duration `yaml:"response_header" jsonschema_description:"Time to wait for the response headers after the request is sent. Default 30s. It may fire up to 1/32 of it late (a kept connection keeps its timer)."`
 }
 
 // API maps a host and path prefix to a backend.

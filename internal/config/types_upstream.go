@@ -116,6 +116,6 @@ type RetryBudget struct {
 
 // UpstreamTimeouts bound the upstream exchange of an API or operation.
 type UpstreamTimeouts struct {
-	Request         Duration `yaml:"request" jsonschema_description:"Deadline for the whole upstream exchange, retries included, until the response headers arrive. Default 30s."`
-	UpstreamAttempt Duration `yaml:"upstream_attempt" jsonschema_description:"Deadline of one attempt, until its response headers arrive. Default: the request deadline."`
+	Request         Duration `yaml:"request" jsonschema_description:"Deadline for the whole upstream exchange, retries included, until the response headers arrive. Default 30s. It may fire up to 1/32 of it late (a kept connection keeps its timer)."`
+	UpstreamAttempt Duration `yaml:"upstream_attempt" jsonschema_description:"Deadline of one attempt, until its response headers arrive. Default: the request deadline. It may fire up to 1/32 of it late (a kept connection keeps its timer)."`
 }
