@@ -238,6 +238,9 @@ func (x *exchange) send(e *Endpoint, now time.Time, remaining time.Duration) (*a
 	if remaining <= d {
 		d, cause = remaining, errRequestTimeout
 	}
+	// Counted before the attempt is built: an atomic operation waits for
+	// the stores before it, and the request's copy below is many.
+	e.inFlight.Add(1)
 	a := &attempt{e: e, out: *x.req, url: *x.req.URL}
 	out := &a.out
 	a.url.Scheme, a.url.Host = e.Scheme, e.Host
@@ -246,7 +249,6 @@ func (x *exchange) send(e *Endpoint, now time.Time, remaining time.Duration) (*a
 		a.body = &attemptBody{src: x.src}
 		out.Body = a.body
 	}
-	e.inFlight.Add(1)
 	if hd, ok := x.t.base.(HeadDeadliner); ok {
 		deadline := now.Add(d)
 		res, err := hd.RoundTripHeadDeadline(out, now, deadline)
