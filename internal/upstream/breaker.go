@@ -1,7 +1,9 @@
 package upstream
 
 import (
+	"math"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -62,6 +64,9 @@ const breakerBuckets = 10
 type Breaker struct {
 	onState func(BreakerState)
 
+	// on is cfg != nil, read without mu: a backend without a breaker
+	// (the default) takes no lock per request.
+	on        atomic.Bool
 	mu        sync.Mutex
 	cfg       *BreakerConfig
 	state     BreakerState
@@ -71,6 +76,10 @@ type Breaker struct {
 	probeOK   int
 	buckets   [breakerBuckets]breakerBucket
 }
+
+// noTicket is the ticket of a request let through by a breaker without
+// configuration: its outcome is not counted (gen never reaches it).
+const noTicket = math.MaxUint64
 
 type breakerBucket struct {
 	epoch         int64
@@ -93,6 +102,7 @@ func NewBreaker(c *BreakerConfig) *Breaker {
 func (b *Breaker) configure(c *BreakerConfig) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	b.on.Store(c != nil)
 	if c == nil {
 		b.cfg = nil
 		if b.state != BreakerClosed {
@@ -122,6 +132,9 @@ func (b *Breaker) State() BreakerState {
 // (or Abandon) with the returned ticket. When refused, retryAfter says
 // when to try again.
 func (b *Breaker) Allow() (ticket uint64, retryAfter time.Duration, ok bool) {
+	if !b.on.Load() {
+		return noTicket, 0, true
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.cfg == nil {
@@ -147,6 +160,9 @@ func (b *Breaker) Allow() (ticket uint64, retryAfter time.Duration, ok bool) {
 
 // Done reports the outcome of a request let through with ticket.
 func (b *Breaker) Done(ticket uint64, failed bool) {
+	if ticket == noTicket {
+		return
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.cfg == nil || ticket != b.gen {
@@ -154,12 +170,13 @@ func (b *Breaker) Done(ticket uint64, failed bool) {
 	}
 	switch b.state {
 	case BreakerClosed:
-		bk := b.bucketLocked(time.Now())
+		now := time.Now()
+		bk := b.bucketLocked(now)
 		bk.total++
 		if failed {
 			bk.failed++
 		}
-		total, nfailed := b.sumLocked(time.Now())
+		total, nfailed := b.sumLocked(now)
 		if failed && total >= b.cfg.MinimumRequests && float64(nfailed) >= b.cfg.FailureRatio*float64(total) {
 			b.openLocked()
 		}
@@ -180,6 +197,9 @@ func (b *Breaker) Done(ticket uint64, failed bool) {
 // Abandon releases a ticket whose request ended without a verdict on the
 // backend (the client went away).
 func (b *Breaker) Abandon(ticket uint64) {
+	if ticket == noTicket {
+		return
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.cfg != nil && ticket == b.gen && b.state == BreakerHalfOpen {

@@ -209,3 +209,34 @@ func TestBreaker_ReconfigureKeepsOpenState(t *testing.T) {
 		}
 	})
 }
+
+// TestBreaker_UnconfiguredCountsNothing: without a configuration every
+// request is let through and its outcome is not counted; once configured,
+// outcomes count from then on, and a ticket taken before does not.
+func TestBreaker_UnconfiguredCountsNothing(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := NewBreaker(nil)
+		early, _, ok := b.Allow()
+		if !ok {
+			t.Fatal("an unconfigured breaker refused")
+		}
+		for range 10 {
+			pass(t, b, true)
+		}
+		b.configure(&testBreakerConfig)
+		if s := b.State(); s != BreakerClosed {
+			t.Fatalf("state %s after configuring, want closed: failures before counted", s)
+		}
+		for range 3 {
+			pass(t, b, true)
+		}
+		b.Done(early, true) // taken unconfigured: not the fourth failure
+		if s := b.State(); s != BreakerClosed {
+			t.Fatalf("state %s, want closed: a ticket from before the configuration counted", s)
+		}
+		pass(t, b, true)
+		if s := b.State(); s != BreakerOpen {
+			t.Fatalf("state %s after 4 failures, want open", s)
+		}
+	})
+}
