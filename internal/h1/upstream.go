@@ -207,7 +207,9 @@ func (pc *persistConn) roundTrip(req *http.Request, now, deadline time.Time) (*h
 	ctx := req.Context()
 	pc.ctx, pc.written, pc.gotBytes, pc.inBody = ctx, 0, false, false
 	pc.writeDeadline = deadline
-	pc.canceled.Store(false)
+	if pc.canceled.Load() { // an atomic store would wait for every store before it
+		pc.canceled.Store(false)
+	}
 	if sc := watchFor(ctx); sc != nil && sc.upstreamCancel.CompareAndSwap(nil, &pc.onCancel) {
 		// Served by this package's server, whose connection alone can end
 		// ctx: its close runs the cancellation.
