@@ -335,8 +335,18 @@ func makeHeader(s string, fields []field, kinds []fieldKind, drop uint32, vals [
 			continue
 		}
 		key, v := f.name.str(s), f.value.str(s)
-		if prev, ok := hdr[key]; ok {
-			hdr[key] = append(prev, v)
+		// Is the name repeated? For a head of a few fields, comparing
+		// lengths and then bytes costs less than a lookup in the map
+		// (about 95 instructions); beyond that, the comparisons would grow
+		// with the square of the fields.
+		var dup bool
+		if i <= 16 {
+			dup = repeated(s, fields[:i], kinds, drop, f.name)
+		} else {
+			_, dup = hdr[key]
+		}
+		if dup {
+			hdr[key] = append(hdr[key], v)
 			continue
 		}
 		vals[j] = v
@@ -344,4 +354,16 @@ func makeHeader(s string, fields []field, kinds []fieldKind, drop uint32, vals [
 		j++
 	}
 	return hdr
+}
+
+// repeated reports whether a field of before whose kind is not in drop
+// has the name name (all in s).
+func repeated(s string, before []field, kinds []fieldKind, drop uint32, name span) bool {
+	n := name.str(s)
+	for i, f := range before {
+		if f.name.len() == len(n) && drop&(1<<kinds[i]) == 0 && f.name.str(s) == n {
+			return true
+		}
+	}
+	return false
 }

@@ -1,8 +1,12 @@
 package h1
 
 import (
+	"bufio"
 	"context"
+	"fmt"
+	"math/rand/v2"
 	"net/http"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -245,5 +249,39 @@ func TestParseRequestHead_DoesNotAllocate(t *testing.T) {
 	parseResponseHead(head, &rh)
 	if n := testing.AllocsPerRun(100, func() { parseResponseHead(head, &rh) }); n != 0 {
 		t.Errorf("%v allocations per response parse", n)
+	}
+}
+
+// TestBuildRequest_RepeatedFields: repeated field names, few or many,
+// become one entry with every value in order, as net/http's reader makes
+// them (names of any case; Host and the framing fields aside).
+func TestBuildRequest_RepeatedFields(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 11))
+	names := []string{"X-A", "x-b", "X-Long-Name-Here", "x-a", "Accept", "X-Ab", "X-C-D"}
+	tmpl := (&http.Request{RemoteAddr: "127.0.0.1:40000"}).WithContext(context.Background())
+	for round := range 300 {
+		var head strings.Builder
+		head.WriteString("GET / HTTP/1.1\r\nHost: example.com\r\n")
+		n := 1 + rng.IntN(40) // both sides of the 17-field switch to map lookups
+		for i := range n {
+			fmt.Fprintf(&head, "%s: v%d\r\n", names[rng.IntN(len(names))], i)
+		}
+		head.WriteString("\r\n")
+		want, err := http.ReadRequest(bufio.NewReader(strings.NewReader(head.String())))
+		if err != nil {
+			t.Fatal(err)
+		}
+		buf := []byte(head.String())
+		var h requestHead
+		if err := parseRequestHead(buf, &h, DefaultMaxURIBytes); err != nil {
+			t.Fatalf("round %d: %v", round, err)
+		}
+		got, err := buildRequest(tmpl, buf, &h)
+		if err != nil {
+			t.Fatalf("round %d: %v", round, err)
+		}
+		if !reflect.DeepEqual(got.Header, want.Header) {
+			t.Fatalf("round %d (%d fields):\n got %v\nwant %v", round, n, got.Header, want.Header)
+		}
 	}
 }
