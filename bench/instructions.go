@@ -283,7 +283,7 @@ func countInstructions(valgrind, control, dir string, t instrTarget, n int) (flo
 }
 
 // keepDump copies target name's callgrind dump of the counted requests
-// (the last run's) to dir as callgrind.NAME.out, for callgrind_annotate.
+// (the last run's) to dir as callgrind.NAME.out, for bench/cgtop.
 func keepDump(tmp, dir, name string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err

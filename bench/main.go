@@ -73,7 +73,7 @@ func main() {
 	flag.StringVar(&o.out, "out", "bench/results/latest.json", "where to write the JSON result")
 	flag.StringVar(&o.only, "only", "", "comma-separated scenarios to run (direct,nginx,nginx-forwarding,haproxy,caddy,oauth2-proxy-jwt,gatehouse-passthrough,gatehouse-full-chain, and with -baseline baseline-passthrough,baseline-full-chain)")
 	flag.StringVar(&o.baseline, "baseline", "", "a second gatehouse binary (say, built from an older commit) measured in the same rounds: baseline-passthrough, baseline-full-chain")
-	flag.StringVar(&o.profile, "profile", "", "a directory: write CPU and allocation profiles of Gatehouse under each of its scenarios' first high-load run; with -instructions, each target's callgrind dump of the counted requests (callgrind_annotate reads them)")
+	flag.StringVar(&o.profile, "profile", "", "a directory: write CPU and allocation profiles of Gatehouse under each of its scenarios' first high-load run; with -instructions, each target's callgrind dump of the counted requests (go run ./bench/cgtop reads them)")
 	instructions := flag.Int("instructions", 0, "instead of the load runs: count the instructions per request in user space of Gatehouse (and -baseline, nginx, nginx-forwarding) under valgrind's callgrind over this many requests, which a noisy machine does not disturb (2000 for a quick comparison; 20000 so that garbage-collection cycles, about one per 11000 requests, are counted at their rate under load)")
 	instrRuns := flag.Int("instruction-runs", 2, "with -instructions: runs of each target, interleaved")
 	report := flag.String("report", "", "a JSON result of an earlier run: compute its ratios and targets again with this version, print them, and write them to -out if given (nothing is measured)")
