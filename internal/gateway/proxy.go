@@ -200,7 +200,11 @@ func (p *proxyHandler) setHeaders(h http.Header, in *http.Request, x *policy.Exc
 			set(4, "Traceparent", x.TraceParent)
 		}
 	}
-	if !sendsUserAgent(h, fs) {
+	var sent h1.Fields
+	if fs != nil {
+		sent = *fs
+	}
+	if !sent.Sends(h, "User-Agent") {
 		// The transport adds none: an empty value, which the h1
 		// transport skips and net/http's take for "send none".
 		if fs != nil {
@@ -209,22 +213,6 @@ func (p *proxyHandler) setHeaders(h http.Header, in *http.Request, x *policy.Exc
 			h["User-Agent"] = nil
 		}
 	}
-}
-
-// sendsUserAgent reports whether the outgoing request has a User-Agent:
-// in h, and with fs not omitted there.
-func sendsUserAgent(h http.Header, fs *h1.Fields) bool {
-	if _, ok := h["User-Agent"]; !ok {
-		return false
-	}
-	if fs != nil {
-		for _, f := range *fs {
-			if f.Name == "User-Agent" {
-				return false // omitted (fs holds no User-Agent of its own yet)
-			}
-		}
-	}
-	return true
 }
 
 // setFieldValues sets name to vs, in h or, with fs, as fields of fs.

@@ -184,13 +184,10 @@ func (c *conn) awaitRequest(first bool) bool {
 		var deadline time.Time
 		d := c.srv.idleTimeout()
 		if d > 0 {
-			// The time now, from the request's arrival and the monotonic
-			// clock alone: half the cost of time.Now.
-			if c.now.IsZero() {
-				deadline = time.Now().Add(d)
-			} else {
-				deadline = c.now.Add(time.Since(c.now) + d)
-			}
+			// The time now, from the arrival of the request just served
+			// (serveRequest set c.now) and the monotonic clock alone: half
+			// the cost of time.Now.
+			deadline = c.now.Add(time.Since(c.now) + d)
 		}
 		c.setReadDeadline(deadline, d)
 		c.br.shrink()

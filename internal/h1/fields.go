@@ -44,9 +44,10 @@ func FieldsFrom(ctx context.Context) Fields {
 	return nil
 }
 
-// sends reports whether a request with header h and these Fields sends
-// a field named name.
-func (f Fields) sends(h http.Header, name string) bool {
+// Sends reports whether a request with header h and these Fields sends
+// a field named name (canonical): one of the Fields, or h's unless a
+// Field of that name replaces or omits it.
+func (f Fields) Sends(h http.Header, name string) bool {
 	found := false
 	for i := range f {
 		if f[i].Name == name {

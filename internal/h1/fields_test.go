@@ -152,7 +152,7 @@ func TestFieldsSends(t *testing.T) {
 		{Fields{{Name: "Idempotency-Key", Omit: true}, {Name: "Idempotency-Key", Value: "k2"}}, "Idempotency-Key", true},
 		{Fields{{Name: "X-Other", Omit: true}}, "Idempotency-Key", true},
 	} {
-		if got := c.f.sends(h, c.name); got != c.want {
+		if got := c.f.Sends(h, c.name); got != c.want {
 			t.Errorf("%v sends %s = %v, want %v", c.f, c.name, got, c.want)
 		}
 	}

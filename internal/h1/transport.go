@@ -212,7 +212,7 @@ func retryable(req *http.Request, err error) bool {
 		return true
 	}
 	extra := FieldsFrom(req.Context())
-	return extra.sends(req.Header, "Idempotency-Key") || extra.sends(req.Header, "X-Idempotency-Key")
+	return extra.Sends(req.Header, "Idempotency-Key") || extra.Sends(req.Header, "X-Idempotency-Key")
 }
 
 func checkRequest(req *http.Request) error {
