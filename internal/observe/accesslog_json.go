@@ -180,15 +180,27 @@ func appendMillis(b []byte, key string, d time.Duration) []byte {
 		us = -us
 	}
 	b = strconv.AppendInt(b, us/1000, 10)
-	if frac := us % 1000; frac != 0 {
-		digits := [4]byte{'.', byte('0' + frac/100), byte('0' + frac/10%10), byte('0' + frac%10)}
-		n := 4
-		for digits[n-1] == '0' {
-			n--
-		}
-		b = append(b, digits[:n]...)
+	return appendFraction(b, int(us%1000), 3)
+}
+
+// appendFraction appends frac (0 <= frac < 10^width) as the decimals of
+// a fraction of width digits: a point and the digits without trailing
+// zeros, nothing when frac is 0.
+func appendFraction(b []byte, frac, width int) []byte {
+	if frac == 0 {
+		return b
 	}
-	return b
+	var digits [10]byte // width <= 9
+	digits[0] = '.'
+	for i := width; i >= 1; i-- {
+		digits[i] = byte('0' + frac%10)
+		frac /= 10
+	}
+	n := width + 1
+	for digits[n-1] == '0' {
+		n--
+	}
+	return append(b, digits[:n]...)
 }
 
 // stamp is the part of an RFC 3339 timestamp that stays the same for a
@@ -219,19 +231,7 @@ func appendRFC3339Nano(b []byte, t time.Time) []byte {
 		lastStamp.Store(st)
 	}
 	b = append(b, st.head...)
-	if ns := t.Nanosecond(); ns != 0 {
-		var digits [10]byte
-		digits[0] = '.'
-		for i := 9; i >= 1; i-- {
-			digits[i] = byte('0' + ns%10)
-			ns /= 10
-		}
-		n := 10
-		for digits[n-1] == '0' {
-			n--
-		}
-		b = append(b, digits[:n]...)
-	}
+	b = appendFraction(b, t.Nanosecond(), 9)
 	return append(b, st.zone...)
 }
 
