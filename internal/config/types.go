@@ -77,7 +77,7 @@ type Limits struct {
 
 // RequestID configures correlation IDs.
 type RequestID struct {
-	Header string `yaml:"header" jsonschema_description:"Header that carries the request ID in and out. Default X-Request-ID."`
+	Header string `yaml:"header" jsonschema_description:"Header that carries the request ID in and out. Default X-Request-ID. Not a field that frames or routes the message (Host, Content-Length, Transfer-Encoding, Connection and the other hop-by-hop fields) nor one the gateway sets itself (Traceparent, X-Forwarded-For, X-Forwarded-Host, X-Forwarded-Proto)."`
 }
 
 // IdentityHeaders configures the headers that carry the verified identity to backends.

@@ -188,8 +188,13 @@ func (v *validator) server() {
 			v.r.Errorf(Index("server.trusted_proxies", i), "%v", err)
 		}
 	}
-	if h := s.RequestID.Header; h != "" && !headerNameRE.MatchString(h) {
-		v.r.Errorf("server.request_id.header", "%q is not a valid header name", h)
+	if h := s.RequestID.Header; h != "" {
+		switch {
+		case !headerNameRE.MatchString(h):
+			v.r.Errorf("server.request_id.header", "%q is not a valid header name", h)
+		case containsFold(reservedRequestIDHeaders, h):
+			v.r.Errorf("server.request_id.header", "%s cannot carry the request ID: the gateway sets or removes it itself", h)
+		}
 	}
 	if p := s.IdentityHeaders.Prefix; p != "" {
 		if !headerNameRE.MatchString(p) || !strings.HasSuffix(p, "-") || len(p) < 3 {
@@ -197,6 +202,14 @@ func (v *validator) server() {
 		}
 	}
 }
+
+// reservedRequestIDHeaders cannot carry the request ID: they frame or
+// route the message, or the gateway writes them with values of its own.
+// (The gateway writes the request ID field without checking its name per
+// request: this list and the name's syntax are that check.)
+var reservedRequestIDHeaders = []string{"Host", "Content-Length", "Transfer-Encoding", "Trailer", "Connection",
+	"Keep-Alive", "Te", "Upgrade", "Proxy-Connection", "Proxy-Authorization", "Proxy-Authenticate",
+	"Traceparent", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto"}
 
 // ParsePrefix parses a CIDR, or a single IP as a one-address prefix.
 func ParsePrefix(s string) (netip.Prefix, error) {

@@ -283,7 +283,7 @@ func (p *proxyHandler) omitFields(fs *h1.Fields, in http.Header) {
 		}
 	}
 	if clientTrailers(in) {
-		*fs = append(*fs, h1.Field{Name: "Te", Value: "trailers"})
+		*fs = append(*fs, h1.Field{Name: "Te", Value: "trailers", Checked: true})
 	}
 }
 

@@ -136,9 +136,16 @@ func (p *proxyHandler) setURL(u *url.URL, in *http.Request, x *policy.Exchange) 
 // to fs for the h1 transport to write after h (h1.Fields replace h's
 // fields of the same names), and a removal is an Omit field too.
 func (p *proxyHandler) setHeaders(h http.Header, in *http.Request, x *policy.Exchange, principal *identity.Principal, vals *[5]string, fs *h1.Fields) {
+	// Every field set here is Checked (h1.Field): the names are the
+	// gateway's own or the request ID's, which the configuration refuses
+	// to be a framing field; the values are the client's address, the
+	// Host and forwarded fields a server checked as it read them (h1's
+	// and net/http's both refuse control characters), fixed words, a
+	// request ID and traceparent checked or made by requestIDs, and the
+	// identity values headerSafe and joinList made safe.
 	set := func(i int, name, v string) {
 		if fs != nil {
-			*fs = append(*fs, h1.Field{Name: name, Value: v})
+			*fs = append(*fs, h1.Field{Name: name, Value: v, Checked: true})
 			return
 		}
 		vals[i] = v
@@ -208,21 +215,25 @@ func (p *proxyHandler) setHeaders(h http.Header, in *http.Request, x *policy.Exc
 		// The transport adds none: an empty value, which the h1
 		// transport skips and net/http's take for "send none".
 		if fs != nil {
-			*fs = append(*fs, h1.Field{Name: "User-Agent"})
+			*fs = append(*fs, h1.Field{Name: "User-Agent", Checked: true})
 		} else {
 			h["User-Agent"] = nil
 		}
 	}
 }
 
-// setFieldValues sets name to vs, in h or, with fs, as fields of fs.
+// setFieldValues sets name to vs, in h or, with fs, as Checked fields of
+// fs: its callers pass the identity fields (names from the validated
+// prefix, values made safe by identityValues) and a backend credential
+// (a name the configuration keeps off the framing fields, a minted
+// token's value).
 func setFieldValues(h http.Header, fs *h1.Fields, name string, vs []string) {
 	if fs == nil {
 		h[name] = vs
 		return
 	}
 	for _, v := range vs {
-		*fs = append(*fs, h1.Field{Name: name, Value: v})
+		*fs = append(*fs, h1.Field{Name: name, Value: v, Checked: true})
 	}
 }
 

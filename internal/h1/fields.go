@@ -13,6 +13,14 @@ type Field struct {
 	// caller can then send a request's Header unchanged, shared with the
 	// request it came from, and leave out the fields it must not forward.
 	Omit bool
+	// Checked says that the caller has checked the field itself, so the
+	// transport writes it as it is: Name is a canonical token other than
+	// Host, Content-Length, Transfer-Encoding, Trailer and Connection,
+	// and Value holds field-value bytes only (no control character but
+	// HTAB). A caller sets it for names fixed at configuration time and
+	// values it built from checked parts; a field that breaks the promise
+	// is sent broken.
+	Checked bool
 }
 
 // Fields are header fields that Transport writes after a request's
@@ -21,7 +29,8 @@ type Field struct {
 // transport to iterate. A field of Header whose name is also among the
 // Fields is not written (the Fields replace it, as Header.Set would, or
 // remove it, when they only Omit it).
-// Names must be canonical; names and values are checked as Header's are.
+// Names must be canonical; names and values are checked as Header's are,
+// unless a Field is marked Checked.
 //
 // A request carries them when its context's Value(FieldsKey) returns a
 // non-nil *Fields (a context type of the caller's own can answer that key

@@ -3,6 +3,7 @@ package h1
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"reflect"
 	"sync/atomic"
@@ -39,15 +40,21 @@ func headerEcho(t *testing.T) (*Transport, *http.Request, chan http.Header) {
 
 // Fields are written after the Header, replace its fields of the same
 // names, keep their order and repeated names, and an empty User-Agent
-// means none.
+// means none; Checked ones (which skip the checks) the same way.
 func TestTransport_Fields(t *testing.T) {
+	for _, checked := range []bool{false, true} {
+		t.Run(fmt.Sprintf("checked=%v", checked), func(t *testing.T) { testTransportFields(t, checked) })
+	}
+}
+
+func testTransportFields(t *testing.T, checked bool) {
 	tr, req, seen := headerEcho(t)
 	req.Header = http.Header{"Accept": {"text/plain"}, "X-Request-Id": {"client's"}, "X-Multi": {"a", "b"}}
 	req = withFields(req,
-		Field{Name: "X-Request-Id", Value: "gateway's"},
-		Field{Name: "X-Groups", Value: "one"},
-		Field{Name: "X-Groups", Value: "two"},
-		Field{Name: "User-Agent", Value: ""})
+		Field{Name: "X-Request-Id", Value: "gateway's", Checked: checked},
+		Field{Name: "X-Groups", Value: "one", Checked: checked},
+		Field{Name: "X-Groups", Value: "two", Checked: checked},
+		Field{Name: "User-Agent", Value: "", Checked: checked})
 	roundTrip(t, tr, req)
 	h := <-seen
 	want := http.Header{

@@ -280,6 +280,21 @@ type bodyError struct{ err error }
 func (e *bodyError) Error() string { return "h1: reading request body: " + e.err.Error() }
 func (e *bodyError) Unwrap() error { return e.err }
 
+// checkField checks an extra field the caller has not marked Checked.
+func checkField(f *Field) error {
+	switch f.Name {
+	case "Host", "Content-Length", "Transfer-Encoding", "Trailer", "Connection":
+		return fmt.Errorf("h1: %s cannot be an extra field", f.Name)
+	}
+	if !validFieldName(f.Name) {
+		return fmt.Errorf("h1: invalid header field name %q", f.Name)
+	}
+	if !validFieldValueString(f.Value) {
+		return fmt.Errorf("h1: invalid header field value for %q", f.Name)
+	}
+	return nil
+}
+
 // writeRequest writes the request line, the header fields and the body,
 // and flushes. It reports whether the request asked to close the
 // connection after the response.
@@ -355,19 +370,15 @@ func (pc *persistConn) writeRequest(req *http.Request) (closeAfter bool, err err
 			writeFieldLine(bw, k, v)
 		}
 	}
-	for _, f := range extra {
+	for i := range extra {
+		f := &extra[i]
 		if f.Omit {
 			continue // it only kept the Header's fields of its name out
 		}
-		switch f.Name {
-		case "Host", "Content-Length", "Transfer-Encoding", "Trailer", "Connection":
-			return false, pc.abandon(fmt.Errorf("h1: %s cannot be an extra field", f.Name))
-		}
-		if !validFieldName(f.Name) {
-			return false, pc.abandon(fmt.Errorf("h1: invalid header field name %q", f.Name))
-		}
-		if !validFieldValueString(f.Value) {
-			return false, pc.abandon(fmt.Errorf("h1: invalid header field value for %q", f.Name))
+		if !f.Checked {
+			if err := checkField(f); err != nil {
+				return false, pc.abandon(err)
+			}
 		}
 		if f.Value == "" && f.Name == "User-Agent" {
 			continue
