@@ -248,6 +248,42 @@ func (h *requestHead) hasKind(k fieldKind) bool {
 	return false
 }
 
+// validAuthority checks what hostChars lets through in an absolute-form
+// target's authority as url.Parse does (a request it refuses must not
+// reach a handler): a percent sign starts an escape of a non-ASCII byte,
+// or %25; the port, if any, is digits (RFC 3986 §3.2.3), after the last
+// ']' of an IP literal, else after the first ':'.
+func validAuthority(a []byte) bool {
+	for i := 0; i < len(a); i++ {
+		if a[i] != '%' {
+			continue
+		}
+		if i+2 >= len(a) || !isHex(a[i+1]) || !isHex(a[i+2]) || hexValue(a[i+1]) < 8 && string(a[i:i+3]) != "%25" {
+			return false
+		}
+	}
+	if len(a) > 0 && a[0] == '[' {
+		end := bytes.LastIndexByte(a, ']')
+		if end < 0 {
+			return false
+		}
+		a = a[end+1:]
+		if len(a) > 0 && a[0] != ':' {
+			return false
+		}
+	}
+	i := bytes.IndexByte(a, ':')
+	if i < 0 {
+		return true
+	}
+	for _, c := range a[i+1:] {
+		if !isDigit(c) {
+			return false
+		}
+	}
+	return true
+}
+
 // parseRequestLine parses method SP request-target SP HTTP-version.
 func (h *requestHead) parseRequestLine(b []byte, end, maxURI int) *protoError {
 	line := b[:end]
@@ -332,7 +368,7 @@ func (h *requestHead) parseTarget(b []byte, options bool) *protoError {
 			}
 			i++
 		}
-		if i == a {
+		if i == a || !validAuthority(t[a:i]) {
 			return errTarget
 		}
 		h.authority = span{int32(base + a), int32(base + i)}
@@ -468,3 +504,5 @@ func statusText(code int) string {
 	}
 	return "status"
 }
+
+func hexValue(c byte) byte { v, _ := unhex(c); return v }
