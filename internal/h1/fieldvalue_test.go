@@ -1,6 +1,8 @@
 package h1
 
 import (
+	"encoding/binary"
+	"math/bits"
 	"math/rand/v2"
 	"strings"
 	"testing"
@@ -55,6 +57,50 @@ func BenchmarkValidFieldValue(b *testing.B) {
 	for b.Loop() {
 		if !validFieldValue(v) {
 			b.Fatal("invalid")
+		}
+	}
+}
+
+// suspectWord never misses a byte below 0x20 or a DEL, and what it flags
+// below the first of them is only a 0x7e after a 0xff or 0xfe byte (its
+// one false positive, which its callers look past): every pair of byte values at
+// every pair of positions, in words of 'a's and of 0xff's.
+func TestSuspectWord(t *testing.T) {
+	ctl := func(c byte) bool { return c < 0x20 || c == 0x7f }
+	for _, fill := range []byte{'a', 0xff} {
+		for p := 0; p < 8; p++ {
+			for q := p + 1; q < 8; q++ {
+				for a := 0; a < 256; a++ {
+					for c := 0; c < 256; c++ {
+						var w [8]byte
+						for i := range w {
+							w[i] = fill
+						}
+						w[p], w[q] = byte(a), byte(c)
+						m := suspectWord(binary.LittleEndian.Uint64(w[:]))
+						first := -1
+						for i, x := range w {
+							if ctl(x) {
+								first = i
+								break
+							}
+						}
+						if m == 0 {
+							if first >= 0 {
+								t.Fatalf("%x: missed the byte at %d", w, first)
+							}
+							continue
+						}
+						low := bits.TrailingZeros64(m) >> 3
+						if first >= 0 && low > first {
+							t.Fatalf("%x: lowest flag at %d, after the byte at %d", w, low, first)
+						}
+						if !ctl(w[low]) && !(w[low] == 0x7e && low > 0 && w[low-1] >= 0xfe) {
+							t.Fatalf("%x: flagged %#x at %d", w, w[low], low)
+						}
+					}
+				}
+			}
 		}
 	}
 }

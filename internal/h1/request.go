@@ -140,18 +140,14 @@ func parseRequestHead(b []byte, h *requestHead, maxURI int) *protoError {
 	}
 	var nTE, nCL, nHost int
 	for {
-		end, next, ok, err := nextLine(b, off)
+		if off+1 < len(b) && b[off] == '\r' && b[off+1] == '\n' {
+			break // the empty line
+		}
+		f, next, err := parseFieldLine(b, off)
 		if err != nil {
-			return errLineEnd
-		}
-		if !ok {
-			return errIncompleteHead
-		}
-		if end == off {
-			break
-		}
-		f, err := parseField(b[off:end], off)
-		if err != nil {
+			if err == errIncompleteLine {
+				return errIncompleteHead
+			}
 			return fieldProtoError(err)
 		}
 		kind := classify(f.name.get(b))

@@ -60,14 +60,13 @@ func parseResponseHead(b []byte, h *responseHead) error {
 	h.statusText = span{9, int32(end)}
 	var nCL, nTE int
 	for {
-		end, next, ok, err := nextLine(b, off)
-		if err != nil || !ok {
+		if off+1 < len(b) && b[off] == '\r' && b[off+1] == '\n' {
+			break // the empty line
+		}
+		f, next, err := parseFieldLine(b, off)
+		if err == errIncompleteLine || err == errBareLF {
 			return badResponse("invalid line ending")
 		}
-		if end == off {
-			break
-		}
-		f, err := parseField(b[off:end], off)
 		if err != nil {
 			return badResponse(err.Error())
 		}
