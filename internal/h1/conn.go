@@ -133,11 +133,11 @@ func (c *conn) serve() {
 		if !c.awaitRequest(first) {
 			return
 		}
-		n, perr, err := c.readHead(first)
+		n, parsed, perr, err := c.readHead(first)
 		if err != nil {
 			return
 		}
-		if perr == nil {
+		if perr == nil && !parsed {
 			perr = parseRequestHead(c.br.bytes()[:n], &c.head, c.srv.maxURIBytes())
 		}
 		if perr != nil {
@@ -208,10 +208,14 @@ func (c *conn) awaitRequest(first bool) bool {
 
 // readHead reads until a complete head is buffered and returns its length.
 // It refuses bare LF line endings as soon as it sees one, and heads or
-// request lines over their limits.
-func (c *conn) readHead(first bool) (int, *protoError, error) {
+// request lines over their limits. When the head came whole in the first
+// read (the usual case), it is parsed into c.head at once, and parsed
+// says so: parsing it found its end without a pass of findHeadEnd over
+// it. Anything else (a head in pieces, an error, the HTTP/2 preface) goes
+// the way it went before, so the answer is the same.
+func (c *conn) readHead(first bool) (n int, parsed bool, _ *protoError, _ error) {
 	maxHead, maxURI := c.srv.maxHeaderBytes(), c.srv.maxURIBytes()
-	scan, skipped, deadlineSet := 0, 0, first
+	scan, skipped, deadlineSet, tried := 0, 0, first, false
 	for {
 		b := c.br.bytes()
 		// RFC 9112 §2.2: ignore at least one empty line before a request.
@@ -220,25 +224,31 @@ func (c *conn) readHead(first bool) (int, *protoError, error) {
 			b = b[2:]
 			skipped++
 		}
+		if !tried && len(b) > 0 && len(b) <= maxHead {
+			tried = true
+			if n, pe := parseRequestHeadPrefix(b, &c.head, maxURI); pe == nil && n > 0 {
+				return n, true, nil, nil
+			}
+		}
 		n, next, err := findHeadEnd(b, scan)
 		if err != nil {
 			if err == errEmptyStart {
-				return 0, errRequestLine, nil
+				return 0, false, errRequestLine, nil
 			}
-			return 0, errLineEnd, nil
+			return 0, false, errLineEnd, nil
 		}
 		if n > 0 {
 			if n > maxHead {
-				return 0, errHeadTooLong, nil
+				return 0, false, errHeadTooLong, nil
 			}
-			return n, nil, nil
+			return n, false, nil, nil
 		}
 		scan = next
 		if scan == 0 && len(b) > maxURI+32 {
-			return 0, errURITooLong, nil
+			return 0, false, errURITooLong, nil
 		}
 		if len(b) >= maxHead {
-			return 0, errHeadTooLong, nil
+			return 0, false, errHeadTooLong, nil
 		}
 		if !deadlineSet {
 			if d := c.srv.headerTimeout(); d > 0 {
@@ -250,10 +260,10 @@ func (c *conn) readHead(first bool) (int, *protoError, error) {
 		case nil:
 		case errBufferFull:
 			if !c.br.grow(maxHead) {
-				return 0, errHeadTooLong, nil
+				return 0, false, errHeadTooLong, nil
 			}
 		default:
-			return 0, nil, err
+			return 0, false, nil, err
 		}
 	}
 }

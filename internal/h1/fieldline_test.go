@@ -3,6 +3,7 @@ package h1
 import (
 	"bytes"
 	"math/rand/v2"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -96,5 +97,73 @@ func TestParseFieldLine_Incomplete(t *testing.T) {
 	if err != nil || next != len(line) || string(f.name.get([]byte(line))) != "X-Name" ||
 		string(f.value.get([]byte(line))) != strings.TrimRight(line[9:len(line)-2], " ") {
 		t.Fatalf("whole line: %v %d %v", f, next, err)
+	}
+}
+
+// checkPrefixParse fails t when a head the prefix parsers accept at the
+// start of data is not the one findHeadEnd finds there, without error,
+// or parses differently on its own: readHead takes the prefix parsers'
+// word for it instead of the two steps.
+func checkPrefixParse(t *testing.T, data []byte) {
+	t.Helper()
+	var pre, whole requestHead
+	if n, pe := parseRequestHeadPrefix(data, &pre, DefaultMaxURIBytes); pe == nil && n > 0 {
+		m, _, err := findHeadEnd(data, 0)
+		if err != nil || m != n {
+			t.Fatalf("%q: request head of %d bytes, findHeadEnd says %d, %v", data, n, m, err)
+		}
+		if pe := parseRequestHead(data[:n], &whole, DefaultMaxURIBytes); pe != nil || !reflect.DeepEqual(pre, whole) {
+			t.Fatalf("%q: parsed alone: %v\n%+v\n%+v", data, pe, pre, whole)
+		}
+	}
+	var rpre, rwhole responseHead
+	if n, err := parseResponseHeadPrefix(data, &rpre); err == nil {
+		m, _, err := findHeadEnd(data, 0)
+		if err != nil || m != n {
+			t.Fatalf("%q: response head of %d bytes, findHeadEnd says %d, %v", data, n, m, err)
+		}
+		if err := parseResponseHead(data[:n], &rwhole); err != nil || !reflect.DeepEqual(rpre, rwhole) {
+			t.Fatalf("%q: parsed alone: %v\n%+v\n%+v", data, err, rpre, rwhole)
+		}
+	}
+}
+
+// The prefix parsers accept a head only where findHeadEnd finds its end
+// and the complete-head parsers agree, on mutations of real heads
+// followed by what may come after a head (a body, a pipelined request,
+// nothing, half a line).
+func TestParsePrefix_SameAsFindHeadEnd(t *testing.T) {
+	heads := []string{
+		string(benchRequest),
+		"POST /u HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\nX-T: a\tb\r\n\r\n",
+		"GET http://h:80/p HTTP/1.1\r\nHost: h:80\r\n\r\n",
+		"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
+		string(benchResponse[:bytes.Index(benchResponse, []byte("\r\n\r\n"))+4]),
+		"HTTP/1.1 100 Continue\r\n\r\n",
+		"HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked\r\n\r\n",
+	}
+	tails := []string{"", "abc", "GET / HTTP/1.1\r\nHost: x\r\n\r\n", "\r\n", "\n\n", "X: y"}
+	pool := []byte("\r\n\t :\x00\x7f\xffaZ0-/")
+	rng := rand.New(rand.NewPCG(26, 11))
+	for range 100000 {
+		b := []byte(heads[rng.IntN(len(heads))])
+		for range rng.IntN(4) {
+			switch i := rng.IntN(len(b)); rng.IntN(3) {
+			case 0:
+				b[i] = pool[rng.IntN(len(pool))]
+			case 1:
+				b = append(b[:i], b[i+1:]...)
+			default:
+				b = append(b[:i], append([]byte{pool[rng.IntN(len(pool))]}, b[i:]...)...)
+			}
+			if len(b) == 0 {
+				b = []byte("\r\n")
+			}
+		}
+		b = append(b, tails[rng.IntN(len(tails))]...)
+		if rng.IntN(3) == 0 {
+			b = b[:rng.IntN(len(b)+1)]
+		}
+		checkPrefixParse(t, b)
 	}
 }

@@ -23,6 +23,7 @@ func FuzzParseRequestHead(f *testing.F) {
 	f.Add([]byte("POST /x?y HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"))
 	tmpl := (&http.Request{}).WithContext(context.Background())
 	f.Fuzz(func(t *testing.T, data []byte) {
+		checkPrefixParse(t, data)
 		n, _, err := findHeadEnd(data, 0)
 		if err != nil || n == 0 {
 			return
@@ -63,6 +64,7 @@ func FuzzParseResponseHead(f *testing.F) {
 	f.Add([]byte("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n"))
 	f.Add([]byte("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
+		checkPrefixParse(t, data)
 		n, _, err := findHeadEnd(data, 0)
 		if err != nil || n == 0 {
 			return

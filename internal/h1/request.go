@@ -124,19 +124,30 @@ func (h *requestHead) reset() {
 // lines, empty line) into h, enforcing RFC 9112 strictly. maxURI bounds
 // the request target. It does not allocate once h's slices have grown.
 func parseRequestHead(b []byte, h *requestHead, maxURI int) *protoError {
+	_, pe := parseRequestHeadPrefix(b, h, maxURI)
+	return pe
+}
+
+// parseRequestHeadPrefix is parseRequestHead for a head at the start of b,
+// which may hold more after it (a body, a pipelined request); it returns
+// the head's length too. A head it parses without error is the one
+// findHeadEnd finds, without error: every line it accepts ends with CRLF
+// and holds no LF. (It returns 0 and nil for the HTTP/2 preface, whose
+// length it does not know.)
+func parseRequestHeadPrefix(b []byte, h *requestHead, maxURI int) (int, *protoError) {
 	h.reset()
 	end, off, ok, err := nextLine(b, 0)
 	if err != nil {
-		return errLineEnd
+		return 0, errLineEnd
 	}
 	if !ok {
-		return errIncompleteHead
+		return 0, errIncompleteHead
 	}
 	if pe := h.parseRequestLine(b, end, maxURI); pe != nil {
-		return pe
+		return 0, pe
 	}
 	if h.h2Preface {
-		return nil
+		return 0, nil
 	}
 	var nTE, nCL, nHost int
 	for {
@@ -146,9 +157,9 @@ func parseRequestHead(b []byte, h *requestHead, maxURI int) *protoError {
 		f, next, err := parseFieldLine(b, off)
 		if err != nil {
 			if err == errIncompleteLine {
-				return errIncompleteHead
+				return 0, errIncompleteHead
 			}
-			return fieldProtoError(err)
+			return 0, fieldProtoError(err)
 		}
 		kind := classify(f.name.get(b))
 		v := f.value.get(b)
@@ -158,20 +169,20 @@ func parseRequestHead(b []byte, h *requestHead, maxURI int) *protoError {
 			h.host = len(h.fields)
 			for _, c := range v {
 				if !hostChars[c] {
-					return errHost
+					return 0, errHost
 				}
 			}
 		case kindContentLength:
 			nCL++
 			n, ok := parseLength(v)
 			if !ok {
-				return errLength
+				return 0, errLength
 			}
 			h.contentLength = n
 		case kindTransferEncoding:
 			nTE++
 			if !equalFoldLower(v, "chunked") {
-				return transferEncodingError(v)
+				return 0, transferEncodingError(v)
 			}
 			h.chunked = true
 		case kindConnection:
@@ -190,7 +201,7 @@ func parseRequestHead(b []byte, h *requestHead, maxURI int) *protoError {
 				break // RFC 9110 §10.1.1: ignored in HTTP/1.0
 			}
 			if !equalFoldLower(v, "100-continue") {
-				return errExpectation
+				return 0, errExpectation
 			}
 			h.expect100 = true
 		}
@@ -200,17 +211,17 @@ func parseRequestHead(b []byte, h *requestHead, maxURI int) *protoError {
 	}
 	switch {
 	case nHost > 1:
-		return errManyHosts
+		return 0, errManyHosts
 	case nHost == 0 && h.minor == 1:
-		return errNoHost
+		return 0, errNoHost
 	case nCL > 1:
-		return errManyLengths
+		return 0, errManyLengths
 	case nTE > 1:
-		return errTransferEncoding
+		return 0, errTransferEncoding
 	case nTE > 0 && nCL > 0:
-		return errLengthAndTE
+		return 0, errLengthAndTE
 	case nTE > 0 && h.minor == 0:
-		return errTE10
+		return 0, errTE10
 	}
 	if h.upgrade {
 		h.upgrade = h.hasKind(kindUpgrade)
@@ -219,9 +230,9 @@ func parseRequestHead(b []byte, h *requestHead, maxURI int) *protoError {
 		h.close = true
 	}
 	if h.form == formAbsolute && h.host >= 0 && !equalFoldBytes(h.fields[h.host].value.get(b), h.authority.get(b)) {
-		return errHostMismatch
+		return 0, errHostMismatch
 	}
-	return nil
+	return off + 2, nil
 }
 
 // dropUpgrade makes the request lose its upgrade offer (RFC 9110 §7.8

@@ -546,11 +546,14 @@ func (pc *persistConn) readResponse(req *http.Request, reqClose bool) (*http.Res
 	var n int
 	for n1xx := 0; ; n1xx++ {
 		var err error
-		if n, err = pc.readHead(t.maxHeaderBytes()); err != nil {
+		var parsed bool
+		if n, parsed, err = pc.readHead(t.maxHeaderBytes()); err != nil {
 			return nil, err
 		}
-		if err := parseResponseHead(pc.br.bytes()[:n], h); err != nil {
-			return nil, err
+		if !parsed {
+			if err := parseResponseHead(pc.br.bytes()[:n], h); err != nil {
+				return nil, err
+			}
 		}
 		if h.status >= 200 || h.status == http.StatusSwitchingProtocols {
 			break
@@ -655,39 +658,48 @@ func (pc *persistConn) release(reuse bool) {
 	pc.closeConn()
 }
 
-// readHead reads until a complete response head is buffered.
-func (pc *persistConn) readHead(max int) (int, error) {
-	scan := 0
+// readHead reads until a complete response head is buffered. As the
+// server's readHead does, it parses a head that came whole in the first
+// read at once (into pc.head; parsed says so) and lets anything else go
+// the way it went before.
+func (pc *persistConn) readHead(max int) (n int, parsed bool, _ error) {
+	scan, tried := 0, false
 	for {
 		b := pc.br.bytes()
 		if len(b) > 0 {
 			pc.gotBytes = true
+			if !tried && len(b) <= max {
+				tried = true
+				if n, err := parseResponseHeadPrefix(b, &pc.head); err == nil {
+					return n, true, nil
+				}
+			}
 		}
 		n, next, err := findHeadEnd(b, scan)
 		if err != nil {
-			return 0, badResponse(err.Error())
+			return 0, false, badResponse(err.Error())
 		}
 		if n > 0 {
 			if n > max {
-				return 0, badResponse("response head too large")
+				return 0, false, badResponse("response head too large")
 			}
-			return n, nil
+			return n, false, nil
 		}
 		scan = next
 		if len(b) >= max {
-			return 0, badResponse("response head too large")
+			return 0, false, badResponse("response head too large")
 		}
 		switch err := pc.br.fill(); err {
 		case nil:
 		case errBufferFull:
 			if !pc.br.grow(max) {
-				return 0, badResponse("response head too large")
+				return 0, false, badResponse("response head too large")
 			}
 		default:
 			if err == io.EOF && pc.gotBytes {
 				err = io.ErrUnexpectedEOF
 			}
-			return 0, err
+			return 0, false, err
 		}
 	}
 }

@@ -25,35 +25,44 @@ type responseHead struct {
 // exactly "Transfer-Encoding: chunked" and never both. It does not
 // allocate once h's slices have grown.
 func parseResponseHead(b []byte, h *responseHead) error {
+	_, err := parseResponseHeadPrefix(b, h)
+	return err
+}
+
+// parseResponseHeadPrefix is parseResponseHead for a head at the start of
+// b, which may hold more after it; it returns the head's length too. A
+// head it parses without error is the one findHeadEnd finds, without
+// error, as with parseRequestHeadPrefix.
+func parseResponseHeadPrefix(b []byte, h *responseHead) (int, error) {
 	fields, kinds := h.fields[:0], h.kinds[:0]
 	*h = responseHead{fields: fields, kinds: kinds, contentLength: -1}
 	end, off, ok, err := nextLine(b, 0)
 	if err != nil || !ok {
-		return badResponse("invalid status line")
+		return 0, badResponse("invalid status line")
 	}
 	line := b[:end]
 	switch {
 	case len(line) < 12 || line[8] != ' ':
-		return badResponse("invalid status line")
+		return 0, badResponse("invalid status line")
 	case string(line[:8]) == "HTTP/1.1":
 		h.minor = 1
 	case string(line[:8]) == "HTTP/1.0":
 		h.minor = 0
 	default:
-		return badResponse("unsupported HTTP version")
+		return 0, badResponse("unsupported HTTP version")
 	}
 	code := line[9:12]
 	if code[0] < '1' || code[0] > '5' || !isDigit(code[1]) || !isDigit(code[2]) {
-		return badResponse("invalid status code")
+		return 0, badResponse("invalid status code")
 	}
 	h.status = int(code[0]-'0')*100 + int(code[1]-'0')*10 + int(code[2]-'0')
 	if len(line) > 12 {
 		if line[12] != ' ' {
-			return badResponse("invalid status line")
+			return 0, badResponse("invalid status line")
 		}
 		for _, c := range line[13:] {
 			if !isFieldValueByte(c) {
-				return badResponse("control character in reason phrase")
+				return 0, badResponse("control character in reason phrase")
 			}
 		}
 	}
@@ -65,10 +74,10 @@ func parseResponseHead(b []byte, h *responseHead) error {
 		}
 		f, next, err := parseFieldLine(b, off)
 		if err == errIncompleteLine || err == errBareLF {
-			return badResponse("invalid line ending")
+			return 0, badResponse("invalid line ending")
 		}
 		if err != nil {
-			return badResponse(err.Error())
+			return 0, badResponse(err.Error())
 		}
 		kind := classify(f.name.get(b))
 		v := f.value.get(b)
@@ -77,13 +86,13 @@ func parseResponseHead(b []byte, h *responseHead) error {
 			nCL++
 			n, ok := parseLength(v)
 			if !ok {
-				return badResponse("invalid Content-Length")
+				return 0, badResponse("invalid Content-Length")
 			}
 			h.contentLength = n
 		case kindTransferEncoding:
 			nTE++
 			if !equalFoldLower(v, "chunked") {
-				return badResponse("unsupported Transfer-Encoding")
+				return 0, badResponse("unsupported Transfer-Encoding")
 			}
 			h.chunked = true
 		case kindConnection:
@@ -104,15 +113,15 @@ func parseResponseHead(b []byte, h *responseHead) error {
 	}
 	switch {
 	case nCL > 1:
-		return badResponse("more than one Content-Length")
+		return 0, badResponse("more than one Content-Length")
 	case nTE > 1:
-		return badResponse("more than one Transfer-Encoding")
+		return 0, badResponse("more than one Transfer-Encoding")
 	case nCL > 0 && nTE > 0:
-		return badResponse("both Content-Length and Transfer-Encoding")
+		return 0, badResponse("both Content-Length and Transfer-Encoding")
 	case nTE > 0 && h.minor == 0:
-		return badResponse("Transfer-Encoding in an HTTP/1.0 response")
+		return 0, badResponse("Transfer-Encoding in an HTTP/1.0 response")
 	}
-	return nil
+	return off + 2, nil
 }
 
 // header canonicalizes the field names of the n-byte head in the buffer
