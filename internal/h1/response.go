@@ -121,11 +121,13 @@ func (w *response) writeInformational(code int) {
 	if w.minor == 0 || w.err != nil {
 		return // RFC 9110 §15.2: no 1xx to an HTTP/1.0 client
 	}
-	w.writeStatusLine(code)
+	b := appendStatusLine(w.scratch[:0], w.minor, code)
 	for k, vs := range w.header {
-		w.writeField(k, vs)
+		b = appendField(b, k, vs)
 	}
-	w.bw.WriteString("\r\n")
+	b = append(b, "\r\n"...)
+	w.keepScratch(b)
+	w.bw.Write(b)
 	if err := w.bw.Flush(); err != nil {
 		w.err = err
 	}
@@ -330,7 +332,8 @@ func (w *response) commit(mode bodyMode, sniff []byte) {
 	if w.closeAfter || c.head.close || c.srv.shuttingDown() || c.bodyForcesClose() || mode == modeClose {
 		w.closeAfter = true
 	}
-	w.writeStatusLine(w.status)
+	// The head is built in scratch and goes to bw in one copy.
+	b := appendStatusLine(w.scratch[:0], w.minor, w.status)
 	hasDate, hasType := false, false
 	for k, vs := range w.header {
 		switch k {
@@ -357,37 +360,51 @@ func (w *response) commit(mode bodyMode, sniff []byte) {
 		if len(k) > len(http.TrailerPrefix) && k[:len(http.TrailerPrefix)] == http.TrailerPrefix {
 			continue
 		}
-		w.writeField(k, vs)
+		b = appendField(b, k, vs)
 	}
-	bw := w.bw
 	if !hasDate {
-		bw.WriteString("Date: ")
-		bw.Write(c.srv.date.get(c.now))
-		bw.WriteString("\r\n")
+		b = append(b, "Date: "...)
+		b = append(b, c.srv.date.get(c.now)...)
+		b = append(b, "\r\n"...)
 	}
 	if !hasType && len(sniff) > 0 && bodyAllowed(w.status) {
-		bw.WriteString("Content-Type: ")
-		bw.WriteString(http.DetectContentType(sniff))
-		bw.WriteString("\r\n")
+		b = append(b, "Content-Type: "...)
+		b = append(b, http.DetectContentType(sniff)...)
+		b = append(b, "\r\n"...)
 	}
 	switch {
 	case mode == modeLength || (mode == modeNone && w.contentLength >= 0 && w.status != http.StatusNoContent && w.status >= 200):
-		bw.WriteString("Content-Length: ")
-		w.scratch = strconv.AppendInt(w.scratch[:0], w.contentLength, 10)
-		bw.Write(w.scratch)
-		bw.WriteString("\r\n")
+		b = append(b, "Content-Length: "...)
+		b = strconv.AppendInt(b, w.contentLength, 10)
+		b = append(b, "\r\n"...)
 	case mode == modeChunked:
-		bw.WriteString("Transfer-Encoding: chunked\r\n")
+		b = append(b, "Transfer-Encoding: chunked\r\n"...)
 	}
 	if w.closeAfter {
-		bw.WriteString("Connection: close\r\n")
+		b = append(b, "Connection: close\r\n"...)
 	} else if w.minor == 0 {
-		bw.WriteString("Connection: keep-alive\r\n")
+		b = append(b, "Connection: keep-alive\r\n"...)
 	}
-	if _, err := bw.WriteString("\r\n"); err != nil {
+	b = append(b, "\r\n"...)
+	w.keepScratch(b)
+	if _, err := w.bw.Write(b); err != nil {
 		w.err = err
 	}
 }
+
+// keepScratch keeps b, built in scratch, as the response's scratch
+// buffer, unless it grew beyond what a connection should keep.
+func (w *response) keepScratch(b []byte) {
+	if cap(b) <= maxKeptScratch {
+		w.scratch = b
+	} else {
+		w.scratch = nil
+	}
+}
+
+// maxKeptScratch bounds the head buffer a connection keeps between
+// requests.
+const maxKeptScratch = 4 << 10
 
 func (w *response) declareTrailers(vs []string) {
 	for _, v := range vs {
@@ -401,60 +418,55 @@ func (w *response) declareTrailers(vs []string) {
 	}
 }
 
-func (w *response) writeStatusLine(code int) {
-	bw := w.bw
-	if w.minor == 0 {
-		bw.WriteString("HTTP/1.0 ")
+// appendStatusLine appends the status line of code for HTTP/1.minor.
+func appendStatusLine(b []byte, minor, code int) []byte {
+	if minor == 0 {
+		b = append(b, "HTTP/1.0 "...)
 	} else {
-		bw.WriteString("HTTP/1.1 ")
+		b = append(b, "HTTP/1.1 "...)
 	}
 	if code == 200 {
-		bw.WriteString("200 OK\r\n")
-		return
+		return append(b, "200 OK\r\n"...)
 	}
-	w.scratch = strconv.AppendInt(w.scratch[:0], int64(code), 10)
-	bw.Write(w.scratch)
-	bw.WriteByte(' ')
-	bw.WriteString(statusText(code))
-	bw.WriteString("\r\n")
+	b = strconv.AppendInt(b, int64(code), 10)
+	b = append(b, ' ')
+	b = append(b, statusText(code)...)
+	return append(b, "\r\n"...)
 }
 
-// writeField writes one header field per value. A name that is not a
-// token is skipped; CR, LF and NUL in a value become spaces, so that a
-// handler cannot inject a field or split the response.
+// writeField writes one header field per value to bw (trailers).
 func (w *response) writeField(k string, vs []string) {
+	b := appendField(w.scratch[:0], k, vs)
+	w.keepScratch(b)
+	w.bw.Write(b)
+}
+
+// appendField appends one header field line per value. A name that is
+// not a token is skipped; CR, LF and NUL in a value become spaces, so
+// that a handler cannot inject a field or split the response.
+func appendField(b []byte, k string, vs []string) []byte {
 	if !validFieldName(k) {
-		return
+		return b
 	}
-	bw := w.bw
 	for _, v := range vs {
 		if validFieldValueString(v) {
-			writeFieldLine(bw, k, v)
+			b = appendFieldLine(b, k, v)
 			continue
 		}
-		bw.WriteString(k)
-		bw.WriteString(": ")
-		writeFieldValue(bw, v)
-		bw.WriteString("\r\n")
+		b = append(b, k...)
+		b = append(b, ':', ' ')
+		b = appendFieldValue(b, v)
+		b = append(b, '\r', '\n')
 	}
+	return b
 }
 
-// writeFieldLine writes the field line "k: v" and its CRLF, in one copy
-// into bw's buffer when the line fits in what is free there.
-func writeFieldLine(bw *bufio.Writer, k, v string) {
-	if n := len(k) + len(v) + 4; n > bw.Available() {
-		bw.WriteString(k)
-		bw.WriteString(": ")
-		bw.WriteString(v)
-		bw.WriteString("\r\n")
-		return
-	}
-	b := bw.AvailableBuffer()
+// appendFieldLine appends the field line "k: v" and its CRLF.
+func appendFieldLine(b []byte, k, v string) []byte {
 	b = append(b, k...)
 	b = append(b, ':', ' ')
 	b = append(b, v...)
-	b = append(b, '\r', '\n')
-	bw.Write(b)
+	return append(b, '\r', '\n')
 }
 
 func validFieldName(k string) bool {
@@ -469,25 +481,15 @@ func validFieldName(k string) bool {
 	return true
 }
 
-// writeFieldValue writes v with CR, LF and NUL replaced by spaces (a
+// appendFieldValue appends v with CR, LF and NUL replaced by spaces (a
 // handler's value is never refused, but never splits a line either).
-func writeFieldValue(bw *bufio.Writer, v string) {
-	clean := true
-	for i := 0; i < len(v); i++ {
-		if c := v[i]; c == '\r' || c == '\n' || c == 0 {
-			clean = false
-			break
-		}
-	}
-	if clean {
-		bw.WriteString(v)
-		return
-	}
+func appendFieldValue(b []byte, v string) []byte {
 	for i := 0; i < len(v); i++ {
 		c := v[i]
 		if c == '\r' || c == '\n' || c == 0 {
 			c = ' '
 		}
-		bw.WriteByte(c)
+		b = append(b, c)
 	}
+	return b
 }

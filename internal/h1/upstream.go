@@ -300,19 +300,21 @@ func checkField(f *Field) error {
 // connection after the response.
 func (pc *persistConn) writeRequest(req *http.Request) (closeAfter bool, err error) {
 	defer closeBody(req)
-	bw := pc.bw
+	// The head is built in scratch and goes to bw in one copy, when it is
+	// complete: a request refused on the way leaves nothing in bw.
+	b := pc.scratch[:0]
 	method := req.Method
 	if method == "" {
 		method = http.MethodGet
 	}
-	bw.WriteString(method)
-	bw.WriteByte(' ')
+	b = append(b, method...)
+	b = append(b, ' ')
 	u := req.URL
 	if u.Opaque != "" {
 		if !validTarget(u.Opaque) {
 			return false, pc.abandon(errors.New("h1: invalid request target"))
 		}
-		bw.WriteString(u.RequestURI())
+		b = append(b, u.RequestURI()...)
 	} else {
 		p := u.EscapedPath()
 		if p == "" {
@@ -321,10 +323,10 @@ func (pc *persistConn) writeRequest(req *http.Request) (closeAfter bool, err err
 		if !validTarget(p) || !validTarget(u.RawQuery) {
 			return false, pc.abandon(errors.New("h1: invalid request target"))
 		}
-		bw.WriteString(p)
+		b = append(b, p...)
 		if u.ForceQuery || u.RawQuery != "" {
-			bw.WriteByte('?')
-			bw.WriteString(u.RawQuery)
+			b = append(b, '?')
+			b = append(b, u.RawQuery...)
 		}
 	}
 	host := req.Host
@@ -336,9 +338,9 @@ func (pc *persistConn) writeRequest(req *http.Request) (closeAfter bool, err err
 			return false, pc.abandon(fmt.Errorf("h1: invalid Host %q", host))
 		}
 	}
-	bw.WriteString(" HTTP/1.1\r\nHost: ")
-	bw.WriteString(host)
-	bw.WriteString("\r\n")
+	b = append(b, " HTTP/1.1\r\nHost: "...)
+	b = append(b, host...)
+	b = append(b, "\r\n"...)
 	closeAfter = req.Close
 	extra := FieldsFrom(req.Context())
 	for k, vs := range req.Header {
@@ -367,7 +369,7 @@ func (pc *persistConn) writeRequest(req *http.Request) (closeAfter bool, err err
 			if v == "" && k == "User-Agent" {
 				continue
 			}
-			writeFieldLine(bw, k, v)
+			b = appendFieldLine(b, k, v)
 		}
 	}
 	for i := range extra {
@@ -383,10 +385,10 @@ func (pc *persistConn) writeRequest(req *http.Request) (closeAfter bool, err err
 		if f.Value == "" && f.Name == "User-Agent" {
 			continue
 		}
-		writeFieldLine(bw, f.Name, f.Value)
+		b = appendFieldLine(b, f.Name, f.Value)
 	}
 	if req.Close && req.Header["Connection"] == nil {
-		bw.WriteString("Connection: close\r\n")
+		b = append(b, "Connection: close\r\n"...)
 	}
 	body, cl := req.Body, req.ContentLength
 	if body == http.NoBody {
@@ -396,11 +398,11 @@ func (pc *persistConn) writeRequest(req *http.Request) (closeAfter bool, err err
 	if body != nil && cl == 0 {
 		// A zero length with a body means unknown (net/http's rule): look
 		// at one byte to tell an empty body from one to send chunked.
-		var b [1]byte
-		n, rerr := io.ReadFull(body, b[:])
+		var one [1]byte
+		n, rerr := io.ReadFull(body, one[:])
 		switch {
 		case n == 1:
-			first, cl = b[:], -1
+			first, cl = one[:], -1
 		case rerr == io.EOF:
 			body = nil
 		default:
@@ -409,34 +411,44 @@ func (pc *persistConn) writeRequest(req *http.Request) (closeAfter bool, err err
 	}
 	switch {
 	case body != nil && cl > 0:
-		bw.WriteString("Content-Length: ")
-		pc.scratch = strconv.AppendInt(pc.scratch[:0], cl, 10)
-		bw.Write(pc.scratch)
-		bw.WriteString("\r\n\r\n")
-		err = pc.writeBody(body, cl)
+		b = append(b, "Content-Length: "...)
+		b = strconv.AppendInt(b, cl, 10)
+		b = append(b, "\r\n\r\n"...)
 	case body != nil:
-		bw.WriteString("Transfer-Encoding: chunked\r\n\r\n")
-		err = pc.writeChunked(body, first)
+		b = append(b, "Transfer-Encoding: chunked\r\n\r\n"...)
 	default:
 		switch method {
 		case http.MethodPost, http.MethodPut, http.MethodPatch:
-			bw.WriteString("Content-Length: 0\r\n")
+			b = append(b, "Content-Length: 0\r\n"...)
 		}
-		bw.WriteString("\r\n")
+		b = append(b, "\r\n"...)
+	}
+	pc.bw.Write(b)
+	if cap(b) <= maxKeptScratch {
+		pc.scratch = b
+	} else {
+		pc.scratch = nil
+	}
+	switch {
+	case body != nil && cl > 0:
+		err = pc.writeBody(body, cl)
+	case body != nil:
+		err = pc.writeChunked(body, first)
 	}
 	if err != nil {
 		return false, err
 	}
 	// Without a body, the request is sent as its reply starts to be read.
 	pc.hold = body == nil && pc.sor != nil
-	err = bw.Flush()
+	err = pc.bw.Flush()
 	pc.hold = false
 	return closeAfter, err
 }
 
-// abandon discards a request that turned out invalid while it was being
-// buffered; if part of it already reached the connection, the connection
-// cannot be used again (fail closes it).
+// abandon fails a request refused while its head was being built. The
+// head is built aside and written to bw only when complete, so nothing
+// of it reached bw; bw is reset all the same, so that a refused request
+// can never leave bytes behind for the next one.
 func (pc *persistConn) abandon(err error) error {
 	pc.bw.Reset(pc)
 	return err
