@@ -113,7 +113,11 @@ func (p *proxyHandler) forward(w http.ResponseWriter, r *http.Request) {
 	}
 
 	dst := w.Header()
-	copyResponseHeader(dst, res.Header)
+	if hs := headerSetterOf(w); hs != nil && res.Header != nil {
+		dst = adoptResponseHeader(hs, dst, res.Header)
+	} else {
+		copyResponseHeader(dst, res.Header)
+	}
 	announced := len(res.Trailer)
 	if announced > 0 {
 		names := make([]string, 0, announced)
@@ -313,6 +317,55 @@ func copyResponseHeader(dst, src http.Header) {
 		}
 		addValues(dst, k, vs)
 	}
+}
+
+// headerSetter is what h1's ResponseWriter does: take a header map in
+// place of its own (h1's response.SetHeader).
+type headerSetter interface {
+	http.ResponseWriter
+	SetHeader(http.Header) bool
+}
+
+// headerSetterOf returns the server's writer under w when it takes a
+// header map (h1's), or nil: under the gateway's own responseWriter, not
+// under a writer a step put in between (a response-headers transform's).
+func headerSetterOf(w http.ResponseWriter) headerSetter {
+	if rw, ok := w.(*responseWriter); ok {
+		w = rw.ResponseWriter
+	}
+	hs, _ := w.(headerSetter)
+	return hs
+}
+
+// adoptResponseHeader gives w the backend's header map src, with the
+// fields copyResponseHeader would leave out removed and the gateway's
+// fields (dst) put in front of the backend's values, and returns it: the
+// header copyResponseHeader(dst, src) builds, without copying the
+// backend's fields into dst one by one. src must be the gateway's to
+// change (a response's header, which nothing else holds).
+func adoptResponseHeader(w headerSetter, dst, src http.Header) http.Header {
+	conn := src["Connection"]
+	for k := range src {
+		if isHopByHop(k) || len(conn) > 0 && httpguts.HeaderValuesContainsToken(conn, k) {
+			delete(src, k)
+		}
+	}
+	for k, vs := range dst {
+		if old := src[k]; len(old) > 0 {
+			src[k] = append(vs[:len(vs):len(vs)], old...)
+		} else {
+			src[k] = vs
+		}
+	}
+	if !w.SetHeader(src) {
+		// Not before the head (which forward never does): the same
+		// header, in w's map.
+		for k, vs := range src {
+			dst[k] = vs
+		}
+		return dst
+	}
+	return src
 }
 
 // addValues appends vs to dst[k] (k canonical), as Header.Add does for

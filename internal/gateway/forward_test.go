@@ -87,7 +87,14 @@ func TestForward_TeTrailersKept(t *testing.T) {
 }
 
 func TestForward_HopByHopFieldsRemovedFromTheResponse(t *testing.T) {
+	servers(t, testHopByHopFieldsRemovedFromTheResponse)
+}
+
+func testHopByHopFieldsRemovedFromTheResponse(t *testing.T, useH1 bool) {
 	h := newHarness(t, baseConfig, nil)
+	if useH1 {
+		serveWithH1(h)
+	}
 	h.backend.handler = func(w http.ResponseWriter, r *http.Request) {
 		hd := w.Header()
 		hd["Connection"] = []string{"X-Resp-Hop, x-resp-hop2"}
@@ -125,7 +132,14 @@ func TestForward_HopByHopFieldsRemovedFromTheResponse(t *testing.T) {
 // Headers a policy set on the response before the proxy are kept, and the
 // backend's values for the same name are added after them.
 func TestForward_ResponseHeadersAddToTheGatewaysOwn(t *testing.T) {
+	servers(t, testResponseHeadersAddToTheGatewaysOwn)
+}
+
+func testResponseHeadersAddToTheGatewaysOwn(t *testing.T, useH1 bool) {
 	h, _ := newPolicyHarness(t, nil)
+	if useH1 {
+		serveWithH1(h)
+	}
 	h.backend.handler = func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("RateLimit-Policy", "backend")
 		io.WriteString(w, "ok")
@@ -242,7 +256,14 @@ func TestForward_NoUserAgentAdded(t *testing.T) {
 }
 
 func TestForward_Trailers(t *testing.T) {
+	servers(t, testTrailers)
+}
+
+func testTrailers(t *testing.T, useH1 bool) {
 	h := newHarness(t, baseConfig, nil)
+	if useH1 {
+		serveWithH1(h)
+	}
 	h.backend.handler = func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Trailer", "X-Checksum")
 		w.WriteHeader(200)

@@ -8,6 +8,7 @@ import (
 	"github.com/gatehouse-dev/gatehouse/internal/testpki"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -19,6 +20,7 @@ import (
 	"github.com/gatehouse-dev/gatehouse/internal/config"
 	"github.com/gatehouse-dev/gatehouse/internal/devissuer"
 	"github.com/gatehouse-dev/gatehouse/internal/gateway"
+	"github.com/gatehouse-dev/gatehouse/internal/h1"
 	"github.com/gatehouse-dev/gatehouse/internal/identity"
 	"github.com/gatehouse-dev/gatehouse/internal/observe"
 	"github.com/gatehouse-dev/gatehouse/internal/secret"
@@ -307,4 +309,51 @@ func (c *fakeClock) Advance(d time.Duration) {
 	c.mu.Lock()
 	c.t = c.t.Add(d)
 	c.mu.Unlock()
+}
+
+// serveWithH1 makes h's test server serve the gateway with h1.Server,
+// as cmd/gatehouse does, instead of net/http's: h.srv keeps its URL,
+// client and Close (it listens on a listener that accepts nothing and
+// reports the address h1 serves on). Tests of what the two servers do
+// differently (the forwarded fields as h1.Fields, the response header
+// handed over with SetHeader) run under both.
+func serveWithH1(h *harness) {
+	h.t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	srv := &h1.Server{Handler: h.gw}
+	go srv.Serve(ln)
+	h.t.Cleanup(func() { srv.Close() })
+	h.srv.Close()
+	h.srv = httptest.NewUnstartedServer(h.gw)
+	h.srv.Listener = &idleListener{addr: ln.Addr(), closed: make(chan struct{})}
+	h.srv.Start()
+	h.t.Cleanup(h.srv.Close)
+}
+
+// idleListener accepts no connection; it only has an address.
+type idleListener struct {
+	addr   net.Addr
+	once   sync.Once
+	closed chan struct{}
+}
+
+func (l *idleListener) Accept() (net.Conn, error) {
+	<-l.closed
+	return nil, net.ErrClosed
+}
+
+func (l *idleListener) Close() error {
+	l.once.Do(func() { close(l.closed) })
+	return nil
+}
+
+func (l *idleListener) Addr() net.Addr { return l.addr }
+
+// servers runs f under net/http's server and under h1's.
+func servers(t *testing.T, f func(t *testing.T, useH1 bool)) {
+	t.Run("net-http", func(t *testing.T) { f(t, false) })
+	t.Run("h1", func(t *testing.T) { f(t, true) })
 }

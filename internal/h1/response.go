@@ -44,18 +44,34 @@ type response struct {
 	err           error
 	done          bool
 	scratch       []byte
+	own           http.Header // the map the connection reuses; header unless SetHeader replaced it
 }
 
 func (w *response) reset(c *conn, minor int, isHead bool) {
-	if w.header == nil {
-		w.header = make(http.Header, 8)
+	if w.own == nil {
+		w.own = make(http.Header, 8)
 	} else {
-		clear(w.header)
+		clear(w.own)
 	}
 	*w = response{
-		c: c, bw: c.bw, header: w.header, minor: minor, isHead: isHead,
+		c: c, bw: c.bw, header: w.own, own: w.own, minor: minor, isHead: isHead,
 		contentLength: -1, pend: w.pend[:0], trailers: w.trailers[:0], scratch: w.scratch[:0],
 	}
+}
+
+// SetHeader makes h the header map (what Header returns from now on) in
+// place of the one Header returned, and reports whether it could: not
+// once the head of the final response is written, nor for a nil h. A
+// proxy can hand over the header of the response it forwards, with its
+// own fields added, instead of copying that header's fields one by one.
+// The map it replaces is left as it was (the connection reuses it for
+// its next request); h is not touched once the response is finished.
+func (w *response) SetHeader(h http.Header) bool {
+	if w.wroteHeader || w.done || h == nil {
+		return false
+	}
+	w.header = h
+	return true
 }
 
 // Arrival returns when the request's head was read: the server's reading

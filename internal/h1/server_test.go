@@ -625,3 +625,63 @@ func TestServer_PeerAddr(t *testing.T) {
 		t.Fatal("PeerAddr outside an h1 server reported an address")
 	}
 }
+
+// SetHeader hands the response a header map of the handler's: the head
+// is written from it, the connection's own map comes back for the next
+// request (empty, and not the handed-over one), and once the head is
+// written the map can no longer be replaced.
+func TestResponse_SetHeader(t *testing.T) {
+	type setter interface{ SetHeader(http.Header) bool }
+	var handed http.Header
+	var afterWrite, nilRefused bool
+	var sawOnNext http.Header
+	n := 0
+	_, addr := startServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n++
+		s, ok := w.(setter)
+		if !ok {
+			t.Error("the ResponseWriter has no SetHeader")
+			return
+		}
+		if n == 2 {
+			sawOnNext = w.Header().Clone()
+			io.WriteString(w, "second")
+			return
+		}
+		w.Header().Set("X-Before", "dropped with the map it was in")
+		nilRefused = !s.SetHeader(nil)
+		handed = http.Header{"X-Handed": {"one", "two"}, "Content-Type": {"text/plain"}}
+		if !s.SetHeader(handed) {
+			t.Error("SetHeader before the head was refused")
+		}
+		w.Header().Set("X-After", "set through Header")
+		w.WriteHeader(http.StatusAccepted)
+		afterWrite = s.SetHeader(http.Header{"X-Late": {"no"}})
+		io.WriteString(w, "first")
+	}))
+	conn, br := rawConn(t, addr)
+	io.WriteString(conn, "GET /1 HTTP/1.1\r\nHost: x\r\n\r\n")
+	res, body := readResponse(t, br, "GET")
+	if res.StatusCode != http.StatusAccepted || body != "first" {
+		t.Fatalf("first: %d %q", res.StatusCode, body)
+	}
+	if got := res.Header.Values("X-Handed"); len(got) != 2 || got[0] != "one" || got[1] != "two" {
+		t.Errorf("X-Handed %q", got)
+	}
+	if res.Header.Get("X-After") == "" || res.Header.Get("X-Before") != "" || res.Header.Get("X-Late") != "" {
+		t.Errorf("head %v: want X-After only of the three", res.Header)
+	}
+	if !nilRefused || afterWrite {
+		t.Errorf("SetHeader(nil) refused: %v; after WriteHeader accepted: %v", nilRefused, afterWrite)
+	}
+	io.WriteString(conn, "GET /2 HTTP/1.1\r\nHost: x\r\n\r\n")
+	if res, body := readResponse(t, br, "GET"); body != "second" || res.Header.Get("X-Handed") != "" {
+		t.Fatalf("second: %q %v", body, res.Header)
+	}
+	if len(sawOnNext) != 0 {
+		t.Errorf("the next request's header started with %v", sawOnNext)
+	}
+	if got := handed.Get("X-After"); got == "" {
+		t.Errorf("the handed-over map lost what was set through Header: %v", handed)
+	}
+}
