@@ -124,13 +124,13 @@ func appendAccess(b []byte, a *Access) []byte {
 	b = append(b, `{"time":"`...)
 	b = appendRFC3339Nano(b, a.Time)
 	b = append(b, `","level":"INFO","msg":"access"`...)
-	b = appendStr(b, "request_id", a.RequestID)
-	b = appendStr(b, "trace_id", a.TraceID)
-	b = appendStr(b, "method", a.Method)
-	b = appendStr(b, "path", a.Path)
+	b = appendStr(b, `,"request_id":"`, a.RequestID)
+	b = appendStr(b, `,"trace_id":"`, a.TraceID)
+	b = appendStr(b, `,"method":"`, a.Method)
+	b = appendStr(b, `,"path":"`, a.Path)
 	b = append(b, `,"status":`...)
 	b = strconv.AppendInt(b, int64(a.Status), 10)
-	b = appendMillis(b, "duration_ms", a.Duration)
+	b = appendMillis(b, `,"duration_ms":`, a.Duration)
 	b = append(b, `,"bytes":`...)
 	b = strconv.AppendInt(b, a.BytesOut, 10)
 	b = append(b, `,"client_ip":"`...)
@@ -139,41 +139,40 @@ func appendAccess(b []byte, a *Access) []byte {
 	}
 	b = append(b, '"')
 	if a.API != "" {
-		b = appendStr(b, "api", a.API)
-		b = appendStr(b, "operation", a.Operation)
+		b = appendStr(b, `,"api":"`, a.API)
+		b = appendStr(b, `,"operation":"`, a.Operation)
 	}
 	if a.Upstream != "" {
-		b = appendStr(b, "upstream", a.Upstream)
-		b = appendMillis(b, "upstream_ms", a.UpstreamDuration)
+		b = appendStr(b, `,"upstream":"`, a.Upstream)
+		b = appendMillis(b, `,"upstream_ms":`, a.UpstreamDuration)
 	}
 	if a.Attempts > 0 {
 		b = append(b, `,"attempts":`...)
 		b = strconv.AppendInt(b, int64(a.Attempts), 10)
 	}
 	if a.Credential != "" {
-		b = appendStr(b, "credential", a.Credential)
-		b = appendStr(b, "subject", a.Subject)
+		b = appendStr(b, `,"credential":"`, a.Credential)
+		b = appendStr(b, `,"subject":"`, a.Subject)
 	}
 	if a.Consumer != "" {
-		b = appendStr(b, "consumer", a.Consumer)
+		b = appendStr(b, `,"consumer":"`, a.Consumer)
 	}
 	if a.Denial != "" {
-		b = appendStr(b, "denial", a.Denial)
+		b = appendStr(b, `,"denial":"`, a.Denial)
 	}
 	if a.Error != nil {
-		b = appendStr(b, "error", a.Error.Error())
+		b = appendStr(b, `,"error":"`, a.Error.Error())
 	}
 	return append(b, "}\n"...)
 }
 
-// appendMillis appends d as whole microseconds in milliseconds, with the
-// digits strconv.AppendFloat(float64(µs)/1000, 'f', -1, 64) gives (the
+// appendMillis appends prefix (`,"key":`) and d as whole microseconds in
+// milliseconds, with the digits strconv.AppendFloat(float64(µs)/1000,
+// 'f', -1, 64) gives (the
 // shortest decimal of a number with at most three decimals is those
 // decimals, trailing zeros dropped), in integer arithmetic.
-func appendMillis(b []byte, key string, d time.Duration) []byte {
-	b = append(b, `,"`...)
-	b = append(b, key...)
-	b = append(b, `":`...)
+func appendMillis(b []byte, prefix string, d time.Duration) []byte {
+	b = append(b, prefix...)
 	us := d.Microseconds() // at least MinInt64/1000: negating it cannot overflow
 	if us < 0 {
 		b = append(b, '-')
@@ -235,10 +234,11 @@ func appendRFC3339Nano(b []byte, t time.Time) []byte {
 	return append(b, st.zone...)
 }
 
-func appendStr(b []byte, key, v string) []byte {
-	b = append(b, `,"`...)
-	b = append(b, key...)
-	b = append(b, `":"`...)
+// appendStr appends prefix (the separator, the key and the opening
+// quote, as one constant: `,"key":"`) and v as a JSON string's inside,
+// then the closing quote.
+func appendStr(b []byte, prefix, v string) []byte {
+	b = append(b, prefix...)
 	b = appendEscaped(b, v)
 	return append(b, '"')
 }
@@ -267,6 +267,9 @@ func appendEscaped(b []byte, s string) []byte {
 		if i+8 <= len(s) && jsonPlain(binary.LittleEndian.Uint64(p[i:])) {
 			i += 8
 			continue
+		}
+		if i+8 > len(s) && len(s) >= 8 && jsonPlain(binary.LittleEndian.Uint64(p[len(s)-8:])) {
+			break // the tail, in the last eight bytes (read again in part), stands for itself
 		}
 		c := s[i]
 		if c >= 0x20 && c != '"' && c != '\\' && c < utf8.RuneSelf {

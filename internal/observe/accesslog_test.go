@@ -155,7 +155,7 @@ func TestAppendMillis(t *testing.T) {
 		ds = append(ds, time.Duration(i*i*7919+i)*time.Nanosecond)
 	}
 	for _, d := range ds {
-		got := string(appendMillis(nil, "k", d))
+		got := string(appendMillis(nil, `,"k":`, d))
 		want := `,"k":` + strconv.FormatFloat(float64(d.Microseconds())/1000, 'f', -1, 64)
 		if got != want {
 			t.Fatalf("%v: got %s, want %s", d, got, want)

@@ -14,8 +14,9 @@ import (
 func TestAppendEscaped(t *testing.T) {
 	alphabet := []string{"a", "Z", "0", " ", "~", "\"", "\\", "\n", "\r", "\t", "\x00", "\x01", "\x1f", "\x7f", "é", "€", "\xff", "\xc3", "<", "&"}
 	rng := rand.New(rand.NewPCG(1, 2))
-	cases := []string{"", "plain ascii text of some length", strings.Repeat("x", 64) + "\"", "1234567\"", "12345678\n", "\xff\xfe"}
-	for range 5000 {
+	cases := []string{"", "plain ascii text of some length", strings.Repeat("x", 64) + "\"", "1234567\"", "12345678\n", "\xff\xfe",
+		"123456789\"12345", "1234567890\né", "\"234567890123", "abcdefgh\xc3"}
+	for range 50000 {
 		var b strings.Builder
 		for range rng.IntN(40) {
 			if rng.IntN(4) == 0 {
