@@ -71,15 +71,15 @@ func (p *proxyHandler) forward(w http.ResponseWriter, r *http.Request) {
 		f.fields = f.fieldBuf[:0]
 		fs = &f.fields
 		out.Header = r.Header
-		p.omitFields(fs, r.Header)
+		p.omitFields(fs, r.Header, &f.client)
 	} else {
 		extra := 6 // what setHeaders sets in the map, with up to seven identity fields and a backend credential
 		if principal != nil {
 			extra += 8
 		}
-		out.Header = p.outHeader(r.Header, extra)
+		out.Header = p.outHeader(r.Header, extra, &f.client)
 	}
-	p.setHeaders(out.Header, r, x, principal, &f.vals, fs)
+	p.setHeaders(out.Header, r, x, principal, &f.vals, fs, &f.client)
 	out.Trailer = nil
 	out.Close = false
 	if r.ContentLength == 0 {
@@ -182,8 +182,9 @@ var errSwitchWithoutUpgrade = errors.New("backend switched protocols without an 
 // forwardState is one forwarded request's: the outgoing URL and what
 // forwards 1xx responses to the client (an h1.Informational).
 type forwardState struct {
-	url  url.URL
-	vals [5]string // the values of the fields setHeaders sets in a header map
+	url    url.URL
+	vals   [5]string    // the values of the fields setHeaders sets in a header map
+	client clientFields // what setHeaders reads of the client's fields
 	// fields are the gateway's fields for the h1 transport while the
 	// round trip lasts (nil otherwise), in fieldBuf unless there are more
 	// (eight: a passthrough request's, with the request state within 2 KiB).
@@ -259,17 +260,22 @@ func (p *proxyHandler) copyBody(w io.Writer, body io.Reader, rc *http.ResponseCo
 //
 // The map is sized for in's fields and extra more: what setHeaders will
 // add to it (a map that grows past its first size is copied).
-func (p *proxyHandler) outHeader(in http.Header, extra int) http.Header {
+func (p *proxyHandler) outHeader(in http.Header, extra int, cf *clientFields) http.Header {
+	*cf = clientFields{}
 	conn := in["Connection"]
 	h := make(http.Header, len(in)+extra)
 	fold := p.settings.identityFold
 	for k, vs := range in {
+		p.note(cf, k, vs)
 		if !forwarded(k, conn, fold) {
 			continue
 		}
+		if k == "User-Agent" {
+			cf.userAgent = true
+		}
 		h[k] = vs[:len(vs):len(vs)]
 	}
-	if clientTrailers(in) {
+	if clientTrailers(cf.te) {
 		h["Te"] = []string{"trailers"}
 	}
 	return h
@@ -277,18 +283,88 @@ func (p *proxyHandler) outHeader(in http.Header, extra int) http.Header {
 
 // omitFields is outHeader for a request whose outgoing header is in
 // itself: it adds to fs an Omit field for each field of in that outHeader
-// leaves out, and Te: trailers as outHeader does.
-func (p *proxyHandler) omitFields(fs *h1.Fields, in http.Header) {
-	conn := in["Connection"]
+// leaves out, and Te: trailers as outHeader does. The fields a Connection
+// field names take a second pass, only when there is one.
+func (p *proxyHandler) omitFields(fs *h1.Fields, in http.Header, cf *clientFields) {
+	*cf = clientFields{}
 	fold := p.settings.identityFold
-	for k := range in {
-		if !forwarded(k, conn, fold) {
+	var conn []string
+	for k, vs := range in {
+		p.note(cf, k, vs)
+		switch k {
+		case "Connection":
+			conn = vs
+		case "User-Agent":
+			cf.userAgent = true // in the header: h1.Fields.SendsOver weighs the Omit fields
+		}
+		if isHopByHop(k) || untrusted(k, fold) {
 			*fs = append(*fs, h1.Field{Name: k, Omit: true})
 		}
 	}
-	if clientTrailers(in) {
+	if len(conn) > 0 {
+		for k := range in {
+			if !isHopByHop(k) && !untrusted(k, fold) && httpguts.HeaderValuesContainsToken(conn, k) {
+				*fs = append(*fs, h1.Field{Name: k, Omit: true})
+			}
+		}
+	}
+	if clientTrailers(cf.te) {
 		*fs = append(*fs, h1.Field{Name: "Te", Value: "trailers", Checked: true})
 	}
+}
+
+// clientFields is what setHeaders reads of the client's fields, noted in
+// the pass over them that outHeader or omitFields makes anyway, instead
+// of a map lookup for each (lookupClientFields does the lookups).
+type clientFields struct {
+	xff           []string // X-Forwarded-For, all values
+	xfProto       string   // the first X-Forwarded-Proto
+	xfHost        string   // the first X-Forwarded-Host
+	authorization string   // the first Authorization
+	te            []string // Te
+	apiKey        bool     // the API key's field is there
+	userAgent     bool     // User-Agent is in the outgoing header map
+}
+
+// note records k among the client's fields setHeaders reads.
+func (p *proxyHandler) note(cf *clientFields, k string, vs []string) {
+	switch k {
+	case "X-Forwarded-For":
+		cf.xff = vs
+	case "X-Forwarded-Proto":
+		cf.xfProto = firstOf(vs)
+	case "X-Forwarded-Host":
+		cf.xfHost = firstOf(vs)
+	case "Authorization":
+		cf.authorization = firstOf(vs)
+	case "Te":
+		cf.te = vs
+	}
+	if k == p.settings.apiKeyHeader {
+		cf.apiKey = true
+	}
+}
+
+// lookupClientFields is clientFields by map lookups: the client's
+// forwarded fields in in, the rest in the outgoing header h.
+func (p *proxyHandler) lookupClientFields(in, h http.Header) clientFields {
+	_, apiKey := h[p.settings.apiKeyHeader]
+	_, ua := h["User-Agent"]
+	return clientFields{
+		xff:           in["X-Forwarded-For"],
+		xfProto:       firstValue(in, "X-Forwarded-Proto"),
+		xfHost:        firstValue(in, "X-Forwarded-Host"),
+		authorization: firstValue(h, "Authorization"),
+		apiKey:        apiKey,
+		userAgent:     ua,
+	}
+}
+
+func firstOf(vs []string) string {
+	if len(vs) > 0 {
+		return vs[0]
+	}
+	return ""
 }
 
 // forwarded reports whether the client's field k goes to the backend:
@@ -301,8 +377,7 @@ func forwarded(k string, conn []string, identityFold string) bool {
 // clientTrailers reports whether the client said it accepts trailers (Te:
 // trailers), which the backend is then told (ReverseProxy, Go issue
 // 21096).
-func clientTrailers(in http.Header) bool {
-	te := in["Te"]
+func clientTrailers(te []string) bool {
 	return len(te) > 0 && httpguts.HeaderValuesContainsToken(te, "trailers")
 }
 

@@ -102,7 +102,8 @@ func (p *proxyHandler) rewrite(pr *httputil.ProxyRequest) {
 	x := policy.ExchangeFrom(in.Context())
 	p.setURL(out.URL, in, x)
 	stripUntrusted(out.Header, p.settings.identityFold)
-	p.setHeaders(out.Header, in, x, policy.PrincipalFrom(in.Context()), new([5]string), nil)
+	cf := p.lookupClientFields(in.Header, out.Header)
+	p.setHeaders(out.Header, in, x, policy.PrincipalFrom(in.Context()), new([5]string), nil, &cf)
 }
 
 // setURL sets the path and query of the outgoing request: the path the
@@ -134,8 +135,10 @@ func (p *proxyHandler) setURL(u *url.URL, in *http.Request, x *policy.Exchange) 
 // state). With fs, h is the client's own header, which omitFields has
 // already added Omit fields for: h is only read, the fields are appended
 // to fs for the h1 transport to write after h (h1.Fields replace h's
-// fields of the same names), and a removal is an Omit field too.
-func (p *proxyHandler) setHeaders(h http.Header, in *http.Request, x *policy.Exchange, principal *identity.Principal, vals *[5]string, fs *h1.Fields) {
+// fields of the same names), and a removal is an Omit field too. cf is
+// what setHeaders reads of the client's fields (outHeader, omitFields or
+// lookupClientFields noted it).
+func (p *proxyHandler) setHeaders(h http.Header, in *http.Request, x *policy.Exchange, principal *identity.Principal, vals *[5]string, fs *h1.Fields, cf *clientFields) {
 	// Every field set here is Checked (h1.Field): the names are the
 	// gateway's own or the request ID's, which the configuration refuses
 	// to be a framing field; the values are the client's address, the
@@ -163,7 +166,7 @@ func (p *proxyHandler) setHeaders(h http.Header, in *http.Request, x *policy.Exc
 	// to X-Forwarded-For (after a trusted peer's), X-Forwarded-Host the
 	// requested host, X-Forwarded-Proto http or https.
 	if ip, _, err := net.SplitHostPort(in.RemoteAddr); err == nil {
-		if prior := in.Header["X-Forwarded-For"]; trustedPeer && len(prior) > 0 {
+		if prior := cf.xff; trustedPeer && len(prior) > 0 {
 			ip = strings.Join(prior, ", ") + ", " + ip
 		}
 		set(0, "X-Forwarded-For", ip)
@@ -175,10 +178,10 @@ func (p *proxyHandler) setHeaders(h http.Header, in *http.Request, x *policy.Exc
 		fwdProto = "https"
 	}
 	if trustedPeer {
-		if v := in.Header.Get("X-Forwarded-Proto"); v == "http" || v == "https" {
+		if v := cf.xfProto; v == "http" || v == "https" {
 			fwdProto = v
 		}
-		if v := in.Header.Get("X-Forwarded-Host"); v != "" {
+		if v := cf.xfHost; v != "" {
 			fwdHost = v
 		}
 	}
@@ -188,10 +191,10 @@ func (p *proxyHandler) setHeaders(h http.Header, in *http.Request, x *policy.Exc
 	if !p.api.PassCredential {
 		// The names are canonical (the API key's at compile time): index
 		// the map instead of canonicalizing them per request.
-		if v := firstValue(h, "Authorization"); len(v) > 7 && strings.EqualFold(v[:7], "bearer ") {
+		if v := cf.authorization; len(v) > 7 && strings.EqualFold(v[:7], "bearer ") {
 			del("Authorization")
 		}
-		if _, ok := h[p.settings.apiKeyHeader]; ok {
+		if cf.apiKey {
 			del(p.settings.apiKeyHeader)
 		}
 	}
@@ -211,7 +214,7 @@ func (p *proxyHandler) setHeaders(h http.Header, in *http.Request, x *policy.Exc
 	if fs != nil {
 		sent = *fs
 	}
-	if !sent.Sends(h, "User-Agent") {
+	if !sent.SendsOver(cf.userAgent, "User-Agent") {
 		// The transport adds none: an empty value, which the h1
 		// transport skips and net/http's take for "send none".
 		if fs != nil {

@@ -57,6 +57,13 @@ func FieldsFrom(ctx context.Context) Fields {
 // a field named name (canonical): one of the Fields, or h's unless a
 // Field of that name replaces or omits it.
 func (f Fields) Sends(h http.Header, name string) bool {
+	_, inHeader := h[name]
+	return f.SendsOver(inHeader, name)
+}
+
+// SendsOver is Sends for a caller that knows whether the Header has a
+// field named name (inHeader) without looking it up.
+func (f Fields) SendsOver(inHeader bool, name string) bool {
 	found := false
 	for i := range f {
 		if f[i].Name == name {
@@ -66,7 +73,6 @@ func (f Fields) Sends(h http.Header, name string) bool {
 			found = true
 		}
 	}
-	_, inHeader := h[name]
 	return inHeader && !found
 }
 
