@@ -81,9 +81,9 @@ func validFieldValue(v []byte) bool {
 // 0xff byte (and any 0xfe bytes between them) is flagged too: the carry
 // of the "has a byte of at least n" test. So its lowest flagged byte is a
 // byte below 0x20, 0x7f, or such a 0x7e; a caller that needs the exact
-// byte looks at it. Five operations:
-// the classic "has a byte less than n" test (a borrow only flags bytes
-// above one that is below n) and "has a byte of at least n" on x+1.
+// byte looks at it. Five operations: the classic "has a byte less than
+// n" test (a borrow only flags bytes above one that is below n) and "has
+// a byte of at least n" on x+1.
 func suspectWord(x uint64) uint64 {
 	const ones, highs = 0x0101010101010101, 0x8080808080808080
 	return ((x - ones*0x20) | (x + ones)) &^ x & highs
@@ -91,7 +91,7 @@ func suspectWord(x uint64) uint64 {
 
 // skipValueBytes returns the index of the first byte of b from i on that
 // suspectWord flags (see there: it is below 0x20 or 0x7f, unless it is a
-// 0x7e after 0xff), or len(b). Two words at a time first, since most
+// 0x7e after a 0xff or 0xfe byte), or len(b). Two words at a time first, since most
 // values are short, then 32 bytes at a time.
 func skipValueBytes(b []byte, i int) int {
 	for n := 0; n < 2 && i+8 <= len(b); n++ {
@@ -191,9 +191,8 @@ var errIncompleteLine = errors.New("incomplete field line")
 // LF, checking the name, checking the value). The value is scanned a
 // word at a time for the first byte below 0x20 or DEL: an HTAB goes on,
 // the CR of the line's CRLF ends it, anything else is refused
-// (skipValueBytes). The errors
-// are parseField's and nextLine's, and errIncompleteLine when b ends
-// within the line.
+// (skipValueBytes). The errors are parseField's and nextLine's, and
+// errIncompleteLine when b ends within the line.
 func parseFieldLine(b []byte, off int) (f field, next int, err error) {
 	i := off
 	if i < len(b) && (b[i] == ' ' || b[i] == '\t') {
