@@ -360,6 +360,8 @@ func (p *proxyHandler) lookupClientFields(in, h http.Header) clientFields {
 	}
 }
 
+// firstOf returns a field's first value, or "" (firstValue for a slice
+// already looked up).
 func firstOf(vs []string) string {
 	if len(vs) > 0 {
 		return vs[0]

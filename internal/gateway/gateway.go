@@ -349,12 +349,7 @@ func clientIP(r *http.Request, st *settings, peer netip.Addr) netip.Addr {
 
 // firstValue is Header.Get for a canonical name k, without
 // canonicalizing it again.
-func firstValue(h http.Header, k string) string {
-	if vs := h[k]; len(vs) > 0 {
-		return vs[0]
-	}
-	return ""
-}
+func firstValue(h http.Header, k string) string { return firstOf(h[k]) }
 
 func remoteAddr(r *http.Request) netip.Addr {
 	if ap, ok := h1.PeerAddr(r.Context()); ok {
