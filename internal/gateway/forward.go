@@ -113,7 +113,7 @@ func (p *proxyHandler) forward(w http.ResponseWriter, r *http.Request) {
 	}
 
 	dst := w.Header()
-	if hs := headerSetterOf(w); hs != nil && res.Header != nil {
+	if hs := headerSetterOf(w); hs != nil {
 		dst = adoptResponseHeader(hs, dst, res.Header)
 	} else {
 		copyResponseHeader(dst, res.Header)
@@ -373,7 +373,14 @@ func firstOf(vs []string) string {
 // not hop-by-hop, not named by the client's Connection field (conn), not
 // one a client must not set (identityFold: see stripUntrusted).
 func forwarded(k string, conn []string, identityFold string) bool {
-	return !isHopByHop(k) && (len(conn) == 0 || !httpguts.HeaderValuesContainsToken(conn, k)) && !untrusted(k, identityFold)
+	return !hopByHop(k, conn) && !untrusted(k, identityFold)
+}
+
+// hopByHop reports whether the field k of a message whose Connection
+// field is conn stays with the hop: one of isHopByHop's, or one conn
+// names.
+func hopByHop(k string, conn []string) bool {
+	return isHopByHop(k) || len(conn) > 0 && httpguts.HeaderValuesContainsToken(conn, k)
 }
 
 // clientTrailers reports whether the client said it accepts trailers (Te:
@@ -389,10 +396,9 @@ func clientTrailers(te []string) bool {
 func copyResponseHeader(dst, src http.Header) {
 	conn := src["Connection"]
 	for k, vs := range src {
-		if isHopByHop(k) || len(conn) > 0 && httpguts.HeaderValuesContainsToken(conn, k) {
-			continue
+		if !hopByHop(k, conn) {
+			addValues(dst, k, vs)
 		}
-		addValues(dst, k, vs)
 	}
 }
 
@@ -419,11 +425,17 @@ func headerSetterOf(w http.ResponseWriter) headerSetter {
 // fields (dst) put in front of the backend's values, and returns it: the
 // header copyResponseHeader(dst, src) builds, without copying the
 // backend's fields into dst one by one. src must be the gateway's to
-// change (a response's header, which nothing else holds).
+// change (a response's header, which nothing else holds). When w does
+// not take it (a nil src, or a head already written), the fields are
+// copied after all.
 func adoptResponseHeader(w headerSetter, dst, src http.Header) http.Header {
+	if !w.SetHeader(src) {
+		copyResponseHeader(dst, src)
+		return dst
+	}
 	conn := src["Connection"]
 	for k := range src {
-		if isHopByHop(k) || len(conn) > 0 && httpguts.HeaderValuesContainsToken(conn, k) {
+		if hopByHop(k, conn) {
 			delete(src, k)
 		}
 	}
@@ -433,14 +445,6 @@ func adoptResponseHeader(w headerSetter, dst, src http.Header) http.Header {
 		} else {
 			src[k] = vs
 		}
-	}
-	if !w.SetHeader(src) {
-		// Not before the head (which forward never does): the same
-		// header, in w's map.
-		for k, vs := range src {
-			dst[k] = vs
-		}
-		return dst
 	}
 	return src
 }

@@ -265,7 +265,10 @@ func validAuthority(a []byte) bool {
 		if a[i] != '%' {
 			continue
 		}
-		if i+2 >= len(a) || !isHex(a[i+1]) || !isHex(a[i+2]) || hexValue(a[i+1]) < 8 && string(a[i:i+3]) != "%25" {
+		if i+2 >= len(a) || !isHex(a[i+2]) {
+			return false
+		}
+		if hi, ok := unhex(a[i+1]); !ok || hi < 8 && string(a[i:i+3]) != "%25" {
 			return false
 		}
 	}
@@ -511,5 +514,3 @@ func statusText(code int) string {
 	}
 	return "status"
 }
-
-func hexValue(c byte) byte { v, _ := unhex(c); return v }

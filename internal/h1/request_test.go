@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
+	"net/url"
 	"reflect"
 	"strings"
 	"testing"
@@ -282,6 +283,28 @@ func TestBuildRequest_RepeatedFields(t *testing.T) {
 		}
 		if !reflect.DeepEqual(got.Header, want.Header) {
 			t.Fatalf("round %d (%d fields):\n got %v\nwant %v", round, n, got.Header, want.Header)
+		}
+	}
+}
+
+// validAuthority refuses what url.Parse refuses in an authority that
+// hostChars lets through (ports that are not digits, percent signs that
+// do not escape a non-ASCII byte or %25), and accepts these.
+func TestValidAuthority(t *testing.T) {
+	for _, tc := range []struct {
+		a  string
+		ok bool
+	}{
+		{"a", true}, {"a:80", true}, {"a:", true}, {"[::1]:8080", true}, {"[::1]", true},
+		{"%C3%A9x", true}, {"[fe80::1%25eth0]:80", true},
+		{"a:8A", false}, {"a:b:80", false}, {"%0", false}, {"%0A", false}, {"%25", true},
+		{"%zz", false}, {"%7F", false}, {"[::1", false}, {"[::1]x", false}, {"[::1]:8x", false},
+	} {
+		if got := validAuthority([]byte(tc.a)); got != tc.ok {
+			t.Errorf("validAuthority(%q) = %v, want %v", tc.a, got, tc.ok)
+		}
+		if _, err := url.Parse("http://" + tc.a + "/"); !tc.ok && err == nil {
+			t.Errorf("%q: url.Parse accepts it, so refusing it is not url.Parse's rule", tc.a)
 		}
 	}
 }

@@ -142,7 +142,7 @@ func (w *response) writeInformational(code int) {
 		b = appendField(b, k, vs)
 	}
 	b = append(b, "\r\n"...)
-	w.keepScratch(b)
+	w.scratch = keptScratch(b)
 	w.bw.Write(b)
 	if err := w.bw.Flush(); err != nil {
 		w.err = err
@@ -402,25 +402,21 @@ func (w *response) commit(mode bodyMode, sniff []byte) {
 		b = append(b, "Connection: keep-alive\r\n"...)
 	}
 	b = append(b, "\r\n"...)
-	w.keepScratch(b)
+	w.scratch = keptScratch(b)
 	if _, err := w.bw.Write(b); err != nil {
 		w.err = err
 	}
 }
 
-// keepScratch keeps b, built in scratch, as the response's scratch
-// buffer, unless it grew beyond what a connection should keep.
-func (w *response) keepScratch(b []byte) {
-	if cap(b) <= maxKeptScratch {
-		w.scratch = b
-	} else {
-		w.scratch = nil
+// keptScratch returns b, a head built in a connection's scratch buffer,
+// as the buffer to keep for the next head (server and transport alike),
+// or nil when it grew beyond what a connection should keep (4 KiB).
+func keptScratch(b []byte) []byte {
+	if cap(b) > 4<<10 {
+		return nil
 	}
+	return b
 }
-
-// maxKeptScratch bounds the head buffer a connection keeps between
-// requests.
-const maxKeptScratch = 4 << 10
 
 func (w *response) declareTrailers(vs []string) {
 	for _, v := range vs {
@@ -453,7 +449,7 @@ func appendStatusLine(b []byte, minor, code int) []byte {
 // writeField writes one header field per value to bw (trailers).
 func (w *response) writeField(k string, vs []string) {
 	b := appendField(w.scratch[:0], k, vs)
-	w.keepScratch(b)
+	w.scratch = keptScratch(b)
 	w.bw.Write(b)
 }
 

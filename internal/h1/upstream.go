@@ -424,11 +424,7 @@ func (pc *persistConn) writeRequest(req *http.Request) (closeAfter bool, err err
 		b = append(b, "\r\n"...)
 	}
 	pc.bw.Write(b)
-	if cap(b) <= maxKeptScratch {
-		pc.scratch = b
-	} else {
-		pc.scratch = nil
-	}
+	pc.scratch = keptScratch(b)
 	switch {
 	case body != nil && cl > 0:
 		err = pc.writeBody(body, cl)
