@@ -114,7 +114,7 @@ func (p *proxyHandler) forward(w http.ResponseWriter, r *http.Request) {
 
 	dst := w.Header()
 	if hs := headerSetterOf(w); hs != nil {
-		dst = adoptResponseHeader(hs, dst, res.Header)
+		dst = adoptResponseHeader(hs, dst, res.Header, p.stripped, p.settings.requestIDHeader)
 	} else {
 		copyResponseHeader(dst, res.Header)
 	}
@@ -421,32 +421,47 @@ func headerSetterOf(w http.ResponseWriter) headerSetter {
 }
 
 // adoptResponseHeader gives w the backend's header map src, with the
-// fields copyResponseHeader would leave out removed and the gateway's
-// fields (dst) put in front of the backend's values, and returns it: the
-// header copyResponseHeader(dst, src) builds, without copying the
-// backend's fields into dst one by one. src must be the gateway's to
-// change (a response's header, which nothing else holds). When w does
-// not take it (a nil src, or a head already written), the fields are
-// copied after all.
-func adoptResponseHeader(w headerSetter, dst, src http.Header) http.Header {
+// fields copyResponseHeader would leave out removed (unless stripped says
+// the transport left them out already) and the gateway's fields (dst) put
+// in front of the backend's values, and returns it: the header
+// copyResponseHeader(dst, src) builds, without copying the backend's
+// fields into dst one by one. src must be the gateway's to change (a
+// response's header, which nothing else holds). When w does not take it
+// (a nil src, or a head already written), the fields are copied after
+// all. idKey is the request ID's field, most often the gateway's only
+// one: it is then put in front without iterating dst.
+func adoptResponseHeader(w headerSetter, dst, src http.Header, stripped bool, idKey string) http.Header {
 	if !w.SetHeader(src) {
 		copyResponseHeader(dst, src)
 		return dst
 	}
-	conn := src["Connection"]
-	for k := range src {
-		if hopByHop(k, conn) {
-			delete(src, k)
+	if !stripped {
+		conn := src["Connection"]
+		for k := range src {
+			if hopByHop(k, conn) {
+				delete(src, k)
+			}
+		}
+	}
+	if len(dst) == 1 {
+		if vs, ok := dst[idKey]; ok {
+			putInFront(src, idKey, vs)
+			return src
 		}
 	}
 	for k, vs := range dst {
-		if old := src[k]; len(old) > 0 {
-			src[k] = append(vs[:len(vs):len(vs)], old...)
-		} else {
-			src[k] = vs
-		}
+		putInFront(src, k, vs)
 	}
 	return src
+}
+
+// putInFront sets h[k] to vs followed by h's own values of k.
+func putInFront(h http.Header, k string, vs []string) {
+	if old := h[k]; len(old) > 0 {
+		h[k] = append(vs[:len(vs):len(vs)], old...)
+	} else {
+		h[k] = vs
+	}
 }
 
 // addValues appends vs to dst[k] (k canonical), as Header.Add does for

@@ -37,6 +37,10 @@ type proxyHandler struct {
 	// sets the traceparent of its own span in the map, nor under any
 	// other transport, which would drop them.
 	fields bool
+	// stripped: the transport's responses hold no hop-by-hop field
+	// (upstream.Transport's, not under the tracing wrapper or another
+	// transport), so forward need not look for them.
+	stripped bool
 }
 
 type identityHeaderNames struct {
@@ -63,6 +67,7 @@ func (c *compiler) proxy(api *API, be *backend, t config.Timeouts) policy.Handle
 	}
 	base := c.traceTransport(be, api.Backend)
 	_, p.fields = base.(*upstream.Transport)
+	p.stripped = p.fields
 	tr := upstream.NewRoundTripper(be.pool, &timedTransport{rt: base, metrics: be.metrics},
 		upstream.ExchangeOptions{Request: t.Request, Attempt: t.UpstreamAttempt, Record: recordUpstream})
 	p.tr = tr

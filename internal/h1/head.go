@@ -380,11 +380,19 @@ const (
 	kindExpect
 	kindUpgrade
 	kindTrailer
+	// kindHopByHop is one of the other hop-by-hop fields a proxy removes
+	// (RFC 9110 §7.6.1 and RFC 2616's list): Keep-Alive,
+	// Proxy-Connection, Proxy-Authenticate, Proxy-Authorization and Te.
+	kindHopByHop
 	kindDropped // a field the server removes from the request
 )
 
 func classify(name []byte) fieldKind {
 	switch len(name) {
+	case 2:
+		if equalFoldLower(name, "te") {
+			return kindHopByHop
+		}
 	case 4:
 		if equalFoldLower(name, "host") {
 			return kindHost
@@ -404,13 +412,28 @@ func classify(name []byte) fieldKind {
 		if equalFoldLower(name, "connection") {
 			return kindConnection
 		}
+		if equalFoldLower(name, "keep-alive") {
+			return kindHopByHop
+		}
 	case 14:
 		if equalFoldLower(name, "content-length") {
 			return kindContentLength
 		}
+	case 16:
+		if equalFoldLower(name, "proxy-connection") {
+			return kindHopByHop
+		}
 	case 17:
 		if equalFoldLower(name, "transfer-encoding") {
 			return kindTransferEncoding
+		}
+	case 18:
+		if equalFoldLower(name, "proxy-authenticate") {
+			return kindHopByHop
+		}
+	case 19:
+		if equalFoldLower(name, "proxy-authorization") {
+			return kindHopByHop
 		}
 	}
 	return kindOther

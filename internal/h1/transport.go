@@ -47,6 +47,15 @@ type Transport struct {
 	// MaxResponseHeaderBytes bounds a response head. Zero means
 	// DefaultMaxResponseHeaderBytes.
 	MaxResponseHeaderBytes int
+	// StripHopByHop leaves the hop-by-hop fields out of the Header of a
+	// final response other than 101 Switching Protocols: Connection,
+	// Keep-Alive, Proxy-Connection, Proxy-Authenticate,
+	// Proxy-Authorization, Te, Trailer, Transfer-Encoding, Upgrade, and
+	// the fields its Connection names. A proxy sets it instead of removing
+	// them from every response itself: the transport drops them while it
+	// builds the map. The response's Close, ContentLength, Trailer and
+	// TransferEncoding say what those fields said, as without it.
+	StripHopByHop bool
 
 	mu    sync.Mutex
 	pools map[string]*hostPool

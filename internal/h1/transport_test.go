@@ -900,3 +900,66 @@ func TestTransport_ResponseHeaderTimeoutOnReusedConnection(t *testing.T) {
 		t.Errorf("the backend saw %d requests, want 2 (the second on the same connection)", served.Load())
 	}
 }
+
+// TestTransport_StripHopByHop: with StripHopByHop, a response's Header
+// is what removing the hop-by-hop fields and those Connection names (in
+// any case) from the Header without it gives; Close, ContentLength and
+// Trailer are unchanged; a 101's Header keeps every field.
+func TestTransport_StripHopByHop(t *testing.T) {
+	heads := []string{
+		"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-A: 1\r\nKeep-Alive: timeout=5\r\nConnection: keep-alive\r\n\r\nok",
+		"HTTP/1.1 200 OK\r\nConnection: X-Secret, close\r\nx-secret: s\r\nX-Kept: k\r\nTE: trailers\r\nProxy-Authenticate: Basic\r\nPROXY-CONNECTION: x\r\nContent-Length: 2\r\n\r\nok",
+		"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: X-Sum\r\nUpgrade: h2c\r\nProxy-Authorization: x\r\nConnection: " + strings.Repeat("x", 70) + "\r\n" + strings.Repeat("X", 70) + ": long\r\n\r\n2\r\nok\r\n0\r\nX-Sum: 1\r\n\r\n",
+		"HTTP/1.1 204 No Content\r\nConnection: Date\r\n\r\n",
+		"HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: x\r\nKeep-Alive: 1\r\n\r\n",
+	}
+	for i, head := range heads {
+		url := rawBackend(t, func(c net.Conn, br *bufio.Reader, n int) {
+			if readRequestHead(br) == nil {
+				io.WriteString(c, head)
+			}
+		})
+		get := func(strip bool) *http.Response {
+			tr := &Transport{StripHopByHop: strip}
+			defer tr.CloseIdleConnections()
+			req := newRequest(t, "GET", url, nil)
+			if strings.Contains(head, " 101 ") {
+				req.Header.Set("Connection", "Upgrade")
+				req.Header.Set("Upgrade", "x")
+			}
+			res, err := tr.RoundTrip(req)
+			if err != nil {
+				t.Fatalf("head %d: %v", i, err)
+			}
+			if res.StatusCode != 101 {
+				io.ReadAll(res.Body)
+			}
+			res.Body.Close()
+			return res
+		}
+		full, stripped := get(false), get(true)
+		want := full.Header.Clone()
+		if full.StatusCode != 101 {
+			conn := want["Connection"]
+			for k := range want {
+				switch k {
+				case "Connection", "Keep-Alive", "Proxy-Connection", "Proxy-Authenticate", "Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade":
+					delete(want, k)
+				}
+				for _, v := range conn {
+					for _, tok := range strings.Split(v, ",") {
+						if strings.EqualFold(strings.TrimSpace(tok), k) {
+							delete(want, k)
+						}
+					}
+				}
+			}
+		}
+		if fmt.Sprint(stripped.Header) != fmt.Sprint(want) {
+			t.Errorf("head %d: Header %v, want %v", i, stripped.Header, want)
+		}
+		if stripped.Close != full.Close || stripped.ContentLength != full.ContentLength || fmt.Sprint(stripped.Trailer) != fmt.Sprint(full.Trailer) {
+			t.Errorf("head %d: Close %v ContentLength %d Trailer %v, want %v %d %v", i, stripped.Close, stripped.ContentLength, stripped.Trailer, full.Close, full.ContentLength, full.Trailer)
+		}
+	}
+}

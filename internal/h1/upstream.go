@@ -590,8 +590,15 @@ func (pc *persistConn) readResponse(req *http.Request, reqClose bool) (*http.Res
 	a := new(responseAlloc)
 	res := &a.res
 	res.StatusCode, res.ProtoMajor, res.ProtoMinor, res.Proto, res.Request = h.status, 1, h.minor, "HTTP/1.1", req
+	strip := t.StripHopByHop && h.status != http.StatusSwitchingProtocols
+	if strip {
+		drop |= 1<<kindConnection | 1<<kindUpgrade | 1<<kindTrailer | 1<<kindTransferEncoding | 1<<kindHopByHop
+	}
 	var raw string
 	res.Header, raw = pc.header(n, drop, a.vals[:])
+	if strip {
+		stripConnectionNamed(res.Header, h, pc.br.bytes()[:n])
+	}
 	res.Status = h.statusText.str(raw)
 	if h.minor == 0 {
 		res.Proto = "HTTP/1.0"

@@ -135,6 +135,29 @@ func (pc *persistConn) header(n int, drop uint32, vals []string) (http.Header, s
 	return makeHeader(s, pc.head.fields, pc.head.kinds, drop, vals), s
 }
 
+// stripConnectionNamed removes from hdr the fields that the Connection
+// fields of the response head h (in b) name.
+func stripConnectionNamed(hdr http.Header, h *responseHead, b []byte) {
+	for i, f := range h.fields {
+		if h.kinds[i] != kindConnection {
+			continue
+		}
+		eachToken(f.value.get(b), func(tok []byte) {
+			if len(hdr) == 0 {
+				return
+			}
+			var buf [64]byte
+			if len(tok) > len(buf) {
+				delete(hdr, http.CanonicalHeaderKey(string(tok)))
+				return
+			}
+			name := buf[:copy(buf[:], tok)]
+			canonicalizeName(name) // as CanonicalHeaderKey, without allocating
+			delete(hdr, string(name))
+		})
+	}
+}
+
 // declaredTrailers returns the trailer fields a response announced, with
 // no values yet, as http.Transport does.
 func declaredTrailers(h *responseHead, s string) http.Header {

@@ -9,6 +9,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptrace"
+	"net/textproto"
+	"strings"
 	"sync"
 	"time"
 
@@ -55,7 +57,12 @@ func NewTransports() *Transports {
 
 // Transport carries requests to one backend's instances: plain http://
 // instances over h1.Transport (synchronous, pooled, strict), https://
-// ones (TLS, HTTP/2) over net/http's.
+// ones (TLS, HTTP/2) over net/http's. It is a proxy's transport: the
+// Header of a final response other than 101 Switching Protocols never
+// holds a hop-by-hop field (Connection, Keep-Alive, Proxy-Connection,
+// Proxy-Authenticate, Proxy-Authorization, Te, Trailer,
+// Transfer-Encoding, Upgrade) or a field its Connection named; the h1
+// transport drops them while it reads the head (h1's StripHopByHop).
 type Transport struct {
 	plain  *h1.Transport
 	secure *http.Transport
@@ -72,7 +79,31 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		// net/http takes 1xx responses through httptrace only.
 		req = req.WithContext(httptrace.WithClientTrace(req.Context(), &httptrace.ClientTrace{Got1xxResponse: in.Got1xxResponse}))
 	}
-	return t.secure.RoundTrip(req)
+	res, err := t.secure.RoundTrip(req)
+	if err == nil && res.StatusCode != http.StatusSwitchingProtocols {
+		stripHopByHop(res.Header)
+	}
+	return res, err
+}
+
+// hopByHop are the fields a proxy removes (RFC 9110 §7.6.1 and RFC
+// 2616's list), in canonical form.
+var hopByHop = []string{"Connection", "Keep-Alive", "Proxy-Connection", "Proxy-Authenticate",
+	"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade"}
+
+// stripHopByHop removes the hop-by-hop fields from h, and those its
+// Connection fields name.
+func stripHopByHop(h http.Header) {
+	for _, v := range h["Connection"] {
+		for _, tok := range strings.Split(v, ",") {
+			if tok = textproto.TrimString(tok); tok != "" {
+				h.Del(tok)
+			}
+		}
+	}
+	for _, k := range hopByHop {
+		delete(h, k)
+	}
 }
 
 // RoundTripHeadDeadline implements HeadDeadliner for http:// instances.
@@ -129,6 +160,7 @@ func newTransport(o TransportOptions) *Transport {
 		ResponseHeaderTimeout: o.ResponseHeaderTimeout,
 		IdleConnTimeout:       90 * time.Second,
 		MaxIdleConnsPerHost:   o.MaxIdleConnsPerHost,
+		StripHopByHop:         true,
 	}
 	tr := &http.Transport{
 		// Never the environment's proxy: backends are addressed directly.
