@@ -58,7 +58,8 @@ type Transport struct {
 	StripHopByHop bool
 
 	mu    sync.Mutex
-	pools map[string]*hostPool
+	pools map[string]*hostPool // never deleted: a connection keeps its pool
+	last  *hostPool            // the pool getConn found last, which most often it needs again
 }
 
 // ErrRequestNotSent is matched (with errors.Is) by the error of a round
@@ -270,7 +271,13 @@ const maxStaleIdle = 64
 func (t *Transport) getConn(ctx context.Context, key string, now, deadline time.Time, deferCheck bool) (*persistConn, error) {
 	timeout := t.idleTimeout()
 	t.mu.Lock()
-	p := t.pools[key]
+	p := t.last
+	if p == nil || p.key != key {
+		p = t.pools[key]
+		if p != nil {
+			t.last = p
+		}
+	}
 	for p != nil && len(p.idle) > 0 {
 		pc := p.idle[len(p.idle)-1]
 		p.idle[len(p.idle)-1] = nil
@@ -313,13 +320,16 @@ func (t *Transport) headDeadline(now, deadline time.Time) time.Time {
 func (t *Transport) putIdle(pc *persistConn) {
 	max := t.maxIdle()
 	t.mu.Lock()
-	if t.pools == nil {
-		t.pools = map[string]*hostPool{}
-	}
-	p := t.pools[pc.key]
+	p := pc.pool
 	if p == nil {
-		p = &hostPool{t: t, key: pc.key}
-		t.pools[pc.key] = p
+		if t.pools == nil {
+			t.pools = map[string]*hostPool{}
+		}
+		if p = t.pools[pc.key]; p == nil {
+			p = &hostPool{t: t, key: pc.key}
+			t.pools[pc.key] = p
+		}
+		pc.pool = p
 	}
 	if len(p.idle) >= max {
 		t.mu.Unlock()

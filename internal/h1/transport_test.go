@@ -460,7 +460,10 @@ func TestTransport_RefusesInjection(t *testing.T) {
 	backend, _ := countingBackend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { got.Add(1) }))
 	tr := &Transport{}
 	defer tr.CloseIdleConnections()
+	// A connection that sent a valid Host first checks the next one too.
+	roundTrip(t, tr, newRequest(t, "GET", backend.URL, nil))
 	for _, mutate := range []func(r *http.Request){
+		func(r *http.Request) { r.Host = "a\r\nX: y" },
 		func(r *http.Request) { r.Header["X"] = []string{"v\nGET /smuggled HTTP/1.1"} },
 		func(r *http.Request) { r.Header["Bad Name"] = []string{"v"} },
 		func(r *http.Request) { r.URL.RawQuery = "a=1 HTTP/1.1\r\nX: y" },
@@ -473,8 +476,8 @@ func TestTransport_RefusesInjection(t *testing.T) {
 		}
 	}
 	roundTrip(t, tr, newRequest(t, "GET", backend.URL, nil))
-	if got.Load() != 1 {
-		t.Errorf("backend saw %d requests, want only the valid one", got.Load())
+	if got.Load() != 2 {
+		t.Errorf("backend saw %d requests, want only the two valid ones", got.Load())
 	}
 }
 
@@ -960,6 +963,35 @@ func TestTransport_StripHopByHop(t *testing.T) {
 		}
 		if stripped.Close != full.Close || stripped.ContentLength != full.ContentLength || fmt.Sprint(stripped.Trailer) != fmt.Sprint(full.Trailer) {
 			t.Errorf("head %d: Close %v ContentLength %d Trailer %v, want %v %d %v", i, stripped.Close, stripped.ContentLength, stripped.Trailer, full.Close, full.ContentLength, full.Trailer)
+		}
+	}
+}
+
+// TestTransport_PoolsPerHost: requests to two hosts, alternating, each
+// reach their own host and reuse its one connection (getConn's last-pool
+// shortcut must not hand one host's connection to the other).
+func TestTransport_PoolsPerHost(t *testing.T) {
+	var seen [2]atomic.Int32
+	var conns [2]*atomic.Int32
+	var urls [2]string
+	for i := range urls {
+		b, c := countingBackend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			seen[i].Add(1)
+			fmt.Fprint(w, i)
+		}))
+		urls[i], conns[i] = b.URL, c
+	}
+	tr := &Transport{}
+	defer tr.CloseIdleConnections()
+	for n := 0; n < 10; n++ {
+		i := n % 2
+		if _, body := roundTrip(t, tr, newRequest(t, "GET", urls[i], nil)); body != fmt.Sprint(i) {
+			t.Fatalf("request %d to host %d answered by %q", n, i, body)
+		}
+	}
+	for i := range urls {
+		if seen[i].Load() != 5 || conns[i].Load() != 1 {
+			t.Errorf("host %d: %d requests on %d connections, want 5 on 1", i, seen[i].Load(), conns[i].Load())
 		}
 	}
 }

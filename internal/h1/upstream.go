@@ -22,6 +22,8 @@ import (
 type persistConn struct {
 	t      *Transport
 	key    string
+	pool   *hostPool // key's, once the connection was idle (under t.mu)
+	host   string    // the last request's Host, found valid
 	conn   net.Conn
 	br     reader
 	bw     *bufio.Writer
@@ -333,10 +335,13 @@ func (pc *persistConn) writeRequest(req *http.Request) (closeAfter bool, err err
 	if host == "" {
 		host = u.Host
 	}
-	for i := 0; i < len(host); i++ {
-		if !hostChars[host[i]] {
-			return false, pc.abandon(fmt.Errorf("h1: invalid Host %q", host))
+	if host != pc.host { // most often the connection's one instance's, checked before
+		for i := 0; i < len(host); i++ {
+			if !hostChars[host[i]] {
+				return false, pc.abandon(fmt.Errorf("h1: invalid Host %q", host))
+			}
 		}
+		pc.host = host
 	}
 	b = append(b, " HTTP/1.1\r\nHost: "...)
 	b = append(b, host...)
