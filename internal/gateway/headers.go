@@ -68,6 +68,16 @@ func stripUntrusted(h http.Header, identityFold string) {
 // untrusted reports whether a client must not set the field k: see
 // stripUntrusted.
 func untrusted(k, identityFold string) bool {
+	// Every name it refuses starts with the identity prefix's first
+	// letter, 'x' (X-Forwarded-* and most of spoofable), 'f' or 't': most
+	// names are told apart by their first byte alone.
+	if k != "" && identityFold != "" {
+		switch c := foldByte(k[0]); c {
+		case 'x', 'f', 't', identityFold[0]:
+		default:
+			return false
+		}
+	}
 	if hasFoldPrefix(k, identityFold) || hasFoldPrefix(k, "x-forwarded-") {
 		return true
 	}
