@@ -260,6 +260,40 @@ func jsonPlain(x uint64) bool {
 // appendEscaped appends s as the inside of a JSON string: quotes,
 // backslashes and control characters escaped, invalid UTF-8 replaced.
 func appendEscaped(b []byte, s string) []byte {
+	if jsonPlainString(s) {
+		return append(b, s...) // most values: IDs, paths, names
+	}
+	return appendEscapedSlow(b, s)
+}
+
+// jsonPlainString reports whether every byte of s stands for itself in a
+// JSON string: eight bytes at a time, the last eight read again in part,
+// and a string shorter than a word byte by byte.
+func jsonPlainString(s string) bool {
+	p := unsafe.Slice(unsafe.StringData(s), len(s)) // read in place
+	i := 0
+	for ; i+8 <= len(p); i += 8 {
+		if !jsonPlain(binary.LittleEndian.Uint64(p[i:])) {
+			return false
+		}
+	}
+	switch {
+	case i == len(p):
+		return true
+	case len(p) >= 8:
+		return jsonPlain(binary.LittleEndian.Uint64(p[len(p)-8:]))
+	}
+	for _, c := range p[i:] {
+		if c < 0x20 || c == '"' || c == '\\' || c >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
+}
+
+// appendEscapedSlow is appendEscaped for a string with a byte to escape
+// or to check as UTF-8.
+func appendEscapedSlow(b []byte, s string) []byte {
 	const hex = "0123456789abcdef"
 	p := unsafe.Slice(unsafe.StringData(s), len(s)) // read in place
 	start := 0
