@@ -2,6 +2,7 @@ package identity_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -55,6 +56,32 @@ func TestVerifyCache_Bounded(t *testing.T) {
 	for _, tok := range toks { // evicted or not, each still verifies
 		if _, err := e.verify(tok); err != nil {
 			t.Fatal(err)
+		}
+	}
+}
+
+// TestVerifyCache_ForgedTokenWithCachedSignature: a token built on a
+// cached token's signature (the same end, so the same cache slot) with
+// another payload of the same length is refused, every time, and the
+// cached token keeps verifying as its own principal.
+func TestVerifyCache_ForgedTokenWithCachedSignature(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	tok := e.mint(map[string]any{"sub": "alice"})
+	p1, err := e.verify(tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := e.mint(map[string]any{"sub": "bobby"})
+	forged := other[:strings.LastIndexByte(other, '.')] + tok[strings.LastIndexByte(tok, '.'):]
+	if len(forged) != len(tok) || forged == tok {
+		t.Fatalf("the forged token should differ from the cached one at the same length")
+	}
+	for range 3 {
+		_, err := e.verify(forged)
+		wantReason(t, err, identity.ReasonBadSignature, forged)
+		p2, err := e.verify(tok)
+		if err != nil || p2 != p1 {
+			t.Fatalf("the cached token: %v (the cached principal: %v)", err, p2 == p1)
 		}
 	}
 }
