@@ -284,12 +284,20 @@ func jsonPlainString(s string) bool {
 		return jsonPlain(binary.LittleEndian.Uint64(p[len(p)-8:]))
 	}
 	for _, c := range p[i:] {
-		if c < 0x20 || c == '"' || c == '\\' || c >= utf8.RuneSelf {
+		if !jsonPlainByte[c] {
 			return false
 		}
 	}
 	return true
 }
+
+// jsonPlainByte[c] says whether c stands for itself in a JSON string.
+var jsonPlainByte = func() (t [256]bool) {
+	for c := 0x20; c < utf8.RuneSelf; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
 
 // appendEscapedSlow is appendEscaped for a string with a byte to escape
 // or to check as UTF-8.
