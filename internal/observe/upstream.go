@@ -60,6 +60,7 @@ type BackendMetrics struct {
 	u        *upstreamCollectors
 	backend  string
 	attempts map[string]prometheus.Counter
+	response prometheus.Counter // attempts["response"], the most frequent outcome, without a lookup
 	retries  map[string]prometheus.Counter
 	breaker  prometheus.Gauge
 }
@@ -72,6 +73,7 @@ func (m *Metrics) Backend(name string) *BackendMetrics {
 	for _, o := range attemptOutcomes {
 		b.attempts[o] = u.attempts.WithLabelValues(name, o)
 	}
+	b.response = b.attempts["response"]
 	for _, o := range retryOutcomes {
 		b.retries[o] = u.retries.WithLabelValues(name, o)
 	}
@@ -103,6 +105,10 @@ func (b *BackendMetrics) BreakerState(state uint8) { b.breaker.Set(float64(state
 
 // Attempt counts an upstream attempt.
 func (b *BackendMetrics) Attempt(outcome string) {
+	if outcome == "response" {
+		b.response.Inc()
+		return
+	}
 	if c, ok := b.attempts[outcome]; ok {
 		c.Inc()
 		return
