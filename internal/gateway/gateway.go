@@ -128,9 +128,10 @@ func (q *request) Value(key any) any {
 		return &q.fwd.fields
 	case requestKey{}:
 		return q
-	case policy.PrincipalKey:
+	case policy.PrincipalKey, policy.UpstreamPathKey:
 		// The caller is in q.rec (PrincipalFrom looks there first); a
-		// WithPrincipal value would be in a context derived from q.
+		// WithPrincipal value, or a transform's upstream path, would be in
+		// a context derived from q.
 		return nil
 	}
 	return q.Context.Value(key)

@@ -67,7 +67,7 @@ func Transform(o TransformOptions) Step {
 			if o.StripPrefix != "" || o.Rewrite != nil {
 				if x := ExchangeFrom(r.Context()); x != nil {
 					if up, ok := o.upstreamPath(x); ok {
-						r = r.WithContext(context.WithValue(r.Context(), upstreamPathKey{}, up))
+						r = r.WithContext(context.WithValue(r.Context(), UpstreamPathKey, up))
 					}
 				}
 			}
@@ -127,9 +127,16 @@ func newUpstreamPath(p string) UpstreamPath {
 
 type upstreamPathKey struct{}
 
+// UpstreamPathKey is the context key under which a transform puts the
+// forwarded path, in a context derived from the request's. A context
+// type of the gateway's own, which no transform derived, may answer it
+// itself (with nil), so that UpstreamPathFrom does not search the
+// server's contexts when no transform set one.
+var UpstreamPathKey any = upstreamPathKey{}
+
 // UpstreamPathFrom returns the forwarded path set by a transform, if any.
 func UpstreamPathFrom(ctx context.Context) (UpstreamPath, bool) {
-	up, ok := ctx.Value(upstreamPathKey{}).(UpstreamPath)
+	up, ok := ctx.Value(UpstreamPathKey).(UpstreamPath)
 	return up, ok
 }
 
