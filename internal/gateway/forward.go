@@ -92,8 +92,20 @@ func (p *proxyHandler) forward(w http.ResponseWriter, r *http.Request) {
 		defer b.detach()
 	}
 
+	hs := headerSetterOf(w)
+	rs, _ := hs.(rawHeadSetter)
+	if p.fields && ok && rs != nil {
+		// The backend's fields go from the h1 transport to the h1 server
+		// as lines, without a header map (the request's state answers
+		// h1.RawHeadKey with f.raw while the round trip lasts), but for
+		// its request ID: the gateway sets its own.
+		f.raw.Omit = p.settings.requestIDHeader
+		f.raw.Buffer(f.rawBuf[:])
+		f.rawOn = true
+	}
 	res, err := p.tr.RoundTrip(out)
 	f.fields = nil // no other round trip of the request is sent with them
+	f.rawOn = false
 	f.mu.Lock()
 	f.done = true
 	f.mu.Unlock()
@@ -113,10 +125,19 @@ func (p *proxyHandler) forward(w http.ResponseWriter, r *http.Request) {
 	}
 
 	dst := w.Header()
-	if hs := headerSetterOf(w); hs != nil {
-		dst = adoptResponseHeader(hs, dst, res.Header, p.stripped, p.settings.requestIDHeader)
+	var contentType string
+	if f.raw.Of(res) {
+		// Refused only once the response is over (nothing has written
+		// its head yet): there is nothing left to write then.
+		rs.SetRawHead(&f.raw)
+		contentType = f.raw.ContentType()
 	} else {
-		copyResponseHeader(dst, res.Header)
+		if hs != nil {
+			dst = adoptResponseHeader(hs, dst, res.Header, p.stripped, p.settings.requestIDHeader)
+		} else {
+			copyResponseHeader(dst, res.Header)
+		}
+		contentType = firstValue(res.Header, "Content-Type")
 	}
 	announced := len(res.Trailer)
 	if announced > 0 {
@@ -129,7 +150,7 @@ func (p *proxyHandler) forward(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(res.StatusCode)
 
 	var rc *http.ResponseController
-	if res.ContentLength == -1 || isEventStream(res.Header["Content-Type"]) {
+	if res.ContentLength == -1 || isEventStream(contentType) {
 		// Streamed: the head now, then every write as it comes (what
 		// ReverseProxy's flush interval -1 does).
 		rc = http.NewResponseController(w)
@@ -190,9 +211,15 @@ type forwardState struct {
 	// (eight: a passthrough request's, with the request state within 2 KiB).
 	fields   h1.Fields
 	fieldBuf [8]h1.Field
-	w        http.ResponseWriter // nil until the request is forwarded
-	mu       sync.Mutex
-	done     bool // RoundTrip returned: w is the handler's again
+	// raw takes the backend's response fields from the h1 transport to
+	// the h1 server as lines, in rawBuf unless they are longer; rawOn
+	// while the round trip that fills it lasts.
+	raw    h1.RawHead
+	rawOn  bool
+	rawBuf [256]byte
+	w      http.ResponseWriter // nil until the request is forwarded
+	mu     sync.Mutex
+	done   bool // RoundTrip returned: w is the handler's again
 }
 
 // Got1xxResponse forwards an informational response (103 Early Hints). The fields
@@ -409,6 +436,12 @@ type headerSetter interface {
 	SetHeader(http.Header) bool
 }
 
+// rawHeadSetter is what else h1's ResponseWriter does: take a response's
+// fields as lines (h1's response.SetRawHead).
+type rawHeadSetter interface {
+	SetRawHead(*h1.RawHead) bool
+}
+
 // headerSetterOf returns the server's writer under w when it takes a
 // header map (h1's), or nil: under the gateway's own responseWriter, not
 // under a writer a step put in between (a response-headers transform's).
@@ -498,10 +531,10 @@ func isUpgrade(h http.Header) bool {
 
 // isEventStream reports whether a Content-Type's media type is
 // text/event-stream, without parsing its parameters.
-func isEventStream(ct []string) bool {
-	if len(ct) == 0 {
+func isEventStream(ct string) bool {
+	if ct == "" {
 		return false
 	}
-	base, _, _ := strings.Cut(ct[0], ";")
+	base, _, _ := strings.Cut(ct, ";")
 	return strings.EqualFold(strings.TrimSpace(base), "text/event-stream")
 }

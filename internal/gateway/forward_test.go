@@ -90,11 +90,9 @@ func TestForward_HopByHopFieldsRemovedFromTheResponse(t *testing.T) {
 	servers(t, testHopByHopFieldsRemovedFromTheResponse)
 }
 
-func testHopByHopFieldsRemovedFromTheResponse(t *testing.T, useH1 bool) {
+func testHopByHopFieldsRemovedFromTheResponse(t *testing.T, serve func(*harness)) {
 	h := newHarness(t, baseConfig, nil)
-	if useH1 {
-		serveWithH1(h)
-	}
+	serve(h)
 	h.backend.handler = func(w http.ResponseWriter, r *http.Request) {
 		hd := w.Header()
 		hd["Connection"] = []string{"X-Resp-Hop, x-resp-hop2"}
@@ -135,11 +133,9 @@ func TestForward_ResponseHeadersAddToTheGatewaysOwn(t *testing.T) {
 	servers(t, testResponseHeadersAddToTheGatewaysOwn)
 }
 
-func testResponseHeadersAddToTheGatewaysOwn(t *testing.T, useH1 bool) {
+func testResponseHeadersAddToTheGatewaysOwn(t *testing.T, serve func(*harness)) {
 	h, _ := newPolicyHarness(t, nil)
-	if useH1 {
-		serveWithH1(h)
-	}
+	serve(h)
 	h.backend.handler = func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("RateLimit-Policy", "backend")
 		io.WriteString(w, "ok")
@@ -259,11 +255,9 @@ func TestForward_Trailers(t *testing.T) {
 	servers(t, testTrailers)
 }
 
-func testTrailers(t *testing.T, useH1 bool) {
+func testTrailers(t *testing.T, serve func(*harness)) {
 	h := newHarness(t, baseConfig, nil)
-	if useH1 {
-		serveWithH1(h)
-	}
+	serve(h)
 	h.backend.handler = func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Trailer", "X-Checksum")
 		w.WriteHeader(200)

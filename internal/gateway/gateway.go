@@ -126,6 +126,11 @@ func (q *request) Value(key any) any {
 			return nil
 		}
 		return &q.fwd.fields
+	case h1.RawHeadKey:
+		if !q.fwd.rawOn {
+			return nil
+		}
+		return &q.fwd.raw
 	case requestKey{}:
 		return q
 	case policy.PrincipalKey, policy.UpstreamPathKey:

@@ -317,13 +317,34 @@ func (c *fakeClock) Advance(d time.Duration) {
 // reports the address h1 serves on). Tests of what the two servers do
 // differently (the forwarded fields as h1.Fields, the response header
 // handed over with SetHeader) run under both.
-func serveWithH1(h *harness) {
+func serveWithH1(h *harness) { serveWithH1Handler(h, h.gw) }
+
+// serveWithH1HeaderMap is serveWithH1 with the server's writer hiding
+// SetRawHead: responses forwarded from the h1 transport go through the
+// header map (SetHeader), as those of a TLS backend do.
+func serveWithH1HeaderMap(h *harness) {
+	serveWithH1Handler(h, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h.gw.ServeHTTP(headerMapOnly{w.(mapSetter)}, r)
+	}))
+}
+
+// headerMapOnly is a writer that takes a header map but not a RawHead.
+type headerMapOnly struct{ mapSetter }
+
+type mapSetter interface {
+	http.ResponseWriter
+	SetHeader(http.Header) bool
+}
+
+func (w headerMapOnly) Unwrap() http.ResponseWriter { return w.mapSetter }
+
+func serveWithH1Handler(h *harness, handler http.Handler) {
 	h.t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		h.t.Fatal(err)
 	}
-	srv := &h1.Server{Handler: h.gw}
+	srv := &h1.Server{Handler: handler}
 	go srv.Serve(ln)
 	h.t.Cleanup(func() { srv.Close() })
 	h.srv.Close()
@@ -352,8 +373,11 @@ func (l *idleListener) Close() error {
 
 func (l *idleListener) Addr() net.Addr { return l.addr }
 
-// servers runs f under net/http's server and under h1's.
-func servers(t *testing.T, f func(t *testing.T, useH1 bool)) {
-	t.Run("net-http", func(t *testing.T) { f(t, false) })
-	t.Run("h1", func(t *testing.T) { f(t, true) })
+// servers runs f under net/http's server and under h1's, whose writer
+// takes the backend's fields as lines (RawHead) or, when it hides that,
+// as a header map.
+func servers(t *testing.T, f func(t *testing.T, serve func(*harness))) {
+	t.Run("net-http", func(t *testing.T) { f(t, func(*harness) {}) })
+	t.Run("h1", func(t *testing.T) { f(t, serveWithH1) })
+	t.Run("h1-header-map", func(t *testing.T) { f(t, serveWithH1HeaderMap) })
 }

@@ -45,6 +45,7 @@ type response struct {
 	done          bool
 	scratch       []byte
 	own           http.Header // the map the connection reuses; header unless SetHeader replaced it
+	raw           *RawHead    // fields written after header's (SetRawHead)
 }
 
 func (w *response) reset(c *conn, minor int, isHead bool) {
@@ -71,6 +72,22 @@ func (w *response) SetHeader(h http.Header) bool {
 		return false
 	}
 	w.header = h
+	return true
+}
+
+// SetRawHead makes the response write h's fields (the response it holds
+// was read by Transport) after those of its header map, and take h's
+// Content-Length when the map has none; it reports whether it could: not
+// once the head of the final response is written, nor for an h that
+// holds no response. A proxy can forward a response's fields so, without
+// a header map between the transport and the server. Fields of the same
+// name in both keep their order: the header map's first. h must not
+// change until the response is finished.
+func (w *response) SetRawHead(h *RawHead) bool {
+	if w.wroteHeader || w.done || h == nil || h.res == nil {
+		return false
+	}
+	w.raw = h
 	return true
 }
 
@@ -107,13 +124,15 @@ func (w *response) WriteHeader(code int) {
 		} else {
 			delete(w.header, "Content-Length")
 		}
+	} else if w.raw != nil {
+		w.contentLength = w.raw.contentLength
 	}
 	switch {
 	case !bodyAllowed(code):
 		w.commit(modeNone, nil)
 	case w.isHead:
 		w.mode = modePending
-	case w.contentLength >= 0 && hasKey(w.header, "Content-Type"):
+	case w.contentLength >= 0 && (w.raw != nil && w.raw.hasType || hasKey(w.header, "Content-Type")):
 		w.commit(modeLength, nil)
 	default:
 		w.mode = modePending
@@ -377,6 +396,11 @@ func (w *response) commit(mode bodyMode, sniff []byte) {
 			continue
 		}
 		b = appendField(b, k, vs)
+	}
+	if w.raw != nil {
+		b = append(b, w.raw.lines...) // checked by the transport's parser
+		hasDate = hasDate || w.raw.hasDate
+		hasType = hasType || w.raw.hasType
 	}
 	if !hasDate {
 		b = append(b, "Date: "...)

@@ -595,16 +595,38 @@ func (pc *persistConn) readResponse(req *http.Request, reqClose bool) (*http.Res
 	a := new(responseAlloc)
 	res := &a.res
 	res.StatusCode, res.ProtoMajor, res.ProtoMinor, res.Proto, res.Request = h.status, 1, h.minor, "HTTP/1.1", req
-	strip := t.StripHopByHop && h.status != http.StatusSwitchingProtocols
-	if strip {
-		drop |= 1<<kindConnection | 1<<kindUpgrade | 1<<kindTrailer | 1<<kindTransferEncoding | 1<<kindHopByHop
+	var rh *RawHead
+	if h.status != http.StatusSwitchingProtocols {
+		rh = RawHeadFrom(req.Context())
 	}
-	var raw string
-	res.Header, raw = pc.header(n, drop, a.vals[:])
-	if strip {
-		stripConnectionNamed(res.Header, h, pc.br.bytes()[:n])
+	const hopByHop = 1<<kindConnection | 1<<kindUpgrade | 1<<kindTrailer | 1<<kindTransferEncoding | 1<<kindHopByHop
+	var trailer http.Header
+	if rh != nil {
+		// The fields go to rh as lines, not into a map: no map, no string
+		// of the head.
+		b := pc.br.bytes()[:n]
+		if h.chunked && h.trailer {
+			trailer = declaredTrailers(h, b)
+		}
+		rh.fill(res, h, b, drop|hopByHop|1<<kindContentLength)
+		res.Header = make(http.Header)
+		res.Status = statusString(h.status, h.statusText.get(b))
+	} else {
+		strip := t.StripHopByHop && h.status != http.StatusSwitchingProtocols
+		if strip {
+			drop |= hopByHop
+		}
+		var raw string
+		res.Header, raw = pc.header(n, drop, a.vals[:])
+		b := pc.br.bytes()[:n]
+		if strip {
+			stripConnectionNamed(res.Header, h, b)
+		}
+		if h.chunked && h.trailer {
+			trailer = declaredTrailers(h, b)
+		}
+		res.Status = h.statusText.str(raw)
 	}
-	res.Status = h.statusText.str(raw)
 	if h.minor == 0 {
 		res.Proto = "HTTP/1.0"
 	}
@@ -631,9 +653,7 @@ func (pc *persistConn) readResponse(req *http.Request, reqClose bool) (*http.Res
 	case h.chunked:
 		res.ContentLength = -1
 		res.TransferEncoding = []string{"chunked"}
-		if h.trailer {
-			res.Trailer = declaredTrailers(h, raw)
-		}
+		res.Trailer = trailer
 		b := a.body(pc, bodyChunked, 0, reusable)
 		b.cr.reset(&pc.br, true, t.maxHeaderBytes())
 		res.Body = b

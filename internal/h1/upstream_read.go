@@ -160,13 +160,13 @@ func stripConnectionNamed(hdr http.Header, h *responseHead, b []byte) {
 
 // declaredTrailers returns the trailer fields a response announced, with
 // no values yet, as http.Transport does.
-func declaredTrailers(h *responseHead, s string) http.Header {
+func declaredTrailers(h *responseHead, b []byte) http.Header {
 	t := http.Header{}
 	for i, f := range h.fields {
 		if h.kinds[i] != kindTrailer {
 			continue
 		}
-		eachToken([]byte(f.value.str(s)), func(tok []byte) {
+		eachToken(f.value.get(b), func(tok []byte) {
 			switch classify(tok) {
 			case kindContentLength, kindTransferEncoding, kindHost, kindTrailer, kindConnection:
 				return

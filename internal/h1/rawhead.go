@@ -1,0 +1,164 @@
+package h1
+
+import (
+	"context"
+	"net/http"
+	"strconv"
+	"unsafe"
+)
+
+// RawHead carries the fields of a response head from Transport to a
+// Server's ResponseWriter as the lines to write, without a header map
+// built by one and iterated by the other: for a proxy that forwards the
+// response it reads.
+//
+// A request asks for it when its context's Value(RawHeadKey) returns a
+// non-nil *RawHead (a context type of the caller's own can answer that
+// key itself). For the final response of such a request, other than 101
+// Switching Protocols, the transport then fills the RawHead and returns
+// the response with an empty Header: the fields are in the RawHead, with
+// names in canonical form, except those StripHopByHop leaves out,
+// Content-Length (which ContentLength has) and Omit. Of tells whether a
+// response's fields are in the RawHead; other transports, and 1xx or 101
+// responses, leave it alone.
+//
+// The RawHead must not be used for another round trip, nor changed,
+// until the response it holds is written (see the ResponseWriter's
+// SetRawHead) or dropped.
+type RawHead struct {
+	// Omit is a canonical field name the transport leaves out too: a
+	// field the proxy sets itself.
+	Omit string
+
+	res           *http.Response
+	lines         []byte // "Name: value\r\n" for each field kept
+	contentLength int64  // the Content-Length field's value, -1 without one
+	hasDate       bool
+	hasType       bool
+	typeAt        [2]int32 // the first Content-Type value in lines
+}
+
+type rawHeadKey struct{}
+
+// RawHeadKey is the context key under which a request's context carries
+// the *RawHead its response's fields go to.
+var RawHeadKey any = rawHeadKey{}
+
+// RawHeadFrom returns the RawHead ctx carries, or nil.
+func RawHeadFrom(ctx context.Context) *RawHead {
+	h, _ := ctx.Value(RawHeadKey).(*RawHead)
+	return h
+}
+
+// Buffer gives h the memory of b for its lines: a caller's array, so that
+// filling h allocates nothing for a head that fits.
+func (h *RawHead) Buffer(b []byte) { h.lines = b[:0] }
+
+// Of reports whether h holds the fields of res.
+func (h *RawHead) Of(res *http.Response) bool { return res != nil && h.res == res }
+
+// ContentType returns the first Content-Type value, or "". It shares h's
+// memory: it is valid until h is filled again.
+func (h *RawHead) ContentType() string {
+	if !h.hasType {
+		return ""
+	}
+	v := h.lines[h.typeAt[0]:h.typeAt[1]]
+	return unsafe.String(unsafe.SliceData(v), len(v))
+}
+
+// Header returns h's fields as a new header map, Content-Length
+// included: what the response's Header would have held.
+func (h *RawHead) Header() http.Header {
+	hdr := make(http.Header)
+	b := h.lines
+	for len(b) > 0 {
+		f, next, err := parseFieldLine(b, 0)
+		if err != nil {
+			break // not reached: the lines were written by fill
+		}
+		k := string(f.name.get(b))
+		hdr[k] = append(hdr[k], string(f.value.get(b)))
+		b = b[next:]
+	}
+	if h.contentLength >= 0 {
+		hdr["Content-Length"] = []string{strconv.FormatInt(h.contentLength, 10)}
+	}
+	return hdr
+}
+
+// fill sets h to the fields of response head rh, in b, leaving out the
+// kinds in drop and the fields that rh's Connection fields name; their
+// names are canonicalized in place.
+func (h *RawHead) fill(res *http.Response, rh *responseHead, b []byte, drop uint32) {
+	h.res = res
+	h.lines = h.lines[:0]
+	h.contentLength = rh.contentLength
+	h.hasDate, h.hasType = false, false
+	conn := false
+	for i, k := range rh.kinds {
+		conn = conn || k == kindConnection
+		canonicalizeName(rh.fields[i].name.get(b))
+	}
+	for i, k := range rh.kinds {
+		if drop&(1<<k) != 0 {
+			continue
+		}
+		name := rh.fields[i].name.get(b)
+		if string(name) == h.Omit || conn && namedByConnection(rh, b, name) {
+			continue
+		}
+		v := rh.fields[i].value.get(b)
+		switch string(name) {
+		case "Date":
+			h.hasDate = true
+		case "Content-Type":
+			if !h.hasType {
+				h.hasType = true
+				at := len(h.lines) + len(name) + 2
+				h.typeAt = [2]int32{int32(at), int32(at + len(v))}
+			}
+		}
+		h.lines = append(h.lines, name...)
+		h.lines = append(h.lines, ':', ' ')
+		h.lines = append(h.lines, v...)
+		h.lines = append(h.lines, '\r', '\n')
+	}
+}
+
+// namedByConnection reports whether a Connection field of rh (in b)
+// names the field name.
+func namedByConnection(rh *responseHead, b []byte, name []byte) bool {
+	found := false
+	for i, k := range rh.kinds {
+		if k != kindConnection {
+			continue
+		}
+		eachToken(rh.fields[i].value.get(b), func(tok []byte) {
+			if !found && equalFoldBytes(tok, name) {
+				found = true
+			}
+		})
+	}
+	return found
+}
+
+// statusStrings[code] is "code reason" with the standard reason, where
+// there is one.
+var statusStrings = func() (t [600]string) {
+	for code := range t {
+		if text := http.StatusText(code); text != "" {
+			t[code] = strconv.Itoa(code) + " " + text
+		}
+	}
+	return t
+}()
+
+// statusString returns a response's Status for its status line's code and
+// reason (line): a shared string when the reason is the standard one.
+func statusString(code int, line []byte) string {
+	if code >= 0 && code < len(statusStrings) && statusStrings[code] != "" && string(line) == statusStrings[code] {
+		return statusStrings[code]
+	}
+	return string(line)
+}

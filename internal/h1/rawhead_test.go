@@ -1,0 +1,211 @@
+package h1
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// rawHeadProxy is a proxy of h1's Server and Transport that forwards a
+// response's fields through a RawHead when the request's query says
+// raw=1, and through the header map otherwise; it sets a field of its
+// own (X-Own) first, as a gateway does, and forwards trailers.
+func rawHeadProxy(t *testing.T, backend string) string {
+	tr := &Transport{StripHopByHop: true}
+	t.Cleanup(tr.CloseIdleConnections)
+	_, addr := startServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var rh RawHead
+		rh.Omit = "X-Omitted"
+		ctx := r.Context()
+		if r.URL.Query().Get("raw") == "1" {
+			ctx = context.WithValue(ctx, RawHeadKey, &rh)
+		}
+		out, _ := http.NewRequestWithContext(ctx, r.Method, backend+r.URL.Path, nil)
+		res, err := tr.RoundTrip(out)
+		if err != nil {
+			w.WriteHeader(http.StatusBadGateway)
+			return
+		}
+		defer res.Body.Close()
+		w.Header().Add("X-Own", "proxy")
+		if raw := r.URL.Query().Get("raw") == "1"; raw != rh.Of(res) {
+			t.Errorf("raw=%v, but the RawHead holds the response: %v", raw, rh.Of(res))
+		}
+		if rh.Of(res) {
+			if !w.(*response).SetRawHead(&rh) {
+				t.Error("SetRawHead refused")
+			}
+		} else {
+			for k, vs := range res.Header {
+				if k != "X-Omitted" {
+					w.Header()[k] = append(w.Header()[k], vs...)
+				}
+			}
+		}
+		for k := range res.Trailer {
+			w.Header().Add("Trailer", k)
+		}
+		w.WriteHeader(res.StatusCode)
+		io.Copy(w, res.Body)
+		for k, vs := range res.Trailer {
+			w.Header()[k] = vs
+		}
+	}))
+	return "http://" + addr
+}
+
+// randomResponse returns a response head and body for a request of
+// method: random fields (hop-by-hop ones, fields a Connection names, the
+// proxy's own and omitted names, repeated names, names in any case), a
+// random status, reason and framing.
+func randomResponse(r *rand.Rand, method string) string {
+	statuses := []int{200, 200, 201, 204, 304, 404, 500, 299}
+	status := statuses[r.IntN(len(statuses))]
+	reason := http.StatusText(status)
+	if reason == "" || r.IntN(5) == 0 {
+		reason = "Whatever It Says"
+	}
+	names := []string{"X-A", "x-a", "X-B", "Set-Cookie", "Content-Type", "content-type", "Date", "X-Own", "X-Omitted", "x-omitted",
+		"Keep-Alive", "Te", "Upgrade", "Proxy-Authenticate", "PROXY-CONNECTION", "Cache-Control", "X-Named", "x-named-too", "Vary"}
+	var b strings.Builder
+	fmt.Fprintf(&b, "HTTP/1.1 %d %s\r\n", status, reason)
+	for n := r.IntN(9); n > 0; n-- {
+		name := names[r.IntN(len(names))]
+		fmt.Fprintf(&b, "%s: %s%d\r\n", name, []string{"v", "text/plain", "a=1; Path=/", "  spaced  value "}[r.IntN(4)], r.IntN(100))
+	}
+	if r.IntN(3) == 0 {
+		b.WriteString("Connection: " + []string{"X-Named, x-named-too", "close", "keep-alive", "x-a"}[r.IntN(4)] + "\r\n")
+	}
+	body := strings.Repeat("b", r.IntN(40))
+	noBody := method == http.MethodHead || status == 204 || status == 304
+	switch framing := r.IntN(3); {
+	case noBody:
+		if r.IntN(2) == 0 && status != 204 {
+			fmt.Fprintf(&b, "Content-Length: %d\r\n", len(body))
+		}
+		b.WriteString("\r\n")
+	case framing == 0:
+		fmt.Fprintf(&b, "Content-Length: %d\r\n\r\n%s", len(body), body)
+	case framing == 1:
+		b.WriteString("Transfer-Encoding: chunked\r\n")
+		if r.IntN(2) == 0 {
+			b.WriteString("Trailer: X-Sum\r\n\r\n")
+			fmt.Fprintf(&b, "%x\r\n%s\r\n0\r\nX-Sum: %d\r\n\r\n", len(body)+1, body+"c", len(body))
+		} else {
+			fmt.Fprintf(&b, "\r\n%x\r\n%s\r\n0\r\n\r\n", len(body)+1, body+"c")
+		}
+	default:
+		b.WriteString("Connection: close\r\n\r\n" + body)
+	}
+	return b.String()
+}
+
+// TestRawHead_SameAsHeaderMap: a client sees the same response through
+// the proxy whether the fields go through a RawHead or through the
+// header map (the same fields with the same values in the same order
+// within a name, the same framing, body and trailers; the Date the server
+// adds may differ by its second), over 400 random responses.
+func TestRawHead_SameAsHeaderMap(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	var heads []string
+	var methods []string
+	for i := range 400 {
+		m := http.MethodGet
+		if i%7 == 3 {
+			m = http.MethodHead
+		}
+		methods = append(methods, m)
+		heads = append(heads, randomResponse(rng, m))
+	}
+	backend := rawBackend(t, func(c net.Conn, br *bufio.Reader, _ int) {
+		for {
+			line, err := br.ReadString('\n')
+			if err != nil {
+				return
+			}
+			if readRequestHead(br) != nil {
+				return
+			}
+			f := strings.Fields(line)
+			i, _ := strconv.Atoi(strings.TrimPrefix(f[1], "/"))
+			io.WriteString(c, heads[i])
+			if strings.Contains(heads[i], "Connection: close\r\n") {
+				return
+			}
+		}
+	})
+	proxy := rawHeadProxy(t, backend)
+	client := &http.Client{Transport: &http.Transport{DisableCompression: true}}
+	defer client.CloseIdleConnections()
+	get := func(i int, raw string) (*http.Response, string) {
+		req, _ := http.NewRequest(methods[i], fmt.Sprintf("%s/%d?raw=%s", proxy, i, raw), nil)
+		res, err := client.Do(req)
+		if err != nil {
+			t.Fatalf("response %d (raw=%s): %v", i, raw, err)
+		}
+		defer res.Body.Close()
+		body, err := io.ReadAll(res.Body)
+		if err != nil {
+			t.Fatalf("response %d (raw=%s): body: %v", i, raw, err)
+		}
+		return res, string(body)
+	}
+	for i := range heads {
+		viaMap, bodyMap := get(i, "0")
+		viaRaw, bodyRaw := get(i, "1")
+		for _, h := range []http.Header{viaMap.Header, viaRaw.Header} {
+			if len(h["Date"]) == 1 && len(h["Date"][0]) > 0 {
+				h["Date"] = []string{"present"}
+			}
+		}
+		if viaMap.Status != viaRaw.Status || bodyMap != bodyRaw || viaMap.ContentLength != viaRaw.ContentLength ||
+			!slices.Equal(viaMap.TransferEncoding, viaRaw.TransferEncoding) || viaMap.Close != viaRaw.Close ||
+			fmt.Sprint(viaMap.Header) != fmt.Sprint(viaRaw.Header) || fmt.Sprint(viaMap.Trailer) != fmt.Sprint(viaRaw.Trailer) {
+			t.Fatalf("response %d:\n%s\nvia the header map: %s %v %q len %d te %v close %v trailer %v\nvia RawHead:        %s %v %q len %d te %v close %v trailer %v",
+				i, heads[i], viaMap.Status, viaMap.Header, bodyMap, viaMap.ContentLength, viaMap.TransferEncoding, viaMap.Close, viaMap.Trailer,
+				viaRaw.Status, viaRaw.Header, bodyRaw, viaRaw.ContentLength, viaRaw.TransferEncoding, viaRaw.Close, viaRaw.Trailer)
+		}
+		for _, k := range []string{"Keep-Alive", "Te", "Upgrade", "Proxy-Authenticate", "Proxy-Connection", "X-Omitted"} {
+			if _, ok := viaRaw.Header[k]; ok {
+				t.Fatalf("response %d: %s reached the client", i, k)
+			}
+		}
+		if viaRaw.Header.Get("X-Own") == "" || viaRaw.Header["X-Own"][0] != "proxy" {
+			t.Fatalf("response %d: the proxy's X-Own is not first: %q", i, viaRaw.Header["X-Own"])
+		}
+	}
+}
+
+// TestRawHead_Header: Header gives back the fields, Content-Length
+// included, as the response's Header would have held them.
+func TestRawHead_Header(t *testing.T) {
+	url := rawBackend(t, func(c net.Conn, br *bufio.Reader, n int) {
+		if readRequestHead(br) == nil {
+			io.WriteString(c, "HTTP/1.1 200 OK\r\nx-a: 1\r\nContent-Type: text/plain\r\nX-A: 2\r\nConnection: x-gone\r\nX-Gone: g\r\nContent-Length: 2\r\n\r\nok")
+		}
+	})
+	tr := &Transport{}
+	defer tr.CloseIdleConnections()
+	var rh RawHead
+	req := newRequest(t, "GET", url, nil)
+	req = req.WithContext(context.WithValue(req.Context(), RawHeadKey, &rh))
+	res, body := roundTrip(t, tr, req)
+	if !rh.Of(res) || len(res.Header) != 0 || body != "ok" || res.Status != "200 OK" {
+		t.Fatalf("Of %v, Header %v, body %q, Status %q", rh.Of(res), res.Header, body, res.Status)
+	}
+	want := http.Header{"X-A": {"1", "2"}, "Content-Type": {"text/plain"}, "Content-Length": {"2"}}
+	if got := rh.Header(); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("Header %v, want %v", got, want)
+	}
+	if rh.ContentType() != "text/plain" {
+		t.Errorf("ContentType %q", rh.ContentType())
+	}
+}
