@@ -271,24 +271,22 @@ func appendEscaped(b []byte, s string) []byte {
 // and a string shorter than a word byte by byte.
 func jsonPlainString(s string) bool {
 	p := unsafe.Slice(unsafe.StringData(s), len(s)) // read in place
-	i := 0
-	for ; i+8 <= len(p); i += 8 {
-		if !jsonPlain(binary.LittleEndian.Uint64(p[i:])) {
-			return false
+	if len(p) < 8 {
+		for _, c := range p {
+			if !jsonPlainByte[c] {
+				return false
+			}
 		}
-	}
-	switch {
-	case i == len(p):
 		return true
-	case len(p) >= 8:
-		return jsonPlain(binary.LittleEndian.Uint64(p[len(p)-8:]))
 	}
-	for _, c := range p[i:] {
-		if !jsonPlainByte[c] {
+	last := binary.LittleEndian.Uint64(p[len(p)-8:])
+	for len(p) > 8 {
+		if !jsonPlain(binary.LittleEndian.Uint64(p)) {
 			return false
 		}
+		p = p[8:]
 	}
-	return true
+	return jsonPlain(last)
 }
 
 // jsonPlainByte[c] says whether c stands for itself in a JSON string.
