@@ -354,8 +354,31 @@ func eachToken(b []byte, fn func(tok []byte)) {
 
 // canonicalizeName rewrites a valid field name in place in the canonical
 // form of net/http (textproto.CanonicalMIMEHeaderKey): upper case at the
-// start and after each hyphen, lower case elsewhere.
+// start and after each hyphen, lower case elsewhere. A name of eight
+// bytes or more goes a word at a time, its last word read again in part
+// (canonicalizing a byte twice changes nothing).
 func canonicalizeName(b []byte) {
+	n := len(b)
+	if n < 8 {
+		canonicalizeBytes(b)
+		return
+	}
+	start := uint64(0x80) // the first byte starts a word
+	for i := 0; i+8 < n; i += 8 {
+		var x uint64
+		x, start = canonicalWord(binary.LittleEndian.Uint64(b[i:i+8:i+8]), start)
+		binary.LittleEndian.PutUint64(b[i:i+8:i+8], x)
+	}
+	start = 0
+	if n == 8 || b[n-9] == '-' {
+		start = 0x80
+	}
+	x, _ := canonicalWord(binary.LittleEndian.Uint64(b[n-8:]), start)
+	binary.LittleEndian.PutUint64(b[n-8:], x)
+}
+
+// canonicalizeBytes is canonicalizeName a byte at a time.
+func canonicalizeBytes(b []byte) {
 	upper := true
 	for i, c := range b {
 		if upper && 'a' <= c && c <= 'z' {
@@ -365,6 +388,24 @@ func canonicalizeName(b []byte) {
 		}
 		upper = c == '-'
 	}
+}
+
+// canonicalWord canonicalizes the eight bytes of x (the first in the
+// lowest byte); start is 0x80 when the first byte starts a word (the
+// name's first, or one after a hyphen). It returns the word and whether
+// the next byte starts a word (0x80) or not (0). Per byte, with its high
+// bit set (no borrow can cross into the next byte): c&0x7f >= 'A' and
+// not >= 'Z'+1 with c < 0x80 is an upper-case letter; likewise lower
+// case; the "has a zero byte" test, exact, finds hyphens.
+func canonicalWord(x, start uint64) (uint64, uint64) {
+	const ones, highs, low7 = 0x0101010101010101, 0x8080808080808080, 0x7f7f7f7f7f7f7f7f
+	hx := x | highs
+	upper := (hx - ones*'A') &^ (hx - ones*('Z'+1)) &^ x & highs
+	lower := (hx - ones*'a') &^ (hx - ones*('z'+1)) &^ x & highs
+	d := x ^ ones*'-'
+	hyphen := ^((d&low7 + low7) | d) & highs
+	starts := hyphen<<8 | start
+	return x - (lower&starts)>>2 + (upper&^starts)>>2, hyphen >> 56
 }
 
 // fieldKind classifies the field names that change how a message is
