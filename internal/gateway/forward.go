@@ -324,13 +324,13 @@ func (p *proxyHandler) omitFields(fs *h1.Fields, in http.Header, cf *clientField
 		case "User-Agent":
 			cf.userAgent = true // in the header: h1.Fields.SendsOver weighs the Omit fields
 		}
-		if isHopByHop(k) || untrusted(k, fold) {
+		if h1.IsHopByHop(k) || untrusted(k, fold) {
 			*fs = append(*fs, h1.Field{Name: k, Omit: true})
 		}
 	}
 	if len(conn) > 0 {
 		for k := range in {
-			if !isHopByHop(k) && !untrusted(k, fold) && httpguts.HeaderValuesContainsToken(conn, k) {
+			if !h1.IsHopByHop(k) && !untrusted(k, fold) && httpguts.HeaderValuesContainsToken(conn, k) {
 				*fs = append(*fs, h1.Field{Name: k, Omit: true})
 			}
 		}
@@ -404,10 +404,10 @@ func forwarded(k string, conn []string, identityFold string) bool {
 }
 
 // hopByHop reports whether the field k of a message whose Connection
-// field is conn stays with the hop: one of isHopByHop's, or one conn
+// field is conn stays with the hop: one of h1.IsHopByHop's, or one conn
 // names.
 func hopByHop(k string, conn []string) bool {
-	return isHopByHop(k) || len(conn) > 0 && httpguts.HeaderValuesContainsToken(conn, k)
+	return h1.IsHopByHop(k) || len(conn) > 0 && httpguts.HeaderValuesContainsToken(conn, k)
 }
 
 // clientTrailers reports whether the client said it accepts trailers (Te:
@@ -508,18 +508,6 @@ func addValues(dst http.Header, k string, vs []string) {
 		return
 	}
 	dst[k] = vs[:len(vs):len(vs)]
-}
-
-// isHopByHop reports whether a canonical field name is one of the
-// hop-by-hop fields ReverseProxy removes (RFC 9110 §7.6.1 and RFC 2616's
-// list).
-func isHopByHop(k string) bool {
-	switch k {
-	case "Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",
-		"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade":
-		return true
-	}
-	return false
 }
 
 // isUpgrade reports whether a request asks to switch protocols: its

@@ -78,6 +78,11 @@ func untrusted(k, identityFold string) bool {
 			return false
 		}
 	}
+	return untrustedName(k, identityFold)
+}
+
+// untrustedName is untrusted without the first-byte shortcut.
+func untrustedName(k, identityFold string) bool {
 	if hasFoldPrefix(k, identityFold) || hasFoldPrefix(k, "x-forwarded-") {
 		return true
 	}

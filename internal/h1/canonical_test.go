@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"math/rand/v2"
 	"net/textproto"
+	"strings"
 	"testing"
 )
 
@@ -46,6 +47,24 @@ func TestCanonicalizeName_SameAsBytes(t *testing.T) {
 		canonicalizeName(got)
 		if want := textproto.CanonicalMIMEHeaderKey(name); string(got) != want {
 			t.Errorf("%q: %q, net/http %q", name, got, want)
+		}
+	}
+}
+
+// TestIsHopByHop: the nine hop-by-hop names in any case, and no other
+// name, not even one classify knows (Host, Content-Length, Expect).
+func TestIsHopByHop(t *testing.T) {
+	hop := []string{"Connection", "Keep-Alive", "Proxy-Connection", "Proxy-Authenticate", "Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade"}
+	for _, name := range hop {
+		for _, n := range []string{name, strings.ToLower(name), strings.ToUpper(name)} {
+			if !IsHopByHop(n) {
+				t.Errorf("%q is hop-by-hop", n)
+			}
+		}
+	}
+	for _, n := range []string{"", "Host", "Content-Length", "Expect", "Tf", "T", "Keep-Alivf", "Connectiom", "Proxy-Authorizatio", "X-Te", "Upgrades", "Content-Type"} {
+		if IsHopByHop(n) {
+			t.Errorf("%q is not hop-by-hop", n)
 		}
 	}
 }

@@ -428,57 +428,45 @@ const (
 	kindDropped // a field the server removes from the request
 )
 
+// kindsByLength lists, by length, the names classify tells apart.
+var kindsByLength = [20][]struct {
+	name string // lower case
+	kind fieldKind
+}{
+	2:  {{"te", kindHopByHop}},
+	4:  {{"host", kindHost}},
+	6:  {{"expect", kindExpect}},
+	7:  {{"upgrade", kindUpgrade}, {"trailer", kindTrailer}},
+	10: {{"connection", kindConnection}, {"keep-alive", kindHopByHop}},
+	14: {{"content-length", kindContentLength}},
+	16: {{"proxy-connection", kindHopByHop}},
+	17: {{"transfer-encoding", kindTransferEncoding}},
+	18: {{"proxy-authenticate", kindHopByHop}},
+	19: {{"proxy-authorization", kindHopByHop}},
+}
+
 func classify(name []byte) fieldKind {
-	switch len(name) {
-	case 2:
-		if equalFoldLower(name, "te") {
-			return kindHopByHop
-		}
-	case 4:
-		if equalFoldLower(name, "host") {
-			return kindHost
-		}
-	case 6:
-		if equalFoldLower(name, "expect") {
-			return kindExpect
-		}
-	case 7:
-		if equalFoldLower(name, "upgrade") {
-			return kindUpgrade
-		}
-		if equalFoldLower(name, "trailer") {
-			return kindTrailer
-		}
-	case 10:
-		if equalFoldLower(name, "connection") {
-			return kindConnection
-		}
-		if equalFoldLower(name, "keep-alive") {
-			return kindHopByHop
-		}
-	case 14:
-		if equalFoldLower(name, "content-length") {
-			return kindContentLength
-		}
-	case 16:
-		if equalFoldLower(name, "proxy-connection") {
-			return kindHopByHop
-		}
-	case 17:
-		if equalFoldLower(name, "transfer-encoding") {
-			return kindTransferEncoding
-		}
-	case 18:
-		if equalFoldLower(name, "proxy-authenticate") {
-			return kindHopByHop
-		}
-	case 19:
-		if equalFoldLower(name, "proxy-authorization") {
-			return kindHopByHop
+	if len(name) < len(kindsByLength) {
+		for _, c := range kindsByLength[len(name)] {
+			if equalFoldLower(name, c.name) {
+				return c.kind
+			}
 		}
 	}
 	return kindOther
 }
+
+// IsHopByHop reports whether a field name, in any case, is one of the
+// hop-by-hop fields a proxy does not forward (RFC 9110 §7.6.1 and RFC
+// 2616's list): Connection, Keep-Alive, Proxy-Connection,
+// Proxy-Authenticate, Proxy-Authorization, Te, Trailer,
+// Transfer-Encoding, Upgrade.
+func IsHopByHop(name string) bool {
+	return hopByHopKinds&(1<<classify(unsafe.Slice(unsafe.StringData(name), len(name)))) != 0
+}
+
+// hopByHopKinds are the kinds of the hop-by-hop fields.
+const hopByHopKinds = 1<<kindConnection | 1<<kindUpgrade | 1<<kindTrailer | 1<<kindTransferEncoding | 1<<kindHopByHop
 
 // makeHeader builds the header map of a head whose field names were
 // canonicalized in place; s is the head as one string, so that every name

@@ -20,7 +20,8 @@ import (
 // names in canonical form, except those StripHopByHop leaves out,
 // Content-Length (which ContentLength has) and Omit. Of tells whether a
 // response's fields are in the RawHead; other transports, and 1xx or 101
-// responses, leave it alone.
+// responses, leave it alone. The fields are for writing: only the first
+// Content-Type can be read back (ContentType).
 //
 // The RawHead must not be used for another round trip, nor changed,
 // until the response it holds is written (see the ResponseWriter's
@@ -65,26 +66,6 @@ func (h *RawHead) ContentType() string {
 	}
 	v := h.lines[h.typeAt[0]:h.typeAt[1]]
 	return unsafe.String(unsafe.SliceData(v), len(v))
-}
-
-// Header returns h's fields as a new header map, Content-Length
-// included: what the response's Header would have held.
-func (h *RawHead) Header() http.Header {
-	hdr := make(http.Header)
-	b := h.lines
-	for len(b) > 0 {
-		f, next, err := parseFieldLine(b, 0)
-		if err != nil {
-			break // not reached: the lines were written by fill
-		}
-		k := string(f.name.get(b))
-		hdr[k] = append(hdr[k], string(f.value.get(b)))
-		b = b[next:]
-	}
-	if h.contentLength >= 0 {
-		hdr["Content-Length"] = []string{strconv.FormatInt(h.contentLength, 10)}
-	}
-	return hdr
 }
 
 // fill sets h to the fields of response head rh, in b, leaving out the

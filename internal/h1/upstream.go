@@ -599,7 +599,6 @@ func (pc *persistConn) readResponse(req *http.Request, reqClose bool) (*http.Res
 	if h.status != http.StatusSwitchingProtocols {
 		rh = RawHeadFrom(req.Context())
 	}
-	const hopByHop = 1<<kindConnection | 1<<kindUpgrade | 1<<kindTrailer | 1<<kindTransferEncoding | 1<<kindHopByHop
 	var trailer http.Header
 	if rh != nil {
 		// The fields go to rh as lines, not into a map: no map, no string
@@ -608,13 +607,13 @@ func (pc *persistConn) readResponse(req *http.Request, reqClose bool) (*http.Res
 		if h.chunked && h.trailer {
 			trailer = declaredTrailers(h, b)
 		}
-		rh.fill(res, h, b, drop|hopByHop|1<<kindContentLength)
+		rh.fill(res, h, b, drop|hopByHopKinds|1<<kindContentLength)
 		res.Header = make(http.Header)
 		res.Status = statusString(h.status, h.statusText.get(b))
 	} else {
 		strip := t.StripHopByHop && h.status != http.StatusSwitchingProtocols
 		if strip {
-			drop |= hopByHop
+			drop |= hopByHopKinds
 		}
 		var raw string
 		res.Header, raw = pc.header(n, drop, a.vals[:])

@@ -86,13 +86,8 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	return res, err
 }
 
-// hopByHop are the fields a proxy removes (RFC 9110 §7.6.1 and RFC
-// 2616's list), in canonical form.
-var hopByHop = []string{"Connection", "Keep-Alive", "Proxy-Connection", "Proxy-Authenticate",
-	"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade"}
-
-// stripHopByHop removes the hop-by-hop fields from h, and those its
-// Connection fields name.
+// stripHopByHop removes the hop-by-hop fields from h (h1.IsHopByHop), and
+// those its Connection fields name.
 func stripHopByHop(h http.Header) {
 	for _, v := range h["Connection"] {
 		for _, tok := range strings.Split(v, ",") {
@@ -101,8 +96,10 @@ func stripHopByHop(h http.Header) {
 			}
 		}
 	}
-	for _, k := range hopByHop {
-		delete(h, k)
+	for k := range h {
+		if h1.IsHopByHop(k) {
+			delete(h, k)
+		}
 	}
 }
 

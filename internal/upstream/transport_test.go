@@ -15,16 +15,10 @@ import (
 // (net/http's transport, then stripHopByHop); the other fields stay.
 func TestTransport_StripsHopByHopOverBothPaths(t *testing.T) {
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		hd := w.Header()
-		hd["Connection"] = []string{"X-Hop, x-hop2"}
-		hd.Set("X-Hop", "1")
-		hd.Set("X-Hop2", "2")
-		hd.Set("Keep-Alive", "timeout=5")
-		hd.Set("Proxy-Authenticate", "Basic")
-		hd.Set("Proxy-Connection", "keep-alive")
-		hd.Set("Upgrade", "h2c")
-		hd.Set("Te", "trailers")
-		hd.Set("X-Kept", "yes")
+		for k, v := range map[string]string{"Connection": "X-Hop, x-hop2", "X-Hop": "1", "X-Hop2": "2", "Keep-Alive": "timeout=5",
+			"Proxy-Authenticate": "Basic", "Proxy-Connection": "keep-alive", "Upgrade": "h2c", "Te": "trailers", "X-Kept": "yes"} {
+			w.Header()[k] = []string{v}
+		}
 		io.WriteString(w, "ok")
 	})
 	plain := httptest.NewServer(h)
