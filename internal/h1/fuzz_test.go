@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httputil"
@@ -63,6 +64,7 @@ func FuzzParseRequestHead(f *testing.F) {
 func FuzzParseResponseHead(f *testing.F) {
 	f.Add([]byte("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n"))
 	f.Add([]byte("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"))
+	f.Add([]byte("HTTP/1.1 200 OK\r\ncontent-type: a\r\nConnection: x-a, close\r\nx-A: 1\r\nKeep-Alive: 1\r\nDate: d\r\nContent-Length: 0\r\n\r\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		checkPrefixParse(t, data)
 		n, _, err := findHeadEnd(data, 0)
@@ -74,6 +76,7 @@ func FuzzParseResponseHead(f *testing.F) {
 		if parseResponseHead(head, &h) != nil {
 			return
 		}
+		checkRawHead(t, head, &h)
 		std, err := http.ReadResponse(bufio.NewReader(bytes.NewReader(head)), nil)
 		if err != nil {
 			t.Fatalf("h1 accepted a head net/http refuses (%v): %q", err, head)
@@ -129,4 +132,40 @@ func FuzzChunked(f *testing.F) {
 			t.Fatalf("round trip of %q: %q, %v", got, again, err)
 		}
 	})
+}
+
+// checkRawHead checks that the lines RawHead.fill writes for a parsed
+// response head are valid field lines holding what the header map would
+// hold with the hop-by-hop fields, those Connection names and
+// Content-Length left out.
+func checkRawHead(t *testing.T, head []byte, h *responseHead) {
+	t.Helper()
+	viaMap := bytes.Clone(head)
+	var hv responseHead
+	if err := parseResponseHead(viaMap, &hv); err != nil {
+		t.Fatalf("a copy of %q does not parse: %v", head, err)
+	}
+	for _, f := range hv.fields {
+		canonicalizeName(f.name.get(viaMap))
+	}
+	want := makeHeader(string(viaMap), hv.fields, hv.kinds, hopByHopKinds|1<<kindContentLength, nil)
+	stripConnectionNamed(want, &hv, viaMap)
+
+	var rh RawHead
+	res := new(http.Response)
+	rh.fill(res, h, bytes.Clone(head), hopByHopKinds|1<<kindContentLength)
+	got := http.Header{}
+	for b := rh.lines; len(b) > 0; {
+		f, next, err := parseFieldLine(b, 0)
+		if err != nil {
+			t.Fatalf("RawHead of %q wrote %q, not field lines: %v", head, rh.lines, err)
+		}
+		k := string(f.name.get(b))
+		got[k] = append(got[k], string(f.value.get(b)))
+		b = b[next:]
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) || rh.contentLength != h.contentLength || rh.hasType != (len(want["Content-Type"]) > 0) ||
+		rh.hasType && rh.ContentType() != want["Content-Type"][0] {
+		t.Fatalf("RawHead of %q: %v (length %d), want %v (length %d)", head, got, rh.contentLength, want, h.contentLength)
+	}
 }
