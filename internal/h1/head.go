@@ -428,29 +428,56 @@ const (
 	kindDropped // a field the server removes from the request
 )
 
-// kindsByLength lists, by length, the names classify tells apart.
-var kindsByLength = [20][]struct {
-	name string // lower case
-	kind fieldKind
-}{
-	2:  {{"te", kindHopByHop}},
-	4:  {{"host", kindHost}},
-	6:  {{"expect", kindExpect}},
-	7:  {{"upgrade", kindUpgrade}, {"trailer", kindTrailer}},
-	10: {{"connection", kindConnection}, {"keep-alive", kindHopByHop}},
-	14: {{"content-length", kindContentLength}},
-	16: {{"proxy-connection", kindHopByHop}},
-	17: {{"transfer-encoding", kindTransferEncoding}},
-	18: {{"proxy-authenticate", kindHopByHop}},
-	19: {{"proxy-authorization", kindHopByHop}},
-}
-
+// classify tells the names of fieldKind apart, in any case: a switch on
+// the length, then one comparison or two (a loop over a table of names
+// by length measured about 130 instructions more per request).
 func classify(name []byte) fieldKind {
-	if len(name) < len(kindsByLength) {
-		for _, c := range kindsByLength[len(name)] {
-			if equalFoldLower(name, c.name) {
-				return c.kind
-			}
+	switch len(name) {
+	case 2:
+		if equalFoldLower(name, "te") {
+			return kindHopByHop
+		}
+	case 4:
+		if equalFoldLower(name, "host") {
+			return kindHost
+		}
+	case 6:
+		if equalFoldLower(name, "expect") {
+			return kindExpect
+		}
+	case 7:
+		if equalFoldLower(name, "upgrade") {
+			return kindUpgrade
+		}
+		if equalFoldLower(name, "trailer") {
+			return kindTrailer
+		}
+	case 10:
+		if equalFoldLower(name, "connection") {
+			return kindConnection
+		}
+		if equalFoldLower(name, "keep-alive") {
+			return kindHopByHop
+		}
+	case 14:
+		if equalFoldLower(name, "content-length") {
+			return kindContentLength
+		}
+	case 16:
+		if equalFoldLower(name, "proxy-connection") {
+			return kindHopByHop
+		}
+	case 17:
+		if equalFoldLower(name, "transfer-encoding") {
+			return kindTransferEncoding
+		}
+	case 18:
+		if equalFoldLower(name, "proxy-authenticate") {
+			return kindHopByHop
+		}
+	case 19:
+		if equalFoldLower(name, "proxy-authorization") {
+			return kindHopByHop
 		}
 	}
 	return kindOther
