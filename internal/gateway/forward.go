@@ -62,7 +62,7 @@ func (p *proxyHandler) forward(w http.ResponseWriter, r *http.Request) {
 	out.RequestURI = ""
 	principal := policy.PrincipalFrom(r.Context())
 	var fs *h1.Fields
-	if p.fields && ok {
+	if p.direct && ok {
 		// The gateway's fields go to the transport as h1.Fields (the
 		// request's state answers h1.FieldsKey with them while the round
 		// trip lasts), and so do the client's fields it must not forward,
@@ -94,7 +94,7 @@ func (p *proxyHandler) forward(w http.ResponseWriter, r *http.Request) {
 
 	hs := headerSetterOf(w)
 	rs, _ := hs.(rawHeadSetter)
-	if p.fields && ok && rs != nil {
+	if p.direct && ok && rs != nil {
 		// The backend's fields go from the h1 transport to the h1 server
 		// as lines, without a header map (the request's state answers
 		// h1.RawHeadKey with f.raw while the round trip lasts), but for
@@ -133,7 +133,7 @@ func (p *proxyHandler) forward(w http.ResponseWriter, r *http.Request) {
 		contentType = f.raw.ContentType()
 	} else {
 		if hs != nil {
-			dst = adoptResponseHeader(hs, dst, res.Header, p.stripped, p.settings.requestIDHeader)
+			dst = adoptResponseHeader(hs, dst, res.Header, p.direct, p.settings.requestIDHeader)
 		} else {
 			copyResponseHeader(dst, res.Header)
 		}
@@ -472,12 +472,7 @@ func adoptResponseHeader(w headerSetter, dst, src http.Header, stripped bool, id
 		return dst
 	}
 	if !stripped {
-		conn := src["Connection"]
-		for k := range src {
-			if hopByHop(k, conn) {
-				delete(src, k)
-			}
-		}
+		h1.RemoveHopByHop(src)
 	}
 	if len(dst) == 1 {
 		if vs, ok := dst[idKey]; ok {

@@ -30,17 +30,15 @@ type proxyHandler struct {
 	settings *settings
 	logger   *slog.Logger
 	names    identityHeaderNames
-	// fields: the gateway's fields go to the transport as h1.Fields
-	// instead of into the outgoing header map. Only when that transport
-	// is upstream.Transport, which writes them (h1) or sets them in a
-	// copy of the map (net/http): not under the tracing wrapper, which
-	// sets the traceparent of its own span in the map, nor under any
-	// other transport, which would drop them.
-	fields bool
-	// stripped: the transport's responses hold no hop-by-hop field
-	// (upstream.Transport's, not under the tracing wrapper or another
-	// transport), so forward need not look for them.
-	stripped bool
+	// direct: the transport is upstream.Transport itself, not under the
+	// tracing wrapper (which sets the traceparent of its own span in the
+	// header map) nor another transport. Then the gateway's fields go to
+	// it as h1.Fields instead of into the outgoing header map (it writes
+	// them, with h1, or sets them in a copy of the map, for net/http; any
+	// other transport would drop them); its responses hold no hop-by-hop
+	// field, so forward need not look for them; and a plain-HTTP
+	// backend's response fields can come as an h1.RawHead.
+	direct bool
 }
 
 type identityHeaderNames struct {
@@ -66,8 +64,7 @@ func (c *compiler) proxy(api *API, be *backend, t config.Timeouts) policy.Handle
 		},
 	}
 	base := c.traceTransport(be, api.Backend)
-	_, p.fields = base.(*upstream.Transport)
-	p.stripped = p.fields
+	_, p.direct = base.(*upstream.Transport)
 	tr := upstream.NewRoundTripper(be.pool, &timedTransport{rt: base, metrics: be.metrics},
 		upstream.ExchangeOptions{Request: t.Request, Attempt: t.UpstreamAttempt, Record: recordUpstream})
 	p.tr = tr

@@ -2,7 +2,9 @@ package h1
 
 import (
 	"bytes"
+	"fmt"
 	"math/rand/v2"
+	"net/http"
 	"net/textproto"
 	"strings"
 	"testing"
@@ -66,5 +68,27 @@ func TestIsHopByHop(t *testing.T) {
 		if IsHopByHop(n) {
 			t.Errorf("%q is not hop-by-hop", n)
 		}
+	}
+}
+
+// TestRemoveHopByHop: the hop-by-hop fields go, and those a Connection
+// field names in any case and spacing; the rest stays as it was.
+func TestRemoveHopByHop(t *testing.T) {
+	h := http.Header{
+		"Connection":         {"X-Named,  x-other ", "close, Keep-Alive"},
+		"X-Named":            {"1"},
+		"X-Other":            {"2"},
+		"Close":              {"3"},
+		"Keep-Alive":         {"timeout=5"},
+		"Te":                 {"trailers"},
+		"Upgrade":            {"h2c"},
+		"Proxy-Authenticate": {"Basic"},
+		"X-Kept":             {"a", "b"},
+		"Content-Type":       {"text/plain"},
+	}
+	RemoveHopByHop(h)
+	want := http.Header{"X-Kept": {"a", "b"}, "Content-Type": {"text/plain"}}
+	if fmt.Sprint(h) != fmt.Sprint(want) {
+		t.Errorf("%v, want %v", h, want)
 	}
 }

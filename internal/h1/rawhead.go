@@ -76,17 +76,14 @@ func (h *RawHead) fill(res *http.Response, rh *responseHead, b []byte, drop uint
 	h.lines = h.lines[:0]
 	h.contentLength = rh.contentLength
 	h.hasDate, h.hasType = false, false
-	conn := false
-	for i, k := range rh.kinds {
-		conn = conn || k == kindConnection
-		canonicalizeName(rh.fields[i].name.get(b))
-	}
+	named := connectionNamed(rh, b)
 	for i, k := range rh.kinds {
 		if drop&(1<<k) != 0 {
 			continue
 		}
 		name := rh.fields[i].name.get(b)
-		if string(name) == h.Omit || conn && namedByConnection(rh, b, name) {
+		canonicalizeName(name)
+		if string(name) == h.Omit || named[string(name)] {
 			continue
 		}
 		v := rh.fields[i].value.get(b)
@@ -105,23 +102,6 @@ func (h *RawHead) fill(res *http.Response, rh *responseHead, b []byte, drop uint
 		h.lines = append(h.lines, v...)
 		h.lines = append(h.lines, '\r', '\n')
 	}
-}
-
-// namedByConnection reports whether a Connection field of rh (in b)
-// names the field name.
-func namedByConnection(rh *responseHead, b []byte, name []byte) bool {
-	found := false
-	for i, k := range rh.kinds {
-		if k != kindConnection {
-			continue
-		}
-		eachToken(rh.fields[i].value.get(b), func(tok []byte) {
-			if !found && equalFoldBytes(tok, name) {
-				found = true
-			}
-		})
-	}
-	return found
 }
 
 // statusStrings[code] is "code reason" with the standard reason, where

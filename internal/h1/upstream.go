@@ -619,7 +619,9 @@ func (pc *persistConn) readResponse(req *http.Request, reqClose bool) (*http.Res
 		res.Header, raw = pc.header(n, drop, a.vals[:])
 		b := pc.br.bytes()[:n]
 		if strip {
-			stripConnectionNamed(res.Header, h, b)
+			for k := range connectionNamed(h, b) {
+				delete(res.Header, k)
+			}
 		}
 		if h.chunked && h.trailer {
 			trailer = declaredTrailers(h, b)

@@ -4,6 +4,7 @@ import (
 	"io"
 	"net/http"
 	"sync"
+	"unsafe"
 )
 
 // responseHead is a parsed response head, reused by its connection.
@@ -135,26 +136,45 @@ func (pc *persistConn) header(n int, drop uint32, vals []string) (http.Header, s
 	return makeHeader(s, pc.head.fields, pc.head.kinds, drop, vals), s
 }
 
-// stripConnectionNamed removes from hdr the fields that the Connection
-// fields of the response head h (in b) name.
-func stripConnectionNamed(hdr http.Header, h *responseHead, b []byte) {
+// connectionNamed returns the canonical names that the Connection
+// fields of response head h (in b) list, other than hop-by-hop ones
+// (left out by their kind anyway), or nil when there are none: a set
+// built once, so that leaving those fields out costs a lookup a field
+// however long the Connection field is.
+func connectionNamed(h *responseHead, b []byte) map[string]bool {
+	var named map[string]bool
 	for i, f := range h.fields {
 		if h.kinds[i] != kindConnection {
 			continue
 		}
 		eachToken(f.value.get(b), func(tok []byte) {
-			if len(hdr) == 0 {
+			if hopByHopKinds&(1<<classify(tok)) != 0 {
 				return
 			}
-			var buf [64]byte
-			if len(tok) > len(buf) {
-				delete(hdr, http.CanonicalHeaderKey(string(tok)))
-				return
+			if named == nil {
+				named = make(map[string]bool)
 			}
-			name := buf[:copy(buf[:], tok)]
-			canonicalizeName(name) // as CanonicalHeaderKey, without allocating
-			delete(hdr, string(name))
+			named[http.CanonicalHeaderKey(string(tok))] = true
 		})
+	}
+	return named
+}
+
+// RemoveHopByHop removes from h the hop-by-hop fields (IsHopByHop) and
+// those its Connection fields name: what a proxy does to a header it
+// forwards. (Transport's StripHopByHop does it as it reads a response.)
+func RemoveHopByHop(h http.Header) {
+	for _, v := range h["Connection"] {
+		eachToken(unsafe.Slice(unsafe.StringData(v), len(v)), func(tok []byte) {
+			if hopByHopKinds&(1<<classify(tok)) == 0 {
+				h.Del(string(tok))
+			}
+		})
+	}
+	for k := range h {
+		if IsHopByHop(k) {
+			delete(h, k)
+		}
 	}
 }
 

@@ -17,8 +17,9 @@ import (
 // then confirmed by comparing the whole token string, so a hash collision
 // is a miss, never another token's principal. Tokens that end alike (a
 // forger's, built on a cached token's signature) share a map slot; only
-// a verified token is stored, so they cannot push out the one there. The cache keeps references to the
-// token strings, at most size × the largest accepted token size bytes.
+// a verified token is stored, so they cannot push out the one there. The
+// cache keeps references to the token strings, at most size × the
+// largest accepted token size bytes.
 //
 // When a shard is full, a few entries are sampled (Go map iteration
 // starts at a random place) and the one that expires first is evicted; an

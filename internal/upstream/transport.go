@@ -9,8 +9,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptrace"
-	"net/textproto"
-	"strings"
 	"sync"
 	"time"
 
@@ -81,26 +79,9 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	res, err := t.secure.RoundTrip(req)
 	if err == nil && res.StatusCode != http.StatusSwitchingProtocols {
-		stripHopByHop(res.Header)
+		h1.RemoveHopByHop(res.Header)
 	}
 	return res, err
-}
-
-// stripHopByHop removes the hop-by-hop fields from h (h1.IsHopByHop), and
-// those its Connection fields name.
-func stripHopByHop(h http.Header) {
-	for _, v := range h["Connection"] {
-		for _, tok := range strings.Split(v, ",") {
-			if tok = textproto.TrimString(tok); tok != "" {
-				h.Del(tok)
-			}
-		}
-	}
-	for k := range h {
-		if h1.IsHopByHop(k) {
-			delete(h, k)
-		}
-	}
 }
 
 // RoundTripHeadDeadline implements HeadDeadliner for http:// instances.

@@ -12,7 +12,7 @@ import (
 // TestTransport_StripsHopByHopOverBothPaths: a response's hop-by-hop
 // fields, and those its Connection names, are gone from its Header
 // whether the instance is plain HTTP (h1's StripHopByHop) or HTTPS
-// (net/http's transport, then stripHopByHop); the other fields stay.
+// (net/http's transport, then h1.RemoveHopByHop); the other fields stay.
 func TestTransport_StripsHopByHopOverBothPaths(t *testing.T) {
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		for k, v := range map[string]string{"Connection": "X-Hop, x-hop2", "X-Hop": "1", "X-Hop2": "2", "Keep-Alive": "timeout=5",
