@@ -35,6 +35,16 @@ type conn struct {
 	rd, wd     time.Time // the read and write deadlines set on rwc
 	now        time.Time // when the current request's head was read
 
+	// The yield before reading the next request (awaitRequest): waits
+	// tells whether a read had to wait for its data (nil: rwc cannot
+	// tell, and the connection always yields); yieldMisses counts the
+	// yields in a row after which the read waited all the same, and
+	// noYield the requests left that skip the yield after yieldMissLimit
+	// of those.
+	waits       readWaiter
+	yieldMisses uint8
+	noYield     uint8
+
 	// upstreamCancel is the cancellation of an upstream round trip (of
 	// this package's Transport) made under this connection's context:
 	// run when the connection closes, as context.AfterFunc would, without
@@ -112,6 +122,7 @@ func keepDeadline(cur, want time.Time, timeout time.Duration) bool {
 func (s *Server) newConn(rwc net.Conn, base context.Context) *conn {
 	rwc = wrapConn(rwc)
 	c := &conn{srv: s, rwc: rwc, remoteAddr: rwc.RemoteAddr().String(), accepted: time.Now()}
+	c.waits, _ = rwc.(readWaiter)
 	if ta, ok := rwc.RemoteAddr().(*net.TCPAddr); ok {
 		c.peer = ta.AddrPort()
 	}
@@ -172,7 +183,7 @@ func (c *conn) awaitRequest(first bool) bool {
 			return false
 		}
 	}
-	from := stateNew
+	from, yield := stateNew, false
 	if !first {
 		from = stateIdle
 		if !c.state.CompareAndSwap(stateActive, stateIdle) {
@@ -198,12 +209,49 @@ func (c *conn) awaitRequest(first bool) bool {
 		// are ready run first; when there are none, this returns at
 		// once. (perf stat, 64 connections: failed reads per request
 		// 1.97 → 1.02, the one left being the upstream idle check.)
-		runtime.Gosched()
+		// When the read waits all the same, time after time (one busy
+		// connection, or an idle one), the yield only costs: it is
+		// skipped for a while (yielded).
+		if c.noYield > 0 {
+			c.noYield--
+		} else {
+			runtime.Gosched()
+			yield = true
+		}
 	}
 	if c.br.fill() != nil {
 		return false
 	}
+	if yield {
+		c.yielded()
+	}
 	return c.state.CompareAndSwap(from, stateActive)
+}
+
+// readWaiter is a connection that tells whether its last Read had to
+// wait for data (rawTCPConn).
+type readWaiter interface{ readWaited() bool }
+
+const (
+	yieldMissLimit = 8  // yields in a row that did not spare a wait
+	yieldPause     = 64 // then the requests that skip the yield
+)
+
+// yielded notes whether the yield before the read that has just
+// returned spared it a wait in the netpoller, and after yieldMissLimit
+// yields in a row that did not, skips it for the next yieldPause
+// requests, after which it is tried again.
+func (c *conn) yielded() {
+	if c.waits == nil {
+		return
+	}
+	if !c.waits.readWaited() {
+		c.yieldMisses = 0
+		return
+	}
+	if c.yieldMisses++; c.yieldMisses >= yieldMissLimit {
+		c.yieldMisses, c.noYield = 0, yieldPause
+	}
 }
 
 // readHead reads until a complete head is buffered and returns its length.

@@ -39,6 +39,9 @@ type rawTCPConn struct {
 	werr syscall.Errno
 	rfn  func(uintptr) bool
 	wfn  func(uintptr) bool
+	// rwaited: the last Read found nothing to read at first and waited
+	// in the netpoller (readWaited).
+	rwaited bool
 
 	// A request to send as part of the next Read (sendOnRead).
 	pend         []byte
@@ -144,6 +147,7 @@ func (c *rawTCPConn) readFD(fd uintptr) bool {
 	case 0:
 		c.rn = n
 	case syscall.EAGAIN:
+		c.rwaited = true
 		return false
 	default:
 		c.rerr = e
@@ -195,7 +199,7 @@ func (c *rawTCPConn) Read(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
-	c.rbuf, c.rn, c.rerr = p, 0, 0
+	c.rbuf, c.rn, c.rerr, c.rwaited = p, 0, 0, false
 	if c.pend != nil {
 		raceio.ReleaseMerge()
 		raceio.ReadRange(c.pend)
@@ -223,6 +227,9 @@ func (c *rawTCPConn) Read(p []byte) (int, error) {
 	}
 	return n, nil
 }
+
+// readWaited reports whether the last Read had to wait for its data.
+func (c *rawTCPConn) readWaited() bool { return c.rwaited }
 
 func (c *rawTCPConn) Write(p []byte) (int, error) {
 	if len(p) == 0 {

@@ -8,7 +8,9 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -344,4 +346,88 @@ func BenchmarkSocketCalls(b *testing.B) {
 			}
 		})
 	}
+}
+
+// TestServer_YieldSkippedWhileReadsWait: a client that pauses between
+// requests makes every read after the yield wait in the netpoller
+// anyway; after yieldMissLimit of those the connection stops yielding
+// for yieldPause requests, then tries again.
+func TestServer_YieldSkippedWhileReadsWait(t *testing.T) {
+	type state struct{ misses, noYield uint8 }
+	var mu sync.Mutex
+	var seen []state
+	_, addr := startServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c := r.Context().Value(connKey{}).(*conn)
+		if _, ok := c.rwc.(*rawTCPConn); !ok {
+			t.Errorf("connection is %T, not *rawTCPConn", c.rwc)
+		}
+		mu.Lock()
+		seen = append(seen, state{c.yieldMisses, c.noYield})
+		mu.Unlock()
+	}))
+	nc, br := rawConn(t, addr)
+	const n = yieldMissLimit + yieldPause + yieldMissLimit + 20
+	for range n {
+		if _, err := io.WriteString(nc, "GET / HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+			t.Fatal(err)
+		}
+		readResponse(t, br, "GET")
+		time.Sleep(2 * time.Millisecond) // the server's next read waits
+	}
+	nc.Close()
+	mu.Lock() // the handler of the last request ran before its response was read
+	defer mu.Unlock()
+	paused, resumed := -1, -1
+	for i, s := range seen {
+		if paused < 0 && s.noYield == yieldPause {
+			paused = i
+		}
+		if paused >= 0 && i > paused && s.noYield == 0 && s.misses > 0 {
+			resumed = i
+			break
+		}
+	}
+	if paused < 0 || resumed < 0 {
+		t.Fatalf("the yield was not paused and resumed: (misses, noYield) per request %v", seen)
+	}
+	if paused < yieldMissLimit {
+		t.Errorf("paused at request %d, before %d yields that waited", paused, yieldMissLimit)
+	}
+	for i := paused + 1; i < paused+yieldPause && i < len(seen); i++ {
+		if seen[i].noYield != seen[i-1].noYield-1 {
+			t.Fatalf("request %d: noYield %d after %d: the pause does not count down", i, seen[i].noYield, seen[i-1].noYield)
+		}
+	}
+}
+
+// waitsFake is a readWaiter that answers from a script.
+type waitsFake struct{ waited bool }
+
+func (f *waitsFake) readWaited() bool { return f.waited }
+
+// TestConn_Yielded: yields after which the read did not wait keep the
+// connection yielding; only yieldMissLimit in a row that did pause it.
+func TestConn_Yielded(t *testing.T) {
+	f := &waitsFake{}
+	c := &conn{waits: f}
+	for i := range 1000 {
+		f.waited = i%(yieldMissLimit) != 0 // one read in yieldMissLimit did not wait
+		c.yielded()
+		if c.noYield != 0 {
+			t.Fatalf("paused after %d yields although one read in %d did not wait", i+1, yieldMissLimit)
+		}
+	}
+	f.waited = false
+	c.yielded()
+	f.waited = true
+	for i := range yieldMissLimit {
+		if c.noYield != 0 {
+			t.Fatalf("paused after %d yields that waited", i)
+		}
+		c.yielded()
+	}
+	if c.noYield != yieldPause || c.yieldMisses != 0 {
+		t.Fatalf("after %d yields that waited: noYield %d, misses %d; want %d, 0", yieldMissLimit, c.noYield, c.yieldMisses, yieldPause)
+	}
+	(&conn{}).yielded() // a connection that cannot tell: nothing to note
 }
