@@ -30,8 +30,8 @@ import (
 // docs/performance.md (issue 6: no feature quietly makes the hot path
 // slower). Lower them when a change saves one.
 const (
-	passthroughAllocBudget = 7
-	fullChainAllocBudget   = 10
+	passthroughAllocBudget = 6
+	fullChainAllocBudget   = 9
 )
 
 // TestHotPathAllocations counts the allocations of one request through a

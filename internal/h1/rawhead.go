@@ -21,7 +21,9 @@ import (
 // Content-Length (which ContentLength has) and Omit. Of tells whether a
 // response's fields are in the RawHead; other transports, and 1xx or 101
 // responses, leave it alone. The fields are for writing: only the first
-// Content-Type can be read back (ContentType).
+// Content-Type can be read back (ContentType). The empty Header is the
+// connection's own map, emptied for its next such response: what a
+// caller sets in it lasts until the body is read to its end or closed.
 //
 // The RawHead must not be used for another round trip, nor changed,
 // until the response it holds is written (see the ResponseWriter's

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 )
 
@@ -207,5 +208,33 @@ func TestRawHead_Fill(t *testing.T) {
 	}
 	if rh.ContentType() != "text/plain" {
 		t.Errorf("ContentType %q", rh.ContentType())
+	}
+}
+
+// TestRawHead_HeaderEmptiedPerResponse: the empty Header of a response
+// whose fields went to a RawHead is the connection's, reused: what a
+// caller set in it is gone from the next response on that connection.
+func TestRawHead_HeaderEmptiedPerResponse(t *testing.T) {
+	var conns atomic.Int32
+	url := rawBackend(t, func(c net.Conn, br *bufio.Reader, n int) {
+		conns.Add(1)
+		for readRequestHead(br) == nil {
+			io.WriteString(c, "HTTP/1.1 200 OK\r\nX-A: 1\r\nContent-Length: 2\r\n\r\nok")
+		}
+	})
+	tr := &Transport{}
+	defer tr.CloseIdleConnections()
+	for i := range 3 {
+		var rh RawHead
+		req := newRequest(t, "GET", url, nil)
+		req = req.WithContext(context.WithValue(req.Context(), RawHeadKey, &rh))
+		res, body := roundTrip(t, tr, req)
+		if !rh.Of(res) || len(res.Header) != 0 || body != "ok" {
+			t.Fatalf("response %d: Of %v, Header %v, body %q; want the fields in the RawHead, an empty Header", i, rh.Of(res), res.Header, body)
+		}
+		res.Header.Set("X-Caller", "set after the body was read") // must not reach the next response
+	}
+	if n := conns.Load(); n != 1 {
+		t.Fatalf("%d connections; the test needs the responses on one", n)
 	}
 }

@@ -57,6 +57,8 @@ type persistConn struct {
 	sor       sendOnReader // conn, if it can send a request as it starts reading the reply
 	hold      bool         // the next Write is the request's last: hand it to sor
 	needCheck bool         // the idle check is still to be made before the first byte is sent
+
+	rawHeader http.Header // the empty Header of the responses whose fields go to a RawHead
 }
 
 // sendOnReader is a connection that can send a request within the first
@@ -608,7 +610,12 @@ func (pc *persistConn) readResponse(req *http.Request, reqClose bool) (*http.Res
 			trailer = declaredTrailers(h, b)
 		}
 		rh.fill(res, h, b, drop|hopByHopKinds|1<<kindContentLength)
-		res.Header = make(http.Header)
+		if pc.rawHeader == nil {
+			pc.rawHeader = make(http.Header)
+		} else if len(pc.rawHeader) > 0 {
+			clear(pc.rawHeader)
+		}
+		res.Header = pc.rawHeader
 		res.Status = statusString(h.status, h.statusText.get(b))
 	} else {
 		strip := t.StripHopByHop && h.status != http.StatusSwitchingProtocols
