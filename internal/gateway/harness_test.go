@@ -344,7 +344,7 @@ func serveWithH1Handler(h *harness, handler http.Handler) {
 	if err != nil {
 		h.t.Fatal(err)
 	}
-	srv := &h1.Server{Handler: handler}
+	srv := &h1.Server{Handler: handler, ReuseRequests: true} // as internal/server runs it
 	go srv.Serve(ln)
 	h.t.Cleanup(func() { srv.Close() })
 	h.srv.Close()

@@ -32,8 +32,9 @@ type conn struct {
 	handedOff  bool
 	tmpl       *http.Request // context and RemoteAddr of every request
 	accepted   time.Time
-	rd, wd     time.Time // the read and write deadlines set on rwc
-	now        time.Time // when the current request's head was read
+	rd, wd     time.Time     // the read and write deadlines set on rwc
+	now        time.Time     // when the current request's head was read
+	reqAlloc   *requestAlloc // the request every request reuses (Server.ReuseRequests)
 
 	// The yield before reading the next request (awaitRequest): waits
 	// tells whether a read had to wait for its data (nil: rwc cannot
@@ -321,7 +322,14 @@ func (c *conn) readHead(first bool) (n int, parsed bool, _ *protoError, _ error)
 func (c *conn) serveRequest(n int) bool {
 	h := &c.head
 	srv := c.srv
-	req, err := buildRequest(c.tmpl, c.br.bytes()[:n], h)
+	var a *requestAlloc
+	if srv.ReuseRequests {
+		if c.reqAlloc == nil {
+			c.reqAlloc = new(requestAlloc)
+		}
+		a = c.reqAlloc
+	}
+	req, err := buildRequest(c.tmpl, c.br.bytes()[:n], h, a)
 	c.br.discard(n)
 	if err != nil {
 		c.refuse(errPercent)

@@ -510,7 +510,11 @@ func makeHeader(s string, fields []field, kinds []fieldKind, drop uint32, vals [
 			kept++
 		}
 	}
-	hdr := make(http.Header, kept)
+	return fillHeader(make(http.Header, kept), s, fields, kinds, drop, vals)
+}
+
+// fillHeader is makeHeader with hdr, empty, as the map.
+func fillHeader(hdr http.Header, s string, fields []field, kinds []fieldKind, drop uint32, vals []string) http.Header {
 	if len(vals) < len(fields) {
 		vals = make([]string, len(fields))
 	}

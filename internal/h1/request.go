@@ -432,6 +432,7 @@ type requestAlloc struct {
 	req  http.Request
 	url  url.URL
 	vals [8]string
+	hdr  http.Header // the header map, when the requestAlloc is reused
 }
 
 // buildRequest turns a parsed head into an *http.Request. tmpl carries
@@ -439,17 +440,36 @@ type requestAlloc struct {
 // is copied. head is the connection's buffer, which buildRequest
 // canonicalizes in place; every string of the request (method, target,
 // header names and values) is a substring of one copy of the head.
-func buildRequest(tmpl *http.Request, head []byte, h *requestHead) (*http.Request, error) {
+//
+// The request, its URL and its header map are a's (a Server's with
+// ReuseRequests), emptied and filled again, or new ones when a is nil.
+func buildRequest(tmpl *http.Request, head []byte, h *requestHead, a *requestAlloc) (*http.Request, error) {
 	for _, f := range h.fields {
 		canonicalizeName(f.name.get(head))
 	}
 	s := string(head)
-	a := new(requestAlloc)
+	var hdr http.Header
+	if a == nil {
+		a = new(requestAlloc)
+	} else {
+		a.url = url.URL{}
+		if hdr = a.hdr; hdr == nil {
+			hdr = make(http.Header, len(h.fields))
+			a.hdr = hdr
+		} else if len(hdr) > 0 {
+			clear(hdr)
+		}
+	}
 	a.req = *tmpl
 	r, u := &a.req, &a.url
 	// Host is in Request.Host and the framing in TransferEncoding, as
 	// net/http does.
-	r.Header = makeHeader(s, h.fields, h.kinds, 1<<kindHost|1<<kindTransferEncoding|1<<kindDropped, a.vals[:])
+	const drop = 1<<kindHost | 1<<kindTransferEncoding | 1<<kindDropped
+	if hdr == nil {
+		r.Header = makeHeader(s, h.fields, h.kinds, drop, a.vals[:])
+	} else {
+		r.Header = fillHeader(hdr, s, h.fields, h.kinds, drop, a.vals[:])
+	}
 	u.RawQuery, u.ForceQuery = h.query.str(s), h.hasQuery && h.query.len() == 0
 	if h.host >= 0 {
 		r.Host = h.fields[h.host].value.str(s)

@@ -206,7 +206,7 @@ func TestBuildRequest_MatchesNetHTTP(t *testing.T) {
 			if err := parseRequestHead(b, &h, DefaultMaxURIBytes); err != nil {
 				t.Fatal(err)
 			}
-			r, err := buildRequest(tmpl, b, &h)
+			r, err := buildRequest(tmpl, b, &h, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -277,7 +277,7 @@ func TestBuildRequest_RepeatedFields(t *testing.T) {
 		if err := parseRequestHead(buf, &h, DefaultMaxURIBytes); err != nil {
 			t.Fatalf("round %d: %v", round, err)
 		}
-		got, err := buildRequest(tmpl, buf, &h)
+		got, err := buildRequest(tmpl, buf, &h, nil)
 		if err != nil {
 			t.Fatalf("round %d: %v", round, err)
 		}

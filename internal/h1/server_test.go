@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httptrace"
 	"net/textproto"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -683,5 +684,52 @@ func TestResponse_SetHeader(t *testing.T) {
 	}
 	if got := handed.Get("X-After"); got == "" {
 		t.Errorf("the handed-over map lost what was set through Header: %v", handed)
+	}
+}
+
+// TestServer_ReuseRequests: with ReuseRequests, a connection's requests
+// are one *http.Request, URL and Header map, holding each time what that
+// request sent and nothing of the one before (a field the handler set
+// included); without it, each request is new.
+func TestServer_ReuseRequests(t *testing.T) {
+	for _, reuse := range []bool{true, false} {
+		t.Run(fmt.Sprintf("reuse=%v", reuse), func(t *testing.T) {
+			type seen struct {
+				req    *http.Request
+				url    *url.URL
+				header string
+				target string
+			}
+			var mu sync.Mutex
+			var got []seen
+			_, addr := startServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				mu.Lock()
+				got = append(got, seen{r, r.URL, fmt.Sprint(r.Header), fmt.Sprintf("%s %q %q %v %q %q", r.Method, r.URL.Path, r.URL.RawQuery, r.URL.ForceQuery, r.Host, r.URL.Fragment)})
+				mu.Unlock()
+				r.Header.Set("X-Handler", "set") // must not reach the next request
+				r.URL.Fragment = "handler"
+			}), func(s *Server) { s.ReuseRequests = reuse })
+			statuses := exchange(t, addr, "GET /a?q=1 HTTP/1.1\r\nHost: one\r\nX-A: 1\r\nX-B: 2\r\nX-B: 3\r\n\r\n"+
+				"POST /b? HTTP/1.1\r\nHost: two\r\nX-C: 4\r\nContent-Length: 0\r\n\r\n"+
+				"GET /c HTTP/1.1\r\nHost: three\r\n\r\n")
+			if len(statuses) != 3 {
+				t.Fatalf("statuses %v", statuses)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			want := []seen{
+				{header: "map[X-A:[1] X-B:[2 3]]", target: `GET "/a" "q=1" false "one" ""`},
+				{header: "map[Content-Length:[0] X-C:[4]]", target: `POST "/b" "" true "two" ""`},
+				{header: "map[]", target: `GET "/c" "" false "three" ""`},
+			}
+			for i, g := range got {
+				if g.header != want[i].header || g.target != want[i].target {
+					t.Errorf("request %d: header %s, %s; want %s, %s", i, g.header, g.target, want[i].header, want[i].target)
+				}
+				if i > 0 && ((g.req == got[0].req) != reuse || (g.url == got[0].url) != reuse) {
+					t.Errorf("request %d: same request as the first %v, same URL %v; want %v", i, g.req == got[0].req, g.url == got[0].url, reuse)
+				}
+			}
+		})
 	}
 }

@@ -349,6 +349,10 @@ func (s *Server) fastServer(cfg *config.Server, srv *http.Server) *h1.Server {
 		MaxHeaderBytes:    srv.MaxHeaderBytes,
 		MaxURIBytes:       int(cfg.Limits.MaxURI.Or(config.DefaultMaxURI)),
 		Logger:            s.logger,
+		// The gateway keeps nothing of a request once ServeHTTP returns
+		// (protocol upgrades, whose copying outlasts nothing either, go
+		// to Fallback before a request is built).
+		ReuseRequests: true,
 	}
 }
 
