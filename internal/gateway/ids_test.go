@@ -39,6 +39,9 @@ func TestRequestIDs(t *testing.T) {
 			if !tc.keepTP && tp[len(tp)-3:] != "-01" {
 				t.Errorf("a new trace must be sampled: %q", tp)
 			}
+			if both := !tc.keepID && !tc.keepTP; both != (traceIDOf(tp) == id) {
+				t.Errorf("trace ID %q, request ID %q: equal %v, want %v (both new)", traceIDOf(tp), id, !both, both)
+			}
 		})
 	}
 	var bufA, bufB idBuf

@@ -118,8 +118,9 @@ type idBuf [idLen + traceParentLen]byte
 
 // requestIDs returns the request's ID and W3C traceparent: the client's
 // when well formed (an ID is 1 to 128 characters of letters, digits and
-// -_.:+/=), new random ones otherwise (a new trace, sampled), written to
-// buf, which the strings returned then share: buf must not be written
+// -_.:+/=), new random ones otherwise (a new trace, sampled, whose ID is
+// the request's when both are new), written to buf, which the strings
+// returned then share: buf must not be written
 // again while they are in use (the request's state holds it, so that
 // they cost no allocation of their own).
 func requestIDs(inID, inTP string, buf *idBuf) (id, tp string) {
@@ -128,11 +129,22 @@ func requestIDs(inID, inTP string, buf *idBuf) (id, tp string) {
 		return inID, inTP
 	}
 	n := 0
-	if newID {
+	if newID && newTP {
+		// A new trace whose ID is the new request ID: two random words
+		// fewer than an ID and a trace of their own.
+		hi, lo := putID(buf[:idLen])
+		for hi|lo == 0 { // a trace ID must not be all zeros
+			hi, lo = putID(buf[:idLen])
+		}
+		tp := buf[idLen : idLen+traceParentLen]
+		copy(tp, "00-")
+		copy(tp[3:35], buf[:idLen])
+		putSpanTail(tp)
+		n = idLen + traceParentLen
+	} else if newID {
 		putID(buf[:idLen])
 		n = idLen
-	}
-	if newTP {
+	} else if newTP {
 		putTraceParent(buf[n : n+traceParentLen])
 		n += traceParentLen
 	}
@@ -166,12 +178,14 @@ const (
 	traceParentLen = 55 // a version-00 traceparent
 )
 
-// putID writes 128 random bits in hex to b. math/rand/v2's generator is
-// seeded from the system and unpredictable enough for correlation IDs,
-// which are not secrets.
-func putID(b []byte) {
-	putHex64(b[0:16], rand.Uint64())
-	putHex64(b[16:32], rand.Uint64())
+// putID writes 128 random bits in hex to b, and returns them.
+// math/rand/v2's generator is seeded from the system and unpredictable
+// enough for correlation IDs, which are not secrets.
+func putID(b []byte) (hi, lo uint64) {
+	hi, lo = rand.Uint64(), rand.Uint64()
+	putHex64(b[0:16], hi)
+	putHex64(b[16:32], lo)
+	return hi, lo
 }
 
 // putHex64 writes x to b[:16] in lower-case hex, most significant digit
@@ -199,29 +213,25 @@ func hexDigits(x uint32) uint64 {
 // putTraceParent writes a new traceparent to b: a new trace, sampled.
 func putTraceParent(b []byte) {
 	copy(b, "00-")
-	var id [24]byte
-	for {
-		binary.BigEndian.PutUint64(id[0:8], rand.Uint64())
-		binary.BigEndian.PutUint64(id[8:16], rand.Uint64())
-		binary.BigEndian.PutUint64(id[16:24], rand.Uint64())
-		if !allZero(id[0:16]) && !allZero(id[16:24]) {
-			break
-		}
+	hi, lo := rand.Uint64(), rand.Uint64()
+	for hi|lo == 0 { // a trace ID must not be all zeros
+		hi, lo = rand.Uint64(), rand.Uint64()
 	}
-	putHex64(b[3:19], binary.BigEndian.Uint64(id[0:8]))
-	putHex64(b[19:35], binary.BigEndian.Uint64(id[8:16]))
-	b[35] = '-'
-	putHex64(b[36:52], binary.BigEndian.Uint64(id[16:24]))
-	copy(b[52:traceParentLen], "-01")
+	putHex64(b[3:19], hi)
+	putHex64(b[19:35], lo)
+	putSpanTail(b)
 }
 
-func allZero(b []byte) bool {
-	for _, c := range b {
-		if c != 0 {
-			return false
-		}
+// putSpanTail writes the rest of a new traceparent b after its trace ID:
+// a new random parent ID, not all zeros, and the sampled flag.
+func putSpanTail(b []byte) {
+	span := rand.Uint64()
+	for span == 0 {
+		span = rand.Uint64()
 	}
-	return true
+	b[35] = '-'
+	putHex64(b[36:52], span)
+	copy(b[52:traceParentLen], "-01")
 }
 
 // validTraceParent checks the version-00 format: 00-<32 hex>-<16 hex>-<2
