@@ -127,14 +127,6 @@ func (p *proxyHandler) forward(w http.ResponseWriter, r *http.Request) {
 	dst := w.Header()
 	var contentType string
 	if f.raw.Of(res) {
-		if len(dst) == 1 {
-			// Most often the request ID is the only field the gateway
-			// has set: it goes first as the RawHead's lead, and the
-			// server has no map to go through.
-			if vs := dst[p.settings.requestIDHeader]; len(vs) == 1 && f.raw.SetLead(p.settings.requestIDHeader, vs[0]) {
-				delete(dst, p.settings.requestIDHeader)
-			}
-		}
 		// Refused only once the response is over (nothing has written
 		// its head yet): there is nothing left to write then.
 		rs.SetRawHead(&f.raw)

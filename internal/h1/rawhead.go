@@ -4,7 +4,6 @@ import (
 	"context"
 	"net/http"
 	"strconv"
-	"strings"
 	"unsafe"
 )
 
@@ -40,8 +39,6 @@ type RawHead struct {
 	hasDate       bool
 	hasType       bool
 	typeAt        [2]int32 // the first Content-Type value in lines
-	leadName      string   // SetLead's field, "" for none
-	lead          [1]string
 }
 
 type rawHeadKey struct{}
@@ -59,37 +56,6 @@ func RawHeadFrom(ctx context.Context) *RawHead {
 // Buffer gives h the memory of b for its lines: a caller's array, so that
 // filling h allocates nothing for a head that fits.
 func (h *RawHead) Buffer(b []byte) { h.lines = b[:0] }
-
-// SetLead makes name: value the field the ResponseWriter writes first
-// for h, before those of its header map: a field of the proxy's own that
-// it need not keep in the header map, which the server then has no need
-// to go through when it holds nothing else. It reports whether it could:
-// not for a field the server frames the response with or reads itself
-// (Content-Length, Transfer-Encoding, Connection, Trailer, Date,
-// Content-Type). The lead is checked as the header map's fields are. The
-// transport leaves it alone; SetLead("", "") removes it.
-func (h *RawHead) SetLead(name, value string) bool {
-	var own string
-	switch len(name) {
-	case 4:
-		own = "Date"
-	case 7:
-		own = "Trailer"
-	case 10:
-		own = "Connection"
-	case 12:
-		own = "Content-Type"
-	case 14:
-		own = "Content-Length"
-	case 17:
-		own = "Transfer-Encoding"
-	}
-	if own != "" && strings.EqualFold(name, own) {
-		return false
-	}
-	h.leadName, h.lead[0] = name, value
-	return true
-}
 
 // Of reports whether h holds the fields of res.
 func (h *RawHead) Of(res *http.Response) bool { return res != nil && h.res == res }

@@ -8,7 +8,6 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
-	"net/textproto"
 	"slices"
 	"strconv"
 	"strings"
@@ -237,75 +236,5 @@ func TestRawHead_HeaderEmptiedPerResponse(t *testing.T) {
 	}
 	if n := conns.Load(); n != 1 {
 		t.Fatalf("%d connections; the test needs the responses on one", n)
-	}
-}
-
-// TestRawHead_Lead: the lead is written first, before the header map's
-// fields and the RawHead's lines; names the server frames the response
-// with or reads itself are refused in any case.
-func TestRawHead_Lead(t *testing.T) {
-	backend := rawBackend(t, func(c net.Conn, br *bufio.Reader, n int) {
-		for readRequestHead(br) == nil {
-			io.WriteString(c, "HTTP/1.1 200 OK\r\nX-Id: backend\r\nX-B: 1\r\nContent-Length: 2\r\n\r\nok")
-		}
-	})
-	tr := &Transport{StripHopByHop: true}
-	t.Cleanup(tr.CloseIdleConnections)
-	_, addr := startServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var rh RawHead
-		out, _ := http.NewRequestWithContext(context.WithValue(r.Context(), RawHeadKey, &rh), "GET", backend+"/", nil)
-		res, err := tr.RoundTrip(out)
-		if err != nil {
-			w.WriteHeader(http.StatusBadGateway)
-			return
-		}
-		defer res.Body.Close()
-		if r.URL.Path == "/map" {
-			w.Header().Set("X-Map", "m")
-		}
-		if !rh.SetLead("X-Id", "proxy") || !w.(*response).SetRawHead(&rh) {
-			t.Error("SetLead or SetRawHead refused")
-		}
-		io.Copy(w, res.Body)
-	}))
-	c, br := rawConn(t, addr)
-	for path, want := range map[string]string{
-		"/":    "X-Id: proxy|X-Id: backend|X-B: 1|Content-Type: text/plain; charset=utf-8|",
-		"/map": "X-Id: proxy|X-Map: m|X-Id: backend|X-B: 1|Content-Type: text/plain; charset=utf-8|",
-	} {
-		fmt.Fprintf(c, "GET %s HTTP/1.1\r\nHost: x\r\n\r\n", path)
-		tp := textproto.NewReader(br)
-		if _, err := tp.ReadLine(); err != nil {
-			t.Fatal(err)
-		}
-		var got strings.Builder
-		for {
-			line, err := tp.ReadLine()
-			if err != nil {
-				t.Fatal(err)
-			}
-			if line == "" {
-				break
-			}
-			if !strings.HasPrefix(line, "Date:") && !strings.HasPrefix(line, "Content-Length:") {
-				got.WriteString(line + "|")
-			}
-		}
-		if body := make([]byte, 2); func() error { _, err := io.ReadFull(br, body); return err }() != nil || string(body) != "ok" {
-			t.Fatalf("%s: body %q", path, body)
-		}
-		if got.String() != want {
-			t.Errorf("%s: fields %q, want %q", path, got.String(), want)
-		}
-	}
-
-	var rh RawHead
-	for _, name := range []string{"date", "TRAILER", "connection", "Content-type", "content-length", "Transfer-Encoding"} {
-		if rh.SetLead(name, "v") {
-			t.Errorf("SetLead(%q) accepted", name)
-		}
-	}
-	if !rh.SetLead("X-Request-Id", "v") || !rh.SetLead("", "") || rh.leadName != "" {
-		t.Error("SetLead of a field of the proxy's own, or its removal, refused")
 	}
 }

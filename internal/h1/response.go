@@ -81,8 +81,8 @@ func (w *response) SetHeader(h http.Header) bool {
 // once the head of the final response is written, nor for an h that
 // holds no response. A proxy can forward a response's fields so, without
 // a header map between the transport and the server. Fields of the same
-// name in both keep their order: h's lead (SetLead), then the header
-// map's, then h's. h must not change until the response is finished.
+// name in both keep their order: the header map's first. h must not
+// change until the response is finished.
 func (w *response) SetRawHead(h *RawHead) bool {
 	if w.wroteHeader || w.done || h == nil || h.res == nil {
 		return false
@@ -370,9 +370,6 @@ func (w *response) commit(mode bodyMode, sniff []byte) {
 	// The head is built in scratch and goes to bw in one copy.
 	b := appendStatusLine(w.scratch[:0], w.minor, w.status)
 	hasDate, hasType := false, false
-	if w.raw != nil && w.raw.leadName != "" {
-		b = appendField(b, w.raw.leadName, w.raw.lead[:])
-	}
 	for k, vs := range w.header {
 		switch k {
 		case "Content-Length", "Transfer-Encoding":
