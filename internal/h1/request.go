@@ -452,7 +452,9 @@ func buildRequest(tmpl *http.Request, head []byte, h *requestHead, a *requestAll
 	if a == nil {
 		a = new(requestAlloc)
 	} else {
-		a.url = url.URL{}
+		// The previous request's values go, lest a large head stay
+		// alive for as long as the connection does.
+		a.url, a.vals = url.URL{}, [len(a.vals)]string{}
 		if hdr = a.hdr; hdr == nil {
 			hdr = make(http.Header, len(h.fields))
 			a.hdr = hdr

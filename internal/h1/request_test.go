@@ -308,3 +308,34 @@ func TestValidAuthority(t *testing.T) {
 		}
 	}
 }
+
+// TestBuildRequest_ReuseKeepsNothingOfTheLast: a reused requestAlloc
+// holds nothing of the request before (a large head must not stay alive
+// for as long as the connection), and the same header as a new one.
+func TestBuildRequest_ReuseKeepsNothingOfTheLast(t *testing.T) {
+	tmpl := &http.Request{RemoteAddr: "192.0.2.1:1234"}
+	a := new(requestAlloc)
+	build := func(raw string) *http.Request {
+		t.Helper()
+		buf := []byte(raw)
+		var h requestHead
+		if err := parseRequestHead(buf, &h, DefaultMaxURIBytes); err != nil {
+			t.Fatal(err)
+		}
+		r, err := buildRequest(tmpl, buf, &h, a)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	build("GET /a?x=1 HTTP/1.1\r\nHost: h\r\nA: " + strings.Repeat("v", 4096) + "\r\nB: 2\r\nC: 3\r\nD: 4\r\n\r\n")
+	r := build("GET /b HTTP/1.1\r\nHost: h\r\nE: 5\r\n\r\n")
+	if got := fmt.Sprint(r.Header); got != "map[E:[5]]" || r.URL.RawQuery != "" || r.URL.Path != "/b" {
+		t.Errorf("second request: header %s, URL %+v", got, r.URL)
+	}
+	for i, v := range a.vals[1:] {
+		if v != "" {
+			t.Errorf("vals[%d] still holds %.20q… of the request before", i+1, v)
+		}
+	}
+}
