@@ -31,7 +31,7 @@ import (
 // slower). Lower them when a change saves one.
 const (
 	passthroughAllocBudget = 4
-	fullChainAllocBudget   = 6
+	fullChainAllocBudget   = 4
 )
 
 // TestHotPathAllocations counts the allocations of one request through a

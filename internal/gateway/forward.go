@@ -208,15 +208,14 @@ type forwardState struct {
 	client clientFields // what setHeaders reads of the client's fields
 	// fields are the gateway's fields for the h1 transport while the
 	// round trip lasts (nil otherwise), in fieldBuf unless there are more
-	// (eight: a passthrough request's, with the request state within 2 KiB).
+	// (sixteen: an authenticated caller's, with its identity fields).
 	fields   h1.Fields
-	fieldBuf [8]h1.Field
+	fieldBuf [16]h1.Field
 	// raw takes the backend's response fields from the h1 transport to
 	// the h1 server as lines, in rawBuf unless they are longer; rawOn
 	// while the round trip that fills it lasts. 120 bytes hold a
-	// Content-Type and a Date, and keep the request's state, with the
-	// allocator's 8-byte header, within its 2304-byte size class (the
-	// next is 2688).
+	// Content-Type and a Date. The request's state, with the allocator's
+	// 8-byte header, fills its 2688-byte size class (TestRequestStateSize).
 	raw    h1.RawHead
 	rawOn  bool
 	rawBuf [120]byte

@@ -61,8 +61,10 @@ type Exchange struct {
 	// Record collects what the chain decided, for the access log and metrics.
 	Record *Record
 	// rateLimit holds the response's RateLimit field value, so that the
-	// field's slice needs no allocation of its own.
-	rateLimit [1]string
+	// field's slice needs no allocation of its own, and rateLimitBuf the
+	// value's bytes when they fit (most often: one or two rules).
+	rateLimit    [1]string
+	rateLimitBuf [64]byte
 }
 
 // Params are path parameters in template order.

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unsafe"
 
 	"github.com/gatehouse-dev/gatehouse/internal/ratelimit"
 )
@@ -62,8 +63,10 @@ func RateLimit(o RateLimitOptions) Step {
 			}
 			bp := keyBuffers.Get().(*[]byte)
 			defer keyBuffers.Put(bp)
-			var hb [96]byte
-			value := hb[:0]
+			var value []byte // the RateLimit value: in the exchange's buffer under the gateway
+			if x != nil {
+				value = x.rateLimitBuf[:0]
+			}
 			for i := range o.Rules {
 				rule := &o.Rules[i]
 				key := rule.Key.Append((*bp)[:0], r, x, p)
@@ -86,7 +89,9 @@ func RateLimit(o RateLimitOptions) Step {
 			h := w.Header()
 			h["Ratelimit-Policy"] = policyVals
 			if x != nil {
-				x.rateLimit[0] = string(value)
+				// The bytes are the exchange's (or, past its buffer, the
+				// append's own), and nothing writes them again.
+				x.rateLimit[0] = unsafe.String(unsafe.SliceData(value), len(value))
 				h["Ratelimit"] = x.rateLimit[:1:1]
 			} else {
 				h["Ratelimit"] = []string{string(value)}
