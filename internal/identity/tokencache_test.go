@@ -85,3 +85,38 @@ func TestVerifyCache_ForgedTokenWithCachedSignature(t *testing.T) {
 		}
 	}
 }
+
+// TestVerifier_Cached: Cached answers from the cache alone, what Verify
+// answered before, and nothing for a token not verified, nor once it has
+// expired (Verify then says why).
+func TestVerifier_Cached(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	exp := e.clk.Now().Add(time.Minute)
+	tok := e.mint(map[string]any{"sub": "alice", "exp": exp.Unix()})
+	if p, ok := e.v.Cached(tok); ok || p != nil {
+		t.Fatalf("Cached before any Verify: %v, %v", p, ok)
+	}
+	p, err := e.verify(tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, ok := e.v.Cached(tok); !ok || got != p {
+		t.Fatalf("Cached after Verify: %v, %v; want the verified principal", got, ok)
+	}
+	if _, ok := e.v.Cached(tok[:len(tok)-1] + "A"); ok {
+		t.Error("Cached a token that differs in its last byte")
+	}
+	if _, ok := e.v.Cached(""); ok {
+		t.Error("Cached the empty token")
+	}
+	e.clk.Advance(time.Minute + identity.DefaultClockSkew + time.Second)
+	if _, ok := e.v.Cached(tok); ok {
+		t.Error("Cached an expired token")
+	}
+	_, err = e.verify(tok)
+	wantReason(t, err, identity.ReasonExpired, tok)
+	var nilV *identity.Verifier
+	if _, ok := nilV.Cached(tok); ok {
+		t.Error("a nil Verifier cached something")
+	}
+}

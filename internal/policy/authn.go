@@ -15,6 +15,13 @@ type TokenVerifier interface {
 	Verify(ctx context.Context, token string) (*identity.Principal, error)
 }
 
+// CachedTokens is a TokenVerifier that can also answer from its cache of
+// verified tokens alone (identity.Verifier): a token found there was
+// verified before, so the bearer step skips its syntax checks for it.
+type CachedTokens interface {
+	Cached(token string) (*identity.Principal, bool)
+}
+
 // KeyLookup finds the consumer of an API key.
 type KeyLookup interface {
 	Lookup(key string) (*identity.Principal, bool)
@@ -55,6 +62,7 @@ func Authenticate(o AuthnOptions) Step {
 		}
 	}
 	a := &authenticator{o: o, challenges: challenges}
+	a.cached, _ = o.Tokens.(CachedTokens)
 	return func(next Handler) Handler {
 		return HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
 			p, err := a.authenticate(r)
@@ -79,6 +87,7 @@ func Authenticate(o AuthnOptions) Step {
 type authenticator struct {
 	o          AuthnOptions
 	challenges []string
+	cached     CachedTokens // o.Tokens, when it is one
 }
 
 func (a *authenticator) authenticate(r *http.Request) (*identity.Principal, error) {
@@ -130,6 +139,14 @@ func (a *authenticator) bearer(r *http.Request) (*identity.Principal, bool, erro
 		return nil, false, nil
 	}
 	token = strings.TrimSpace(token)
+	if a.cached != nil {
+		// A token verified before passed the checks below then (a token
+		// with white space in it does not verify): two scans of a
+		// kilobyte-long token fewer per request.
+		if p, ok := a.cached.Cached(token); ok {
+			return a.accepted(p)
+		}
+	}
 	// Two vectorized byte searches: strings.ContainsAny scans a token of
 	// a kilobyte one byte at a time (about 0.5 µs).
 	if token == "" || strings.IndexByte(token, ' ') >= 0 || strings.IndexByte(token, '\t') >= 0 {
@@ -154,6 +171,12 @@ func (a *authenticator) bearer(r *http.Request) (*identity.Principal, bool, erro
 		e.Cause = err
 		return nil, true, e
 	}
+	return a.accepted(p)
+}
+
+// accepted returns the caller of a valid token, unless the token's issuer
+// is not one the operation accepts.
+func (a *authenticator) accepted(p *identity.Principal) (*identity.Principal, bool, error) {
 	if len(a.o.Providers) > 0 && !containsString(a.o.Providers, p.Provider) {
 		return nil, true, a.unauthorized("invalid_token:issuer_not_accepted", "invalid_token", "Tokens from this issuer are not accepted by this API.")
 	}

@@ -139,3 +139,67 @@ func TestAuthenticate_RecordsPrincipalInExchange(t *testing.T) {
 		t.Error("an exchange without a principal reports one")
 	}
 }
+
+// cachingTokens is fakeTokens with a cache of verified tokens, counting
+// the calls of Verify.
+type cachingTokens struct {
+	fakeTokens
+	cache    map[string]*identity.Principal
+	verifies int
+}
+
+func (c *cachingTokens) Verify(ctx context.Context, tok string) (*identity.Principal, error) {
+	c.verifies++
+	return c.fakeTokens.Verify(ctx, tok)
+}
+
+func (c *cachingTokens) Cached(tok string) (*identity.Principal, bool) {
+	p, ok := c.cache[tok]
+	return p, ok
+}
+
+// TestAuthenticate_CachedTokens: a token the verifier's cache holds is
+// accepted without Verify, still only from an accepted issuer; one it
+// does not hold goes through the syntax checks and Verify as before.
+func TestAuthenticate_CachedTokens(t *testing.T) {
+	alice := &identity.Principal{Credential: identity.CredentialJWT, Subject: "alice", Provider: "corp"}
+	bob := &identity.Principal{Credential: identity.CredentialJWT, Subject: "bob", Provider: "other"}
+	tokens := &cachingTokens{fakeTokens: fakeTokens{"fresh": alice}, cache: map[string]*identity.Principal{"cached": alice, "bobs": bob}}
+	step := Authenticate(AuthnOptions{
+		Accept: []identity.Credential{identity.CredentialJWT}, Providers: []string{"corp"},
+		Tokens: tokens, Realm: "gatehouse",
+	})
+	for _, tc := range []struct {
+		auth     string
+		status   int
+		reason   string
+		verifies int
+	}{
+		{"Bearer cached", 0, "", 0},
+		{"Bearer  cached ", 0, "", 0},
+		{"Bearer bobs", 401, "invalid_token:issuer_not_accepted", 0},
+		{"Bearer fresh", 0, "", 1},
+		{"Bearer cach ed", 400, "invalid_request:malformed_bearer", 0},
+		{"Bearer old", 401, "invalid_token:expired", 1},
+	} {
+		tokens.verifies = 0
+		r := httptest.NewRequest("GET", "/", nil)
+		r.Header.Set("Authorization", tc.auth)
+		var got *identity.Principal
+		err := step(HandlerFunc(func(w http.ResponseWriter, in *http.Request) error {
+			got = PrincipalFrom(in.Context())
+			return nil
+		})).ServeHTTP(httptest.NewRecorder(), r)
+		status, reason := 0, ""
+		if err != nil {
+			pe := AsError(err)
+			status, reason = pe.Status, pe.Reason
+		}
+		if status != tc.status || reason != tc.reason || tokens.verifies != tc.verifies {
+			t.Errorf("%q: status %d %q, %d calls of Verify; want %d %q, %d", tc.auth, status, reason, tokens.verifies, tc.status, tc.reason, tc.verifies)
+		}
+		if tc.status == 0 && got != alice {
+			t.Errorf("%q: principal %v, want alice", tc.auth, got)
+		}
+	}
+}
