@@ -109,6 +109,19 @@ func TestVerifier_Cached(t *testing.T) {
 	if _, ok := e.v.Cached(""); ok {
 		t.Error("Cached the empty token")
 	}
+	// The bearer step skips its white-space checks for a cached token:
+	// that holds because a token with white space in it does not verify.
+	for _, ws := range []string{" ", "\t"} {
+		for _, at := range []int{1, strings.IndexByte(tok, '.') + 1, len(tok) - 1} {
+			spaced := tok[:at] + ws + tok[at:]
+			if _, err := e.verify(spaced); err == nil {
+				t.Errorf("a token with %q at %d verified", ws, at)
+			}
+			if _, ok := e.v.Cached(spaced); ok {
+				t.Errorf("a token with %q at %d is cached", ws, at)
+			}
+		}
+	}
 	e.clk.Advance(time.Minute + identity.DefaultClockSkew + time.Second)
 	if _, ok := e.v.Cached(tok); ok {
 		t.Error("Cached an expired token")
