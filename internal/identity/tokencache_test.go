@@ -103,7 +103,11 @@ func TestVerifier_Cached(t *testing.T) {
 	if got, ok := e.v.Cached(tok); !ok || got != p {
 		t.Fatalf("Cached after Verify: %v, %v; want the verified principal", got, ok)
 	}
-	if _, ok := e.v.Cached(tok[:len(tok)-1] + "A"); ok {
+	other := byte('A')
+	if tok[len(tok)-1] == other {
+		other = 'B'
+	}
+	if _, ok := e.v.Cached(tok[:len(tok)-1] + string(other)); ok {
 		t.Error("Cached a token that differs in its last byte")
 	}
 	if _, ok := e.v.Cached(""); ok {
