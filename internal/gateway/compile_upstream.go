@@ -289,7 +289,7 @@ func (ps *proxySet) For(o *config.Operation) policy.Handler {
 // recordUpstream notes the instance and attempts of an exchange in the
 // access-log record.
 func recordUpstream(r *http.Request, instance string, attempts int) {
-	if x := policy.ExchangeFrom(r.Context()); x != nil && x.Record != nil {
+	if x := exchangeOf(r.Context()); x != nil && x.Record != nil {
 		x.Record.Upstream = instance
 		x.Record.Attempts = attempts
 	}

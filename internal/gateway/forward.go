@@ -12,7 +12,6 @@ import (
 	"sync"
 
 	"github.com/gatehouse-dev/gatehouse/internal/h1"
-	"github.com/gatehouse-dev/gatehouse/internal/policy"
 	"golang.org/x/net/http/httpguts"
 )
 
@@ -50,7 +49,7 @@ func (p *proxyHandler) forward(w http.ResponseWriter, r *http.Request) {
 		out = r.WithContext(context.WithValue(r.Context(), h1.InformationalKey, h1.Informational(f)))
 	}
 	f.url = url.URL{Path: r.URL.Path, RawPath: r.URL.RawPath, ForceQuery: r.URL.ForceQuery}
-	x := policy.ExchangeFrom(r.Context())
+	x := exchangeOf(r.Context())
 	p.setURL(&f.url, r, x)
 
 	// out is one shallow copy of r with the fields of a client request
@@ -60,7 +59,7 @@ func (p *proxyHandler) forward(w http.ResponseWriter, r *http.Request) {
 	out.URL = &f.url
 	out.Host = "" // the transport uses the instance's
 	out.RequestURI = ""
-	principal := policy.PrincipalFrom(r.Context())
+	principal := principalOf(r.Context())
 	var fs *h1.Fields
 	if p.direct && ok {
 		// The gateway's fields go to the transport as h1.Fields (the

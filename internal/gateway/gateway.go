@@ -13,6 +13,7 @@ import (
 
 	"github.com/gatehouse-dev/gatehouse/internal/config"
 	"github.com/gatehouse-dev/gatehouse/internal/h1"
+	"github.com/gatehouse-dev/gatehouse/internal/identity"
 	"github.com/gatehouse-dev/gatehouse/internal/observe"
 	"github.com/gatehouse-dev/gatehouse/internal/policy"
 )
@@ -140,6 +141,26 @@ func (q *request) Value(key any) any {
 		return nil
 	}
 	return q.Context.Value(key)
+}
+
+// exchangeOf is policy.ExchangeFrom for a context that is most often
+// the request's state itself (the forwarding step's and the transport's
+// requests carry it): a type assertion instead of a Value call.
+func exchangeOf(ctx context.Context) *policy.Exchange {
+	if q, ok := ctx.(*request); ok {
+		return &q.x
+	}
+	return policy.ExchangeFrom(ctx)
+}
+
+// principalOf is policy.PrincipalFrom the same way: the request's state
+// holds the caller in its record (a WithPrincipal value would be in a
+// context derived from it).
+func principalOf(ctx context.Context) *identity.Principal {
+	if q, ok := ctx.(*request); ok {
+		return q.rec.Principal
+	}
+	return policy.PrincipalFrom(ctx)
 }
 
 // ServeHTTP is the front of the data plane.

@@ -118,8 +118,10 @@ func (p *proxyHandler) setURL(u *url.URL, in *http.Request, x *policy.Exchange) 
 			u.RawPath = x.EscapedPath
 		}
 	}
-	if up, ok := policy.UpstreamPathFrom(in.Context()); ok { // set by a transform
-		u.Path, u.RawPath = up.Path, up.RawPath
+	if _, q := in.Context().(*request); !q { // else no transform set one (it derives a context)
+		if up, ok := policy.UpstreamPathFrom(in.Context()); ok { // set by a transform
+			u.Path, u.RawPath = up.Path, up.RawPath
+		}
 	}
 	u.RawQuery = in.URL.RawQuery
 }
@@ -288,7 +290,7 @@ func identityValues(pr *identity.Principal) *identity.HeaderValues {
 }
 
 func (p *proxyHandler) modifyResponse(res *http.Response) error {
-	if x := policy.ExchangeFrom(res.Request.Context()); x != nil && x.Record != nil {
+	if x := exchangeOf(res.Request.Context()); x != nil && x.Record != nil {
 		x.Record.UpstreamStatus = res.StatusCode
 	}
 	// The gateway sets the request ID on every response; drop the
@@ -446,7 +448,7 @@ func (t *timedTransport) RoundTripHeadDeadline(req *http.Request, now, deadline 
 // observe records an attempt that started at start.
 func (t *timedTransport) observe(req *http.Request, start time.Time) {
 	d := time.Since(start)
-	if x := policy.ExchangeFrom(req.Context()); x != nil && x.Record != nil {
+	if x := exchangeOf(req.Context()); x != nil && x.Record != nil {
 		x.Record.UpstreamDuration += d
 	}
 	if t.metrics != nil {
