@@ -163,6 +163,16 @@ func principalOf(ctx context.Context) *identity.Principal {
 	return policy.PrincipalFrom(ctx)
 }
 
+// upstreamPathOf is policy.UpstreamPathFrom the same way: a transform
+// that sets an upstream path derives a context from the request's state,
+// which holds none itself.
+func upstreamPathOf(ctx context.Context) (policy.UpstreamPath, bool) {
+	if _, ok := ctx.(*request); ok {
+		return policy.UpstreamPath{}, false
+	}
+	return policy.UpstreamPathFrom(ctx)
+}
+
 // ServeHTTP is the front of the data plane.
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := arrival(w)

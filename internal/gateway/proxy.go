@@ -118,10 +118,8 @@ func (p *proxyHandler) setURL(u *url.URL, in *http.Request, x *policy.Exchange) 
 			u.RawPath = x.EscapedPath
 		}
 	}
-	if _, q := in.Context().(*request); !q { // else no transform set one (it derives a context)
-		if up, ok := policy.UpstreamPathFrom(in.Context()); ok { // set by a transform
-			u.Path, u.RawPath = up.Path, up.RawPath
-		}
+	if up, ok := upstreamPathOf(in.Context()); ok { // set by a transform
+		u.Path, u.RawPath = up.Path, up.RawPath
 	}
 	u.RawQuery = in.URL.RawQuery
 }

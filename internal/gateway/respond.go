@@ -145,8 +145,8 @@ func requestIDs(inID, inTP string, buf *idBuf) (id, tp string) {
 		putID(buf[:idLen])
 		n = idLen
 	} else if newTP {
-		putTraceParent(buf[n : n+traceParentLen])
-		n += traceParentLen
+		putTraceParent(buf[:traceParentLen])
+		n = traceParentLen
 	}
 	both := unsafe.String(&buf[0], n)
 	id, tp = inID, inTP

@@ -21,8 +21,8 @@ func TestRequestStateSize(t *testing.T) {
 }
 
 // TestExchangeOfAndPrincipalOf: the shortcuts for the request's state
-// answer what policy.ExchangeFrom and policy.PrincipalFrom answer, for
-// the state itself and for a context derived from it.
+// answer what policy.ExchangeFrom, PrincipalFrom and UpstreamPathFrom
+// answer, for the state itself and for contexts derived from it.
 func TestExchangeOfAndPrincipalOf(t *testing.T) {
 	alice := &identity.Principal{Subject: "alice"}
 	bob := &identity.Principal{Subject: "bob"}
@@ -32,12 +32,18 @@ func TestExchangeOfAndPrincipalOf(t *testing.T) {
 		q.rec.Principal = recorded
 		derived := context.WithValue(q, struct{ k int }{1}, "v")
 		withBob := policy.WithPrincipal(q, bob)
-		for name, ctx := range map[string]context.Context{"the state": q, "derived": derived, "with a principal of its own": withBob} {
+		withUp := context.WithValue(q, policy.UpstreamPathKey, policy.UpstreamPath{Path: "/up"})
+		for name, ctx := range map[string]context.Context{"the state": q, "derived": derived, "with a principal of its own": withBob, "with an upstream path": withUp} {
 			if got, want := exchangeOf(ctx), policy.ExchangeFrom(ctx); got != want || got != &q.x {
 				t.Errorf("%s, recorded %v: exchangeOf %p, ExchangeFrom %p, the state's %p", name, recorded, got, want, &q.x)
 			}
 			if got, want := principalOf(ctx), policy.PrincipalFrom(ctx); got != want {
 				t.Errorf("%s, recorded %v: principalOf %v, PrincipalFrom %v", name, recorded, got, want)
+			}
+			gotUp, gotOK := upstreamPathOf(ctx)
+			wantUp, wantOK := policy.UpstreamPathFrom(ctx)
+			if gotUp != wantUp || gotOK != wantOK {
+				t.Errorf("%s: upstreamPathOf %v %v, UpstreamPathFrom %v %v", name, gotUp, gotOK, wantUp, wantOK)
 			}
 		}
 	}

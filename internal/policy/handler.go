@@ -62,7 +62,8 @@ type Exchange struct {
 	Record *Record
 	// rateLimit holds the response's RateLimit field value, so that the
 	// field's slice needs no allocation of its own, and rateLimitBuf the
-	// value's bytes when they fit (most often: one or two rules).
+	// value's bytes when they fit (most often: one or two rules; the
+	// value's string points into them, so an Exchange serves one request).
 	rateLimit    [1]string
 	rateLimitBuf [64]byte
 }
