@@ -123,14 +123,19 @@ func (p *proxyHandler) forward(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	dst := w.Header()
+	var dst http.Header // w.Header(), asked for only when needed (see responseWriter)
 	var contentType string
 	if f.raw.Of(res) {
 		// Refused only once the response is over (nothing has written
 		// its head yet): there is nothing left to write then.
-		rs.SetRawHead(&f.raw)
+		var id h1.Field // the request ID, unless it is in the map
+		if rw, ok := w.(*responseWriter); ok {
+			id = rw.takeID()
+		}
+		rs.SetRawHead(&f.raw, id)
 		contentType = f.raw.ContentType()
 	} else {
+		dst = w.Header()
 		if hs != nil {
 			dst = adoptResponseHeader(hs, dst, res.Header, p.direct, p.settings.requestIDHeader)
 		} else {
@@ -140,6 +145,9 @@ func (p *proxyHandler) forward(w http.ResponseWriter, r *http.Request) {
 	}
 	announced := len(res.Trailer)
 	if announced > 0 {
+		if dst == nil {
+			dst = w.Header()
+		}
 		names := make([]string, 0, announced)
 		for k := range res.Trailer {
 			names = append(names, k)
@@ -180,6 +188,9 @@ func (p *proxyHandler) forward(w http.ResponseWriter, r *http.Request) {
 		}
 		return
 	}
+	if dst == nil {
+		dst = w.Header()
+	}
 	// Force chunking, so that the server does not compute a length and
 	// drop the trailers.
 	if rc == nil {
@@ -217,10 +228,10 @@ type forwardState struct {
 	// 8-byte header, fills its 2688-byte size class (TestRequestStateSize).
 	raw    h1.RawHead
 	rawOn  bool
+	done   bool // RoundTrip returned: w is the handler's again
 	rawBuf [120]byte
 	w      http.ResponseWriter // nil until the request is forwarded
 	mu     sync.Mutex
-	done   bool // RoundTrip returned: w is the handler's again
 }
 
 // Got1xxResponse forwards an informational response (103 Early Hints). The fields
@@ -440,7 +451,7 @@ type headerSetter interface {
 // rawHeadSetter is what else h1's ResponseWriter does: take a response's
 // fields as lines (h1's response.SetRawHead).
 type rawHeadSetter interface {
-	SetRawHead(*h1.RawHead) bool
+	SetRawHead(*h1.RawHead, h1.Field) bool
 }
 
 // headerSetterOf returns the server's writer under w when it takes a

@@ -93,7 +93,6 @@ type request struct {
 	match           Match
 	cause           error     // why the request was refused, for the access line
 	trace           spanState // used only when tracing is on
-	idHdr           [1]string // the response's request ID field value, without a slice of its own
 	ids             idBuf     // a new request ID and traceparent (q.x's strings point into it)
 	fwd             forwardState
 	in              http.Request // the server's request with this state as its context
@@ -195,8 +194,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	q.x.RequestID, q.x.TraceParent = requestIDs(firstValue(r.Header, st.requestIDHeader), firstValue(r.Header, "Traceparent"), &q.ids)
 	q.x.Peer = remoteAddr(r)
 	q.x.ClientIP = clientIP(r, st, q.x.Peer)
-	q.idHdr[0] = q.x.RequestID
-	w.Header()[st.requestIDHeader] = q.idHdr[:] // canonical (compile time)
+	q.rw.id[0], q.rw.idName, q.rw.idPending = q.x.RequestID, &st.requestIDHeader, true
 	if r.ProtoMajor == 1 && len(r.TransferEncoding) > 0 {
 		// Go's server has already dropped a Content-Length sent along
 		// with Transfer-Encoding, so the two cannot be told apart here.
@@ -226,6 +224,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if q.rw.abort {
 		panic(http.ErrAbortHandler) // close the connection, send nothing more
 	}
+	q.rw.putID() // nothing was written: the server sends a 200 of its own
 }
 
 func (g *Gateway) serve(w *responseWriter, r *http.Request, s *Snapshot, q *request) (err error) {

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"unsafe"
 
+	"github.com/gatehouse-dev/gatehouse/internal/h1"
 	"github.com/gatehouse-dev/gatehouse/internal/policy"
 )
 
@@ -21,12 +22,54 @@ type responseWriter struct {
 	// abort says the connection must be dropped without sending more
 	// (the client went away, or the backend's response broke off).
 	abort bool
+	// idPending: the request ID field every response carries (idName:
+	// id[0]) is not in the server's header map yet. It is set there when
+	// the map is first asked for or the head is written, so that what
+	// reads or changes the map sees it there, as if it had been set
+	// first. A forwarded response whose fields go to h1's server as
+	// lines takes it as their extra field instead (takeID), and needs
+	// no map entry.
+	idPending bool
+	idName    *string   // the configuration's (canonical)
+	id        [1]string // the value, without a slice of its own
 	// reqBody is the request body as the proxy reads it, to tell a
 	// client's malformed body from a backend failure.
 	reqBody *bodyReader
 }
 
+// Header returns the server's header map, with the request ID set in it
+// the first time.
+func (w *responseWriter) Header() http.Header {
+	h := w.ResponseWriter.Header()
+	if w.idPending {
+		w.idPending = false
+		h[*w.idName] = w.id[:]
+	}
+	return h
+}
+
+// putID sets the request ID in the header map if it is not set yet.
+func (w *responseWriter) putID() {
+	if w.idPending {
+		w.Header()
+	}
+}
+
+// takeID returns the request ID as a field for the response's h1.RawHead
+// when it is not in the header map yet (and then never puts it there),
+// or a field without a name.
+func (w *responseWriter) takeID() h1.Field {
+	if !w.idPending {
+		return h1.Field{}
+	}
+	w.idPending = false
+	// Checked: the name is the configuration's (refused as a framing
+	// field), the value one requestIDs made or checked.
+	return h1.Field{Name: *w.idName, Value: w.id[0], Checked: true}
+}
+
 func (w *responseWriter) WriteHeader(code int) {
+	w.putID()
 	if w.status == 0 && code >= 200 || code == http.StatusSwitchingProtocols {
 		w.status = code
 	}
@@ -35,6 +78,7 @@ func (w *responseWriter) WriteHeader(code int) {
 
 func (w *responseWriter) Write(b []byte) (int, error) {
 	if w.status == 0 {
+		w.putID()
 		w.status = http.StatusOK
 	}
 	n, err := w.ResponseWriter.Write(b)
@@ -49,6 +93,7 @@ func (w *responseWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter 
 // http.Flusher.
 func (w *responseWriter) Flush() {
 	if w.status == 0 {
+		w.putID()
 		w.status = http.StatusOK
 	}
 	if f, ok := w.ResponseWriter.(http.Flusher); ok {

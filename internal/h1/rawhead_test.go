@@ -41,7 +41,7 @@ func rawHeadProxy(t *testing.T, backend string) string {
 			t.Errorf("raw=%v, but the RawHead holds the response: %v", raw, rh.Of(res))
 		}
 		if rh.Of(res) {
-			if !w.(*response).SetRawHead(&rh) {
+			if !w.(*response).SetRawHead(&rh, Field{}) {
 				t.Error("SetRawHead refused")
 			}
 		} else {
@@ -236,5 +236,89 @@ func TestRawHead_HeaderEmptiedPerResponse(t *testing.T) {
 	}
 	if n := conns.Load(); n != 1 {
 		t.Fatalf("%d connections; the test needs the responses on one", n)
+	}
+}
+
+// TestRawHead_ExtraField: SetRawHead's extra field is written after the
+// header map's fields and before the RawHead's lines, as it is when
+// marked Checked; an unchecked one is checked as a header map's field:
+// a CR or LF in its value becomes a space, and a name that is not a
+// token or that frames the response is not written.
+func TestRawHead_ExtraField(t *testing.T) {
+	_, backend := startServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Backend", "b")
+		io.WriteString(w, "body")
+	}))
+	tr := &Transport{StripHopByHop: true}
+	t.Cleanup(tr.CloseIdleConnections)
+	extras := []Field{
+		{},
+		{Name: "X-Id", Value: "abc", Checked: true},
+		{Name: "X-Id", Value: "a\r\nX-Injected: 1", Checked: false},
+		{Name: "Bad Name", Value: "v"},
+		{Name: "Content-Length", Value: "999"},
+		{Name: "Connection", Value: "close"},
+	}
+	_, proxy := startServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var rh RawHead
+		out, _ := http.NewRequestWithContext(context.WithValue(r.Context(), RawHeadKey, &rh), "GET", "http://"+backend+"/", nil)
+		res, err := tr.RoundTrip(out)
+		if err != nil {
+			w.WriteHeader(http.StatusBadGateway)
+			return
+		}
+		defer res.Body.Close()
+		w.Header().Set("X-Map", "m")
+		i, _ := strconv.Atoi(r.URL.Query().Get("extra"))
+		if !rh.Of(res) || !w.(*response).SetRawHead(&rh, extras[i]) {
+			t.Error("the response's fields are not in the RawHead, or SetRawHead refused")
+		}
+		io.Copy(w, res.Body)
+	}))
+	want := []string{
+		"X-Map: m|X-Backend: b",
+		"X-Map: m|X-Id: abc|X-Backend: b",
+		"X-Map: m|X-Id: a  X-Injected: 1|X-Backend: b",
+		"X-Map: m|X-Backend: b",
+		"X-Map: m|X-Backend: b",
+		"X-Map: m|X-Backend: b",
+	}
+	conn, err := net.Dial("tcp", proxy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	br := bufio.NewReader(conn)
+	for i := range extras {
+		fmt.Fprintf(conn, "GET /?extra=%d HTTP/1.1\r\nHost: x\r\n\r\n", i)
+		var fields []string
+		length := -1
+		for {
+			line, err := br.ReadString('\n')
+			if err != nil {
+				t.Fatalf("extra %d: %v", i, err)
+			}
+			line = strings.TrimSuffix(line, "\r\n")
+			if line == "" {
+				break
+			}
+			switch {
+			case strings.HasPrefix(line, "HTTP/1.1 "), strings.HasPrefix(line, "Date: "), strings.HasPrefix(line, "Content-Type: "):
+			case strings.HasPrefix(line, "Content-Length: "):
+				if length >= 0 {
+					t.Errorf("extra %d: a second Content-Length", i)
+				}
+				length, _ = strconv.Atoi(strings.TrimPrefix(line, "Content-Length: "))
+			default:
+				fields = append(fields, line)
+			}
+		}
+		if got := strings.Join(fields, "|"); got != want[i] {
+			t.Errorf("extra %+v: fields %q, want %q", extras[i], got, want[i])
+		}
+		body := make([]byte, max(length, 0))
+		if _, err := io.ReadFull(br, body); err != nil || string(body) != "body" {
+			t.Fatalf("extra %d: body %q (length %d), %v", i, body, length, err)
+		}
 	}
 }

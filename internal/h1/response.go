@@ -46,6 +46,7 @@ type response struct {
 	scratch       []byte
 	own           http.Header // the map the connection reuses; header unless SetHeader replaced it
 	raw           *RawHead    // fields written after header's (SetRawHead)
+	rawExtra      Field       // SetRawHead's extra field, written before raw's
 }
 
 func (w *response) reset(c *conn, minor int, isHead bool) {
@@ -83,11 +84,19 @@ func (w *response) SetHeader(h http.Header) bool {
 // a header map between the transport and the server. Fields of the same
 // name in both keep their order: the header map's first. h must not
 // change until the response is finished.
-func (w *response) SetRawHead(h *RawHead) bool {
+//
+// extra, when its Name is set, is one field of the proxy's own (its
+// request ID, say), written between the map's fields and h's: what
+// setting it in the map would do, without a map entry to make and
+// iterate. Unless it is marked Checked (see Field; Omit is ignored), its
+// name and value are checked as the map's are, and a framing field
+// (Content-Length, Transfer-Encoding, Connection, Trailer) is not
+// written.
+func (w *response) SetRawHead(h *RawHead, extra Field) bool {
 	if w.wroteHeader || w.done || h == nil || h.res == nil {
 		return false
 	}
-	w.raw = h
+	w.raw, w.rawExtra = h, extra
 	return true
 }
 
@@ -398,6 +407,14 @@ func (w *response) commit(mode bodyMode, sniff []byte) {
 		b = appendField(b, k, vs)
 	}
 	if w.raw != nil {
+		if f := &w.rawExtra; f.Name != "" {
+			switch {
+			case f.Checked:
+				b = appendFieldLine(b, f.Name, f.Value)
+			case !framingField(f.Name) && validFieldName(f.Name):
+				b = appendValueLine(b, f.Name, f.Value)
+			}
+		}
 		b = append(b, w.raw.lines...) // checked by the transport's parser
 		hasDate = hasDate || w.raw.hasDate
 		hasType = hasType || w.raw.hasType
@@ -485,16 +502,32 @@ func appendField(b []byte, k string, vs []string) []byte {
 		return b
 	}
 	for _, v := range vs {
-		if validFieldValueString(v) {
-			b = appendFieldLine(b, k, v)
-			continue
-		}
-		b = append(b, k...)
-		b = append(b, ':', ' ')
-		b = appendFieldValue(b, v)
-		b = append(b, '\r', '\n')
+		b = appendValueLine(b, k, v)
 	}
 	return b
+}
+
+// framingField reports whether canonical name k is a field that frames
+// or ends the response, which only the server writes.
+func framingField(k string) bool {
+	switch k {
+	case "Content-Length", "Transfer-Encoding", "Connection", "Trailer":
+		return true
+	}
+	return false
+}
+
+// appendValueLine appends the line of field k (a valid name) with value
+// v, made safe by appendFieldValue unless it holds field-value bytes
+// only.
+func appendValueLine(b []byte, k, v string) []byte {
+	if validFieldValueString(v) {
+		return appendFieldLine(b, k, v)
+	}
+	b = append(b, k...)
+	b = append(b, ':', ' ')
+	b = appendFieldValue(b, v)
+	return append(b, '\r', '\n')
 }
 
 // appendFieldLine appends the field line "k: v" and its CRLF.
