@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"unicode/utf8"
 
 	"github.com/gatehouse-dev/gatehouse/internal/h1"
 	"golang.org/x/net/http/httpguts"
@@ -527,7 +528,12 @@ func isUpgrade(h http.Header) bool {
 // isEventStream reports whether a Content-Type's media type is
 // text/event-stream, without parsing its parameters.
 func isEventStream(ct string) bool {
-	if ct == "" {
+	// Most types are told apart by their length or first byte, before
+	// the cut and the trim: what EqualFold could match is at least as
+	// long (a non-ASCII letter that folds to an ASCII one, as the Kelvin
+	// sign does, is longer), and begins with t or T, or with space that
+	// TrimSpace removes (ASCII, or a byte of a multi-byte rune).
+	if c := ct; len(c) < len("text/event-stream") || c[0] < utf8.RuneSelf && c[0]|0x20 != 't' && c[0] != ' ' && (c[0] < '\t' || c[0] > '\r') {
 		return false
 	}
 	base, _, _ := strings.Cut(ct, ";")
