@@ -193,7 +193,7 @@ func (p *proxyHandler) setHeaders(h http.Header, in *http.Request, x *policy.Exc
 	if !p.api.PassCredential {
 		// The names are canonical (the API key's at compile time): index
 		// the map instead of canonicalizing them per request.
-		if v := cf.authorization; len(v) > 7 && strings.EqualFold(v[:7], "bearer ") {
+		if v := cf.authorization; len(v) > 7 && (v[:7] == "Bearer " || strings.EqualFold(v[:7], "bearer ")) {
 			del("Authorization")
 		}
 		if cf.apiKey {

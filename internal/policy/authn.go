@@ -135,7 +135,7 @@ func (a *authenticator) bearer(r *http.Request) (*identity.Principal, bool, erro
 		return nil, true, BadRequest("invalid_request:duplicate_authorization", "The request has more than one Authorization header.")
 	}
 	scheme, token, _ := strings.Cut(values[0], " ")
-	if !strings.EqualFold(scheme, "Bearer") {
+	if scheme != "Bearer" && !strings.EqualFold(scheme, "Bearer") { // the usual spelling first: no folding
 		return nil, false, nil
 	}
 	token = strings.TrimSpace(token)
