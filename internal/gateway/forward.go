@@ -129,11 +129,13 @@ func (p *proxyHandler) forward(w http.ResponseWriter, r *http.Request) {
 	if f.raw.Of(res) {
 		// Refused only once the response is over (nothing has written
 		// its head yet): there is nothing left to write then.
-		var id h1.Field // the request ID, unless it is in the map
+		// The request ID and the steps' fields, unless they are in the
+		// map, in fieldBuf: the request's fields are sent.
+		extra := h1.Fields(f.fieldBuf[:0])
 		if rw, ok := w.(*responseWriter); ok {
-			id = rw.takeID()
+			rw.takeFields(&extra)
 		}
-		rs.SetRawHead(&f.raw, id)
+		rs.SetRawHead(&f.raw, extra)
 		contentType = f.raw.ContentType()
 	} else {
 		dst = w.Header()
@@ -224,13 +226,13 @@ type forwardState struct {
 	fieldBuf [16]h1.Field
 	// raw takes the backend's response fields from the h1 transport to
 	// the h1 server as lines, in rawBuf unless they are longer; rawOn
-	// while the round trip that fills it lasts. 120 bytes hold a
+	// while the round trip that fills it lasts. 96 bytes hold a
 	// Content-Type and a Date. The request's state, with the allocator's
 	// 8-byte header, fills its 2688-byte size class (TestRequestStateSize).
 	raw    h1.RawHead
 	rawOn  bool
 	done   bool // RoundTrip returned: w is the handler's again
-	rawBuf [120]byte
+	rawBuf [96]byte
 	w      http.ResponseWriter // nil until the request is forwarded
 	mu     sync.Mutex
 }
@@ -452,7 +454,7 @@ type headerSetter interface {
 // rawHeadSetter is what else h1's ResponseWriter does: take a response's
 // fields as lines (h1's response.SetRawHead).
 type rawHeadSetter interface {
-	SetRawHead(*h1.RawHead, h1.Field) bool
+	SetRawHead(*h1.RawHead, h1.Fields) bool
 }
 
 // headerSetterOf returns the server's writer under w when it takes a

@@ -195,6 +195,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	q.x.Peer = remoteAddr(r)
 	q.x.ClientIP = clientIP(r, st, q.x.Peer)
 	q.rw.id[0], q.rw.idName, q.rw.idPending = q.x.RequestID, &st.requestIDHeader, true
+	q.rw.x, q.x.DeferFields = &q.x, true
 	if r.ProtoMajor == 1 && len(r.TransferEncoding) > 0 {
 		// Go's server has already dropped a Content-Length sent along
 		// with Transfer-Encoding, so the two cannot be told apart here.
@@ -224,7 +225,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if q.rw.abort {
 		panic(http.ErrAbortHandler) // close the connection, send nothing more
 	}
-	q.rw.putID() // nothing was written: the server sends a 200 of its own
+	q.rw.putFields() // nothing was written: the server sends a 200 of its own
 }
 
 func (g *Gateway) serve(w *responseWriter, r *http.Request, s *Snapshot, q *request) (err error) {

@@ -30,6 +30,20 @@ apis:
     auth: {anonymous: true}
     transforms:
       response_headers: {set: {X-Request-Id: from-the-transform}}
+  - name: limited
+    path_prefix: /limited
+    backend: be
+    auth: {anonymous: true}
+    rate_limits:
+      - {name: per-ip, rate: 1000, period: 1m, key: [ip]}
+  - name: limited-unlabelled
+    path_prefix: /unlabelled
+    backend: be
+    auth: {anonymous: true}
+    rate_limits:
+      - {name: per-ip, rate: 1000, period: 1m, key: [ip]}
+    transforms:
+      response_headers: {remove: [RateLimit], set: {RateLimit-Policy: from-the-transform}}
 `
 
 var newRequestID = regexp.MustCompile(`^[0-9a-f]{32}$`)
@@ -98,6 +112,48 @@ func testRequestIDOnEveryResponse(t *testing.T, serve func(*harness)) {
 			if tc.path == "/public/x" && res.Header.Get("X-Kept") != "yes" {
 				t.Errorf("%s (%d): the backend's field is missing: %v", tc.name, i, res.Header)
 			}
+		}
+	}
+}
+
+// TestResponseFields_OfSteps: the rate-limit fields a step leaves in the
+// exchange reach the client once each, before the backend's own fields
+// of the same name, whether the response's fields go to h1's server as
+// lines or through a header map; a response-headers transform that
+// removes or replaces them keeps its word.
+func TestResponseFields_OfSteps(t *testing.T) {
+	servers(t, testResponseFieldsOfSteps)
+}
+
+func testResponseFieldsOfSteps(t *testing.T, serve func(*harness)) {
+	h := newHarness(t, requestIDConfig, nil)
+	serve(h)
+	h.backend.handler = func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Ratelimit-Policy", "the-backends")
+		io.WriteString(w, "ok")
+	}
+	policy := regexp.MustCompile(`^"per-ip";q=1000;w=60$`)
+	limit := regexp.MustCompile(`^"per-ip";r=99[0-9];t=[0-9]+$`)
+	for i := range 3 { // the later ones on a kept-alive connection, its state reused
+		res := h.do("GET", "/limited/x", nil, nil)
+		readBody(t, res)
+		if got := res.Header.Values("Ratelimit-Policy"); len(got) != 2 || !policy.MatchString(got[0]) || got[1] != "the-backends" {
+			t.Errorf("(%d) RateLimit-Policy %q, want the gateway's then the backend's", i, got)
+		}
+		if got := res.Header.Values("Ratelimit"); len(got) != 1 || !limit.MatchString(got[0]) {
+			t.Errorf("(%d) RateLimit %q, want one", i, got)
+		}
+		if got := res.Header.Values("X-Request-Id"); len(got) != 1 || !newRequestID.MatchString(got[0]) {
+			t.Errorf("(%d) X-Request-Id %q, want one new ID", i, got)
+		}
+
+		res = h.do("GET", "/unlabelled/x", nil, nil)
+		readBody(t, res)
+		if got := res.Header.Values("Ratelimit"); len(got) != 0 {
+			t.Errorf("(%d) RateLimit %q after the transform removed it", i, got)
+		}
+		if got := res.Header.Values("Ratelimit-Policy"); len(got) != 1 || got[0] != "from-the-transform" {
+			t.Errorf("(%d) RateLimit-Policy %q, want the transform's", i, got)
 		}
 	}
 }

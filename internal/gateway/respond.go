@@ -26,50 +26,61 @@ type responseWriter struct {
 	// id[0]) is not in the server's header map yet. It is set there when
 	// the map is first asked for or the head is written, so that what
 	// reads or changes the map sees it there, as if it had been set
-	// first. A forwarded response whose fields go to h1's server as
-	// lines takes it as their extra field instead (takeID), and needs
-	// no map entry.
+	// first; so are the response fields steps left in the exchange x
+	// (policy.Exchange.DeferFields). A forwarded response whose fields go
+	// to h1's server as lines takes them as its extra fields instead
+	// (takeFields), when nothing asked for the map: no map entries.
 	idPending bool
 	idName    *string   // the configuration's (canonical)
 	id        [1]string // the value, without a slice of its own
+	x         *policy.Exchange
 	// reqBody is the request body as the proxy reads it, to tell a
 	// client's malformed body from a backend failure.
 	reqBody *bodyReader
 }
 
-// Header returns the server's header map, with the request ID set in it
-// the first time.
+// Header returns the server's header map, with the request ID and the
+// exchange's fields set in it the first time.
 func (w *responseWriter) Header() http.Header {
 	h := w.ResponseWriter.Header()
 	if w.idPending {
 		w.idPending = false
 		h[*w.idName] = w.id[:]
 	}
+	if w.x != nil {
+		w.x.PutFields(h)
+	}
 	return h
 }
 
-// putID sets the request ID in the header map if it is not set yet.
-func (w *responseWriter) putID() {
-	if w.idPending {
+// putFields sets the request ID and the exchange's fields in the header
+// map if they are not set yet.
+func (w *responseWriter) putFields() {
+	if w.idPending || w.x != nil && w.x.HoldsFields() {
 		w.Header()
 	}
 }
 
-// takeID returns the request ID as a field for the response's h1.RawHead
-// when it is not in the header map yet (and then never puts it there),
-// or a field without a name.
-func (w *responseWriter) takeID() h1.Field {
-	if !w.idPending {
-		return h1.Field{}
+// takeFields appends to fs the request ID and the exchange's fields
+// that are not in the header map yet (and then never puts them there),
+// for the response's h1.RawHead. Each is Checked: the ID's name is the
+// configuration's (refused as a framing field) and its value one
+// requestIDs made or checked; the exchange's are the rate-limit fields,
+// whose values are made of configured names (tokens) and numbers.
+func (w *responseWriter) takeFields(fs *h1.Fields) {
+	if w.idPending {
+		w.idPending = false
+		*fs = append(*fs, h1.Field{Name: *w.idName, Value: w.id[0], Checked: true})
 	}
-	w.idPending = false
-	// Checked: the name is the configuration's (refused as a framing
-	// field), the value one requestIDs made or checked.
-	return h1.Field{Name: *w.idName, Value: w.id[0], Checked: true}
+	if w.x != nil {
+		w.x.TakeFields(func(name, value string) {
+			*fs = append(*fs, h1.Field{Name: name, Value: value, Checked: true})
+		})
+	}
 }
 
 func (w *responseWriter) WriteHeader(code int) {
-	w.putID()
+	w.putFields()
 	if w.status == 0 && code >= 200 || code == http.StatusSwitchingProtocols {
 		w.status = code
 	}
@@ -78,7 +89,7 @@ func (w *responseWriter) WriteHeader(code int) {
 
 func (w *responseWriter) Write(b []byte) (int, error) {
 	if w.status == 0 {
-		w.putID()
+		w.putFields()
 		w.status = http.StatusOK
 	}
 	n, err := w.ResponseWriter.Write(b)
@@ -93,7 +104,7 @@ func (w *responseWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter 
 // http.Flusher.
 func (w *responseWriter) Flush() {
 	if w.status == 0 {
-		w.putID()
+		w.putFields()
 		w.status = http.StatusOK
 	}
 	if f, ok := w.ResponseWriter.(http.Flusher); ok {

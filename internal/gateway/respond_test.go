@@ -10,7 +10,7 @@ import (
 
 // TestResponseWriter_RequestID: the request ID goes into the header map
 // the first time the map is asked for or the head is written, and only
-// then (a removal stays a removal); takeID hands it over instead, once,
+// then (a removal stays a removal); takeFields hands it over instead, once,
 // and only while it is not in the map.
 func TestResponseWriter_RequestID(t *testing.T) {
 	name := "X-Request-Id"
@@ -25,15 +25,16 @@ func TestResponseWriter_RequestID(t *testing.T) {
 		"WriteHeader": func(w *responseWriter) { w.WriteHeader(http.StatusNoContent) },
 		"Write":       func(w *responseWriter) { w.Write([]byte("x")) },
 		"Flush":       func(w *responseWriter) { w.Flush() },
-		"putID":       func(w *responseWriter) { w.putID() },
+		"putFields":   func(w *responseWriter) { w.putFields() },
 	} {
 		w, rec := newWriter()
 		write(w)
 		if got := ids(rec); len(got) != 1 || got[0] != "the-id" {
 			t.Errorf("%s: the map's request ID %q, want [the-id]", what, got)
 		}
-		if f := w.takeID(); f != (h1.Field{}) {
-			t.Errorf("%s: takeID after the map has the ID: %+v", what, f)
+		var fs h1.Fields
+		if w.takeFields(&fs); len(fs) != 0 {
+			t.Errorf("%s: takeFields after the map has the ID: %+v", what, fs)
 		}
 	}
 
@@ -49,16 +50,17 @@ func TestResponseWriter_RequestID(t *testing.T) {
 	}
 
 	w, rec = newWriter()
-	f := w.takeID()
-	if want := (h1.Field{Name: name, Value: "the-id", Checked: true}); f != want {
-		t.Errorf("takeID %+v, want %+v", f, want)
+	var fs h1.Fields
+	w.takeFields(&fs)
+	if want := (h1.Field{Name: name, Value: "the-id", Checked: true}); len(fs) != 1 || fs[0] != want {
+		t.Errorf("takeFields %+v, want [%+v]", fs, want)
 	}
-	if f := w.takeID(); f != (h1.Field{}) {
-		t.Errorf("takeID twice: %+v", f)
+	if w.takeFields(&fs); len(fs) != 1 {
+		t.Errorf("takeFields twice: %+v", fs)
 	}
 	w.Header()
 	w.WriteHeader(http.StatusOK)
 	if got := ids(rec); len(got) != 0 {
-		t.Errorf("the ID is in the map after takeID: %q", got)
+		t.Errorf("the ID is in the map after takeFields: %q", got)
 	}
 }

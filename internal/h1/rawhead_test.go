@@ -41,7 +41,7 @@ func rawHeadProxy(t *testing.T, backend string) string {
 			t.Errorf("raw=%v, but the RawHead holds the response: %v", raw, rh.Of(res))
 		}
 		if rh.Of(res) {
-			if !w.(*response).SetRawHead(&rh, Field{}) {
+			if !w.(*response).SetRawHead(&rh, nil) {
 				t.Error("SetRawHead refused")
 			}
 		} else {
@@ -239,25 +239,27 @@ func TestRawHead_HeaderEmptiedPerResponse(t *testing.T) {
 	}
 }
 
-// TestRawHead_ExtraField: SetRawHead's extra field is written after the
-// header map's fields and before the RawHead's lines, as it is when
-// marked Checked; an unchecked one is checked as a header map's field:
-// a CR or LF in its value becomes a space, and a name that is not a
-// token or that frames the response is not written.
-func TestRawHead_ExtraField(t *testing.T) {
+// TestRawHead_ExtraFields: SetRawHead's extra fields are written in
+// order after the header map's fields and before the RawHead's lines, as
+// they are when marked Checked; an unchecked one is checked as a header
+// map's field: a CR or LF in its value becomes a space, and a name that
+// is not a token or that frames the response is not written. An Omit
+// field writes nothing.
+func TestRawHead_ExtraFields(t *testing.T) {
 	_, backend := startServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("X-Backend", "b")
 		io.WriteString(w, "body")
 	}))
 	tr := &Transport{StripHopByHop: true}
 	t.Cleanup(tr.CloseIdleConnections)
-	extras := []Field{
-		{},
-		{Name: "X-Id", Value: "abc", Checked: true},
-		{Name: "X-Id", Value: "a\r\nX-Injected: 1", Checked: false},
-		{Name: "Bad Name", Value: "v"},
-		{Name: "Content-Length", Value: "999"},
-		{Name: "Connection", Value: "close"},
+	extras := []Fields{
+		nil,
+		{{Name: "X-Id", Value: "abc", Checked: true}},
+		{{Name: "X-Id", Value: "a\r\nX-Injected: 1", Checked: false}},
+		{{Name: "Bad Name", Value: "v"}},
+		{{Name: "Content-Length", Value: "999"}},
+		{{Name: "Connection", Value: "close"}},
+		{{Name: "X-One", Value: "1", Checked: true}, {Name: "X-Gone", Omit: true}, {Name: "X-Two", Value: "2"}, {Name: "X-One", Value: "3", Checked: true}},
 	}
 	_, proxy := startServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var rh RawHead
@@ -282,6 +284,7 @@ func TestRawHead_ExtraField(t *testing.T) {
 		"X-Map: m|X-Backend: b",
 		"X-Map: m|X-Backend: b",
 		"X-Map: m|X-Backend: b",
+		"X-Map: m|X-One: 1|X-Two: 2|X-One: 3|X-Backend: b",
 	}
 	conn, err := net.Dial("tcp", proxy)
 	if err != nil {
@@ -314,7 +317,7 @@ func TestRawHead_ExtraField(t *testing.T) {
 			}
 		}
 		if got := strings.Join(fields, "|"); got != want[i] {
-			t.Errorf("extra %+v: fields %q, want %q", extras[i], got, want[i])
+			t.Errorf("extra %d: fields %q, want %q", i, got, want[i])
 		}
 		body := make([]byte, max(length, 0))
 		if _, err := io.ReadFull(br, body); err != nil || string(body) != "body" {

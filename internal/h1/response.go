@@ -46,7 +46,7 @@ type response struct {
 	scratch       []byte
 	own           http.Header // the map the connection reuses; header unless SetHeader replaced it
 	raw           *RawHead    // fields written after header's (SetRawHead)
-	rawExtra      Field       // SetRawHead's extra field, written before raw's
+	rawExtra      Fields      // SetRawHead's extra fields, written before raw's
 }
 
 func (w *response) reset(c *conn, minor int, isHead bool) {
@@ -85,14 +85,14 @@ func (w *response) SetHeader(h http.Header) bool {
 // name in both keep their order: the header map's first. h must not
 // change until the response is finished.
 //
-// extra, when its Name is set, is one field of the proxy's own (its
-// request ID, say), written between the map's fields and h's: what
-// setting it in the map would do, without a map entry to make and
-// iterate. Unless it is marked Checked (see Field; Omit is ignored), its
-// name and value are checked as the map's are, and a framing field
-// (Content-Length, Transfer-Encoding, Connection, Trailer) is not
-// written.
-func (w *response) SetRawHead(h *RawHead, extra Field) bool {
+// extra are fields of the proxy's own (its request ID, say), written
+// in order between the map's fields and h's: what setting them in the
+// map would do, without map entries to make and iterate. Unless a field
+// is marked Checked (see Field), its name and value are checked as the
+// map's are, and a framing field (Content-Length, Transfer-Encoding,
+// Connection, Trailer) is not written; an Omit field writes nothing.
+// extra must not change until the response is finished either.
+func (w *response) SetRawHead(h *RawHead, extra Fields) bool {
 	if w.wroteHeader || w.done || h == nil || h.res == nil {
 		return false
 	}
@@ -407,8 +407,9 @@ func (w *response) commit(mode bodyMode, sniff []byte) {
 		b = appendField(b, k, vs)
 	}
 	if w.raw != nil {
-		if f := &w.rawExtra; f.Name != "" {
-			switch {
+		for i := range w.rawExtra {
+			switch f := &w.rawExtra[i]; {
+			case f.Omit:
 			case f.Checked:
 				b = appendFieldLine(b, f.Name, f.Value)
 			case !framingField(f.Name) && validFieldName(f.Name):

@@ -64,8 +64,50 @@ type Exchange struct {
 	// field's slice needs no allocation of its own, and rateLimitBuf the
 	// value's bytes when they fit (most often: one or two rules; the
 	// value's string points into them, so an Exchange serves one request).
-	rateLimit    [1]string
-	rateLimitBuf [64]byte
+	// rateLimitPolicy is the RateLimit-Policy field's values (the step's,
+	// shared) while the two fields wait in the exchange (DeferFields).
+	rateLimit       [1]string
+	rateLimitPolicy *[]string
+	rateLimitBuf    [64]byte
+	// DeferFields, set by the server of the exchange (the gateway), lets
+	// a step leave its response fields in the exchange instead of setting
+	// them in the header map (the RateLimit step does): the server sets
+	// them there when the map is first asked for (PutFields), so that
+	// what reads or changes the map sees them as if they had been set
+	// then, or, when nothing asked for the map, writes them itself
+	// (TakeFields).
+	DeferFields bool
+}
+
+// HoldsFields reports whether the exchange holds response fields.
+func (x *Exchange) HoldsFields() bool { return x.rateLimitPolicy != nil }
+
+// PutFields sets the response fields the exchange holds in h (once:
+// then it holds none).
+func (x *Exchange) PutFields(h http.Header) {
+	if x.rateLimitPolicy != nil {
+		x.putFields(h)
+	}
+}
+
+func (x *Exchange) putFields(h http.Header) {
+	h["Ratelimit-Policy"] = *x.rateLimitPolicy
+	h["Ratelimit"] = x.rateLimit[:1:1]
+	x.rateLimitPolicy = nil
+}
+
+// TakeFields calls add with each response field the exchange holds, one
+// value at a time, and forgets them: the caller writes them. Their names
+// are canonical; their values are made of a rate limit's configured
+// name (a token) and numbers.
+func (x *Exchange) TakeFields(add func(name, value string)) {
+	if p := x.rateLimitPolicy; p != nil {
+		x.rateLimitPolicy = nil
+		for _, v := range *p {
+			add("Ratelimit-Policy", v)
+		}
+		add("Ratelimit", x.rateLimit[0])
+	}
 }
 
 // Params are path parameters in template order.

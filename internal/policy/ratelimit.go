@@ -86,15 +86,18 @@ func RateLimit(o RateLimitOptions) Step {
 				value = appendRateItem(value, rule.Name, d.Remaining, ceilSeconds(d.Reset))
 			}
 			observe(o.Observe, "allowed")
-			h := w.Header()
-			h["Ratelimit-Policy"] = policyVals
-			if x != nil {
-				// The bytes are the exchange's (or, past its buffer, the
-				// append's own), and nothing writes them again.
-				x.rateLimit[0] = unsafe.String(unsafe.SliceData(value), len(value))
-				h["Ratelimit"] = x.rateLimit[:1:1]
-			} else {
+			if x == nil {
+				h := w.Header()
+				h["Ratelimit-Policy"] = policyVals
 				h["Ratelimit"] = []string{string(value)}
+				return next.ServeHTTP(w, r)
+			}
+			// The bytes are the exchange's (or, past its buffer, the
+			// append's own), and nothing writes them again.
+			x.rateLimit[0] = unsafe.String(unsafe.SliceData(value), len(value))
+			x.rateLimitPolicy = &policyVals
+			if !x.DeferFields {
+				x.PutFields(w.Header())
 			}
 			return next.ServeHTTP(w, r)
 		})

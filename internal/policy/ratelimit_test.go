@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"reflect"
 	"testing"
 	"time"
 
@@ -130,3 +131,54 @@ type discardWriter struct{ h http.Header }
 func (w *discardWriter) Header() http.Header         { return w.h }
 func (w *discardWriter) Write(b []byte) (int, error) { return len(b), nil }
 func (w *discardWriter) WriteHeader(int)             {}
+
+// TestRateLimit_DeferFields: with the exchange's DeferFields, the step
+// leaves its two fields in the exchange instead of the header map;
+// PutFields sets them there once, TakeFields hands them over once, and
+// both give what the same step sets in the map without DeferFields (two
+// steps, each with limiters of its own, given the same requests).
+func TestRateLimit_DeferFields(t *testing.T) {
+	newStep := func() Step {
+		return RateLimit(RateLimitOptions{
+			Rules: []RateRule{
+				{Name: "burst", Limiter: ratelimit.NewMemory(ratelimit.NewParams(5, time.Second, 0), 100), Key: LimitKey{Parts: []KeyPart{{Kind: KeyConsumer}}}, Quota: 5, Window: 1},
+				{Name: "minute", Limiter: ratelimit.NewMemory(ratelimit.NewParams(9, time.Minute, 0), 100), Key: LimitKey{Parts: []KeyPart{{Kind: KeyConsumer}}}, Quota: 9, Window: 60},
+			},
+			Now: func() time.Time { return t0 },
+		})
+	}
+	direct, deferred := newStep(), newStep()
+	for i := range 3 {
+		want, err, _ := run(direct, request("GET", "/", "192.0.2.1", consumer("a"), nil))
+		if err != nil || want.Header().Get("Ratelimit") == "" {
+			t.Fatalf("(%d) without DeferFields: err %v, header %v", i, err, want.Header())
+		}
+		r := request("GET", "/", "192.0.2.1", consumer("a"), nil)
+		x := ExchangeFrom(r.Context())
+		x.DeferFields = true
+		w, err, passed := run(deferred, r)
+		if err != nil || !passed || len(w.Header()) != 0 {
+			t.Fatalf("(%d) with DeferFields: err %v, passed %v, the map holds %v", i, err, passed, w.Header())
+		}
+		if !x.HoldsFields() {
+			t.Fatalf("(%d) the exchange holds no fields", i)
+		}
+		got := http.Header{}
+		if i%2 == 0 {
+			x.PutFields(got)
+		} else {
+			x.TakeFields(func(name, value string) { got[name] = append(got[name], value) })
+		}
+		if !reflect.DeepEqual(got, want.Header()) {
+			t.Errorf("(%d) the exchange's fields %v, want %v", i, got, want.Header())
+		}
+		if x.HoldsFields() {
+			t.Errorf("(%d) the exchange still holds its fields", i)
+		}
+		x.TakeFields(func(name, value string) { t.Errorf("(%d) given twice: %s: %s", i, name, value) })
+		again := http.Header{}
+		if x.PutFields(again); len(again) != 0 {
+			t.Errorf("(%d) set twice: %v", i, again)
+		}
+	}
+}
