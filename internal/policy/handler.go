@@ -39,7 +39,8 @@ func Chain(h Handler, steps ...Step) Handler {
 
 // Exchange is what the gateway established about a request before its
 // chain runs. It is created by the gateway, read by steps, and never
-// modified after the chain starts, except for Record, the access-log sink.
+// modified after the chain starts, except for Record, the access-log
+// sink, and the response fields a step leaves in it (DeferFields).
 type Exchange struct {
 	RequestID string
 	// TraceParent is the W3C traceparent forwarded to the backend: the
