@@ -63,3 +63,30 @@ func TestSelfCostsBadCost(t *testing.T) {
 		t.Fatalf("got %v, want an error naming line 2", err)
 	}
 }
+
+// printComparison merges a function's recursion copies, tells the
+// runtime's search for work from the rest, and orders the functions by
+// the size of their change, dropping those that did not change.
+func TestPrintComparison(t *testing.T) {
+	old := []cost{{"main.a", 100}, {"main.a'2", 20}, {"runtime.netpoll", 50}, {"main.same", 7}, {"main.gone", 30}}
+	new := []cost{{"main.a", 60}, {"runtime.netpoll", 90}, {"main.same", 7}, {"main.new", 5}, {"main.x'y", 1}}
+	var b strings.Builder
+	printComparison(&b, old, new, 10, 0)
+	want := `instructions in all, base -> this dump:
+  all                                 207 ->        163  -21.3 %
+  the runtime's search for work        50 ->         90
+  the rest                            157 ->         73  -53.5 %
+the largest changes of a function's own count:
+       -60        120 ->         60  main.a
+       +40         50 ->         90  runtime.netpoll (search for work)
+       -30         30 ->          0  main.gone
+        +5          0 ->          5  main.new
+        +1          0 ->          1  main.x'y
+`
+	if got := b.String(); got != want {
+		t.Errorf("got\n%s\nwant\n%s", got, want)
+	}
+	if got := baseName("f'12"); got != "f" {
+		t.Errorf("baseName(f'12) = %q", got)
+	}
+}
