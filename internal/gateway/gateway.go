@@ -225,7 +225,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if q.rw.abort {
 		panic(http.ErrAbortHandler) // close the connection, send nothing more
 	}
-	q.rw.putFields() // nothing was written: the server sends a 200 of its own
+	q.rw.putFields() // if nothing was written, the server sends a 200 of its own with them
 }
 
 func (g *Gateway) serve(w *responseWriter, r *http.Request, s *Snapshot, q *request) (err error) {
