@@ -7,7 +7,7 @@
 //
 // With -base OLD_DUMP it compares two dumps instead (two builds counted
 // over the same requests, say): the totals, with and without the
-// runtime's search for work (see searchForWork), and the functions
+// runtime's search for work (callgrind.SearchForWork), and the functions
 // whose own count changed most, a function's recursion copies (name'2)
 // counted as one.
 //
@@ -20,14 +20,13 @@
 package main
 
 import (
-	"bufio"
 	"flag"
 	"fmt"
 	"io"
 	"os"
 	"sort"
-	"strconv"
-	"strings"
+
+	"github.com/gatehouse-dev/gatehouse/bench/callgrind"
 )
 
 func main() {
@@ -78,66 +77,28 @@ func main() {
 	}
 }
 
-// readCosts reads the callgrind dump in file (selfCosts).
-func readCosts(file string) ([]cost, error) {
+// readCosts reads the callgrind dump in file (callgrind.SelfCosts).
+func readCosts(file string) ([]callgrind.Cost, error) {
 	f, err := os.Open(file)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	costs, err := selfCosts(f)
+	costs, err := callgrind.SelfCosts(f)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", file, err)
 	}
 	return costs, nil
 }
 
-// searchForWork are the runtime's functions that look for a goroutine to
-// run, and poll the network and the timers while there is none. In a
-// count over requests sent one at a time they run while the gateway
-// waits for its client or its backend, the longer the sooner it is done,
-// so they move a build's total from run to run and between builds by
-// more than small changes do.
-var searchForWork = map[string]bool{
-	"runtime.findRunnable":          true,
-	"runtime.stealWork":             true,
-	"runtime.netpoll":               true,
-	"runtime.checkTimersNoP":        true,
-	"runtime.(*timers).check":       true,
-	"runtime.pidleget":              true,
-	"runtime.pidlegetSpinning":      true,
-	"runtime.pidleput":              true,
-	"runtime.runqgrab":              true,
-	"runtime.runqsteal":             true,
-	"runtime.globrunqget":           true,
-	"runtime.globrunqgetbatch":      true,
-	"runtime.wakep":                 true,
-	"runtime.resetspinning":         true,
-	"runtime.(*limiterEvent).start": true,
-	"runtime.(*limiterEvent).stop":  true,
-}
-
-// baseName is a function's name without callgrind's recursion suffix
-// ("f'2" is f called from within a cycle of its own).
-func baseName(name string) string {
-	i := strings.LastIndexByte(name, '\'')
-	if i < 0 {
-		return name
-	}
-	if _, err := strconv.Atoi(name[i+1:]); err != nil {
-		return name
-	}
-	return name[:i]
-}
-
 // printComparison writes the totals of old and new, with and without
 // the search for work, and the top functions by the change of their own
 // count, largest first, per request when requests > 0.
-func printComparison(w io.Writer, old, new []cost, top, requests int) {
-	merge := func(cs []cost) map[string]uint64 {
+func printComparison(w io.Writer, old, new []callgrind.Cost, top, requests int) {
+	merge := func(cs []callgrind.Cost) map[string]uint64 {
 		m := map[string]uint64{}
 		for _, c := range cs {
-			m[baseName(c.Name)] += c.Ir
+			m[callgrind.BaseName(c.Name)] += c.Ir
 		}
 		return m
 	}
@@ -151,13 +112,13 @@ func printComparison(w io.Writer, old, new []cost, top, requests int) {
 	var ta, tb, sa, sb float64
 	for name, n := range a {
 		ta += float64(n)
-		if searchForWork[name] {
+		if callgrind.SearchForWork[name] {
 			sa += float64(n)
 		}
 	}
 	for name, n := range b {
 		tb += float64(n)
-		if searchForWork[name] {
+		if callgrind.SearchForWork[name] {
 			sb += float64(n)
 		}
 	}
@@ -211,90 +172,9 @@ func printComparison(w io.Writer, old, new []cost, top, requests int) {
 			break
 		}
 		mark := ""
-		if searchForWork[d.name] {
+		if callgrind.SearchForWork[d.name] {
 			mark = " (search for work)"
 		}
 		fmt.Fprintf(w, "%+10.0f %10.0f -> %10.0f  %s%s\n", per(diff(d)), per(float64(d.old)), per(float64(d.new)), d.name, mark)
 	}
-}
-
-// cost is one function's own instruction count.
-type cost struct {
-	Name string
-	Ir   uint64
-}
-
-// selfCosts reads a callgrind dump (format version 1, the first event
-// being Ir) and returns each function's own cost, largest first. Names
-// may be compressed ("fn=(12) name" once, "(12)" after).
-func selfCosts(r io.Reader) ([]cost, error) {
-	names := map[string]string{}
-	self := map[string]uint64{}
-	resolve := func(spec string) string {
-		spec = strings.TrimSpace(spec)
-		if !strings.HasPrefix(spec, "(") {
-			return spec
-		}
-		end := strings.IndexByte(spec, ')')
-		if end < 0 {
-			return spec
-		}
-		id, name := spec[:end+1], strings.TrimSpace(spec[end+1:])
-		if name != "" {
-			names[id] = name
-			return name
-		}
-		if n, ok := names[id]; ok {
-			return n
-		}
-		return id
-	}
-	fn := ""
-	skipNext := false // the line after calls= is the call's inclusive cost
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for line := 1; sc.Scan(); line++ {
-		l := sc.Text()
-		switch {
-		case strings.HasPrefix(l, "fn="):
-			fn = resolve(l[3:])
-			continue
-		case strings.HasPrefix(l, "cfn="):
-			resolve(l[4:]) // it may define a name used later
-			continue
-		case strings.HasPrefix(l, "calls="):
-			skipNext = true
-			continue
-		}
-		if l == "" || !(l[0] == '+' || l[0] == '-' || l[0] == '*' || l[0] >= '0' && l[0] <= '9') {
-			continue
-		}
-		if skipNext {
-			skipNext = false
-			continue
-		}
-		fields := strings.Fields(l)
-		if len(fields) < 2 || fn == "" {
-			continue
-		}
-		n, err := strconv.ParseUint(fields[1], 10, 64)
-		if err != nil {
-			return nil, fmt.Errorf("line %d: cost %q: %v", line, fields[1], err)
-		}
-		self[fn] += n
-	}
-	if err := sc.Err(); err != nil {
-		return nil, err
-	}
-	out := make([]cost, 0, len(self))
-	for name, n := range self {
-		out = append(out, cost{name, n})
-	}
-	sort.Slice(out, func(i, j int) bool {
-		if out[i].Ir != out[j].Ir {
-			return out[i].Ir > out[j].Ir
-		}
-		return out[i].Name < out[j].Name
-	})
-	return out, nil
 }
