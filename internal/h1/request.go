@@ -455,12 +455,7 @@ func buildRequest(tmpl *http.Request, head []byte, h *requestHead, a *requestAll
 		// The previous request's values go, lest a large head stay
 		// alive for as long as the connection does.
 		a.url, a.vals = url.URL{}, [len(a.vals)]string{}
-		if hdr = a.hdr; hdr == nil {
-			hdr = make(http.Header, len(h.fields))
-			a.hdr = hdr
-		} else if len(hdr) > 0 {
-			clear(hdr)
-		}
+		hdr = reusedHeader(&a.hdr, len(h.fields))
 	}
 	a.req = *tmpl
 	r, u := &a.req, &a.url

@@ -50,15 +50,23 @@ type response struct {
 }
 
 func (w *response) reset(c *conn, minor int, isHead bool) {
-	if w.own == nil {
-		w.own = make(http.Header, 8)
-	} else {
-		clear(w.own)
-	}
+	own := reusedHeader(&w.own, 8)
 	*w = response{
-		c: c, bw: c.bw, header: w.own, own: w.own, minor: minor, isHead: isHead,
+		c: c, bw: c.bw, header: own, own: own, minor: minor, isHead: isHead,
 		contentLength: -1, pend: w.pend[:0], trailers: w.trailers[:0], scratch: w.scratch[:0],
 	}
+}
+
+// reusedHeader returns *h emptied, making it with room for n fields the
+// first time: a header map a connection reuses for each request or
+// response (the previous one's values dropped with it).
+func reusedHeader(h *http.Header, n int) http.Header {
+	if *h == nil {
+		*h = make(http.Header, n)
+	} else if len(*h) > 0 {
+		clear(*h)
+	}
+	return *h
 }
 
 // SetHeader makes h the header map (what Header returns from now on) in

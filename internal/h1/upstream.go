@@ -610,12 +610,7 @@ func (pc *persistConn) readResponse(req *http.Request, reqClose bool) (*http.Res
 			trailer = declaredTrailers(h, b)
 		}
 		rh.fill(res, h, b, drop|hopByHopKinds|1<<kindContentLength)
-		if pc.rawHeader == nil {
-			pc.rawHeader = make(http.Header)
-		} else if len(pc.rawHeader) > 0 {
-			clear(pc.rawHeader)
-		}
-		res.Header = pc.rawHeader
+		res.Header = reusedHeader(&pc.rawHeader, 0)
 		res.Status = statusString(h.status, h.statusText.get(b))
 	} else {
 		strip := t.StripHopByHop && h.status != http.StatusSwitchingProtocols
