@@ -519,17 +519,21 @@ func fillHeader(hdr http.Header, s string, fields []field, kinds []fieldKind, dr
 		vals = make([]string, len(fields))
 	}
 	j := 0
+	var seen uint64 // nameBit of each name kept so far
 	for i, f := range fields {
 		if drop&(1<<kinds[i]) != 0 {
 			continue
 		}
 		key, v := f.name.str(s), f.value.str(s)
-		// Is the name repeated? For a head of a few fields, comparing
-		// lengths and then bytes costs less than a lookup in the map
-		// (about 95 instructions); beyond that, the comparisons would grow
-		// with the square of the fields.
+		// Is the name repeated? Not if its nameBit is new: most names
+		// are told so without a look at the others. Otherwise, for a
+		// head of a few fields, comparing lengths and then bytes costs
+		// less than a lookup in the map (about 95 instructions); beyond
+		// that, the comparisons would grow with the square of the fields.
 		var dup bool
-		if i <= 16 {
+		if bit := nameBit(key); seen&bit == 0 {
+			seen |= bit
+		} else if i <= 16 {
 			dup = repeated(s, fields[:i], kinds, drop, f.name)
 		} else {
 			_, dup = hdr[key]
@@ -543,6 +547,15 @@ func fillHeader(hdr http.Header, s string, fields []field, kinds []fieldKind, dr
 		j++
 	}
 	return hdr
+}
+
+// nameBit is one of 64 bits, by a name's length and last byte: two
+// names with different bits differ. Any two names may share one.
+func nameBit(name string) uint64 {
+	if name == "" {
+		return 1
+	}
+	return 1 << ((uint(len(name))*5 + uint(name[len(name)-1])) & 63)
 }
 
 // repeated reports whether a field of before whose kind is not in drop

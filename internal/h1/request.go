@@ -433,7 +433,16 @@ type requestAlloc struct {
 	url  url.URL
 	vals [8]string
 	hdr  http.Header // the header map, when the requestAlloc is reused
+	// more holds the values of a head with more fields than vals does
+	// (a browser sends ten or more), when the requestAlloc is reused: it
+	// grows to the most fields a request of the connection had, up to
+	// maxReusedVals, and is emptied for each request.
+	more []string
 }
+
+// maxReusedVals bounds requestAlloc.more: a head with more fields gets
+// its values' array of its own, as without ReuseRequests.
+const maxReusedVals = 64
 
 // buildRequest turns a parsed head into an *http.Request. tmpl carries
 // what every request of the connection shares (context, RemoteAddr) and
@@ -449,12 +458,23 @@ func buildRequest(tmpl *http.Request, head []byte, h *requestHead, a *requestAll
 	}
 	s := string(head)
 	var hdr http.Header
+	var vals []string
 	if a == nil {
 		a = new(requestAlloc)
+		vals = a.vals[:]
 	} else {
 		// The previous request's values go, lest a large head stay
 		// alive for as long as the connection does.
 		a.url, a.vals = url.URL{}, [len(a.vals)]string{}
+		clear(a.more)
+		vals, a.more = a.vals[:], a.more[:0]
+		if n := len(h.fields); n > len(a.vals) && n <= maxReusedVals {
+			if cap(a.more) < n {
+				a.more = make([]string, n, min(2*n, maxReusedVals))
+			}
+			a.more = a.more[:n]
+			vals = a.more
+		}
 		hdr = reusedHeader(&a.hdr, len(h.fields))
 	}
 	a.req = *tmpl
@@ -463,9 +483,9 @@ func buildRequest(tmpl *http.Request, head []byte, h *requestHead, a *requestAll
 	// net/http does.
 	const drop = 1<<kindHost | 1<<kindTransferEncoding | 1<<kindDropped
 	if hdr == nil {
-		r.Header = makeHeader(s, h.fields, h.kinds, drop, a.vals[:])
+		r.Header = makeHeader(s, h.fields, h.kinds, drop, vals)
 	} else {
-		r.Header = fillHeader(hdr, s, h.fields, h.kinds, drop, a.vals[:])
+		r.Header = fillHeader(hdr, s, h.fields, h.kinds, drop, vals)
 	}
 	u.RawQuery, u.ForceQuery = h.query.str(s), h.hasQuery && h.query.len() == 0
 	if h.host >= 0 {

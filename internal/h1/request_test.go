@@ -338,4 +338,78 @@ func TestBuildRequest_ReuseKeepsNothingOfTheLast(t *testing.T) {
 			t.Errorf("vals[%d] still holds %.20q… of the request before", i+1, v)
 		}
 	}
+
+	// A head with more fields than vals holds takes its values' array
+	// from more, which keeps nothing of the request before either.
+	many := func(n int, v string) string {
+		var b strings.Builder
+		b.WriteString("GET /c HTTP/1.1\r\nHost: h\r\n")
+		for i := range n {
+			fmt.Fprintf(&b, "F%02d: %s%d\r\n", i, v, i)
+		}
+		return b.String() + "\r\n"
+	}
+	build(many(12, strings.Repeat("w", 4096)))
+	r = build(many(11, "x"))
+	if len(r.Header) != 11 || r.Header.Get("F10") != "x10" || r.Header.Get("F11") != "" {
+		t.Errorf("eleven fields after twelve: header %v", r.Header)
+	}
+	for i, v := range a.more[:cap(a.more)] {
+		if strings.Contains(v, "w") {
+			t.Errorf("more[%d] still holds %.20q… of the request before", i, v)
+		}
+	}
+	r = build("GET /d HTTP/1.1\r\nHost: h\r\nG: 7\r\n\r\n")
+	if got := fmt.Sprint(r.Header); got != "map[G:[7]]" {
+		t.Errorf("after many fields: header %s", got)
+	}
+	for i, v := range a.more[:cap(a.more)] {
+		if v != "" {
+			t.Errorf("more[%d] still holds %q of a request before", i, v)
+		}
+	}
+	if cap(a.more) > maxReusedVals {
+		t.Errorf("more grew to %d values, more than %d", cap(a.more), maxReusedVals)
+	}
+	build(many(maxReusedVals+1, "y")) // beyond the bound: an array of its own
+	if cap(a.more) > maxReusedVals {
+		t.Errorf("more grew to %d values, more than %d", cap(a.more), maxReusedVals)
+	}
+}
+
+// TestBuildRequest_RepeatedNames: heads of up to 40 fields whose names
+// repeat (some of them in another case, some sharing a nameBit) give the
+// header map net/http gives, built new or in a reused requestAlloc.
+func TestBuildRequest_RepeatedNames(t *testing.T) {
+	names := []string{"Accept", "Origin", "accept", "X-A", "X-B", "Cookie", "Via", "x-a", "Warning", "Accept-Encoding", "A", "B", "Sec-Fetch-Mode"}
+	rng := rand.New(rand.NewPCG(1, 2))
+	tmpl := &http.Request{RemoteAddr: "192.0.2.1:1234"}
+	reused := new(requestAlloc)
+	for n := range 2000 {
+		var b strings.Builder
+		b.WriteString("GET / HTTP/1.1\r\nHost: h\r\n")
+		for i := range rng.IntN(41) {
+			fmt.Fprintf(&b, "%s: v%d\r\n", names[rng.IntN(len(names))], i)
+		}
+		b.WriteString("\r\n")
+		raw := b.String()
+		std, err := http.ReadRequest(bufio.NewReader(strings.NewReader(raw)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, a := range []*requestAlloc{nil, reused} {
+			buf := []byte(raw)
+			var h requestHead
+			if err := parseRequestHead(buf, &h, DefaultMaxURIBytes); err != nil {
+				t.Fatal(err)
+			}
+			r, err := buildRequest(tmpl, buf, &h, a)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got, want := fmt.Sprint(r.Header), fmt.Sprint(std.Header); got != want {
+				t.Fatalf("head %d (reused %v):\n%q\nh1:       %s\nnet/http: %s", n, a != nil, raw, got, want)
+			}
+		}
+	}
 }
