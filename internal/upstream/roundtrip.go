@@ -39,6 +39,7 @@ type ExchangeOptions struct {
 type RoundTripper struct {
 	pool *Pool
 	base http.RoundTripper
+	hd   HeadDeadliner // base, when it is one: asserted once, not per attempt
 	opts ExchangeOptions
 }
 
@@ -51,7 +52,8 @@ func NewRoundTripper(pool *Pool, base http.RoundTripper, o ExchangeOptions) *Rou
 	if o.Attempt <= 0 || o.Attempt > o.Request {
 		o.Attempt = o.Request
 	}
-	return &RoundTripper{pool: pool, base: base, opts: o}
+	hd, _ := base.(HeadDeadliner)
+	return &RoundTripper{pool: pool, base: base, hd: hd, opts: o}
 }
 
 // DefaultRequestTimeout bounds an exchange whose options set no deadline.
@@ -249,7 +251,7 @@ func (x *exchange) send(e *Endpoint, now time.Time, remaining time.Duration) (*a
 		a.body = &attemptBody{src: x.src}
 		out.Body = a.body
 	}
-	if hd, ok := x.t.base.(HeadDeadliner); ok {
+	if hd := x.t.hd; hd != nil {
 		deadline := now.Add(d)
 		res, err := hd.RoundTripHeadDeadline(out, now, deadline)
 		if err != ErrNoHeadDeadline {
