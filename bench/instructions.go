@@ -55,6 +55,26 @@ type instrResult struct {
 	RestMedian float64   `json:"median_without_search_for_work"`
 }
 
+// browserFields are the request fields of a browser's fetch() of a JSON
+// API from another origin of the same site, besides Host: ten fields, 440
+// bytes. wrk and the benchmark's Go client send one or three; a real
+// client's fields are work that a proxy's cost per request grows with.
+var browserFields = map[string]string{
+	"User-Agent":       "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36",
+	"Accept":           "application/json, text/plain, */*",
+	"Accept-Language":  "en-US,en;q=0.9",
+	"Accept-Encoding":  "gzip, deflate, br, zstd",
+	"Referer":          "https://app.example.com/orders",
+	"Origin":           "https://app.example.com",
+	"Sec-Fetch-Mode":   "cors",
+	"Sec-Fetch-Site":   "same-site",
+	"Cookie":           "session=9f2c4e1a7b3d5f60a8c2e4b6d8f0a1c3; theme=dark",
+	"X-Client-Version": "4.12.0",
+}
+
+// browserSuffix names the targets that send browserFields.
+const browserSuffix = "-browser-fields"
+
 // runInstructions counts the instructions per request of Gatehouse (and
 // the baseline build, nginx and nginx-forwarding when there are) for n
 // requests, runs times each, interleaved.
@@ -108,6 +128,9 @@ func runInstructions(o options, n, runs int) error {
 		targets = append(targets,
 			instrTarget{name: name + "-passthrough", argv: argv, env: goEnv, url: "http://" + addr + "/pass/x", ready: "http://" + admin + "/readyz"},
 			instrTarget{name: name + "-full-chain", argv: argv, env: goEnv, url: "http://" + addr + "/full/x", ready: "http://" + admin + "/readyz", headers: bearer})
+		if o.browser {
+			targets = append(targets, instrTarget{name: name + "-passthrough" + browserSuffix, argv: argv, env: goEnv, url: "http://" + addr + "/pass/x", ready: "http://" + admin + "/readyz", headers: browserFields})
+		}
 		return nil
 	}
 	if err := gatehouse("gatehouse", gh); err != nil {
@@ -136,8 +159,11 @@ func runInstructions(o options, n, runs int) error {
 			if err := os.WriteFile(conf, []byte(v.config(dir, addr, backend)), 0o644); err != nil {
 				return err
 			}
-			targets = append(targets, instrTarget{name: v.name, url: "http://" + addr + "/pass/x", ready: "http://" + addr + "/pass/x",
-				argv: []string{path, "-c", conf, "-p", dir, "-g", "master_process off;"}})
+			argv := []string{path, "-c", conf, "-p", dir, "-g", "master_process off;"}
+			targets = append(targets, instrTarget{name: v.name, url: "http://" + addr + "/pass/x", ready: "http://" + addr + "/pass/x", argv: argv})
+			if o.browser && v.name == "nginx" {
+				targets = append(targets, instrTarget{name: v.name + browserSuffix, url: "http://" + addr + "/pass/x", ready: "http://" + addr + "/pass/x", argv: argv, headers: browserFields})
+			}
 		}
 	}
 
@@ -192,6 +218,27 @@ func runInstructions(o options, n, runs int) error {
 	ratio("full_chain_vs_passthrough", "gatehouse-full-chain", "gatehouse-passthrough")
 	ratio("passthrough_vs_baseline", "gatehouse-passthrough", "baseline-passthrough")
 	ratio("full_chain_vs_baseline", "gatehouse-full-chain", "baseline-full-chain")
+	ratio("passthrough_browser_fields_vs_nginx", "gatehouse-passthrough"+browserSuffix, "nginx"+browserSuffix)
+	ratio("passthrough_browser_fields_vs_baseline", "gatehouse-passthrough"+browserSuffix, "baseline-passthrough"+browserSuffix)
+	// What each browser field costs: the difference between the counts
+	// with and without them (the Go client sends two fields of its own,
+	// User-Agent and Accept-Encoding, which browserFields replaces), over
+	// the fields added.
+	perField := map[string]float64{}
+	for _, name := range []string{"gatehouse-passthrough", "baseline-passthrough", "nginx"} {
+		if with, without := med[name+browserSuffix], med[name]; with > 0 && without > 0 {
+			perField[name] = (with - without) / float64(len(browserFields)-2)
+		}
+	}
+	if len(perField) > 0 {
+		fmt.Println("\ninstructions per added request field (median with the browser's ten fields less median without, over the eight more than the Go client's own):")
+		for _, k := range slices.Sorted(maps.Keys(perField)) {
+			fmt.Printf("  %-28s %.0f\n", k, perField[k])
+		}
+		if perField["nginx"] > 0 {
+			ratios["per_field_vs_nginx"] = perField["gatehouse-passthrough"] / perField["nginx"]
+		}
+	}
 	fmt.Println("\nratios of the medians:")
 	for _, k := range slices.Sorted(maps.Keys(ratios)) {
 		fmt.Printf("  %-52s %.3f\n", k, ratios[k])
@@ -202,7 +249,7 @@ func runInstructions(o options, n, runs int) error {
 	b, err := json.MarshalIndent(map[string]any{
 		"date":     time.Now().UTC().Format(time.RFC3339),
 		"machine":  map[string]string{"cpu": harness.CPUModel(), "cpus": strconv.Itoa(runtime.NumCPU()), "go": runtime.Version()},
-		"requests": n, "runs": runs, "results": results, "ratios": ratios,
+		"requests": n, "runs": runs, "results": results, "ratios": ratios, "instructions_per_added_field": perField,
 	}, "", "  ")
 	if err != nil {
 		return err
@@ -211,6 +258,14 @@ func runInstructions(o options, n, runs int) error {
 }
 
 var callgrindTotal = regexp.MustCompile(`(?m)^(?:summary|totals): (\d+)`)
+
+// warmUpRequests go to each target before its count. The Go runtime's
+// cache of a type assertion to an interface learns a type only about once
+// in a thousand misses (runtime.typeAssert), each miss costing a few
+// hundred instructions: fewer warm-up requests left a call site unlearnt
+// at random, which moved a 2,000-request count by up to 500 instructions
+// per request between runs of one build.
+const warmUpRequests = 4000
 
 // countInstructions starts t under callgrind, warms it up, counts the
 // instructions of n requests and stops it. It returns them per request,
@@ -261,7 +316,7 @@ func countInstructions(valgrind, control, dir string, t instrTarget, n int) (per
 		return nil
 	}
 	pid := strconv.Itoa(cmd.Process.Pid)
-	if err := send(min(n/4+1, 500)); err != nil {
+	if err := send(warmUpRequests); err != nil {
 		return 0, 0, err
 	}
 	if b, err := exec.Command(control, "--zero", pid).CombinedOutput(); err != nil {
