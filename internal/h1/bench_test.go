@@ -65,7 +65,7 @@ func BenchmarkBuildRequest(b *testing.B) {
 		if err := parseRequestHead(buf, &h, DefaultMaxURIBytes); err != nil {
 			b.Fatal(err)
 		}
-		if _, err := buildRequest(tmpl, buf, &h, nil); err != nil {
+		if _, _, err := buildRequest(tmpl, buf, &h, nil); err != nil {
 			b.Fatal(err)
 		}
 	}

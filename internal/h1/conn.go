@@ -35,6 +35,11 @@ type conn struct {
 	rd, wd     time.Time     // the read and write deadlines set on rwc
 	now        time.Time     // when the current request's head was read
 	reqAlloc   *requestAlloc // the request every request reuses (Server.ReuseRequests)
+	// parsed is the head of the request read last, as copyHead copied
+	// it (headAt reads it): a Transport's round trip made for that
+	// request writes the names and values that lie in it unchecked.
+	// Atomic: a round trip may outlive its handler.
+	parsed atomic.Pointer[byte]
 
 	// The yield before reading the next request (awaitRequest): waits
 	// tells whether a read had to wait for its data (nil: rwc cannot
@@ -329,12 +334,13 @@ func (c *conn) serveRequest(n int) bool {
 		}
 		a = c.reqAlloc
 	}
-	req, err := buildRequest(c.tmpl, c.br.bytes()[:n], h, a)
+	req, parsed, err := buildRequest(c.tmpl, c.br.bytes()[:n], h, a)
 	c.br.discard(n)
 	if err != nil {
 		c.refuse(errPercent)
 		return false
 	}
+	c.parsed.Store(parsed)
 	now := time.Now()
 	c.now = now
 	if srv.WriteTimeout > 0 {

@@ -38,7 +38,7 @@ func FuzzParseRequestHead(f *testing.F) {
 		if err != nil {
 			t.Fatalf("h1 accepted a head net/http refuses (%v): %q", err, head)
 		}
-		r, err := buildRequest(tmpl, append([]byte(nil), head...), &h, nil)
+		r, _, err := buildRequest(tmpl, append([]byte(nil), head...), &h, nil)
 		if err != nil {
 			return // refused (invalid escaping) before reaching a handler
 		}

@@ -452,11 +452,12 @@ const maxReusedVals = 64
 //
 // The request, its URL and its header map are a's (a Server's with
 // ReuseRequests), emptied and filled again, or new ones when a is nil.
-func buildRequest(tmpl *http.Request, head []byte, h *requestHead, a *requestAlloc) (*http.Request, error) {
+// parsed is where copyHead put the head's copy (headAt reads it).
+func buildRequest(tmpl *http.Request, head []byte, h *requestHead, a *requestAlloc) (r *http.Request, parsed *byte, err error) {
 	for _, f := range h.fields {
 		canonicalizeName(f.name.get(head))
 	}
-	s := string(head)
+	s, parsed := copyHead(head)
 	var hdr http.Header
 	var vals []string
 	if a == nil {
@@ -506,7 +507,7 @@ func buildRequest(tmpl *http.Request, head []byte, h *requestHead, a *requestAll
 		// An absolute-form target may have an empty path; it stays empty,
 		// as with net/http.
 		if err := setPath(u, h.path.str(s), h.pathEscaped); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
 	r.Method = h.method.str(s)
@@ -523,7 +524,7 @@ func buildRequest(tmpl *http.Request, head []byte, h *requestHead, a *requestAll
 	} else if h.contentLength > 0 {
 		r.ContentLength = h.contentLength
 	}
-	return r, nil
+	return r, parsed, nil
 }
 
 // setPath sets Path and RawPath as url.ParseRequestURI would: RawPath only

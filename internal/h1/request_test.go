@@ -206,7 +206,7 @@ func TestBuildRequest_MatchesNetHTTP(t *testing.T) {
 			if err := parseRequestHead(b, &h, DefaultMaxURIBytes); err != nil {
 				t.Fatal(err)
 			}
-			r, err := buildRequest(tmpl, b, &h, nil)
+			r, _, err := buildRequest(tmpl, b, &h, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -277,7 +277,7 @@ func TestBuildRequest_RepeatedFields(t *testing.T) {
 		if err := parseRequestHead(buf, &h, DefaultMaxURIBytes); err != nil {
 			t.Fatalf("round %d: %v", round, err)
 		}
-		got, err := buildRequest(tmpl, buf, &h, nil)
+		got, _, err := buildRequest(tmpl, buf, &h, nil)
 		if err != nil {
 			t.Fatalf("round %d: %v", round, err)
 		}
@@ -322,7 +322,7 @@ func TestBuildRequest_ReuseKeepsNothingOfTheLast(t *testing.T) {
 		if err := parseRequestHead(buf, &h, DefaultMaxURIBytes); err != nil {
 			t.Fatal(err)
 		}
-		r, err := buildRequest(tmpl, buf, &h, a)
+		r, _, err := buildRequest(tmpl, buf, &h, a)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -403,7 +403,7 @@ func TestBuildRequest_RepeatedNames(t *testing.T) {
 			if err := parseRequestHead(buf, &h, DefaultMaxURIBytes); err != nil {
 				t.Fatal(err)
 			}
-			r, err := buildRequest(tmpl, buf, &h, a)
+			r, _, err := buildRequest(tmpl, buf, &h, a)
 			if err != nil {
 				t.Fatal(err)
 			}

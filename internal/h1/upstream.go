@@ -350,6 +350,13 @@ func (pc *persistConn) writeRequest(req *http.Request) (closeAfter bool, err err
 	b = append(b, "\r\n"...)
 	closeAfter = req.Close
 	extra := FieldsFrom(req.Context())
+	// A request that came on this package's server connection (watched
+	// by this round trip) holds strings of that request's head, which
+	// the server checked: those are written without a second check.
+	var parsed string
+	if pc.watched != nil && len(req.Header) > 0 {
+		parsed = headAt(pc.watched.parsed.Load())
+	}
 	for k, vs := range req.Header {
 		if len(extra) > 0 && extra.has(k) {
 			continue
@@ -366,11 +373,11 @@ func (pc *persistConn) writeRequest(req *http.Request) (closeAfter bool, err err
 				})
 			}
 		}
-		if !validFieldName(k) {
+		if !parsedName(parsed, k) && !validFieldName(k) {
 			return false, pc.abandon(fmt.Errorf("h1: invalid header field name %q", k))
 		}
 		for _, v := range vs {
-			if !validFieldValueString(v) {
+			if !inHead(parsed, v) && !validFieldValueString(v) {
 				return false, pc.abandon(fmt.Errorf("h1: invalid header field value for %q", k))
 			}
 			if v == "" && k == "User-Agent" {
