@@ -75,6 +75,25 @@ var browserFields = map[string]string{
 // browserSuffix names the targets that send browserFields.
 const browserSuffix = "-browser-fields"
 
+// apiResponseFields are the fields a JSON API's response to such a fetch
+// carries besides Date, Content-Length and Content-Type: eight, 320
+// bytes. The backend adds them for a path that ends in /api, which the
+// targets named with exchangeSuffix ask for, with browserFields.
+var apiResponseFields = map[string]string{
+	"Cache-Control":                    "no-store",
+	"Etag":                             `"33a64df551425fcc55e4d42a148795d9f25f89d4"`,
+	"Vary":                             "Origin, Accept-Encoding",
+	"Strict-Transport-Security":        "max-age=63072000; includeSubDomains",
+	"X-Content-Type-Options":           "nosniff",
+	"Content-Security-Policy":          "default-src 'none'; frame-ancestors 'none'",
+	"Access-Control-Allow-Origin":      "https://app.example.com",
+	"Access-Control-Allow-Credentials": "true",
+}
+
+// exchangeSuffix names the targets of a browser's whole exchange: its
+// request fields and an API response's.
+const exchangeSuffix = "-browser-exchange"
+
 // runInstructions counts the instructions per request of Gatehouse (and
 // the baseline build, nginx and nginx-forwarding when there are) for n
 // requests, runs times each, interleaved.
@@ -104,6 +123,11 @@ func runInstructions(o options, n, runs int) error {
 		return err
 	}
 	beSrv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/api") {
+			for k, v := range apiResponseFields {
+				w.Header()[k] = []string{v}
+			}
+		}
 		io.WriteString(w, "hello from the backend\n")
 	}), ReadHeaderTimeout: 5 * time.Second}
 	go beSrv.Serve(beLn)
@@ -129,7 +153,9 @@ func runInstructions(o options, n, runs int) error {
 			instrTarget{name: name + "-passthrough", argv: argv, env: goEnv, url: "http://" + addr + "/pass/x", ready: "http://" + admin + "/readyz"},
 			instrTarget{name: name + "-full-chain", argv: argv, env: goEnv, url: "http://" + addr + "/full/x", ready: "http://" + admin + "/readyz", headers: bearer})
 		if o.browser {
-			targets = append(targets, instrTarget{name: name + "-passthrough" + browserSuffix, argv: argv, env: goEnv, url: "http://" + addr + "/pass/x", ready: "http://" + admin + "/readyz", headers: browserFields})
+			targets = append(targets,
+				instrTarget{name: name + "-passthrough" + browserSuffix, argv: argv, env: goEnv, url: "http://" + addr + "/pass/x", ready: "http://" + admin + "/readyz", headers: browserFields},
+				instrTarget{name: name + "-passthrough" + exchangeSuffix, argv: argv, env: goEnv, url: "http://" + addr + "/pass/api", ready: "http://" + admin + "/readyz", headers: browserFields})
 		}
 		return nil
 	}
@@ -162,7 +188,9 @@ func runInstructions(o options, n, runs int) error {
 			argv := []string{path, "-c", conf, "-p", dir, "-g", "master_process off;"}
 			targets = append(targets, instrTarget{name: v.name, url: "http://" + addr + "/pass/x", ready: "http://" + addr + "/pass/x", argv: argv})
 			if o.browser && v.name == "nginx" {
-				targets = append(targets, instrTarget{name: v.name + browserSuffix, url: "http://" + addr + "/pass/x", ready: "http://" + addr + "/pass/x", argv: argv, headers: browserFields})
+				targets = append(targets,
+					instrTarget{name: v.name + browserSuffix, url: "http://" + addr + "/pass/x", ready: "http://" + addr + "/pass/x", argv: argv, headers: browserFields},
+					instrTarget{name: v.name + exchangeSuffix, url: "http://" + addr + "/pass/api", ready: "http://" + addr + "/pass/x", argv: argv, headers: browserFields})
 			}
 		}
 	}
@@ -220,23 +248,37 @@ func runInstructions(o options, n, runs int) error {
 	ratio("full_chain_vs_baseline", "gatehouse-full-chain", "baseline-full-chain")
 	ratio("passthrough_browser_fields_vs_nginx", "gatehouse-passthrough"+browserSuffix, "nginx"+browserSuffix)
 	ratio("passthrough_browser_fields_vs_baseline", "gatehouse-passthrough"+browserSuffix, "baseline-passthrough"+browserSuffix)
-	// What each browser field costs: the difference between the counts
-	// with and without them (the Go client sends two fields of its own,
-	// User-Agent and Accept-Encoding, which browserFields replaces), over
-	// the fields added.
-	perField := map[string]float64{}
+	ratio("passthrough_browser_exchange_vs_nginx", "gatehouse-passthrough"+exchangeSuffix, "nginx"+exchangeSuffix)
+	ratio("passthrough_browser_exchange_vs_baseline", "gatehouse-passthrough"+exchangeSuffix, "baseline-passthrough"+exchangeSuffix)
+	// What each field costs: for a request field, the difference between
+	// the counts with and without browserFields (the Go client sends two
+	// fields of its own, User-Agent and Accept-Encoding, which
+	// browserFields replaces) over the fields added; for a response field,
+	// the difference that apiResponseFields make to the same request.
+	perField := map[string]map[string]float64{"request": {}, "response": {}}
 	for _, name := range []string{"gatehouse-passthrough", "baseline-passthrough", "nginx"} {
 		if with, without := med[name+browserSuffix], med[name]; with > 0 && without > 0 {
-			perField[name] = (with - without) / float64(len(browserFields)-2)
+			perField["request"][name] = (with - without) / float64(len(browserFields)-2)
+		}
+		if with, without := med[name+exchangeSuffix], med[name+browserSuffix]; with > 0 && without > 0 {
+			perField["response"][name] = (with - without) / float64(len(apiResponseFields))
 		}
 	}
-	if len(perField) > 0 {
-		fmt.Println("\ninstructions per added request field (median with the browser's ten fields less median without, over the eight more than the Go client's own):")
-		for _, k := range slices.Sorted(maps.Keys(perField)) {
-			fmt.Printf("  %-28s %.0f\n", k, perField[k])
+	for _, side := range []string{"request", "response"} {
+		pf := perField[side]
+		if len(pf) == 0 {
+			delete(perField, side)
+			continue
 		}
-		if perField["nginx"] > 0 {
-			ratios["per_field_vs_nginx"] = perField["gatehouse-passthrough"] / perField["nginx"]
+		fmt.Printf("\ninstructions per added %s field (medians; %s):\n", side, map[string]string{
+			"request":  "a browser's ten fields less the Go client's two, over the eight more",
+			"response": "an API response's eight fields more, to the browser's request",
+		}[side])
+		for _, k := range slices.Sorted(maps.Keys(pf)) {
+			fmt.Printf("  %-28s %.0f\n", k, pf[k])
+		}
+		if pf["nginx"] > 0 && pf["gatehouse-passthrough"] > 0 {
+			ratios["per_"+side+"_field_vs_nginx"] = pf["gatehouse-passthrough"] / pf["nginx"]
 		}
 	}
 	fmt.Println("\nratios of the medians:")

@@ -54,7 +54,7 @@ type options struct {
 	only        string
 	profile     string
 	baseline    string
-	browser     bool // -instructions: also count passthrough requests with a browser's request fields
+	browser     bool // -instructions: also count passthrough requests with a browser's request fields, and with an API response's fields
 }
 
 func main() {
@@ -77,7 +77,7 @@ func main() {
 	flag.StringVar(&o.profile, "profile", "", "a directory: write CPU and allocation profiles of Gatehouse under each of its scenarios' first high-load run; with -instructions, each target's callgrind dump of the counted requests (go run ./bench/cgtop reads them)")
 	instructions := flag.Int("instructions", 0, "instead of the load runs: count the instructions per request in user space of Gatehouse (and -baseline, nginx, nginx-forwarding) under valgrind's callgrind over this many requests, which a noisy machine does not disturb (2000 for a quick comparison; 20000 so that garbage-collection cycles, about one per 11000 requests, are counted at their rate under load)")
 	instrRuns := flag.Int("instruction-runs", 2, "with -instructions: runs of each target, interleaved")
-	flag.BoolVar(&o.browser, "browser-fields", false, "with -instructions: also count passthrough requests that carry the ten request fields a browser's fetch sends (User-Agent, Accept, Cookie, …), for Gatehouse (and -baseline) and nginx, and each one's cost per field")
+	flag.BoolVar(&o.browser, "browser-fields", false, "with -instructions: also count passthrough requests that carry the ten request fields a browser's fetch sends (User-Agent, Accept, Cookie, …), and the same answered with an API response's eight fields more (Cache-Control, ETag, Vary, …), for Gatehouse (and -baseline) and nginx, and each one's cost per request field and per response field")
 	report := flag.String("report", "", "a JSON result of an earlier run: compute its ratios and targets again with this version, print them, and write them to -out if given (nothing is measured)")
 	flag.Parse()
 	var err error
