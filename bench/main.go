@@ -9,6 +9,7 @@
 //	go run ./bench                      # 9 rounds of 5 s (+3 s at one connection), writes bench/results/latest.json
 //	go run ./bench -rounds 3 -nginx off -caddy ~/go/bin/caddy
 //	go run ./bench -instructions 2000 -baseline OLD   # instructions per request under callgrind: steady on a noisy machine
+//	go run ./bench -instructions 20000 -browser-fields  # also a browser's request fields and an API response's, and each field's cost
 //
 // The backend and the proxy under test share CPU 0 (Go programs, Caddy and
 // oauth2-proxy included, with GOMAXPROCS=1, nginx with one worker, HAProxy
