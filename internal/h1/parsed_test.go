@@ -17,15 +17,7 @@ import (
 // string of the request, and neither a string from elsewhere.
 func TestParsedHead(t *testing.T) {
 	raw := "GET /p?q=1 HTTP/1.1\r\nHost: h\r\naccept-language: en, fr\r\nX-V: a b:c\r\nX-Last: z\r\n\r\n"
-	buf := []byte(raw)
-	var h requestHead
-	if err := parseRequestHead(buf, &h, DefaultMaxURIBytes); err != nil {
-		t.Fatal(err)
-	}
-	r, p, err := buildRequest(&http.Request{}, buf, &h, new(requestAlloc))
-	if err != nil {
-		t.Fatal(err)
-	}
+	r, p := parseAndBuild(t, raw, new(requestAlloc))
 	s := headAt(p)
 	if s != strings.Replace(raw, "accept-language", "Accept-Language", 1) {
 		t.Fatalf("headAt: %q", s)

@@ -313,19 +313,10 @@ func TestValidAuthority(t *testing.T) {
 // holds nothing of the request before (a large head must not stay alive
 // for as long as the connection), and the same header as a new one.
 func TestBuildRequest_ReuseKeepsNothingOfTheLast(t *testing.T) {
-	tmpl := &http.Request{RemoteAddr: "192.0.2.1:1234"}
 	a := new(requestAlloc)
 	build := func(raw string) *http.Request {
 		t.Helper()
-		buf := []byte(raw)
-		var h requestHead
-		if err := parseRequestHead(buf, &h, DefaultMaxURIBytes); err != nil {
-			t.Fatal(err)
-		}
-		r, _, err := buildRequest(tmpl, buf, &h, a)
-		if err != nil {
-			t.Fatal(err)
-		}
+		r, _ := parseAndBuild(t, raw, a)
 		return r
 	}
 	build("GET /a?x=1 HTTP/1.1\r\nHost: h\r\nA: " + strings.Repeat("v", 4096) + "\r\nB: 2\r\nC: 3\r\nD: 4\r\n\r\n")
@@ -383,7 +374,6 @@ func TestBuildRequest_ReuseKeepsNothingOfTheLast(t *testing.T) {
 func TestBuildRequest_RepeatedNames(t *testing.T) {
 	names := []string{"Accept", "Origin", "accept", "X-A", "X-B", "Cookie", "Via", "x-a", "Warning", "Accept-Encoding", "A", "B", "Sec-Fetch-Mode"}
 	rng := rand.New(rand.NewPCG(1, 2))
-	tmpl := &http.Request{RemoteAddr: "192.0.2.1:1234"}
 	reused := new(requestAlloc)
 	for n := range 2000 {
 		var b strings.Builder
@@ -398,18 +388,27 @@ func TestBuildRequest_RepeatedNames(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, a := range []*requestAlloc{nil, reused} {
-			buf := []byte(raw)
-			var h requestHead
-			if err := parseRequestHead(buf, &h, DefaultMaxURIBytes); err != nil {
-				t.Fatal(err)
-			}
-			r, _, err := buildRequest(tmpl, buf, &h, a)
-			if err != nil {
-				t.Fatal(err)
-			}
+			r, _ := parseAndBuild(t, raw, a)
 			if got, want := fmt.Sprint(r.Header), fmt.Sprint(std.Header); got != want {
 				t.Fatalf("head %d (reused %v):\n%q\nh1:       %s\nnet/http: %s", n, a != nil, raw, got, want)
 			}
 		}
 	}
+}
+
+// parseAndBuild parses the head raw and builds its request in a (nil: a
+// new requestAlloc), failing t if either refuses it. It also returns
+// where the head's copy is (headAt reads it).
+func parseAndBuild(t *testing.T, raw string, a *requestAlloc) (*http.Request, *byte) {
+	t.Helper()
+	buf := []byte(raw)
+	var h requestHead
+	if err := parseRequestHead(buf, &h, DefaultMaxURIBytes); err != nil {
+		t.Fatal(err)
+	}
+	r, parsed, err := buildRequest(&http.Request{RemoteAddr: "192.0.2.1:1234"}, buf, &h, a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r, parsed
 }
