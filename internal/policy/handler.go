@@ -87,14 +87,10 @@ func (x *Exchange) HoldsFields() bool { return x.rateLimitPolicy != nil }
 // then it holds none).
 func (x *Exchange) PutFields(h http.Header) {
 	if x.rateLimitPolicy != nil {
-		x.putFields(h)
+		h["Ratelimit-Policy"] = *x.rateLimitPolicy
+		h["Ratelimit"] = x.rateLimit[:1:1]
+		x.rateLimitPolicy = nil
 	}
-}
-
-func (x *Exchange) putFields(h http.Header) {
-	h["Ratelimit-Policy"] = *x.rateLimitPolicy
-	h["Ratelimit"] = x.rateLimit[:1:1]
-	x.rateLimitPolicy = nil
 }
 
 // TakeFields calls add with each response field the exchange holds, one
