@@ -79,6 +79,7 @@ func main() {
 	instructions := flag.Int("instructions", 0, "instead of the load runs: count the instructions per request in user space of Gatehouse (and -baseline, nginx, nginx-forwarding) under valgrind's callgrind over this many requests, which a noisy machine does not disturb (2000 for a quick comparison; 20000 so that garbage-collection cycles, about one per 11000 requests, are counted at their rate under load)")
 	instrRuns := flag.Int("instruction-runs", 2, "with -instructions: runs of each target, interleaved")
 	flag.BoolVar(&o.browser, "browser-fields", false, "with -instructions: also count passthrough requests that carry the ten request fields a browser's fetch sends (User-Agent, Accept, Cookie, …), and the same answered with an API response's eight fields more (Cache-Control, ETag, Vary, …), for Gatehouse (and -baseline) and nginx, and each one's cost per request field and per response field")
+	pgo := flag.String("pgo", "", "instead of the measurements: run Gatehouse's passthrough and full-chain scenarios under load once each (-duration each; 20s or more gives a steady profile) with CPU profiles, and write their merge to this file (cmd/gatehouse/default.pgo: the profile go build uses)")
 	report := flag.String("report", "", "a JSON result of an earlier run: compute its ratios and targets again with this version, print them, and write them to -out if given (nothing is measured)")
 	flag.Parse()
 	var err error
@@ -91,6 +92,8 @@ func main() {
 		})
 		o.out = out
 		err = runInstructions(o, *instructions, max(*instrRuns, 1))
+	} else if *pgo != "" {
+		err = runPGO(o, *pgo)
 	} else if *report != "" {
 		out := "" // only where asked: not over latest.json by default
 		flag.Visit(func(f *flag.Flag) {
