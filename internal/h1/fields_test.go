@@ -177,3 +177,52 @@ func TestWithFieldsSetOmits(t *testing.T) {
 		t.Error("the original header changed")
 	}
 }
+
+// The Header's fields that Fields name are left out however many names
+// there are, including names that share a nameBit (same length, same
+// last byte) with a Field's and are not it: a reference built by
+// comparing every name says what the backend must see.
+func TestTransport_FieldsOverManyNames(t *testing.T) {
+	tr, req0, seen := headerEcho(t)
+	// X-Aa…X-Az share a length and differ in the last byte; X-Ba…X-Bz
+	// share each bit with one of them.
+	var header []string
+	for c := 'a'; c <= 'z'; c++ {
+		header = append(header, "X-A"+string(c), "X-B"+string(c))
+	}
+	for round := range 20 {
+		req := req0.Clone(req0.Context())
+		req.Header = http.Header{}
+		for i, k := range header {
+			if (i+round)%3 != 0 {
+				req.Header[k] = []string{"client's " + k}
+			}
+		}
+		var fs []Field
+		for i, k := range header {
+			switch (i*7 + round) % 5 {
+			case 0:
+				fs = append(fs, Field{Name: "X-A" + k[3:], Value: "gateway's", Checked: true})
+			case 1:
+				fs = append(fs, Field{Name: k, Omit: true})
+			}
+		}
+		want := http.Header{}
+		for k, vs := range req.Header {
+			if !Fields(fs).has(k) {
+				want[k] = vs
+			}
+		}
+		for _, f := range fs {
+			if !f.Omit {
+				want[f.Name] = append(want[f.Name], f.Value)
+			}
+		}
+		roundTrip(t, tr, withFields(req, fs...))
+		h := <-seen
+		delete(h, "Accept-Encoding") // net/http's test server's own, if any
+		if !reflect.DeepEqual(h, want) {
+			t.Fatalf("round %d: backend saw %v, want %v", round, h, want)
+		}
+	}
+}
