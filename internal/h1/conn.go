@@ -32,7 +32,11 @@ type conn struct {
 	handedOff  bool
 	tmpl       *http.Request // context and RemoteAddr of every request
 	accepted   time.Time
-	rd, wd     time.Time     // the read and write deadlines set on rwc
+	// The read and write deadlines set on rwc, as offsets from accepted
+	// (0: none): the request path adds and compares durations, and makes
+	// a time.Time only when it sets a deadline (time.Time's Add and Sub
+	// cost some 60 instructions each).
+	rdAt, wdAt time.Duration
 	now        time.Time     // when the current request's head was read
 	reqAlloc   *requestAlloc // the request every request reuses (Server.ReuseRequests)
 	// parsed is the head of the request read last, as copyHead copied
@@ -97,32 +101,57 @@ func watchFor(ctx context.Context) *conn {
 // is never longer than configured, at most 1/16 shorter.
 const deadlineSlack = 16
 
-// setReadDeadline sets the read deadline to t, unless the one set is at
-// most timeout/deadlineSlack earlier (timeout 0: always set).
-func (c *conn) setReadDeadline(t time.Time, timeout time.Duration) {
-	if keepDeadline(c.rd, t, timeout) {
+// setReadDeadline sets the read deadline to at (an offset from
+// c.accepted; 0: none), unless the one set is at most
+// timeout/deadlineSlack earlier (timeout 0: always set).
+func (c *conn) setReadDeadline(at, timeout time.Duration) {
+	if keepDeadline(c.rdAt, at, timeout) {
 		return
 	}
-	c.rd = t
-	c.rwc.SetReadDeadline(t)
+	c.rdAt = at
+	c.rwc.SetReadDeadline(c.timeAt(at))
 }
 
-func (c *conn) setWriteDeadline(t time.Time, timeout time.Duration) {
-	if keepDeadline(c.wd, t, timeout) {
+func (c *conn) setWriteDeadline(at, timeout time.Duration) {
+	if keepDeadline(c.wdAt, at, timeout) {
 		return
 	}
-	c.wd = t
-	c.rwc.SetWriteDeadline(t)
+	c.wdAt = at
+	c.rwc.SetWriteDeadline(c.timeAt(at))
 }
 
-func keepDeadline(cur, want time.Time, timeout time.Duration) bool {
-	if cur.Equal(want) {
+func keepDeadline(cur, want, timeout time.Duration) bool {
+	if cur == want {
 		return true
 	}
-	if cur.IsZero() || want.IsZero() || want.Before(cur) {
+	if cur == 0 || want == 0 || want < cur {
 		return false
 	}
-	return want.Sub(cur) < timeout/deadlineSlack
+	return want-cur < timeout/deadlineSlack
+}
+
+// sinceAccepted returns the time now as an offset from c.accepted, by
+// the monotonic clock: what a deadline d from now is, plus d.
+func (c *conn) sinceAccepted() time.Duration {
+	return max(time.Since(c.accepted), 1)
+}
+
+// at returns t as an offset from c.accepted: 0 for the zero Time (no
+// deadline), at least 1 for any other (a deadline set before the
+// connection was accepted is as past as one just after).
+func (c *conn) at(t time.Time) time.Duration {
+	if t.IsZero() {
+		return 0
+	}
+	return max(t.Sub(c.accepted), 1)
+}
+
+// timeAt is the Time of an offset from c.accepted (0: the zero Time).
+func (c *conn) timeAt(at time.Duration) time.Time {
+	if at == 0 {
+		return time.Time{}
+	}
+	return c.accepted.Add(at)
 }
 
 func (s *Server) newConn(rwc net.Conn, base context.Context) *conn {
@@ -144,7 +173,7 @@ func (c *conn) serve() {
 	c.bw.Reset(c.rwc)
 	c.br.onBlock = c.flush
 	if d := c.srv.headerTimeout(); d > 0 {
-		c.setReadDeadline(time.Now().Add(d), 0)
+		c.setReadDeadline(c.sinceAccepted()+d, 0)
 	}
 	for first := true; ; first = false {
 		if !c.awaitRequest(first) {
@@ -198,13 +227,11 @@ func (c *conn) awaitRequest(first bool) bool {
 		if c.srv.shuttingDown() {
 			return false
 		}
-		var deadline time.Time
+		var deadline time.Duration
 		d := c.srv.idleTimeout()
 		if d > 0 {
-			// The time now, from the arrival of the request just served
-			// (serveRequest set c.now) and the monotonic clock alone: half
-			// the cost of time.Now.
-			deadline = c.now.Add(time.Since(c.now) + d)
+			// By the monotonic clock alone: half the cost of time.Now.
+			deadline = c.sinceAccepted() + d
 		}
 		c.setReadDeadline(deadline, d)
 		c.br.shrink()
@@ -306,7 +333,7 @@ func (c *conn) readHead(first bool) (n int, parsed bool, _ *protoError, _ error)
 		}
 		if !deadlineSet {
 			if d := c.srv.headerTimeout(); d > 0 {
-				c.setReadDeadline(time.Now().Add(d), 0)
+				c.setReadDeadline(c.sinceAccepted()+d, 0)
 			}
 			deadlineSet = true
 		}
@@ -343,8 +370,12 @@ func (c *conn) serveRequest(n int) bool {
 	c.parsed.Store(parsed)
 	now := time.Now()
 	c.now = now
+	var nowAt time.Duration // now, from c.accepted, when a deadline needs it
+	if srv.WriteTimeout > 0 || srv.ReadTimeout > 0 {
+		nowAt = max(now.Sub(c.accepted), 1)
+	}
 	if srv.WriteTimeout > 0 {
-		c.setWriteDeadline(now.Add(srv.WriteTimeout), srv.WriteTimeout)
+		c.setWriteDeadline(nowAt+srv.WriteTimeout, srv.WriteTimeout)
 	}
 	req.Body = http.NoBody
 	c.body = nil
@@ -356,9 +387,9 @@ func (c *conn) serveRequest(n int) bool {
 		if h.expect100 {
 			b.cont = c
 		}
-		var deadline time.Time
+		var deadline time.Duration
 		if srv.ReadTimeout > 0 {
-			deadline = now.Add(srv.ReadTimeout)
+			deadline = nowAt + srv.ReadTimeout
 		}
 		c.setReadDeadline(deadline, srv.ReadTimeout)
 		req.Body = b
@@ -481,7 +512,7 @@ func (c *conn) handoff() {
 	}
 	buffered := append([]byte(nil), c.br.bytes()...)
 	c.rwc.SetDeadline(time.Time{})
-	c.rd, c.wd = time.Time{}, time.Time{}
+	c.rdAt, c.wdAt = 0, 0
 	c.handedOff = true
 	if !ln.deliver(&replayConn{Conn: c.rwc, buf: buffered}) {
 		c.handedOff = false

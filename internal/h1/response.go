@@ -323,14 +323,14 @@ func (w *response) FlushError() error {
 // SetReadDeadline sets the deadline for reading the request body (used by
 // http.ResponseController).
 func (w *response) SetReadDeadline(t time.Time) error {
-	w.c.rd = t
+	w.c.rdAt = w.c.at(t)
 	return w.c.rwc.SetReadDeadline(t)
 }
 
 // SetWriteDeadline sets the deadline for writing the response (used by
 // http.ResponseController).
 func (w *response) SetWriteDeadline(t time.Time) error {
-	w.c.wd = t
+	w.c.wdAt = w.c.at(t)
 	return w.c.rwc.SetWriteDeadline(t)
 }
 

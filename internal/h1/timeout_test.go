@@ -319,3 +319,44 @@ func TestServer_ShutdownGivesNewConnectionsAGrace(t *testing.T) {
 		}
 	})
 }
+
+// A deadline is kept as an offset from the connection's acceptance: the
+// zero Time is 0 (none) and back, a deadline before the acceptance stays
+// in the past, and one that is set is kept only when the new one is at
+// most timeout/deadlineSlack later.
+func TestConnDeadlineOffsets(t *testing.T) {
+	c := &conn{accepted: time.Now()}
+	if got := c.at(time.Time{}); got != 0 {
+		t.Errorf("at(zero) = %v", got)
+	}
+	if got := c.timeAt(0); !got.IsZero() {
+		t.Errorf("timeAt(0) = %v", got)
+	}
+	if got := c.at(c.accepted.Add(-time.Hour)); got != 1 || !c.timeAt(got).Before(time.Now()) {
+		t.Errorf("a past deadline: at = %v, timeAt %v", got, c.timeAt(got))
+	}
+	d := c.accepted.Add(90 * time.Second)
+	if got := c.timeAt(c.at(d)); !got.Equal(d) {
+		t.Errorf("timeAt(at(d)) = %v, want %v", got, d)
+	}
+	if s := c.sinceAccepted(); s <= 0 || s > time.Since(c.accepted) {
+		t.Errorf("sinceAccepted = %v", s)
+	}
+	const timeout = 16 * time.Second // slack: 1s
+	for _, k := range []struct {
+		cur, want time.Duration
+		keep      bool
+	}{
+		{0, 0, true},
+		{5 * time.Second, 5 * time.Second, true},
+		{5 * time.Second, 5*time.Second + 999*time.Millisecond, true},
+		{5 * time.Second, 6 * time.Second, false},
+		{5 * time.Second, 4 * time.Second, false}, // earlier: always set
+		{0, 5 * time.Second, false},
+		{5 * time.Second, 0, false}, // none, after one
+	} {
+		if got := keepDeadline(k.cur, k.want, timeout); got != k.keep {
+			t.Errorf("keepDeadline(%v, %v) = %v, want %v", k.cur, k.want, got, k.keep)
+		}
+	}
+}
