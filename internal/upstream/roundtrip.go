@@ -96,7 +96,6 @@ func (t *RoundTripper) RoundTrip(req *http.Request) (*http.Response, error) {
 	p.budget.Request(now)
 
 	x := exchange{t: t, req: req, cfg: cfg, ticket: ticket, limited: limited, now: now}
-	x.deadline = now.Add(t.opts.Request)
 	if cfg.Key != nil {
 		x.key, x.hasKey = cfg.Key(req)
 	}
@@ -114,17 +113,16 @@ func (t *RoundTripper) record(req *http.Request, instance string, attempts int) 
 
 // exchange is the state of one request across its attempts.
 type exchange struct {
-	t        *RoundTripper
-	req      *http.Request
-	cfg      *Config
-	ticket   uint64
-	limited  bool
-	now      time.Time // when the exchange began
-	deadline time.Time
-	key      uint64
-	hasKey   bool
-	src      io.ReadCloser // the request body, shared by the attempts
-	tried    []*Endpoint
+	t       *RoundTripper
+	req     *http.Request
+	cfg     *Config
+	ticket  uint64
+	limited bool
+	now     time.Time // when the exchange began; its deadline is now plus the Request timeout
+	key     uint64
+	hasKey  bool
+	src     io.ReadCloser // the request body, shared by the attempts
+	tried   []*Endpoint
 }
 
 // attempt is one try on one endpoint. The outgoing request, its URL and
@@ -148,11 +146,13 @@ func (x *exchange) run() (*http.Response, error) {
 			// Every instance left rotation between two attempts.
 			return x.fail(n-1, "", p.noInst, false)
 		}
-		now := x.now
+		// The time left of the Request timeout: all of it for the first
+		// attempt, which starts at x.now (no time.Time arithmetic).
+		now, remaining := x.now, x.t.opts.Request
 		if n > 1 {
 			now = time.Now()
+			remaining -= now.Sub(x.now)
 		}
-		remaining := x.deadline.Sub(now)
 		if remaining <= 0 {
 			return x.fail(n-1, e.ID, &Error{Kind: ErrTimeout, Backend: p.name, Attempts: n - 1, Err: errRequestTimeout}, true)
 		}
@@ -178,7 +178,7 @@ func (x *exchange) run() (*http.Response, error) {
 		if again {
 			wait = Backoff(n, x.cfg.Retry.BackoffBase, x.cfg.Retry.BackoffMax)
 			switch {
-			case !time.Now().Add(wait).Before(x.deadline):
+			case wait >= x.t.opts.Request-time.Since(x.now): // the wait would end at or past the deadline
 				p.obs.Retry("no_time")
 				again = false
 			case !p.budget.TryRetry():

@@ -460,3 +460,28 @@ func TestRoundTripper_HeadDeadlinerMayDecline(t *testing.T) {
 		t.Fatalf("%d in flight after the body was closed", n)
 	}
 }
+
+// A retry whose backoff would end past the request's deadline is not
+// made: the response that asked for it goes to the client at once.
+func TestRoundTripper_NoRetryPastTheDeadline(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cfg := retryConfig()
+		cfg.Retry.OnStatus.Add(503)
+		cfg.Retry.BackoffBase, cfg.Retry.BackoffMax = time.Hour, time.Hour // a wait below 1ms: about 3 in 10 million
+		p := newTestPool(t, cfg, instA, instB)
+		base := RoundTripperFunc(func(req *http.Request) (*http.Response, error) {
+			time.Sleep(999 * time.Millisecond)
+			return respond(req, 503), nil
+		})
+		rt, rec := newTestRoundTripper(p, base, ExchangeOptions{Request: time.Second, Attempt: time.Second})
+		start := time.Now()
+		res, err := rt.RoundTrip(request(t, "GET", nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != 503 || rec.attempts != 1 || time.Since(start) != 999*time.Millisecond {
+			t.Fatalf("status %d after %d attempts and %s, want 503, 1 and 999ms", res.StatusCode, rec.attempts, time.Since(start))
+		}
+	})
+}
