@@ -146,7 +146,7 @@ func (bc *backendCredential) set(h http.Header, fs *h1.Fields, p *identity.Princ
 	}
 	if v == nil {
 		if fs != nil {
-			// h is the client's header (see omitFields): leave its copy out.
+			// h is the client's header (see directFields): leave its copy out.
 			*fs = append(*fs, h1.Field{Name: bc.header, Omit: true})
 			return
 		}

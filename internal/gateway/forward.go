@@ -65,13 +65,15 @@ func (p *proxyHandler) forward(w http.ResponseWriter, r *http.Request) {
 	if p.direct && ok {
 		// The gateway's fields go to the transport as h1.Fields (the
 		// request's state answers h1.FieldsKey with them while the round
-		// trip lasts), and so do the client's fields it must not forward,
-		// as Omit fields: the outgoing request shares the client's header
-		// map, which nothing writes to, instead of a copy.
+		// trip lasts), and p, as the h1.FieldFilter, leaves out the
+		// client's fields it must not forward: the outgoing request shares
+		// the client's header map, which nothing writes to, instead of a
+		// copy, and the transport's pass over it is the only one.
 		f.fields = f.fieldBuf[:0]
 		fs = &f.fields
+		f.filter = p
 		out.Header = r.Header
-		p.omitFields(fs, r.Header, &f.client)
+		p.directFields(fs, r.Header, &f.client)
 	} else {
 		extra := 6 // what setHeaders sets in the map, with up to seven identity fields and a backend credential
 		if principal != nil {
@@ -224,6 +226,7 @@ type forwardState struct {
 	// (sixteen: an authenticated caller's, with its identity fields).
 	fields   h1.Fields
 	fieldBuf [16]h1.Field
+	filter   h1.FieldFilter // the proxy, answering h1.FieldFilterKey with fields
 	// raw takes the backend's response fields from the h1 transport to
 	// the h1 server as lines, in rawBuf unless they are longer; rawOn
 	// while the round trip that fills it lasts. 480 bytes hold the fields
@@ -321,53 +324,63 @@ func (p *proxyHandler) outHeader(in http.Header, extra int, cf *clientFields) ht
 		}
 		h[k] = vs[:len(vs):len(vs)]
 	}
-	if clientTrailers(cf.te) {
+	if cf.trailers {
 		h["Te"] = []string{"trailers"}
 	}
 	return h
 }
 
-// omitFields is outHeader for a request whose outgoing header is in
-// itself: it adds to fs an Omit field for each field of in that outHeader
-// leaves out, and Te: trailers as outHeader does. The fields a Connection
-// field names take a second pass, only when there is one.
-func (p *proxyHandler) omitFields(fs *h1.Fields, in http.Header, cf *clientFields) {
-	*cf = clientFields{}
-	fold := p.settings.identityFold
-	var conn []string
-	for k, vs := range in {
-		p.note(cf, k, vs)
-		switch k {
-		case "Connection":
-			conn = vs
-		case "User-Agent":
-			cf.userAgent = true // in the header: h1.Fields.SendsOver weighs the Omit fields
-		}
-		if h1.IsHopByHop(k) || untrusted(k, fold) {
-			*fs = append(*fs, h1.Field{Name: k, Omit: true})
-		}
+// SendField implements h1.FieldFilter for a request whose outgoing
+// header is the client's own (forward, direct): the client's fields that
+// outHeader copies are sent, all but the hop-by-hop ones and those a
+// client must not set (identity, forwarding, spoofable: see
+// stripUntrusted). Those the client's Connection field names are Omit
+// fields (directFields).
+func (p *proxyHandler) SendField(k string) bool {
+	return !h1.IsHopByHop(k) && !untrusted(k, p.settings.identityFold)
+}
+
+// directFields is outHeader for a request whose outgoing header is in
+// itself, with p as its h1.FieldFilter: it adds to fs an Omit field for
+// each field of in that the client's Connection names (the filter leaves
+// out the others outHeader leaves out) and Te: trailers as outHeader
+// does, and looks up what setHeaders reads of the client's fields: a few
+// lookups instead of a pass over a browser's dozen fields.
+func (p *proxyHandler) directFields(fs *h1.Fields, in http.Header, cf *clientFields) {
+	if len(in) == 0 {
+		*cf = clientFields{}
+		return
 	}
-	if len(conn) > 0 {
-		for k := range in {
-			if !h1.IsHopByHop(k) && !untrusted(k, fold) && httpguts.HeaderValuesContainsToken(conn, k) {
-				*fs = append(*fs, h1.Field{Name: k, Omit: true})
+	*cf = p.lookupClientFields(in, in)
+	cf.trailers = clientTrailers(in["Te"])
+	for _, v := range in["Connection"] {
+		for tok := range strings.SplitSeq(v, ",") {
+			tok = textproto.TrimString(tok)
+			// Tokens that name no field or a hop-by-hop one (the filter's)
+			// need no canonical form: a browser's keep-alive costs nothing.
+			if tok == "" || len(tok) <= len("keep-alive") && (strings.EqualFold(tok, "keep-alive") || strings.EqualFold(tok, "close") || strings.EqualFold(tok, "upgrade")) {
+				continue
+			}
+			name := http.CanonicalHeaderKey(tok) // the header's names are canonical
+			if _, ok := in[name]; ok && p.SendField(name) {
+				*fs = append(*fs, h1.Field{Name: name, Omit: true})
 			}
 		}
 	}
-	if clientTrailers(cf.te) {
+	if cf.trailers {
 		*fs = append(*fs, h1.Field{Name: "Te", Value: "trailers", Checked: true})
 	}
 }
 
 // clientFields is what setHeaders reads of the client's fields, noted in
-// the pass over them that outHeader or omitFields makes anyway, instead
-// of a map lookup for each (lookupClientFields does the lookups).
+// the pass over them that outHeader makes anyway, instead of a map lookup
+// for each (lookupClientFields does the lookups, for directFields too).
 type clientFields struct {
 	xff           []string // X-Forwarded-For, all values
 	xfProto       string   // the first X-Forwarded-Proto
 	xfHost        string   // the first X-Forwarded-Host
 	authorization string   // the first Authorization
-	te            []string // Te
+	trailers      bool     // Te says the client accepts trailers (outHeader and directFields only)
 	apiKey        bool     // the API key's field is there
 	userAgent     bool     // User-Agent is in the outgoing header map
 }
@@ -384,7 +397,7 @@ func (p *proxyHandler) note(cf *clientFields, k string, vs []string) {
 	case "Authorization":
 		cf.authorization = firstOf(vs)
 	case "Te":
-		cf.te = vs
+		cf.trailers = clientTrailers(vs)
 	}
 	if k == p.settings.apiKeyHeader {
 		cf.apiKey = true

@@ -126,6 +126,11 @@ func (q *request) Value(key any) any {
 			return nil
 		}
 		return &q.fwd.fields
+	case h1.FieldFilterKey:
+		if q.fwd.fields == nil {
+			return nil
+		}
+		return q.fwd.filter
 	case h1.RawHeadKey:
 		if !q.fwd.rawOn {
 			return nil

@@ -134,11 +134,12 @@ func (p *proxyHandler) setURL(u *url.URL, in *http.Request, x *policy.Exchange) 
 //
 // With fs nil the fields are set in h, their values capped slices of
 // vals (one backing array for them all, in the request's forwarding
-// state). With fs, h is the client's own header, which omitFields has
-// already added Omit fields for: h is only read, the fields are appended
+// state). With fs, h is the client's own header, which the proxy filters
+// as the h1.FieldFilter (directFields added Omit fields for the rest): h
+// is only read, the fields are appended
 // to fs for the h1 transport to write after h (h1.Fields replace h's
 // fields of the same names), and a removal is an Omit field too. cf is
-// what setHeaders reads of the client's fields (outHeader, omitFields or
+// what setHeaders reads of the client's fields (outHeader or
 // lookupClientFields noted it).
 func (p *proxyHandler) setHeaders(h http.Header, in *http.Request, x *policy.Exchange, principal *identity.Principal, vals *[5]string, fs *h1.Fields, cf *clientFields) {
 	// Every field set here is Checked (h1.Field): the names are the

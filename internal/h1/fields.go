@@ -53,6 +53,47 @@ func FieldsFrom(ctx context.Context) Fields {
 	return nil
 }
 
+// A FieldFilter tells a Transport which of a request's Header fields to
+// write: a proxy that shares its client's Header leaves out the fields it
+// must not forward (hop-by-hop, spoofable) without a pass over the Header
+// of its own to name them as Omit fields. The Fields are not filtered: a
+// Field is written, and keeps the Header's fields of its name out,
+// whatever the filter says of its name.
+//
+// A request carries one when its context's Value(FieldFilterKey) returns
+// a non-nil FieldFilter, as with FieldsKey. WithFieldsSet applies it for
+// other transports.
+type FieldFilter interface {
+	// SendField reports whether the Header's fields named name (canonical)
+	// are sent. It must not change until the round trip returns.
+	SendField(name string) bool
+}
+
+type fieldFilterKey struct{}
+
+// FieldFilterKey is the context key under which a request's context
+// carries its FieldFilter.
+var FieldFilterKey any = fieldFilterKey{}
+
+// FieldFilterFrom returns the FieldFilter that ctx carries, or nil.
+func FieldFilterFrom(ctx context.Context) FieldFilter {
+	f, _ := ctx.Value(FieldFilterKey).(FieldFilter)
+	return f
+}
+
+// sends reports whether req sends a field named name (canonical): one of
+// its Fields, or its Header's unless a Field replaces or omits it or its
+// FieldFilter leaves it out.
+func sends(req *http.Request, name string) bool {
+	_, inHeader := req.Header[name]
+	if inHeader {
+		if ff := FieldFilterFrom(req.Context()); ff != nil && !ff.SendField(name) {
+			inHeader = false
+		}
+	}
+	return FieldsFrom(req.Context()).SendsOver(inHeader, name)
+}
+
 // Sends reports whether a request with header h and these Fields sends
 // a field named name (canonical): one of the Fields, or h's unless a
 // Field of that name replaces or omits it.
@@ -86,18 +127,20 @@ func (f Fields) has(name string) bool {
 	return false
 }
 
-// WithFieldsSet returns req itself when its context carries no Fields,
-// else a shallow copy of req whose Header is a copy of req.Header with
-// the Fields set in it (each name's values replaced by the Fields'): for
-// a transport other than this package's, which writes only Header.
+// WithFieldsSet returns req itself when its context carries no Fields
+// and no FieldFilter, else a shallow copy of req whose Header is a copy
+// of req.Header with the Fields set in it (each name's values replaced by
+// the Fields') and without the fields the FieldFilter leaves out: for a
+// transport other than this package's, which writes only Header.
 func WithFieldsSet(req *http.Request) *http.Request {
 	f := FieldsFrom(req.Context())
-	if len(f) == 0 {
+	ff := FieldFilterFrom(req.Context())
+	if len(f) == 0 && ff == nil {
 		return req
 	}
 	h := make(http.Header, len(req.Header)+len(f))
 	for k, vs := range req.Header {
-		if !f.has(k) {
+		if !f.has(k) && (ff == nil || ff.SendField(k)) {
 			h[k] = vs
 		}
 	}

@@ -226,3 +226,107 @@ func TestTransport_FieldsOverManyNames(t *testing.T) {
 		}
 	}
 }
+
+// filterCtx answers FieldsKey and FieldFilterKey itself, as the
+// gateway's request state does.
+type filterCtx struct {
+	context.Context
+	f      *Fields
+	filter FieldFilter
+}
+
+func (c filterCtx) Value(key any) any {
+	switch key {
+	case FieldsKey:
+		return c.f
+	case FieldFilterKey:
+		return c.filter
+	}
+	return c.Context.Value(key)
+}
+
+// dropNames is a FieldFilter that leaves out the names it holds, and
+// counts the names it was asked about.
+type dropNames struct {
+	drop  map[string]bool
+	asked map[string]int
+}
+
+func (d *dropNames) SendField(name string) bool {
+	d.asked[name]++
+	return !d.drop[name]
+}
+
+func withFilter(req *http.Request, filter FieldFilter, f ...Field) *http.Request {
+	fs := Fields(f)
+	return req.WithContext(filterCtx{req.Context(), &fs, filter})
+}
+
+// A FieldFilter leaves Header fields out; the Fields are written whatever
+// it says of their names, and a Header field they replace is not asked
+// about. The Header is not changed.
+func TestTransport_FieldFilter(t *testing.T) {
+	tr, req, seen := headerEcho(t)
+	shared := http.Header{"Accept": {"text/plain"}, "X-Spoofed": {"client's"}, "X-Hop": {"1"}, "X-Replaced": {"client's"}, "X-Multi": {"a", "b"}}
+	req.Header = shared
+	d := &dropNames{drop: map[string]bool{"X-Spoofed": true, "X-Hop": true, "X-Replaced": true, "X-Gateway": true}, asked: map[string]int{}}
+	roundTrip(t, tr, withFilter(req, d,
+		Field{Name: "X-Replaced", Value: "gateway's"},
+		Field{Name: "X-Gateway", Value: "gateway's", Checked: true}))
+	h := <-seen
+	delete(h, "Accept-Encoding") // net/http's test server's own, if any
+	want := http.Header{"Accept": {"text/plain"}, "X-Multi": {"a", "b"}, "X-Replaced": {"gateway's"}, "X-Gateway": {"gateway's"}}
+	if !reflect.DeepEqual(h, want) {
+		t.Errorf("backend saw %v, want %v", h, want)
+	}
+	if d.asked["X-Replaced"] != 0 || d.asked["X-Gateway"] != 0 || d.asked["Accept"] != 1 || d.asked["X-Spoofed"] != 1 {
+		t.Errorf("filter asked %v", d.asked)
+	}
+	if len(shared) != 5 || shared.Get("X-Spoofed") != "client's" {
+		t.Errorf("the shared header changed: %v", shared)
+	}
+}
+
+// WithFieldsSet applies the FieldFilter as the Transport does, and with a
+// filter alone still copies the Header.
+func TestWithFieldsSet_FieldFilter(t *testing.T) {
+	req, _ := http.NewRequest("GET", "https://example.test/", nil)
+	req.Header = http.Header{"Accept": {"*/*"}, "X-Spoofed": {"client's"}, "X-Replaced": {"client's"}}
+	d := &dropNames{drop: map[string]bool{"X-Spoofed": true, "X-Replaced": true}, asked: map[string]int{}}
+	out := WithFieldsSet(withFilter(req, d, Field{Name: "X-Replaced", Value: "gateway's"}))
+	if want := (http.Header{"Accept": {"*/*"}, "X-Replaced": {"gateway's"}}); !reflect.DeepEqual(out.Header, want) {
+		t.Errorf("header %v, want %v", out.Header, want)
+	}
+	if out = WithFieldsSet(withFilter(req, d)); out == req {
+		t.Fatal("a request with a filter alone was not copied")
+	}
+	if want := (http.Header{"Accept": {"*/*"}}); !reflect.DeepEqual(out.Header, want) {
+		t.Errorf("filter alone: header %v, want %v", out.Header, want)
+	}
+	if len(req.Header) != 3 {
+		t.Errorf("the original header changed: %v", req.Header)
+	}
+}
+
+// A Header field the FieldFilter leaves out is not sent, for retrying as
+// for writing: a POST's idempotency key the filter drops does not make it
+// safe to send again.
+func TestSends_FieldFilter(t *testing.T) {
+	req, _ := http.NewRequest("POST", "http://example.test/", nil)
+	req.Header = http.Header{"Idempotency-Key": {"k"}}
+	keep := &dropNames{drop: map[string]bool{}, asked: map[string]int{}}
+	drop := &dropNames{drop: map[string]bool{"Idempotency-Key": true}, asked: map[string]int{}}
+	for _, c := range []struct {
+		req  *http.Request
+		want bool
+	}{
+		{req, true},
+		{withFilter(req, keep), true},
+		{withFilter(req, drop), false},
+		{withFilter(req, drop, Field{Name: "Idempotency-Key", Value: "gateway's"}), true},
+	} {
+		if got := sends(c.req, "Idempotency-Key"); got != c.want {
+			t.Errorf("sends = %v, want %v (filter %v)", got, c.want, FieldFilterFrom(c.req.Context()))
+		}
+	}
+}

@@ -221,8 +221,7 @@ func retryable(req *http.Request, err error) bool {
 	case "", http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace:
 		return true
 	}
-	extra := FieldsFrom(req.Context())
-	return extra.Sends(req.Header, "Idempotency-Key") || extra.Sends(req.Header, "X-Idempotency-Key")
+	return sends(req, "Idempotency-Key") || sends(req, "X-Idempotency-Key")
 }
 
 func checkRequest(req *http.Request) error {

@@ -354,8 +354,12 @@ func (pc *persistConn) writeRequest(req *http.Request) (closeAfter bool, err err
 	// by this round trip) holds strings of that request's head, which
 	// the server checked: those are written without a second check.
 	var parsed string
-	if pc.watched != nil && len(req.Header) > 0 {
-		parsed = headAt(pc.watched.parsed.Load())
+	var filter FieldFilter
+	if len(req.Header) > 0 {
+		if pc.watched != nil {
+			parsed = headAt(pc.watched.parsed.Load())
+		}
+		filter = FieldFilterFrom(req.Context())
 	}
 	// The names of extra, as nameBits: most of the Header's names are
 	// told apart from all of them by one AND, without comparing a name
@@ -366,7 +370,7 @@ func (pc *persistConn) writeRequest(req *http.Request) (closeAfter bool, err err
 		extraNames |= nameBit(extra[i].Name)
 	}
 	for k, vs := range req.Header {
-		if extraNames&nameBit(k) != 0 && extra.has(k) {
+		if extraNames&nameBit(k) != 0 && extra.has(k) || filter != nil && !filter.SendField(k) {
 			continue
 		}
 		switch k {
