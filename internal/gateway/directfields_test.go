@@ -27,10 +27,12 @@ func TestDirectFields_SameAsOutHeader(t *testing.T) {
 	connTokens := []string{"keep-alive", "close", "x-hop", "X-HOP", "X-Other-Hop", "upgrade", "Cookie", "x-forwarded-for", "te", "X-Absent", ""}
 	teValues := []string{"trailers", "gzip", "gzip, Trailers", ""}
 	rng := rand.New(rand.NewPCG(1, 2))
+	var small, large int // headers that directFields reads in a pass, by lookups
 	for i := range 3000 {
 		in := http.Header{}
+		share := []float64{0.1, 0.3, 0.7}[i%3] // of the names, present
 		for _, k := range names {
-			if rng.IntN(3) == 0 {
+			if rng.Float64() < share {
 				in[k] = []string{"v1"}
 				if rng.IntN(4) == 0 {
 					in[k] = append(in[k], "v2")
@@ -52,6 +54,11 @@ func TestDirectFields_SameAsOutHeader(t *testing.T) {
 			in["Connection"] = conn
 		}
 
+		if len(in) <= smallHeader {
+			small++
+		} else {
+			large++
+		}
 		var copied clientFields
 		want := p.outHeader(in, 0, &copied)
 
@@ -82,6 +89,9 @@ func TestDirectFields_SameAsOutHeader(t *testing.T) {
 		if !reflect.DeepEqual(direct, copied) {
 			t.Fatalf("case %d, header %v: directFields noted %+v, outHeader %+v", i, in, direct, copied)
 		}
+	}
+	if small < 500 || large < 500 {
+		t.Errorf("%d small headers and %d large ones: both ways need cases", small, large)
 	}
 }
 

@@ -344,16 +344,34 @@ func (p *proxyHandler) SendField(k string) bool {
 // itself, with p as its h1.FieldFilter: it adds to fs an Omit field for
 // each field of in that the client's Connection names (the filter leaves
 // out the others outHeader leaves out) and Te: trailers as outHeader
-// does, and looks up what setHeaders reads of the client's fields: a few
-// lookups instead of a pass over a browser's dozen fields.
+// does, and notes what setHeaders reads of the client's fields.
 func (p *proxyHandler) directFields(fs *h1.Fields, in http.Header, cf *clientFields) {
+	*cf = clientFields{}
 	if len(in) == 0 {
-		*cf = clientFields{}
 		return
 	}
-	*cf = p.lookupClientFields(in, in)
-	cf.trailers = clientTrailers(in["Te"])
-	for _, v := range in["Connection"] {
+	var conn []string
+	if len(in) <= smallHeader {
+		// A small map's lookup of a name it lacks compares the name with
+		// each of its slots (some 130 instructions): for a few fields one
+		// pass costs less than the eight lookups.
+		for k, vs := range in {
+			p.note(cf, k, vs)
+			switch k {
+			case "Connection":
+				conn = vs
+			case "User-Agent":
+				cf.userAgent = true
+			}
+		}
+	} else {
+		// A browser's dozen fields: a lookup costs a hash and a probe, a
+		// pass a step and a look at each field.
+		*cf = p.lookupClientFields(in, in)
+		cf.trailers = clientTrailers(in["Te"])
+		conn = in["Connection"]
+	}
+	for _, v := range conn {
 		for tok := range strings.SplitSeq(v, ",") {
 			tok = textproto.TrimString(tok)
 			// Tokens that name no field or a hop-by-hop one (the filter's)
@@ -371,6 +389,11 @@ func (p *proxyHandler) directFields(fs *h1.Fields, in http.Header, cf *clientFie
 		*fs = append(*fs, h1.Field{Name: "Te", Value: "trailers", Checked: true})
 	}
 }
+
+// smallHeader is the most fields a header map holds in its one group of
+// slots (Go's maps: eight), where a lookup compares a missing name with
+// every slot.
+const smallHeader = 8
 
 // clientFields is what setHeaders reads of the client's fields, noted in
 // the pass over them that outHeader makes anyway, instead of a map lookup
