@@ -73,7 +73,7 @@ func (p *proxyHandler) forward(w http.ResponseWriter, r *http.Request) {
 		fs = &f.fields
 		f.filter = p
 		out.Header = r.Header
-		p.directFields(fs, r.Header, &f.client)
+		p.directFields(fs, r.Header, &f.client, x != nil && p.settings.isTrusted(x.Peer))
 	} else {
 		extra := 6 // what setHeaders sets in the map, with up to seven identity fields and a backend credential
 		if principal != nil {
@@ -344,8 +344,10 @@ func (p *proxyHandler) SendField(k string) bool {
 // itself, with p as its h1.FieldFilter: it adds to fs an Omit field for
 // each field of in that the client's Connection names (the filter leaves
 // out the others outHeader leaves out) and Te: trailers as outHeader
-// does, and notes what setHeaders reads of the client's fields.
-func (p *proxyHandler) directFields(fs *h1.Fields, in http.Header, cf *clientFields) {
+// does, and notes what setHeaders reads of the client's fields (the
+// forwarding fields may be left out unless trustedPeer: setHeaders reads
+// them only from a trusted peer).
+func (p *proxyHandler) directFields(fs *h1.Fields, in http.Header, cf *clientFields, trustedPeer bool) {
 	*cf = clientFields{}
 	if len(in) == 0 {
 		return
@@ -367,7 +369,7 @@ func (p *proxyHandler) directFields(fs *h1.Fields, in http.Header, cf *clientFie
 	} else {
 		// A browser's dozen fields: a lookup costs a hash and a probe, a
 		// pass a step and a look at each field.
-		*cf = p.lookupClientFields(in, in)
+		*cf = p.lookupClientFields(in, in, trustedPeer)
 		cf.trailers = clientTrailers(in["Te"])
 		conn = in["Connection"]
 	}
@@ -428,18 +430,22 @@ func (p *proxyHandler) note(cf *clientFields, k string, vs []string) {
 }
 
 // lookupClientFields is clientFields by map lookups: the client's
-// forwarded fields in in, the rest in the outgoing header h.
-func (p *proxyHandler) lookupClientFields(in, h http.Header) clientFields {
+// forwarded fields in in (only when forwarding: setHeaders reads them
+// from a trusted peer alone), the rest in the outgoing header h.
+func (p *proxyHandler) lookupClientFields(in, h http.Header, forwarding bool) clientFields {
 	_, apiKey := h[p.settings.apiKeyHeader]
 	_, ua := h["User-Agent"]
-	return clientFields{
-		xff:           in["X-Forwarded-For"],
-		xfProto:       firstValue(in, "X-Forwarded-Proto"),
-		xfHost:        firstValue(in, "X-Forwarded-Host"),
+	cf := clientFields{
 		authorization: firstValue(h, "Authorization"),
 		apiKey:        apiKey,
 		userAgent:     ua,
 	}
+	if forwarding {
+		cf.xff = in["X-Forwarded-For"]
+		cf.xfProto = firstValue(in, "X-Forwarded-Proto")
+		cf.xfHost = firstValue(in, "X-Forwarded-Host")
+	}
+	return cf
 }
 
 // firstOf returns a field's first value, or "" (firstValue for a slice

@@ -104,7 +104,7 @@ func (p *proxyHandler) rewrite(pr *httputil.ProxyRequest) {
 	x := policy.ExchangeFrom(in.Context())
 	p.setURL(out.URL, in, x)
 	stripUntrusted(out.Header, p.settings.identityFold)
-	cf := p.lookupClientFields(in.Header, out.Header)
+	cf := p.lookupClientFields(in.Header, out.Header, true)
 	p.setHeaders(out.Header, in, x, policy.PrincipalFrom(in.Context()), new([5]string), nil, &cf)
 }
 
