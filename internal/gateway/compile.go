@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/gatehouse-dev/gatehouse/internal/config"
+	"github.com/gatehouse-dev/gatehouse/internal/h1"
 	"github.com/gatehouse-dev/gatehouse/internal/identity"
 	"github.com/gatehouse-dev/gatehouse/internal/policy"
 	"github.com/gatehouse-dev/gatehouse/internal/upstream"
@@ -110,6 +111,7 @@ func (c *compiler) settings() {
 	s := &c.cfg.Server
 	st := &c.snap.settings
 	st.requestIDHeader = http.CanonicalHeaderKey(or(s.RequestID.Header, config.DefaultRequestIDHeader))
+	st.requestIDBit = h1.NameBit(st.requestIDHeader)
 	st.identityPrefix = http.CanonicalHeaderKey(or(s.IdentityHeaders.Prefix, config.DefaultIdentityPrefix))
 	st.identityFold = foldHeaderName(st.identityPrefix)
 	st.apiKeyHeader = http.CanonicalHeaderKey(or(c.cfg.APIKeys.Header, config.DefaultAPIKeyHeader))

@@ -92,6 +92,7 @@ type Snapshot struct {
 
 type settings struct {
 	requestIDHeader string
+	requestIDBit    uint64 // h1.NameBit(requestIDHeader)
 	// identityPrefix is the canonical header prefix (X-Gatehouse-);
 	// identityFold is its folded form for stripping (x-gatehouse-).
 	identityPrefix string

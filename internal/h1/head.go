@@ -501,20 +501,27 @@ const hopByHopKinds = 1<<kindConnection | 1<<kindUpgrade | 1<<kindTrailer | 1<<k
 // are left out. All values share one backing array: vals when it is long
 // enough.
 func makeHeader(s string, fields []field, kinds []fieldKind, drop uint32, vals []string) http.Header {
-	// Size the map for the fields kept: a request whose only field is
-	// Host gets an empty map, whose slots are allocated at the first
-	// field a handler sets (if any).
+	h, _ := fillHeader(make(http.Header, keptFields(kinds, drop)), s, fields, kinds, drop, vals)
+	return h
+}
+
+// keptFields is the number of fields whose kind is not in drop: a map
+// sized for them is sized for the fields kept (a request whose only field
+// is Host gets an empty map, whose slots are allocated at the first field
+// a handler sets, if any).
+func keptFields(kinds []fieldKind, drop uint32) int {
 	kept := 0
-	for i := range fields {
-		if drop&(1<<kinds[i]) == 0 {
+	for _, k := range kinds {
+		if drop&(1<<k) == 0 {
 			kept++
 		}
 	}
-	return fillHeader(make(http.Header, kept), s, fields, kinds, drop, vals)
+	return kept
 }
 
-// fillHeader is makeHeader with hdr, empty, as the map.
-func fillHeader(hdr http.Header, s string, fields []field, kinds []fieldKind, drop uint32, vals []string) http.Header {
+// fillHeader is makeHeader with hdr, empty, as the map. It also returns
+// the nameBit of every name it put in the map, ORed.
+func fillHeader(hdr http.Header, s string, fields []field, kinds []fieldKind, drop uint32, vals []string) (http.Header, uint64) {
 	if len(vals) < len(fields) {
 		vals = make([]string, len(fields))
 	}
@@ -546,11 +553,16 @@ func fillHeader(hdr http.Header, s string, fields []field, kinds []fieldKind, dr
 		hdr[key] = vals[j : j+1 : j+1]
 		j++
 	}
-	return hdr
+	return hdr, seen
 }
 
-// nameBit is one of 64 bits, by a name's length and last byte: two
-// names with different bits differ. Any two names may share one.
+// NameBit is one of 64 bits, by a name's length and last byte: two
+// names with different bits differ (any two may share one). A header
+// whose names' bits do not include a name's lacks that name: see
+// Response.HeaderNames.
+func NameBit(name string) uint64 { return nameBit(name) }
+
+// nameBit is NameBit.
 func nameBit(name string) uint64 {
 	if name == "" {
 		return 1

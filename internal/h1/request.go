@@ -113,6 +113,9 @@ type requestHead struct {
 	expect100      bool
 	upgrade        bool // Connection: upgrade with an Upgrade field
 	h2Preface      bool
+	// names holds the nameBit of each name of the header map that
+	// buildRequest built (Response's HeaderNames).
+	names uint64
 }
 
 func (h *requestHead) reset() {
@@ -484,10 +487,9 @@ func buildRequest(tmpl *http.Request, head []byte, h *requestHead, a *requestAll
 	// net/http does.
 	const drop = 1<<kindHost | 1<<kindTransferEncoding | 1<<kindDropped
 	if hdr == nil {
-		r.Header = makeHeader(s, h.fields, h.kinds, drop, vals)
-	} else {
-		r.Header = fillHeader(hdr, s, h.fields, h.kinds, drop, vals)
+		hdr = make(http.Header, keptFields(h.kinds, drop))
 	}
+	r.Header, h.names = fillHeader(hdr, s, h.fields, h.kinds, drop, vals)
 	u.RawQuery, u.ForceQuery = h.query.str(s), h.hasQuery && h.query.len() == 0
 	if h.host >= 0 {
 		r.Host = h.fields[h.host].value.str(s)

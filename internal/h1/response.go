@@ -320,6 +320,12 @@ func (w *response) FlushError() error {
 	return w.err
 }
 
+// HeaderNames returns the NameBits of the names of the request's Header
+// as the server built it, ORed: a name whose NameBit is not among them is
+// not in that Header, and a handler can skip looking it up. It says
+// nothing of what a handler has set in the Header since.
+func (w *response) HeaderNames() uint64 { return w.c.head.names }
+
 // SetReadDeadline sets the deadline for reading the request body (used by
 // http.ResponseController).
 func (w *response) SetReadDeadline(t time.Time) error {

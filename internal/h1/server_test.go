@@ -733,3 +733,54 @@ func TestServer_ReuseRequests(t *testing.T) {
 		})
 	}
 }
+
+// HeaderNames holds exactly the NameBits of the request's Header as the
+// server built it, on one connection whose requests have different
+// fields (ReuseRequests and not): a name whose bit is missing is not in
+// the Header.
+func TestServer_HeaderNames(t *testing.T) {
+	for _, reuse := range []bool{false, true} {
+		t.Run(fmt.Sprintf("reuse=%v", reuse), func(t *testing.T) {
+			bad := make(chan string, 100)
+			_, addr := startServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				got := w.(interface{ HeaderNames() uint64 }).HeaderNames()
+				var want uint64
+				for k := range r.Header {
+					want |= NameBit(k)
+				}
+				if got != want {
+					bad <- fmt.Sprintf("%v: HeaderNames %#x, want %#x", r.Header, got, want)
+				}
+			}), func(s *Server) { s.ReuseRequests = reuse })
+			c, br := rawConn(t, addr)
+			heads := []string{
+				"X-A: 1\r\nAccept: */*\r\nX-Request-Id: abc\r\n",
+				"",
+				"Traceparent: 00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01\r\nx-a: 2\r\nX-A: 3\r\n",
+				"Content-Length: 0\r\nUser-Agent: t\r\n",
+			}
+			for _, fields := range heads {
+				if _, err := io.WriteString(c, "GET / HTTP/1.1\r\nHost: h\r\n"+fields+"\r\n"); err != nil {
+					t.Fatal(err)
+				}
+				if res, _ := readResponse(t, br, "GET"); res.StatusCode != 200 {
+					t.Fatal(res.Status)
+				}
+			}
+			close(bad)
+			for msg := range bad {
+				t.Error(msg)
+			}
+		})
+	}
+}
+
+// NameBit tells names apart by their length and last byte only.
+func TestNameBit(t *testing.T) {
+	if NameBit("X-A") != NameBit("X-A") || NameBit("X-A") == NameBit("X-B") || NameBit("X-A") == NameBit("X-AA") {
+		t.Error("names of different lengths or last bytes share a bit")
+	}
+	if NameBit("X-A") != NameBit("Y-A") {
+		t.Error("the bit depends on more than the length and the last byte")
+	}
+}
