@@ -66,7 +66,14 @@ func TestDirectFields_SameAsOutHeader(t *testing.T) {
 		var fs h1.Fields
 		var direct clientFields
 		trusted := i%2 == 0
-		p.directFields(&fs, in, &direct, trusted)
+		names := ^uint64(0) // not known (another server than h1's)
+		if i%4 < 2 {
+			names = 0 // as h1 tells them
+			for k := range in {
+				names |= h1.NameBit(k)
+			}
+		}
+		p.directFields(&fs, in, &direct, trusted, names)
 		// What the h1 transport writes: the header's fields that no
 		// Field names and the filter lets through, then the Fields.
 		got := http.Header{}

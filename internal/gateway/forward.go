@@ -73,7 +73,7 @@ func (p *proxyHandler) forward(w http.ResponseWriter, r *http.Request) {
 		fs = &f.fields
 		f.filter = p
 		out.Header = r.Header
-		p.directFields(fs, r.Header, &f.client, x != nil && p.settings.isTrusted(x.Peer))
+		p.directFields(fs, r.Header, &f.client, x != nil && p.settings.isTrusted(x.Peer), q.names)
 	} else {
 		extra := 6 // what setHeaders sets in the map, with up to seven identity fields and a backend credential
 		if principal != nil {
@@ -346,8 +346,9 @@ func (p *proxyHandler) SendField(k string) bool {
 // out the others outHeader leaves out) and Te: trailers as outHeader
 // does, and notes what setHeaders reads of the client's fields (the
 // forwarding fields may be left out unless trustedPeer: setHeaders reads
-// them only from a trusted peer).
-func (p *proxyHandler) directFields(fs *h1.Fields, in http.Header, cf *clientFields, trustedPeer bool) {
+// them only from a trusted peer). names are the request's (request.names):
+// Connection and Te are not looked up when their bits are missing.
+func (p *proxyHandler) directFields(fs *h1.Fields, in http.Header, cf *clientFields, trustedPeer bool, names uint64) {
 	*cf = clientFields{}
 	if len(in) == 0 {
 		return
@@ -370,8 +371,12 @@ func (p *proxyHandler) directFields(fs *h1.Fields, in http.Header, cf *clientFie
 		// A browser's dozen fields: a lookup costs a hash and a probe, a
 		// pass a step and a look at each field.
 		*cf = p.lookupClientFields(in, in, trustedPeer)
-		cf.trailers = clientTrailers(in["Te"])
-		conn = in["Connection"]
+		if names&teBit != 0 {
+			cf.trailers = clientTrailers(in["Te"])
+		}
+		if names&connectionBit != 0 {
+			conn = in["Connection"]
+		}
 	}
 	for _, v := range conn {
 		for tok := range strings.SplitSeq(v, ",") {

@@ -94,9 +94,14 @@ type request struct {
 	cause           error     // why the request was refused, for the access line
 	trace           spanState // used only when tracing is on
 	ids             idBuf     // a new request ID and traceparent (q.x's strings point into it)
-	fwd             forwardState
-	in              http.Request // the server's request with this state as its context
-	out             http.Request // the forwarding step's outgoing request
+	// names are the h1.NameBits of the client's header names as the
+	// server built the header (every bit: not known). No step changes
+	// the Connection, Upgrade or Te fields (the configuration refuses
+	// transforms of them), so for those names they hold all request long.
+	names uint64
+	fwd   forwardState
+	in    http.Request // the server's request with this state as its context
+	out   http.Request // the forwarding step's outgoing request
 }
 
 // requestKey is the context key that finds the request's state.
@@ -123,8 +128,22 @@ func arrival(w http.ResponseWriter) (time.Time, uint64) {
 	return time.Now(), ^uint64(0)
 }
 
-// traceparentBit is h1.NameBit("Traceparent").
-var traceparentBit = h1.NameBit("Traceparent")
+// The h1.NameBits of fields the gateway looks for in a client's header.
+var (
+	traceparentBit = h1.NameBit("Traceparent")
+	connectionBit  = h1.NameBit("Connection")
+	teBit          = h1.NameBit("Te")
+)
+
+// clientMayHave reports whether the client's header may hold a field
+// whose h1.NameBit is bit: one of those that no step changes (see
+// request.names). False is sure; true means look.
+func clientMayHave(r *http.Request, bit uint64) bool {
+	if q, ok := r.Context().(*request); ok {
+		return q.names&bit != 0
+	}
+	return true
+}
 
 // Value answers the keys of the request's own values, and asks the
 // server's context for the others.
@@ -208,6 +227,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	q := &request{Context: r.Context()}
 	q.rw = responseWriter{ResponseWriter: w}
 	q.x.Start = start
+	q.names = names
 	q.x.Record = &q.rec
 	// The client's request ID and traceparent, looked up only when their
 	// names may be in the header (no step has changed it yet).

@@ -83,7 +83,7 @@ func (p *proxyHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) error {
 	if err := wrapBody(w, r); err != nil {
 		return err
 	}
-	if isUpgrade(r.Header) {
+	if clientMayHave(r, connectionBit) && isUpgrade(r.Header) {
 		// WebSocket, h2c: ReverseProxy hijacks the connection and copies
 		// both ways after a 101.
 		p.rp.ServeHTTP(w, r)
