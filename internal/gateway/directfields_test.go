@@ -23,7 +23,7 @@ func TestDirectFields_SameAsOutHeader(t *testing.T) {
 		"Accept", "User-Agent", "Cookie", "X-Custom", "X-Hop", "X-Other-Hop", "Authorization", "X-Api-Key",
 		"Keep-Alive", "Proxy-Connection", "Proxy-Authorization", "Te", "Trailer", "Upgrade", "Transfer-Encoding",
 		"X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto", "Forwarded", "X-Real-Ip",
-		"X-Gatehouse-Subject", "X-Gatehouse-Groups", "Traceparent", "X-Request-Id",
+		"X-Gatehouse-Subject", "X-Gatehouse-Groups", "Traceparent", "X-Request-Id", "Close",
 	}
 	connTokens := []string{"keep-alive", "close", "x-hop", "X-HOP", "X-Other-Hop", "upgrade", "Cookie", "x-forwarded-for", "te", "X-Absent", ""}
 	teValues := []string{"trailers", "gzip", "gzip, Trailers", ""}

@@ -381,12 +381,15 @@ func (p *proxyHandler) directFields(fs *h1.Fields, in http.Header, cf *clientFie
 	for _, v := range conn {
 		for tok := range strings.SplitSeq(v, ",") {
 			tok = textproto.TrimString(tok)
-			// Tokens that name no field or a hop-by-hop one (the filter's)
-			// need no canonical form: a browser's keep-alive costs nothing.
-			if tok == "" || len(tok) <= len("keep-alive") && (strings.EqualFold(tok, "keep-alive") || strings.EqualFold(tok, "close") || strings.EqualFold(tok, "upgrade")) {
-				continue
+			var name string // canonical, as the header's names are
+			switch {
+			case tok == "" || strings.EqualFold(tok, "keep-alive") || strings.EqualFold(tok, "upgrade"):
+				continue // no field, or a hop-by-hop one (the filter's): a browser's keep-alive costs nothing
+			case strings.EqualFold(tok, "close"):
+				name = "Close" // a field of that name goes too (RFC 9110, 7.6.1), without an allocation
+			default:
+				name = http.CanonicalHeaderKey(tok)
 			}
-			name := http.CanonicalHeaderKey(tok) // the header's names are canonical
 			if _, ok := in[name]; ok && p.SendField(name) {
 				*fs = append(*fs, h1.Field{Name: name, Omit: true})
 			}
