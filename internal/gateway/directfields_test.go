@@ -1,12 +1,15 @@
 package gateway
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"net/http"
 	"reflect"
 	"sort"
+	"strings"
 	"testing"
 
+	"github.com/gatehouse-dev/gatehouse/internal/config"
 	"github.com/gatehouse-dev/gatehouse/internal/h1"
 )
 
@@ -127,4 +130,22 @@ func keysOf(h http.Header) []string {
 	}
 	sort.Strings(ks)
 	return ks
+}
+
+// request.names stays true for Connection, Upgrade and Te all request
+// long (the upgrade check and directFields skip their lookups on it)
+// only because no transform may change them: the configuration must go
+// on refusing that, in any spelling.
+func TestNoTransformChangesConnectionUpgradeOrTe(t *testing.T) {
+	for _, name := range []string{"Connection", "connection", "Upgrade", "TE", "te"} {
+		for _, op := range []string{"set: {" + name + ": x}", "append: {" + name + ": x}", "remove: [" + name + "]"} {
+			cfg := "backends:\n  - name: be\n    instances: [{url: \"http://127.0.0.1:1\"}]\n" +
+				"apis:\n  - name: a\n    path_prefix: /a\n    backend: be\n    auth: {anonymous: true}\n" +
+				"    transforms:\n      request_headers: {" + op + "}\n"
+			_, diags := config.Parse("t.yaml", []byte(cfg))
+			if !strings.Contains(fmt.Sprint(diags), "cannot be changed by a transform") {
+				t.Errorf("%s: a transform of %s is accepted (diagnostics: %v)", op, name, diags)
+			}
+		}
+	}
 }

@@ -61,6 +61,7 @@ func (p *proxyHandler) forward(w http.ResponseWriter, r *http.Request) {
 	out.Host = "" // the transport uses the instance's
 	out.RequestURI = ""
 	principal := principalOf(r.Context())
+	trustedPeer := x != nil && p.settings.isTrusted(x.Peer)
 	var fs *h1.Fields
 	if p.direct && ok {
 		// The gateway's fields go to the transport as h1.Fields (the
@@ -73,7 +74,7 @@ func (p *proxyHandler) forward(w http.ResponseWriter, r *http.Request) {
 		fs = &f.fields
 		f.filter = p
 		out.Header = r.Header
-		p.directFields(fs, r.Header, &f.client, x != nil && p.settings.isTrusted(x.Peer), q.names)
+		p.directFields(fs, r.Header, &f.client, trustedPeer, q.names)
 	} else {
 		extra := 6 // what setHeaders sets in the map, with up to seven identity fields and a backend credential
 		if principal != nil {
@@ -81,7 +82,7 @@ func (p *proxyHandler) forward(w http.ResponseWriter, r *http.Request) {
 		}
 		out.Header = p.outHeader(r.Header, extra, &f.client)
 	}
-	p.setHeaders(out.Header, r, x, principal, &f.vals, fs, &f.client)
+	p.setHeaders(out.Header, r, x, trustedPeer, principal, &f.vals, fs, &f.client)
 	out.Trailer = nil
 	out.Close = false
 	if r.ContentLength == 0 {

@@ -105,7 +105,7 @@ func (p *proxyHandler) rewrite(pr *httputil.ProxyRequest) {
 	p.setURL(out.URL, in, x)
 	stripUntrusted(out.Header, p.settings.identityFold)
 	cf := p.lookupClientFields(in.Header, out.Header, true)
-	p.setHeaders(out.Header, in, x, policy.PrincipalFrom(in.Context()), new([5]string), nil, &cf)
+	p.setHeaders(out.Header, in, x, x != nil && p.settings.isTrusted(x.Peer), policy.PrincipalFrom(in.Context()), new([5]string), nil, &cf)
 }
 
 // setURL sets the path and query of the outgoing request: the path the
@@ -129,19 +129,20 @@ func (p *proxyHandler) setURL(u *url.URL, in *http.Request, x *policy.Exchange) 
 // forwarding and identity fields already removed): X-Forwarded-*, the
 // caller's credential removed (unless passed on), the verified identity,
 // the backend credential, the request ID and the traceparent. x is the
-// request's exchange (nil outside the gateway); principal the
-// authenticated caller (nil: anonymous).
+// request's exchange (nil outside the gateway), trustedPeer whether its
+// peer is a trusted proxy (whose forwarding fields are kept); principal
+// the authenticated caller (nil: anonymous).
 //
 // With fs nil the fields are set in h, their values capped slices of
 // vals (one backing array for them all, in the request's forwarding
 // state). With fs, h is the client's own header, which the proxy filters
 // as the h1.FieldFilter (directFields added Omit fields for the rest): h
-// is only read, the fields are appended
-// to fs for the h1 transport to write after h (h1.Fields replace h's
-// fields of the same names), and a removal is an Omit field too. cf is
+// is only read, the fields are appended to fs for the h1 transport to
+// write after h (h1.Fields replace h's fields of the same names), and a
+// removal is an Omit field too. cf is
 // what setHeaders reads of the client's fields (outHeader or
 // lookupClientFields noted it).
-func (p *proxyHandler) setHeaders(h http.Header, in *http.Request, x *policy.Exchange, principal *identity.Principal, vals *[5]string, fs *h1.Fields, cf *clientFields) {
+func (p *proxyHandler) setHeaders(h http.Header, in *http.Request, x *policy.Exchange, trustedPeer bool, principal *identity.Principal, vals *[5]string, fs *h1.Fields, cf *clientFields) {
 	// Every field set here is Checked (h1.Field): the names are the
 	// gateway's own or the request ID's, which the configuration refuses
 	// to be a framing field; the values are the client's address, the
@@ -164,7 +165,6 @@ func (p *proxyHandler) setHeaders(h http.Header, in *http.Request, x *policy.Exc
 		}
 		delete(h, name)
 	}
-	trustedPeer := x != nil && p.settings.isTrusted(x.Peer)
 	// What httputil.ProxyRequest.SetXForwarded does: the peer appended
 	// to X-Forwarded-For (after a trusted peer's), X-Forwarded-Host the
 	// requested host, X-Forwarded-Proto http or https.

@@ -94,16 +94,9 @@ func sends(req *http.Request, name string) bool {
 	return FieldsFrom(req.Context()).SendsOver(inHeader, name)
 }
 
-// Sends reports whether a request with header h and these Fields sends
-// a field named name (canonical): one of the Fields, or h's unless a
-// Field of that name replaces or omits it.
-func (f Fields) Sends(h http.Header, name string) bool {
-	_, inHeader := h[name]
-	return f.SendsOver(inHeader, name)
-}
-
-// SendsOver is Sends for a caller that knows whether the Header has a
-// field named name (inHeader) without looking it up.
+// SendsOver reports whether a request with these Fields sends a field
+// named name (canonical): one of the Fields, or the Header's (inHeader:
+// the Header has one) unless a Field of that name replaces or omits it.
 func (f Fields) SendsOver(inHeader bool, name string) bool {
 	found := false
 	for i := range f {

@@ -146,7 +146,8 @@ func TestTransport_FieldsOmit(t *testing.T) {
 // sends answers whether a field goes out: from the Header unless the
 // Fields name it, or from a Field that is not an Omit.
 func TestFieldsSends(t *testing.T) {
-	h := http.Header{"Idempotency-Key": {"k"}}
+	req, _ := http.NewRequest("POST", "http://example.test/", nil)
+	req.Header = http.Header{"Idempotency-Key": {"k"}}
 	for _, c := range []struct {
 		f    Fields
 		name string
@@ -159,7 +160,7 @@ func TestFieldsSends(t *testing.T) {
 		{Fields{{Name: "Idempotency-Key", Omit: true}, {Name: "Idempotency-Key", Value: "k2"}}, "Idempotency-Key", true},
 		{Fields{{Name: "X-Other", Omit: true}}, "Idempotency-Key", true},
 	} {
-		if got := c.f.Sends(h, c.name); got != c.want {
+		if got := sends(withFields(req, c.f...), c.name); got != c.want {
 			t.Errorf("%v sends %s = %v, want %v", c.f, c.name, got, c.want)
 		}
 	}
@@ -179,7 +180,7 @@ func TestWithFieldsSetOmits(t *testing.T) {
 }
 
 // The Header's fields that Fields name are left out however many names
-// there are, including names that share a nameBit (same length, same
+// there are, including names that share a NameBit (same length, same
 // last byte) with a Field's and are not it: a reference built by
 // comparing every name says what the backend must see.
 func TestTransport_FieldsOverManyNames(t *testing.T) {

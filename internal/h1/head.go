@@ -520,25 +520,25 @@ func keptFields(kinds []fieldKind, drop uint32) int {
 }
 
 // fillHeader is makeHeader with hdr, empty, as the map. It also returns
-// the nameBit of every name it put in the map, ORed.
+// the NameBit of every name it put in the map, ORed.
 func fillHeader(hdr http.Header, s string, fields []field, kinds []fieldKind, drop uint32, vals []string) (http.Header, uint64) {
 	if len(vals) < len(fields) {
 		vals = make([]string, len(fields))
 	}
 	j := 0
-	var seen uint64 // nameBit of each name kept so far
+	var seen uint64 // NameBit of each name kept so far
 	for i, f := range fields {
 		if drop&(1<<kinds[i]) != 0 {
 			continue
 		}
 		key, v := f.name.str(s), f.value.str(s)
-		// Is the name repeated? Not if its nameBit is new: most names
+		// Is the name repeated? Not if its NameBit is new: most names
 		// are told so without a look at the others. Otherwise, for a
 		// head of a few fields, comparing lengths and then bytes costs
 		// less than a lookup in the map (about 95 instructions); beyond
 		// that, the comparisons would grow with the square of the fields.
 		var dup bool
-		if bit := nameBit(key); seen&bit == 0 {
+		if bit := NameBit(key); seen&bit == 0 {
 			seen |= bit
 		} else if i <= 16 {
 			dup = repeated(s, fields[:i], kinds, drop, f.name)
@@ -559,11 +559,8 @@ func fillHeader(hdr http.Header, s string, fields []field, kinds []fieldKind, dr
 // NameBit is one of 64 bits, by a name's length and last byte: two
 // names with different bits differ (any two may share one). A header
 // whose names' bits do not include a name's lacks that name: see
-// Response.HeaderNames.
-func NameBit(name string) uint64 { return nameBit(name) }
-
-// nameBit is NameBit.
-func nameBit(name string) uint64 {
+// the server's ResponseWriter's HeaderNames.
+func NameBit(name string) uint64 {
 	if name == "" {
 		return 1
 	}

@@ -113,7 +113,7 @@ type requestHead struct {
 	expect100      bool
 	upgrade        bool // Connection: upgrade with an Upgrade field
 	h2Preface      bool
-	// names holds the nameBit of each name of the header map that
+	// names holds the NameBit of each name of the header map that
 	// buildRequest built (Response's HeaderNames).
 	names uint64
 }

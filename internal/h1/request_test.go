@@ -369,7 +369,7 @@ func TestBuildRequest_ReuseKeepsNothingOfTheLast(t *testing.T) {
 }
 
 // TestBuildRequest_RepeatedNames: heads of up to 40 fields whose names
-// repeat (some of them in another case, some sharing a nameBit) give the
+// repeat (some of them in another case, some sharing a NameBit) give the
 // header map net/http gives, built new or in a reused requestAlloc.
 func TestBuildRequest_RepeatedNames(t *testing.T) {
 	names := []string{"Accept", "Origin", "accept", "X-A", "X-B", "Cookie", "Via", "x-a", "Warning", "Accept-Encoding", "A", "B", "Sec-Fetch-Mode"}

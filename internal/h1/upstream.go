@@ -361,16 +361,16 @@ func (pc *persistConn) writeRequest(req *http.Request) (closeAfter bool, err err
 		}
 		filter = FieldFilterFrom(req.Context())
 	}
-	// The names of extra, as nameBits: most of the Header's names are
+	// The names of extra, as NameBits: most of the Header's names are
 	// told apart from all of them by one AND, without comparing a name
 	// with each (a gateway sends some ten extra fields, a browser's
 	// request holds some ten fields).
 	var extraNames uint64
 	for i := range extra {
-		extraNames |= nameBit(extra[i].Name)
+		extraNames |= NameBit(extra[i].Name)
 	}
 	for k, vs := range req.Header {
-		if extraNames&nameBit(k) != 0 && extra.has(k) || filter != nil && !filter.SendField(k) {
+		if extraNames&NameBit(k) != 0 && extra.has(k) || filter != nil && !filter.SendField(k) {
 			continue
 		}
 		switch k {
