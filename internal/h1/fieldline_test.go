@@ -2,6 +2,7 @@ package h1
 
 import (
 	"bytes"
+	"encoding/binary"
 	"math/rand/v2"
 	"reflect"
 	"strings"
@@ -165,5 +166,55 @@ func TestParsePrefix_SameAsFindHeadEnd(t *testing.T) {
 			b = b[:rng.IntN(len(b)+1)]
 		}
 		checkPrefixParse(t, b)
+	}
+}
+
+// notLetterOrHyphen flags exactly the bytes that are not an ASCII letter
+// or '-', whatever their neighbours: every pair of byte values at every
+// pair of positions of a word of letters. skipNameBytes, which stops at
+// its first flag, then agrees with a byte loop over tchar.
+func TestNotLetterOrHyphen(t *testing.T) {
+	want := func(c byte) bool { return !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || c == '-') }
+	for p := 0; p < 8; p++ {
+		for q := p + 1; q < 8; q++ {
+			for a := 0; a < 256; a++ {
+				for c := 0; c < 256; c++ {
+					w := [8]byte{'a', 'B', 'c', '-', 'Z', 'y', 'x', 'A'}
+					w[p], w[q] = byte(a), byte(c)
+					m := notLetterOrHyphen(binary.LittleEndian.Uint64(w[:]))
+					for i, b := range w {
+						if got := m>>(8*i)&0xff == 0x80; got != want(b) {
+							t.Fatalf("%q: byte %d (%#x) flagged %v", w, i, b, got)
+						}
+					}
+					if m&^0x8080808080808080 != 0 {
+						t.Fatalf("%q: bits other than the high bits: %#x", w, m)
+					}
+				}
+			}
+		}
+	}
+	rng := rand.New(rand.NewPCG(7, 27))
+	pool := []byte("-_~!#.09:;@[`{\x00\x7f\x80\xff ")
+	for range 100000 {
+		b := make([]byte, rng.IntN(40))
+		for i := range b {
+			if rng.IntN(8) == 0 {
+				b[i] = pool[rng.IntN(len(pool))]
+			} else {
+				b[i] = byte('A' + rng.IntN(58))
+			}
+		}
+		from := 0
+		if len(b) > 0 {
+			from = rng.IntN(len(b))
+		}
+		j := from
+		for j < len(b) && tchar[b[j]] {
+			j++
+		}
+		if got := skipNameBytes(b, from); got != j {
+			t.Fatalf("skipNameBytes(%q, %d) = %d, want %d", b, from, got, j)
+		}
 	}
 }

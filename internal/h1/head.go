@@ -53,8 +53,8 @@ func validFieldValue(v []byte) bool {
 	i := 0
 	for ; i+32 <= len(v); i += 32 {
 		w := v[i : i+32 : i+32]
-		if suspectWord(binary.LittleEndian.Uint64(w))|suspectWord(binary.LittleEndian.Uint64(w[8:]))|
-			suspectWord(binary.LittleEndian.Uint64(w[16:]))|suspectWord(binary.LittleEndian.Uint64(w[24:])) == 0 {
+		if (suspectBits(binary.LittleEndian.Uint64(w))|suspectBits(binary.LittleEndian.Uint64(w[8:]))|
+			suspectBits(binary.LittleEndian.Uint64(w[16:]))|suspectBits(binary.LittleEndian.Uint64(w[24:])))&suspectHighs == 0 {
 			continue
 		}
 		for _, c := range w {
@@ -85,9 +85,17 @@ func validFieldValue(v []byte) bool {
 // n" test (a borrow only flags bytes above one that is below n) and "has
 // a byte of at least n" on x+1.
 func suspectWord(x uint64) uint64 {
-	const ones, highs = 0x0101010101010101, 0x8080808080808080
-	return ((x - ones*0x20) | (x + ones)) &^ x & highs
+	return suspectBits(x) & suspectHighs
 }
+
+// suspectBits is suspectWord before its mask of the bytes' high bits
+// (suspectHighs), which a block of words takes once for all of them.
+func suspectBits(x uint64) uint64 {
+	const ones = 0x0101010101010101
+	return ((x - ones*0x20) | (x + ones)) &^ x
+}
+
+const suspectHighs = 0x8080808080808080
 
 // skipValueBytes returns the index of the first byte of b from i on that
 // suspectWord flags (see there: it is below 0x20 or 0x7f, unless it is a
@@ -102,8 +110,8 @@ func skipValueBytes(b []byte, i int) int {
 	}
 	for ; i+32 <= len(b); i += 32 {
 		w := b[i : i+32 : i+32]
-		if suspectWord(binary.LittleEndian.Uint64(w))|suspectWord(binary.LittleEndian.Uint64(w[8:]))|
-			suspectWord(binary.LittleEndian.Uint64(w[16:]))|suspectWord(binary.LittleEndian.Uint64(w[24:])) != 0 {
+		if (suspectBits(binary.LittleEndian.Uint64(w))|suspectBits(binary.LittleEndian.Uint64(w[8:]))|
+			suspectBits(binary.LittleEndian.Uint64(w[16:]))|suspectBits(binary.LittleEndian.Uint64(w[24:])))&suspectHighs != 0 {
 			break
 		}
 	}
@@ -116,6 +124,39 @@ func skipValueBytes(b []byte, i int) int {
 		i++
 	}
 	return i
+}
+
+// skipNameBytes returns the index of the first byte of b from i on that
+// is not a tchar, or len(b). Eight bytes at a time while they are all
+// letters and hyphens, as most of a field name's are (User-Agent,
+// Content-Type): a name of ten bytes is then two words and a byte or two
+// looked up in tchar, instead of ten lookups.
+func skipNameBytes(b []byte, i int) int {
+	for i+8 <= len(b) {
+		if m := notLetterOrHyphen(binary.LittleEndian.Uint64(b[i : i+8 : i+8])); m != 0 {
+			i += bits.TrailingZeros64(m) >> 3
+			break
+		}
+		i += 8
+	}
+	for i < len(b) && tchar[b[i]] {
+		i++
+	}
+	return i
+}
+
+// notLetterOrHyphen has the high bit set of each of x's bytes that is not
+// an ASCII letter or '-', and no other bit: exact for every byte, since
+// no sum carries into the next byte (the tests are made on the low seven
+// bits, and a byte with its high bit set is flagged apart).
+func notLetterOrHyphen(x uint64) uint64 {
+	const ones, highs, lows = 0x0101010101010101, 0x8080808080808080, 0x7f7f7f7f7f7f7f7f
+	x7 := x & lows
+	l := x7 | ones*0x20                                        // a letter is now 'a'..'z'
+	letter := (l + ones*(0x80-'a')) &^ (l + ones*(0x80-'z'-1)) // 'a' <= l <= 'z'
+	d := x7 ^ ones*'-'
+	hyphen := ^((d + lows) | d) // d == 0
+	return ^(letter|hyphen)&highs | x&highs
 }
 
 // validFieldValueString is validFieldValue for a string (read in place).
@@ -198,9 +239,7 @@ func parseFieldLine(b []byte, off int) (f field, next int, err error) {
 	if i < len(b) && (b[i] == ' ' || b[i] == '\t') {
 		return field{}, 0, errObsFold
 	}
-	for i < len(b) && tchar[b[i]] {
-		i++
-	}
+	i = skipNameBytes(b, i)
 	if i == len(b) {
 		return field{}, 0, errIncompleteLine
 	}
