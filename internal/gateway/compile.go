@@ -115,6 +115,7 @@ func (c *compiler) settings() {
 	st.identityPrefix = http.CanonicalHeaderKey(or(s.IdentityHeaders.Prefix, config.DefaultIdentityPrefix))
 	st.identityFold = foldHeaderName(st.identityPrefix)
 	st.apiKeyHeader = http.CanonicalHeaderKey(or(c.cfg.APIKeys.Header, config.DefaultAPIKeyHeader))
+	st.apiKeyBit = h1.NameBit(st.apiKeyHeader)
 	st.accessLog = !s.AccessLog.Disabled
 	st.maxURI = int(s.Limits.MaxURI.Or(config.DefaultMaxURI))
 	st.paths = PathOptions{AllowSemicolon: s.Paths.AllowSemicolon, KeepSlashes: s.Paths.KeepSlashes}

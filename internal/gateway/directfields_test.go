@@ -21,7 +21,7 @@ import (
 // spoofable, forwarding, identity and credential fields, fields a
 // Connection names (in any case) and plain ones.
 func TestDirectFields_SameAsOutHeader(t *testing.T) {
-	p := &proxyHandler{settings: &settings{identityFold: foldHeaderName("X-Gatehouse-"), apiKeyHeader: "X-Api-Key"}}
+	p := &proxyHandler{settings: &settings{identityFold: foldHeaderName("X-Gatehouse-"), apiKeyHeader: "X-Api-Key", apiKeyBit: h1.NameBit("X-Api-Key")}}
 	names := []string{
 		"Accept", "User-Agent", "Cookie", "X-Custom", "X-Hop", "X-Other-Hop", "Authorization", "X-Api-Key",
 		"Keep-Alive", "Proxy-Connection", "Proxy-Authorization", "Te", "Trailer", "Upgrade", "Transfer-Encoding",
@@ -31,7 +31,7 @@ func TestDirectFields_SameAsOutHeader(t *testing.T) {
 	connTokens := []string{"keep-alive", "close", "x-hop", "X-HOP", "X-Other-Hop", "upgrade", "Cookie", "x-forwarded-for", "te", "X-Absent", ""}
 	teValues := []string{"trailers", "gzip", "gzip, Trailers", ""}
 	rng := rand.New(rand.NewPCG(1, 2))
-	var small, large int // headers that directFields reads in a pass, by lookups
+	var known, small, large int // headers that directFields reads by their names' bits, in a pass, by lookups
 	for i := range 3000 {
 		in := http.Header{}
 		share := []float64{0.1, 0.3, 0.7}[i%3] // of the names, present
@@ -58,11 +58,6 @@ func TestDirectFields_SameAsOutHeader(t *testing.T) {
 			in["Connection"] = conn
 		}
 
-		if len(in) <= smallHeader {
-			small++
-		} else {
-			large++
-		}
 		var copied clientFields
 		want := p.outHeader(in, 0, &copied)
 
@@ -70,11 +65,17 @@ func TestDirectFields_SameAsOutHeader(t *testing.T) {
 		var direct clientFields
 		trusted := i%2 == 0
 		names := ^uint64(0) // not known (another server than h1's)
-		if i%4 < 2 {
+		switch {
+		case i%4 < 2:
 			names = 0 // as h1 tells them
 			for k := range in {
 				names |= h1.NameBit(k)
 			}
+			known++
+		case len(in) <= smallHeader:
+			small++
+		default:
+			large++
 		}
 		p.directFields(&fs, in, &direct, trusted, names)
 		// What the h1 transport writes: the header's fields that no
@@ -108,8 +109,8 @@ func TestDirectFields_SameAsOutHeader(t *testing.T) {
 			t.Fatalf("case %d, header %v: directFields noted %+v, outHeader %+v", i, in, direct, copied)
 		}
 	}
-	if small < 500 || large < 500 {
-		t.Errorf("%d small headers and %d large ones: both ways need cases", small, large)
+	if known < 500 || small < 300 || large < 300 {
+		t.Errorf("%d headers with known names, %d small and %d large ones: each way needs cases", known, small, large)
 	}
 }
 

@@ -97,7 +97,9 @@ type request struct {
 	// names are the h1.NameBits of the client's header names as the
 	// server built the header (every bit: not known). No step changes
 	// the Connection, Upgrade or Te fields (the configuration refuses
-	// transforms of them), so for those names they hold all request long.
+	// transforms of them), so for those names they hold all request long;
+	// for the others, until a step changes the header
+	// (x.RequestHeaderChanged).
 	names uint64
 	fwd   forwardState
 	in    http.Request // the server's request with this state as its context

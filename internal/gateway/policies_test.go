@@ -525,6 +525,50 @@ func TestTransforms(t *testing.T) {
 	}
 }
 
+// A transform's request fields reach the backend under h1's server too,
+// where the gateway skips lookups of the names the client did not send:
+// a transform that sets one the client lacks (User-Agent here) makes
+// those names unknown (policy.Exchange.RequestHeaderChanged). Without
+// that, the proxy would take User-Agent for absent and send it empty.
+func TestTransforms_FieldTheClientLacks(t *testing.T) {
+	const cfg = `backends:
+  - name: be
+    instances: [{url: "{{.Backend}}"}]
+apis:
+  - name: a
+    path_prefix: /a
+    backend: be
+    auth: {anonymous: true}
+    transforms:
+      request_headers: {set: {User-Agent: from-transform, X-Env: prod}}
+  - name: b
+    path_prefix: /b
+    backend: be
+    auth: {anonymous: true}
+`
+	for _, h1 := range []bool{false, true} {
+		h := newHarness(t, cfg, nil)
+		if h1 {
+			serveWithH1(h)
+		}
+		for _, ua := range []string{"", "client-agent"} {
+			// An empty User-Agent: Go's client sends none.
+			if res := h.do("GET", "/a/x", map[string]string{"User-Agent": ua}, nil); res.StatusCode != 200 {
+				t.Fatalf("h1 %v: status %d", h1, res.StatusCode)
+			}
+			r := h.backend.last()
+			if got := r.Header.Values("User-Agent"); len(got) != 1 || got[0] != "from-transform" || r.Header.Get("X-Env") != "prod" {
+				t.Errorf("h1 %v, client's User-Agent %q: backend got User-Agent %q, X-Env %q", h1, ua, got, r.Header.Get("X-Env"))
+			}
+			// Without a transform, the client's own (or none).
+			h.do("GET", "/b/x", map[string]string{"User-Agent": ua}, nil)
+			if got := h.backend.last().Header.Get("User-Agent"); got != ua {
+				t.Errorf("h1 %v: untransformed User-Agent %q, want %q", h1, got, ua)
+			}
+		}
+	}
+}
+
 func TestMock_BackendNeverContacted(t *testing.T) {
 	h, _ := newPolicyHarness(t, nil)
 	before := h.backend.count()

@@ -98,6 +98,7 @@ type settings struct {
 	identityPrefix string
 	identityFold   string
 	apiKeyHeader   string
+	apiKeyBit      uint64 // h1.NameBit(apiKeyHeader)
 	trusted        []netip.Prefix
 	maxURI         int
 	paths          PathOptions

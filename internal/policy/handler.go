@@ -78,6 +78,11 @@ type Exchange struct {
 	// then, or, when nothing asked for the map, writes them itself
 	// (TakeFields).
 	DeferFields bool
+	// RequestHeaderChanged is set by a step that changes the request's
+	// header map (a transform's request_headers): the server's record of
+	// the names the client sent (h1's ResponseWriter.HeaderNames, which
+	// the gateway uses to skip lookups of absent names) no longer holds.
+	RequestHeaderChanged bool
 }
 
 // HoldsFields reports whether the exchange holds response fields.

@@ -63,7 +63,12 @@ type TransformOptions struct {
 func Transform(o TransformOptions) Step {
 	return func(next Handler) Handler {
 		return HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
-			applyHeaderOps(r.Header, o.RequestHeaders)
+			if len(o.RequestHeaders) > 0 {
+				if x := ExchangeFrom(r.Context()); x != nil {
+					x.RequestHeaderChanged = true
+				}
+				applyHeaderOps(r.Header, o.RequestHeaders)
+			}
 			if o.StripPrefix != "" || o.Rewrite != nil {
 				if x := ExchangeFrom(r.Context()); x != nil {
 					if up, ok := o.upstreamPath(x); ok {
