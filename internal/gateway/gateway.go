@@ -148,31 +148,34 @@ func clientMayHave(r *http.Request, bit uint64) bool {
 }
 
 // Value answers the keys of the request's own values, and asks the
-// server's context for the others.
+// server's context for the others. The keys are told apart by their
+// types (each key is the one value of its type): a comparison of key
+// with each would call the runtime's interface equality for the one
+// that matches.
 func (q *request) Value(key any) any {
-	switch key {
-	case policy.ExchangeKey:
+	switch key.(type) {
+	case policy.ExchangeKeyType:
 		return &q.x
-	case h1.InformationalKey:
+	case h1.InformationalKeyType:
 		return h1.Informational(&q.fwd)
-	case h1.FieldsKey:
+	case h1.FieldsKeyType:
 		if q.fwd.fields == nil {
 			return nil
 		}
 		return &q.fwd.fields
-	case h1.FieldFilterKey:
+	case h1.FieldFilterKeyType:
 		if q.fwd.fields == nil {
 			return nil
 		}
 		return q.fwd.filter
-	case h1.RawHeadKey:
+	case h1.RawHeadKeyType:
 		if !q.fwd.rawOn {
 			return nil
 		}
 		return &q.fwd.raw
-	case requestKey{}:
+	case requestKey:
 		return q
-	case policy.PrincipalKey, policy.UpstreamPathKey:
+	case policy.PrincipalKeyType, policy.UpstreamPathKeyType:
 		// The caller is in q.rec (PrincipalFrom looks there first); a
 		// WithPrincipal value, or a transform's upstream path, would be in
 		// a context derived from q.

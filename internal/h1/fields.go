@@ -39,11 +39,14 @@ type Field struct {
 // WithFieldsSet.
 type Fields []Field
 
-type fieldsKey struct{}
+// FieldsKeyType is the type of FieldsKey. A context that answers the key itself
+// tells it by a type switch: comparing a key with FieldsKey calls the
+// runtime's interface equality.
+type FieldsKeyType struct{}
 
 // FieldsKey is the context key under which a request's context carries
 // its *Fields.
-var FieldsKey any = fieldsKey{}
+var FieldsKey any = FieldsKeyType{}
 
 // FieldsFrom returns the Fields that ctx carries, or nil.
 func FieldsFrom(ctx context.Context) Fields {
@@ -69,11 +72,14 @@ type FieldFilter interface {
 	SendField(name string) bool
 }
 
-type fieldFilterKey struct{}
+// FieldFilterKeyType is the type of FieldFilterKey. A context that answers the key itself
+// tells it by a type switch: comparing a key with FieldFilterKey calls the
+// runtime's interface equality.
+type FieldFilterKeyType struct{}
 
 // FieldFilterKey is the context key under which a request's context
 // carries its FieldFilter.
-var FieldFilterKey any = fieldFilterKey{}
+var FieldFilterKey any = FieldFilterKeyType{}
 
 // FieldFilterFrom returns the FieldFilter that ctx carries, or nil.
 func FieldFilterFrom(ctx context.Context) FieldFilter {

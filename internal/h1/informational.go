@@ -16,11 +16,14 @@ type Informational interface {
 	Got1xxResponse(code int, header textproto.MIMEHeader) error
 }
 
-type informationalKey struct{}
+// InformationalKeyType is the type of InformationalKey. A context that answers the key itself
+// tells it by a type switch: comparing a key with InformationalKey calls the
+// runtime's interface equality.
+type InformationalKeyType struct{}
 
 // InformationalKey is the context key under which a request's context
 // carries an Informational.
-var InformationalKey any = informationalKey{}
+var InformationalKey any = InformationalKeyType{}
 
 // InformationalFrom returns what receives ctx's 1xx responses: its
 // Informational, else its httptrace.ClientTrace's Got1xxResponse, else

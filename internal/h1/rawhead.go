@@ -41,11 +41,14 @@ type RawHead struct {
 	typeAt        [2]int32 // the first Content-Type value in lines
 }
 
-type rawHeadKey struct{}
+// RawHeadKeyType is the type of RawHeadKey. A context that answers the key itself
+// tells it by a type switch: comparing a key with RawHeadKey calls the
+// runtime's interface equality.
+type RawHeadKeyType struct{}
 
 // RawHeadKey is the context key under which a request's context carries
 // the *RawHead its response's fields go to.
-var RawHeadKey any = rawHeadKey{}
+var RawHeadKey any = RawHeadKeyType{}
 
 // RawHeadFrom returns the RawHead ctx carries, or nil.
 func RawHeadFrom(ctx context.Context) *RawHead {

@@ -144,12 +144,15 @@ type Record struct {
 	Cause error
 }
 
-type exchangeKey struct{}
+// ExchangeKeyType is the type of ExchangeKey. A context that answers the key itself
+// tells it by a type switch: comparing a key with ExchangeKey calls the
+// runtime's interface equality.
+type ExchangeKeyType struct{}
 
 // ExchangeKey is the context key under which a request's context carries
 // its *Exchange: WithExchange sets it, and a context type of the
 // gateway's own may answer it itself.
-var ExchangeKey any = exchangeKey{}
+var ExchangeKey any = ExchangeKeyType{}
 
 // WithExchange returns ctx carrying x.
 func WithExchange(ctx context.Context, x *Exchange) context.Context {
@@ -162,7 +165,10 @@ func ExchangeFrom(ctx context.Context) *Exchange {
 	return x
 }
 
-type principalKey struct{}
+// PrincipalKeyType is the type of PrincipalKey. A context that answers the key itself
+// tells it by a type switch: comparing a key with PrincipalKey calls the
+// runtime's interface equality.
+type PrincipalKeyType struct{}
 
 // PrincipalKey is the context key under which WithPrincipal puts the
 // authenticated caller. A context type of the gateway's own may answer it
@@ -170,7 +176,7 @@ type principalKey struct{}
 // Record, and nothing below the gateway's context carries one), so that
 // PrincipalFrom does not search the server's contexts for an anonymous
 // request.
-var PrincipalKey any = principalKey{}
+var PrincipalKey any = PrincipalKeyType{}
 
 // WithPrincipal returns ctx carrying the authenticated caller.
 func WithPrincipal(ctx context.Context, p *identity.Principal) context.Context {

@@ -130,14 +130,17 @@ func newUpstreamPath(p string) UpstreamPath {
 	return UpstreamPath{Path: p, RawPath: b.String()}
 }
 
-type upstreamPathKey struct{}
+// UpstreamPathKeyType is the type of UpstreamPathKey. A context that answers the key itself
+// tells it by a type switch: comparing a key with UpstreamPathKey calls the
+// runtime's interface equality.
+type UpstreamPathKeyType struct{}
 
 // UpstreamPathKey is the context key under which a transform puts the
 // forwarded path, in a context derived from the request's. A context
 // type of the gateway's own, which no transform derived, may answer it
 // itself (with nil), so that UpstreamPathFrom does not search the
 // server's contexts when no transform set one.
-var UpstreamPathKey any = upstreamPathKey{}
+var UpstreamPathKey any = UpstreamPathKeyType{}
 
 // UpstreamPathFrom returns the forwarded path set by a transform, if any.
 func UpstreamPathFrom(ctx context.Context) (UpstreamPath, bool) {
