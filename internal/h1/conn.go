@@ -65,6 +65,24 @@ type conn struct {
 // connKey finds, in a request's context, the server connection it came on.
 type connKey struct{}
 
+// connContext is a connection's context (a cancelable one, embedded): it
+// answers connKey with the connection by a type assertion, before the
+// contexts it derives from are asked. A context.WithValue's lookup would
+// pass the cancelable context first and compare the key by the
+// runtime's interface equality; PeerAddr and a Transport's round trip
+// ask once each per proxied request.
+type connContext struct {
+	context.Context
+	c *conn
+}
+
+func (x *connContext) Value(key any) any {
+	if _, ok := key.(connKey); ok {
+		return x.c
+	}
+	return x.Context.Value(key)
+}
+
 // PeerAddr returns the address of the client of the h1 server connection
 // that ctx (a request's context) belongs to, parsed once per connection;
 // false for a request that did not come through an h1 Server.
@@ -161,7 +179,8 @@ func (s *Server) newConn(rwc net.Conn, base context.Context) *conn {
 	if ta, ok := rwc.RemoteAddr().(*net.TCPAddr); ok {
 		c.peer = ta.AddrPort()
 	}
-	c.ctx, c.cancel = context.WithCancel(context.WithValue(context.WithValue(base, http.LocalAddrContextKey, rwc.LocalAddr()), connKey{}, c))
+	ctx, cancel := context.WithCancel(context.WithValue(base, http.LocalAddrContextKey, rwc.LocalAddr()))
+	c.ctx, c.cancel = &connContext{Context: ctx, c: c}, cancel
 	c.tmpl = (&http.Request{RemoteAddr: c.remoteAddr}).WithContext(c.ctx)
 	return c
 }
