@@ -3,6 +3,7 @@ package h1
 import (
 	"context"
 	"net/http"
+	"strings"
 )
 
 // Field is one header field line, or with Omit a removal.
@@ -21,6 +22,29 @@ type Field struct {
 	// values it built from checked parts; a field that breaks the promise
 	// is sent broken.
 	Checked bool
+	// Lines makes Value whole field lines, each "Name: value" and its
+	// CRLF, written as they are: a caller that sends the same fields
+	// for many requests (a caller's identity, say) builds their lines
+	// once, and the transport copies them in one piece. A Lines field
+	// must be Checked too (each name a canonical token other than the
+	// framing fields and Host, each value field-value bytes only): an
+	// unchecked one fails the round trip, and the server and
+	// WithFieldsSet leave it out. Its Name is empty, so it neither replaces nor omits the
+	// Header's fields of its lines' names, which the caller must leave
+	// out itself (with Omit fields, or its FieldFilter).
+	Lines bool
+}
+
+// eachLine calls fn with the name and value of each of the field lines in
+// lines (a Lines field's Value).
+func eachLine(lines string, fn func(name, value string)) {
+	for lines != "" {
+		line, rest, _ := strings.Cut(lines, "\r\n")
+		lines = rest
+		if name, value, ok := strings.Cut(line, ":"); ok {
+			fn(name, strings.TrimLeft(value, " \t"))
+		}
+	}
 }
 
 // Fields are header fields that Transport writes after a request's
@@ -106,7 +130,7 @@ func sends(req *http.Request, name string) bool {
 func (f Fields) SendsOver(inHeader bool, name string) bool {
 	found := false
 	for i := range f {
-		if f[i].Name == name {
+		if f[i].Name == name && !f[i].Lines {
 			if !f[i].Omit {
 				return true
 			}
@@ -119,7 +143,7 @@ func (f Fields) SendsOver(inHeader bool, name string) bool {
 // has reports whether name is among f's names.
 func (f Fields) has(name string) bool {
 	for i := range f {
-		if f[i].Name == name {
+		if f[i].Name == name && !f[i].Lines {
 			return true
 		}
 	}
@@ -144,7 +168,12 @@ func WithFieldsSet(req *http.Request) *http.Request {
 		}
 	}
 	for _, fl := range f {
-		if !fl.Omit {
+		switch {
+		case fl.Lines:
+			if fl.Checked {
+				eachLine(fl.Value, func(name, value string) { h[name] = append(h[name], value) })
+			}
+		case !fl.Omit:
 			h[fl.Name] = append(h[fl.Name], fl.Value)
 		}
 	}

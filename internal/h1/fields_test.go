@@ -72,6 +72,40 @@ func testTransportFields(t *testing.T, checked bool) {
 	}
 }
 
+// A Checked Lines field's lines are written as they are, in the Fields'
+// order; it replaces no Header field (its lines' names are the caller's
+// to keep out of the Header). An unchecked one fails the round trip
+// before anything is sent. WithFieldsSet sets its lines in the copy.
+func TestTransport_FieldsLines(t *testing.T) {
+	tr, req, seen := headerEcho(t)
+	req.Header = http.Header{"Accept": {"text/plain"}, "X-Id-Subject": {"client's"}}
+	lines := Field{Value: "X-Id-Subject: alice\r\nX-Id-Groups: a,b\r\nX-Id-Groups: c\r\n", Lines: true, Checked: true}
+	roundTrip(t, tr, withFields(req, Field{Name: "X-Request-Id", Value: "r1"}, lines, Field{Name: "X-After", Value: "1"}))
+	h := <-seen
+	delete(h, "Accept-Encoding") // net/http's test server's own, if any
+	want := http.Header{"Accept": {"text/plain"}, "X-Id-Subject": {"client's", "alice"}, "X-Id-Groups": {"a,b", "c"}, "X-Request-Id": {"r1"}, "X-After": {"1"}}
+	if !reflect.DeepEqual(h, want) {
+		t.Errorf("backend saw %v, want %v", h, want)
+	}
+
+	https, _ := http.NewRequest("GET", "https://example.test/", nil)
+	https.Header = http.Header{"Accept": {"*/*"}}
+	out := WithFieldsSet(withFields(https, lines, Field{Value: "X-Unchecked: 1\r\n", Lines: true}))
+	if want := (http.Header{"Accept": {"*/*"}, "X-Id-Subject": {"alice"}, "X-Id-Groups": {"a,b", "c"}}); !reflect.DeepEqual(out.Header, want) {
+		t.Errorf("WithFieldsSet: header %v, want %v", out.Header, want)
+	}
+
+	var got atomic.Int32
+	backend, _ := countingBackend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { got.Add(1) }))
+	req2 := withFields(newRequest(t, "GET", backend.URL, nil), Field{Value: "X-Id-Subject: alice\r\n", Lines: true})
+	if _, err := tr.RoundTrip(req2); !errors.Is(err, ErrRequestNotSent) {
+		t.Errorf("an unchecked Lines field: got %v", err)
+	}
+	if got.Load() != 0 {
+		t.Errorf("backend saw %d requests", got.Load())
+	}
+}
+
 // Fields are checked as Header is: a bad name or value, or a framing
 // field, fails the round trip before anything is sent.
 func TestTransport_FieldsRefusesInjection(t *testing.T) {

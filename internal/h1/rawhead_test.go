@@ -244,7 +244,8 @@ func TestRawHead_HeaderEmptiedPerResponse(t *testing.T) {
 // they are when marked Checked; an unchecked one is checked as a header
 // map's field: a CR or LF in its value becomes a space, and a name that
 // is not a token or that frames the response is not written. An Omit
-// field writes nothing.
+// field writes nothing; a Lines field its lines as they are, when it is
+// Checked, and nothing when not.
 func TestRawHead_ExtraFields(t *testing.T) {
 	_, backend := startServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("X-Backend", "b")
@@ -260,6 +261,8 @@ func TestRawHead_ExtraFields(t *testing.T) {
 		{{Name: "Content-Length", Value: "999"}},
 		{{Name: "Connection", Value: "close"}},
 		{{Name: "X-One", Value: "1", Checked: true}, {Name: "X-Gone", Omit: true}, {Name: "X-Two", Value: "2"}, {Name: "X-One", Value: "3", Checked: true}},
+		{{Name: "X-One", Value: "1", Checked: true}, {Value: "X-L1: a\r\nX-L2: b\r\n", Lines: true, Checked: true}, {Name: "X-Two", Value: "2"}},
+		{{Value: "X-L1: a\r\n", Lines: true}},
 	}
 	_, proxy := startServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var rh RawHead
@@ -285,6 +288,8 @@ func TestRawHead_ExtraFields(t *testing.T) {
 		"X-Map: m|X-Backend: b",
 		"X-Map: m|X-Backend: b",
 		"X-Map: m|X-One: 1|X-Two: 2|X-One: 3|X-Backend: b",
+		"X-Map: m|X-One: 1|X-L1: a|X-L2: b|X-Two: 2|X-Backend: b",
+		"X-Map: m|X-Backend: b", // a Lines field that is not Checked writes nothing
 	}
 	conn, err := net.Dial("tcp", proxy)
 	if err != nil {

@@ -424,6 +424,10 @@ func (w *response) commit(mode bodyMode, sniff []byte) {
 		for i := range w.rawExtra {
 			switch f := &w.rawExtra[i]; {
 			case f.Omit:
+			case f.Lines:
+				if f.Checked {
+					b = append(b, f.Value...)
+				}
 			case f.Checked:
 				b = appendFieldLine(b, f.Name, f.Value)
 			case !framingField(f.Name) && validFieldName(f.Name):

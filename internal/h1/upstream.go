@@ -367,7 +367,9 @@ func (pc *persistConn) writeRequest(req *http.Request) (closeAfter bool, err err
 	// request holds some ten fields).
 	var extraNames uint64
 	for i := range extra {
-		extraNames |= NameBit(extra[i].Name)
+		if !extra[i].Lines {
+			extraNames |= NameBit(extra[i].Name)
+		}
 	}
 	for k, vs := range req.Header {
 		if extraNames&NameBit(k) != 0 && extra.has(k) || filter != nil && !filter.SendField(k) {
@@ -402,6 +404,13 @@ func (pc *persistConn) writeRequest(req *http.Request) (closeAfter bool, err err
 		f := &extra[i]
 		if f.Omit {
 			continue // it only kept the Header's fields of its name out
+		}
+		if f.Lines {
+			if !f.Checked {
+				return false, pc.abandon(errors.New("h1: a Lines field must be Checked"))
+			}
+			b = append(b, f.Value...)
+			continue
 		}
 		if !f.Checked {
 			if err := checkField(f); err != nil {
