@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"testing"
 
+	"github.com/gatehouse-dev/gatehouse/internal/h1"
 	"github.com/gatehouse-dev/gatehouse/internal/identity"
 )
 
@@ -68,6 +69,58 @@ func TestIdentityValues_NoAllocationPerRequest(t *testing.T) {
 	if n := testing.AllocsPerRun(100, func() {
 		clear(h)
 		p.setIdentity(h, nil, pr)
+	}); n != 0 {
+		t.Fatalf("%v allocations per request, want 0", n)
+	}
+}
+
+// With h1.Fields, the identity goes as one Lines field: the lines of the
+// fields the map path sets, in the same order, built once per principal.
+// A principal whose lines were made for another prefix (a configuration
+// reloaded with another identity prefix) gets the fields one by one.
+func TestIdentityValues_Lines(t *testing.T) {
+	names := func(pfx string) identityHeaderNames {
+		return identityHeaderNames{subject: pfx + "Subject", issuer: pfx + "Issuer", groups: pfx + "Groups", roles: pfx + "Roles",
+			scopes: pfx + "Scopes", consumer: pfx + "Consumer", credential: pfx + "Credential", prefix: pfx}
+	}
+	p := &proxyHandler{names: names("X-Gatehouse-")}
+	p.buildIdentity = p.names.identityLines
+	pr := identity.NewStaticPrincipal(identity.CredentialJWT, "alice\x01", "", []string{"a,b", "c"}, nil, []string{"read", "write"})
+	pr.Issuer = "https://idp.example"
+	var fs h1.Fields
+	p.setIdentity(nil, &fs, pr)
+	want := "X-Gatehouse-Credential: jwt\r\nX-Gatehouse-Subject: alice\r\nX-Gatehouse-Issuer: https://idp.example\r\n" +
+		"X-Gatehouse-Groups: a%2Cb,c\r\nX-Gatehouse-Scopes: read write\r\n"
+	if len(fs) != 1 || !fs[0].Lines || !fs[0].Checked || fs[0].Name != "" || fs[0].Value != want {
+		t.Fatalf("fields %+v, want one Checked Lines field %q", fs, want)
+	}
+	// The map path's fields, as lines in setIdentity's order, are the same.
+	var one h1.Fields
+	pr2 := identity.NewStaticPrincipal(identity.CredentialJWT, "alice\x01", "", []string{"a,b", "c"}, nil, []string{"read", "write"})
+	pr2.Issuer = pr.Issuer
+	(&proxyHandler{names: p.names}).setIdentity(nil, &one, pr2)
+	var lines string
+	for _, f := range one {
+		if f.Lines {
+			t.Fatalf("a proxy without the builder sent lines: %+v", one)
+		}
+		lines += f.Name + ": " + f.Value + "\r\n"
+	}
+	if want != lines {
+		t.Errorf("lines %q, fields one by one %q", want, lines)
+	}
+
+	other := &proxyHandler{names: names("X-Id-")}
+	other.buildIdentity = other.names.identityLines
+	fs = fs[:0]
+	other.setIdentity(nil, &fs, pr) // pr's lines are X-Gatehouse-'s
+	if len(fs) != 5 || fs[0].Lines || fs[1].Name != "X-Id-Subject" || fs[1].Value != "alice" {
+		t.Errorf("another prefix: fields %+v, want the five fields one by one", fs)
+	}
+
+	if n := testing.AllocsPerRun(100, func() {
+		fs = fs[:0]
+		p.setIdentity(nil, &fs, pr)
 	}); n != 0 {
 		t.Fatalf("%v allocations per request, want 0", n)
 	}

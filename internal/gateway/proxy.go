@@ -30,6 +30,9 @@ type proxyHandler struct {
 	settings *settings
 	logger   *slog.Logger
 	names    identityHeaderNames
+	// buildIdentity is identityLines for names (the method value made
+	// once): a principal's forwarded values and their lines.
+	buildIdentity func(*identity.Principal) *identity.HeaderValues
 	// direct: the transport is upstream.Transport itself, not under the
 	// tracing wrapper (which sets the traceparent of its own span in the
 	// header map) nor another transport. Then the gateway's fields go to
@@ -43,6 +46,7 @@ type proxyHandler struct {
 
 type identityHeaderNames struct {
 	subject, issuer, groups, roles, scopes, consumer, credential string
+	prefix                                                       string // the prefix they were made with
 }
 
 func (c *compiler) proxy(api *API, be *backend, t config.Timeouts) policy.Handler {
@@ -61,8 +65,10 @@ func (c *compiler) proxy(api *API, be *backend, t config.Timeouts) policy.Handle
 			scopes:     http.CanonicalHeaderKey(pfx + "Scopes"),
 			consumer:   http.CanonicalHeaderKey(pfx + "Consumer"),
 			credential: http.CanonicalHeaderKey(pfx + "Credential"),
+			prefix:     pfx,
 		},
 	}
+	p.buildIdentity = p.names.identityLines
 	base := c.traceTransport(be, api.Backend)
 	_, p.direct = base.(*upstream.Transport)
 	tr := upstream.NewRoundTripper(be.pool, newTimedTransport(base, be.metrics),
@@ -245,7 +251,20 @@ func setFieldValues(h http.Header, fs *h1.Fields, name string, vs []string) {
 
 func (p *proxyHandler) setIdentity(h http.Header, fs *h1.Fields, pr *identity.Principal) {
 	n := &p.names
-	v := pr.HeaderValues(identityValues)
+	build := p.buildIdentity
+	if build == nil {
+		build = identityValues
+	}
+	v := pr.HeaderValues(build)
+	if fs != nil && v.LinesPrefix == n.prefix && n.prefix != "" {
+		// The principal's lines, made once (by a proxy with these names):
+		// one Field for the transport to copy. The client's fields of
+		// these names are left out by the filter (untrusted).
+		if v.Lines != "" {
+			*fs = append(*fs, h1.Field{Value: v.Lines, Lines: true, Checked: true})
+		}
+		return
+	}
 	set := func(name string, vs []string) {
 		if vs != nil {
 			setFieldValues(h, fs, name, vs) // the names are canonical (compile time)
@@ -258,6 +277,28 @@ func (p *proxyHandler) setIdentity(h http.Header, fs *h1.Fields, pr *identity.Pr
 	set(n.groups, v.Groups)
 	set(n.roles, v.Roles)
 	set(n.scopes, v.Scopes)
+}
+
+// identityLines is identityValues with the values as field lines of n's
+// names too, in the order setIdentity sets them: Checked lines (names
+// from the validated prefix, values made safe by identityValues).
+func (n *identityHeaderNames) identityLines(pr *identity.Principal) *identity.HeaderValues {
+	v := identityValues(pr)
+	var b []byte
+	line := func(name string, vs []string) {
+		for _, x := range vs {
+			b = append(append(append(append(b, name...), ": "...), x...), "\r\n"...)
+		}
+	}
+	line(n.credential, v.Credential)
+	line(n.subject, v.Subject)
+	line(n.issuer, v.Issuer)
+	line(n.consumer, v.Consumer)
+	line(n.groups, v.Groups)
+	line(n.roles, v.Roles)
+	line(n.scopes, v.Scopes)
+	v.Lines, v.LinesPrefix = string(b), n.prefix
+	return v
 }
 
 // identityValues builds a principal's forwarded identity values once.

@@ -72,6 +72,10 @@ type Principal struct {
 // slices are shared by those requests and must not be modified.
 type HeaderValues struct {
 	Credential, Subject, Issuer, Consumer, Groups, Roles, Scopes []string
+	// Lines are the same fields as field lines ("Name: value" and its
+	// CRLF each), named with the prefix LinesPrefix, when the builder
+	// made them: a forwarder sends them in one piece.
+	Lines, LinesPrefix string
 }
 
 // HeaderValues returns the principal's forwarded values, built by build
