@@ -595,15 +595,20 @@ func fillHeader(hdr http.Header, s string, fields []field, kinds []fieldKind, dr
 	return hdr, seen
 }
 
-// NameBit is one of 64 bits, by a name's length and last byte: two
-// names with different bits differ (any two may share one). A header
-// whose names' bits do not include a name's lacks that name: see
-// the server's ResponseWriter's HeaderNames.
+// NameBit is one of 64 bits, by a name's length, first and last bytes:
+// two names with different bits differ (any two may share one). A header
+// whose names' bits do not include a name's lacks that name: see the
+// server's ResponseWriter's HeaderNames. The weights are chosen so that
+// the names a proxy looks for (User-Agent, Authorization, X-Api-Key, Te,
+// Connection, Upgrade, the X-Forwarded ones, X-Request-Id, Traceparent)
+// have bits of their own, apart from each other's and from those of the
+// fields browsers send (TestNameBit): a lookup the bit lets through is
+// then most often a hit.
 func NameBit(name string) uint64 {
 	if name == "" {
 		return 1
 	}
-	return 1 << ((uint(len(name))*5 + uint(name[len(name)-1])) & 63)
+	return 1 << ((uint(len(name))*3 + uint(name[len(name)-1]) + uint(name[0])*10) & 63)
 }
 
 // repeated reports whether a field of before whose kind is not in drop
