@@ -44,28 +44,35 @@ func normalizePath(raw string, o PathOptions) (decoded, escaped string, err *pol
 func isCanonicalPath(raw string, o PathOptions) bool {
 	for i := 0; i < len(raw); i++ {
 		c := raw[i]
-		switch {
-		case c == '/':
+		if pathPlain[c] {
+			continue // most of a path's bytes: one look each
+		}
+		switch c {
+		case '/':
 			if i+1 < len(raw) {
 				n := raw[i+1]
 				if (n == '/' && !o.KeepSlashes) || n == '.' {
 					return false
 				}
 			}
-		case c == '%', c == '\\', c == '#':
-			return false
-		case c == ';':
+		case ';':
 			if !o.AllowSemicolon {
 				return false
 			}
-		case c < 0x21, c >= 0x7f:
-			return false
-		case !pathSafe[c]:
-			return false
+		default:
+			return false // '%', '\\', '#', controls, non-ASCII, and what else is not pathSafe
 		}
 	}
 	return true
 }
+
+// pathPlain marks the pathSafe bytes but ';': those isCanonicalPath
+// passes without a look at the options or the next byte.
+var pathPlain = func() (t [256]bool) {
+	t = pathSafe
+	t[';'] = false
+	return t
+}()
 
 // pathSafe marks the bytes that may appear unescaped in a canonical path
 // segment: RFC 3986 unreserved, sub-delims, ':' and '@'.

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"math/rand/v2"
 	"strings"
 	"testing"
 )
@@ -122,4 +123,60 @@ func FuzzNormalizePath(f *testing.F) {
 			t.Fatalf("%q: forwarded %q normalizes to (%q, %q, %v), authorized %q", in, esc, dec2, esc2, err2, dec)
 		}
 	})
+}
+
+// isCanonicalPath's one table look per plain byte decides as the
+// byte-by-byte definition does: every byte value at every position of
+// short paths, under every option, and random paths.
+func TestIsCanonicalPath_SameAsDefinition(t *testing.T) {
+	def := func(raw string, o PathOptions) bool {
+		for i := 0; i < len(raw); i++ {
+			c := raw[i]
+			switch {
+			case c == '/':
+				if i+1 < len(raw) {
+					if n := raw[i+1]; (n == '/' && !o.KeepSlashes) || n == '.' {
+						return false
+					}
+				}
+			case c == '%', c == '\\', c == '#':
+				return false
+			case c == ';':
+				if !o.AllowSemicolon {
+					return false
+				}
+			case c < 0x21, c >= 0x7f:
+				return false
+			case !pathSafe[c]:
+				return false
+			}
+		}
+		return true
+	}
+	opts := []PathOptions{{}, {AllowSemicolon: true}, {KeepSlashes: true}, {AllowSemicolon: true, KeepSlashes: true}}
+	for _, o := range opts {
+		for _, base := range []string{"/a/b", "/ab/", "//x."} {
+			for pos := 0; pos < len(base); pos++ {
+				for c := 0; c < 256; c++ {
+					p := []byte(base)
+					p[pos] = byte(c)
+					if got, want := isCanonicalPath(string(p), o), def(string(p), o); got != want {
+						t.Fatalf("%q %+v: %v, want %v", p, o, got, want)
+					}
+				}
+			}
+		}
+	}
+	rng := rand.New(rand.NewPCG(3, 4))
+	alphabet := "/./;%#\\az09-_~:@!$&'()*+,=?\x00\x7f\xc3\xa9 "
+	for range 50000 {
+		p := make([]byte, rng.IntN(20))
+		for i := range p {
+			p[i] = alphabet[rng.IntN(len(alphabet))]
+		}
+		o := opts[rng.IntN(len(opts))]
+		if got, want := isCanonicalPath(string(p), o), def(string(p), o); got != want {
+			t.Fatalf("%q %+v: %v, want %v", p, o, got, want)
+		}
+	}
 }

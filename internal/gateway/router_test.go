@@ -1,6 +1,8 @@
 package gateway
 
 import (
+	"math/rand/v2"
+	"strings"
 	"testing"
 
 	"github.com/gatehouse-dev/gatehouse/internal/config"
@@ -162,4 +164,34 @@ func FuzzRouterMatch(f *testing.F) {
 			t.Fatalf("NParam %d", m.NParam)
 		}
 	})
+}
+
+// canonicalHost's one pass gives what the definition does (the port cut
+// after the last ']', a trailing dot dropped, lower case): random hosts
+// of letters in both cases, digits, dots, colons and brackets.
+func TestCanonicalHost_SameAsDefinition(t *testing.T) {
+	def := func(host string) string {
+		if i := strings.LastIndexByte(host, ':'); i >= 0 && !strings.Contains(host[i:], "]") {
+			host = host[:i]
+		}
+		return strings.ToLower(strings.TrimSuffix(host, "."))
+	}
+	rng := rand.New(rand.NewPCG(5, 6))
+	alphabet := "aZ9.:[]-xX"
+	for range 50000 {
+		h := make([]byte, rng.IntN(16))
+		for i := range h {
+			h[i] = alphabet[rng.IntN(len(alphabet))]
+		}
+		if got, want := canonicalHost(string(h)), def(string(h)); got != want {
+			t.Fatalf("%q: %q, want %q", h, got, want)
+		}
+	}
+	for _, c := range []struct{ in, want string }{
+		{"API.Example.COM:8443", "api.example.com"}, {"[::1]:80", "[::1]"}, {"[::1]", "[::1]"}, {"example.com.", "example.com"}, {"h:PORT", "h"},
+	} {
+		if got := canonicalHost(c.in); got != c.want {
+			t.Errorf("%q: %q, want %q", c.in, got, c.want)
+		}
+	}
 }
