@@ -41,6 +41,7 @@ type instrTarget struct {
 	url     string            // where the requests go
 	ready   string            // answers 200 once the proxy is up
 	headers map[string]string // sent with each request
+	bare    bool              // without Go's client's User-Agent and Accept-Encoding: as wrk sends it
 }
 
 // instrResult is a target's instructions per request, one per run, and
@@ -195,7 +196,14 @@ func runInstructions(o options, n, runs int) error {
 		}
 	}
 
-	fmt.Fprintf(os.Stderr, "bench: instructions per request under callgrind, %d requests on one connection, %d runs of %d targets\n", n, runs, len(targets))
+	request := "Go's client: Host, User-Agent, Accept-Encoding"
+	if o.wrkRequest {
+		request = "as wrk sends it: Host alone"
+		for i := range targets {
+			targets[i].bare = true
+		}
+	}
+	fmt.Fprintf(os.Stderr, "bench: instructions per request under callgrind, %d requests (%s) on one connection, %d runs of %d targets\n", n, request, runs, len(targets))
 	counts, rests := map[string][]float64{}, map[string][]float64{}
 	for run := 0; run < runs; run++ {
 		for _, t := range targets {
@@ -216,7 +224,7 @@ func runInstructions(o options, n, runs int) error {
 
 	var results []instrResult
 	med, restMed := map[string]float64{}, map[string]float64{}
-	fmt.Printf("\nInstructions per request in user space (callgrind, %d requests on one connection, %d runs), %s, %s\n\n", n, runs, harness.CPUModel(), runtime.Version())
+	fmt.Printf("\nInstructions per request in user space (callgrind, %d requests (%s) on one connection, %d runs), %s, %s\n\n", n, request, runs, harness.CPUModel(), runtime.Version())
 	fmt.Println("| target | instructions per request (median) | runs | without the Go runtime's search for work (median) |")
 	fmt.Println("|---|---:|---|---:|")
 	for _, t := range targets {
@@ -253,12 +261,17 @@ func runInstructions(o options, n, runs int) error {
 	// What each field costs: for a request field, the difference between
 	// the counts with and without browserFields (the Go client sends two
 	// fields of its own, User-Agent and Accept-Encoding, which
-	// browserFields replaces) over the fields added; for a response field,
+	// browserFields replaces; with -wrk-request none) over the fields
+	// added; for a response field,
 	// the difference that apiResponseFields make to the same request.
 	perField := map[string]map[string]float64{"request": {}, "response": {}}
+	clientFields := 2 // the Go client's own, which browserFields replace
+	if o.wrkRequest {
+		clientFields = 0
+	}
 	for _, name := range []string{"gatehouse-passthrough", "baseline-passthrough", "nginx"} {
 		if with, without := med[name+browserSuffix], med[name]; with > 0 && without > 0 {
-			perField["request"][name] = (with - without) / float64(len(browserFields)-2)
+			perField["request"][name] = (with - without) / float64(len(browserFields)-clientFields)
 		}
 		if with, without := med[name+exchangeSuffix], med[name+browserSuffix]; with > 0 && without > 0 {
 			perField["response"][name] = (with - without) / float64(len(apiResponseFields))
@@ -271,7 +284,7 @@ func runInstructions(o options, n, runs int) error {
 			continue
 		}
 		fmt.Printf("\ninstructions per added %s field (medians; %s):\n", side, map[string]string{
-			"request":  "a browser's ten fields less the Go client's two, over the eight more",
+			"request":  map[bool]string{false: "a browser's ten fields less the Go client's two, over the eight more", true: "a browser's ten fields, over the request as wrk sends it"}[o.wrkRequest],
 			"response": "an API response's eight fields more, to the browser's request",
 		}[side])
 		for _, k := range slices.Sorted(maps.Keys(pf)) {
@@ -291,7 +304,7 @@ func runInstructions(o options, n, runs int) error {
 	b, err := json.MarshalIndent(map[string]any{
 		"date":     time.Now().UTC().Format(time.RFC3339),
 		"machine":  map[string]string{"cpu": harness.CPUModel(), "cpus": strconv.Itoa(runtime.NumCPU()), "go": runtime.Version()},
-		"requests": n, "runs": runs, "results": results, "ratios": ratios, "instructions_per_added_field": perField,
+		"requests": n, "request": request, "runs": runs, "results": results, "ratios": ratios, "instructions_per_added_field": perField,
 	}, "", "  ")
 	if err != nil {
 		return err
@@ -334,13 +347,16 @@ func countInstructions(valgrind, control, dir string, t instrTarget, n int) (per
 	if err := harness.WaitHTTP(ctx, t.ready); err != nil {
 		return 0, 0, fmt.Errorf("not ready under callgrind: %w\n%s", err, tail(stderr.String(), 2000))
 	}
-	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1}, Timeout: time.Minute}
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1, DisableCompression: t.bare}, Timeout: time.Minute}
 	defer client.CloseIdleConnections()
 	send := func(k int) error {
 		for range k {
 			req, err := http.NewRequest("GET", t.url, nil)
 			if err != nil {
 				return err
+			}
+			if t.bare {
+				req.Header.Set("User-Agent", "") // Go's client then sends none
 			}
 			for h, v := range t.headers {
 				req.Header.Set(h, v)

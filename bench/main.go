@@ -10,6 +10,7 @@
 //	go run ./bench -rounds 3 -nginx off -caddy ~/go/bin/caddy
 //	go run ./bench -instructions 2000 -baseline OLD   # instructions per request under callgrind: steady on a noisy machine
 //	go run ./bench -instructions 20000 -browser-fields  # also a browser's request fields and an API response's, and each field's cost
+//	go run ./bench -instructions 20000 -wrk-request     # the requests as wrk sends them in the load runs (Host alone)
 //
 // The backend and the proxy under test share CPU 0 (Go programs, Caddy and
 // oauth2-proxy included, with GOMAXPROCS=1, nginx with one worker, HAProxy
@@ -56,6 +57,7 @@ type options struct {
 	profile     string
 	baseline    string
 	browser     bool // -instructions: also count passthrough requests with a browser's request fields, and with an API response's fields
+	wrkRequest  bool // -instructions: send the requests as wrk does (Host alone), not as Go's client does
 }
 
 func main() {
@@ -79,6 +81,7 @@ func main() {
 	instructions := flag.Int("instructions", 0, "instead of the load runs: count the instructions per request in user space of Gatehouse (and -baseline, nginx, nginx-forwarding) under valgrind's callgrind over this many requests, which a noisy machine does not disturb (2000 for a quick comparison; 20000 so that garbage-collection cycles, about one per 11000 requests, are counted at their rate under load)")
 	instrRuns := flag.Int("instruction-runs", 2, "with -instructions: runs of each target, interleaved")
 	flag.BoolVar(&o.browser, "browser-fields", false, "with -instructions: also count passthrough requests that carry the ten request fields a browser's fetch sends (User-Agent, Accept, Cookie, …), and the same answered with an API response's eight fields more (Cache-Control, ETag, Vary, …), for Gatehouse (and -baseline) and nginx, and each one's cost per request field and per response field")
+	flag.BoolVar(&o.wrkRequest, "wrk-request", false, "with -instructions: send the requests as wrk sends them in the load runs (Host and nothing else; the browser's fields, with -browser-fields), not with the two fields Go's client adds (User-Agent, Accept-Encoding)")
 	pgo := flag.String("pgo", "", "instead of the measurements: run Gatehouse's passthrough and full-chain scenarios under load once each (-duration each; 20s or more gives a steady profile) with CPU profiles, and write their merge to this file (cmd/gatehouse/default.pgo: the profile go build uses)")
 	report := flag.String("report", "", "a JSON result of an earlier run: compute its ratios and targets again with this version, print them, and write them to -out if given (nothing is measured)")
 	flag.Parse()
