@@ -294,24 +294,14 @@ func (n *node) matchCatchAll(rest, method string, m *Match, allow *string) *Oper
 // canonicalHost lower-cases host and removes a port and a trailing dot,
 // allocating only when the host has upper-case letters.
 func canonicalHost(host string) string {
-	// One pass finds the last colon, the last ']' and upper-case letters.
-	colon, bracket, upper := -1, -1, false
-	for i := 0; i < len(host); i++ {
-		switch c := host[i]; {
-		case c == ':':
-			colon = i
-		case c == ']':
-			bracket = i
-		case 'A' <= c && c <= 'Z':
-			upper = true
-		}
-	}
-	if colon >= 0 && bracket < colon {
-		host = host[:colon] // the port, after an IPv6 literal's ']' if any
+	if i := strings.LastIndexByte(host, ':'); i >= 0 && !strings.Contains(host[i:], "]") {
+		host = host[:i]
 	}
 	host = strings.TrimSuffix(host, ".")
-	if upper {
-		return strings.ToLower(host) // the same string when the letters were in the port
+	for i := 0; i < len(host); i++ {
+		if c := host[i]; 'A' <= c && c <= 'Z' {
+			return strings.ToLower(host)
+		}
 	}
 	return host
 }
