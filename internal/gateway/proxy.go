@@ -265,38 +265,36 @@ func (p *proxyHandler) setIdentity(h http.Header, fs *h1.Fields, pr *identity.Pr
 		}
 		return
 	}
-	set := func(name string, vs []string) {
+	n.each(v, func(name string, vs []string) {
 		if vs != nil {
 			setFieldValues(h, fs, name, vs) // the names are canonical (compile time)
 		}
-	}
-	set(n.credential, v.Credential)
-	set(n.subject, v.Subject)
-	set(n.issuer, v.Issuer)
-	set(n.consumer, v.Consumer)
-	set(n.groups, v.Groups)
-	set(n.roles, v.Roles)
-	set(n.scopes, v.Scopes)
+	})
+}
+
+// each calls fn with each identity field's name and v's values for it,
+// in the order the fields are sent.
+func (n *identityHeaderNames) each(v *identity.HeaderValues, fn func(name string, vs []string)) {
+	fn(n.credential, v.Credential)
+	fn(n.subject, v.Subject)
+	fn(n.issuer, v.Issuer)
+	fn(n.consumer, v.Consumer)
+	fn(n.groups, v.Groups)
+	fn(n.roles, v.Roles)
+	fn(n.scopes, v.Scopes)
 }
 
 // identityLines is identityValues with the values as field lines of n's
-// names too, in the order setIdentity sets them: Checked lines (names
+// names too, in the order setIdentity sets them (each): Checked lines (names
 // from the validated prefix, values made safe by identityValues).
 func (n *identityHeaderNames) identityLines(pr *identity.Principal) *identity.HeaderValues {
 	v := identityValues(pr)
 	var b []byte
-	line := func(name string, vs []string) {
+	n.each(v, func(name string, vs []string) {
 		for _, x := range vs {
 			b = append(append(append(append(b, name...), ": "...), x...), "\r\n"...)
 		}
-	}
-	line(n.credential, v.Credential)
-	line(n.subject, v.Subject)
-	line(n.issuer, v.Issuer)
-	line(n.consumer, v.Consumer)
-	line(n.groups, v.Groups)
-	line(n.roles, v.Roles)
-	line(n.scopes, v.Scopes)
+	})
 	v.Lines, v.LinesPrefix = string(b), n.prefix
 	return v
 }
