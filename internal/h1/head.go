@@ -48,8 +48,21 @@ func isFieldValueByte(c byte) bool {
 // bearer token is checked in a fraction of the time of a byte loop. A
 // block suspectWord flags (a byte below 0x20, which may be an allowed
 // HTAB, a DEL, or rarely a valid byte) is decided byte by byte, and so is
-// the rest from the first such 8-byte word, and the tail.
+// the rest from the first such 8-byte word, and the tail. A value of
+// ctlBlocksMin bytes or more goes to skipValueBytes' scan, which has the
+// processor's vector compare where there is one.
 func validFieldValue(v []byte) bool {
+	if haveCtlBlocks && len(v) >= ctlBlocksMin {
+		for i := 0; ; i++ {
+			i = skipValueBytes(v, i)
+			if i == len(v) {
+				return true
+			}
+			if !isFieldValueByte(v[i]) {
+				return false
+			}
+		}
+	}
 	i := 0
 	for ; i+32 <= len(v); i += 32 {
 		w := v[i : i+32 : i+32]
@@ -97,16 +110,31 @@ func suspectBits(x uint64) uint64 {
 
 const suspectHighs = 0x8080808080808080
 
+// ctlBlocksMin is the length from which skipValueBytes calls ctlBlocks:
+// below it, the call costs more than the words it saves.
+const ctlBlocksMin = 64
+
 // skipValueBytes returns the index of the first byte of b from i on that
 // suspectWord flags (see there: it is below 0x20 or 0x7f, unless it is a
-// 0x7e after a 0xff or 0xfe byte), or len(b). Two words at a time first, since most
-// values are short, then 32 bytes at a time.
+// 0x7e after a 0xff or 0xfe byte), or len(b). Two words at a time first,
+// since most values are short; then, for what is left of a long one (a
+// bearer token, a cookie), the processor's vector compare where there is
+// one (ctlBlocks: 16 bytes per compare, about half the instructions of
+// the words), else 32 bytes at a time; then words and bytes.
 func skipValueBytes(b []byte, i int) int {
 	for n := 0; n < 2 && i+8 <= len(b); n++ {
 		if m := suspectWord(binary.LittleEndian.Uint64(b[i : i+8 : i+8])); m != 0 {
 			return i + bits.TrailingZeros64(m)>>3
 		}
 		i += 8
+	}
+	if haveCtlBlocks && len(b)-i >= ctlBlocksMin {
+		rest := b[i:]
+		j := ctlBlocks(rest)
+		if j < len(rest)&^15 {
+			return i + j // a control byte or DEL: exact
+		}
+		i += j
 	}
 	for ; i+32 <= len(b); i += 32 {
 		w := b[i : i+32 : i+32]
