@@ -361,19 +361,11 @@ func (p *proxyHandler) directFields(fs *h1.Fields, in http.Header, cf *clientFie
 		return
 	}
 	var conn []string
-	switch {
-	case names != ^uint64(0):
-		// The names are known: a lookup of each name setHeaders reads
-		// whose bit is there (most often User-Agent alone, which is
-		// there), no pass over the fields and no lookup that misses.
-		*cf = p.knownClientFields(in, trustedPeer, names)
-		if names&connectionBit != 0 {
-			conn = in["Connection"]
-		}
-	case len(in) <= smallHeader:
-		// A small map's lookup of a name it lacks compares the name with
-		// each of its slots (some 130 instructions): for a few fields one
-		// pass costs less than the eight lookups.
+	if names == ^uint64(0) && len(in) <= smallHeader {
+		// The names are not known, and a small map's lookup of a name it
+		// lacks compares the name with each of its slots (some 130
+		// instructions): for a few fields one pass costs less than the
+		// eight lookups.
 		for k, vs := range in {
 			p.note(cf, k, vs)
 			switch k {
@@ -383,12 +375,16 @@ func (p *proxyHandler) directFields(fs *h1.Fields, in http.Header, cf *clientFie
 				cf.userAgent = true
 			}
 		}
-	default:
-		// A browser's dozen fields: a lookup costs a hash and a probe, a
-		// pass a step and a look at each field.
-		*cf = p.lookupClientFields(in, in, trustedPeer)
-		cf.trailers = clientTrailers(in["Te"])
-		conn = in["Connection"]
+	} else {
+		// A lookup of each name setHeaders reads whose bit is there (with
+		// the names known, most often User-Agent alone, which is there;
+		// for a browser's dozen fields not known, every name: a lookup
+		// costs a hash and a probe, a pass a step and a look at each
+		// field).
+		*cf = p.knownClientFields(in, trustedPeer, names)
+		if names&connectionBit != 0 {
+			conn = in["Connection"]
+		}
 	}
 	for _, v := range conn {
 		for tok := range strings.SplitSeq(v, ",") {
@@ -478,8 +474,8 @@ var (
 )
 
 // knownClientFields is lookupClientFields (in is the outgoing header
-// too) for a header whose names' h1.NameBits are names: only the names
-// whose bits are there are looked up.
+// too), and Te, for a header whose names' h1.NameBits are names (every
+// bit: not known): only the names whose bits are there are looked up.
 func (p *proxyHandler) knownClientFields(in http.Header, trustedPeer bool, names uint64) clientFields {
 	var cf clientFields
 	if names&userAgentBit != 0 {

@@ -57,6 +57,14 @@ func TestIdentityValues_BuiltOnceAndNotShared(t *testing.T) {
 			}
 		}
 	}
+	// Values built without lines go one by one as h1.Fields too, even
+	// for a proxy whose prefix (empty here) is the lines' prefix they
+	// leave empty.
+	var fs h1.Fields
+	p.setIdentity(nil, &fs, pr)
+	if len(fs) != 5 || fs[0].Lines || fs[1].Name != "X-Gatehouse-Subject" {
+		t.Errorf("values without lines: fields %+v, want the five one by one", fs)
+	}
 }
 
 func TestIdentityValues_NoAllocationPerRequest(t *testing.T) {
@@ -84,7 +92,6 @@ func TestIdentityValues_Lines(t *testing.T) {
 			scopes: pfx + "Scopes", consumer: pfx + "Consumer", credential: pfx + "Credential", prefix: pfx}
 	}
 	p := &proxyHandler{names: names("X-Gatehouse-")}
-	p.buildIdentity = p.names.identityLines
 	pr := identity.NewStaticPrincipal(identity.CredentialJWT, "alice\x01", "", []string{"a,b", "c"}, nil, []string{"read", "write"})
 	pr.Issuer = "https://idp.example"
 	var fs h1.Fields
@@ -94,15 +101,20 @@ func TestIdentityValues_Lines(t *testing.T) {
 	if len(fs) != 1 || !fs[0].Lines || !fs[0].Checked || fs[0].Name != "" || fs[0].Value != want {
 		t.Fatalf("fields %+v, want one Checked Lines field %q", fs, want)
 	}
-	// The map path's fields, as lines in setIdentity's order, are the same.
+	other := &proxyHandler{names: names("X-Id-")}
+
+	// The fields one by one, as lines in setIdentity's order, are the
+	// same: a principal whose lines were made by a proxy with another
+	// prefix gets them so.
 	var one h1.Fields
 	pr2 := identity.NewStaticPrincipal(identity.CredentialJWT, "alice\x01", "", []string{"a,b", "c"}, nil, []string{"read", "write"})
 	pr2.Issuer = pr.Issuer
-	(&proxyHandler{names: p.names}).setIdentity(nil, &one, pr2)
+	other.setIdentity(nil, new(h1.Fields), pr2) // pr2's lines are X-Id-'s
+	p.setIdentity(nil, &one, pr2)
 	var lines string
 	for _, f := range one {
 		if f.Lines {
-			t.Fatalf("a proxy without the builder sent lines: %+v", one)
+			t.Fatalf("lines of another prefix sent: %+v", one)
 		}
 		lines += f.Name + ": " + f.Value + "\r\n"
 	}
@@ -110,8 +122,6 @@ func TestIdentityValues_Lines(t *testing.T) {
 		t.Errorf("lines %q, fields one by one %q", want, lines)
 	}
 
-	other := &proxyHandler{names: names("X-Id-")}
-	other.buildIdentity = other.names.identityLines
 	fs = fs[:0]
 	other.setIdentity(nil, &fs, pr) // pr's lines are X-Gatehouse-'s
 	if len(fs) != 5 || fs[0].Lines || fs[1].Name != "X-Id-Subject" || fs[1].Value != "alice" {

@@ -30,9 +30,6 @@ type proxyHandler struct {
 	settings *settings
 	logger   *slog.Logger
 	names    identityHeaderNames
-	// buildIdentity is identityLines for names (the method value made
-	// once): a principal's forwarded values and their lines.
-	buildIdentity func(*identity.Principal) *identity.HeaderValues
 	// direct: the transport is upstream.Transport itself, not under the
 	// tracing wrapper (which sets the traceparent of its own span in the
 	// header map) nor another transport. Then the gateway's fields go to
@@ -68,7 +65,6 @@ func (c *compiler) proxy(api *API, be *backend, t config.Timeouts) policy.Handle
 			prefix:     pfx,
 		},
 	}
-	p.buildIdentity = p.names.identityLines
 	base := c.traceTransport(be, api.Backend)
 	_, p.direct = base.(*upstream.Transport)
 	tr := upstream.NewRoundTripper(be.pool, newTimedTransport(base, be.metrics),
@@ -251,18 +247,12 @@ func setFieldValues(h http.Header, fs *h1.Fields, name string, vs []string) {
 
 func (p *proxyHandler) setIdentity(h http.Header, fs *h1.Fields, pr *identity.Principal) {
 	n := &p.names
-	build := p.buildIdentity
-	if build == nil {
-		build = identityValues
-	}
-	v := pr.HeaderValues(build)
-	if fs != nil && v.LinesPrefix == n.prefix && n.prefix != "" {
+	v := pr.HeaderValues(n.identityLines) // the method value does not escape: no allocation
+	if fs != nil && v.Lines != "" && v.LinesPrefix == n.prefix {
 		// The principal's lines, made once (by a proxy with these names):
 		// one Field for the transport to copy. The client's fields of
 		// these names are left out by the filter (untrusted).
-		if v.Lines != "" {
-			*fs = append(*fs, h1.Field{Value: v.Lines, Lines: true, Checked: true})
-		}
+		*fs = append(*fs, h1.Field{Value: v.Lines, Lines: true, Checked: true})
 		return
 	}
 	n.each(v, func(name string, vs []string) {

@@ -166,9 +166,10 @@ func FuzzRouterMatch(f *testing.F) {
 	})
 }
 
-// canonicalHost's one pass gives what the definition does (the port cut
-// after the last ']', a trailing dot dropped, lower case): random hosts
-// of letters in both cases, digits, dots, colons and brackets.
+// canonicalHost gives what its definition says (the port cut after the
+// last ']', a trailing dot dropped, lower case) for random hosts of
+// letters in both cases, digits, dots, colons and brackets, and
+// allocates only for upper-case letters (the definition lowers always).
 func TestCanonicalHost_SameAsDefinition(t *testing.T) {
 	def := func(host string) string {
 		if i := strings.LastIndexByte(host, ':'); i >= 0 && !strings.Contains(host[i:], "]") {
@@ -193,5 +194,9 @@ func TestCanonicalHost_SameAsDefinition(t *testing.T) {
 		if got := canonicalHost(c.in); got != c.want {
 			t.Errorf("%q: %q, want %q", c.in, got, c.want)
 		}
+	}
+	host := "api.example.com:8443"
+	if n := testing.AllocsPerRun(100, func() { canonicalHost(host) }); n != 0 {
+		t.Errorf("a lower-case host: %v allocations, want 0", n)
 	}
 }

@@ -63,14 +63,15 @@ type TransformOptions struct {
 func Transform(o TransformOptions) Step {
 	return func(next Handler) Handler {
 		return HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
+			x := ExchangeFrom(r.Context())
 			if len(o.RequestHeaders) > 0 {
-				if x := ExchangeFrom(r.Context()); x != nil {
+				if x != nil {
 					x.RequestHeaderChanged = true
 				}
 				applyHeaderOps(r.Header, o.RequestHeaders)
 			}
 			if o.StripPrefix != "" || o.Rewrite != nil {
-				if x := ExchangeFrom(r.Context()); x != nil {
+				if x != nil {
 					if up, ok := o.upstreamPath(x); ok {
 						r = r.WithContext(context.WithValue(r.Context(), UpstreamPathKey, up))
 					}
