@@ -63,6 +63,40 @@ type Principal struct {
 	Expires time.Time
 
 	headers atomic.Pointer[HeaderValues]
+	// meets holds the findings the principal was found to meet, each in
+	// its slot (Meets).
+	meets [findingSlots]atomic.Pointer[Finding]
+}
+
+// A Finding stands for one fixed condition on principals (the policy's
+// compiled requirement of an operation), so that a principal found to
+// meet it is not checked again on its next request: a principal does not
+// change, so neither does the answer. Only meeting is recorded; a
+// principal that fails a condition is checked each time.
+type Finding struct{ slot uint8 }
+
+// findingSlots is how many findings a principal holds at once. A finding
+// keeps a slot of its own, taken in turn, so that a caller of up to that
+// many operations does not have one finding push out another.
+const findingSlots = 4
+
+var findings atomic.Uint32
+
+// NewFinding returns a Finding distinct from every other.
+func NewFinding() *Finding {
+	return &Finding{slot: uint8(findings.Add(1) % findingSlots)}
+}
+
+// Meets reports whether p was recorded as meeting f (RecordMeets).
+func (p *Principal) Meets(f *Finding) bool { return p.meets[f.slot].Load() == f }
+
+// RecordMeets records that p meets f. It writes only when the slot holds
+// another finding: a principal is shared by many requests at once, and a
+// store would take its cache line from the other cores on every request.
+func (p *Principal) RecordMeets(f *Finding) {
+	if s := &p.meets[f.slot]; s.Load() != f {
+		s.Store(f)
+	}
 }
 
 // HeaderValues are a principal's identity as the values of the fields

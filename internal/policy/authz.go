@@ -100,12 +100,23 @@ type AuthzOptions struct {
 // an RFC 6750 insufficient_scope challenge, naming the missing scope when
 // a scope is what is missing. Which group or role was missing goes to the
 // log only.
+//
+// A principal found to meet the requirement is recorded as meeting it
+// (identity.Finding), and its next requests pass on that record: a
+// cached token's principal serves every request the token makes.
 func Authorize(o AuthzOptions) Step {
+	met := identity.NewFinding() // o.Require, which never changes
 	return func(next Handler) Handler {
 		return HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
 			p := PrincipalFrom(r.Context())
+			if p != nil && p.Meets(met) {
+				return next.ServeHTTP(w, r)
+			}
 			d := o.Require.Decide(p)
 			if d.Allowed {
+				if p != nil {
+					p.RecordMeets(met)
+				}
 				return next.ServeHTTP(w, r)
 			}
 			if o.Observe != nil {

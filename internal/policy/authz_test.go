@@ -88,3 +88,80 @@ func TestBearerChallengeEscapesQuotes(t *testing.T) {
 		t.Fatalf("%s", got)
 	}
 }
+
+// TestAuthorize_RecordsWhatWasMet checks that the step passes a principal
+// it found to meet its requirement on that record, for that principal and
+// that step only, and that a denial is never recorded.
+func TestAuthorize_RecordsWhatWasMet(t *testing.T) {
+	req := Requirement{Scopes: SetMatch{AllOf: []string{"orders:read"}}}
+	allows := func(step Step, p *identity.Principal) bool {
+		reached := false
+		h := step(HandlerFunc(func(w http.ResponseWriter, r *http.Request) error { reached = true; return nil }))
+		r := httptest.NewRequest("GET", "/orders", nil)
+		r = r.WithContext(WithPrincipal(r.Context(), p))
+		err := h.ServeHTTP(httptest.NewRecorder(), r)
+		if reached != (err == nil) {
+			t.Fatalf("reached=%v with err=%v", reached, err)
+		}
+		return reached
+	}
+	step := Authorize(AuthzOptions{Require: req})
+	p := principal(nil, nil, []string{"orders:read"}, nil)
+	if !allows(step, p) {
+		t.Fatal("a principal with the scope was denied")
+	}
+	// A principal does not change; this one does, to show which answers
+	// come from the record.
+	p.Scopes = nil
+	if !allows(step, p) {
+		t.Fatal("the step checked again a principal it had found to meet its requirement")
+	}
+	if allows(Authorize(AuthzOptions{Require: req}), p) {
+		t.Fatal("another step used the first step's record")
+	}
+	if allows(step, principal(nil, nil, nil, nil)) {
+		t.Fatal("another principal passed on the first one's record")
+	}
+
+	denied := principal(nil, nil, nil, nil)
+	other := Authorize(AuthzOptions{Require: req})
+	if allows(other, denied) {
+		t.Fatal("a principal without the scope was allowed")
+	}
+	denied.Scopes = []string{"orders:read"}
+	if !allows(other, denied) {
+		t.Fatal("a denial was recorded")
+	}
+}
+
+// TestAuthorize_RecordsOfManySteps runs one principal through more steps
+// than it holds records for, in turns, each answer compared with Decide's.
+func TestAuthorize_RecordsOfManySteps(t *testing.T) {
+	p := principal([]string{"staff"}, []string{"Reader"}, []string{"orders:read"}, nil)
+	reqs := []Requirement{
+		{Scopes: SetMatch{AllOf: []string{"orders:read"}}},
+		{Scopes: SetMatch{AllOf: []string{"orders:write"}}},
+		{Groups: SetMatch{AnyOf: []string{"staff", "ops"}}},
+		{Groups: SetMatch{AnyOf: []string{"ops"}}},
+		{Roles: SetMatch{AnyOf: []string{"Reader"}}},
+		{Roles: SetMatch{AnyOf: []string{"Writer"}}},
+		{},
+		{Groups: SetMatch{AllOf: []string{"staff"}}, Scopes: SetMatch{AllOf: []string{"orders:read"}}},
+		{Groups: SetMatch{AllOf: []string{"staff"}}, Scopes: SetMatch{AllOf: []string{"orders:admin"}}},
+	}
+	handlers := make([]Handler, len(reqs))
+	for i := range reqs {
+		handlers[i] = Authorize(AuthzOptions{Require: reqs[i]})(HandlerFunc(func(w http.ResponseWriter, r *http.Request) error { return nil }))
+	}
+	r := httptest.NewRequest("GET", "/", nil)
+	r = r.WithContext(WithPrincipal(r.Context(), p))
+	for round := range 5 {
+		for k := range reqs {
+			i := (k*(round+2) + round) % len(reqs) // a different order each round
+			want := reqs[i].Decide(p).Allowed
+			if got := handlers[i].ServeHTTP(httptest.NewRecorder(), r) == nil; got != want {
+				t.Fatalf("round %d, requirement %d: allowed %v, want %v", round, i, got, want)
+			}
+		}
+	}
+}
