@@ -86,7 +86,13 @@ func (p *proxyHandler) forward(w http.ResponseWriter, r *http.Request) {
 		}
 		out.Header = p.outHeader(r.Header, extra, &f.client)
 	}
-	p.setHeaders(out.Header, r, x, trustedPeer, principal, &f.vals, fs, &f.client)
+	if consumed := p.setHeaders(out.Header, r, x, trustedPeer, principal, &f.vals, fs, &f.client); fs != nil && consumed == len(out.Header) {
+		// The client's fields were only the credential the gateway
+		// consumed (an API client often sends its token and nothing but
+		// the Host): the transport would walk the map to send none of
+		// it. The Omit fields setHeaders added keep nothing out then.
+		out.Header = noClientFields
+	}
 	out.Trailer = nil
 	out.Close = false
 	if r.ContentLength == 0 {
@@ -334,6 +340,11 @@ func (p *proxyHandler) outHeader(in http.Header, extra int, cf *clientFields) ht
 	}
 	return h
 }
+
+// noClientFields is the outgoing header of a request none of whose
+// client fields are sent (forward). It is shared, and only read: the
+// outgoing header is the client's own map there, which nothing writes.
+var noClientFields = http.Header{}
 
 // SendField implements h1.FieldFilter for a request whose outgoing
 // header is the client's own (forward, direct): the client's fields that

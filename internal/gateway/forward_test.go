@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"net/http/httptrace"
 	"net/textproto"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -234,6 +235,53 @@ func TestForward_IncomingHeaderUnchanged(t *testing.T) {
 	if r.Header.Get("X-Gatehouse-Subject") != "alice" || r.Header.Get("Authorization") != "" || r.Header.Get("X-Hop") != "" {
 		t.Errorf("backend header %v", r.Header)
 	}
+}
+
+// TestForward_OnlyTheConsumedCredential sends requests whose only
+// fields but the Host are the credential the gateway consumes, alone and
+// with others: the backend gets none of the credential, the gateway's
+// own fields, and every other field the client sent.
+func TestForward_OnlyTheConsumedCredential(t *testing.T) {
+	servers(t, func(t *testing.T, serve func(*harness)) {
+		h := newHarness(t, baseConfig, nil)
+		serve(h)
+		tok := h.token(map[string]any{"sub": "alice", "scope": "orders:read"})
+		for _, c := range []struct {
+			name, fields, subject string
+			kept                  []string
+		}{
+			{"token alone", "Authorization: Bearer " + tok + "\r\n", "alice", nil},
+			{"API key alone", "X-Api-Key: " + testAPIKey + "\r\n", "partner", nil},
+			{"token and a field", "X-Custom: one\r\nAuthorization: Bearer " + tok + "\r\n", "alice", []string{"X-Custom"}},
+			{"API key and fields", "X-Api-Key: " + testAPIKey + "\r\nAccept: */*\r\nX-Custom: two\r\n", "partner", []string{"Accept", "X-Custom"}},
+			{"token alone again", "Authorization: Bearer " + tok + "\r\n", "alice", nil},
+		} {
+			res, body := rawRequest(t, h, "GET /orders/1 HTTP/1.1\r\nHost: x\r\n"+c.fields+"\r\n")
+			if res.StatusCode != 200 {
+				t.Fatalf("%s: status %d: %s", c.name, res.StatusCode, body)
+			}
+			r := h.backend.last()
+			for _, k := range []string{"Authorization", "X-Api-Key"} {
+				if _, ok := r.Header[k]; ok {
+					t.Errorf("%s: the consumed %s reached the backend", c.name, k)
+				}
+			}
+			if got := r.Header.Get("X-Gatehouse-Subject"); got != c.subject {
+				t.Errorf("%s: X-Gatehouse-Subject %q, want %q", c.name, got, c.subject)
+			}
+			if r.Header.Get("X-Forwarded-For") == "" || r.Header.Get("X-Request-Id") == "" {
+				t.Errorf("%s: the gateway's fields are missing: %v", c.name, r.Header)
+			}
+			for _, k := range c.kept {
+				if r.Header.Get(k) == "" {
+					t.Errorf("%s: the client's %s did not reach the backend", c.name, k)
+				}
+			}
+			if r.Header.Get("X-Custom") != "" && !slices.Contains(c.kept, "X-Custom") {
+				t.Errorf("%s: an earlier request's X-Custom reached the backend", c.name)
+			}
+		}
+	})
 }
 
 func TestForward_NoUserAgentAdded(t *testing.T) {

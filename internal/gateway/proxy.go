@@ -143,8 +143,9 @@ func (p *proxyHandler) setURL(u *url.URL, in *http.Request, x *policy.Exchange) 
 // write after h (h1.Fields replace h's fields of the same names), and a
 // removal is an Omit field too. cf is
 // what setHeaders reads of the client's fields (outHeader or
-// lookupClientFields noted it).
-func (p *proxyHandler) setHeaders(h http.Header, in *http.Request, x *policy.Exchange, trustedPeer bool, principal *identity.Principal, vals *[5]string, fs *h1.Fields, cf *clientFields) {
+// lookupClientFields noted it). It returns how many of the client's
+// fields it removed: the credential the gateway consumed.
+func (p *proxyHandler) setHeaders(h http.Header, in *http.Request, x *policy.Exchange, trustedPeer bool, principal *identity.Principal, vals *[5]string, fs *h1.Fields, cf *clientFields) (consumed int) {
 	// Every field set here is Checked (h1.Field): the names are the
 	// gateway's own or the request ID's, which the configuration refuses
 	// to be a framing field; the values are the client's address, the
@@ -198,9 +199,11 @@ func (p *proxyHandler) setHeaders(h http.Header, in *http.Request, x *policy.Exc
 		// the map instead of canonicalizing them per request.
 		if v := cf.authorization; len(v) > 7 && (v[:7] == "Bearer " || strings.EqualFold(v[:7], "bearer ")) {
 			del("Authorization")
+			consumed++
 		}
 		if cf.apiKey {
 			del(p.settings.apiKeyHeader)
+			consumed++
 		}
 	}
 	if principal != nil {
@@ -228,6 +231,7 @@ func (p *proxyHandler) setHeaders(h http.Header, in *http.Request, x *policy.Exc
 			h["User-Agent"] = nil
 		}
 	}
+	return consumed
 }
 
 // setFieldValues sets name to vs, in h or, with fs, as Checked fields of
