@@ -10,10 +10,12 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/gatehouse-dev/gatehouse/internal/identity"
 	"github.com/gatehouse-dev/gatehouse/internal/ratelimit"
 )
 
 // RateLimiter counts requests under a key; ratelimit.Memory implements it.
+// The key's bytes are the caller's again once Allow returns.
 type RateLimiter interface {
 	Allow(ctx context.Context, key []byte, now time.Time) (ratelimit.Decision, error)
 }
@@ -54,24 +56,37 @@ func RateLimit(o RateLimitOptions) Step {
 	return func(next Handler) Handler {
 		return HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
 			x := ExchangeFrom(r.Context())
-			p := PrincipalFrom(r.Context())
+			var p *identity.Principal
+			if x != nil && x.Record != nil && x.Record.Principal != nil {
+				p = x.Record.Principal // PrincipalFrom's first answer, without asking the context again
+			} else {
+				p = PrincipalFrom(r.Context())
+			}
 			var t time.Time
 			if systemClock && x != nil && !x.Start.IsZero() {
 				t = x.Start // when the request arrived: no clock reading of its own
 			} else {
 				t = now()
 			}
-			bp := keyBuffers.Get().(*[]byte)
-			defer keyBuffers.Put(bp)
 			var value []byte // the RateLimit value: in the exchange's buffer under the gateway
 			if x != nil {
 				value = x.rateLimitBuf[:0]
 			}
+			// A key is built on the stack: the in-memory limiter only
+			// hashes it. Another limiter gets a copy in a pooled buffer
+			// (allow): given to an interface's method, kb would be
+			// moved to the heap for every request.
+			var kb [keyBufferSize]byte
 			for i := range o.Rules {
 				rule := &o.Rules[i]
-				key := rule.Key.Append((*bp)[:0], r, x, p)
-				*bp = key
-				d, err := rule.Limiter.Allow(r.Context(), key, t)
+				key := rule.Key.Append(kb[:0], r, x, p)
+				var d ratelimit.Decision
+				var err error
+				if m, ok := rule.Limiter.(*ratelimit.Memory); ok {
+					d, err = m.Allow(r.Context(), key, t)
+				} else {
+					d, err = allow(r.Context(), rule.Limiter, key, t)
+				}
 				if err != nil {
 					observe(o.Observe, "error")
 					return Unavailable("rate_limit_unavailable", "The rate limiter is not available; try again shortly.", err)
@@ -104,7 +119,21 @@ func RateLimit(o RateLimitOptions) Step {
 	}
 }
 
+// keyBufferSize is the room for a key on the stack; a longer one goes
+// to the heap as append grows it.
+const keyBufferSize = 128
+
+// keyBuffers hold the keys given to limiters other than the in-memory
+// one, which may keep them (allow).
 var keyBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 256); return &b }}
+
+// allow asks l about a copy of key, in a buffer of keyBuffers.
+func allow(ctx context.Context, l RateLimiter, key []byte, t time.Time) (ratelimit.Decision, error) {
+	bp := keyBuffers.Get().(*[]byte)
+	defer keyBuffers.Put(bp)
+	*bp = append((*bp)[:0], key...)
+	return l.Allow(ctx, *bp, t)
+}
 
 func observe(f func(string), outcome string) {
 	if f != nil {

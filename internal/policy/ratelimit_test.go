@@ -5,9 +5,11 @@ import (
 	"errors"
 	"net/http"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/gatehouse-dev/gatehouse/internal/identity"
 	"github.com/gatehouse-dev/gatehouse/internal/ratelimit"
 )
 
@@ -83,6 +85,56 @@ func TestRateLimit_Decisions(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// keyRecorder is a limiter other than the in-memory one: it records the
+// keys it is given and asks an in-memory limiter.
+type keyRecorder struct {
+	m    *ratelimit.Memory
+	keys []string
+}
+
+func (k *keyRecorder) Allow(ctx context.Context, key []byte, now time.Time) (ratelimit.Decision, error) {
+	k.keys = append(k.keys, string(key))
+	return k.m.Allow(ctx, key, now)
+}
+
+// TestRateLimit_KeysOfEveryLimiter sends callers with subjects of every
+// length up to 300 bytes, past the step's key buffer, through a step with
+// an in-memory limiter and one with another limiter, with the caller in
+// the exchange's record or in the context: each request's decision is the
+// same in both, and the other limiter gets the request's key.
+func TestRateLimit_KeysOfEveryLimiter(t *testing.T) {
+	params := ratelimit.NewParams(3, time.Minute, 0)
+	key := LimitKey{Parts: []KeyPart{{Kind: KeySubject}, {Kind: KeyAPI}}, API: "orders"}
+	clock := t0
+	now := func() time.Time { return clock }
+	direct := RateLimit(RateLimitOptions{Rules: []RateRule{{Name: "m", Limiter: ratelimit.NewMemory(params, 10000), Key: key, Quota: 3, Window: 60}}, Now: now})
+	rec := &keyRecorder{m: ratelimit.NewMemory(params, 10000)}
+	other := RateLimit(RateLimitOptions{Rules: []RateRule{{Name: "m", Limiter: rec, Key: key, Quota: 3, Window: 60}}, Now: now})
+	subject := strings.Repeat("s", 300)
+	for round := range 4 { // the fourth request of a subject is refused
+		for n := 1; n <= len(subject); n++ {
+			p := identity.NewStaticPrincipal(identity.CredentialJWT, subject[:n], "", nil, nil, nil)
+			r := request("GET", "/", "192.0.2.1", nil, nil)
+			if n%2 == 0 {
+				ExchangeFrom(r.Context()).Record.Principal = p
+			} else {
+				r = r.WithContext(WithPrincipal(r.Context(), p))
+			}
+			wd, _, passedDirect := run(direct, r)
+			wo, _, passedOther := run(other, r)
+			if passedDirect != passedOther || passedDirect != (round < 3) {
+				t.Fatalf("round %d, subject of %d bytes: passed %v (in-memory) and %v (other), want %v", round, n, passedDirect, passedOther, round < 3)
+			}
+			if a, b := wd.Header().Get("RateLimit"), wo.Header().Get("RateLimit"); a != b {
+				t.Fatalf("round %d, subject of %d bytes: RateLimit %q and %q", round, n, a, b)
+			}
+			if got, want := rec.keys[len(rec.keys)-1], key.String(r, ExchangeFrom(r.Context()), p); got != want {
+				t.Fatalf("subject of %d bytes: key %q, want %q", n, got, want)
+			}
+		}
 	}
 }
 
