@@ -43,6 +43,9 @@ type keyMap struct {
 	all    []*keyEntry
 	byKid  map[string][]*keyEntry
 	idents map[keyIdent]struct{}
+	// gen numbers the set of idents, from 1 (0: not numbered): a map
+	// fetched with the same idents as the one before keeps its number.
+	gen uint64
 }
 
 // candidates returns the keys a token with this kid and alg may have been

@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"log/slog"
+	"maps"
 	"net/http"
 	"sync"
 	"sync/atomic"
@@ -195,7 +196,8 @@ type KeySet struct {
 
 	keys atomic.Pointer[keyMap] // nil until the first successful fetch
 
-	fetchMu sync.Mutex // serializes fetches; guards jwksURL and etag
+	fetchMu sync.Mutex // serializes fetches; guards jwksURL, etag and gens
+	gens    uint64     // the last keyMap.gen given
 	jwksURL string     // configured or discovered
 	etag    string
 
@@ -305,14 +307,31 @@ func (s *KeySet) candidates(ctx context.Context, kid, alg string) ([]*keyEntry, 
 }
 
 // hasKey reports whether the key is still in the set; the token cache asks
-// it on every hit.
-func (s *KeySet) hasKey(id keyIdent) bool {
+// it on every hit. gen is the generation of a set known to hold the key
+// (holdingGen; 0 for none): while the set's keys are those of that
+// generation, the answer is yes without a lookup (a hash of the key's
+// identity, its kid and thumbprint, and a compare of both).
+func (s *KeySet) hasKey(id keyIdent, gen uint64) bool {
 	m := s.keys.Load()
 	if m == nil {
 		return false
 	}
+	if gen != 0 && m.gen == gen {
+		return true
+	}
 	_, ok := m.idents[id]
 	return ok
+}
+
+// holdingGen returns the generation of the set's keys when they hold the
+// key, else 0.
+func (s *KeySet) holdingGen(id keyIdent) uint64 {
+	if m := s.keys.Load(); m != nil {
+		if _, ok := m.idents[id]; ok {
+			return m.gen
+		}
+	}
+	return 0
 }
 
 // demandFetch fetches the keys for a caller that found none fitting. At
@@ -363,6 +382,14 @@ func (s *KeySet) fetchNow(ctx context.Context) error {
 	s.fetchMu.Lock()
 	outcome, keys, err := s.fetchOnce(ctx)
 	if keys != nil {
+		// A fetch that brings the same keys (by kid and thumbprint) keeps
+		// their generation; other keys get a new one.
+		if old := s.keys.Load(); old != nil && maps.Equal(old.idents, keys.idents) {
+			keys.gen = old.gen
+		} else {
+			s.gens++
+			keys.gen = s.gens
+		}
 		old := s.keys.Swap(keys)
 		if old == nil {
 			s.logger.Info("identity: signing keys fetched", "kids", keys.kids())

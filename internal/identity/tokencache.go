@@ -49,6 +49,7 @@ type cacheEntry struct {
 	expires   time.Time // exp + clock skew
 	keys      *KeySet
 	key       keyIdent
+	keysGen   uint64 // a generation of keys' keys that held key (KeySet.hasKey), or 0
 }
 
 type cacheStatus uint8
@@ -109,7 +110,7 @@ func (c *tokenCache) get(token string, now time.Time) (*Principal, cacheStatus) 
 		sh.remove(h, e)
 		return nil, cacheExpired
 	}
-	if !e.keys.hasKey(e.key) {
+	if !e.keys.hasKey(e.key, e.keysGen) {
 		sh.remove(h, e)
 		return nil, cacheMiss
 	}

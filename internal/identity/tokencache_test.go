@@ -32,6 +32,42 @@ func TestVerifyCache_KeyRemovedStopsCachedToken(t *testing.T) {
 	wantReason(t, err, identity.ReasonUnknownKey, tok)
 }
 
+// TestVerifyCache_KeysRefreshed refreshes the issuer's keys under a cached
+// token: the same keys again, a new key beside its own, and its key gone.
+// The token stays cached while its key is there, whatever else changed.
+func TestVerifyCache_KeysRefreshed(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	d := e.idp()
+	tok := e.mint(nil)
+	p1, err := e.verify(tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	refresh := func() {
+		t.Helper()
+		if err := e.provs[0].KeySet().Refresh(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	refresh() // the same keys
+	if p, err := e.verify(tok); err != nil || p != p1 {
+		t.Fatalf("after a refresh with the same keys: %v (the cached principal: %v)", err, p == p1)
+	}
+	if err := d.RotateKey(); err != nil {
+		t.Fatal(err)
+	}
+	refresh() // the token's key and a new one
+	for range 2 {
+		if p, err := e.verify(tok); err != nil || p != p1 {
+			t.Fatalf("after a new key came beside the token's: %v (the cached principal: %v)", err, p == p1)
+		}
+	}
+	d.RetireOldKeys()
+	refresh() // the new key alone
+	_, err = e.verify(tok)
+	wantReason(t, err, identity.ReasonUnknownKey, tok)
+}
+
 func TestVerifyCache_FailuresAreNotCached(t *testing.T) {
 	e := newEnv(t, envOptions{})
 	tok := e.mint(map[string]any{"nbf": e.clk.Now().Add(time.Hour).Unix()})

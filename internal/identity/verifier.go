@@ -417,7 +417,7 @@ func (v *Verifier) verify(ctx context.Context, token string, now time.Time) (*Pr
 		KeyID:      matched.ident.kid,
 		Expires:    exp,
 	}
-	entry := &cacheEntry{token: token, principal: pr, expires: exp.Add(p.skew), keys: p.keys, key: matched.ident}
+	entry := &cacheEntry{token: token, principal: pr, expires: exp.Add(p.skew), keys: p.keys, key: matched.ident, keysGen: p.keys.holdingGen(matched.ident)}
 	return pr, entry, nil
 }
 
