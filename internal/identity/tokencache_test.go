@@ -129,24 +129,24 @@ func TestVerifier_Cached(t *testing.T) {
 	e := newEnv(t, envOptions{})
 	exp := e.clk.Now().Add(time.Minute)
 	tok := e.mint(map[string]any{"sub": "alice", "exp": exp.Unix()})
-	if p, ok := e.v.Cached(tok); ok || p != nil {
+	if p, ok := e.v.Cached(tok, time.Time{}); ok || p != nil {
 		t.Fatalf("Cached before any Verify: %v, %v", p, ok)
 	}
 	p, err := e.verify(tok)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, ok := e.v.Cached(tok); !ok || got != p {
+	if got, ok := e.v.Cached(tok, time.Time{}); !ok || got != p {
 		t.Fatalf("Cached after Verify: %v, %v; want the verified principal", got, ok)
 	}
 	other := byte('A')
 	if tok[len(tok)-1] == other {
 		other = 'B'
 	}
-	if _, ok := e.v.Cached(tok[:len(tok)-1] + string(other)); ok {
+	if _, ok := e.v.Cached(tok[:len(tok)-1]+string(other), time.Time{}); ok {
 		t.Error("Cached a token that differs in its last byte")
 	}
-	if _, ok := e.v.Cached(""); ok {
+	if _, ok := e.v.Cached("", time.Time{}); ok {
 		t.Error("Cached the empty token")
 	}
 	// The bearer step skips its white-space checks for a cached token:
@@ -157,19 +157,60 @@ func TestVerifier_Cached(t *testing.T) {
 			if _, err := e.verify(spaced); err == nil {
 				t.Errorf("a token with %q at %d verified", ws, at)
 			}
-			if _, ok := e.v.Cached(spaced); ok {
+			if _, ok := e.v.Cached(spaced, time.Time{}); ok {
 				t.Errorf("a token with %q at %d is cached", ws, at)
 			}
 		}
 	}
 	e.clk.Advance(time.Minute + identity.DefaultClockSkew + time.Second)
-	if _, ok := e.v.Cached(tok); ok {
+	if _, ok := e.v.Cached(tok, time.Time{}); ok {
 		t.Error("Cached an expired token")
 	}
 	_, err = e.verify(tok)
 	wantReason(t, err, identity.ReasonExpired, tok)
 	var nilV *identity.Verifier
-	if _, ok := nilV.Cached(tok); ok {
+	if _, ok := nilV.Cached(tok, time.Time{}); ok {
 		t.Error("a nil Verifier cached something")
+	}
+}
+
+// TestVerifier_CachedAtArrival: a verifier on the system clock checks a
+// cached token's expiry against the request's arrival, when it is given
+// one; a verifier with a clock of its own reads that clock.
+func TestVerifier_CachedAtArrival(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	system, err := identity.NewVerifier(e.provs, identity.VerifierOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	exp := time.Now().Add(time.Minute).Truncate(time.Second)
+	tok := e.mint(map[string]any{"sub": "alice", "exp": exp.Unix()})
+	p, err := system.Verify(context.Background(), tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	late := exp.Add(identity.DefaultClockSkew + time.Second)
+	for _, c := range []struct {
+		name    string
+		arrived time.Time
+		want    bool
+	}{
+		{"not known", time.Time{}, true},
+		{"now", time.Now(), true},
+		{"just before the expiry and skew", exp.Add(identity.DefaultClockSkew - time.Second), true},
+		{"past the expiry and skew", late, false},
+	} {
+		if got, ok := system.Cached(tok, c.arrived); ok != c.want || ok && got != p {
+			t.Errorf("arrived %s: cached %v (the verified principal: %v), want %v", c.name, ok, got == p, c.want)
+		}
+	}
+	// e.v reads e's clock, at 2025-06-15; the token expires a minute
+	// from now (exp is checked, not iat): an arrival past exp is not
+	// what it goes by.
+	if _, err := e.verify(tok); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := e.v.Cached(tok, late); !ok {
+		t.Error("a verifier with a clock of its own went by the arrival")
 	}
 }

@@ -209,6 +209,7 @@ type Verifier struct {
 	byIssuer map[string]*Provider
 	maxSize  int
 	now      func() time.Time
+	system   bool // now is the system clock
 	cache    *tokenCache
 }
 
@@ -217,7 +218,7 @@ type Verifier struct {
 func NewVerifier(providers []*Provider, opts VerifierOptions) (*Verifier, error) {
 	v := &Verifier{byIssuer: make(map[string]*Provider, len(providers)), now: opts.Now}
 	if v.now == nil {
-		v.now = time.Now
+		v.now, v.system = time.Now, true
 	}
 	for _, p := range providers {
 		if p == nil {
@@ -282,12 +283,19 @@ func (v *Verifier) Verify(ctx context.Context, token string) (*Principal, error)
 // Cached returns the caller of token when the cache of verified tokens
 // holds it and it has not expired: what Verify would return, without
 // verifying anything. It reports false otherwise (no cache, a token not
-// seen or evicted, an expired one); Verify then says why.
-func (v *Verifier) Cached(token string) (*Principal, bool) {
+// seen or evicted, an expired one); Verify then says why. arrived is when
+// the request that carries the token came: on the system clock, the
+// token's expiry is checked against it instead of a clock reading of its
+// own (zero: against the clock).
+func (v *Verifier) Cached(token string, arrived time.Time) (*Principal, bool) {
 	if v == nil || v.cache == nil || token == "" || len(token) > v.maxSize {
 		return nil, false
 	}
-	p, st := v.cache.get(token, v.now())
+	now := arrived
+	if !v.system || now.IsZero() {
+		now = v.now()
+	}
+	p, st := v.cache.get(token, now)
 	return p, st == cacheHit
 }
 

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/gatehouse-dev/gatehouse/internal/identity"
 )
@@ -19,7 +20,10 @@ type TokenVerifier interface {
 // verified tokens alone (identity.Verifier): a token found there was
 // verified before, so the bearer step skips its syntax checks for it.
 type CachedTokens interface {
-	Cached(token string) (*identity.Principal, bool)
+	// Cached answers for a request that arrived at arrived (zero: not
+	// known), which a verifier on the system clock may check the token's
+	// expiry against.
+	Cached(token string, arrived time.Time) (*identity.Principal, bool)
 }
 
 // KeyLookup finds the consumer of an API key.
@@ -65,7 +69,8 @@ func Authenticate(o AuthnOptions) Step {
 	a.cached, _ = o.Tokens.(CachedTokens)
 	return func(next Handler) Handler {
 		return HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
-			p, err := a.authenticate(r)
+			x := ExchangeFrom(r.Context())
+			p, err := a.authenticate(r, x)
 			if err != nil {
 				pe := AsError(err)
 				if o.Observe != nil {
@@ -73,7 +78,7 @@ func Authenticate(o AuthnOptions) Step {
 				}
 				return pe
 			}
-			if x := ExchangeFrom(r.Context()); x != nil && x.Record != nil {
+			if x != nil && x.Record != nil {
 				// PrincipalFrom finds it there: no context value and
 				// request copy per request.
 				x.Record.Principal = p
@@ -90,7 +95,9 @@ type authenticator struct {
 	cached     CachedTokens // o.Tokens, when it is one
 }
 
-func (a *authenticator) authenticate(r *http.Request) (*identity.Principal, error) {
+// authenticate establishes the caller of r, whose exchange is x (nil
+// when it has none).
+func (a *authenticator) authenticate(r *http.Request, x *Exchange) (*identity.Principal, error) {
 	for _, c := range a.o.Accept {
 		var (
 			p       *identity.Principal
@@ -99,7 +106,7 @@ func (a *authenticator) authenticate(r *http.Request) (*identity.Principal, erro
 		)
 		switch c {
 		case identity.CredentialJWT:
-			p, present, err = a.bearer(r)
+			p, present, err = a.bearer(r, x)
 		case identity.CredentialAPIKey:
 			p, present, err = a.apiKey(r)
 		case identity.CredentialMTLS:
@@ -126,7 +133,7 @@ func (a *authenticator) unauthorized(reason, bearerError, detail string) *Error 
 
 // bearer reads an RFC 6750 bearer token from the Authorization header.
 // Other schemes (Basic, say) count as no bearer credential.
-func (a *authenticator) bearer(r *http.Request) (*identity.Principal, bool, error) {
+func (a *authenticator) bearer(r *http.Request, x *Exchange) (*identity.Principal, bool, error) {
 	values := r.Header["Authorization"] // canonical: no canonicalization per request
 	if len(values) == 0 {
 		return nil, false, nil
@@ -143,7 +150,11 @@ func (a *authenticator) bearer(r *http.Request) (*identity.Principal, bool, erro
 		// A token verified before passed the checks below then (a token
 		// with white space in it does not verify): two scans of a
 		// kilobyte-long token fewer per request.
-		if p, ok := a.cached.Cached(token); ok {
+		var arrived time.Time
+		if x != nil {
+			arrived = x.Start
+		}
+		if p, ok := a.cached.Cached(token, arrived); ok {
 			return a.accepted(p)
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"testing"
+	"time"
 
 	"github.com/gatehouse-dev/gatehouse/internal/identity"
 )
@@ -140,12 +141,17 @@ func TestAuthenticate_RecordsPrincipalInExchange(t *testing.T) {
 	}
 }
 
+// The verifier answers from its cache: a change to either side of
+// CachedTokens must not quietly turn that off.
+var _ CachedTokens = (*identity.Verifier)(nil)
+
 // cachingTokens is fakeTokens with a cache of verified tokens, counting
 // the calls of Verify.
 type cachingTokens struct {
 	fakeTokens
 	cache    map[string]*identity.Principal
 	verifies int
+	arrived  time.Time // what the last Cached was given
 }
 
 func (c *cachingTokens) Verify(ctx context.Context, tok string) (*identity.Principal, error) {
@@ -153,7 +159,8 @@ func (c *cachingTokens) Verify(ctx context.Context, tok string) (*identity.Princ
 	return c.fakeTokens.Verify(ctx, tok)
 }
 
-func (c *cachingTokens) Cached(tok string) (*identity.Principal, bool) {
+func (c *cachingTokens) Cached(tok string, arrived time.Time) (*identity.Principal, bool) {
+	c.arrived = arrived
 	p, ok := c.cache[tok]
 	return p, ok
 }
@@ -183,8 +190,9 @@ func TestAuthenticate_CachedTokens(t *testing.T) {
 		{"Bearer old", 401, "invalid_token:expired", 1},
 	} {
 		tokens.verifies = 0
-		r := httptest.NewRequest("GET", "/", nil)
-		r.Header.Set("Authorization", tc.auth)
+		r := request("GET", "/", "192.0.2.1", nil, map[string]string{"Authorization": tc.auth})
+		arrived := t0.Add(time.Duration(len(tc.auth)) * time.Second)
+		ExchangeFrom(r.Context()).Start = arrived
 		var got *identity.Principal
 		err := step(HandlerFunc(func(w http.ResponseWriter, in *http.Request) error {
 			got = PrincipalFrom(in.Context())
@@ -200,6 +208,9 @@ func TestAuthenticate_CachedTokens(t *testing.T) {
 		}
 		if tc.status == 0 && got != alice {
 			t.Errorf("%q: principal %v, want alice", tc.auth, got)
+		}
+		if !tokens.arrived.Equal(arrived) {
+			t.Errorf("%q: the cache was asked at %v, not at the request's arrival %v", tc.auth, tokens.arrived, arrived)
 		}
 	}
 }
