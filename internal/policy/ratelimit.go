@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -159,52 +158,10 @@ func appendRateItem(b []byte, name string, remaining, reset int64) []byte {
 	b = append(b, '"')
 	b = append(b, name...)
 	b = append(b, `";r=`...)
-	b = appendDecimal(b, remaining)
+	b = strconv.AppendInt(b, remaining, 10)
 	b = append(b, ";t="...)
-	return appendDecimal(b, reset)
+	return strconv.AppendInt(b, reset, 10)
 }
-
-// appendDecimal is strconv.AppendInt(b, v, 10) written in place, two
-// digits at a time: a bucket's remaining requests run to seven digits and
-// more, which strconv formats in a buffer of its own and copies.
-func appendDecimal(b []byte, v int64) []byte {
-	if v < 0 {
-		return strconv.AppendInt(b, v, 10)
-	}
-	u := uint64(v)
-	n := 1
-	for p := uint64(10); n < 19 && u >= p; p *= 10 {
-		n++
-	}
-	b = slices.Grow(b, n)
-	b = b[:len(b)+n]
-	d := b[len(b)-n:]
-	i := n
-	for u >= 100 {
-		q := u / 100
-		j := (u - q*100) * 2
-		d[i-1], d[i-2] = digitPairs[j+1], digitPairs[j]
-		i -= 2
-		u = q
-	}
-	if u >= 10 {
-		d[1], d[0] = digitPairs[u*2+1], digitPairs[u*2]
-	} else {
-		d[0] = byte('0' + u)
-	}
-	return b
-}
-
-const digitPairs = "00010203040506070809" +
-	"10111213141516171819" +
-	"20212223242526272829" +
-	"30313233343536373839" +
-	"40414243444546474849" +
-	"50515253545556575859" +
-	"60616263646566676869" +
-	"70717273747576777879" +
-	"80818283848586878889" +
-	"90919293949596979899"
 
 // ceilSeconds rounds d up to whole seconds.
 func ceilSeconds(d time.Duration) int64 {

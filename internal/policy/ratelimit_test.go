@@ -3,11 +3,8 @@ package policy
 import (
 	"context"
 	"errors"
-	"math"
-	"math/rand/v2"
 	"net/http"
 	"reflect"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -234,26 +231,6 @@ func TestRateLimit_DeferFields(t *testing.T) {
 		again := http.Header{}
 		if x.PutFields(again); len(again) != 0 {
 			t.Errorf("(%d) set twice: %v", i, again)
-		}
-	}
-}
-
-// TestAppendDecimal compares appendDecimal with strconv.AppendInt around
-// every power of ten, at the ends of int64, and at random.
-func TestAppendDecimal(t *testing.T) {
-	vs := []int64{0, 1, 9, 10, 11, 99, 100, 101, math.MaxInt64, math.MaxInt64 - 1, math.MinInt64, -1, -10}
-	for p := int64(1); p <= math.MaxInt64/10; p *= 10 {
-		vs = append(vs, p-1, p, p+1, 10*p-1)
-	}
-	rng := rand.New(rand.NewPCG(1, 2))
-	for range 100000 {
-		vs = append(vs, rng.Int64()>>rng.IntN(63))
-	}
-	for _, v := range vs {
-		prefix := []byte("x;r=")
-		got := appendDecimal(prefix[:len(prefix):len(prefix)], v)
-		if want := strconv.AppendInt([]byte("x;r="), v, 10); string(got) != string(want) {
-			t.Fatalf("%d: %q, want %q", v, got, want)
 		}
 	}
 }
