@@ -123,8 +123,8 @@ func RateLimit(o RateLimitOptions) Step {
 // to the heap as append grows it.
 const keyBufferSize = 128
 
-// keyBuffers hold the keys given to limiters other than the in-memory
-// one, which may keep them (allow).
+// keyBuffers hold the copies of keys given to limiters other than the
+// in-memory one (allow).
 var keyBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 256); return &b }}
 
 // allow asks l about a copy of key, in a buffer of keyBuffers.
