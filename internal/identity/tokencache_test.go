@@ -9,32 +9,10 @@ import (
 	"github.com/gatehouse-dev/gatehouse/internal/identity"
 )
 
-func TestVerifyCache_KeyRemovedStopsCachedToken(t *testing.T) {
-	e := newEnv(t, envOptions{})
-	d := e.idp()
-	tok := e.mint(nil)
-	p1, err := e.verify(tok)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p2, err := e.verify(tok)
-	if err != nil || p1 != p2 {
-		t.Fatalf("second verify: %v (same principal: %v)", err, p1 == p2)
-	}
-	if err := d.RotateKey(); err != nil {
-		t.Fatal(err)
-	}
-	d.RetireOldKeys()
-	if err := e.provs[0].KeySet().Refresh(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	_, err = e.verify(tok)
-	wantReason(t, err, identity.ReasonUnknownKey, tok)
-}
-
 // TestVerifyCache_KeysRefreshed refreshes the issuer's keys under a cached
-// token: the same keys again, a new key beside its own, and its key gone.
-// The token stays cached while its key is there, whatever else changed.
+// token: the same keys again, a new key beside its own, its key gone; and
+// under a second token, its key replaced at once by another. A token stays
+// cached while its key is there, whatever else changed, and no longer.
 func TestVerifyCache_KeysRefreshed(t *testing.T) {
 	e := newEnv(t, envOptions{})
 	d := e.idp()
@@ -66,6 +44,22 @@ func TestVerifyCache_KeysRefreshed(t *testing.T) {
 	refresh() // the new key alone
 	_, err = e.verify(tok)
 	wantReason(t, err, identity.ReasonUnknownKey, tok)
+
+	tok2 := e.mint(nil) // signed with the new key
+	p2, err := e.verify(tok2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p, err := e.verify(tok2); err != nil || p != p2 {
+		t.Fatalf("second verify: %v (the cached principal: %v)", err, p == p2)
+	}
+	if err := d.RotateKey(); err != nil {
+		t.Fatal(err)
+	}
+	d.RetireOldKeys()
+	refresh() // another key alone
+	_, err = e.verify(tok2)
+	wantReason(t, err, identity.ReasonUnknownKey, tok2)
 }
 
 func TestVerifyCache_FailuresAreNotCached(t *testing.T) {
