@@ -468,28 +468,6 @@ func (st *settings) isTrusted(a netip.Addr) bool {
 	return false
 }
 
-// splitHost returns the host of a host:port address, as net.SplitHostPort
-// does, and whether that would succeed. An address with one colon and no
-// brackets (IPv4 and a port, as a connection's RemoteAddr most often is)
-// takes one pass over its bytes instead of SplitHostPort's searches.
-func splitHost(hostport string) (string, bool) {
-	colon, plain := -1, true
-	for i := 0; i < len(hostport) && plain; i++ {
-		switch hostport[i] {
-		case ':':
-			plain = colon < 0
-			colon = i
-		case '[', ']':
-			plain = false
-		}
-	}
-	if plain && colon > 0 {
-		return hostport[:colon], true
-	}
-	host, _, err := net.SplitHostPort(hostport)
-	return host, err == nil
-}
-
 func lastIndexByte(s string, c byte) int {
 	for i := len(s) - 1; i >= 0; i-- {
 		if s[i] == c {

@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"math/rand/v2"
-	"net"
 	"strings"
 	"testing"
 )
@@ -179,32 +178,5 @@ func TestIsCanonicalPath_SameAsDefinition(t *testing.T) {
 		if got, want := isCanonicalPath(string(p), o), def(string(p), o); got != want {
 			t.Fatalf("%q %+v: %v, want %v", p, o, got, want)
 		}
-	}
-}
-
-// TestSplitHost_SameAsSplitHostPort compares splitHost with
-// net.SplitHostPort on addresses as servers write them and on random
-// strings of the bytes that matter to both.
-func TestSplitHost_SameAsSplitHostPort(t *testing.T) {
-	inputs := []string{"127.0.0.1:54321", "[::1]:80", "[fe80::1%eth0]:443", "::1:80", "host:80", ":80", "127.0.0.1", "",
-		"[::1]", "[::1]80", "a]b:80", "a[b:80", "1.2.3.4:8[0", "1.2.3.4:]", "[1.2.3.4]:80", "x:", ":"}
-	rng := rand.New(rand.NewPCG(3, 4))
-	const alphabet = "0123456789.:[]af%"
-	for range 200000 {
-		b := make([]byte, rng.IntN(12))
-		for i := range b {
-			b[i] = alphabet[rng.IntN(len(alphabet))]
-		}
-		inputs = append(inputs, string(b))
-	}
-	for _, in := range inputs {
-		host, ok := splitHost(in)
-		wantHost, _, err := net.SplitHostPort(in)
-		if ok != (err == nil) || ok && host != wantHost {
-			t.Fatalf("splitHost(%q) = %q, %v; net.SplitHostPort: %q, %v", in, host, ok, wantHost, err)
-		}
-	}
-	if n := testing.AllocsPerRun(100, func() { splitHost("192.0.2.7:40000") }); n != 0 {
-		t.Errorf("splitHost allocates %v times", n)
 	}
 }

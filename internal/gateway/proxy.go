@@ -171,7 +171,7 @@ func (p *proxyHandler) setHeaders(h http.Header, in *http.Request, x *policy.Exc
 	// What httputil.ProxyRequest.SetXForwarded does: the peer appended
 	// to X-Forwarded-For (after a trusted peer's), X-Forwarded-Host the
 	// requested host, X-Forwarded-Proto http or https.
-	if ip, ok := splitHost(in.RemoteAddr); ok {
+	if ip, _, err := net.SplitHostPort(in.RemoteAddr); err == nil {
 		if prior := cf.xff; trustedPeer && len(prior) > 0 {
 			ip = strings.Join(prior, ", ") + ", " + ip
 		}
