@@ -91,13 +91,6 @@ func (c *compiler) observer(api *API, op *Operation, name string) func(string) {
 	return c.rt.Metrics.Policy(api.Name, op.Name, name).Observe
 }
 
-func (c *compiler) clock() func() time.Time {
-	if c.rt.Now != nil {
-		return c.rt.Now
-	}
-	return time.Now
-}
-
 // policySteps returns an operation's traffic-policy steps: those that run
 // before the body limit and authentication (CORS, IP filters), those that
 // run after authorization (rate limits, quotas, request validation,
@@ -232,9 +225,9 @@ func (c *compiler) rateLimitStep(pc *policyCompiler, apiPath, opPath string, a *
 			Quota: p.Burst, Window: max(1, int64((p.Window()+time.Second-1)/time.Second)),
 		})
 	}
-	// Now is the runtime's clock only when it has one of its own (tests):
-	// with none the step counts a request at its arrival (Exchange.Start)
-	// instead of reading the clock again.
+	// Now is nil unless the runtime has a clock of its own (tests): the
+	// step then counts a request at its arrival (Exchange.Start) instead
+	// of reading the clock again.
 	return policy.RateLimit(policy.RateLimitOptions{Rules: rules, Now: c.rt.Now, Observe: c.observer(api, op, "rate_limit")})
 }
 
@@ -287,7 +280,7 @@ func (c *compiler) quotaStep(pc *policyCompiler, apiPath, opPath string, a *conf
 		c.snap.policies.quotaIDs[id] = true
 		rules = append(rules, policy.QuotaRule{Name: s.q.Name, Counter: counter, Key: key, Limit: s.q.Limit, Location: loc})
 	}
-	return policy.Quotas(policy.QuotaOptions{Rules: rules, Now: c.clock(), Observe: c.observer(api, op, "quota")})
+	return policy.Quotas(policy.QuotaOptions{Rules: rules, Now: c.rt.Now, Observe: c.observer(api, op, "quota")})
 }
 
 // openQuotaStore opens the quota file in the data directory, once.

@@ -187,7 +187,13 @@ func WithPrincipal(ctx context.Context, p *identity.Principal) context.Context {
 // requests: the exchange's (where the authentication step records it
 // under the gateway), else the one WithPrincipal put in ctx.
 func PrincipalFrom(ctx context.Context) *identity.Principal {
-	if x := ExchangeFrom(ctx); x != nil && x.Record != nil && x.Record.Principal != nil {
+	return principalIn(ctx, ExchangeFrom(ctx))
+}
+
+// principalIn is PrincipalFrom for a step that has ctx's exchange x
+// already (nil: none).
+func principalIn(ctx context.Context, x *Exchange) *identity.Principal {
+	if x != nil && x.Record != nil && x.Record.Principal != nil {
 		return x.Record.Principal
 	}
 	p, _ := ctx.Value(PrincipalKey).(*identity.Principal)

@@ -55,7 +55,7 @@ func Quotas(o QuotaOptions) Step {
 	return func(next Handler) Handler {
 		return HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
 			x := ExchangeFrom(r.Context())
-			p := PrincipalFrom(r.Context())
+			p := principalIn(r.Context(), x)
 			t := now()
 			var hb [96]byte
 			value := hb[:0]

@@ -10,7 +10,6 @@ import (
 	"time"
 	"unsafe"
 
-	"github.com/gatehouse-dev/gatehouse/internal/identity"
 	"github.com/gatehouse-dev/gatehouse/internal/ratelimit"
 )
 
@@ -56,12 +55,7 @@ func RateLimit(o RateLimitOptions) Step {
 	return func(next Handler) Handler {
 		return HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
 			x := ExchangeFrom(r.Context())
-			var p *identity.Principal
-			if x != nil && x.Record != nil && x.Record.Principal != nil {
-				p = x.Record.Principal // PrincipalFrom's first answer, without asking the context again
-			} else {
-				p = PrincipalFrom(r.Context())
-			}
+			p := principalIn(r.Context(), x)
 			var t time.Time
 			if systemClock && x != nil && !x.Start.IsZero() {
 				t = x.Start // when the request arrived: no clock reading of its own
