@@ -147,10 +147,14 @@ func (w *response) WriteHeader(code int) {
 	switch {
 	case !bodyAllowed(code):
 		w.commit(modeNone, nil)
+		w.sendComplete()
 	case w.isHead:
 		w.mode = modePending
 	case w.contentLength >= 0 && (w.raw != nil && w.raw.hasType || hasKey(w.header, "Content-Type")):
 		w.commit(modeLength, nil)
+		if w.contentLength == 0 {
+			w.sendComplete()
+		}
 	default:
 		w.mode = modePending
 	}
@@ -238,8 +242,32 @@ func (w *response) Write(p []byte) (int, error) {
 	n, err := w.bw.Write(p)
 	if err != nil {
 		w.err = err
+		return n, err
 	}
-	return n, err
+	if w.mode == modeLength && w.written == w.contentLength {
+		w.sendComplete()
+	}
+	return n, w.err
+}
+
+// sendComplete sends a response whose last body byte was just written,
+// without waiting for the handler to return, when no other request can
+// be behind it: the request has no body (so nothing reads the
+// connection while the handler runs) and no pipelined request is
+// buffered (its response goes out with this one, in one write, when the
+// server next waits). What the handler does after its last write (the
+// gateway's access line and metrics, the upstream connection's release)
+// then no longer delays the client, as nginx logs after it has sent.
+// It makes no extra system call: the write is the one the server would
+// make before it reads again.
+func (w *response) sendComplete() {
+	c := w.c
+	if c.body != nil || c.br.buffered() > 0 {
+		return
+	}
+	if err := w.bw.Flush(); err != nil {
+		w.err = err
+	}
 }
 
 // WriteString is Write for strings, so io.WriteString does not copy.
@@ -250,8 +278,12 @@ func (w *response) WriteString(s string) (int, error) {
 			n, err := w.bw.WriteString(s)
 			if err != nil {
 				w.err = err
+				return n, err
 			}
-			return n, err
+			if w.mode == modeLength && w.written == w.contentLength {
+				w.sendComplete()
+			}
+			return n, w.err
 		}
 	}
 	return w.Write([]byte(s))

@@ -803,3 +803,128 @@ func TestNameBit(t *testing.T) {
 		}
 	}
 }
+
+// TestServer_SendsACompleteResponseAtOnce: a response whose last byte
+// the handler has written (its Content-Length reached, or a status or
+// length that allows no body) reaches the client while the handler is
+// still running, so that what a handler does afterwards (the gateway's
+// access line) does not delay the client.
+func TestServer_SendsACompleteResponseAtOnce(t *testing.T) {
+	release := make(chan struct{})
+	defer close(release)
+	_, addr := startServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("Content-Type", "text/plain")
+		switch r.URL.Path {
+		case "/write":
+			h.Set("Content-Length", "5")
+			w.Write([]byte("hel"))
+			w.Write([]byte("lo"))
+		case "/string":
+			h.Set("Content-Length", "5")
+			io.WriteString(w, "hello")
+		case "/untyped":
+			h.Del("Content-Type") // committed at the first write, which sniffs it
+			h.Set("Content-Length", "5")
+			w.Write([]byte("hello"))
+		case "/empty":
+			h.Set("Content-Length", "0")
+			w.WriteHeader(http.StatusOK)
+		case "/no-content":
+			w.WriteHeader(http.StatusNoContent)
+		}
+		<-release
+	}))
+	c, br := rawConn(t, addr)
+	for _, tc := range []struct {
+		path, body string
+		status     int
+	}{
+		{"/write", "hello", 200},
+		{"/string", "hello", 200},
+		{"/untyped", "hello", 200},
+		{"/empty", "", 200},
+		{"/no-content", "", 204},
+	} {
+		fmt.Fprintf(c, "GET %s HTTP/1.1\r\nHost: a\r\n\r\n", tc.path)
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		res, err := http.ReadResponse(br, &http.Request{Method: "GET"})
+		if err != nil {
+			t.Fatalf("%s: no response while the handler runs: %v", tc.path, err)
+		}
+		body, err := io.ReadAll(res.Body)
+		if err != nil || res.StatusCode != tc.status || string(body) != tc.body {
+			t.Fatalf("%s: %d %q %v", tc.path, res.StatusCode, body, err)
+		}
+		release <- struct{}{} // the handler returns; the connection serves the next
+	}
+}
+
+// TestServer_PipelinedResponsesTogether: responses to requests that came
+// together are written together, when the server next waits, even when
+// each was complete before its handler returned.
+func TestServer_PipelinedResponsesTogether(t *testing.T) {
+	const n = 3
+	req := strings.Repeat("GET / HTTP/1.1\r\nHost: a\r\n\r\n", n)
+	c := &writeCounter{in: strings.NewReader(req)}
+	ln := newOneConnListener(c)
+	s := &Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		w.Header().Set("Content-Length", "2")
+		io.WriteString(w, "ok")
+	})}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		s.Serve(ln)
+	}()
+	eventually(t, "the connection closed", c.isClosed)
+	s.Close()
+	<-done
+	writes, out := c.result()
+	if got := strings.Count(out, "HTTP/1.1 200 OK\r\n"); got != n {
+		t.Fatalf("%d responses, want %d:\n%s", got, n, out)
+	}
+	if writes != 1 {
+		t.Errorf("%d writes for %d pipelined responses, want 1", writes, n)
+	}
+}
+
+// writeCounter is a connection that reads from in, then reports EOF, and
+// counts the writes made to it.
+type writeCounter struct {
+	fakeBase
+	in     io.Reader
+	mu     sync.Mutex
+	writes int
+	out    bytes.Buffer
+	closed bool
+}
+
+func (c *writeCounter) Read(p []byte) (int, error) { return c.in.Read(p) }
+
+func (c *writeCounter) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.writes++
+	return c.out.Write(p)
+}
+
+func (c *writeCounter) Close() error {
+	c.mu.Lock()
+	c.closed = true
+	c.mu.Unlock()
+	return nil
+}
+
+func (c *writeCounter) isClosed() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.closed
+}
+
+func (c *writeCounter) result() (int, string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.writes, c.out.String()
+}
