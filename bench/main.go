@@ -46,6 +46,7 @@ type options struct {
 	rounds      int
 	duration    time.Duration
 	oneDuration time.Duration
+	interleave  time.Duration // the interleaved one-connection measurement's length (0: none)
 	conns       int
 	nginx       string
 	haproxy     string
@@ -64,10 +65,14 @@ func main() {
 	if len(os.Args) > 1 && os.Args[1] == "loadgen" {
 		os.Exit(loadgenMain(os.Args[2:]))
 	}
+	if len(os.Args) > 1 && os.Args[1] == "interleave" {
+		os.Exit(interleaveMain(os.Args[2:]))
+	}
 	var o options
 	flag.IntVar(&o.rounds, "rounds", 9, "rounds; each round runs every scenario once")
 	flag.DurationVar(&o.duration, "duration", 5*time.Second, "duration of each high-load measurement")
 	flag.DurationVar(&o.oneDuration, "one-duration", 3*time.Second, "duration of each one-connection measurement")
+	flag.DurationVar(&o.interleave, "interleave", 10*time.Second, "after the rounds: measure every scenario at one connection for this long, one request at a time, the scenarios taken in turn, and report each one's p50 and the median of the per-cycle differences between them, which a noisy machine disturbs less than the per-round runs (0: not)")
 	flag.IntVar(&o.conns, "c", 64, "connections at high load")
 	flag.StringVar(&o.nginx, "nginx", "auto", "auto (use nginx when installed), off, or a path to nginx")
 	flag.StringVar(&o.haproxy, "haproxy", "auto", "auto (use HAProxy when installed), off, or a path to haproxy")
@@ -162,12 +167,15 @@ type result struct {
 }
 
 type report struct {
-	Date    string             `json:"date"`
-	Machine map[string]string  `json:"machine"`
-	Options map[string]any     `json:"options"`
-	Results []*result          `json:"results"`
-	Ratios  map[string]float64 `json:"ratios"`
-	Targets map[string]string  `json:"targets"`
+	Date    string            `json:"date"`
+	Machine map[string]string `json:"machine"`
+	Options map[string]any    `json:"options"`
+	Results []*result         `json:"results"`
+	// Interleaved is the interleaved one-connection measurement
+	// (interleave.go), since the seventh session of 2026-11-27.
+	Interleaved *interleaved       `json:"one_connection_interleaved,omitempty"`
+	Ratios      map[string]float64 `json:"ratios"`
+	Targets     map[string]string  `json:"targets"`
 }
 
 func run(o options) error {
@@ -418,13 +426,25 @@ func run(o options) error {
 				round, s.Name, hi.RPS, hi.P50us, hi.P99us, hi.CPUus, hi.SysUs, one.P50us)
 		}
 	}
+	var inter *interleaved
+	if o.interleave > 0 && len(scenarios) > 1 {
+		fmt.Fprintf(os.Stderr, "bench: one connection, the %d scenarios in turn, for %s\n", len(scenarios), o.interleave)
+		self, err := os.Executable()
+		if err != nil {
+			return err
+		}
+		if inter, err = runInterleaved(ctx, self, pin, order, o.interleave); err != nil {
+			return err
+		}
+	}
 	rep := &report{
-		Date: time.Now().UTC().Format(time.RFC3339),
+		Interleaved: inter,
+		Date:        time.Now().UTC().Format(time.RFC3339),
 		Machine: map[string]string{
 			"cpus": fmt.Sprint(runtime.NumCPU()), "cpu": harness.CPUModel(), "os": runtime.GOOS + "/" + runtime.GOARCH,
 			"go": runtime.Version(), "loadgen": lg.name(),
 		},
-		Options: map[string]any{"rounds": o.rounds, "duration": o.duration.String(), "one_duration": o.oneDuration.String(), "connections": o.conns,
+		Options: map[string]any{"rounds": o.rounds, "duration": o.duration.String(), "one_duration": o.oneDuration.String(), "connections": o.conns, "interleave": o.interleave.String(),
 			"pinning": "backend and proxy on CPU 0 (Go programs, Caddy and oauth2-proxy included, with GOMAXPROCS=1; 1 nginx worker; 1 HAProxy thread), load generator on CPU 1"},
 		Ratios:  map[string]float64{},
 		Targets: map[string]string{},
@@ -623,6 +643,42 @@ func ratios(rep *report, rs map[string]*result) {
 	if full != nil && direct != nil {
 		rep.Ratios["full_chain_added_p50_us_1conn"] = full.OneMed.P50us - direct.OneMed.P50us
 	}
+	interleavedRatios(rep)
+}
+
+// interleavedRatios adds the interleaved one-connection measurement's
+// figures: each p50 added over direct's, the difference of Gatehouse's
+// and nginx's p50s (the target: at most zero) and the paired gaps.
+func interleavedRatios(rep *report) {
+	in := rep.Interleaved
+	if in == nil || in.Cycles == 0 {
+		return
+	}
+	has := func(n string) bool { _, ok := in.P50us[n]; return ok }
+	const pass, ng = "gatehouse-passthrough", "nginx"
+	if has("direct") {
+		for _, n := range []string{ng, pass, "gatehouse-full-chain", "nginx-forwarding"} {
+			if has(n) {
+				rep.Ratios[strings.ReplaceAll(strings.TrimPrefix(n, "gatehouse-"), "-", "_")+"_added_p50_us_1conn_interleaved"] = in.P50us[n] - in.P50us["direct"]
+			}
+		}
+	}
+	if has(pass) && has(ng) {
+		gap := in.P50us[pass] - in.P50us[ng]
+		rep.Ratios["p50_gap_vs_nginx_us_1conn_interleaved"] = gap
+		rep.Ratios["p50_gap_vs_nginx_us_1conn_interleaved_paired"] = in.GapUs[pass][ng]
+		rep.Targets["1-conn added p50 <= nginx's (interleaved)"] = verdict(gap <= 0)
+	}
+	for _, o := range []struct{ a, b, key string }{
+		{pass, "nginx-forwarding", "p50_gap_vs_nginx_forwarding_us_1conn_interleaved_paired"},
+		{pass, "baseline-passthrough", "p50_gap_vs_baseline_us_1conn_interleaved_paired"},
+		{"gatehouse-full-chain", pass, "full_chain_p50_gap_vs_passthrough_us_1conn_interleaved_paired"},
+		{"gatehouse-full-chain", "baseline-full-chain", "full_chain_p50_gap_vs_baseline_us_1conn_interleaved_paired"},
+	} {
+		if has(o.a) && has(o.b) {
+			rep.Ratios[o.key] = in.GapUs[o.a][o.b]
+		}
+	}
 }
 
 // measureOrder is the order in which a round measures the scenarios:
@@ -676,6 +732,20 @@ func printReport(w io.Writer, rep *report) {
 		fmt.Fprintf(w, "| %s | %.0f | %s | %s | %.1f µs | %s | %s | %s |\n", r.Scenario, r.HighMed.RPS,
 			us(r.HighMed.P50us), us(r.HighMed.P99us), r.HighMed.CPUus, kernel, us(r.OneMed.P50us), us(r.OneMed.P99us))
 	}
+	if in := rep.Interleaved; in != nil && in.Cycles > 0 {
+		fmt.Fprintf(w, "\none connection, the scenarios in turn (%d cycles in %s):\n\n| scenario | p50 | p99 | errors | p50 minus nginx's, paired |\n|---|---:|---:|---:|---:|\n", in.Cycles, in.Duration)
+		for _, r := range rep.Results {
+			p50, ok := in.P50us[r.Scenario]
+			if !ok {
+				continue
+			}
+			gap := "—"
+			if g, ok := in.GapUs[r.Scenario]["nginx"]; ok {
+				gap = fmt.Sprintf("%+.1f µs", g)
+			}
+			fmt.Fprintf(w, "| %s | %.1f µs | %s | %d | %s |\n", r.Scenario, p50, us(in.P99us[r.Scenario]), in.Errors[r.Scenario], gap)
+		}
+	}
 	keys := make([]string, 0, len(rep.Ratios))
 	for k := range rep.Ratios {
 		keys = append(keys, k)
@@ -690,7 +760,7 @@ func printReport(w io.Writer, rep *report) {
 		tk = append(tk, k)
 	}
 	sort.Strings(tk)
-	fmt.Fprintln(w, "\ntargets (judged on the medians of the per-round ratios and differences):")
+	fmt.Fprintln(w, "\ntargets (judged on the medians of the per-round ratios and differences; \"interleaved\": on the interleaved measurement's p50s):")
 	for _, k := range tk {
 		fmt.Fprintf(w, "  %-40s %s\n", k, rep.Targets[k])
 	}
