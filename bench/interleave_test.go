@@ -1,8 +1,11 @@
 package main
 
 import (
+	"bufio"
+	"io"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 )
@@ -117,6 +120,56 @@ func TestMeasureInterleaved(t *testing.T) {
 		t.Fatal(err)
 	}
 	if res.Cycles != 0 || res.Errors["no token"] == 0 {
+		t.Errorf("%d cycles, errors %v", res.Cycles, res.Errors)
+	}
+}
+
+// TestInterleaveReadResponse: the client reads a response's status,
+// Content-Length and Connection, and refuses a framing it does not read.
+func TestInterleaveReadResponse(t *testing.T) {
+	for _, tc := range []struct {
+		name, in  string
+		status    int
+		close     bool
+		left, err string
+	}{
+		{name: "length", in: "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\ncontent-length: 5\r\nX-A: b:c\r\n\r\nhelloNEXT", status: 200, left: "NEXT"},
+		{name: "empty", in: "HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\n\r\nNEXT", status: 401, left: "NEXT"},
+		{name: "close", in: "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok", status: 200, close: true},
+		{name: "chunked", in: "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n", err: "Transfer-Encoding"},
+		{name: "no length", in: "HTTP/1.1 200 OK\r\n\r\nok", err: "without Content-Length"},
+		{name: "bad length", in: "HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n", err: "invalid Content-Length"},
+		{name: "bad status", in: "HTTP/1.1 2x0 OK\r\n\r\n", err: "invalid status line"},
+		{name: "truncated", in: "HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nshort", err: "EOF"},
+	} {
+		c := &interleaveConn{br: bufio.NewReader(strings.NewReader(tc.in))}
+		status, closeAfter, err := c.readResponse()
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("%s: error %v, want one with %q", tc.name, err, tc.err)
+			}
+			continue
+		}
+		rest, _ := io.ReadAll(c.br)
+		if err != nil || status != tc.status || closeAfter != tc.close || string(rest) != tc.left {
+			t.Errorf("%s: %d close=%v %v, left %q", tc.name, status, closeAfter, err, rest)
+		}
+	}
+}
+
+// TestMeasureInterleaved_Reconnects: a scenario whose responses close
+// the connection is dialed again for its next request.
+func TestMeasureInterleaved_Reconnects(t *testing.T) {
+	closing := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Connection", "close")
+		w.Write([]byte("ok"))
+	}))
+	defer closing.Close()
+	res, err := measureInterleaved([]interleaveTarget{{Name: "closing", URL: closing.URL + "/"}}, 100*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Cycles < 5 || res.Errors["closing"] != 0 {
 		t.Errorf("%d cycles, errors %v", res.Cycles, res.Errors)
 	}
 }
