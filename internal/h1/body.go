@@ -69,6 +69,18 @@ func (b *body) read(p []byte) (int, error) {
 	return n, nil
 }
 
+// drained reports whether the body has been read to its end. It does
+// not wait for a Read in progress in another goroutine: that one has
+// not reached the end yet, or is about to, and either way the
+// connection is still being read.
+func (b *body) drained() bool {
+	if !b.mu.TryLock() {
+		return false
+	}
+	defer b.mu.Unlock()
+	return b.eof
+}
+
 // Close makes further reads fail; the server discards what is left.
 func (b *body) Close() error {
 	b.mu.Lock()

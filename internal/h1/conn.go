@@ -436,7 +436,16 @@ func (c *conn) serveRequest(n int) bool {
 // the connection.
 func (c *conn) bodyForcesClose() bool {
 	b := c.body
-	if b == nil || b.eof {
+	if b == nil {
+		return false
+	}
+	if !b.mu.TryLock() {
+		// Another goroutine is reading the body now: what it will leave
+		// unread cannot be known.
+		return true
+	}
+	defer b.mu.Unlock()
+	if b.eof {
 		return false
 	}
 	return b.cont != nil || b.chunked || b.remaining > maxDrainBytes

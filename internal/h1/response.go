@@ -252,8 +252,10 @@ func (w *response) Write(p []byte) (int, error) {
 
 // sendComplete sends a response whose last body byte was just written,
 // without waiting for the handler to return, when no other request can
-// be behind it: the request has no body (so nothing reads the
-// connection while the handler runs) and no pipelined request is
+// be behind it: the request's body, if it has one, has been read to its
+// end (so nothing reads the connection while the handler runs: a body
+// that was not, or that another goroutine is reading now, keeps the
+// response for when the handler returns) and no pipelined request is
 // buffered (its response goes out with this one, in one write, when the
 // server next waits). What the handler does after its last write (the
 // gateway's access line and metrics, the upstream connection's release)
@@ -262,7 +264,10 @@ func (w *response) Write(p []byte) (int, error) {
 // make before it reads again.
 func (w *response) sendComplete() {
 	c := w.c
-	if c.body != nil || c.br.buffered() > 0 {
+	if b := c.body; b != nil && !b.drained() {
+		return
+	}
+	if c.br.buffered() > 0 {
 		return
 	}
 	if err := w.bw.Flush(); err != nil {

@@ -832,6 +832,10 @@ func TestServer_SendsACompleteResponseAtOnce(t *testing.T) {
 			w.WriteHeader(http.StatusOK)
 		case "/no-content":
 			w.WriteHeader(http.StatusNoContent)
+		case "/read-body":
+			b, _ := io.ReadAll(r.Body) // read to its end: nothing more to read from the connection
+			h.Set("Content-Length", strconv.Itoa(len(b)))
+			w.Write(b)
 		}
 		<-release
 	}))
@@ -845,8 +849,13 @@ func TestServer_SendsACompleteResponseAtOnce(t *testing.T) {
 		{"/untyped", "hello", 200},
 		{"/empty", "", 200},
 		{"/no-content", "", 204},
+		{"/read-body", "hello", 200},
 	} {
-		fmt.Fprintf(c, "GET %s HTTP/1.1\r\nHost: a\r\n\r\n", tc.path)
+		if tc.path == "/read-body" {
+			fmt.Fprintf(c, "POST %s HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhello", tc.path)
+		} else {
+			fmt.Fprintf(c, "GET %s HTTP/1.1\r\nHost: a\r\n\r\n", tc.path)
+		}
 		c.SetReadDeadline(time.Now().Add(5 * time.Second))
 		res, err := http.ReadResponse(br, &http.Request{Method: "GET"})
 		if err != nil {
@@ -857,6 +866,56 @@ func TestServer_SendsACompleteResponseAtOnce(t *testing.T) {
 			t.Fatalf("%s: %d %q %v", tc.path, res.StatusCode, body, err)
 		}
 		release <- struct{}{} // the handler returns; the connection serves the next
+	}
+}
+
+// TestServer_ResponseAfterTheHandlerWhileTheBodyIsUnread: a complete
+// response to a request whose body the handler left unread is sent when
+// the handler returns, not before (the body must be drained first). A
+// body another goroutine reads while the handler writes is answered too;
+// under -race this checks that the response's checks of the body's state
+// do not race with its reader.
+func TestServer_ResponseAfterTheHandlerWhileTheBodyIsUnread(t *testing.T) {
+	release := make(chan struct{})
+	_, addr := startServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		done := make(chan struct{})
+		if r.URL.Path == "/reader" {
+			go func() {
+				defer close(done)
+				io.ReadAll(r.Body)
+			}()
+		} else {
+			close(done)
+		}
+		w.Header().Set("Content-Type", "text/plain")
+		w.Header().Set("Content-Length", "2")
+		io.WriteString(w, "ok")
+		<-release
+		<-done
+	}))
+	for _, path := range []string{"/unread", "/reader"} {
+		c, br := rawConn(t, addr)
+		if path == "/unread" {
+			fmt.Fprintf(c, "POST %s HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\nhello", path)
+			c.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+			if _, err := br.ReadByte(); err == nil {
+				t.Fatalf("%s: a response before the handler returned", path)
+			} else if ne, ok := err.(net.Error); !ok || !ne.Timeout() {
+				t.Fatalf("%s: %v", path, err)
+			}
+			io.WriteString(c, "world")
+		} else {
+			// The whole body at once: the reader never waits for the
+			// client (a reader that waits sends what the handler wrote,
+			// from its own goroutine; see h1's integration notes).
+			fmt.Fprintf(c, "POST %s HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\nhelloworld", path)
+		}
+		release <- struct{}{}
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		res, body := readResponse(t, br, "POST")
+		if res.StatusCode != 200 || body != "ok" {
+			t.Fatalf("%s: %d %q", path, res.StatusCode, body)
+		}
 	}
 }
 
