@@ -197,7 +197,9 @@ func (p *proxyHandler) forward(w http.ResponseWriter, r *http.Request) {
 			// The whole response is written: send it now, so that the
 			// client has it while the gateway writes the access line
 			// and the metrics, not after. (Not for HTTP/2, where it
-			// would cost a frame of its own to end the stream.)
+			// would cost a frame of its own to end the stream.) h1's
+			// server has sent it already, at the last write, and this
+			// finds nothing buffered; net/http's needs it.
 			if fl, ok := w.(http.Flusher); ok {
 				fl.Flush()
 			}

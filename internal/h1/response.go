@@ -257,11 +257,11 @@ func (w *response) Write(p []byte) (int, error) {
 // that was not, or that another goroutine is reading now, keeps the
 // response for when the handler returns) and no pipelined request is
 // buffered (its response goes out with this one, in one write, when the
-// server next waits). What the handler does after its last write (the
-// gateway's access line and metrics, the upstream connection's release)
-// then no longer delays the client, as nginx logs after it has sent.
-// It makes no extra system call: the write is the one the server would
-// make before it reads again.
+// server next waits). What the handler does after its last write (its
+// logging) then no longer delays the client, as nginx logs after it has
+// sent, without the handler having to flush. It makes no extra system
+// call: the write is the one the server would make before it reads
+// again.
 func (w *response) sendComplete() {
 	c := w.c
 	if b := c.body; b != nil && !b.drained() {
