@@ -111,7 +111,7 @@ func wrapConn(c net.Conn) net.Conn {
 // per proxied request, which makes three reads and two writes).
 func rawRead(fd uintptr, p []byte) (int, syscall.Errno) {
 	for {
-		n, _, e := syscall.RawSyscall6(syscall.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(unsafe.SliceData(p))), uintptr(len(p)), 0, 0, 0)
+		n, _, e := syscall.RawSyscall6(sysRecv, fd, uintptr(unsafe.Pointer(unsafe.SliceData(p))), uintptr(len(p)), 0, 0, 0)
 		if e != syscall.EINTR {
 			return int(n), e
 		}
@@ -126,7 +126,7 @@ func rawRead(fd uintptr, p []byte) (int, syscall.Errno) {
 func rawWrite(fd uintptr, p []byte) (int, syscall.Errno) {
 	n := 0
 	for n < len(p) {
-		m, _, e := syscall.RawSyscall6(syscall.SYS_SENDTO, fd, uintptr(unsafe.Pointer(unsafe.SliceData(p[n:]))), uintptr(len(p)-n), syscall.MSG_NOSIGNAL, 0, 0)
+		m, _, e := syscall.RawSyscall6(sysSend, fd, uintptr(unsafe.Pointer(unsafe.SliceData(p[n:]))), uintptr(len(p)-n), syscall.MSG_NOSIGNAL, 0, 0)
 		switch e {
 		case 0:
 			n += int(m)

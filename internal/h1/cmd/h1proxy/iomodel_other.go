@@ -1,10 +1,10 @@
-//go:build !linux
+//go:build !linux || 386
 
 package main
 
 import "errors"
 
-var errLinuxOnly = errors.New("Linux only")
+var errLinuxOnly = errors.New("Linux only, and not on 386")
 
 func epollPump(addr, backend string) error { return errLinuxOnly }
 

@@ -22,10 +22,10 @@
 //	             with its netpoller
 //	epoll-pump   the same pump on one thread waiting in epoll_wait,
 //	             nginx's I/O model: no goroutine parked or woken per
-//	             read (Linux only)
+//	             read (Linux only, not 386)
 //	raw-pump     a pump with Gatehouse's I/O pattern: one goroutine per
 //	             client connection in lockstep, raw system calls as h1
-//	             makes them, a park per reply awaited (Linux only)
+//	             makes them, a park per reply awaited (Linux only, not 386)
 //
 // "h1proxy serve" runs one of them; the driver starts it pinned.
 package main
