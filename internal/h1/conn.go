@@ -10,6 +10,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -26,12 +27,17 @@ type conn struct {
 	state      atomic.Int32
 	br         reader
 	bw         *bufio.Writer
-	head       requestHead
-	w          response
-	body       *body
-	handedOff  bool
-	tmpl       *http.Request // context and RemoteAddr of every request
-	accepted   time.Time
+	// wmu serializes the response's use of bw with a request body's
+	// reader in another goroutine, which sends what bw holds before it
+	// waits for the client (flushLocked) and may send 100 Continue. The
+	// response takes it only while the request has a body (c.body).
+	wmu       sync.Mutex
+	head      requestHead
+	w         response
+	body      *body
+	handedOff bool
+	tmpl      *http.Request // context and RemoteAddr of every request
+	accepted  time.Time
 	// The read and write deadlines set on rwc, as offsets from accepted
 	// (0: none): the request path adds and compares durations, and makes
 	// a time.Time only when it sets a deadline (time.Time's Add and Sub
@@ -413,6 +419,7 @@ func (c *conn) serveRequest(n int) bool {
 		c.setReadDeadline(deadline, srv.ReadTimeout)
 		req.Body = b
 		c.body = b
+		c.br.onBlock = c.flushLocked
 	}
 	w := &c.w
 	w.reset(c, h.minor, req.Method == http.MethodHead)
@@ -427,6 +434,7 @@ func (c *conn) serveRequest(n int) bool {
 	if c.body != nil {
 		keep = c.body.finish(keep)
 		c.body = nil
+		c.br.onBlock = c.flush
 	}
 	return keep
 }
@@ -465,6 +473,10 @@ func (c *conn) callHandler(w *response, r *http.Request) (ok bool) {
 		}
 		c.srv.log().Error("h1: panic serving request", "remote", c.remoteAddr, "method", r.Method,
 			"panic", v, "stack", string(debug.Stack()))
+		if c.body != nil {
+			c.wmu.Lock()
+			defer c.wmu.Unlock()
+		}
 		if !w.committed && w.err == nil {
 			c.writeSimple(http.StatusInternalServerError, "Internal Server Error")
 		}
@@ -476,6 +488,8 @@ func (c *conn) callHandler(w *response, r *http.Request) (ok bool) {
 // writeContinue sends "100 Continue" before the first read of a body
 // whose client expects it, if no response was started.
 func (c *conn) writeContinue() {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
 	if c.w.wroteHeader || c.w.err != nil {
 		return
 	}
@@ -527,6 +541,15 @@ func (c *conn) flush() {
 	}
 }
 
+// flushLocked is flush for the reads of a request's body, which may be
+// made in a goroutine other than the handler's (http.Transport writes a
+// request body from its own) while the handler writes the response.
+func (c *conn) flushLocked() {
+	c.wmu.Lock()
+	c.flush()
+	c.wmu.Unlock()
+}
+
 // handoff gives the connection, with what was read of it, to the fallback
 // server.
 func (c *conn) handoff() {
@@ -551,10 +574,20 @@ func (c *conn) handoff() {
 // buffers and stops tracking it.
 func (c *conn) close() {
 	if !c.handedOff {
-		if c.bw != nil && c.bw.Buffered() > 0 {
-			c.bw.Flush()
+		if c.bw != nil {
+			c.wmu.Lock()
+			c.flush()
+			c.wmu.Unlock()
 		}
 		c.rwc.Close()
+	}
+	if b := c.body; b != nil {
+		// The handler panicked or its response failed, and a goroutine
+		// of its may still read the body: Close waits for a read under
+		// way, which the closed connection ends, and fails the next, so
+		// that none reads the buffers released below.
+		b.Close()
+		c.body = nil
 	}
 	c.state.Store(stateClosed)
 	c.cancelAll()

@@ -120,6 +120,19 @@ func (w *response) Header() http.Header { return w.header }
 // once, or records the final status. The head of a final response is
 // written when its framing is known.
 func (w *response) WriteHeader(code int) {
+	if w.c.body != nil {
+		w.c.wmu.Lock()
+		defer w.c.wmu.Unlock()
+	}
+	w.writeHeader(code)
+}
+
+// The response's methods lock the connection's wmu while the request has
+// a body, whose reads may be made by another goroutine and send what bw
+// holds (conn.flushLocked); the unexported methods below are called with
+// it held when needed.
+
+func (w *response) writeHeader(code int) {
 	if w.done {
 		return
 	}
@@ -191,11 +204,24 @@ func (w *response) writeInformational(code int) {
 
 // Write writes body bytes, writing the head first if needed.
 func (w *response) Write(p []byte) (int, error) {
+	if w.c.body != nil {
+		return w.writeLocked(p)
+	}
+	return w.write(p)
+}
+
+func (w *response) writeLocked(p []byte) (int, error) {
+	w.c.wmu.Lock()
+	defer w.c.wmu.Unlock()
+	return w.write(p)
+}
+
+func (w *response) write(p []byte) (int, error) {
 	if w.done {
 		return 0, http.ErrHandlerTimeout
 	}
 	if !w.wroteHeader {
-		w.WriteHeader(http.StatusOK)
+		w.writeHeader(http.StatusOK)
 	}
 	if !bodyAllowed(w.status) {
 		return 0, http.ErrBodyNotAllowed
@@ -277,6 +303,10 @@ func (w *response) sendComplete() {
 
 // WriteString is Write for strings, so io.WriteString does not copy.
 func (w *response) WriteString(s string) (int, error) {
+	if w.c.body != nil {
+		w.c.wmu.Lock()
+		defer w.c.wmu.Unlock()
+	}
 	if w.mode == modeLength || w.mode == modeClose {
 		if w.err == nil && !w.done && !w.isHead && (w.contentLength < 0 || w.written+int64(len(s)) <= w.contentLength) {
 			w.written += int64(len(s))
@@ -291,7 +321,7 @@ func (w *response) WriteString(s string) (int, error) {
 			return n, w.err
 		}
 	}
-	return w.Write([]byte(s))
+	return w.write([]byte(s))
 }
 
 // commitStreaming commits a response of unknown length whose body does
@@ -333,11 +363,15 @@ func (w *response) Flush() { _ = w.FlushError() }
 // FlushError is Flush reporting the write error (used by
 // http.ResponseController).
 func (w *response) FlushError() error {
+	if w.c.body != nil {
+		w.c.wmu.Lock()
+		defer w.c.wmu.Unlock()
+	}
 	if w.done {
 		return http.ErrHandlerTimeout
 	}
 	if !w.wroteHeader {
-		w.WriteHeader(http.StatusOK)
+		w.writeHeader(http.StatusOK)
 	}
 	if w.mode == modePending {
 		if w.isHead {
@@ -379,8 +413,12 @@ func (w *response) SetWriteDeadline(t time.Time) error {
 
 // finish completes the response after the handler returned.
 func (w *response) finish() {
+	if w.c.body != nil {
+		w.c.wmu.Lock()
+		defer w.c.wmu.Unlock()
+	}
 	if !w.wroteHeader {
-		w.WriteHeader(http.StatusOK)
+		w.writeHeader(http.StatusOK)
 	}
 	if w.mode == modePending {
 		if w.isHead {

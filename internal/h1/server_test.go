@@ -905,9 +905,8 @@ func TestServer_ResponseAfterTheHandlerWhileTheBodyIsUnread(t *testing.T) {
 			}
 			io.WriteString(c, "world")
 		} else {
-			// The whole body at once: the reader never waits for the
-			// client (a reader that waits sends what the handler wrote,
-			// from its own goroutine; see h1's integration notes).
+			// The whole body at once: the reader gets to its end
+			// without waiting for the client.
 			fmt.Fprintf(c, "POST %s HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\nhelloworld", path)
 		}
 		release <- struct{}{}
@@ -986,4 +985,114 @@ func (c *writeCounter) result() (int, string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.writes, c.out.String()
+}
+
+// TestServer_BodyReadElsewhereWhileWriting: a body read in another
+// goroutine (as http.Transport writes a request body from its own) sends
+// what the response buffered before it waits for the client, and sends
+// 100 Continue at its first read; the handler writes the response
+// meanwhile. Both use the connection's write buffer, which -race checks,
+// and the response arrives whole.
+func TestServer_BodyReadElsewhereWhileWriting(t *testing.T) {
+	const lines, bodyLen = 40, 40
+	line := func(i int) string { return fmt.Sprintf("line %03d\n", i) }
+	_, addr := startServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		read := make(chan int64, 1)
+		go func() {
+			n, _ := io.Copy(io.Discard, r.Body)
+			read <- n
+		}()
+		w.Header().Set("Content-Type", "text/plain")
+		w.Header().Set("Content-Length", strconv.Itoa(lines*len(line(0))))
+		for i := range lines {
+			io.WriteString(w, line(i))
+			if i%8 == 7 {
+				w.(http.Flusher).Flush()
+			}
+			time.Sleep(time.Millisecond / 2)
+		}
+		if n := <-read; n != bodyLen {
+			t.Errorf("the other goroutine read %d body bytes, want %d", n, bodyLen)
+		}
+	}))
+	for _, expect := range []bool{false, true} {
+		c, br := rawConn(t, addr)
+		head := fmt.Sprintf("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: %d\r\n", bodyLen)
+		if expect {
+			head += "Expect: 100-continue\r\n"
+		}
+		io.WriteString(c, head+"\r\n")
+		sent := make(chan error, 1)
+		go func() {
+			// The body a byte at a time, so that the reader waits for
+			// the client between them while the handler writes.
+			for range bodyLen {
+				if _, err := c.Write([]byte{'b'}); err != nil {
+					sent <- err
+					return
+				}
+				time.Sleep(time.Millisecond / 2)
+			}
+			sent <- nil
+		}()
+		res, body := readResponse(t, br, "POST")
+		if res.StatusCode == http.StatusContinue {
+			res, body = readResponse(t, br, "POST")
+		}
+		var want strings.Builder
+		for i := range lines {
+			want.WriteString(line(i))
+		}
+		if res.StatusCode != 200 || body != want.String() {
+			t.Fatalf("expect %v: %d %q", expect, res.StatusCode, body)
+		}
+		if err := <-sent; err != nil {
+			t.Fatalf("expect %v: sending the body: %v", expect, err)
+		}
+	}
+}
+
+// TestServer_BodyReaderOutlivesAnAbortedHandler: a goroutine still reading
+// the body when the handler aborts gets an error once the connection
+// closes, and reads none of the buffers the connection releases (-race
+// checks it).
+func TestServer_BodyReaderOutlivesAnAbortedHandler(t *testing.T) {
+	readErr := make(chan error, 1)
+	started := make(chan struct{})
+	_, addr := startServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		go func() {
+			buf := make([]byte, 4)
+			var err error
+			for err == nil {
+				select {
+				case <-started:
+				default:
+					close(started)
+				}
+				_, err = r.Body.Read(buf)
+			}
+			readErr <- err
+		}()
+		<-started
+		panic(http.ErrAbortHandler)
+	}))
+	c, br := rawConn(t, addr)
+	io.WriteString(c, "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1000\r\n\r\n")
+	for range 20 {
+		if _, err := io.WriteString(c, "bbbb"); err != nil {
+			break // the server closed the connection
+		}
+		time.Sleep(time.Millisecond)
+	}
+	select {
+	case err := <-readErr:
+		if err == nil || err == io.EOF {
+			t.Fatalf("the body's read after the abort returned %v, want an error", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the body's reader was not stopped")
+	}
+	if _, err := br.ReadByte(); err == nil {
+		t.Fatal("a response to an aborted handler")
+	}
 }
