@@ -575,9 +575,7 @@ func (c *conn) handoff() {
 func (c *conn) close() {
 	if !c.handedOff {
 		if c.bw != nil {
-			c.wmu.Lock()
-			c.flush()
-			c.wmu.Unlock()
+			c.flushLocked()
 		}
 		c.rwc.Close()
 	}

@@ -127,11 +127,12 @@ func (w *response) WriteHeader(code int) {
 	w.writeHeader(code)
 }
 
-// The response's methods lock the connection's wmu while the request has
-// a body, whose reads may be made by another goroutine and send what bw
-// holds (conn.flushLocked); the unexported methods below are called with
-// it held when needed.
-
+// writeHeader is WriteHeader without the lock. The response's exported
+// methods (and finish) take the connection's wmu while the request has a
+// body, whose reads may be made by another goroutine and send what bw
+// holds (conn.flushLocked); the unexported ones run with it held when
+// needed. The check is written out in each: a helper holding the lock
+// would not be inlined, and would add a call to every request's writes.
 func (w *response) writeHeader(code int) {
 	if w.done {
 		return

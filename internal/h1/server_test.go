@@ -989,10 +989,11 @@ func (c *writeCounter) result() (int, string) {
 
 // TestServer_BodyReadElsewhereWhileWriting: a body read in another
 // goroutine (as http.Transport writes a request body from its own) sends
-// what the response buffered before it waits for the client, and sends
-// 100 Continue at its first read; the handler writes the response
-// meanwhile. Both use the connection's write buffer, which -race checks,
-// and the response arrives whole.
+// what the response buffered before it waits for the client and, to a
+// client that expects it, 100 Continue at its first read unless the
+// response has started; the handler writes the response meanwhile. Both
+// use the connection's write buffer, which -race checks, and the
+// response arrives whole.
 func TestServer_BodyReadElsewhereWhileWriting(t *testing.T) {
 	const lines, bodyLen = 40, 40
 	line := func(i int) string { return fmt.Sprintf("line %03d\n", i) }
