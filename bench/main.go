@@ -156,6 +156,12 @@ type sample struct {
 	CPUus float64 `json:"cpu_us_per_request"`
 	// SysUs is the kernel's part of CPUus (since the sixth session).
 	SysUs float64 `json:"sys_us_per_request,omitempty"`
+	// BackendUs is the CPU time the backend spent per request over the
+	// same measurement (since 2026-11-27, 21:00 UTC). It shares a core
+	// with the proxy, so requests/s is about one over CPUus + BackendUs,
+	// and a proxy that sends the backend more fields to parse costs it
+	// more (for direct it is CPUus).
+	BackendUs float64 `json:"backend_cpu_us_per_request,omitempty"`
 }
 
 type result struct {
@@ -398,12 +404,13 @@ func run(o options) error {
 			if round%2 == 0 {
 				s = order[len(order)-1-i]
 			}
-			pid := procs.PID(s.proc)
+			pid, bpid := procs.PID(s.proc), procs.PID("backend")
 			var prof func()
 			if o.profile != "" && round == 1 && s.proc == "gatehouse" {
 				prof = startProfiles(ctx, adminAddr, filepath.Join(o.profile, s.Name), o.duration)
 			}
 			user0, sys0 := harness.CPUTimes(pid)
+			buser0, bsys0 := harness.CPUTimes(bpid)
 			hi, err := lg.run(ctx, s, o.conns, o.duration)
 			if prof != nil {
 				prof()
@@ -415,6 +422,10 @@ func run(o options) error {
 				user1, sys1 := harness.CPUTimes(pid)
 				hi.CPUus = float64((user1 + sys1 - user0 - sys0).Microseconds()) / n
 				hi.SysUs = float64((sys1 - sys0).Microseconds()) / n
+				if buser0 >= 0 {
+					buser1, bsys1 := harness.CPUTimes(bpid)
+					hi.BackendUs = float64((buser1 + bsys1 - buser0 - bsys0).Microseconds()) / n
+				}
 			}
 			one, err := lg.run(ctx, s, 1, o.oneDuration)
 			if err != nil {
@@ -587,8 +598,24 @@ func ratios(rep *report, rs map[string]*result) {
 			rep.Ratios[key+"_user_cpu_per_request"] = div(g.HighMed.CPUus-g.HighMed.SysUs, ref.HighMed.CPUus-ref.HighMed.SysUs)
 			rep.Ratios[key+"_kernel_cpu_per_request"] = div(g.HighMed.SysUs, ref.HighMed.SysUs)
 		}
+		if g.HighMed.BackendUs > 0 && ref.HighMed.BackendUs > 0 {
+			// The backend's CPU per request behind each, and the core's
+			// (the proxy's and the backend's): what requests/s follows.
+			rep.Ratios[key+"_backend_cpu_per_request"] = div(g.HighMed.BackendUs, ref.HighMed.BackendUs)
+			rep.Ratios[key+"_shared_core_cpu_per_request"] = div(g.HighMed.CPUus+g.HighMed.BackendUs, ref.HighMed.CPUus+ref.HighMed.BackendUs)
+		}
 	}
 	against("passthrough_vs_nginx", pass, ng)
+	if pass != nil && ng != nil && pass.HighMed.BackendUs > 0 && ng.HighMed.BackendUs > 0 && pass.HighMed.SysUs > 0 && ng.HighMed.SysUs > 0 {
+		// Where passthrough's extra CPU per request on the shared core
+		// goes, in µs: Gatehouse's user space, its kernel time (the
+		// system calls, with the loopback delivery of what it writes),
+		// and the backend's (parsing the fields Gatehouse forwards).
+		p, n := pass.HighMed, ng.HighMed
+		rep.Ratios["passthrough_vs_nginx_extra_us_user"] = (p.CPUus - p.SysUs) - (n.CPUus - n.SysUs)
+		rep.Ratios["passthrough_vs_nginx_extra_us_kernel"] = p.SysUs - n.SysUs
+		rep.Ratios["passthrough_vs_nginx_extra_us_backend"] = p.BackendUs - n.BackendUs
+	}
 	against("passthrough_vs_nginx_forwarding", pass, get("nginx-forwarding"))
 	against("passthrough_vs_haproxy", pass, hp)
 	against("passthrough_vs_caddy", pass, cd)
@@ -723,14 +750,21 @@ func printReport(w io.Writer, rep *report) {
 	}
 	fmt.Fprintf(w, "\nGatehouse benchmark, %s — %s CPUs (%s), %s, load generator %s, %s\n\n",
 		rep.Date, rep.Machine["cpus"], rep.Machine["cpu"], rep.Machine["go"], rep.Machine["loadgen"], strings.Join(refs, ", "))
-	fmt.Fprintf(w, "| scenario | req/s (64 conns) | p50 | p99 | CPU per request | of which kernel | p50 at 1 conn | p99 at 1 conn |\n|---|---:|---:|---:|---:|---:|---:|---:|\n")
+	fmt.Fprintf(w, "| scenario | req/s (64 conns) | p50 | p99 | CPU per request | of which kernel | the backend's CPU per request | p50 at 1 conn | p99 at 1 conn |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, r := range rep.Results {
-		kernel := "—" // not recorded before the sixth session
+		kernel, backend := "—", "—" // not recorded before the sixth session, and 2026-11-27
 		if r.HighMed.SysUs > 0 {
 			kernel = fmt.Sprintf("%.1f µs", r.HighMed.SysUs)
 		}
-		fmt.Fprintf(w, "| %s | %.0f | %s | %s | %.1f µs | %s | %s | %s |\n", r.Scenario, r.HighMed.RPS,
-			us(r.HighMed.P50us), us(r.HighMed.P99us), r.HighMed.CPUus, kernel, us(r.OneMed.P50us), us(r.OneMed.P99us))
+		if r.HighMed.BackendUs > 0 {
+			backend = fmt.Sprintf("%.1f µs", r.HighMed.BackendUs)
+		}
+		fmt.Fprintf(w, "| %s | %.0f | %s | %s | %.1f µs | %s | %s | %s | %s |\n", r.Scenario, r.HighMed.RPS,
+			us(r.HighMed.P50us), us(r.HighMed.P99us), r.HighMed.CPUus, kernel, backend, us(r.OneMed.P50us), us(r.OneMed.P99us))
+	}
+	if u, ok := rep.Ratios["passthrough_vs_nginx_extra_us_user"]; ok {
+		k, b := rep.Ratios["passthrough_vs_nginx_extra_us_kernel"], rep.Ratios["passthrough_vs_nginx_extra_us_backend"]
+		fmt.Fprintf(w, "\npassthrough against nginx, CPU per request on the core they share with the backend: %+.1f µs (Gatehouse's user space %+.1f, its kernel time %+.1f, the backend's %+.1f)\n", u+k+b, u, k, b)
 	}
 	if in := rep.Interleaved; in != nil && in.Cycles > 0 {
 		fmt.Fprintf(w, "\none connection, the scenarios in turn (%d cycles in %s):\n\n| scenario | p50 | p99 | errors | p50 minus nginx's, paired |\n|---|---:|---:|---:|---:|\n", in.Cycles, in.Duration)
@@ -753,7 +787,7 @@ func printReport(w io.Writer, rep *report) {
 	sort.Strings(keys)
 	fmt.Fprintln(w, "\nratios (medians of the same run):")
 	for _, k := range keys {
-		fmt.Fprintf(w, "  %-44s %.3f\n", k, rep.Ratios[k])
+		fmt.Fprintf(w, "  %-50s %.3f\n", k, rep.Ratios[k])
 	}
 	tk := make([]string, 0, len(rep.Targets))
 	for k := range rep.Targets {
@@ -782,11 +816,12 @@ func median(s []sample) sample {
 		return harness.Median(v)
 	}
 	m := sample{
-		RPS:   pick(func(x sample) float64 { return x.RPS }),
-		P50us: pick(func(x sample) float64 { return x.P50us }),
-		P99us: pick(func(x sample) float64 { return x.P99us }),
-		CPUus: pick(func(x sample) float64 { return x.CPUus }),
-		SysUs: pick(func(x sample) float64 { return x.SysUs }),
+		RPS:       pick(func(x sample) float64 { return x.RPS }),
+		P50us:     pick(func(x sample) float64 { return x.P50us }),
+		P99us:     pick(func(x sample) float64 { return x.P99us }),
+		CPUus:     pick(func(x sample) float64 { return x.CPUus }),
+		SysUs:     pick(func(x sample) float64 { return x.SysUs }),
+		BackendUs: pick(func(x sample) float64 { return x.BackendUs }),
 	}
 	for _, x := range s {
 		m.Errs += x.Errs

@@ -211,3 +211,49 @@ func TestMeasureOrder(t *testing.T) {
 		t.Error("measureOrder reordered its argument")
 	}
 }
+
+// The backend's CPU per request behind each proxy, and where passthrough's
+// extra CPU on the shared core goes.
+func TestRatios_SharedCore(t *testing.T) {
+	rs := map[string]*result{}
+	for name, s := range map[string]sample{
+		"direct":                {RPS: 80000, CPUus: 11, SysUs: 8, BackendUs: 11},
+		"nginx":                 {RPS: 36000, CPUus: 14, SysUs: 11, BackendUs: 11.5},
+		"gatehouse-passthrough": {RPS: 32000, CPUus: 16.5, SysUs: 11.5, BackendUs: 12.5},
+	} {
+		r := &result{Scenario: name, High: []sample{s}, One: []sample{{P50us: 50}}}
+		r.HighMed, r.OneMed = median(r.High), median(r.One)
+		rs[name] = r
+	}
+	rep := &report{Ratios: map[string]float64{}, Targets: map[string]string{}}
+	ratios(rep, rs)
+	want := map[string]float64{
+		"passthrough_vs_nginx_backend_cpu_per_request":     12.5 / 11.5,
+		"passthrough_vs_nginx_shared_core_cpu_per_request": 29.0 / 25.5,
+		"passthrough_vs_nginx_extra_us_user":               2.0,
+		"passthrough_vs_nginx_extra_us_kernel":             0.5,
+		"passthrough_vs_nginx_extra_us_backend":            1.0,
+	}
+	for k, v := range want {
+		if got, ok := rep.Ratios[k]; !ok || math.Abs(got-v) > 1e-9 {
+			t.Errorf("%s = %v (present %v), want %v", k, got, ok, v)
+		}
+	}
+	var out strings.Builder
+	printReport(&out, rep)
+	if !strings.Contains(out.String(), "+3.5 µs (Gatehouse's user space +2.0, its kernel time +0.5, the backend's +1.0)") {
+		t.Errorf("the report does not break the shared core's extra down:\n%s", out.String())
+	}
+
+	// Results from before the backend was measured give none of them.
+	for _, r := range rs {
+		r.HighMed.BackendUs = 0
+	}
+	rep = &report{Ratios: map[string]float64{}, Targets: map[string]string{}}
+	ratios(rep, rs)
+	for k := range want {
+		if _, ok := rep.Ratios[k]; ok {
+			t.Errorf("%s present without the backend's CPU", k)
+		}
+	}
+}
