@@ -172,6 +172,14 @@ func (n *node) finish() {
 // normalized path. Match reports false when no API prefix or operation
 // path matches (404); a path that matches with another method sets
 // m.Allow (405).
+//
+// The APIs of the request's exact host are tried first, then those of
+// the wildcard hosts that match it, then those without hosts. Within
+// each group the longest matching prefix owns the path (matchList). A
+// group that finds no operation for the path (no prefix, or an
+// operation miss under the longest one) leaves it to the next group, so
+// that an API for one host may take some paths of an API for every host
+// and leave it the rest; a 405 ends the search.
 func (rt *Router) Match(host, method, path string, m *Match) bool {
 	host = canonicalHost(host)
 	if list, ok := rt.exact[host]; ok {
@@ -214,8 +222,9 @@ func (rt *Router) matchList(list []*apiRoute, method, path string, m *Match) boo
 			m.Op, m.Allow = nil, allow
 			return true
 		}
-		// The longest matching prefix owns the path: an operation miss
-		// under it is a 404, not a fall-through to a shorter prefix.
+		// The longest matching prefix owns the path within the group:
+		// an operation miss under it is not a fall-through to a shorter
+		// prefix (Match may still try a less specific host group).
 		return false
 	}
 	return false

@@ -78,6 +78,11 @@ func TestRouterMatch(t *testing.T) {
 		{"a", "PATCH", "/orders/42", "405:DELETE, GET, HEAD", nil},
 		{"V2.Example.COM:8443", "GET", "/orders/1", "GET /{id}", []string{"1"}},
 		{"v2.example.com", "GET", "/hello", "GET /hello", nil},
+		// An operation miss under the exact host's API goes on to the
+		// wildcard's (another miss) and then to the API for every host;
+		// a 405 there ends the search.
+		{"v2.example.com", "GET", "/orders", "GET /", nil},
+		{"v2.example.com", "DELETE", "/orders/1", "405:GET, HEAD", nil},
 		{"x.example.com", "GET", "/hello", "GET /hello", nil},
 		{"example.com", "GET", "/hello", "", nil},
 		{"a", "DELETE", "/legacy/anything/at/all", "*", nil},
