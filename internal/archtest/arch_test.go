@@ -17,16 +17,24 @@ const module = "github.com/gatehouse-dev/gatehouse/"
 // import: the data plane never depends on the control plane, the process
 // wiring, the command line or development-only code.
 var forbidden = map[string][]string{
-	"internal/config":    {"internal/gateway", "internal/policy", "internal/identity", "internal/server", "internal/admin", "internal/cli"},
-	"internal/policy":    {"internal/gateway", "internal/server", "internal/admin", "internal/cli", "internal/devmode", "internal/devissuer"},
-	"internal/identity":  {"internal/gateway", "internal/policy", "internal/server", "internal/admin", "internal/cli", "internal/devmode", "internal/devissuer"},
-	"internal/gateway":   {"internal/server", "internal/admin", "internal/cli", "internal/devmode", "internal/devissuer"},
-	"internal/upstream":  {"internal/gateway", "internal/server", "internal/admin", "internal/cli", "internal/devmode"},
-	"internal/observe":   {"internal/gateway", "internal/server", "internal/admin", "internal/cli"},
-	"internal/secret":    {"internal/gateway", "internal/server", "internal/admin", "internal/cli"},
-	"internal/dashboard": {"internal/server", "internal/admin", "internal/cli", "internal/devmode", "internal/devissuer"},
-	"internal/h1":        {"internal/config", "internal/gateway", "internal/policy", "internal/identity", "internal/upstream", "internal/observe", "internal/server", "internal/admin", "internal/cli"},
+	"internal/config":       append([]string{"internal/gateway", "internal/policy", "internal/identity"}, controlPlane...),
+	"internal/policy":       append([]string{"internal/gateway", "internal/devmode", "internal/devissuer"}, controlPlane...),
+	"internal/identity":     append([]string{"internal/gateway", "internal/policy", "internal/devmode", "internal/devissuer"}, controlPlane...),
+	"internal/gateway":      append([]string{"internal/devmode", "internal/devissuer"}, controlPlane...),
+	"internal/upstream":     append([]string{"internal/gateway", "internal/devmode"}, controlPlane...),
+	"internal/observe":      append([]string{"internal/gateway"}, controlPlane...),
+	"internal/secret":       append([]string{"internal/gateway"}, controlPlane...),
+	"internal/ratelimit":    append([]string{"internal/gateway"}, controlPlane...),
+	"internal/quota":        append([]string{"internal/gateway"}, controlPlane...),
+	"internal/backendtoken": append([]string{"internal/gateway"}, controlPlane...),
+	"internal/dashboard":    {"internal/server", "internal/admin", "internal/cli", "internal/devmode", "internal/devissuer", "internal/store/sqlite"},
+	"internal/h1":           append([]string{"internal/config", "internal/gateway", "internal/policy", "internal/identity", "internal/upstream", "internal/observe"}, controlPlane...),
 }
+
+// controlPlane is what no data-plane package imports: the process wiring,
+// the admin API, the command line, the dashboard and a concrete store
+// (the data plane sees storage only through package store's interfaces).
+var controlPlane = []string{"internal/server", "internal/admin", "internal/cli", "internal/dashboard", "internal/store/sqlite"}
 
 type pkg struct {
 	dir     string
