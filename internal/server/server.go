@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"reflect"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -202,8 +203,10 @@ func (s *Server) reload(ctx context.Context, cause, actor string, force bool) er
 	s.mu.Lock()
 	started := s.started
 	s.mu.Unlock()
-	if started != nil && needsRestart(started, &doc.Config.Server) {
-		s.logger.Warn("changes to server.listeners, server.admin, server.timeouts or server.limits.max_header_bytes take effect at the next restart")
+	if started != nil {
+		if fixed := fixedAtStart(started, &doc.Config.Server); len(fixed) > 0 {
+			s.logger.Warn("these changes take effect at the next restart", "settings", strings.Join(fixed, ", "))
+		}
 	}
 	s.fetchKeys(ctx, snap)
 	return nil
@@ -216,12 +219,36 @@ func versionOf(s *gateway.Snapshot) string {
 	return s.Version
 }
 
-// needsRestart reports whether the settings fixed at listen time changed.
-func needsRestart(a, b *config.Server) bool {
-	return !reflect.DeepEqual(a.EffectiveListeners(), b.EffectiveListeners()) ||
-		a.AdminAddress() != b.AdminAddress() ||
-		!reflect.DeepEqual(a.Timeouts, b.Timeouts) ||
-		a.Limits.MaxHeaderBytes != b.Limits.MaxHeaderBytes
+// fixedAtStart returns the settings fixed when the listeners started that
+// differ between a (the running process's) and b, by their names in the
+// configuration. A lower server.limits.max_uri applies at once (the
+// gateway checks it too); a higher one reaches plain-HTTP listeners, which
+// refuse longer targets before the gateway sees them, only at a restart.
+func fixedAtStart(a, b *config.Server) []string {
+	plain := false
+	for _, l := range a.EffectiveListeners() {
+		plain = plain || l.TLS == nil
+	}
+	var changed []string
+	if !reflect.DeepEqual(a.EffectiveListeners(), b.EffectiveListeners()) {
+		changed = append(changed, "server.listeners")
+	}
+	if a.AdminAddress() != b.AdminAddress() {
+		changed = append(changed, "server.admin.address")
+	}
+	if (a.Admin.TLS == nil) != (b.Admin.TLS == nil) {
+		changed = append(changed, "server.admin.tls (on or off)")
+	}
+	if !reflect.DeepEqual(a.Timeouts, b.Timeouts) {
+		changed = append(changed, "server.timeouts")
+	}
+	if a.Limits.MaxHeaderBytes != b.Limits.MaxHeaderBytes {
+		changed = append(changed, "server.limits.max_header_bytes")
+	}
+	if plain && b.Limits.MaxURI.Or(config.DefaultMaxURI) > a.Limits.MaxURI.Or(config.DefaultMaxURI) {
+		changed = append(changed, "server.limits.max_uri (raised, on plain-HTTP listeners)")
+	}
+	return changed
 }
 
 // fetchKeys fetches the keys of every identity provider that has none yet,
