@@ -319,5 +319,9 @@ func (h historySource) Text(ctx context.Context, id string) (string, error) {
 type auditRecorder struct{ rec *audit.Recorder }
 
 func (r auditRecorder) Append(actor, action, target, detail string) {
-	r.rec.Record(context.Background(), audit.Entry{Actor: actor, Action: action, Target: target, Detail: detail})
+	outcome := store.OutcomeSuccess
+	if strings.HasSuffix(action, ".denied") {
+		outcome = store.OutcomeDenied // a sign-in refused (login.denied)
+	}
+	r.rec.Record(context.Background(), audit.Entry{Actor: actor, Action: action, Target: target, Outcome: outcome, Detail: detail})
 }
