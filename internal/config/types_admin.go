@@ -33,7 +33,7 @@ type AdminRoleBinding struct {
 type AdminAPIKey struct {
 	Name     string   `yaml:"name" jsonschema:"required" jsonschema_description:"A unique name; it is the actor in the audit log."`
 	SHA256   string   `yaml:"sha256" jsonschema_description:"Hex SHA-256 of the key ('gatehouse keys generate')."`
-	Value    Secret   `yaml:"value" jsonschema_description:"A reference to the plain key (${env:NAME} or ${file:PATH}); hashed at load."`
+	Value    Secret   `yaml:"value" jsonschema_description:"A reference to the plain key (${env:NAME}, ${file:PATH} or ${vault:PATH#FIELD}); hashed at load."`
 	Role     string   `yaml:"role" jsonschema:"required,enum=admin,enum=registrar,enum=viewer"`
 	Services []string `yaml:"services" jsonschema_description:"For the registrar role: the services it may register into (required; '*' means every service)."`
 }

@@ -124,7 +124,7 @@ func (c *compiler) adminAccess() {
 				continue
 			}
 		} else {
-			v, err := c.rt.Secrets.Resolve(c.ctx, k.Value)
+			v, err := c.secrets.Resolve(c.ctx, k.Value) // ${vault:...} too, and a file is watched
 			if err != nil {
 				c.r.Errorf(config.Field(p, "value"), "%v", err)
 				continue

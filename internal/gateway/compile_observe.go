@@ -31,7 +31,7 @@ func (c *compiler) tracing() {
 		if c.rt.Secrets == nil {
 			continue
 		}
-		v, err := c.rt.Secrets.Resolve(c.ctx, t.Headers[name])
+		v, err := c.secrets.Resolve(c.ctx, t.Headers[name]) // ${vault:...} too, and a file is watched
 		if err != nil {
 			c.r.Errorf(config.Key(config.Field(p, "headers"), name), "%v", err)
 			continue

@@ -61,11 +61,12 @@ func (v *fakeVault) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 const (
-	fileKey1  = "ghk_file-key-one-0123456789abcdef"
-	fileKey2  = "ghk_file-key-two-0123456789abcdef"
-	vaultKey1 = "ghk_vault-key-one-0123456789abcdef"
-	vaultKey2 = "ghk_vault-key-two-0123456789abcdef"
-	vaultTok  = "hvs.gatehouse-test-token"
+	fileKey1      = "ghk_file-key-one-0123456789abcdef"
+	fileKey2      = "ghk_file-key-two-0123456789abcdef"
+	vaultKey1     = "ghk_vault-key-one-0123456789abcdef"
+	vaultKey2     = "ghk_vault-key-two-0123456789abcdef"
+	vaultTok      = "hvs.gatehouse-test-token"
+	vaultAdminKey = "ghk_vault-admin-key-0123456789abcdef"
 )
 
 func writeFile(t *testing.T, path, data string) {
@@ -89,7 +90,7 @@ func startWithSecrets(t *testing.T) *secretsEnv {
 	t.Helper()
 	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
 	t.Cleanup(backend.Close)
-	fv := &fakeVault{token: vaultTok, fields: map[string]string{"api_key": vaultKey1}}
+	fv := &fakeVault{token: vaultTok, fields: map[string]string{"api_key": vaultKey1, "admin_key": vaultAdminKey}}
 	vsrv := httptest.NewServer(fv)
 	t.Cleanup(vsrv.Close)
 	dir := t.TempDir()
@@ -99,7 +100,10 @@ func startWithSecrets(t *testing.T) *secretsEnv {
 	writeFile(t, file, fmt.Sprintf(`
 server:
   listeners: [{name: public, address: "127.0.0.1:0"}]
-  admin: {address: "127.0.0.1:0"}
+  admin:
+    address: "127.0.0.1:0"
+    auth:
+      api_keys: [{name: ops, role: viewer, value: "${vault:secret/data/gatehouse#admin_key}"}]
   timeouts: {shutdown: 5s}
 secrets:
   vault: {address: %q, token_file: %q, timeout: 2s}
@@ -170,6 +174,28 @@ func TestSecrets_VaultSecretResolvesAndIsRereadOnReload(t *testing.T) {
 	assertNoSecrets(t, e.logs.String())
 }
 
+// An admin API key is a secret reference like a consumer's: ${vault:...}
+// resolves too.
+func TestSecrets_AdminKeyFromVault(t *testing.T) {
+	e := startWithSecrets(t)
+	for _, tc := range []struct {
+		key  string
+		want int
+	}{{vaultAdminKey, 200}, {"ghk_not-the-admin-key-0123456789abcd", 401}} {
+		req, _ := http.NewRequest("GET", e.s.admin+"/v1/config", nil)
+		req.Header.Set("Authorization", "Bearer "+tc.key)
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != tc.want {
+			t.Errorf("admin API with key %.12s…: %d, want %d", tc.key, res.StatusCode, tc.want)
+		}
+	}
+	assertNoSecrets(t, e.logs.String())
+}
+
 // Threat: a failure while resolving secrets (here Vault refusing a
 // revoked token) writes a secret into the log or the error.
 func TestSecrets_FailureNeverShowsSecretValues(t *testing.T) {
@@ -194,7 +220,7 @@ func TestSecrets_FailureNeverShowsSecretValues(t *testing.T) {
 
 func assertNoSecrets(t *testing.T, text string) {
 	t.Helper()
-	for _, s := range []string{fileKey1, fileKey2, vaultKey1, vaultKey2, vaultTok} {
+	for _, s := range []string{fileKey1, fileKey2, vaultKey1, vaultKey2, vaultTok, vaultAdminKey} {
 		if strings.Contains(text, s) {
 			t.Fatalf("a secret value appears: %s\n%s", s, text)
 		}
