@@ -257,3 +257,37 @@ func TestRatios_SharedCore(t *testing.T) {
 		}
 	}
 }
+
+// direct-forwarding against direct: what the forwarded fields cost the
+// backend, under load and at one connection.
+func TestRatios_ForwardedFields(t *testing.T) {
+	rs := map[string]*result{}
+	for name, s := range map[string][2]sample{
+		"direct":            {{RPS: 80000, CPUus: 10.5}, {P50us: 60}},
+		"direct-forwarding": {{RPS: 72000, CPUus: 11.7}, {P50us: 62}},
+	} {
+		r := &result{Scenario: name, High: []sample{s[0]}, One: []sample{s[1]}}
+		r.HighMed, r.OneMed = median(r.High), median(r.One)
+		rs[name] = r
+	}
+	rep := &report{Ratios: map[string]float64{}, Targets: map[string]string{},
+		Interleaved: &interleaved{Cycles: 100, P50us: map[string]float64{"direct": 70, "direct-forwarding": 71.5},
+			GapUs: map[string]map[string]float64{"direct-forwarding": {"direct": 1.25}, "direct": {"direct-forwarding": -1.25}}}}
+	ratios(rep, rs)
+	want := map[string]float64{
+		"direct_forwarding_vs_direct_rps_round_median":           0.9,
+		"forwarded_fields_backend_extra_us":                      1.2,
+		"forwarded_fields_added_p50_us_1conn_round_median":       2,
+		"forwarded_fields_added_p50_us_1conn_interleaved_paired": 1.25,
+	}
+	for k, v := range want {
+		if got, ok := rep.Ratios[k]; !ok || math.Abs(got-v) > 1e-9 {
+			t.Errorf("%s = %v (present %v), want %v", k, got, ok, v)
+		}
+	}
+	var out strings.Builder
+	printReport(&out, rep)
+	if !strings.Contains(out.String(), "+1.2 µs of the backend's CPU per request, 0.900× its requests/s, +1.2 µs at one connection (in turn, paired)") {
+		t.Errorf("the report does not say what the fields cost the backend:\n%s", out.String())
+	}
+}
