@@ -215,16 +215,11 @@ func TestMeasureOrder(t *testing.T) {
 // The backend's CPU per request behind each proxy, and where passthrough's
 // extra CPU on the shared core goes.
 func TestRatios_SharedCore(t *testing.T) {
-	rs := map[string]*result{}
-	for name, s := range map[string]sample{
-		"direct":                {RPS: 80000, CPUus: 11, SysUs: 8, BackendUs: 11},
-		"nginx":                 {RPS: 36000, CPUus: 14, SysUs: 11, BackendUs: 11.5},
-		"gatehouse-passthrough": {RPS: 32000, CPUus: 16.5, SysUs: 11.5, BackendUs: 12.5},
-	} {
-		r := &result{Scenario: name, High: []sample{s}, One: []sample{{P50us: 50}}}
-		r.HighMed, r.OneMed = median(r.High), median(r.One)
-		rs[name] = r
-	}
+	rs := oneRound(map[string][2]sample{
+		"direct":                {{RPS: 80000, CPUus: 11, SysUs: 8, BackendUs: 11}, {P50us: 50}},
+		"nginx":                 {{RPS: 36000, CPUus: 14, SysUs: 11, BackendUs: 11.5}, {P50us: 50}},
+		"gatehouse-passthrough": {{RPS: 32000, CPUus: 16.5, SysUs: 11.5, BackendUs: 12.5}, {P50us: 50}},
+	})
 	rep := &report{Ratios: map[string]float64{}, Targets: map[string]string{}}
 	ratios(rep, rs)
 	want := map[string]float64{
@@ -234,16 +229,7 @@ func TestRatios_SharedCore(t *testing.T) {
 		"passthrough_vs_nginx_extra_us_kernel":             0.5,
 		"passthrough_vs_nginx_extra_us_backend":            1.0,
 	}
-	for k, v := range want {
-		if got, ok := rep.Ratios[k]; !ok || math.Abs(got-v) > 1e-9 {
-			t.Errorf("%s = %v (present %v), want %v", k, got, ok, v)
-		}
-	}
-	var out strings.Builder
-	printReport(&out, rep)
-	if !strings.Contains(out.String(), "+3.5 µs (Gatehouse's user space +2.0, its kernel time +0.5, the backend's +1.0)") {
-		t.Errorf("the report does not break the shared core's extra down:\n%s", out.String())
-	}
+	checkRatios(t, rep, want, "+3.5 µs (Gatehouse's user space +2.0, its kernel time +0.5, the backend's +1.0)")
 
 	// Results from before the backend was measured give none of them.
 	for _, r := range rs {
@@ -261,15 +247,10 @@ func TestRatios_SharedCore(t *testing.T) {
 // direct-forwarding against direct: what the forwarded fields cost the
 // backend, under load and at one connection.
 func TestRatios_ForwardedFields(t *testing.T) {
-	rs := map[string]*result{}
-	for name, s := range map[string][2]sample{
+	rs := oneRound(map[string][2]sample{
 		"direct":            {{RPS: 80000, CPUus: 10.5}, {P50us: 60}},
 		"direct-forwarding": {{RPS: 72000, CPUus: 11.7}, {P50us: 62}},
-	} {
-		r := &result{Scenario: name, High: []sample{s[0]}, One: []sample{s[1]}}
-		r.HighMed, r.OneMed = median(r.High), median(r.One)
-		rs[name] = r
-	}
+	})
 	rep := &report{Ratios: map[string]float64{}, Targets: map[string]string{},
 		Interleaved: &interleaved{Cycles: 100, P50us: map[string]float64{"direct": 70, "direct-forwarding": 71.5},
 			GapUs: map[string]map[string]float64{"direct-forwarding": {"direct": 1.25}, "direct": {"direct-forwarding": -1.25}}}}
@@ -280,6 +261,25 @@ func TestRatios_ForwardedFields(t *testing.T) {
 		"forwarded_fields_added_p50_us_1conn_round_median":       2,
 		"forwarded_fields_added_p50_us_1conn_interleaved_paired": 1.25,
 	}
+	checkRatios(t, rep, want, "+1.2 µs of the backend's CPU per request, 0.900× its requests/s, +1.2 µs at one connection (in turn, paired)")
+}
+
+// oneRound builds a result per scenario from one round's sample at high
+// load and at one connection.
+func oneRound(samples map[string][2]sample) map[string]*result {
+	rs := map[string]*result{}
+	for name, s := range samples {
+		r := &result{Scenario: name, High: []sample{s[0]}, One: []sample{s[1]}}
+		r.HighMed, r.OneMed = median(r.High), median(r.One)
+		rs[name] = r
+	}
+	return rs
+}
+
+// checkRatios checks rep's ratios against want, and that its printed
+// report holds line.
+func checkRatios(t *testing.T, rep *report, want map[string]float64, line string) {
+	t.Helper()
 	for k, v := range want {
 		if got, ok := rep.Ratios[k]; !ok || math.Abs(got-v) > 1e-9 {
 			t.Errorf("%s = %v (present %v), want %v", k, got, ok, v)
@@ -287,7 +287,7 @@ func TestRatios_ForwardedFields(t *testing.T) {
 	}
 	var out strings.Builder
 	printReport(&out, rep)
-	if !strings.Contains(out.String(), "+1.2 µs of the backend's CPU per request, 0.900× its requests/s, +1.2 µs at one connection (in turn, paired)") {
-		t.Errorf("the report does not say what the fields cost the backend:\n%s", out.String())
+	if !strings.Contains(out.String(), line) {
+		t.Errorf("the report does not say %q:\n%s", line, out.String())
 	}
 }
