@@ -29,7 +29,7 @@ type Dashboard struct {
 type DashboardOIDC struct {
 	Issuer       string    `yaml:"issuer" jsonschema:"required" jsonschema_description:"The provider's issuer URL; its discovery document is read from issuer + /.well-known/openid-configuration."`
 	ClientID     string    `yaml:"client_id" jsonschema:"required" jsonschema_description:"The dashboard's client ID at the provider."`
-	ClientSecret Secret    `yaml:"client_secret" jsonschema_description:"The client secret, as a secret reference; leave out for a public client (PKCE only)."`
+	ClientSecret Secret    `yaml:"client_secret" jsonschema_description:"The client secret, as a secret reference; leave out for a public client (PKCE only). A new value (a reload, a changed file) is used from the next sign-in."`
 	RedirectURL  string    `yaml:"redirect_url" jsonschema:"required" jsonschema_description:"The URL the provider sends people back to: the admin listener's external URL + /ui/callback. https, or http on a loopback host."`
 	Scopes       []string  `yaml:"scopes" jsonschema_description:"Scopes requested. Default [openid, profile, email]."`
 	CAFile       string    `yaml:"ca_file" jsonschema_description:"PEM CA bundle for the provider's TLS; default the system roots."`

@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -52,6 +53,27 @@ func TestDashboard_SignInWithPKCEGivesRoleFromClaims(t *testing.T) {
 	entries, _ := e.audit.Search(t.Context(), AuditQuery{Action: "login"})
 	if len(entries) != 2 || entries[0].Actor != "bob@example.com" {
 		t.Errorf("sign-ins not audited: %+v", entries)
+	}
+}
+
+// A confidential client's secret is asked for at each token exchange, so a
+// new one (a reload) takes effect at the next sign-in without a restart.
+func TestDashboard_ConfidentialClientSecretReadAtEachSignIn(t *testing.T) {
+	var secret atomic.Value
+	secret.Store("not-the-secret")
+	e := newTestEnv(t, func(o *Options) {
+		o.OIDC.ClientID = "dash-confidential"
+		o.OIDC.ClientSecret = func() string { return secret.Load().(string) }
+	})
+	if p := e.browser().signIn("alice"); p.status == http.StatusFound && p.location == "/ui/apis" {
+		t.Fatal("signed in with a wrong client secret")
+	}
+	secret.Store("dash-secret-1")
+	if p := e.browser().signIn("alice"); p.status != http.StatusFound || p.location != "/ui/apis" {
+		t.Fatalf("with the client's secret: %d to %q: %s", p.status, p.location, p.body)
+	}
+	if strings.Contains(e.logs.String(), "dash-secret-1") || strings.Contains(e.logs.String(), "not-the-secret") {
+		t.Errorf("a client secret is in the log:\n%s", e.logs.String())
 	}
 }
 

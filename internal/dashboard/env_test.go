@@ -104,7 +104,7 @@ func newTestEnv(t *testing.T, mutate func(*Options)) *testEnv {
 	e.clk.ns.Store(time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC).UnixNano())
 	iss, err := devissuer.New(devissuer.Options{
 		Now:     e.clk.Now,
-		Clients: []devissuer.Client{{ID: "dash"}},
+		Clients: []devissuer.Client{{ID: "dash"}, {ID: "dash-confidential", Secret: "dash-secret-1"}},
 		Users: []devissuer.User{
 			{Subject: "alice", Name: "Alice Admin", Email: "alice@example.com", Groups: []string{"admins"}},
 			{Subject: "bob", Name: "Bob Viewer", Email: "bob@example.com", Groups: []string{"staff"}},

@@ -26,9 +26,12 @@ import (
 
 // OIDCOptions configure the sign-in.
 type OIDCOptions struct {
-	Issuer       string
-	ClientID     string
-	ClientSecret string // empty for a public client
+	Issuer   string
+	ClientID string
+	// ClientSecret returns the client secret at each token exchange, so
+	// that a new one takes effect without a restart; nil, or "", for a
+	// public client.
+	ClientSecret func() string
 	RedirectURL  string
 	Scopes       []string
 	// RoleClaim is the claim path whose values map to roles.
@@ -177,7 +180,11 @@ func (c *oidcClient) exchange(ctx context.Context, code string, l *pendingLogin)
 		"redirect_uri":  {c.o.RedirectURL},
 		"code_verifier": {l.verifier},
 	}
-	if c.o.ClientSecret == "" {
+	var secret string
+	if c.o.ClientSecret != nil {
+		secret = c.o.ClientSecret()
+	}
+	if secret == "" {
 		form.Set("client_id", c.o.ClientID)
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, d.TokenEndpoint, strings.NewReader(form.Encode()))
@@ -186,9 +193,9 @@ func (c *oidcClient) exchange(ctx context.Context, code string, l *pendingLogin)
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.Header.Set("Accept", "application/json")
-	if c.o.ClientSecret != "" {
+	if secret != "" {
 		// RFC 6749 §2.3.1: form-encode both before Basic.
-		req.SetBasicAuth(url.QueryEscape(c.o.ClientID), url.QueryEscape(c.o.ClientSecret))
+		req.SetBasicAuth(url.QueryEscape(c.o.ClientID), url.QueryEscape(secret))
 	}
 	res, err := c.client.Do(req)
 	if err != nil {

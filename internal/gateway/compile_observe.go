@@ -53,17 +53,21 @@ func (c *compiler) tracing() {
 	c.snap.tracer = tr.Tracer()
 }
 
-// dashboardSecret checks that the dashboard's client secret resolves, so
-// that `gatehouse validate` reports a missing one. The dashboard resolves
-// it again when the admin listener starts.
+// dashboardSecret resolves the dashboard's client secret, as every secret
+// of the compile is (${vault:...} too, a file watched), so that `gatehouse
+// validate` reports a missing one and the dashboard sends the value of the
+// snapshot being served at each sign-in.
 func (c *compiler) dashboardSecret() {
 	o := c.cfg.Observability.Dashboard.OIDC
 	if o == nil || o.ClientSecret.IsZero() || c.rt.Secrets == nil {
 		return
 	}
-	if _, err := c.rt.Secrets.Resolve(c.ctx, o.ClientSecret); err != nil {
+	v, err := c.secrets.Resolve(c.ctx, o.ClientSecret)
+	if err != nil {
 		c.r.Errorf("observability.dashboard.oidc.client_secret", "%v", err)
+		return
 	}
+	c.snap.secrets.dashboard = v
 }
 
 // observeOperation resolves the run-time statistics of an operation and

@@ -20,6 +20,8 @@ import (
 type secretState struct {
 	files        []string
 	vaultRefresh time.Duration
+	// dashboard is the dashboard's OIDC client secret (zero: none).
+	dashboard secret.Value
 	// stamps are the files' size and modification time when they were
 	// read, to notice a change that happened before they were watched.
 	stamps map[string]fileStamp
@@ -59,6 +61,11 @@ func (s *Snapshot) SecretFiles() []string { return s.secrets.files }
 // again to read Vault secrets afresh (secrets.vault.refresh_interval), or
 // zero when it uses no Vault secret or no refresh is configured.
 func (s *Snapshot) VaultRefresh() time.Duration { return s.secrets.vaultRefresh }
+
+// DashboardClientSecret returns the dashboard's OIDC client secret as this
+// snapshot resolved it (observability.dashboard.oidc.client_secret; zero
+// when none is set).
+func (s *Snapshot) DashboardClientSecret() secret.Value { return s.secrets.dashboard }
 
 // compileSecrets resolves the secrets of one compile: ${env:...} and
 // ${file:...} through Runtime.Secrets (the files read are recorded, to be

@@ -110,11 +110,14 @@ func (s *Server) dashboardHandler(ctx context.Context, cfg *config.Config) (http
 			oidc.RoleClaim = config.DefaultRoleClaim
 		}
 		if !c.ClientSecret.IsZero() {
-			v, err := s.opts.Secrets.Resolve(ctx, c.ClientSecret)
-			if err != nil {
-				return nil, fmt.Errorf("observability.dashboard.oidc.client_secret: %w", err)
+			// The snapshot being served resolved it (a reload that
+			// changes it takes effect at the next sign-in).
+			oidc.ClientSecret = func() string {
+				if snap := s.gw.Snapshot(); snap != nil {
+					return snap.DashboardClientSecret().Reveal()
+				}
+				return ""
 			}
-			oidc.ClientSecret = v.Reveal()
 		}
 		if c.CAFile != "" && oidc.HTTPClient == nil {
 			pem, err := os.ReadFile(c.CAFile)
