@@ -49,9 +49,10 @@ type Options struct {
 	Consumers Consumers
 	Audit     Audit
 	History   ConfigHistory
-	// Recorder, when set, audits sign-ins and sign-outs.
+	// Recorder, when set, audits sign-ins and sign-outs. outcome is ""
+	// for a success or OutcomeDenied for a refusal.
 	Recorder interface {
-		Append(actor, action, target, detail string)
+		Append(actor, action, target, outcome, detail string)
 	}
 
 	// OIDC enables sign-in with an identity provider.
@@ -314,9 +315,13 @@ func isLoopbackPeer(r *http.Request) bool {
 	return err == nil && a.Unmap().IsLoopback()
 }
 
-func (d *Dashboard) audit(actor, action, target, detail string) {
+// OutcomeDenied is the outcome of a refusal the dashboard records (a
+// sign-in without a role), as the audit log names it.
+const OutcomeDenied = "denied"
+
+func (d *Dashboard) audit(actor, action, target, outcome, detail string) {
 	if d.o.Recorder != nil {
-		d.o.Recorder.Append(actor, action, target, detail)
+		d.o.Recorder.Append(actor, action, target, outcome, detail)
 	}
 }
 

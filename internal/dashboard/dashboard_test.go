@@ -87,6 +87,10 @@ func TestDashboard_SignInWithoutRoleIsRefused(t *testing.T) {
 	if p := b.get("/ui/"); p.status != http.StatusFound {
 		t.Error("a person without a role got a session")
 	}
+	denied, _ := e.audit.Search(t.Context(), AuditQuery{Action: "login.denied"})
+	if len(denied) != 1 || denied[0].Detail != "denied; no dashboard role" {
+		t.Errorf("the refused sign-in is not audited as denied: %+v", denied)
+	}
 }
 
 func TestDashboard_CallbackRefusesStateFromAnotherBrowser(t *testing.T) {

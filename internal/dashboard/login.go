@@ -92,7 +92,7 @@ func (d *Dashboard) serveCallback(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	who, err := d.oidc.exchange(ctx, q.Get("code"), l)
 	if errors.Is(err, errNoRole) {
-		d.audit(who.user, "login.denied", "dashboard", "no dashboard role")
+		d.audit(who.user, "login.denied", "dashboard", OutcomeDenied, "no dashboard role")
 		d.fail(w, r, nil, http.StatusForbidden, "You signed in as "+who.name+", but that account has no dashboard role. Ask an administrator to add you to an admin or viewer group.", nil)
 		return
 	}
@@ -102,7 +102,7 @@ func (d *Dashboard) serveCallback(w http.ResponseWriter, r *http.Request) {
 	}
 	id, _ := d.sessions.create(who.user, who.name, who.role)
 	d.setSessionCookie(w, id)
-	d.audit(who.user, "login", "dashboard", "role "+who.role.String())
+	d.audit(who.user, "login", "dashboard", "", "role "+who.role.String())
 	http.Redirect(w, r, l.returnTo, http.StatusFound)
 }
 
@@ -113,6 +113,6 @@ func (d *Dashboard) serveLogout(w http.ResponseWriter, r *http.Request, s *Sessi
 	}
 	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: "", Path: "/ui/", MaxAge: -1,
 		HttpOnly: true, Secure: d.secureCookies, SameSite: http.SameSiteLaxMode})
-	d.audit(s.User, "logout", "dashboard", "")
+	d.audit(s.User, "logout", "dashboard", "", "")
 	http.Redirect(w, r, "/ui/login", http.StatusSeeOther)
 }

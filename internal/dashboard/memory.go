@@ -50,8 +50,16 @@ func entryHash(prev string, e *AuditEntry) string {
 	return hex.EncodeToString(h.Sum(nil))
 }
 
-// Append records an event.
-func (a *MemoryAudit) Append(actor, action, target, detail string) {
+// Append records an event. An outcome other than success leads its
+// detail, as the store-backed audit page shows it.
+func (a *MemoryAudit) Append(actor, action, target, outcome, detail string) {
+	switch {
+	case outcome == "" || outcome == "success":
+	case detail == "":
+		detail = outcome
+	default:
+		detail = outcome + "; " + detail
+	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.seq++
@@ -277,7 +285,7 @@ func (m *MemoryConsumers) Revoke(_ context.Context, actor, name, slot string) er
 
 func (m *MemoryConsumers) record(actor, action, target, detail string) {
 	if m.audit != nil {
-		m.audit.Append(actor, action, target, detail)
+		m.audit.Append(actor, action, target, "", detail)
 	}
 }
 

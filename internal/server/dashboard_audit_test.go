@@ -1,40 +1,37 @@
 package server
 
 import (
-	"context"
 	"io"
 	"log/slog"
 	"testing"
 
 	"github.com/gatehouse-dev/gatehouse/internal/audit"
+	"github.com/gatehouse-dev/gatehouse/internal/dashboard"
 	"github.com/gatehouse-dev/gatehouse/internal/store"
+	"github.com/gatehouse-dev/gatehouse/internal/store/sqlite"
 )
 
-type recordedAudit struct{ recs []store.AuditRecord }
-
-func (l *recordedAudit) AppendAudit(_ context.Context, r store.AuditRecord) (store.AuditRecord, error) {
-	r.Seq = int64(len(l.recs) + 1)
-	l.recs = append(l.recs, r)
-	return r, nil
-}
-
-func (l *recordedAudit) ListAudit(context.Context, int64, int) ([]store.AuditRecord, error) {
-	return l.recs, nil
-}
-
-// A dashboard sign-in refused for want of a role is recorded as denied,
-// not as a success.
+// The dashboard's events reach the audit log with their outcome: a
+// sign-in refused for want of a role is denied, not a success.
 func TestDashboardAudit_RefusedSignInIsDenied(t *testing.T) {
-	log := &recordedAudit{}
-	r := auditRecorder{rec: audit.NewRecorder(log, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)}
-	r.Append("ann@example.com", "login", "dashboard", "role viewer")
-	r.Append("bob@example.com", "login.denied", "dashboard", "no dashboard role")
-	r.Append("ann@example.com", "logout", "dashboard", "")
-	want := []string{store.OutcomeSuccess, store.OutcomeDenied, store.OutcomeSuccess}
-	if len(log.recs) != len(want) {
-		t.Fatalf("%d records, want %d", len(log.recs), len(want))
+	st, err := sqlite.Open(t.Context(), t.TempDir(), sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
 	}
-	for i, rec := range log.recs {
+	defer st.Close()
+	r := auditRecorder{rec: audit.NewRecorder(st, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)}
+	r.Append("ann@example.com", "login", "dashboard", "", "role viewer")
+	r.Append("bob@example.com", "login.denied", "dashboard", dashboard.OutcomeDenied, "no dashboard role")
+	r.Append("ann@example.com", "logout", "dashboard", "", "")
+	recs, err := st.ListAudit(t.Context(), 0, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{store.OutcomeSuccess, store.OutcomeDenied, store.OutcomeSuccess}
+	if len(recs) != len(want) {
+		t.Fatalf("%d records, want %d", len(recs), len(want))
+	}
+	for i, rec := range recs {
 		if rec.Outcome != want[i] {
 			t.Errorf("%s: outcome %q, want %q", rec.Action, rec.Outcome, want[i])
 		}

@@ -31,7 +31,7 @@ type ObserveOptions struct {
 	History   dashboard.ConfigHistory
 	// Recorder, when set, is told of sign-ins and configuration loads.
 	Recorder interface {
-		Append(actor, action, target, detail string)
+		Append(actor, action, target, outcome, detail string)
 	}
 	// TraceExporter replaces the OTLP/HTTP exporter (tests).
 	TraceExporter sdktrace.SpanExporter
@@ -61,7 +61,7 @@ func (s *Server) setupObserve(rt *gateway.Runtime) {
 func (s *Server) recordVersion(snap *gateway.Snapshot) {
 	dashboard.RecordSnapshot(s.obs.history, snap, "file "+snap.Doc.File)
 	if r := s.opts.Observe.Recorder; r != nil {
-		r.Append("gatehouse", "config.apply", snap.Version, "loaded from "+snap.Doc.File)
+		r.Append("gatehouse", "config.apply", snap.Version, "", "loaded from "+snap.Doc.File)
 	}
 }
 
