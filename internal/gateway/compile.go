@@ -79,6 +79,7 @@ func (c *compiler) compile() *Snapshot {
 	c.secrets = c.newSecrets()
 	c.settings()
 	c.tracing()
+	c.dashboardSecret()
 	c.listeners()
 	c.identity()
 	keys := c.apiKeys()

@@ -12,7 +12,6 @@ import (
 // snapshot from the runtime's registry. With tracing off the snapshot has
 // no tracer and the request path makes no tracing calls.
 func (c *compiler) tracing() {
-	c.dashboardSecret()
 	t := &c.cfg.Observability.Tracing
 	if !t.Enabled {
 		return

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/gatehouse-dev/gatehouse/internal/config"
@@ -12,17 +13,24 @@ import (
 	"github.com/gatehouse-dev/gatehouse/internal/secret"
 )
 
-// The dashboard's client secret is resolved with the compile, like every
-// other secret: the snapshot holds its value, and a file holding it is
-// watched.
-func TestCompile_DashboardClientSecret(t *testing.T) {
-	file := filepath.Join(t.TempDir(), "dashboard-secret")
-	if err := os.WriteFile(file, []byte("dash-secret-from-file\n"), 0o600); err != nil {
-		t.Fatal(err)
+// The dashboard's client secret and the tracing headers are resolved with
+// the compile, like every other secret: the snapshot holds the client
+// secret's value, and the files holding them are watched.
+func TestCompile_ObservabilitySecrets(t *testing.T) {
+	dir := t.TempDir()
+	file, header := filepath.Join(dir, "dashboard-secret"), filepath.Join(dir, "collector-key")
+	for _, f := range []string{file, header} {
+		if err := os.WriteFile(f, []byte("value-of-"+filepath.Base(f)+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
 	}
 	compile := func(ref string) (*gateway.Snapshot, error) {
 		doc, diags := config.Parse("gatehouse.yaml", []byte(`
 observability:
+  tracing:
+    enabled: true
+    endpoint: http://127.0.0.1:4318/v1/traces
+    headers: {X-Api-Key: "${file:`+header+`}"}
   dashboard:
     oidc:
       issuer: https://login.example.com
@@ -47,16 +55,14 @@ observability:
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := snap.DashboardClientSecret().Reveal(); got != "dash-secret-from-file" {
+	if got := snap.DashboardClientSecret().Reveal(); got != "value-of-dashboard-secret" {
 		t.Errorf("client secret %q", got)
 	}
-	abs, _ := filepath.Abs(file)
-	watched := false
-	for _, f := range snap.SecretFiles() {
-		watched = watched || f == abs
-	}
-	if !watched {
-		t.Errorf("%s is not among the files watched: %q", abs, snap.SecretFiles())
+	for _, f := range []string{file, header} {
+		abs, _ := filepath.Abs(f)
+		if !slices.Contains(snap.SecretFiles(), abs) {
+			t.Errorf("%s is not among the files watched: %q", abs, snap.SecretFiles())
+		}
 	}
 	if _, err := compile("${env:DASHBOARD_SECRET_UNSET}"); err == nil {
 		t.Error("an unset secret compiled")
