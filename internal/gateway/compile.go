@@ -80,6 +80,7 @@ func (c *compiler) compile() *Snapshot {
 	c.settings()
 	c.tracing()
 	c.dashboardSecret()
+	c.dashboardTrust()
 	c.listeners()
 	c.identity()
 	keys := c.apiKeys()

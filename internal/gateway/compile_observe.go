@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"crypto/x509"
 	"net/http"
 
 	"github.com/gatehouse-dev/gatehouse/internal/config"
@@ -67,6 +68,36 @@ func (c *compiler) dashboardSecret() {
 		return
 	}
 	c.snap.secrets.dashboard = v
+}
+
+// dashboardCA is the dashboard's provider CA bundle as a compile read it.
+type dashboardCA struct {
+	pool *x509.CertPool
+	pem  []byte
+}
+
+// dashboardTrust reads the CA bundle of the dashboard's provider
+// (observability.dashboard.oidc.ca_file) at every compile, as the
+// listeners' and issuers' bundles are read: `gatehouse validate` and a
+// reload report an unreadable one with its key, and a reload picks up a
+// replaced file.
+func (c *compiler) dashboardTrust() {
+	o := c.cfg.Observability.Dashboard.OIDC
+	if o == nil || o.CAFile == "" {
+		return
+	}
+	pool, pem, err := loadCAFile(o.CAFile)
+	if err != nil {
+		c.r.Errorf("observability.dashboard.oidc.ca_file", "%v", err)
+		return
+	}
+	c.snap.dashboardCA = dashboardCA{pool: pool, pem: pem}
+}
+
+// DashboardCA returns the pool of the dashboard's provider CA bundle and
+// the bundle's bytes, as this snapshot read them; nil without ca_file.
+func (s *Snapshot) DashboardCA() (*x509.CertPool, []byte) {
+	return s.dashboardCA.pool, s.dashboardCA.pem
 }
 
 // observeOperation resolves the run-time statistics of an operation and

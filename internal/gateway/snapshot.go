@@ -88,6 +88,7 @@ type Snapshot struct {
 	operations    []*Operation
 	tracer        trace.Tracer // nil when tracing is off
 	tracerHandle  *observe.Tracer
+	dashboardCA   dashboardCA
 }
 
 type settings struct {
