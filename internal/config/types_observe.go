@@ -5,7 +5,7 @@ import "time"
 // Observability configures traces and the dashboard.
 type Observability struct {
 	Tracing   Tracing   `yaml:"tracing" jsonschema_description:"OpenTelemetry traces sent over OTLP/HTTP. Off by default."`
-	Dashboard Dashboard `yaml:"dashboard" jsonschema_description:"The web dashboard at /ui on the admin listener. Off unless oidc or insecure_local is set. Fixed at start."`
+	Dashboard Dashboard `yaml:"dashboard" jsonschema_description:"The web dashboard at /ui on the admin listener. Off unless oidc or insecure_local is set. A reload that changes it rebuilds the dashboard, ending its sessions."`
 }
 
 // Tracing configures OpenTelemetry traces.
@@ -32,7 +32,7 @@ type DashboardOIDC struct {
 	ClientSecret Secret    `yaml:"client_secret" jsonschema_description:"The client secret, as a secret reference; leave out for a public client (PKCE only). A new value (a reload, a changed file) is used from the next sign-in."`
 	RedirectURL  string    `yaml:"redirect_url" jsonschema:"required" jsonschema_description:"The URL the provider sends people back to: the admin listener's external URL + /ui/callback. https, or http on a loopback host."`
 	Scopes       []string  `yaml:"scopes" jsonschema_description:"Scopes requested. Default [openid, profile, email]."`
-	CAFile       string    `yaml:"ca_file" jsonschema_description:"PEM CA bundle for the provider's TLS; default the system roots."`
+	CAFile       string    `yaml:"ca_file" jsonschema_description:"PEM CA bundle for the provider's TLS; default the system roots. Read at every reload."`
 	Roles        RoleClaim `yaml:"roles" jsonschema:"required" jsonschema_description:"Which claim values make a person an admin or a viewer of the dashboard."`
 }
 

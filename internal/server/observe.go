@@ -1,12 +1,13 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"fmt"
 	"net/http"
-	"os"
+	"reflect"
+	"sync/atomic"
 	"time"
 
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -43,7 +44,7 @@ type ObserveOptions struct {
 // dashboard.
 type observeState struct {
 	history *dashboard.MemoryHistory
-	keySets *identity.KeySets // the dashboard's sign-in keys, when OIDC is on
+	dash    atomic.Pointer[dashboardState] // set when the admin listener starts
 }
 
 // setupObserve gives the runtime its statistics and tracer registry.
@@ -70,12 +71,41 @@ func (s *Server) statsHandler() http.Handler {
 	return admin.StatsHandler(s.gw.Runtime().Stats)
 }
 
-// dashboardHandler builds the /ui handler from the configuration the
-// admin listener starts with.
-func (s *Server) dashboardHandler(ctx context.Context, cfg *config.Config) (http.Handler, error) {
-	dc := &cfg.Observability.Dashboard
+// dashboardState is the /ui handler being served and the settings it was
+// built from.
+type dashboardState struct {
+	handler  http.Handler
+	keySets  *identity.KeySets // the sign-in keys, when OIDC is on
+	settings config.Dashboard  // as dashboardSettings gives them
+	caPEM    []byte            // the provider's CA bundle, when ca_file is set
+}
+
+// dashboardSettings returns d without what a built dashboard takes from
+// the served snapshot at each sign-in: the client secret, of which only
+// whether there is one matters.
+func dashboardSettings(d config.Dashboard) config.Dashboard {
+	if d.OIDC != nil {
+		o := *d.OIDC
+		if !o.ClientSecret.IsZero() {
+			o.ClientSecret = config.Secret{Provider: "resolved by the snapshot"}
+		}
+		d.OIDC = &o
+	}
+	return d
+}
+
+// serveDashboard serves /ui with the dashboard in force.
+func (s *Server) serveDashboard(w http.ResponseWriter, r *http.Request) {
+	s.obs.dash.Load().handler.ServeHTTP(w, r)
+}
+
+// buildDashboard builds the /ui handler from snap's configuration.
+func (s *Server) buildDashboard(snap *gateway.Snapshot) (*dashboardState, error) {
+	dc := &snap.Doc.Config.Observability.Dashboard
+	st := &dashboardState{settings: dashboardSettings(*dc)}
 	if !dc.DashboardEnabled() {
-		return dashboard.Disabled(), nil
+		st.handler = dashboard.Disabled()
+		return st, nil
 	}
 	oo := s.dashboardSources(s.opts.Observe)
 	o := dashboard.Options{
@@ -119,27 +149,56 @@ func (s *Server) dashboardHandler(ctx context.Context, cfg *config.Config) (http
 				return ""
 			}
 		}
-		if c.CAFile != "" && oidc.HTTPClient == nil {
-			pem, err := os.ReadFile(c.CAFile)
-			if err != nil {
-				return nil, fmt.Errorf("observability.dashboard.oidc.ca_file: %w", err)
+		if pool, pem := snap.DashboardCA(); pool != nil {
+			st.caPEM = pem
+			if oidc.HTTPClient == nil {
+				tr := &http.Transport{TLSClientConfig: tlsRoots(pool), Proxy: http.ProxyFromEnvironment}
+				oidc.HTTPClient = &http.Client{Transport: tr, Timeout: 10 * time.Second}
 			}
-			pool := x509.NewCertPool()
-			if !pool.AppendCertsFromPEM(pem) {
-				return nil, fmt.Errorf("observability.dashboard.oidc.ca_file: %s holds no PEM certificate", c.CAFile)
-			}
-			tr := &http.Transport{TLSClientConfig: tlsRoots(pool), Proxy: http.ProxyFromEnvironment}
-			oidc.HTTPClient = &http.Client{Transport: tr, Timeout: 10 * time.Second}
 		}
-		s.obs.keySets = identity.NewKeySets(s.logger, identity.Hooks{})
-		oidc.KeySets = s.obs.keySets
+		st.keySets = identity.NewKeySets(s.logger, identity.Hooks{})
+		oidc.KeySets = st.keySets
 		o.OIDC = oidc
 	}
 	d, err := dashboard.New(o)
 	if err != nil {
+		if st.keySets != nil {
+			st.keySets.Close()
+		}
 		return nil, err
 	}
-	return d, nil
+	st.handler = d
+	return st, nil
+}
+
+// reloadDashboard rebuilds the dashboard when a reload changed its
+// settings or its provider's CA bundle. The new one starts without
+// sessions: whoever was signed in signs in again, under the new settings
+// (a role taken away is gone at once). Sign-ins under way are lost too.
+// Before the admin listener starts there is nothing to rebuild.
+func (s *Server) reloadDashboard(snap *gateway.Snapshot) {
+	cur := s.obs.dash.Load()
+	if cur == nil {
+		return
+	}
+	settings := dashboardSettings(snap.Doc.Config.Observability.Dashboard)
+	_, pem := snap.DashboardCA()
+	if reflect.DeepEqual(settings, cur.settings) && bytes.Equal(pem, cur.caPEM) {
+		return
+	}
+	next, err := s.buildDashboard(snap)
+	if err != nil {
+		// Validation accepts only what the dashboard can be built from;
+		// should it still fail, the dashboard in force stays.
+		s.logger.Error("the dashboard keeps its previous settings", "error", err)
+		return
+	}
+	s.obs.dash.Store(next)
+	if cur.keySets != nil {
+		cur.keySets.Close()
+	}
+	s.logger.Warn("the dashboard's settings changed: it was rebuilt, and whoever was signed in must sign in again",
+		"enabled", settings.DashboardEnabled())
 }
 
 func tlsRoots(pool *x509.CertPool) *tls.Config {
@@ -148,8 +207,8 @@ func tlsRoots(pool *x509.CertPool) *tls.Config {
 
 // closeObserve flushes traces and stops the dashboard's key refreshes.
 func (s *Server) closeObserve(ctx context.Context) {
-	if ks := s.obs.keySets; ks != nil {
-		ks.Close()
+	if d := s.obs.dash.Load(); d != nil && d.keySets != nil {
+		d.keySets.Close()
 	}
 	if t := s.gw.Runtime().Tracers; t != nil {
 		t.Close(ctx)

@@ -199,6 +199,7 @@ func (s *Server) reload(ctx context.Context, cause, actor string, force bool) er
 	s.metrics.Reloads.WithLabelValues("success").Inc()
 	s.loaded(snap)
 	s.recordLoad(ctx, cause, actor, old, snap, nil)
+	s.reloadDashboard(snap)
 	s.logger.Info("configuration reloaded", "cause", cause, "version", snap.Version, "previous", versionOf(old))
 	s.mu.Lock()
 	started := s.started
@@ -301,18 +302,19 @@ func (s *Server) Listen(ctx context.Context) error {
 		return fmt.Errorf("admin listener: %w", err)
 	}
 	s.adminAddr = ln.Addr()
-	ui, err := s.dashboardHandler(ctx, snap.Doc.Config)
+	dash, err := s.buildDashboard(snap)
 	if err != nil {
 		ln.Close()
 		s.closeListeners()
 		return fmt.Errorf("dashboard: %w", err)
 	}
+	s.obs.dash.Store(dash)
 	s.adminSrv = &http.Server{
 		Handler: admin.New(admin.Options{
 			Metrics: s.metrics.Registry,
 			Ready:   s.ready,
 			API:     s.adminAPI(),
-			UI:      ui,
+			UI:      http.HandlerFunc(s.serveDashboard),
 			Guard:   s.AdminAPI().AdminOnly,
 		}),
 		ReadHeaderTimeout: 10 * time.Second,
