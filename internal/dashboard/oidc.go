@@ -3,6 +3,7 @@ package dashboard
 import (
 	"context"
 	"crypto/sha256"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -40,6 +41,10 @@ type OIDCOptions struct {
 	ViewerValues []string
 	// HTTPClient talks to the provider (default: a client with a 10s timeout).
 	HTTPClient *http.Client
+	// RootCAs verify the provider's certificate when the keys are fetched
+	// (HTTPClient's own settings serve discovery and the token exchange);
+	// nil: the system roots.
+	RootCAs *x509.CertPool
 	// KeySets caches the provider's keys; the dashboard closes nothing it
 	// did not make.
 	KeySets *identity.KeySets
@@ -117,7 +122,7 @@ func (c *oidcClient) endpoints(ctx context.Context) (*discovery, *identity.Verif
 	if len(algs) == 0 {
 		algs = []string{"RS256"}
 	}
-	ks := c.o.KeySets.Get("dashboard", identity.KeySetOptions{Issuer: c.o.Issuer, JWKSURL: d.JWKSURI})
+	ks := c.o.KeySets.Get("dashboard", identity.KeySetOptions{Issuer: c.o.Issuer, JWKSURL: d.JWKSURI, RootCAs: c.o.RootCAs})
 	p, err := identity.NewProvider(identity.ProviderOptions{
 		Name: "dashboard", Issuer: c.o.Issuer, Audiences: []string{c.o.ClientID}, Algorithms: algs,
 		SubjectClaim: "sub", GroupsClaim: c.o.RoleClaim,

@@ -2,8 +2,11 @@ package server_test
 
 import (
 	"context"
+	"crypto/tls"
+	"encoding/pem"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
@@ -11,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/gatehouse-dev/gatehouse/internal/devissuer"
@@ -178,4 +182,71 @@ func TestServer_ReloadAppliesTheDashboardSettings(t *testing.T) {
 	if code, _, body := b.get("/ui/apis"); code != http.StatusOK || !strings.Contains(body, "gatehouse.yaml:") {
 		t.Fatalf("/ui/apis after insecure_local was turned on: %d %s", code, body)
 	}
+}
+
+// With a provider whose certificate only ca_file vouches for, sign-in
+// works: discovery, the token exchange and the keys' fetch all trust the
+// bundle (the keys' fetch used the system roots, so the ID token could
+// not be verified). And a dashboard that a reload replaces lets go of its
+// connections to the provider.
+func TestServer_DashboardWithAPrivateCAProvider(t *testing.T) {
+	iss, err := devissuer.New(devissuer.Options{
+		Clients: []devissuer.Client{{ID: "dash"}},
+		Users:   []devissuer.User{{Subject: "alice", Name: "Alice", Groups: []string{"ops"}}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var open atomic.Int64
+	issSrv := httptest.NewUnstartedServer(iss.Handler())
+	issSrv.Config.ConnState = func(_ net.Conn, st http.ConnState) {
+		switch st {
+		case http.StateNew:
+			open.Add(1)
+		case http.StateClosed, http.StateHijacked:
+			open.Add(-1)
+		}
+	}
+	issSrv.StartTLS()
+	defer issSrv.Close()
+	iss.SetURL(issSrv.URL)
+	be := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	defer be.Close()
+
+	dir := t.TempDir()
+	caFile := filepath.Join(dir, "provider-ca.pem")
+	if err := os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: issSrv.Certificate().Raw}), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(dir, "gatehouse.yaml")
+	oidc := func(viewer string) string {
+		return fmt.Sprintf(`observability:
+  dashboard:
+    oidc:
+      issuer: %q
+      client_id: dash
+      redirect_url: %q
+      ca_file: %q
+      roles: {admin: [ops], viewer: [%s]}
+`, issSrv.URL, placeholderRedirect, caFile, viewer)
+	}
+	writeConfig(t, file, be.URL, oidc(""))
+	s := start(t, file)
+
+	b := newDashboardBrowser(t, s.admin)
+	b.c.Transport = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: issSrv.Client().Transport.(*http.Transport).TLSClientConfig.RootCAs}}
+	b.signIn("alice") // the dashboard reads discovery and keys, and exchanges the code
+	if r := b.role(); r != "admin" {
+		t.Fatalf("signed in as %q, want admin", r)
+	}
+	b.c.CloseIdleConnections() // the browser's own
+	withDashboard := open.Load()
+	if withDashboard == 0 {
+		t.Fatal("the dashboard keeps no connection to the provider; nothing to check")
+	}
+	writeConfig(t, file, be.URL, oidc("guests"))
+	if err := s.srv.Reload(context.Background(), "test"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool { return open.Load() == 0 })
 }

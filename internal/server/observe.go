@@ -74,10 +74,22 @@ func (s *Server) statsHandler() http.Handler {
 // dashboardState is the /ui handler being served and the settings it was
 // built from.
 type dashboardState struct {
-	handler  http.Handler
-	keySets  *identity.KeySets // the sign-in keys, when OIDC is on
-	settings config.Dashboard  // as dashboardSettings gives them
-	caPEM    []byte            // the provider's CA bundle, when ca_file is set
+	handler   http.Handler
+	keySets   *identity.KeySets // the sign-in keys, when OIDC is on
+	transport *http.Transport   // to the provider, when ca_file is set
+	settings  config.Dashboard  // as dashboardSettings gives them
+	caPEM     []byte            // the provider's CA bundle, when ca_file is set
+}
+
+// close stops what the dashboard runs besides its handler: its key
+// refreshes and its idle connections to the provider.
+func (st *dashboardState) close() {
+	if st.keySets != nil {
+		st.keySets.Close()
+	}
+	if st.transport != nil {
+		st.transport.CloseIdleConnections()
+	}
 }
 
 // dashboardSettings returns d without what a built dashboard takes from
@@ -151,9 +163,10 @@ func (s *Server) buildDashboard(snap *gateway.Snapshot) (*dashboardState, error)
 		}
 		if pool, pem := snap.DashboardCA(); pool != nil {
 			st.caPEM = pem
+			oidc.RootCAs = pool
 			if oidc.HTTPClient == nil {
-				tr := &http.Transport{TLSClientConfig: tlsRoots(pool), Proxy: http.ProxyFromEnvironment}
-				oidc.HTTPClient = &http.Client{Transport: tr, Timeout: 10 * time.Second}
+				st.transport = &http.Transport{TLSClientConfig: tlsRoots(pool), Proxy: http.ProxyFromEnvironment, IdleConnTimeout: 90 * time.Second}
+				oidc.HTTPClient = &http.Client{Transport: st.transport, Timeout: 10 * time.Second}
 			}
 		}
 		st.keySets = identity.NewKeySets(s.logger, identity.Hooks{})
@@ -162,9 +175,7 @@ func (s *Server) buildDashboard(snap *gateway.Snapshot) (*dashboardState, error)
 	}
 	d, err := dashboard.New(o)
 	if err != nil {
-		if st.keySets != nil {
-			st.keySets.Close()
-		}
+		st.close()
 		return nil, err
 	}
 	st.handler = d
@@ -194,9 +205,7 @@ func (s *Server) reloadDashboard(snap *gateway.Snapshot) {
 		return
 	}
 	s.obs.dash.Store(next)
-	if cur.keySets != nil {
-		cur.keySets.Close()
-	}
+	cur.close()
 	s.logger.Warn("the dashboard's settings changed: it was rebuilt, and whoever was signed in must sign in again",
 		"enabled", settings.DashboardEnabled())
 }
@@ -207,8 +216,8 @@ func tlsRoots(pool *x509.CertPool) *tls.Config {
 
 // closeObserve flushes traces and stops the dashboard's key refreshes.
 func (s *Server) closeObserve(ctx context.Context) {
-	if d := s.obs.dash.Load(); d != nil && d.keySets != nil {
-		d.keySets.Close()
+	if d := s.obs.dash.Load(); d != nil {
+		d.close()
 	}
 	if t := s.gw.Runtime().Tracers; t != nil {
 		t.Close(ctx)
