@@ -33,6 +33,47 @@ type dashboardBrowser struct {
 
 const placeholderRedirect = "http://127.0.0.1:9/ui/callback"
 
+// devProvider serves a development issuer that knows the dashboard's
+// client and alice, of group ops, until the test ends. configure, when
+// set, adjusts the server before it starts; with useTLS it starts with a
+// certificate of httptest's own.
+func devProvider(t *testing.T, useTLS bool, configure func(*httptest.Server)) *httptest.Server {
+	t.Helper()
+	iss, err := devissuer.New(devissuer.Options{
+		Clients: []devissuer.Client{{ID: "dash"}},
+		Users:   []devissuer.User{{Subject: "alice", Name: "Alice", Groups: []string{"ops"}}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewUnstartedServer(iss.Handler())
+	if configure != nil {
+		configure(srv)
+	}
+	if useTLS {
+		srv.StartTLS()
+	} else {
+		srv.Start()
+	}
+	t.Cleanup(srv.Close)
+	iss.SetURL(srv.URL)
+	return srv
+}
+
+// dashboardOIDC is the observability block of a dashboard that signs in
+// with issuer, trusting caFile, with the given role values.
+func dashboardOIDC(issuer, caFile, admin, viewer string) string {
+	return fmt.Sprintf(`observability:
+  dashboard:
+    oidc:
+      issuer: %q
+      client_id: dash
+      redirect_url: %q
+      ca_file: %q
+      roles: {admin: [%s], viewer: [%s]}
+`, issuer, placeholderRedirect, caFile, admin, viewer)
+}
+
 func newDashboardBrowser(t *testing.T, admin string) *dashboardBrowser {
 	jar, _ := cookiejar.New(nil)
 	return &dashboardBrowser{t: t, admin: admin, c: &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error {
@@ -97,33 +138,14 @@ func (b *dashboardBrowser) role() string {
 // read, and the dashboard can be turned off and on. A reload that leaves
 // them alone keeps whoever is signed in.
 func TestServer_ReloadAppliesTheDashboardSettings(t *testing.T) {
-	iss, err := devissuer.New(devissuer.Options{
-		Clients: []devissuer.Client{{ID: "dash"}},
-		Users:   []devissuer.User{{Subject: "alice", Name: "Alice", Groups: []string{"ops"}}},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	issSrv := httptest.NewServer(iss.Handler())
-	defer issSrv.Close()
-	iss.SetURL(issSrv.URL)
+	issSrv := devProvider(t, false, nil)
 	be := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
 	defer be.Close()
 
 	dir := t.TempDir()
 	caFile := testpki.NewCA(t, "provider CA").WriteFile(t, dir, "provider-ca.pem")
 	file := filepath.Join(dir, "gatehouse.yaml")
-	oidc := func(admin, viewer string) string {
-		return fmt.Sprintf(`observability:
-  dashboard:
-    oidc:
-      issuer: %q
-      client_id: dash
-      redirect_url: %q
-      ca_file: %q
-      roles: {admin: [%s], viewer: [%s]}
-`, issSrv.URL, placeholderRedirect, caFile, admin, viewer)
-	}
+	oidc := func(admin, viewer string) string { return dashboardOIDC(issSrv.URL, caFile, admin, viewer) }
 	writeConfig(t, file, be.URL, oidc("ops", ""))
 	s := start(t, file)
 	ctx := context.Background()
@@ -190,26 +212,17 @@ func TestServer_ReloadAppliesTheDashboardSettings(t *testing.T) {
 // not be verified). And a dashboard that a reload replaces lets go of its
 // connections to the provider.
 func TestServer_DashboardWithAPrivateCAProvider(t *testing.T) {
-	iss, err := devissuer.New(devissuer.Options{
-		Clients: []devissuer.Client{{ID: "dash"}},
-		Users:   []devissuer.User{{Subject: "alice", Name: "Alice", Groups: []string{"ops"}}},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
 	var open atomic.Int64
-	issSrv := httptest.NewUnstartedServer(iss.Handler())
-	issSrv.Config.ConnState = func(_ net.Conn, st http.ConnState) {
-		switch st {
-		case http.StateNew:
-			open.Add(1)
-		case http.StateClosed, http.StateHijacked:
-			open.Add(-1)
+	issSrv := devProvider(t, true, func(srv *httptest.Server) {
+		srv.Config.ConnState = func(_ net.Conn, st http.ConnState) {
+			switch st {
+			case http.StateNew:
+				open.Add(1)
+			case http.StateClosed, http.StateHijacked:
+				open.Add(-1)
+			}
 		}
-	}
-	issSrv.StartTLS()
-	defer issSrv.Close()
-	iss.SetURL(issSrv.URL)
+	})
 	be := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
 	defer be.Close()
 
@@ -219,17 +232,7 @@ func TestServer_DashboardWithAPrivateCAProvider(t *testing.T) {
 		t.Fatal(err)
 	}
 	file := filepath.Join(dir, "gatehouse.yaml")
-	oidc := func(viewer string) string {
-		return fmt.Sprintf(`observability:
-  dashboard:
-    oidc:
-      issuer: %q
-      client_id: dash
-      redirect_url: %q
-      ca_file: %q
-      roles: {admin: [ops], viewer: [%s]}
-`, issSrv.URL, placeholderRedirect, caFile, viewer)
-	}
+	oidc := func(viewer string) string { return dashboardOIDC(issSrv.URL, caFile, "ops", viewer) }
 	writeConfig(t, file, be.URL, oidc(""))
 	s := start(t, file)
 
