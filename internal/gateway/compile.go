@@ -97,6 +97,15 @@ func (c *compiler) compile() *Snapshot {
 	return s
 }
 
+// onCommit has Load call apply (if not nil) once the snapshot being
+// compiled is to be served: for changes to run-time state that the
+// snapshot in service shares, which a refused compile must not make.
+func (c *compiler) onCommit(apply func()) {
+	if apply != nil {
+		c.snap.commits = append(c.snap.commits, apply)
+	}
+}
+
 // Version returns the identity of a configuration: the first 12 bytes of
 // the SHA-256 of its canonical JSON form, in hex. Comments, key order and
 // formatting do not change it.
@@ -220,7 +229,8 @@ func (c *compiler) identity() {
 			}
 			continue
 		}
-		ks := c.rt.KeySets.Get(idp.Name, ksOpts)
+		ks, apply := c.rt.KeySets.Prepare(idp.Name, ksOpts)
+		c.onCommit(apply)
 		c.snap.keySets = append(c.snap.keySets, ks)
 		prov, err := identity.NewProvider(opts, ks)
 		if err != nil {

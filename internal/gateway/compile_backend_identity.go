@@ -63,20 +63,21 @@ func (b *BackendIdentity) Close() {
 	b.certs.Close()
 }
 
-// openKeys returns the keys of dir, opening them on first use.
-func (b *BackendIdentity) openKeys(opts backendtoken.KeysOptions) (*backendtoken.Keys, error) {
+// openKeys returns the keys of dir, opening them on first use. The new
+// rotation settings of keys already open are returned as apply, for the
+// compile to apply once its snapshot is in place (nil for new keys).
+func (b *BackendIdentity) openKeys(opts backendtoken.KeysOptions) (k *backendtoken.Keys, apply func(), err error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if k, ok := b.keys[opts.Dir]; ok {
-		k.SetTuning(opts.Interval, opts.Prepublish, opts.ClockSkew)
-		return k, nil
+		return k, func() { k.SetTuning(opts.Interval, opts.Prepublish, opts.ClockSkew) }, nil
 	}
-	k, err := backendtoken.OpenKeys(opts)
+	k, err = backendtoken.OpenKeys(opts)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	b.keys[opts.Dir] = k
-	return k, nil
+	return k, nil, nil
 }
 
 func (b *BackendIdentity) minter(id string, keys *backendtoken.Keys, o backendtoken.MintOptions) *backendtoken.Minter {
@@ -211,7 +212,7 @@ func (c *compiler) compileBackendIdentity() {
 	}
 	const p = "backend_identity"
 	skew := bi.ClockSkew.Or(config.DefaultClockSkew)
-	keys, err := c.rt.BackendIdentity.openKeys(backendtoken.KeysOptions{
+	keys, apply, err := c.rt.BackendIdentity.openKeys(backendtoken.KeysOptions{
 		Dir:        keyDir(c.cfg),
 		Interval:   bi.Rotation.Interval.Or(config.DefaultKeyRotationInterval),
 		Prepublish: bi.Rotation.Prepublish.Or(config.DefaultKeyPrepublish),
@@ -223,6 +224,7 @@ func (c *compiler) compileBackendIdentity() {
 		c.r.Errorf(config.Field(p, "key_dir"), "%v", err)
 		return
 	}
+	c.onCommit(apply)
 	if err := keys.Use(c.ctx, algs...); err != nil {
 		c.r.Errorf(config.Field(p, "key_dir"), "preparing signing keys: %v", err)
 		return

@@ -218,7 +218,8 @@ func (c *compiler) rateLimitStep(pc *policyCompiler, apiPath, opPath string, a *
 		if maxKeys == 0 {
 			maxKeys = config.DefaultRateLimitMaxKeys
 		}
-		lim := pc.rates.Get(id, p, maxKeys)
+		lim, apply := pc.rates.Prepare(id, p, maxKeys)
+		c.onCommit(apply)
 		c.snap.policies.rateIDs[id] = true
 		rules = append(rules, policy.RateRule{
 			Name: s.l.Name, Limiter: lim, Key: key,
@@ -276,7 +277,8 @@ func (c *compiler) quotaStep(pc *policyCompiler, apiPath, opPath string, a *conf
 			maxKeys = config.DefaultQuotaMaxKeys
 		}
 		id := quota.ID{API: a.Name, Operation: s.opKey, Name: s.q.Name, Key: config.KeySpec(s.q.Key)}
-		counter := pc.quotas.Get(id, quota.Params{Limit: s.q.Limit, Period: period, Location: loc, MaxKeys: maxKeys})
+		counter, apply := pc.quotas.Prepare(id, quota.Params{Limit: s.q.Limit, Period: period, Location: loc, MaxKeys: maxKeys})
+		c.onCommit(apply)
 		c.snap.policies.quotaIDs[id] = true
 		rules = append(rules, policy.QuotaRule{Name: s.q.Name, Counter: counter, Key: key, Limit: s.q.Limit, Location: loc})
 	}

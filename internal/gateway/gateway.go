@@ -50,6 +50,10 @@ func (g *Gateway) Load(ctx context.Context, doc *config.Document) (*Snapshot, co
 		g.release(g.snap.Load())
 		return nil, diags
 	}
+	for _, apply := range s.commits {
+		apply()
+	}
+	s.commits = nil
 	g.applyUpstreams(s)
 	s.bindMembers(g.rt.Instances, g.rt.Logger)
 	old := g.snap.Swap(s)

@@ -611,3 +611,41 @@ func TestPolicies_DecisionsAreCounted(t *testing.T) {
 }
 
 var _ = context.Background
+
+// A reload refused while compiling (an OpenAPI document that is not
+// there, which only the compile reads) changes no limit the configuration
+// in service counts with: a rate limit keeps its rate and a quota its
+// limit. (Both took the refused configuration's values.)
+func TestReload_RefusedCompileKeepsLimits(t *testing.T) {
+	h, _ := newPolicyHarness(t, nil)
+	refused := strings.NewReplacer(
+		"{name: burst, rate: 3, period: 1s}", "{name: burst, rate: 1000, period: 1s}",
+		"{{.QuotaLimit}}", "1",
+		`spec: "{{.Spec}}"`, `spec: "testdata/missing-openapi.yaml"`,
+	).Replace(policyConfig)
+	if diags := h.load(refused); diags == nil || !strings.Contains(diags.Error(), "missing-openapi.yaml") {
+		t.Fatalf("reload with a missing OpenAPI document: %v", diags)
+	}
+	for i := range 3 { // a quota of 1 would refuse the second
+		if res := h.do("GET", "/limited/1", key(testAPIKey), nil); res.StatusCode != 200 {
+			t.Fatalf("request %d after the refused reload: %d", i, res.StatusCode)
+		}
+	}
+	res := h.do("GET", "/limited/1", key(testAPIKey), nil)
+	if res.StatusCode != 429 || res.Header.Get("RateLimit") != `"burst";r=0;t=1` {
+		t.Fatalf("4th request: %d %q, want 429 from the burst limit of 3", res.StatusCode, res.Header.Get("RateLimit"))
+	}
+	// The same changes without the error apply.
+	if diags := h.load(strings.Replace(refused, `spec: "testdata/missing-openapi.yaml"`, `spec: "{{.Spec}}"`, 1)); diags != nil {
+		t.Fatal(diags)
+	}
+	if res := h.do("GET", "/limited/1", key(otherAPIKey), nil); res.StatusCode != 200 {
+		t.Fatalf("the other consumer's first request: %d", res.StatusCode)
+	}
+	if res := h.do("GET", "/limited/1", key(otherAPIKey), nil); res.StatusCode != 429 {
+		t.Fatalf("the other consumer's second request, over a quota of 1: %d, want 429", res.StatusCode)
+	}
+	if !strings.Contains(h.waitAccess(1), `"denial":"quota_exhausted"`) {
+		t.Fatalf("the other consumer's second request was not refused by the quota:\n%s", h.logs.String())
+	}
+}

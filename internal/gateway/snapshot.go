@@ -89,6 +89,11 @@ type Snapshot struct {
 	tracer        trace.Tracer // nil when tracing is off
 	tracerHandle  *observe.Tracer
 	dashboardCA   dashboardCA
+
+	// commits change run-time state that the snapshot in service shares
+	// (a limiter's rate, a key set's refresh): Load runs them once this
+	// snapshot is to be served, so that a refused one changes nothing.
+	commits []func()
 }
 
 type settings struct {

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -370,4 +371,47 @@ func BenchmarkServeTracing(b *testing.B) {
 			"observability:\n  tracing: {enabled: true, endpoint: \"http://127.0.0.1:4318/v1/traces\"}\n"))
 		exp.Reset()
 	})
+}
+
+// keepOnShutdown is an in-memory exporter that a provider's shutdown does
+// not empty, so that a test sees the spans of every provider it made.
+type keepOnShutdown struct{ *tracetest.InMemoryExporter }
+
+func (keepOnShutdown) Shutdown(context.Context) error { return nil }
+
+// A reload refused while compiling leaves tracing as it was: the provider
+// in service keeps recording. (A changed setting shut it down as soon as
+// the compile asked for a new one, and the refusal then shut the new one
+// down too: no spans until the next reload that succeeded.)
+func TestTracing_RefusedReloadKeepsTheProvider(t *testing.T) {
+	exp := tracetest.NewInMemoryExporter()
+	tracers := observe.NewTracers(observe.TracersOptions{Logger: slog.New(slog.DiscardHandler), Exporter: keepOnShutdown{exp}})
+	t.Cleanup(func() { tracers.Close(context.Background()) })
+	e := newTraceEnv(t, tracingOn, tracers)
+	// Another service name, and an identity provider whose CA file the
+	// compile cannot read.
+	bad := strings.NewReplacer("BACKEND", "http://127.0.0.1:1", "KEYHASH", identity.HashKey(traceKey).String()).Replace(traceConfig) +
+		tracingOn + "    service_name: other\n" +
+		"identity_providers:\n  - name: idp\n    issuer: https://idp.example.com\n    audiences: [x]\n    ca_file: " + filepath.Join(t.TempDir(), "missing.pem") + "\n"
+	doc, diags := config.Parse("trace.yaml", []byte(bad))
+	if diags != nil {
+		t.Fatal(diags)
+	}
+	if _, diags := e.gw.Load(context.Background(), doc); diags == nil {
+		t.Fatal("a configuration with a missing CA file was accepted")
+	}
+	exp.Reset()
+	e.do(t, "GET", "/orders/1", map[string]string{"X-API-Key": traceKey})
+	if err := tracers.ForceFlush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	spans := exp.GetSpans()
+	if len(spans) == 0 {
+		t.Fatal("no spans after a refused reload")
+	}
+	for _, s := range spans {
+		if name := s.Resource.Attributes(); len(name) == 0 || name[0].Value.Emit() != "gatehouse" {
+			t.Fatalf("a span of service %v, want the configuration in service's (gatehouse)", name)
+		}
+	}
 }

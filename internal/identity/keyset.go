@@ -97,12 +97,28 @@ func NewKeySets(logger *slog.Logger, hooks Hooks) *KeySets {
 // stays the one the set was created with. Get does not fetch: call
 // Refresh at startup, or let the first Key call fetch.
 func (r *KeySets) Get(name string, opts KeySetOptions) *KeySet {
+	s, apply := r.Prepare(name, opts)
+	if apply != nil {
+		apply()
+	}
+	return s
+}
+
+// Prepare is Get for a configuration being compiled, which may yet be
+// refused: a new set is made at once (Retain closes it if the
+// configuration is refused), but the options of an existing set, which
+// the configuration in service uses, are returned as apply, to be called
+// once the new configuration is in place (nil for a new set).
+func (r *KeySets) Prepare(name string, opts KeySetOptions) (set *KeySet, apply func()) {
 	k := setKey{issuer: opts.Issuer, jwksURL: opts.JWKSURL, caFile: opts.CAFile}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if s, ok := r.sets[k]; ok {
-		s.update(opts)
-		return s
+		return s, func() {
+			r.mu.Lock()
+			defer r.mu.Unlock()
+			s.update(opts)
+		}
 	}
 	s := &KeySet{
 		name:           name,
@@ -122,12 +138,12 @@ func (r *KeySets) Get(name string, opts KeySetOptions) *KeySet {
 	if r.closed {
 		s.closed = true
 		close(s.done)
-		return s
+		return s, nil
 	}
 	r.sets[k] = s
 	s.wg.Add(1)
 	go s.run()
-	return s
+	return s, nil
 }
 
 // Retain closes and forgets every set that is not in keep. Call it after a

@@ -4,9 +4,11 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/url"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -48,10 +50,11 @@ func (o TracingOptions) key() string {
 	return hex.EncodeToString(h.Sum(nil))
 }
 
-// Tracers owns the OpenTelemetry tracer provider. It lives on the gateway's
-// runtime: a reload with unchanged tracing settings keeps the provider and
-// its export queue; changed settings start a new one and shut the old one
-// down once no snapshot uses it.
+// Tracers owns the OpenTelemetry tracer providers. It lives on the
+// gateway's runtime: a reload with unchanged tracing settings keeps the
+// provider and its export queue; changed settings start a new one, and
+// Retain shuts the old one down once the new snapshot is in place (or the
+// new one, when the reload is refused).
 type Tracers struct {
 	logger *slog.Logger
 	// exporter, when set, replaces the OTLP exporter (tests).
@@ -59,7 +62,7 @@ type Tracers struct {
 	onError  func()
 
 	mu      sync.Mutex
-	current *Tracer
+	live    []*Tracer // the served snapshot's, and a compiled one's not yet in place
 	retired sync.WaitGroup
 }
 
@@ -88,14 +91,17 @@ type Tracer struct {
 // Tracer returns the OpenTelemetry tracer.
 func (t *Tracer) Tracer() trace.Tracer { return t.tracer }
 
-// Get returns the tracer for o: the current one when o is unchanged, else
-// a new one.
+// Get returns the tracer for o: a live one with the same settings, else
+// a new one. It shuts nothing down: Retain does, once it is known which
+// snapshot is served.
 func (r *Tracers) Get(o TracingOptions) (*Tracer, error) {
 	k := o.key()
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.current != nil && r.current.key == k {
-		return r.current, nil
+	for _, t := range r.live {
+		if t.key == k {
+			return t, nil
+		}
 	}
 	exp := r.exporter
 	if exp == nil {
@@ -123,23 +129,25 @@ func (r *Tracers) Get(o TracingOptions) (*Tracer, error) {
 		sdktrace.WithBatcher(exp, sdktrace.WithExportTimeout(o.Timeout)),
 	)
 	t := &Tracer{key: k, provider: tp, tracer: tp.Tracer("github.com/gatehouse-dev/gatehouse")}
-	old := r.current
-	r.current = t
-	if old != nil {
-		r.shutdown(old)
-	}
+	r.live = append(r.live, t)
 	return t, nil
 }
 
-// Retain shuts the current provider down when keep (the tracer of the
-// snapshot being served, nil when tracing is off) is not it.
+// Retain shuts down every provider but keep's (the tracer of the
+// snapshot being served, nil when tracing is off).
 func (r *Tracers) Retain(keep *Tracer) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.current != nil && r.current != keep {
-		r.shutdown(r.current)
-		r.current = nil
+	kept := r.live[:0]
+	for _, t := range r.live {
+		if t == keep {
+			kept = append(kept, t)
+		} else {
+			r.shutdown(t)
+		}
 	}
+	clear(r.live[len(kept):])
+	r.live = kept
 }
 
 // shutdown flushes and stops t in the background; Close waits for it.
@@ -154,21 +162,22 @@ func (r *Tracers) shutdown(t *Tracer) {
 // ForceFlush exports the spans ended so far (tests, shutdown).
 func (r *Tracers) ForceFlush(ctx context.Context) error {
 	r.mu.Lock()
-	t := r.current
+	live := slices.Clone(r.live)
 	r.mu.Unlock()
-	if t == nil {
-		return nil
+	var errs []error
+	for _, t := range live {
+		errs = append(errs, t.provider.ForceFlush(ctx))
 	}
-	return t.provider.ForceFlush(ctx)
+	return errors.Join(errs...)
 }
 
 // Close flushes and stops every provider; ctx bounds the wait.
 func (r *Tracers) Close(ctx context.Context) {
 	r.mu.Lock()
-	if r.current != nil {
-		_ = r.current.provider.Shutdown(ctx)
-		r.current = nil
+	for _, t := range r.live {
+		_ = t.provider.Shutdown(ctx)
 	}
+	r.live = nil
 	r.mu.Unlock()
 	done := make(chan struct{})
 	go func() { r.retired.Wait(); close(done) }()

@@ -109,19 +109,31 @@ func (r *Registry) flushLoop(stop, done chan struct{}) {
 // Get returns the counter of id, creating it (with any counts loaded from
 // the store) or updating its parameters.
 func (r *Registry) Get(id ID, p Params) *Counter {
+	c, apply := r.Prepare(id, p)
+	if apply != nil {
+		apply()
+	}
+	return c
+}
+
+// Prepare is Get for a configuration being compiled, which may yet be
+// refused: a new counter is made at once (Retain drops it if the
+// configuration is refused), but new parameters of an existing one are
+// returned as apply, to be called once the new configuration is in
+// place (nil when there is none).
+func (r *Registry) Prepare(id ID, p Params) (c *Counter, apply func()) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if c, ok := r.counters[id]; ok {
-		c.setParams(p)
-		return c
+		return c, func() { c.setParams(p) }
 	}
-	c := newCounter(p)
+	c = newCounter(p)
 	if recs, ok := r.pending[id]; ok {
 		c.restore(recs)
 		delete(r.pending, id)
 	}
 	r.counters[id] = c
-	return c
+	return c, nil
 }
 
 func (c *Counter) restore(recs []Record) {

@@ -25,17 +25,31 @@ func NewRegistry() *Registry {
 // A changed maxKeys takes effect only for a new limiter (after the limit
 // is renamed or removed and added again).
 func (r *Registry) Get(id ID, p Params, maxKeys int) *Memory {
+	m, apply := r.Prepare(id, p, maxKeys)
+	if apply != nil {
+		apply()
+	}
+	return m
+}
+
+// Prepare is Get for a configuration being compiled, which may yet be
+// refused: a new limiter is made at once (nothing in service uses it, and
+// Retain drops it if the configuration is refused), but new parameters of
+// an existing one, which the configuration in service is counting with,
+// are returned as apply, to be called once the new configuration is in
+// place; apply is nil when they are unchanged.
+func (r *Registry) Prepare(id ID, p Params, maxKeys int) (m *Memory, apply func()) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if m, ok := r.limiters[id]; ok {
 		if m.Params() != p {
-			m.SetParams(p)
+			return m, func() { m.SetParams(p) }
 		}
-		return m
+		return m, nil
 	}
-	m := NewMemory(p, maxKeys)
+	m = NewMemory(p, maxKeys)
 	r.limiters[id] = m
-	return m
+	return m, nil
 }
 
 // Retain drops the limiters whose ID is not in keep.
