@@ -183,6 +183,14 @@ func (s *Server) reload(ctx context.Context, cause, actor string, force bool) er
 		s.logger.Info("configuration unchanged", "cause", cause, "version", old.Version)
 		return nil
 	}
+	if diags == nil {
+		s.mu.Lock()
+		started := s.started
+		s.mu.Unlock()
+		if started != nil {
+			diags = unservable(started, doc)
+		}
+	}
 	var snap *gateway.Snapshot
 	if diags == nil {
 		snap, diags = s.gw.Load(ctx, doc)
@@ -221,35 +229,89 @@ func versionOf(s *gateway.Snapshot) string {
 }
 
 // fixedAtStart returns the settings fixed when the listeners started that
-// differ between a (the running process's) and b, by their names in the
-// configuration. A lower server.limits.max_uri applies at once (the
-// gateway checks it too); a higher one reaches plain-HTTP listeners, which
-// refuse longer targets before the gateway sees them, only at a restart.
+// b changes from a (the configuration they started with), for the reload
+// to warn that they take effect at the next restart. A listener's TLS
+// files and min_version are not among them: every handshake reads them
+// from the snapshot in service. Values are compared as they take effect,
+// so writing out a default changes nothing.
 func fixedAtStart(a, b *config.Server) []string {
 	plain := false
 	for _, l := range a.EffectiveListeners() {
 		plain = plain || l.TLS == nil
 	}
 	var changed []string
-	if !reflect.DeepEqual(a.EffectiveListeners(), b.EffectiveListeners()) {
+	if !reflect.DeepEqual(boundListeners(a), boundListeners(b)) {
 		changed = append(changed, "server.listeners")
 	}
 	if a.AdminAddress() != b.AdminAddress() {
 		changed = append(changed, "server.admin.address")
 	}
-	if (a.Admin.TLS == nil) != (b.Admin.TLS == nil) {
-		changed = append(changed, "server.admin.tls (on or off)")
-	}
-	if !reflect.DeepEqual(a.Timeouts, b.Timeouts) {
+	if effectiveTimeouts(a.Timeouts) != effectiveTimeouts(b.Timeouts) {
 		changed = append(changed, "server.timeouts")
 	}
-	if a.Limits.MaxHeaderBytes != b.Limits.MaxHeaderBytes {
+	if a.Limits.MaxHeaderBytes.Or(config.DefaultMaxHeaderBytes) != b.Limits.MaxHeaderBytes.Or(config.DefaultMaxHeaderBytes) {
 		changed = append(changed, "server.limits.max_header_bytes")
 	}
 	if plain && b.Limits.MaxURI.Or(config.DefaultMaxURI) > a.Limits.MaxURI.Or(config.DefaultMaxURI) {
 		changed = append(changed, "server.limits.max_uri (raised, on plain-HTTP listeners)")
 	}
 	return changed
+}
+
+// boundListener is what a listener fixes when it starts.
+type boundListener struct {
+	name, address string
+	tls           bool
+}
+
+func boundListeners(s *config.Server) []boundListener {
+	var out []boundListener
+	for _, l := range s.EffectiveListeners() {
+		out = append(out, boundListener{l.Name, l.Address, l.TLS != nil})
+	}
+	return out
+}
+
+func effectiveTimeouts(t config.ServerTimeouts) [5]time.Duration {
+	return [5]time.Duration{
+		t.ReadHeader.Or(config.DefaultReadHeaderTimeout), t.Read.Or(config.DefaultReadTimeout),
+		t.Write.Or(config.DefaultWriteTimeout), t.Idle.Or(config.DefaultIdleTimeout),
+		t.Shutdown.Or(config.DefaultShutdownTimeout),
+	}
+}
+
+// unservable refuses the changes a reload cannot make that the listeners
+// in service could not live with until a restart: TLS taken from a
+// listener that serves it (its tls removed, or the listener renamed or
+// removed: every handshake would fail, for want of its certificate), and
+// admin TLS turned on or off (off: the same; on: the admin listener stays
+// plain, so a required client certificate could never be presented). A
+// restart applies them.
+func unservable(started *config.Server, doc *config.Document) config.Diagnostics {
+	r := config.NewReporter(doc)
+	next := &doc.Config.Server
+	for _, l := range started.EffectiveListeners() {
+		if l.TLS == nil {
+			continue
+		}
+		path, kept := "server.listeners", false
+		for i, n := range next.EffectiveListeners() {
+			if n.Name == l.Name {
+				path, kept = config.Index("server.listeners", i), n.TLS != nil
+				break
+			}
+		}
+		if !kept {
+			r.Errorf(path, "listener %q serves TLS since the start, and a reload cannot take its certificate away (remove its tls, rename or remove it) without failing every handshake: restart the server to make this change", l.Name)
+		}
+	}
+	switch {
+	case started.Admin.TLS == nil && next.Admin.TLS != nil:
+		r.Errorf("server.admin.tls", "a reload cannot turn the admin listener's TLS on: it would go on serving plain HTTP, where no client certificate can be presented; restart the server to make this change")
+	case started.Admin.TLS != nil && next.Admin.TLS == nil:
+		r.Errorf("server.admin", "a reload cannot turn the admin listener's TLS off: it would go on serving TLS without a certificate, failing every handshake; restart the server to make this change")
+	}
+	return r.Diagnostics()
 }
 
 // fetchKeys fetches the keys of every identity provider that has none yet,

@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/gatehouse-dev/gatehouse/internal/testpki"
@@ -112,4 +113,68 @@ apis:
 		t.Fatalf("after rotation: %v", err)
 	}
 	res.Body.Close()
+}
+
+// A reload that would take the certificate away from a listener serving
+// TLS (its tls removed, the listener renamed) is refused, naming it; the
+// listener keeps serving with its certificate. (The reload applied, every
+// handshake failed until a restart.)
+func TestTLSListener_ReloadCannotTakeItsCertificateAway(t *testing.T) {
+	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	defer backend.Close()
+	dir := t.TempDir()
+	ca := testpki.NewCA(t, "test CA")
+	certFile, keyFile := ca.Server(t, "127.0.0.1").WriteFiles(t, dir, "server")
+	file := filepath.Join(dir, "gatehouse.yaml")
+	write := func(listener string) {
+		os.WriteFile(file, []byte(fmt.Sprintf(`
+server:
+  listeners:
+    - %s
+  admin: {address: "127.0.0.1:0"}
+backends:
+  - name: be
+    instances: [{url: %q}]
+apis:
+  - name: open
+    path_prefix: /open
+    backend: be
+    auth: {anonymous: true}
+`, listener, backend.URL)), 0o644)
+	}
+	secure := fmt.Sprintf(`{name: public, address: "127.0.0.1:0", tls: {cert_file: %q, key_file: %q, min_version: "1.2"}}`, certFile, keyFile)
+	write(secure)
+	s := start(t, file)
+	url := "https://" + s.srv.Addr("public").String() + "/open/x"
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: ca.Pool(), MaxVersion: tls.VersionTLS12}}}
+	get := func(what string) {
+		t.Helper()
+		res, err := client.Get(url)
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		res.Body.Close()
+		client.CloseIdleConnections()
+	}
+	get("at start")
+	for name, listener := range map[string]string{
+		"tls removed": `{name: public, address: "127.0.0.1:0"}`,
+		"renamed":     strings.Replace(secure, "name: public", "name: renamed", 1),
+	} {
+		write(listener)
+		err := s.srv.Reload(t.Context(), "test")
+		if err == nil || !strings.Contains(err.Error(), `listener "public" serves TLS`) {
+			t.Fatalf("%s: reload %v, want it refused", name, err)
+		}
+		get("after the refused reload (" + name + ")")
+	}
+	// Its TLS settings are applied by a reload: TLS 1.3 only now.
+	write(strings.Replace(secure, `min_version: "1.2"`, `min_version: "1.3"`, 1))
+	if err := s.srv.Reload(t.Context(), "test"); err != nil {
+		t.Fatal(err)
+	}
+	if res, err := client.Get(url); err == nil {
+		res.Body.Close()
+		t.Fatal("a TLS 1.2 client was served after min_version became 1.3")
+	}
 }
