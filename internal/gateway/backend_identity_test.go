@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -435,5 +436,36 @@ func TestBackendIdentity_KeysSurviveReloadAndRestart(t *testing.T) {
 	}
 	if got := k.KeyIDs(); fmt.Sprint(got) != fmt.Sprint(before) {
 		t.Fatalf("restart: keys %v, want %v", got, before)
+	}
+}
+
+// The signing keys are state outside the configuration: a reload that
+// points key_dir elsewhere keeps the keys in service (and says which
+// directory it asked for), so backends holding the JWKS keep verifying;
+// a restart applies it. (The reload switched to new keys at once.)
+func TestBackendIdentity_KeyDirChangeWaitsForARestart(t *testing.T) {
+	h := newIDHarness(t, nil)
+	before := h.keys().KeyIDs()
+	other := t.TempDir()
+	h.vars["KeyDir"] = other
+	if d := h.load(identityConfig); d != nil {
+		t.Fatal(d)
+	}
+	if got := h.gw.Snapshot().BackendKeyDirPending(); got != other {
+		t.Fatalf("BackendKeyDirPending() = %q, want %q", got, other)
+	}
+	if after := h.keys().KeyIDs(); fmt.Sprint(after) != fmt.Sprint(before) {
+		t.Fatalf("a reload changed the signing keys: %v → %v", before, after)
+	}
+	if entries, _ := os.ReadDir(other); len(entries) != 0 {
+		t.Fatalf("keys were made in the new directory before a restart: %v", entries)
+	}
+	// Back to the directory in service: nothing pending.
+	h.vars["KeyDir"] = h.keyDir
+	if d := h.load(identityConfig); d != nil {
+		t.Fatal(d)
+	}
+	if got := h.gw.Snapshot().BackendKeyDirPending(); got != "" {
+		t.Fatalf("BackendKeyDirPending() = %q, want none", got)
 	}
 }

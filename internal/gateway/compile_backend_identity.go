@@ -29,9 +29,10 @@ type BackendIdentity struct {
 	logger *slog.Logger
 	certs  *upstream.ClientCerts
 
-	mu      sync.Mutex
-	keys    map[string]*backendtoken.Keys
-	minters map[string]*backendtoken.Minter
+	mu        sync.Mutex
+	keys      map[string]*backendtoken.Keys
+	minters   map[string]*backendtoken.Minter
+	inService string // the key directory of the snapshot in service
 }
 
 // NewBackendIdentity returns empty backend identity state.
@@ -97,6 +98,7 @@ func (b *BackendIdentity) minter(id string, keys *backendtoken.Keys, o backendto
 func (b *BackendIdentity) retain(keep *Snapshot) {
 	u := &keep.backendIdentity
 	b.mu.Lock()
+	b.inService = u.dir
 	var closeKeys []*backendtoken.Keys
 	for dir, k := range b.keys {
 		if k != u.keys {
@@ -121,7 +123,11 @@ func (b *BackendIdentity) retain(keep *Snapshot) {
 
 // backendIdentityState is what a snapshot uses of BackendIdentity.
 type backendIdentityState struct {
-	keys      *backendtoken.Keys
+	keys *backendtoken.Keys
+	dir  string // the keys' directory
+	// wantDir is the key directory the configuration asks for when it is
+	// not dir, the one in service (a restart applies it).
+	wantDir   string
 	algs      []string
 	minterIDs map[string]bool
 	certs     map[*upstream.ClientCert]bool
@@ -171,17 +177,41 @@ func (s *Snapshot) serveWellKnown(w http.ResponseWriter, r *http.Request, path s
 	return true, nil
 }
 
-// keyDir is backend_identity.key_dir, or <storage.data_dir>/backend-identity.
-func keyDir(cfg *config.Config) string {
+// keyDir is backend_identity.key_dir, or <data directory>/backend-identity,
+// where the data directory is the one the process opened at start
+// (dataDir; storage.data_dir only takes effect at a restart), or, before
+// any, storage.data_dir.
+func keyDir(cfg *config.Config, dataDir string) string {
 	if d := cfg.BackendIdentity.KeyDir; d != "" {
 		return filepath.Clean(d)
 	}
-	data := cfg.Storage.DataDir
+	data := dataDir
+	if data == "" {
+		data = cfg.Storage.DataDir
+	}
 	if data == "" {
 		data = config.DefaultDataDir
 	}
 	return filepath.Join(data, config.DefaultBackendKeyDirName)
 }
+
+// keyDirFor returns the key directory a compile uses: while keys are in
+// service, theirs (the keys are state outside the configuration: a reload
+// does not change them, a restart applies a new directory), else want.
+func (b *BackendIdentity) keyDirFor(want string) string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.inService != "" {
+		return b.inService
+	}
+	return want
+}
+
+// BackendKeyDirPending returns the key directory the configuration asks
+// for when it is not the one of the keys in service ("" when it is):
+// backend_identity.key_dir or storage.data_dir changed, which a restart
+// applies.
+func (s *Snapshot) BackendKeyDirPending() string { return s.backendIdentity.wantDir }
 
 // compileBackendIdentity prepares the signing keys, the well-known
 // documents and each backend's token minter. Offline (validate), nothing
@@ -212,8 +242,13 @@ func (c *compiler) compileBackendIdentity() {
 	}
 	const p = "backend_identity"
 	skew := bi.ClockSkew.Or(config.DefaultClockSkew)
+	want := keyDir(c.cfg, c.rt.DataDir)
+	dir := c.rt.BackendIdentity.keyDirFor(want)
+	if dir != want {
+		st.wantDir = want
+	}
 	keys, apply, err := c.rt.BackendIdentity.openKeys(backendtoken.KeysOptions{
-		Dir:        keyDir(c.cfg),
+		Dir:        dir,
 		Interval:   bi.Rotation.Interval.Or(config.DefaultKeyRotationInterval),
 		Prepublish: bi.Rotation.Prepublish.Or(config.DefaultKeyPrepublish),
 		ClockSkew:  skew,
@@ -229,7 +264,7 @@ func (c *compiler) compileBackendIdentity() {
 		c.r.Errorf(config.Field(p, "key_dir"), "preparing signing keys: %v", err)
 		return
 	}
-	st.keys, st.algs = keys, algs
+	st.keys, st.algs, st.dir = keys, algs, dir
 	st.wellKnown = map[string]http.HandlerFunc{"/.well-known/jwks.json": keys.ServeJWKS}
 	if bi.Discovery == nil || *bi.Discovery {
 		iu, err := url.Parse(bi.Issuer)

@@ -63,6 +63,7 @@ func (s *Server) openState(ctx context.Context, doc *config.Document) error {
 	}
 	s.state = &state{store: st, registry: reg, keys: keys, audit: rec, dataDir: dir}
 	rt := s.gw.Runtime()
+	rt.DataDir = dir // what the compiles keep in it (quota counters, signing keys) stays here until a restart
 	// Quota counters live in the store (they survive restarts with it).
 	if err := rt.Quotas.OpenStore(quotaStore{st}); err != nil {
 		st.Close()
@@ -142,6 +143,9 @@ func (s *Server) recordLoad(ctx context.Context, cause, actor string, old, snap 
 	}
 	if dir := snap.Doc.Config.Storage.EffectiveDataDir(); s.opts.DataDir == "" && dir != st.dataDir {
 		s.logger.Warn("a change to storage.data_dir takes effect at the next restart", "using", st.dataDir)
+	}
+	if want := snap.BackendKeyDirPending(); want != "" {
+		s.logger.Warn("a change of the backend signing keys' directory (backend_identity.key_dir, or storage.data_dir) takes effect at the next restart; the keys in service stay", "configured", want)
 	}
 }
 
