@@ -82,12 +82,14 @@ stderr.`,
 						logger.Warn("not watching the configuration file", "error", err)
 					}
 				}()
+			} else {
+				go srv.WatchSecrets(ctx) // secret files and Vault's refresh, whatever the flag
 			}
 			return srv.Serve(ctx)
 		},
 	}
 	cmd.Flags().StringVarP(&file, "config", "c", "", "configuration file (YAML)")
-	cmd.Flags().BoolVar(&watch, "watch", true, "reload when the configuration file changes")
+	cmd.Flags().BoolVar(&watch, "watch", true, "reload when the configuration file changes (secret files are watched, and Vault refreshed, either way)")
 	logs.add(cmd, "json")
 	return cmd
 }

@@ -88,6 +88,13 @@ type secretsEnv struct {
 
 func startWithSecrets(t *testing.T) *secretsEnv {
 	t.Helper()
+	return startWithSecretsWatching(t, true)
+}
+
+// startWithSecretsWatching is startWithSecrets; without watchConfig, only
+// the secrets are watched, as under `gatehouse serve --watch=false`.
+func startWithSecretsWatching(t *testing.T, watchConfig bool) *secretsEnv {
+	t.Helper()
 	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
 	t.Cleanup(backend.Close)
 	fv := &fakeVault{token: vaultTok, fields: map[string]string{"api_key": vaultKey1, "admin_key": vaultAdminKey}}
@@ -124,7 +131,13 @@ apis:
 
 	logs := &lockedBuffer{}
 	logger := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	s := startWith(t, file, t.TempDir(), logger)
+	var s *started
+	if watchConfig {
+		s = startWith(t, file, t.TempDir(), logger)
+	} else {
+		s = serve(t, file, t.TempDir(), logger)
+		go s.srv.WatchSecrets(s.ctx)
+	}
 	return &secretsEnv{s: s, logs: logs, vault: fv, dir: dir}
 }
 
@@ -153,6 +166,15 @@ func TestSecrets_FileSecretChangeTakesEffectWithoutRestart(t *testing.T) {
 		t.Fatalf("the rotated-out file key still works: %d", code)
 	}
 	assertNoSecrets(t, e.logs.String())
+}
+
+// Without the configuration file's watch (serve --watch=false), secret
+// files are still watched: rotating one takes effect all the same. (The
+// flag turned their watch off too, and Vault's refresh_interval.)
+func TestSecrets_FileSecretWatchedWithoutTheConfigWatch(t *testing.T) {
+	e := startWithSecretsWatching(t, false)
+	writeFile(t, filepath.Join(e.dir, "file-key"), fileKey2+"\n")
+	waitFor(t, func() bool { return statusWithKey(t, e.s.url, fileKey2) == 200 })
 }
 
 // ${vault:...} resolves at start and is read again on reload (SIGHUP).

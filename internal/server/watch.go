@@ -16,6 +16,12 @@ import (
 // tool makes when it replaces a file into one reload.
 const watchDebounce = 300 * time.Millisecond
 
+// WatchSecrets is Watch without the configuration file's watch: it
+// reloads when a secret file the configuration refers to changes, and
+// every secrets.vault.refresh_interval, until ctx is done (`gatehouse
+// serve --watch=false`).
+func (s *Server) WatchSecrets(ctx context.Context) { s.watchSecrets(ctx) }
+
 // Watch reloads the configuration when its file changes, until ctx is
 // done. It watches the file's directory, so that files replaced by rename
 // (editors, Kubernetes ConfigMap symlink swaps) are seen too.
