@@ -10,7 +10,7 @@ type RateLimit struct {
 	Period  Duration `yaml:"period" jsonschema:"required" jsonschema_description:"The period of rate, e.g. 1s or 1m."`
 	Burst   int      `yaml:"burst" jsonschema_description:"Requests that may arrive at once after an idle time. Default: rate."`
 	Key     []string `yaml:"key" jsonschema_description:"What is counted together: consumer, subject, ip, api, claim:PATH, header:NAME, or a list of them (combined). Default [subject]. A part with no value in a request is replaced by the client IP."`
-	MaxKeys int      `yaml:"max_keys" jsonschema_description:"Most distinct keys kept in memory. Default 1000000. Keys beyond it share one overflow bucket per shard."`
+	MaxKeys int      `yaml:"max_keys" jsonschema_description:"Most distinct keys kept in memory. Default 1000000. Keys beyond it share one overflow bucket per shard. Fixed when the limit is first made: a reload keeps the running limit's (rename the limit to apply a new one)."`
 }
 
 // Quota is a number of requests allowed per calendar period, persisted
