@@ -121,7 +121,7 @@ func (s *KeySet) fetchKeys(ctx context.Context, client *http.Client, timeout tim
 		return nil, false, fmt.Errorf("JWKS from %s: %w", redact(s.jwksURL), err)
 	}
 	for _, why := range skipped {
-		s.logger.Warn("identity: ignoring a JWKS key", "why", why)
+		s.label.Load().logger.Warn("identity: ignoring a JWKS key", "why", why)
 	}
 	if len(keys.all) == 0 {
 		return nil, false, fmt.Errorf("JWKS from %s has no usable signing key", redact(s.jwksURL))

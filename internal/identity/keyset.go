@@ -93,8 +93,10 @@ func NewKeySets(logger *slog.Logger, hooks Hooks) *KeySets {
 // Get returns the set for (opts.Issuer, opts.JWKSURL, opts.CAFile),
 // creating it, and starting its background refresh, if there is none.
 // For an existing set, the durations and RootCAs of opts replace the old
-// ones (a CA file whose content changed gets a new HTTP client); name
-// stays the one the set was created with. Get does not fetch: call
+// ones (a CA file whose content changed gets a new HTTP client), and its
+// logs and fetch reports take name (a provider renamed in the
+// configuration, its issuer, JWKS URL and CA file unchanged, keeps its
+// set and cache). Get does not fetch: call
 // Refresh at startup, or let the first Key call fetch.
 func (r *KeySets) Get(name string, opts KeySetOptions) *KeySet {
 	s, apply := r.Prepare(name, opts)
@@ -118,21 +120,23 @@ func (r *KeySets) Prepare(name string, opts KeySetOptions) (set *KeySet, apply f
 			r.mu.Lock()
 			defer r.mu.Unlock()
 			s.update(opts)
+			if s.label.Load().name != name {
+				s.label.Store(r.labelOf(name, opts.Issuer))
+			}
 		}
 	}
 	s := &KeySet{
-		name:           name,
 		issuer:         opts.Issuer,
 		configuredJWKS: opts.JWKSURL,
 		jwksURL:        opts.JWKSURL,
 		roots:          opts.RootCAs,
-		logger:         r.logger.With("provider", name, "issuer", opts.Issuer),
 		hooks:          r.hooks,
 		now:            r.now,
 		done:           make(chan struct{}),
 		kick:           make(chan struct{}, 1),
 		lastFetch:      time.Now(),
 	}
+	s.label.Store(r.labelOf(name, opts.Issuer))
 	s.tuning.Store(tuningOf(opts))
 	s.client.Store(newHTTPClient(opts.RootCAs))
 	if r.closed {
@@ -144,6 +148,17 @@ func (r *KeySets) Prepare(name string, opts KeySetOptions) (set *KeySet, apply f
 	s.wg.Add(1)
 	go s.run()
 	return s, nil
+}
+
+// keySetLabel is the provider's name a set logs and reports its fetches
+// under: the name in the configuration in service.
+type keySetLabel struct {
+	name   string
+	logger *slog.Logger
+}
+
+func (r *KeySets) labelOf(name, issuer string) *keySetLabel {
+	return &keySetLabel{name: name, logger: r.logger.With("provider", name, "issuer", issuer)}
 }
 
 // Retain closes and forgets every set that is not in keep. Call it after a
@@ -199,10 +214,9 @@ func tuningOf(o KeySetOptions) *tuning {
 // unless they need one: the keys are an immutable map behind an atomic
 // pointer, replaced whole by each successful fetch.
 type KeySet struct {
-	name           string
+	label          atomic.Pointer[keySetLabel]
 	issuer         string
 	configuredJWKS string
-	logger         *slog.Logger
 	hooks          Hooks
 	now            func() time.Time
 
@@ -408,9 +422,9 @@ func (s *KeySet) fetchNow(ctx context.Context) error {
 		}
 		old := s.keys.Swap(keys)
 		if old == nil {
-			s.logger.Info("identity: signing keys fetched", "kids", keys.kids())
+			s.label.Load().logger.Info("identity: signing keys fetched", "kids", keys.kids())
 		} else {
-			s.logger.Debug("identity: signing keys refreshed", "kids", keys.kids())
+			s.label.Load().logger.Debug("identity: signing keys refreshed", "kids", keys.kids())
 		}
 	}
 	s.fetchMu.Unlock()
@@ -428,11 +442,11 @@ func (s *KeySet) fetchNow(ctx context.Context) error {
 	s.mu.Unlock()
 
 	if err != nil {
-		s.logger.Warn("identity: fetching signing keys failed; keeping the cached keys",
+		s.label.Load().logger.Warn("identity: fetching signing keys failed; keeping the cached keys",
 			"err", err, "consecutive_failures", failures, "have_keys", s.Ready())
 	}
 	if s.hooks.OnFetch != nil {
-		s.hooks.OnFetch(s.name, outcome)
+		s.hooks.OnFetch(s.label.Load().name, outcome)
 	}
 	s.signal()
 	return err

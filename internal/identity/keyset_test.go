@@ -209,6 +209,39 @@ func TestKeySet_ConditionalRefreshNotModified(t *testing.T) {
 	}
 }
 
+// A provider renamed in the configuration keeps its set, and the set
+// reports its fetches under the new name (the metric's provider label)
+// once the configuration is in place; not before.
+func TestKeySets_RenamedProviderReportsUnderItsNewName(t *testing.T) {
+	clk := newClock()
+	d := newIDP(t, clk, "")
+	var mu sync.Mutex
+	var names []string
+	sets := identity.NewKeySets(nil, identity.Hooks{OnFetch: func(provider, _ string) {
+		mu.Lock()
+		defer mu.Unlock()
+		names = append(names, provider)
+	}})
+	defer sets.Close()
+	a := sets.Get("old", identity.KeySetOptions{Issuer: d.URL()})
+	b, apply := sets.Prepare("new", identity.KeySetOptions{Issuer: d.URL()})
+	if b != a || apply == nil {
+		t.Fatal("a renamed provider did not keep its set")
+	}
+	if err := a.Refresh(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	apply()
+	if err := a.Refresh(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(names) != 2 || names[0] != "old" || names[1] != "new" {
+		t.Fatalf("fetches reported as %q, want [old new]", names)
+	}
+}
+
 func TestKeySets_GetSharesAndRetainCloses(t *testing.T) {
 	clk := newClock()
 	d := newIDP(t, clk, "")
