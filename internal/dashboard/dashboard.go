@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"github.com/gatehouse-dev/gatehouse/internal/gateway"
+	"github.com/gatehouse-dev/gatehouse/internal/identity"
 	"github.com/gatehouse-dev/gatehouse/internal/observe"
 )
 
@@ -76,6 +77,7 @@ type Dashboard struct {
 	sessions *sessions
 	pending  *pendingLogins
 	oidc     *oidcClient
+	keySets  *identity.KeySets // made by New, when the options gave none
 	// secureCookies is true unless sign-in happens over plain http on a
 	// loopback host (development).
 	secureCookies bool
@@ -118,12 +120,14 @@ func New(o Options) (*Dashboard, error) {
 		pending:  &pendingLogins{now: o.Now, m: map[string]*pendingLogin{}},
 	}
 	if o.OIDC != nil {
-		if o.OIDC.KeySets == nil {
-			return nil, errors.New("dashboard: oidc needs key sets")
-		}
 		u, err := url.Parse(o.OIDC.RedirectURL)
 		if err != nil || u.Host == "" {
 			return nil, errors.New("dashboard: the redirect URL is not absolute")
+		}
+		if o.OIDC.KeySets == nil {
+			oc := *o.OIDC
+			oc.KeySets = identity.NewKeySets(o.Logger, identity.Hooks{})
+			o.OIDC, d.o.OIDC, d.keySets = &oc, &oc, oc.KeySets
 		}
 		d.secureCookies = u.Scheme == "https"
 		d.origin = u.Scheme + "://" + u.Host
@@ -131,11 +135,24 @@ func New(o Options) (*Dashboard, error) {
 	}
 	pages, err := parsePages()
 	if err != nil {
+		d.Close()
 		return nil, err
 	}
 	d.pages = pages
 	d.routes()
 	return d, nil
+}
+
+// Close stops what the dashboard made besides its handler: the key sets'
+// refreshes and its client's idle connections to the provider. Requests
+// still being served may fail a sign-in.
+func (d *Dashboard) Close() {
+	if d.keySets != nil {
+		d.keySets.Close()
+	}
+	if d.oidc != nil && d.oidc.transport != nil {
+		d.oidc.transport.CloseIdleConnections()
+	}
 }
 
 func (d *Dashboard) routes() {

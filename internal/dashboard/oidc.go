@@ -3,6 +3,7 @@ package dashboard
 import (
 	"context"
 	"crypto/sha256"
+	"crypto/tls"
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
@@ -39,14 +40,15 @@ type OIDCOptions struct {
 	RoleClaim    string
 	AdminValues  []string
 	ViewerValues []string
-	// HTTPClient talks to the provider (default: a client with a 10s timeout).
-	HTTPClient *http.Client
-	// RootCAs verify the provider's certificate when the keys are fetched
-	// (HTTPClient's own settings serve discovery and the token exchange);
-	// nil: the system roots.
+	// RootCAs verify the provider's certificate (discovery, the token
+	// exchange and the keys); nil: the system roots.
 	RootCAs *x509.CertPool
-	// KeySets caches the provider's keys; the dashboard closes nothing it
-	// did not make.
+	// HTTPClient, when set, serves discovery and the token exchange in
+	// place of the dashboard's own client (tests).
+	HTTPClient *http.Client
+	// KeySets, when set, caches the provider's keys; without it the
+	// dashboard makes its own, which Close closes. The dashboard closes
+	// nothing it did not make.
 	KeySets *identity.KeySets
 }
 
@@ -61,8 +63,10 @@ type discovery struct {
 type oidcClient struct {
 	o      OIDCOptions
 	client *http.Client
-	logger *slog.Logger
-	now    func() time.Time
+	// transport is the client's when the dashboard made it for RootCAs.
+	transport *http.Transport
+	logger    *slog.Logger
+	now       func() time.Time
 
 	mu       sync.Mutex
 	disc     *discovery
@@ -71,11 +75,19 @@ type oidcClient struct {
 }
 
 func newOIDCClient(o OIDCOptions, logger *slog.Logger, now func() time.Time) *oidcClient {
-	c := o.HTTPClient
-	if c == nil {
-		c = &http.Client{Timeout: 10 * time.Second}
+	c := &oidcClient{o: o, client: o.HTTPClient, logger: logger, now: now}
+	if c.client == nil {
+		c.client = &http.Client{Timeout: 10 * time.Second}
+		if o.RootCAs != nil {
+			c.transport = &http.Transport{
+				Proxy:           http.ProxyFromEnvironment,
+				TLSClientConfig: &tls.Config{RootCAs: o.RootCAs, MinVersion: tls.VersionTLS12},
+				IdleConnTimeout: 90 * time.Second,
+			}
+			c.client.Transport = c.transport
+		}
 	}
-	return &oidcClient{o: o, client: c, logger: logger, now: now}
+	return c
 }
 
 // maxProviderBody bounds what is read from the provider.

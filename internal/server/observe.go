@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"reflect"
 	"sync/atomic"
-	"time"
 
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
@@ -16,7 +15,6 @@ import (
 	"github.com/gatehouse-dev/gatehouse/internal/config"
 	"github.com/gatehouse-dev/gatehouse/internal/dashboard"
 	"github.com/gatehouse-dev/gatehouse/internal/gateway"
-	"github.com/gatehouse-dev/gatehouse/internal/identity"
 	"github.com/gatehouse-dev/gatehouse/internal/observe"
 )
 
@@ -74,21 +72,16 @@ func (s *Server) statsHandler() http.Handler {
 // dashboardState is the /ui handler being served and the settings it was
 // built from.
 type dashboardState struct {
-	handler   http.Handler
-	keySets   *identity.KeySets // the sign-in keys, when OIDC is on
-	transport *http.Transport   // to the provider, when ca_file is set
-	settings  config.Dashboard  // as dashboardSettings gives them
-	caPEM     []byte            // the provider's CA bundle, when ca_file is set
+	handler  http.Handler
+	dash     *dashboard.Dashboard // the handler, when the dashboard is on
+	settings config.Dashboard     // as dashboardSettings gives them
+	caPEM    []byte               // the provider's CA bundle, when ca_file is set
 }
 
-// close stops what the dashboard runs besides its handler: its key
-// refreshes and its idle connections to the provider.
+// close stops what the dashboard runs besides its handler.
 func (st *dashboardState) close() {
-	if st.keySets != nil {
-		st.keySets.Close()
-	}
-	if st.transport != nil {
-		st.transport.CloseIdleConnections()
+	if st.dash != nil {
+		st.dash.Close()
 	}
 }
 
@@ -161,24 +154,14 @@ func (s *Server) buildDashboard(snap *gateway.Snapshot) (*dashboardState, error)
 				return ""
 			}
 		}
-		if pool, pem := snap.DashboardCA(); pool != nil {
-			st.caPEM = pem
-			oidc.RootCAs = pool
-			if oidc.HTTPClient == nil {
-				st.transport = &http.Transport{TLSClientConfig: tlsRoots(pool), Proxy: http.ProxyFromEnvironment, IdleConnTimeout: 90 * time.Second}
-				oidc.HTTPClient = &http.Client{Transport: st.transport, Timeout: 10 * time.Second}
-			}
-		}
-		st.keySets = identity.NewKeySets(s.logger, identity.Hooks{})
-		oidc.KeySets = st.keySets
+		oidc.RootCAs, st.caPEM = snap.DashboardCA()
 		o.OIDC = oidc
 	}
 	d, err := dashboard.New(o)
 	if err != nil {
-		st.close()
 		return nil, err
 	}
-	st.handler = d
+	st.handler, st.dash = d, d
 	return st, nil
 }
 
