@@ -183,13 +183,11 @@ func (s *Server) reload(ctx context.Context, cause, actor string, force bool) er
 		s.logger.Info("configuration unchanged", "cause", cause, "version", old.Version)
 		return nil
 	}
-	if diags == nil {
-		s.mu.Lock()
-		started := s.started
-		s.mu.Unlock()
-		if started != nil {
-			diags = unservable(started, doc)
-		}
+	s.mu.Lock()
+	started := s.started // the listeners' configuration (nil before Listen)
+	s.mu.Unlock()
+	if diags == nil && started != nil {
+		diags = unservable(started, doc)
 	}
 	var snap *gateway.Snapshot
 	if diags == nil {
@@ -209,9 +207,6 @@ func (s *Server) reload(ctx context.Context, cause, actor string, force bool) er
 	s.recordLoad(ctx, cause, actor, old, snap, nil)
 	s.reloadDashboard(snap)
 	s.logger.Info("configuration reloaded", "cause", cause, "version", snap.Version, "previous", versionOf(old))
-	s.mu.Lock()
-	started := s.started
-	s.mu.Unlock()
 	if started != nil {
 		if fixed := fixedAtStart(started, &doc.Config.Server); len(fixed) > 0 {
 			s.logger.Warn("these changes take effect at the next restart", "settings", strings.Join(fixed, ", "))
