@@ -148,3 +148,59 @@ func TestRegistry_KeepsUnclaimedRecords(t *testing.T) {
 		t.Fatalf("records %+v", recs)
 	}
 }
+
+// A quota dropped from the configuration, or made by a compile that was
+// then refused, gives its counts back: the next quota with its ID counts
+// on from them, and the store keeps them meanwhile.
+func TestRegistry_ReleasedCountsAreClaimedAgain(t *testing.T) {
+	dir := t.TempDir()
+	now := time.Date(2026, 3, 10, 12, 0, 0, 0, time.UTC)
+	clock := func() time.Time { return now }
+	id := ID{API: "orders", Name: "daily", Key: "consumer"}
+	p := Params{Limit: 3, Period: Day, Location: time.UTC, MaxKeys: 100}
+	fs, err := NewFileStore(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fs.Save([]Record{{API: "orders", Name: "daily", KeySpec: "consumer", Key: "partner", Start: now.Add(-12 * time.Hour).Unix(), Count: 1}})
+	r := NewRegistry(slog.New(slog.DiscardHandler), clock)
+	if _, err := r.Open(dir); err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+
+	// A compile that is refused claims the stored count, then gives it back.
+	if c, _ := r.Prepare(id, p); c.entries["partner"] == nil {
+		t.Fatal("the stored count was not restored")
+	}
+	r.Retain(nil)
+	c := r.Get(id, p)
+	if d, _ := c.Allow(context.Background(), "partner", now); !d.Allowed || d.Remaining != 1 {
+		t.Fatalf("after a refused compile: %+v, want the second of 3", d)
+	}
+
+	// A configuration without the quota, then one with it again.
+	r.Retain(map[ID]bool{})
+	if err := r.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	recs, _ := fs.Load()
+	if len(recs) != 1 || recs[0].Count != 2 {
+		t.Fatalf("saved while the quota is absent: %+v, want the count of 2", recs)
+	}
+	c = r.Get(id, p)
+	if d, _ := c.Allow(context.Background(), "partner", now); !d.Allowed || d.Remaining != 0 {
+		t.Fatalf("the quota back: %+v, want the third and last", d)
+	}
+	if d, _ := c.Allow(context.Background(), "partner", now); d.Allowed {
+		t.Fatal("the quota's counts were lost while it was absent")
+	}
+
+	// Counts older than any period are let go.
+	r.Retain(nil)
+	now = now.Add(maxPeriod + 24*time.Hour)
+	r.Retain(nil)
+	if len(r.pending) != 0 {
+		t.Fatalf("pending %+v, want none past the longest period", r.pending)
+	}
+}

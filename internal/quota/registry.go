@@ -2,6 +2,7 @@ package quota
 
 import (
 	"log/slog"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -30,10 +31,13 @@ type Registry struct {
 	counters map[ID]*Counter
 	store    Store
 	dir      string
-	pending  map[ID][]Record // loaded, not yet claimed by a quota
-	stop     chan struct{}
-	done     chan struct{}
-	closed   bool
+	pending  map[ID][]Record // loaded or released, not (yet) claimed by a quota
+	// pendingDirty: pending holds counts the store has not seen (a
+	// released counter's).
+	pendingDirty bool
+	stop         chan struct{}
+	done         chan struct{}
+	closed       bool
 }
 
 // NewRegistry returns a registry with no store: counters are kept in
@@ -76,7 +80,9 @@ func (r *Registry) openLocked(s Store, dir string) error {
 		return err
 	}
 	r.store, r.dir = s, dir
-	r.pending = map[ID][]Record{}
+	if r.pending == nil {
+		r.pending = map[ID][]Record{}
+	}
 	for _, rec := range records {
 		id := ID{rec.API, rec.Operation, rec.Name, rec.KeySpec}
 		if c := r.counters[id]; c != nil {
@@ -147,18 +153,53 @@ func (c *Counter) restore(recs []Record) {
 	}
 }
 
-// Retain drops the counters whose ID is not in keep. Counters loaded from
-// the store that no quota claimed are kept (and saved again) until they
-// are older than any period, so that a configuration that briefly lacks a
-// quota does not erase its counts.
+// Retain drops the counters whose ID is not in keep. Their counts, like
+// records loaded from the store that no quota claimed, are kept (and
+// saved) until they are older than any period, and a quota with that ID
+// claims them again: a configuration that briefly lacks a quota, or one
+// refused after its compile made a new quota, does not erase its counts.
 func (r *Registry) Retain(keep map[ID]bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	for id := range r.counters {
-		if !keep[id] {
-			delete(r.counters, id)
+	oldest := r.now().Add(-maxPeriod).Unix()
+	for id, c := range r.counters {
+		if keep[id] {
+			continue
 		}
+		delete(r.counters, id)
+		recs := c.records(id, oldest)
+		if len(recs) == 0 {
+			continue
+		}
+		if r.pending == nil {
+			r.pending = map[ID][]Record{}
+		}
+		r.pending[id] = append(r.pending[id], recs...)
+		r.pendingDirty = true
 	}
+	for id, recs := range r.pending {
+		recs = slices.DeleteFunc(recs, func(rec Record) bool { return rec.Start < oldest })
+		if len(recs) == 0 {
+			delete(r.pending, id)
+			continue
+		}
+		r.pending[id] = recs
+	}
+}
+
+// records returns the counter's counts of periods that began at or after
+// oldest (unix seconds).
+func (c *Counter) records(id ID, oldest int64) []Record {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var recs []Record
+	for k, e := range c.entries {
+		if e.count == 0 || e.start < oldest {
+			continue
+		}
+		recs = append(recs, Record{API: id.API, Operation: id.Operation, Name: id.Name, KeySpec: id.Key, Key: k, Start: e.start, Count: e.count})
+	}
+	return recs
 }
 
 // Flush writes every counter of a current period to the store, if any
@@ -173,7 +214,7 @@ func (r *Registry) flushLocked(now time.Time) error {
 	if r.store == nil {
 		return nil
 	}
-	dirty := false
+	dirty := r.pendingDirty
 	for _, c := range r.counters {
 		c.mu.Lock()
 		dirty = dirty || c.dirty
@@ -209,6 +250,7 @@ func (r *Registry) flushLocked(now time.Time) error {
 		c.dirty = false
 		c.mu.Unlock()
 	}
+	r.pendingDirty = false
 	return nil
 }
 
