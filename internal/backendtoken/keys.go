@@ -19,6 +19,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -71,6 +72,10 @@ type Keys struct {
 
 	mu     sync.Mutex // serializes changes of state and of the files
 	wanted map[string]bool
+	// unused holds, for each algorithm with keys that is not wanted, since
+	// when: its keys leave the JWKS once their last token and that moment,
+	// plus the clock skew, have passed.
+	unused map[string]time.Time
 
 	done chan struct{}
 	kick chan struct{}
@@ -127,6 +132,7 @@ func OpenKeys(opts KeysOptions) (*Keys, error) {
 		logger: opts.Logger.With("key_dir", opts.Dir),
 		now:    opts.Now,
 		wanted: map[string]bool{},
+		unused: map[string]time.Time{},
 		done:   make(chan struct{}),
 		kick:   make(chan struct{}, 1),
 	}
@@ -148,33 +154,52 @@ func OpenKeys(opts KeysOptions) (*Keys, error) {
 // skew (e.g. on a configuration reload); they apply from the next rotation.
 func (k *Keys) SetTuning(interval, prepublish, skew time.Duration) {
 	k.tuning.Store(&keyTuning{interval: interval, prepublish: prepublish, skew: skew})
-	select {
-	case k.kick <- struct{}{}:
-	default:
-	}
+	k.wake()
 }
 
 // Use adds algorithms to those in use: a key is generated at once for an
 // algorithm that has none, so that tokens can be signed as soon as Use
 // returns. A configuration being compiled calls it; Retain, once the
-// configuration is in place, says exactly which algorithms are in use.
+// configuration is in place (or refused), says exactly which algorithms
+// are in use.
 func (k *Keys) Use(ctx context.Context, algs ...string) error {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	for _, a := range algs {
 		k.wanted[a] = true
+		delete(k.unused, a)
 	}
 	return k.rotateLocked(ctx)
 }
 
 // Retain says which algorithms are in use. An algorithm no longer used
-// gets no new keys; its keys leave the JWKS once their tokens expired.
+// gets no new keys, and all its keys, the active one included, leave the
+// JWKS (and the disk) once the last token each signed has expired and
+// the clock skew has passed since the algorithm went out of use (or,
+// for keys found on disk, since they were loaded).
 func (k *Keys) Retain(algs ...string) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	k.wanted = map[string]bool{}
+	now := k.now()
+	wanted := map[string]bool{}
 	for _, a := range algs {
-		k.wanted[a] = true
+		wanted[a] = true
+		delete(k.unused, a)
+	}
+	for a := range k.wanted {
+		if !wanted[a] {
+			k.unused[a] = now
+		}
+	}
+	k.wanted = wanted
+	k.wake()
+}
+
+// wake makes the rotation loop look again at what is due.
+func (k *Keys) wake() {
+	select {
+	case k.kick <- struct{}{}:
+	default:
 	}
 }
 
@@ -234,9 +259,18 @@ func (k *Keys) nextEvent() time.Time {
 			next = at
 		}
 	}
+	k.mu.Lock()
+	unused := maps.Clone(k.unused)
+	k.mu.Unlock()
 	for _, alg := range []string{ES256, EdDSA} {
 		keys := st.ofAlg(alg)
 		if len(keys) == 0 {
+			continue
+		}
+		if since, ok := unused[alg]; ok {
+			for _, key := range keys {
+				earliest(key.unusedRemoveAt(since, t.skew))
+			}
 			continue
 		}
 		last := keys[len(keys)-1]
@@ -270,6 +304,18 @@ func (key *signingKey) removeAt(succ *signingKey, skew time.Duration) time.Time 
 	return last.Add(skew)
 }
 
+// unusedRemoveAt is when a key of an algorithm out of use since since may
+// leave the JWKS: after the last token it signed expired and since, plus
+// the skew (a request that began before the algorithm went out of use
+// may still sign with it).
+func (key *signingKey) unusedRemoveAt(since time.Time, skew time.Duration) time.Time {
+	last := time.Unix(key.lastExp.Load(), 0)
+	if since.After(last) {
+		last = since
+	}
+	return last.Add(skew)
+}
+
 func (k *Keys) rotateLocked(ctx context.Context) error {
 	now := k.now()
 	t := k.tuning.Load()
@@ -277,8 +323,34 @@ func (k *Keys) rotateLocked(ctx context.Context) error {
 	keys := slices.Clone(st.keys)
 	changed := false
 	var errs []error
+	remove := func(key *signingKey, why string) {
+		if err := os.Remove(k.path(key.kid)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			errs = append(errs, fmt.Errorf("removing retired key %s: %w", key.kid, cleanPathError(err)))
+			return
+		}
+		keys = slices.DeleteFunc(keys, func(x *signingKey) bool { return x == key })
+		changed = true
+		k.logger.Info(why, "kid", key.kid, "alg", key.alg)
+	}
 	for _, alg := range []string{ES256, EdDSA} {
 		ring := st.ofAlg(alg)
+		if !k.wanted[alg] {
+			if len(ring) == 0 {
+				delete(k.unused, alg)
+				continue
+			}
+			since, ok := k.unused[alg]
+			if !ok { // keys found on disk, of an algorithm never used since
+				since = now
+				k.unused[alg] = since
+			}
+			for _, key := range ring {
+				if now.After(key.unusedRemoveAt(since, t.skew)) {
+					remove(key, "backend token signing key of an algorithm no longer used removed from the JWKS")
+				}
+			}
+			continue
+		}
 		// Drop retired keys whose tokens have all expired; never the
 		// active one (the newest that has activated).
 		active := -1
@@ -289,17 +361,8 @@ func (k *Keys) rotateLocked(ctx context.Context) error {
 		}
 		for i := 0; i < active; i++ {
 			if now.After(ring[i].removeAt(ring[i+1], t.skew)) {
-				if err := os.Remove(k.path(ring[i].kid)); err != nil && !errors.Is(err, os.ErrNotExist) {
-					errs = append(errs, fmt.Errorf("removing retired key %s: %w", ring[i].kid, cleanPathError(err)))
-					continue
-				}
-				keys = slices.DeleteFunc(keys, func(x *signingKey) bool { return x == ring[i] })
-				changed = true
-				k.logger.Info("backend token signing key retired from the JWKS", "kid", ring[i].kid, "alg", alg)
+				remove(ring[i], "backend token signing key retired from the JWKS")
 			}
-		}
-		if !k.wanted[alg] {
-			continue
 		}
 		var activates time.Time
 		switch {

@@ -469,3 +469,31 @@ func TestBackendIdentity_KeyDirChangeWaitsForARestart(t *testing.T) {
 		t.Fatalf("BackendKeyDirPending() = %q, want none", got)
 	}
 }
+
+// A reload refused after its compile made a signing key for a new
+// algorithm does not leave that key published: it leaves the JWKS and
+// the disk once the clock skew has passed, and the key in service signs
+// on.
+func TestBackendIdentity_RefusedReloadsKeyLeaves(t *testing.T) {
+	h := newIDHarness(t, nil)
+	before := h.keys().KeyIDs()
+	h.vars["Alg"] = "EdDSA"
+	refused := strings.Replace(identityConfig, "    auth: {anonymous: true}\n",
+		"    auth: {anonymous: true}\n    openapi: {spec: testdata/missing-openapi.yaml}\n", 1)
+	if d := h.load(refused); d == nil || !strings.Contains(d.Error(), "missing-openapi.yaml") {
+		t.Fatalf("reload with a missing OpenAPI document: %v", d)
+	}
+	if n := len(h.keys().KeyIDs()); n != 2 {
+		t.Fatalf("keys after the refused reload: %d, want the new EdDSA key still published for the skew", n)
+	}
+	h.clock.Advance(31 * time.Second)
+	if err := h.keys().Rotate(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if after := h.keys().KeyIDs(); fmt.Sprint(after) != fmt.Sprint(before) {
+		t.Fatalf("keys %v, want those in service, %v", after, before)
+	}
+	if entries, _ := os.ReadDir(h.keyDir); len(entries) != len(before) {
+		t.Fatalf("key files %v, want %d", entries, len(before))
+	}
+}
