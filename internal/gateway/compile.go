@@ -350,6 +350,11 @@ func (c *compiler) routes(keys *identity.KeyTable) *Router {
 			pool:           be.pool,
 		}
 		api.CaseInsensitivePaths = a.CaseInsensitivePaths
+		if a.OpenAPI != nil {
+			// Read and checked whether or not it validates requests, so
+			// that a wrong path or a broken document is reported.
+			c.openAPI(p, a)
+		}
 		terminal := c.proxies(a, api, be)
 		prefix := config.NormalizePrefix(a.PathPrefix)
 		var ops []*Operation

@@ -55,7 +55,11 @@ func (c *compiler) openAPI(apiPath string, a *config.API) *openapi3.T {
 	pc.openapi[a] = d
 	doc, err := LoadOpenAPI(c.ctx, a.OpenAPI.Spec)
 	if err != nil {
-		c.r.Errorf(config.Field(apiPath, "openapi.spec"), "%s: %v", a.OpenAPI.Spec, firstLine(cleanFileError(err).Error()))
+		msg := firstLine(cleanFileError(err).Error())
+		if !strings.HasPrefix(msg, a.OpenAPI.Spec+": ") {
+			msg = a.OpenAPI.Spec + ": " + msg // not an error of the file itself
+		}
+		c.r.Errorf(config.Field(apiPath, "openapi.spec"), "%s", msg)
 		return nil
 	}
 	d.doc = doc

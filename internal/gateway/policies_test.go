@@ -408,6 +408,24 @@ func TestValidation_BadSpecIsAConfigDiagnostic(t *testing.T) {
 	}
 }
 
+// The document is read and checked even where it validates nothing: a
+// wrong path is reported, once.
+func TestValidation_DocumentCheckedWithoutValidation(t *testing.T) {
+	h, _ := newPolicyHarness(t, nil)
+	cfg := strings.Replace(policyConfig, `spec: "{{.Spec}}", validate_request: true`, `spec: "testdata/missing.yaml"`, 1)
+	if cfg == policyConfig {
+		t.Fatal("the configuration has no openapi line to change")
+	}
+	diags := h.load(cfg)
+	if diags == nil || !strings.Contains(diags.Error(), "apis[1].openapi.spec") || strings.Count(diags.Error(), "missing.yaml") != 1 {
+		t.Fatalf("diagnostics %v, want one at apis[1].openapi.spec", diags)
+	}
+	h.vars["Spec"] = "testdata/missing.yaml"
+	if diags := h.load(policyConfig); diags == nil || strings.Count(diags.Error(), "missing.yaml") != 1 {
+		t.Fatalf("with validation: diagnostics %v, want one", diags)
+	}
+}
+
 func TestCORS(t *testing.T) {
 	h, _ := newPolicyHarness(t, nil)
 	pre := func(origin, method, headers string) map[string]string {
