@@ -16,6 +16,7 @@ type Tracing struct {
 	SampleRatio *float64          `yaml:"sample_ratio" jsonschema_description:"Fraction of new traces recorded, 0 to 1; a caller's sampled flag is followed (parent-based). Default 1."`
 	ServiceName string            `yaml:"service_name" jsonschema_description:"service.name of the spans. Default gatehouse."`
 	Timeout     Duration          `yaml:"timeout" jsonschema_description:"Timeout of one export. Default 10s."`
+	CAFile      string            `yaml:"ca_file" jsonschema_description:"PEM CA bundle for the collector's TLS (an https endpoint); default the system roots. Read at every reload: a changed bundle starts a new exporter."`
 }
 
 // Dashboard configures the web dashboard and how people sign in to it.

@@ -16,6 +16,9 @@ func (v *validator) observability() {
 	}
 	if t.Endpoint != "" {
 		v.httpURL(Field(tp, "endpoint"), t.Endpoint)
+		if u, err := url.Parse(t.Endpoint); err == nil && t.CAFile != "" && u.Scheme != "https" {
+			v.r.Errorf(Field(tp, "ca_file"), "is for an https endpoint; the endpoint is %s", u.Scheme)
+		}
 	}
 	if r := t.SampleRatio; r != nil && (*r < 0 || *r > 1) {
 		v.r.Errorf(Field(tp, "sample_ratio"), "must be between 0 and 1")

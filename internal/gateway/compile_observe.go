@@ -27,6 +27,17 @@ func (c *compiler) tracing() {
 		o.SampleRatio = *t.SampleRatio
 	}
 	p := "observability.tracing"
+	if t.CAFile != "" {
+		// Read at every compile, as the other CA bundles are: validate
+		// and a reload report an unreadable one; a replaced file makes a
+		// new exporter.
+		pool, pem, err := loadCAFile(t.CAFile)
+		if err != nil {
+			c.r.Errorf(config.Field(p, "ca_file"), "%v", err)
+			return
+		}
+		o.RootCAs, o.CAPEM = pool, pem
+	}
 	for _, name := range sortedKeys(t.Headers) {
 		if c.rt.Secrets == nil {
 			continue

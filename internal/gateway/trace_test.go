@@ -2,13 +2,16 @@ package gateway_test
 
 import (
 	"context"
+	"encoding/pem"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -61,8 +64,10 @@ type traceEnv struct {
 	tracers  *observe.Tracers
 	exporter *tracetest.InMemoryExporter
 	mu       sync.Mutex
-	seen     []http.Header  // headers the backend received
-	inflight sync.WaitGroup // requests the gateway is still handling
+	seen     []http.Header // headers the backend received
+	// backendURL is the backend's, for a test's own configuration.
+	backendURL string
+	inflight   sync.WaitGroup // requests the gateway is still handling
 }
 
 func newTraceEnv(t *testing.T, tracing string, tracers *observe.Tracers) *traceEnv {
@@ -75,6 +80,7 @@ func newTraceEnv(t *testing.T, tracing string, tracers *observe.Tracers) *traceE
 		_, _ = io.WriteString(w, "ok")
 	}))
 	t.Cleanup(be.Close)
+	e.backendURL = be.URL
 	rt := &gateway.Runtime{
 		Logger:     slog.New(slog.DiscardHandler),
 		Transports: upstream.NewTransports(),
@@ -276,13 +282,16 @@ func TestTracing_SampleRatioZeroStillPropagates(t *testing.T) {
 // TestTracing_ExportsOverOTLPHTTP sends spans to an in-process OTLP/HTTP
 // receiver that decodes the protobuf export request, with a header from a
 // secret reference.
-func TestTracing_ExportsOverOTLPHTTP(t *testing.T) {
-	type export struct {
-		auth  string
-		spans []string
-	}
-	got := make(chan export, 10)
-	collector := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+// otlpExport is what a test collector received in one export.
+type otlpExport struct {
+	auth  string
+	spans []string
+}
+
+// otlpCollector is an OTLP/HTTP trace receiver that reports each export
+// on got.
+func otlpCollector(got chan<- otlpExport) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
 		var req collectortrace.ExportTraceServiceRequest
 		if r.URL.Path != "/v1/traces" || r.Header.Get("Content-Type") != "application/x-protobuf" {
@@ -293,7 +302,7 @@ func TestTracing_ExportsOverOTLPHTTP(t *testing.T) {
 			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
 		}
-		ex := export{auth: r.Header.Get("Authorization")}
+		ex := otlpExport{auth: r.Header.Get("Authorization")}
 		for _, rs := range req.ResourceSpans {
 			for _, ss := range rs.ScopeSpans {
 				for _, s := range ss.Spans {
@@ -305,7 +314,12 @@ func TestTracing_ExportsOverOTLPHTTP(t *testing.T) {
 		w.Header().Set("Content-Type", "application/x-protobuf")
 		b, _ := proto.Marshal(&collectortrace.ExportTraceServiceResponse{})
 		_, _ = w.Write(b)
-	}))
+	})
+}
+
+func TestTracing_ExportsOverOTLPHTTP(t *testing.T) {
+	got := make(chan otlpExport, 10)
+	collector := httptest.NewServer(otlpCollector(got))
 	t.Cleanup(collector.Close)
 	t.Setenv("GATEHOUSE_TEST_COLLECTOR_AUTH", "Bearer collector-token")
 	tracers := observe.NewTracers(observe.TracersOptions{Logger: slog.New(slog.DiscardHandler)})
@@ -413,5 +427,76 @@ func TestTracing_RefusedReloadKeepsTheProvider(t *testing.T) {
 		if name := s.Resource.Attributes(); len(name) == 0 || name[0].Value.Emit() != "gatehouse" {
 			t.Fatalf("a span of service %v, want the configuration in service's (gatehouse)", name)
 		}
+	}
+}
+
+// A collector whose certificate only a private CA vouches for: without
+// ca_file no export gets through (the system roots do not know it); a
+// reload that adds ca_file starts an exporter that trusts it; a reload
+// naming a missing bundle is refused at its key.
+func TestTracing_CollectorBehindAPrivateCA(t *testing.T) {
+	got := make(chan otlpExport, 10)
+	collector := httptest.NewTLSServer(otlpCollector(got))
+	t.Cleanup(collector.Close)
+	caFile := filepath.Join(t.TempDir(), "collector-ca.pem")
+	if err := os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: collector.Certificate().Raw}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var logs syncBuffer
+	var failed atomic.Int64
+	tracers := observe.NewTracers(observe.TracersOptions{Logger: slog.New(slog.NewJSONHandler(&logs, nil)), OnExportError: func() { failed.Add(1) }})
+	t.Cleanup(func() { tracers.Close(context.Background()) })
+	tracing := "observability:\n  tracing:\n    enabled: true\n    endpoint: " + collector.URL + "/v1/traces\n    timeout: 2s\n"
+	e := newTraceEnv(t, tracing, tracers)
+	flush := func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		return tracers.ForceFlush(ctx)
+	}
+	e.do(t, "GET", "/orders/7", map[string]string{"X-API-Key": traceKey})
+	if err := flush(); err != nil {
+		t.Fatal(err)
+	}
+	if failed.Load() != 1 || !strings.Contains(logs.String(), "certificate") {
+		t.Fatalf("export with the system roots: %d failed, logs %s; want one failure for the certificate", failed.Load(), logs.String())
+	}
+	select {
+	case ex := <-got:
+		t.Fatalf("the collector received %v without the CA", ex.spans)
+	default:
+	}
+
+	reload := func(extra string) config.Diagnostics {
+		t.Helper()
+		cfg := strings.NewReplacer("BACKEND", e.backendURL, "KEYHASH", identity.HashKey(traceKey).String()).Replace(traceConfig) + tracing + extra
+		doc, diags := config.Parse("trace.yaml", []byte(cfg))
+		if diags != nil {
+			t.Fatal(diags)
+		}
+		_, diags = e.gw.Load(context.Background(), doc)
+		return diags
+	}
+	if d := reload("    ca_file: " + caFile + "\n"); d != nil {
+		t.Fatal(d)
+	}
+	e.do(t, "GET", "/orders/7", map[string]string{"X-API-Key": traceKey})
+	if err := flush(); err != nil {
+		t.Fatalf("export with ca_file: %v", err)
+	}
+	if failed.Load() != 1 {
+		t.Fatalf("exports failed with ca_file: %d, want none more", failed.Load()-1)
+	}
+	select {
+	case ex := <-got:
+		if names := strings.Join(ex.spans, ","); !strings.Contains(names, "GET /orders/{id}") {
+			t.Errorf("exported spans %v", ex.spans)
+		}
+	default:
+		t.Fatal("the collector received no export with ca_file")
+	}
+
+	d := reload("    ca_file: " + filepath.Join(t.TempDir(), "missing.pem") + "\n")
+	if d == nil || !strings.Contains(d.Error(), "observability.tracing.ca_file") {
+		t.Fatalf("reload with a missing CA file: %v, want a diagnostic at observability.tracing.ca_file", d)
 	}
 }

@@ -3,6 +3,8 @@ package observe
 import (
 	"context"
 	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -32,13 +34,17 @@ type TracingOptions struct {
 	ServiceName string
 	// Timeout bounds one export.
 	Timeout time.Duration
+	// RootCAs, when set, are the CAs trusted for the collector's TLS
+	// instead of the system roots; CAPEM is the bundle they came from.
+	RootCAs *x509.CertPool
+	CAPEM   []byte
 }
 
 // key identifies options, so that a reload with the same settings keeps
 // the running exporter. Header values are hashed, never kept in the key.
 func (o TracingOptions) key() string {
 	h := sha256.New()
-	fmt.Fprintf(h, "%s\x00%g\x00%s\x00%d", o.Endpoint, o.SampleRatio, o.ServiceName, o.Timeout)
+	fmt.Fprintf(h, "%s\x00%g\x00%s\x00%d\x00%x", o.Endpoint, o.SampleRatio, o.ServiceName, o.Timeout, sha256.Sum256(o.CAPEM))
 	names := make([]string, 0, len(o.Headers))
 	for k := range o.Headers {
 		names = append(names, k)
@@ -115,6 +121,9 @@ func (r *Tracers) Get(o TracingOptions) (*Tracer, error) {
 		}
 		if len(o.Headers) > 0 {
 			opts = append(opts, otlptracehttp.WithHeaders(o.Headers))
+		}
+		if o.RootCAs != nil {
+			opts = append(opts, otlptracehttp.WithTLSClientConfig(&tls.Config{RootCAs: o.RootCAs, MinVersion: tls.VersionTLS12}))
 		}
 		exp, err = otlptracehttp.New(context.Background(), opts...)
 		if err != nil {
