@@ -137,7 +137,7 @@ func (l *lockedBuffer) String() string {
 	return l.b.String()
 }
 
-func serve(t *testing.T, cfg string) *gateway {
+func serve(t *testing.T, cfg string, args ...string) *gateway {
 	t.Helper()
 	dir := t.TempDir()
 	file := filepath.Join(dir, "gatehouse.yaml")
@@ -145,7 +145,7 @@ func serve(t *testing.T, cfg string) *gateway {
 	if err := os.WriteFile(file, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(build(t), "serve", "--config", file)
+	cmd := exec.Command(build(t), append([]string{"serve", "--config", file}, args...)...)
 	stderr, _ := cmd.StderrPipe()
 	cmd.Stdout = io.Discard
 	if err := cmd.Start(); err != nil {
@@ -304,5 +304,71 @@ func TestE2E_ServeReloadAndDrain(t *testing.T) {
 	req, _ := http.NewRequestWithContext(ctx, "GET", g.url+"/orders/1", nil)
 	if _, err := http.DefaultClient.Do(req); err == nil {
 		t.Fatal("still accepting after exit")
+	}
+}
+
+// With --watch=false the configuration file is not watched, but secret
+// files still are: a consumer's key read from a file is replaced without a
+// reload, and an edit of the configuration file waits for SIGHUP.
+func TestE2E_ServeWithoutWatchStillWatchesSecretFiles(t *testing.T) {
+	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, r.Header.Get("X-Gatehouse-Consumer"))
+	}))
+	defer backend.Close()
+	keyFile := filepath.Join(t.TempDir(), "partner.key")
+	if err := os.WriteFile(keyFile, []byte("first-key-0123456789abcdef\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := fmt.Sprintf(`
+server:
+  listeners: [{name: public, address: "127.0.0.1:0"}]
+  admin: {address: "127.0.0.1:0"}
+consumers:
+  - name: partner
+    keys:
+      primary: {value: "${file:%s}"}
+backends:
+  - name: be
+    instances: [{url: %q}]
+apis:
+  - name: orders
+    path_prefix: /orders
+    backend: be
+    auth: {credentials: [api_key]}
+`, keyFile, backend.URL)
+	g := serve(t, cfg, "--watch=false")
+	call := func(key string) int {
+		req, _ := http.NewRequest("GET", g.url+"/orders/1", nil)
+		req.Header.Set("X-API-Key", key)
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		return res.StatusCode
+	}
+	if code := call("first-key-0123456789abcdef"); code != 200 {
+		t.Fatalf("the key in the file: %d\n%s", code, g.stderr.String())
+	}
+	if err := os.WriteFile(keyFile, []byte("second-key-0123456789abcdef\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; call("second-key-0123456789abcdef") != 200; i++ {
+		if i == 100 {
+			t.Fatalf("the replaced key file was not picked up in 10 s with --watch=false:\n%s", g.stderr.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if code := call("first-key-0123456789abcdef"); code != 401 {
+		t.Fatalf("the replaced key: %d, want 401", code)
+	}
+	// The configuration file itself is not watched.
+	edited := strings.Replace(cfg, "path_prefix: /orders", "path_prefix: /shop", 1)
+	if err := os.WriteFile(g.file, []byte(edited), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Second)
+	if code := call("second-key-0123456789abcdef"); code != 200 {
+		t.Fatalf("an edit of the configuration file was applied without SIGHUP: %d", code)
 	}
 }
