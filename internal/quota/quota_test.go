@@ -2,10 +2,12 @@ package quota
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -202,5 +204,70 @@ func TestRegistry_ReleasedCountsAreClaimedAgain(t *testing.T) {
 	r.Retain(nil)
 	if len(r.pending) != 0 {
 		t.Fatalf("pending %+v, want none past the longest period", r.pending)
+	}
+}
+
+// blockingStore holds its first Save until release is closed.
+type blockingStore struct {
+	mu      sync.Mutex
+	saved   [][]Record
+	saving  chan struct{}
+	release chan struct{}
+	fail    bool
+}
+
+func (s *blockingStore) Load() ([]Record, error) { return nil, nil }
+
+func (s *blockingStore) Save(recs []Record) error {
+	s.mu.Lock()
+	first := len(s.saved) == 0
+	s.saved = append(s.saved, recs)
+	fail := s.fail
+	s.mu.Unlock()
+	if first {
+		close(s.saving)
+		<-s.release
+	}
+	if fail {
+		return errors.New("disk full")
+	}
+	return nil
+}
+
+// A request counted while the counters are being saved is saved by the
+// next flush (the last one, at Close): it was marked saved with the rest
+// once Save returned, and a clean stop lost it. A failed save leaves
+// everything to save again.
+func TestRegistry_CountDuringSaveIsNotLost(t *testing.T) {
+	now := time.Date(2026, 3, 10, 12, 0, 0, 0, time.UTC)
+	id := ID{API: "orders", Name: "daily", Key: "consumer"}
+	p := Params{Limit: 10, Period: Day, Location: time.UTC, MaxKeys: 100}
+	for _, fail := range []bool{false, true} {
+		st := &blockingStore{saving: make(chan struct{}), release: make(chan struct{}), fail: fail}
+		r := NewRegistry(slog.New(slog.DiscardHandler), func() time.Time { return now })
+		if err := r.OpenStore(st); err != nil {
+			t.Fatal(err)
+		}
+		c := r.Get(id, p)
+		c.Allow(context.Background(), "partner", now)
+		done := make(chan error, 1)
+		go func() { done <- r.Flush() }()
+		<-st.saving
+		c.Allow(context.Background(), "partner", now) // counted during Save
+		close(st.release)
+		if err := <-done; (err != nil) != fail {
+			t.Fatalf("fail=%v: Flush: %v", fail, err)
+		}
+		st.fail = false
+		if err := r.Close(); err != nil {
+			t.Fatal(err)
+		}
+		st.mu.Lock()
+		last := st.saved[len(st.saved)-1]
+		n := len(st.saved)
+		st.mu.Unlock()
+		if n != 2 || len(last) != 1 || last[0].Count != 2 {
+			t.Fatalf("fail=%v: %d saves, the last %+v; want a second save with the count of 2", fail, n, last)
+		}
 	}
 }

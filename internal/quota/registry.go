@@ -242,23 +242,26 @@ func (r *Registry) flushLocked(now time.Time) error {
 		}
 		return a.Key < b.Key
 	})
+	// appendRecords cleared each counter's dirty flag as it read it, so
+	// that a request counted while Save runs marks it again.
 	if err := r.store.Save(recs); err != nil {
+		for _, c := range r.counters {
+			c.mu.Lock()
+			c.dirty = true
+			c.mu.Unlock()
+		}
 		return err
-	}
-	for _, c := range r.counters {
-		c.mu.Lock()
-		c.dirty = false
-		c.mu.Unlock()
 	}
 	r.pendingDirty = false
 	return nil
 }
 
 // appendRecords appends the counters of current periods (older ones are
-// dropped: they renew anyway).
+// dropped: they renew anyway) and marks the counter saved.
 func (c *Counter) appendRecords(recs []Record, id ID, now time.Time) []Record {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.dirty = false
 	start, _ := c.params.Period.Bounds(now, c.params.Location)
 	s := start.Unix()
 	for k, e := range c.entries {
