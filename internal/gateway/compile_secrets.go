@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
 	"fmt"
@@ -186,6 +187,9 @@ func (cs *compileSecrets) client(ctx context.Context) (*secret.Vault, error) {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.Proxy = http.ProxyFromEnvironment
 	if roots != nil {
+		if tr.TLSClientConfig == nil { // Clone leaves it nil with HTTP/2 turned off (GODEBUG=http2client=0)
+			tr.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+		}
 		tr.TLSClientConfig.RootCAs = roots
 	}
 	v.Client = &http.Client{Transport: tr, Timeout: v.Timeout}

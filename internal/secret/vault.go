@@ -87,17 +87,23 @@ func (v *Vault) ReadAll(ctx context.Context, path string) (map[string]json.RawMe
 	u := strings.TrimSuffix(v.Address, "/") + "/v1/" + escapePath(path)
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
-		return nil, fmt.Errorf("vault secret %s: %v", path, err)
+		// Not err itself: a url.Error repeats the whole URL.
+		return nil, fmt.Errorf("vault secret %s: the address %s is not a URL", path, v.address())
 	}
 	req.Header.Set("X-Vault-Token", token.Reveal())
 	req.Header.Set("Accept", "application/json")
 	if v.Namespace != "" {
 		req.Header.Set("X-Vault-Namespace", v.Namespace)
 	}
-	client := v.Client
-	if client == nil {
-		client = &http.Client{}
+	client := &http.Client{}
+	if v.Client != nil {
+		c := *v.Client
+		client = &c
 	}
+	// The token travels in a header of its own, which net/http sends on
+	// to wherever a redirect points: follow one only to the same scheme
+	// and host.
+	client.CheckRedirect = sameOrigin
 	res, err := client.Do(req)
 	if err != nil {
 		// The url.Error names the URL (no token, no value); keep only its
@@ -107,9 +113,9 @@ func (v *Vault) ReadAll(ctx context.Context, path string) (map[string]json.RawMe
 			err = ue.Err
 		}
 		if errors.Is(err, context.DeadlineExceeded) {
-			return nil, fmt.Errorf("vault secret %s: no answer from %s within %s", path, v.Address, timeout)
+			return nil, fmt.Errorf("vault secret %s: no answer from %s within %s", path, v.address(), timeout)
 		}
-		return nil, fmt.Errorf("vault secret %s: %s: %v", path, v.Address, err)
+		return nil, fmt.Errorf("vault secret %s: %s: %v", path, v.address(), err)
 	}
 	defer res.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(res.Body, maxVaultResponse+1))
@@ -167,4 +173,29 @@ func escapePath(p string) string {
 // a string, or a number or boolean as written.
 func FieldValue(path, field string, raw json.RawMessage) (Value, error) {
 	return fieldValue(path, field, raw)
+}
+
+// address is the Vault address for messages, without any user info.
+func (v *Vault) address() string {
+	u, err := url.Parse(v.Address)
+	if err != nil {
+		return "(an address that is not a URL)"
+	}
+	return u.Redacted()
+}
+
+// errRedirect is why a redirect to another origin was not followed.
+var errRedirect = errors.New("redirect not followed")
+
+// sameOrigin follows a redirect only to the scheme and host of the
+// first request, at most three times.
+func sameOrigin(req *http.Request, via []*http.Request) error {
+	first := via[0].URL
+	if req.URL.Scheme != first.Scheme || req.URL.Host != first.Host {
+		return fmt.Errorf("%w: Vault sent it to %s://%s, another address, where the token is not sent (point the address at the node that answers, such as the active node or its load balancer)", errRedirect, req.URL.Scheme, req.URL.Host)
+	}
+	if len(via) >= 3 {
+		return fmt.Errorf("%w: more than 3 redirects", errRedirect)
+	}
+	return nil
 }

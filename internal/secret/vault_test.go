@@ -147,3 +147,49 @@ func TestVault_TimesOut(t *testing.T) {
 		t.Fatal("the timeout was not applied")
 	}
 }
+
+// A redirect to another address is not followed: the token would go with
+// it. One to the same address is. Errors name the address without its
+// user info.
+func TestVault_TokenNeverFollowsARedirectElsewhere(t *testing.T) {
+	kv, _ := newKV(t)
+	var leaked sync.Map
+	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if tok := r.Header.Get("X-Vault-Token"); tok != "" {
+			leaked.Store(tok, true)
+		}
+		http.Error(w, "no", http.StatusNotFound)
+	}))
+	t.Cleanup(other.Close)
+	front := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case strings.HasPrefix(r.URL.Path, "/v1/elsewhere/"):
+			http.Redirect(w, r, other.URL+r.URL.Path, http.StatusTemporaryRedirect)
+		case strings.HasPrefix(r.URL.Path, "/v1/moved/"):
+			http.Redirect(w, r, "/v1/"+strings.TrimPrefix(r.URL.Path, "/v1/moved/"), http.StatusTemporaryRedirect)
+		default:
+			kv.ServeHTTP(w, r)
+		}
+	}))
+	t.Cleanup(front.Close)
+	v := &secret.Vault{Address: front.URL, Token: token(testToken), Client: front.Client()}
+	ctx := context.Background()
+	_, err := v.Read(ctx, "elsewhere/data/gatehouse", "api_key")
+	if err == nil || !strings.Contains(err.Error(), "another address") || !strings.Contains(err.Error(), other.Listener.Addr().String()) {
+		t.Fatalf("a redirect to another address: %v, want it refused naming that address", err)
+	}
+	leaked.Range(func(k, _ any) bool {
+		t.Fatal("the token was sent to the address Vault redirected to")
+		return false
+	})
+	if got, err := v.Read(ctx, "moved/secret/data/gatehouse", "api_key"); err != nil || got.Reveal() != testValue {
+		t.Fatalf("a redirect to the same address: %v", err)
+	}
+
+	u := strings.Replace(front.URL, "http://", "http://ops:hunter2@", 1)
+	front.Close()
+	v = &secret.Vault{Address: u, Token: token(testToken), Timeout: time.Second}
+	if _, err := v.Read(ctx, "secret/data/gatehouse", "api_key"); err == nil || strings.Contains(err.Error(), "hunter2") {
+		t.Fatalf("an unreachable address with user info: %v, want an error without the password", err)
+	}
+}
