@@ -72,12 +72,23 @@ func TestEmptyDocument(t *testing.T) {
 }
 
 func TestSecretValuesNeverEchoed(t *testing.T) {
-	_, diags := Parse("s.yaml", []byte("consumers:\n  - name: c\n    keys:\n      primary: {value: hunter2-super-secret}\n"))
-	if diags == nil {
-		t.Fatal("inline secret accepted")
-	}
-	if strings.Contains(diags.Error(), "hunter2") {
-		t.Fatalf("error echoes the secret: %v", diags)
+	for name, doc := range map[string]string{
+		"an inline value":               "consumers:\n  - name: c\n    keys:\n      primary: {value: hunter2-super-secret}\n",
+		"a key in place of its mapping": "consumers:\n  - name: c\n    keys:\n      primary: hunter2-super-secret\n",
+		"a key in place of a list":      "server:\n  admin:\n    auth:\n      api_keys: hunter2-super-secret\n",
+		"headers as one string":         "observability:\n  tracing:\n    headers: Authorization=Bearer hunter2-super-secret\n",
+		"a password in a URL":           "observability:\n  tracing:\n    enabled: true\n    endpoint: https://ops:hunter2-super-secret@otlp.example.com/v1/traces\n",
+		"a password in a bad URL":       "identity_providers:\n  - name: i\n    issuer: \"ht tp://ops:hunter2-super-secret@idp\"\n    audiences: [x]\n",
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, diags := Parse("s.yaml", []byte(doc))
+			if diags == nil {
+				t.Fatal("accepted")
+			}
+			if strings.Contains(diags.Error(), "hunter2") {
+				t.Fatalf("a diagnostic repeats the secret: %v", diags)
+			}
+		})
 	}
 }
 

@@ -173,7 +173,7 @@ func (d *decoder) value(n *yaml.Node, v reflect.Value, path string) {
 			return
 		}
 		if n.Kind != yaml.SequenceNode {
-			d.errorf(n, path, "expected a list, found %s", kindName(n))
+			d.errorf(n, path, "expected a list, found %s", shapeName(n))
 			return
 		}
 		s := reflect.MakeSlice(v.Type(), len(n.Content), len(n.Content))
@@ -186,7 +186,7 @@ func (d *decoder) value(n *yaml.Node, v reflect.Value, path string) {
 			return
 		}
 		if n.Kind != yaml.MappingNode {
-			d.errorf(n, path, "expected a mapping, found %s", kindName(n))
+			d.errorf(n, path, "expected a mapping, found %s", shapeName(n))
 			return
 		}
 		m := reflect.MakeMap(v.Type())
@@ -326,7 +326,7 @@ func (d *decoder) structValue(n *yaml.Node, v reflect.Value, path string) {
 		return
 	}
 	if n.Kind != yaml.MappingNode {
-		d.errorf(n, path, "expected a mapping, found %s", kindName(n))
+		d.errorf(n, path, "expected a mapping, found %s", shapeName(n))
 		return
 	}
 	info := structInfoFor(v.Type())
@@ -406,6 +406,23 @@ func structInfoFor(t reflect.Type) *structInfo {
 
 func isNull(n *yaml.Node) bool {
 	return n.Kind == yaml.ScalarNode && n.Tag == "!!null"
+}
+
+// shapeName is kindName without a scalar's value: where a list or a
+// mapping is expected, a scalar is often a secret written in place of
+// its reference (keys: {primary: gk_live_...}), which a diagnostic must
+// not repeat; its position says where it is.
+func shapeName(n *yaml.Node) string {
+	if n.Kind != yaml.ScalarNode || isNull(n) {
+		return kindName(n)
+	}
+	switch n.Tag {
+	case "!!int", "!!float":
+		return "a number"
+	case "!!bool":
+		return "true or false"
+	}
+	return "a string"
 }
 
 func kindName(n *yaml.Node) string {

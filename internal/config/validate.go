@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"os"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -299,15 +300,23 @@ func validClaimPath(s string) bool {
 // loopback hosts: keys fetched in clear text could be replaced on the way.
 func (v *validator) httpURL(path, raw string) {
 	u, err := url.Parse(raw)
+	// Diagnostics show the URL without a password (user info is refused
+	// below, but must not be repeated).
+	shown := strconv.Quote(raw)
+	if err == nil {
+		shown = strconv.Quote(u.Redacted())
+	} else if strings.Contains(raw, "@") {
+		shown = "the value"
+	}
 	if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
-		v.r.Errorf(path, "%q is not an absolute http(s) URL", raw)
+		v.r.Errorf(path, "%s is not an absolute http(s) URL", shown)
 		return
 	}
 	if u.Scheme == "http" && !IsLoopbackHost(u.Hostname()) {
-		v.r.Errorf(path, "%q must use https (plain http is accepted only for loopback hosts)", raw)
+		v.r.Errorf(path, "%s must use https (plain http is accepted only for loopback hosts)", shown)
 	}
 	if u.User != nil || u.Fragment != "" {
-		v.r.Errorf(path, "%q must not contain user info or a fragment", raw)
+		v.r.Errorf(path, "%s must not contain user info or a fragment", shown)
 	}
 }
 
