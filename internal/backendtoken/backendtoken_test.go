@@ -297,3 +297,43 @@ func TestKeys_LoadedKeysOfAnUnusedAlgorithmLeave(t *testing.T) {
 		t.Fatalf("loaded EdDSA key kept: files %v, JWKS %v", files, pub)
 	}
 }
+
+// A rotation that cannot write its successor (the key directory gone, the
+// disk full) does not make Use fail while the algorithm's key in service
+// still signs, so reloads go on; an algorithm with no key that signs does
+// fail.
+func TestKeys_UseFailsOnlyWithoutASigningKey(t *testing.T) {
+	c := &clock{t: time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)}
+	dir := filepath.Join(t.TempDir(), "keys")
+	k := openKeys(t, dir, c, backendtoken.ES256)
+	k.Close() // no rotation loop: the test rotates
+	ctx := context.Background()
+	c.Advance(23 * time.Hour) // the successor is due
+	if err := os.Rename(dir, dir+".gone"); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(dir, []byte("not a directory"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := k.Rotate(ctx); err == nil {
+		t.Fatal("Rotate wrote a key into a file")
+	}
+	if err := k.Use(ctx, backendtoken.ES256); err != nil {
+		t.Fatalf("Use with the key in service still signing: %v", err)
+	}
+	if err := k.Use(ctx, backendtoken.EdDSA); err == nil {
+		t.Fatal("Use of an algorithm whose first key cannot be written succeeded")
+	}
+	if err := os.Remove(dir); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(dir+".gone", dir); err != nil {
+		t.Fatal(err)
+	}
+	if err := k.Use(ctx, backendtoken.ES256, backendtoken.EdDSA); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(k.KeyIDs()); n != 3 {
+		t.Fatalf("%d keys once the directory is back, want ES256's two and EdDSA's", n)
+	}
+}

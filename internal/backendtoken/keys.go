@@ -162,6 +162,12 @@ func (k *Keys) SetTuning(interval, prepublish, skew time.Duration) {
 // returns. A configuration being compiled calls it; Retain, once the
 // configuration is in place (or refused), says exactly which algorithms
 // are in use.
+//
+// Use fails only when an algorithm asked for has no key that signs now: a
+// failure of the rest of the rotation (a successor not yet written, a
+// retired key not removed, on a full or read-only disk) is logged, and the
+// rotation loop retries it, so that it does not refuse every reload while
+// the keys in service still sign.
 func (k *Keys) Use(ctx context.Context, algs ...string) error {
 	k.mu.Lock()
 	defer k.mu.Unlock()
@@ -169,7 +175,18 @@ func (k *Keys) Use(ctx context.Context, algs ...string) error {
 		k.wanted[a] = true
 		delete(k.unused, a)
 	}
-	return k.rotateLocked(ctx)
+	err := k.rotateLocked(ctx)
+	if err == nil {
+		return nil
+	}
+	now := k.now()
+	for _, a := range algs {
+		if k.active(a, now) == nil {
+			return err
+		}
+	}
+	k.logger.Error("rotating the backend token signing keys; the keys in service sign meanwhile, and the rotation is retried", "error", err)
+	return nil
 }
 
 // Retain says which algorithms are in use. An algorithm no longer used
@@ -230,6 +247,7 @@ func (k *Keys) run() {
 	defer k.wg.Done()
 	timer := time.NewTimer(0)
 	defer timer.Stop()
+	failWait := time.Second
 	for {
 		select {
 		case <-k.done:
@@ -237,12 +255,19 @@ func (k *Keys) run() {
 		case <-k.kick:
 		case <-timer.C:
 		}
+		// A rotation that fails is retried after 1 s, then 2, 4... up to
+		// a minute, so that a full disk does not log every second.
+		retry := time.Second
 		if err := k.Rotate(context.Background()); err != nil {
-			k.logger.Error("rotating the backend token signing keys; retrying", "error", err)
+			k.logger.Error("rotating the backend token signing keys; retrying", "error", err, "retry_in", failWait.String())
+			retry = failWait
+			failWait = min(2*failWait, maxWait)
+		} else {
+			failWait = time.Second
 		}
 		wait := maxWait
 		if next := k.nextEvent(); !next.IsZero() {
-			wait = min(wait, max(next.Sub(k.now()), time.Second))
+			wait = min(wait, max(next.Sub(k.now()), retry))
 		}
 		timer.Reset(wait)
 	}
