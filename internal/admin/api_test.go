@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 
@@ -16,6 +17,7 @@ import (
 	"github.com/gatehouse-dev/gatehouse/internal/keyring"
 	"github.com/gatehouse-dev/gatehouse/internal/registry"
 	"github.com/gatehouse-dev/gatehouse/internal/secret"
+	"github.com/gatehouse-dev/gatehouse/internal/store"
 	"github.com/gatehouse-dev/gatehouse/internal/store/sqlite"
 )
 
@@ -169,4 +171,52 @@ func FuzzAdminRequestBodies(f *testing.F) {
 			t.Fatalf("%s %s with %q: %d %s", p.method, p.path, body, w.Code, w.Body)
 		}
 	})
+}
+
+// hangUpStore cancels the request's context once a key's deletion is
+// committed: the client hung up just then.
+type hangUpStore struct {
+	store.Store
+	cancel context.CancelFunc
+}
+
+func (s hangUpStore) DeleteKey(ctx context.Context, consumer, slot string) error {
+	err := s.Store.DeleteKey(context.WithoutCancel(ctx), consumer, slot)
+	s.cancel()
+	return err
+}
+
+// A revocation committed by the store is audited and applied even if the
+// client hangs up at that moment: the key table's refresh does not depend
+// on the request's context, and the record is written first.
+func TestRevokeKey_ClientGoneAfterTheCommit(t *testing.T) {
+	a := newTestAPI(t)
+	_, keys, err := a.CreateConsumer(context.Background(), "ops", NewConsumer{Name: "acme"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ring := a.o.Keys.(*keyring.Ring)
+	if _, ok := ring.Lookup(keys["primary"]); !ok {
+		t.Fatal("the new key is not in the key table")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	a.o.Store = hangUpStore{Store: a.o.Store, cancel: cancel}
+	if err := a.RevokeKey(ctx, "ops", "acme", "primary"); err != nil {
+		t.Fatalf("RevokeKey: %v", err)
+	}
+	if _, ok := ring.Lookup(keys["primary"]); ok {
+		t.Fatal("the revoked key is still accepted")
+	}
+	recs, err := a.o.Store.ListAudit(context.Background(), 0, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var actions []string
+	for _, r := range recs {
+		actions = append(actions, r.Action)
+	}
+	if !slices.Contains(actions, audit.ActionKeyRevoke) {
+		t.Fatalf("audit actions %v, want the revocation", actions)
+	}
 }

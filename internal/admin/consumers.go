@@ -180,14 +180,14 @@ func (a *API) CreateConsumer(ctx context.Context, actor string, nc NewConsumer) 
 		}
 		keys[slot], ids[slot] = key, keyID(h)
 	}
-	if err := a.o.Keys.Refresh(ctx); err != nil {
-		return store.Consumer{}, nil, err
-	}
-	a.o.Audit.Record(ctx, audit.Entry{Actor: actor, Action: audit.ActionConsumerCreate, Target: "consumers/" + nc.Name,
-		After: map[string]any{"groups": cons.Groups, "roles": cons.Roles, "scopes": cons.Scopes, "key_ids": ids}})
+	entries := []audit.Entry{{Actor: actor, Action: audit.ActionConsumerCreate, Target: "consumers/" + nc.Name,
+		After: map[string]any{"groups": cons.Groups, "roles": cons.Roles, "scopes": cons.Scopes, "key_ids": ids}}}
 	for _, slot := range slots {
-		a.o.Audit.Record(ctx, audit.Entry{Actor: actor, Action: audit.ActionKeyCreate, Target: "consumers/" + nc.Name + "/keys/" + slot,
+		entries = append(entries, audit.Entry{Actor: actor, Action: audit.ActionKeyCreate, Target: "consumers/" + nc.Name + "/keys/" + slot,
 			After: map[string]string{"key_id": ids[slot]}})
+	}
+	if err := a.saved(ctx, entries...); err != nil {
+		return store.Consumer{}, nil, err
 	}
 	return cons, keys, nil
 }
@@ -264,15 +264,14 @@ func (a *API) RotateKey(ctx context.Context, actor, name, slot string) (key, id 
 	if err != nil {
 		return "", "", err
 	}
-	if err := a.o.Keys.Refresh(ctx); err != nil {
-		return "", "", err
-	}
 	e := audit.Entry{Actor: actor, Action: audit.ActionKeyCreate, Target: "consumers/" + name + "/keys/" + slot,
 		After: map[string]string{"key_id": keyID(h)}}
 	if before != "" {
 		e.Action, e.Before = audit.ActionKeyRotate, map[string]string{"key_id": before}
 	}
-	a.o.Audit.Record(ctx, e)
+	if err := a.saved(ctx, e); err != nil {
+		return "", "", err
+	}
 	return key, keyID(h), nil
 }
 
@@ -303,11 +302,22 @@ func (a *API) RevokeKey(ctx context.Context, actor, name, slot string) error {
 	} else if err != nil {
 		return err
 	}
-	if err := a.o.Keys.Refresh(ctx); err != nil {
-		return err
-	}
-	a.o.Audit.Record(ctx, audit.Entry{Actor: actor, Action: audit.ActionKeyRevoke, Target: "consumers/" + name + "/keys/" + slot,
+	return a.saved(ctx, audit.Entry{Actor: actor, Action: audit.ActionKeyRevoke, Target: "consumers/" + name + "/keys/" + slot,
 		Before: map[string]string{"key_id": before}})
+}
+
+// saved records a change the store has committed and makes the gateway's
+// key table follow it at once (it would at its next poll). The record is
+// written first, and the refresh does not depend on the request's
+// context: a client that hangs up once the change is committed must not
+// leave it unaudited, nor a revoked key accepted until the next poll.
+func (a *API) saved(ctx context.Context, entries ...audit.Entry) error {
+	for _, e := range entries {
+		a.o.Audit.Record(ctx, e)
+	}
+	if err := a.o.Keys.Refresh(context.WithoutCancel(ctx)); err != nil {
+		return fmt.Errorf("the change is saved, but the gateway's key table was not refreshed (its next poll will): %w", err)
+	}
 	return nil
 }
 
@@ -338,11 +348,10 @@ func (a *API) deleteConsumer(c *call) error {
 	if err := a.o.Store.DeleteConsumer(c.ctx, name); err != nil && !errors.Is(err, store.ErrNotFound) {
 		return err
 	}
-	if err := a.o.Keys.Refresh(c.ctx); err != nil {
+	if err := a.saved(c.ctx, audit.Entry{Actor: c.actor, Action: audit.ActionConsumerDelete, Target: "consumers/" + name, Before: v,
+		Detail: fmt.Sprintf("%d keys revoked", len(v.Keys))}); err != nil {
 		return err
 	}
-	a.o.Audit.Record(c.ctx, audit.Entry{Actor: c.actor, Action: audit.ActionConsumerDelete, Target: "consumers/" + name, Before: v,
-		Detail: fmt.Sprintf("%d keys revoked", len(v.Keys))})
 	c.w.WriteHeader(http.StatusNoContent)
 	return nil
 }
