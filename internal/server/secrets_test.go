@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -13,6 +14,10 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/fsnotify/fsnotify"
+
+	"github.com/gatehouse-dev/gatehouse/internal/server"
 )
 
 type lockedBuffer struct {
@@ -246,5 +251,18 @@ func assertNoSecrets(t *testing.T, text string) {
 		if strings.Contains(text, s) {
 			t.Fatalf("a secret value appears: %s\n%s", s, text)
 		}
+	}
+}
+
+// When the configuration file cannot be watched (out of inotify
+// instances, say), Watch logs it and goes on following the secret files;
+// it stopped their watch (and Vault's refresh) with it.
+func TestSecrets_WatchedWhenTheConfigFileCannotBe(t *testing.T) {
+	t.Cleanup(server.SetConfigWatcher(func() (*fsnotify.Watcher, error) { return nil, errors.New("too many open files") }))
+	e := startWithSecretsWatching(t, true)
+	writeFile(t, filepath.Join(e.dir, "file-key"), fileKey2+"\n")
+	waitFor(t, func() bool { return statusWithKey(t, e.s.url, fileKey2) == 200 })
+	if !strings.Contains(e.logs.String(), "not watching the configuration file") {
+		t.Fatalf("the configuration file's watch failed silently:\n%s", e.logs.String())
 	}
 }

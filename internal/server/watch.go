@@ -16,6 +16,12 @@ import (
 // tool makes when it replaces a file into one reload.
 const watchDebounce = 300 * time.Millisecond
 
+// The watchers' constructors; tests make them fail.
+var (
+	newConfigWatcher  = fsnotify.NewWatcher
+	newSecretsWatcher = fsnotify.NewWatcher
+)
+
 // WatchSecrets is Watch without the configuration file's watch: it
 // reloads when a secret file the configuration refers to changes, and
 // every secrets.vault.refresh_interval, until ctx is done (`gatehouse
@@ -25,7 +31,9 @@ func (s *Server) WatchSecrets(ctx context.Context) { s.watchSecrets(ctx) }
 // Watch reloads the configuration when its file changes, until ctx is
 // done. It watches the file's directory, so that files replaced by rename
 // (editors, Kubernetes ConfigMap symlink swaps) are seen too.
-// Referenced secret files are watched too (watch_secrets.go).
+// Referenced secret files are watched too (watch_secrets.go), and go on
+// being watched when the configuration file cannot be (the error is
+// logged, and Watch returns nil when ctx is done).
 func (s *Server) Watch(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
@@ -36,20 +44,13 @@ func (s *Server) Watch(ctx context.Context) error {
 		<-ctx.Done()
 		return nil
 	}
-	w, err := fsnotify.NewWatcher()
+	w, base, err := s.configWatcher()
 	if err != nil {
-		return err
+		s.logger.Warn("not watching the configuration file (a reload needs SIGHUP or the admin API); secret files and Vault's refresh are still followed", "error", err)
+		<-ctx.Done()
+		return nil
 	}
 	defer w.Close()
-	file, err := filepath.Abs(s.opts.ConfigFile)
-	if err != nil {
-		return err
-	}
-	dir := filepath.Dir(file)
-	if err := w.Add(dir); err != nil {
-		return err
-	}
-	base := filepath.Base(file)
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	defer timer.Stop()
@@ -87,4 +88,22 @@ func (s *Server) configChanged() bool {
 	old := s.gw.Snapshot()
 	doc, diags := s.opts.Load()
 	return diags != nil || old == nil || gateway.Version(doc.Config) != old.Version
+}
+
+// configWatcher watches the configuration file's directory; base is the
+// file's name in it.
+func (s *Server) configWatcher() (w *fsnotify.Watcher, base string, err error) {
+	file, err := filepath.Abs(s.opts.ConfigFile)
+	if err != nil {
+		return nil, "", err
+	}
+	w, err = newConfigWatcher()
+	if err != nil {
+		return nil, "", err
+	}
+	if err := w.Add(filepath.Dir(file)); err != nil {
+		w.Close()
+		return nil, "", err
+	}
+	return w, filepath.Base(file), nil
 }

@@ -15,12 +15,17 @@ import (
 // secrets.vault.refresh_interval when it uses Vault secrets. The set of
 // files follows the served snapshot. It returns when ctx is done.
 func (s *Server) watchSecrets(ctx context.Context) {
-	w, err := fsnotify.NewWatcher()
+	// Without a watcher (out of inotify instances), Vault's refresh goes
+	// on; a changed secret file then needs a reload.
+	w, err := newSecretsWatcher()
+	var events <-chan fsnotify.Event
+	var errs <-chan error
 	if err != nil {
-		s.logger.Warn("secret files are not watched", "error", err)
-		return
+		s.logger.Warn("secret files are not watched (a changed one needs a reload); Vault's refresh_interval still applies", "error", err)
+	} else {
+		defer w.Close()
+		events, errs = w.Events, w.Errors
 	}
-	defer w.Close()
 	files := map[string]bool{}
 	dirs := map[string]bool{}
 	var refresh time.Duration
@@ -37,6 +42,9 @@ func (s *Server) watchSecrets(ctx context.Context) {
 		for _, f := range snap.SecretFiles() {
 			files[f] = true
 			want[filepath.Dir(f)] = true
+		}
+		if w == nil {
+			want = nil
 		}
 		for d := range dirs {
 			if !want[d] {
@@ -81,7 +89,7 @@ func (s *Server) watchSecrets(ctx context.Context) {
 			if refresh != old {
 				armVault()
 			}
-		case ev, ok := <-w.Events:
+		case ev, ok := <-events:
 			if !ok {
 				return
 			}
@@ -89,7 +97,7 @@ func (s *Server) watchSecrets(ctx context.Context) {
 			if files[ev.Name] || (filepath.Base(ev.Name) == "..data" && dirs[filepath.Dir(ev.Name)]) {
 				debounce.Reset(watchDebounce)
 			}
-		case err, ok := <-w.Errors:
+		case err, ok := <-errs:
 			if !ok {
 				return
 			}
