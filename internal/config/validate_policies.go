@@ -85,6 +85,7 @@ func (v *validator) quotas(p string, quotas []Quota) {
 		}
 		v.maxKeys(Field(qp, "max_keys"), q.MaxKeys)
 		v.keySpec(Field(qp, "key"), q.Key)
+		v.quotaKeyStoresNoCredential(Field(qp, "key"), q.Key)
 	}
 }
 
@@ -109,6 +110,27 @@ func (v *validator) keySpec(p string, key []string) {
 			v.r.Errorf(kp, "key part %q is listed twice", part)
 		}
 		seen[part] = true
+	}
+}
+
+// quotaKeyStoresNoCredential refuses a quota key made of a header that
+// carries a credential: quota counters are saved in the data directory
+// under their keys, which would put every token or API key sent (valid
+// or not) on disk in clear. Rate-limit keys stay in memory.
+func (v *validator) quotaKeyStoresNoCredential(p string, key []string) {
+	apiKey := v.c.APIKeys.Header
+	if apiKey == "" {
+		apiKey = DefaultAPIKeyHeader
+	}
+	for i, part := range key {
+		kp, err := ParseKeyPart(part)
+		if err != nil || kp.Kind != KeyHeader {
+			continue
+		}
+		switch h := strings.ToLower(kp.Arg); h {
+		case "authorization", "proxy-authorization", "cookie", strings.ToLower(apiKey):
+			v.r.Errorf(Index(p, i), "%s carries credentials, which quota counters would save in clear in the data directory; count by subject or consumer (the caller the credential proves) instead", part)
+		}
 	}
 }
 
