@@ -32,6 +32,21 @@ func (v Value) String() string { return "REDACTED" }
 // LogValue hides the value.
 func (v Value) LogValue() slog.Value { return slog.StringValue("REDACTED") }
 
+// GoString hides the value (%#v).
+func (v Value) GoString() string { return "secret.Value(REDACTED)" }
+
+// Format hides the value whatever the verb (%x and %q included).
+func (v Value) Format(f fmt.State, verb rune) {
+	if verb == 'v' && f.Flag('#') {
+		_, _ = io.WriteString(f, v.GoString())
+		return
+	}
+	_, _ = io.WriteString(f, "REDACTED")
+}
+
+// MarshalText hides the value (JSON, YAML and other encoders).
+func (v Value) MarshalText() ([]byte, error) { return []byte("REDACTED"), nil }
+
 // Resolver resolves secret references.
 type Resolver interface {
 	Resolve(ctx context.Context, ref config.Secret) (Value, error)

@@ -3,6 +3,8 @@ package secret
 import (
 	"bytes"
 	"context"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -68,8 +70,13 @@ func TestValueNeverPrints(t *testing.T) {
 	v := NewValue("hunter2")
 	var buf bytes.Buffer
 	slog.New(slog.NewJSONHandler(&buf, nil)).Info("x", "secret", v)
-	out := fmt.Sprint(v) + fmt.Sprintf("%v %s %+v", v, v, v) + buf.String()
-	if strings.Contains(out, "hunter2") {
+	j, err := json.Marshal(map[string]any{"v": v, "in": struct{ S Value }{v}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := fmt.Sprint(v) + fmt.Sprintf("%v %s %+v %#v %x %X %q", v, v, v, v, v, v, v) +
+		fmt.Sprintf("%+v %#v", struct{ S Value }{v}, struct{ S Value }{v}) + string(j) + buf.String()
+	if strings.Contains(out, "hunter2") || strings.Contains(out, hex.EncodeToString([]byte("hunter2"))) {
 		t.Fatalf("secret printed: %s", out)
 	}
 }
