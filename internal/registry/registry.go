@@ -82,6 +82,10 @@ type Registry struct {
 
 	mu       sync.Mutex
 	services map[string]map[string]store.Instance
+	// storeErrLogged is when a store failure was last logged; those
+	// since are counted in storeErrs.
+	storeErrLogged time.Time
+	storeErrs      int
 	watchers map[string]map[uint64]func(Set)
 	nextID   uint64
 }
@@ -278,8 +282,13 @@ func (r *Registry) Heartbeat(ctx context.Context, service, id string) (store.Ins
 		return store.Instance{}, &Error{Kind: NotFound, Msg: fmt.Sprintf("service %q has no instance %q; register it again", service, id)}
 	}
 	in.Heartbeat, in.Expires = now, now.Add(in.TTL)
+	// The instance is alive whether or not the store can say so: a full
+	// or failing disk must not take every registered instance out of
+	// service one TTL later. The stored expiry catches up at the next
+	// heartbeat that is saved; only a restart meanwhile would find it
+	// expired, and the instance's next heartbeat (404) registers it again.
 	if err := r.o.Store.PutInstance(ctx, in); err != nil {
-		return store.Instance{}, fmt.Errorf("registry: storing the heartbeat: %w", err)
+		r.storeFailed("storing a heartbeat", err)
 	}
 	r.services[service][id] = in
 	return in, nil
@@ -296,7 +305,9 @@ func (r *Registry) Deregister(ctx context.Context, service, id, actor string) (s
 		return store.Instance{}, &Error{Kind: NotFound, Msg: fmt.Sprintf("service %q has no instance %q", service, id)}
 	}
 	if err := r.o.Store.DeleteInstance(ctx, service, id); err != nil && !errors.Is(err, store.ErrNotFound) {
-		return store.Instance{}, fmt.Errorf("registry: deleting the instance: %w", err)
+		// Drain it all the same: a stopping instance must get no new
+		// requests. The stored row expires at the next start.
+		r.storeFailed("deleting a deregistered instance", err)
 	}
 	r.remove(service, id)
 	r.o.Audit.Record(ctx, audit.Entry{Actor: actor, Action: audit.ActionInstanceDeregister, Target: target(service, id), Before: view(in)})
@@ -418,4 +429,16 @@ func view(in store.Instance) map[string]any {
 		"scheme": in.Scheme, "address": in.Address, "port": in.Port, "weight": in.Weight,
 		"zone": in.Zone, "metadata": in.Metadata, "ttl": in.TTL.String(),
 	}
+}
+
+// storeFailed logs a failure to save the registry's state, at most once a
+// minute (a failing disk fails every heartbeat); r.mu is held.
+func (r *Registry) storeFailed(what string, err error) {
+	now := r.o.Now()
+	r.storeErrs++
+	if !r.storeErrLogged.IsZero() && now.Sub(r.storeErrLogged) < time.Minute {
+		return
+	}
+	r.o.Logger.Error("the registry could not save its state; registered instances keep serving from memory", "doing", what, "failures", r.storeErrs, "error", err)
+	r.storeErrLogged, r.storeErrs = now, 0
 }

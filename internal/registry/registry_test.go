@@ -261,3 +261,36 @@ func TestRegister_MaxInstancesPerService(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A store that can no longer write (a full disk, a closed database) does
+// not take registered instances out of service: heartbeats keep them in
+// their pool, and a deregistration still drains its instance.
+func TestHeartbeat_KeepsServingWhenTheStoreFails(t *testing.T) {
+	f := newFixture(t, nil)
+	ctx := context.Background()
+	a, err := f.reg.Register(ctx, registry.Registration{Service: "orders", Address: "10.0.0.1", Port: 80, TTL: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.reg.Register(ctx, registry.Registration{Service: "orders", Address: "10.0.0.2", Port: 80, TTL: 10 * time.Second}); err != nil {
+		t.Fatal(err)
+	}
+	f.st.Close()
+	for range 3 {
+		f.clock.Add(8 * time.Second)
+		if _, err := f.reg.Heartbeat(ctx, "orders", a.ID); err != nil {
+			t.Fatalf("heartbeat with the store failing: %v", err)
+		}
+		f.reg.Sweep(ctx)
+	}
+	got := f.reg.Current("orders").Instances
+	if len(got) != 1 || got[0].ID != a.ID {
+		t.Fatalf("instances %+v, want the one that sent heartbeats (the other expired)", got)
+	}
+	if _, err := f.reg.Deregister(ctx, "orders", a.ID, "key:ci"); err != nil {
+		t.Fatalf("deregistration with the store failing: %v", err)
+	}
+	if n := len(f.reg.Current("orders").Instances); n != 0 {
+		t.Fatalf("%d instances after deregistration, want it drained", n)
+	}
+}
