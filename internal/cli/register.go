@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"net/url"
 	"os"
 	"os/signal"
@@ -151,7 +152,7 @@ func runRegister(ctx, parent context.Context, f *registerFlags, logger *slog.Log
 	}
 	path := "/v1/services/" + url.PathEscape(service) + "/instances"
 	var in registeredInstance
-	if err := client.do(ctx, "POST", path, body, &in); err != nil {
+	if err := registerFirst(ctx, client, path, body, &in, f.once, logger); err != nil {
 		return fmt.Errorf("registering into %s: %w", service, err)
 	}
 	logger.Info("registered", "service", in.Service, "instance", in.ID, "expires", in.Expires)
@@ -193,3 +194,38 @@ func runRegister(ctx, parent context.Context, f *registerFlags, logger *slog.Log
 		}
 	}
 }
+
+// registerFirst registers the instance. Unless once, a failure that may
+// pass (the gateway unreachable or restarting: a network error, 429 or a
+// 5xx) is logged and retried after 1 s, then twice as long each time up
+// to 30 s, until ctx is done: a container started while the gateway is
+// away registers once it is back. A refusal (any other 4xx: a bad
+// address, a wrong key) is returned at once.
+func registerFirst(ctx context.Context, client *adminClient, path string, body any, in *registeredInstance, once bool, logger *slog.Logger) error {
+	wait := firstRegisterWait
+	for {
+		err := client.do(ctx, "POST", path, body, in)
+		var ae *apiError
+		switch {
+		case err == nil:
+			return nil
+		case once, ctx.Err() != nil:
+			return err
+		case errors.As(err, &ae) && ae.Status/100 == 4 && ae.Status != http.StatusTooManyRequests:
+			return err
+		}
+		logger.Warn("registering failed; retrying", "error", err, "retry_in", wait.String())
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, maxRegisterWait)
+	}
+}
+
+// The waits between attempts of a first registration (tests shorten them).
+var (
+	firstRegisterWait = time.Second
+	maxRegisterWait   = 30 * time.Second
+)
