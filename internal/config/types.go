@@ -124,7 +124,7 @@ type ClaimMapping struct {
 // JWKSOptions tune the key cache of an issuer.
 type JWKSOptions struct {
 	RefreshInterval Duration `yaml:"refresh_interval" jsonschema_description:"How often keys are refetched in the background. Default 1h."`
-	Cooldown        Duration `yaml:"cooldown" jsonschema_description:"Minimum time between fetches caused by an unknown kid. Default 30s."`
+	Cooldown        Duration `yaml:"cooldown" jsonschema_description:"Minimum time between fetches caused by a token the cached keys cannot verify (an unknown kid, or a signature no cached key verifies). Default 30s."`
 	Timeout         Duration `yaml:"timeout" jsonschema_description:"Timeout of one discovery or JWKS request. Default 5s."`
 }
 

@@ -336,6 +336,27 @@ func (s *KeySet) candidates(ctx context.Context, kid, alg string) ([]*keyEntry, 
 	return nil, fail(ReasonUnknownKey, "no signing key of the issuer matches the token", ferr)
 }
 
+// generation returns the generation of the cached keys (0 before any).
+func (s *KeySet) generation() uint64 {
+	if m := s.keys.Load(); m != nil {
+		return m.gen
+	}
+	return 0
+}
+
+// refetched asks for a fresh copy of the keys after a signature that no
+// cached candidate verified (an issuer that rotated its key without a
+// kid, or reused a kid), at most once per Cooldown as for an unknown kid,
+// and returns the candidates if the keys changed since generation gen.
+func (s *KeySet) refetched(ctx context.Context, gen uint64, kid, alg string) []*keyEntry {
+	_ = s.demandFetch(ctx)
+	m := s.keys.Load()
+	if m == nil || m.gen == gen {
+		return nil
+	}
+	return m.candidates(kid, alg)
+}
+
 // hasKey reports whether the key is still in the set; the token cache asks
 // it on every hit. gen is the generation of a set known to hold the key
 // (holdingGen; 0 for none): while the set's keys are those of that

@@ -342,6 +342,7 @@ func (v *Verifier) verify(ctx context.Context, token string, now time.Time) (*Pr
 		return nil, nil, fail(ReasonMalformed, "the token has an unencoded payload", nil)
 	}
 
+	gen := p.keys.generation()
 	cands, kerr := p.keys.candidates(ctx, hdr.KeyID, hdr.Algorithm)
 	if kerr != nil {
 		return nil, nil, kerr
@@ -350,14 +351,25 @@ func (v *Verifier) verify(ctx context.Context, token string, now time.Time) (*Pr
 		payload []byte
 		matched *keyEntry
 	)
-	for _, c := range cands {
-		pl, err := jws.Verify(c.jwk)
-		if err == nil {
-			payload, matched = pl, c
+	for retried := false; ; retried = true {
+		for _, c := range cands {
+			pl, err := jws.Verify(c.jwk)
+			if err == nil {
+				payload, matched = pl, c
+				break
+			}
+			if errors.Is(err, jose.ErrUnsupportedCriticalHeader) {
+				return nil, nil, fail(ReasonMalformed, "the token has critical header parameters that are not supported", nil)
+			}
+		}
+		if matched != nil || retried {
 			break
 		}
-		if errors.Is(err, jose.ErrUnsupportedCriticalHeader) {
-			return nil, nil, fail(ReasonMalformed, "the token has critical header parameters that are not supported", nil)
+		// No cached key verifies it: the issuer may have rotated a key
+		// without a kid, or under a kid it used before. Try once with
+		// fresh keys (fetched at most once per cooldown).
+		if cands = p.keys.refetched(ctx, gen, hdr.KeyID, hdr.Algorithm); len(cands) == 0 {
+			break
 		}
 	}
 	if matched == nil {

@@ -312,8 +312,41 @@ func TestVerify_IgnoresEmbeddedJWK(t *testing.T) {
 	tok = signWith(t, jose.RS256, key, map[string]any{"kid": e.idp().KeyID()}, true, validClaims(e.idp(), e.clk))
 	_, err = e.verify(tok)
 	wantReason(t, err, identity.ReasonBadSignature, tok)
-	if n := e.idp().Requests("/jwks") - before; n != 0 {
-		t.Fatalf("%d JWKS fetches", n)
+	// A signature no cached key verifies asks for fresh keys once per
+	// cooldown (an issuer may have rotated without a kid), never more.
+	if n := e.idp().Requests("/jwks") - before; n > 1 {
+		t.Fatalf("%d JWKS fetches, want at most one in the cooldown", n)
+	}
+}
+
+// An issuer that rotates its key without a kid (or under a kid it used
+// before) is followed: a signature no cached key verifies refetches the
+// keys, once per cooldown, and verifies against the new ones.
+func TestVerify_RotationWithoutKidRefetches(t *testing.T) {
+	e := newEnv(t, envOptions{})
+	if _, err := e.verify(e.mintWith(e.idp(), map[string]any{"kid": nil}, nil)); err != nil {
+		t.Fatalf("a token without kid, by the cached key: %v", err)
+	}
+	if err := e.idp().RotateKey(); err != nil {
+		t.Fatal(err)
+	}
+	e.idp().RetireOldKeys()
+	e.clk.Advance(time.Minute) // past any cooldown of the first fetch
+	before := e.idp().Requests("/jwks")
+	if _, err := e.verify(e.mintWith(e.idp(), map[string]any{"kid": nil}, nil)); err != nil {
+		t.Fatalf("a token without kid, by the rotated key: %v", err)
+	}
+	if n := e.idp().Requests("/jwks") - before; n != 1 {
+		t.Fatalf("%d JWKS fetches, want 1", n)
+	}
+	// Forged signatures within the cooldown fetch nothing more.
+	for range 3 {
+		tok := e.mintWith(e.idp(), map[string]any{"kid": nil}, nil)
+		_, err := e.verify(tok[:len(tok)-4] + "AAAA")
+		wantReason(t, err, identity.ReasonBadSignature, "")
+	}
+	if n := e.idp().Requests("/jwks") - before; n != 1 {
+		t.Fatalf("%d JWKS fetches after forged signatures, want still 1", n)
 	}
 }
 
