@@ -2,6 +2,7 @@ package h1
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -73,6 +74,57 @@ func TestTransport_IdleConnTimeoutClosesPooledConnections(t *testing.T) {
 		get()
 		if be.dials.Load() != 2 {
 			t.Errorf("dials %d, want a new connection after the timeout", be.dials.Load())
+		}
+	})
+}
+
+// A host's pool leaves the transport once its last idle connection timed
+// out, so that the pools of upstreams replaced for good do not pile up; a
+// connection in use when its pool left is pooled again under its host.
+func TestTransport_EmptyPoolsAreForgotten(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		be := startPipeBackend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") }))
+		tr := &Transport{DialContext: be.dial, IdleConnTimeout: 10 * time.Second}
+		defer tr.CloseIdleConnections()
+		pools := func() int {
+			tr.mu.Lock()
+			defer tr.mu.Unlock()
+			return len(tr.pools)
+		}
+		get := func(host string) *http.Response {
+			req, _ := http.NewRequest("GET", "http://"+host+"/", nil)
+			res, err := tr.RoundTrip(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return res
+		}
+		for i := range 5 {
+			res := get(fmt.Sprintf("backend-%d", i))
+			io.ReadAll(res.Body)
+			res.Body.Close()
+		}
+		if n := pools(); n != 5 {
+			t.Fatalf("%d pools, want one per host", n)
+		}
+		// One connection is in use while the pools time out.
+		inUse := get("backend-0")
+		time.Sleep(11 * time.Second)
+		synctest.Wait()
+		if n := pools(); n != 0 {
+			t.Fatalf("%d pools after every idle connection timed out, want none", n)
+		}
+		io.ReadAll(inUse.Body)
+		inUse.Body.Close()
+		if n := tr.IdleConns("backend-0"); n != 1 {
+			t.Fatalf("%d idle connections to backend-0, want the one in use, pooled again", n)
+		}
+		dials := be.dials.Load()
+		res := get("backend-0")
+		io.ReadAll(res.Body)
+		res.Body.Close()
+		if be.dials.Load() != dials {
+			t.Fatal("the connection pooled again was not reused")
 		}
 	})
 }

@@ -58,7 +58,7 @@ type Transport struct {
 	StripHopByHop bool
 
 	mu    sync.Mutex
-	pools map[string]*hostPool // never deleted: a connection keeps its pool
+	pools map[string]*hostPool // a pool leaves once its last idle connection timed out
 	last  *hostPool            // the pool getConn found last, which most often it needs again
 }
 
@@ -255,6 +255,9 @@ type hostPool struct {
 	idle  []*persistConn
 	timer *time.Timer
 	armed bool
+	// gone: pruned empty and out of pools (a connection that kept it
+	// finds its key's pool again when it is put back).
+	gone bool
 }
 
 // getConn takes the most recently used idle connection to host key that
@@ -320,7 +323,7 @@ func (t *Transport) putIdle(pc *persistConn) {
 	max := t.maxIdle()
 	t.mu.Lock()
 	p := pc.pool
-	if p == nil {
+	if p == nil || p.gone {
 		if t.pools == nil {
 			t.pools = map[string]*hostPool{}
 		}
@@ -365,6 +368,16 @@ func (p *hostPool) prune() {
 	p.armed = len(p.idle) > 0
 	if p.armed {
 		p.timer.Reset(p.idle[0].idleAt.Add(timeout).Sub(now))
+	} else if !p.gone {
+		// Nothing idle is left: forget the pool, so that the pools of
+		// upstreams gone for good (containers replaced) do not pile up.
+		p.gone = true
+		if t.pools[p.key] == p {
+			delete(t.pools, p.key)
+		}
+		if t.last == p {
+			t.last = nil
+		}
 	}
 	t.mu.Unlock()
 	for _, pc := range expired {
@@ -385,8 +398,9 @@ func (t *Transport) CloseIdleConnections() {
 		if p.timer != nil {
 			p.timer.Stop()
 		}
-		p.armed = false
+		p.armed, p.gone = false, true
 	}
+	t.pools, t.last = nil, nil
 	t.mu.Unlock()
 	for _, pc := range all {
 		pc.closeConn()
