@@ -84,6 +84,7 @@ type TracersOptions struct {
 
 // NewTracers returns a registry with no provider.
 func NewTracers(o TracersOptions) *Tracers {
+	routeOTelLogs(o.Logger)
 	return &Tracers{logger: o.Logger, exporter: o.Exporter, onError: o.OnExportError}
 }
 
