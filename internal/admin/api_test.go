@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -218,5 +219,36 @@ func TestRevokeKey_ClientGoneAfterTheCommit(t *testing.T) {
 	}
 	if !slices.Contains(actions, audit.ActionKeyRevoke) {
 		t.Fatalf("audit actions %v, want the revocation", actions)
+	}
+}
+
+// failingKeys fails the second key it is asked to save.
+type failingKeys struct {
+	store.Store
+	n int
+}
+
+func (s *failingKeys) PutKey(ctx context.Context, k store.Key) error {
+	if s.n++; s.n == 2 {
+		return errors.New("disk full")
+	}
+	return s.Store.PutKey(ctx, k)
+}
+
+// A consumer whose keys cannot all be saved is taken back: no consumer
+// with keys nobody saw, and the retry succeeds.
+func TestCreateConsumer_KeyFailureLeavesNothing(t *testing.T) {
+	a := newTestAPI(t)
+	real := a.o.Store
+	a.o.Store = &failingKeys{Store: real}
+	ctx := context.Background()
+	if _, _, err := a.CreateConsumer(ctx, "ops", NewConsumer{Name: "acme", Keys: []string{"primary", "secondary"}}); err == nil {
+		t.Fatal("created with a key that could not be saved")
+	}
+	if _, err := real.GetConsumer(ctx, "acme"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("the consumer is still stored: %v", err)
+	}
+	if _, keys, err := a.CreateConsumer(ctx, "ops", NewConsumer{Name: "acme", Keys: []string{"primary", "secondary"}}); err != nil || len(keys) != 2 {
+		t.Fatalf("the retry: %v, %d keys", err, len(keys))
 	}
 }

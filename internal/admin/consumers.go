@@ -176,6 +176,11 @@ func (a *API) CreateConsumer(ctx context.Context, actor string, nc NewConsumer) 
 	for _, slot := range slots {
 		key, h, err := a.putNewKey(ctx, nc.Name, slot)
 		if err != nil {
+			// Take the consumer back (its keys with it): nobody has seen
+			// its keys, and a retry must not find it already there.
+			if derr := a.o.Store.DeleteConsumer(context.WithoutCancel(ctx), nc.Name); derr != nil && !errors.Is(derr, store.ErrNotFound) {
+				a.o.Logger.Error("removing a consumer whose keys could not be saved", "consumer", nc.Name, "error", derr)
+			}
 			return store.Consumer{}, nil, err
 		}
 		keys[slot], ids[slot] = key, keyID(h)
