@@ -98,6 +98,9 @@ func NewAPI(o APIOptions) *API {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
 	a := &API{o: o, mux: http.NewServeMux()}
 	a.routes = a.table()
 	for i := range a.routes {
