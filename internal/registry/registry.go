@@ -86,8 +86,8 @@ type Registry struct {
 	// since are counted in storeErrs.
 	storeErrLogged time.Time
 	storeErrs      int
-	watchers map[string]map[uint64]func(Set)
-	nextID   uint64
+	watchers       map[string]map[uint64]func(Set)
+	nextID         uint64
 }
 
 // New returns a registry holding the instances persisted in the store;
