@@ -8,8 +8,10 @@ import (
 	"io"
 	"log/slog"
 	"mime"
+	"net"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"runtime/debug"
 	"slices"
 	"strconv"
@@ -171,6 +173,10 @@ func (a *API) serve(w http.ResponseWriter, r *http.Request, rt *route) {
 		writeProblem(w, &apiError{status: 503, typ: "unavailable", title: "Service unavailable", detail: "No configuration is loaded yet."})
 		return
 	}
+	if e := crossSite(r); e != nil {
+		writeProblem(w, e)
+		return
+	}
 	if e := c.authenticate(); e != nil {
 		writeProblem(w, e)
 		return
@@ -200,7 +206,10 @@ func (c *call) authenticate() *apiError {
 	}
 	values := c.r.Header.Values("Authorization")
 	if len(values) == 0 {
-		if acc.InsecureLocal && isLoopback(c.r.RemoteAddr) {
+		// Loopback by its peer and by the name it was asked under: a page
+		// of another site whose name was rebound to 127.0.0.1 comes from
+		// loopback too, but under its own name.
+		if acc.InsecureLocal && isLoopback(c.r.RemoteAddr) && isLoopbackHost(c.r.Host) {
 			c.actor = "local"
 			c.grants = []gateway.AdminGrant{{Role: config.AdminRoleAdmin}}
 			return nil
@@ -241,6 +250,42 @@ func (c *call) authenticate() *apiError {
 	c.actor = "jwt:" + p.Provider + ":" + p.Subject
 	c.grants = acc.Grants(p)
 	return nil
+}
+
+// crossSite refuses a request a browser made for a page of another
+// origin: the admin API is for programs (which send no Origin) and the
+// dashboard's own pages. Without this, a page anywhere could send a form
+// to a loopback listener under insecure_local, or to one that takes a
+// client certificate the browser offers on its own.
+func crossSite(r *http.Request) *apiError {
+	refuse := &apiError{status: http.StatusForbidden, typ: "cross-site", title: "Forbidden",
+		detail: "Requests from a page of another origin are refused: the admin API is for programs, which send no Origin."}
+	switch r.Header.Get("Sec-Fetch-Site") {
+	case "cross-site", "same-site":
+		return refuse
+	}
+	if o := r.Header.Get("Origin"); o != "" {
+		u, err := url.Parse(o)
+		if err != nil || u.Host == "" || !strings.EqualFold(u.Host, r.Host) {
+			return refuse
+		}
+	}
+	return nil
+}
+
+// isLoopbackHost reports whether a request's Host names a loopback
+// address or localhost.
+func isLoopbackHost(hostport string) bool {
+	host := hostport
+	if h, _, err := net.SplitHostPort(hostport); err == nil {
+		host = h
+	}
+	host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	a, err := netip.ParseAddr(host)
+	return err == nil && a.Unmap().IsLoopback()
 }
 
 func isLoopback(remote string) bool {

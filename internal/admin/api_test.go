@@ -63,6 +63,7 @@ apis: [{name: a, backend: b, auth: {anonymous: true}}]
 func local(method, path string, body []byte) *http.Request {
 	r := httptest.NewRequest(method, path, bytes.NewReader(body))
 	r.RemoteAddr = "127.0.0.1:4567"
+	r.Host = "127.0.0.1:9901"
 	r.Header.Set("Content-Type", "application/json")
 	return r
 }
@@ -250,5 +251,39 @@ func TestCreateConsumer_KeyFailureLeavesNothing(t *testing.T) {
 	}
 	if _, keys, err := a.CreateConsumer(ctx, "ops", NewConsumer{Name: "acme", Keys: []string{"primary", "secondary"}}); err != nil || len(keys) != 2 {
 		t.Fatalf("the retry: %v, %d keys", err, len(keys))
+	}
+}
+
+// A browser page of another site cannot use the admin API: not through a
+// name rebound to 127.0.0.1 under insecure_local (DNS rebinding), and not
+// with a form or fetch from another origin (CSRF: the key rotation
+// route reads no body, so a plain form could call it).
+func TestAdmin_RefusesOtherSitesPages(t *testing.T) {
+	a := newTestAPI(t)
+	if _, _, err := a.CreateConsumer(context.Background(), "ops", NewConsumer{Name: "acme"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		mod  func(*http.Request)
+		want int
+	}{
+		{"a program on loopback", func(*http.Request) {}, 200},
+		{"localhost", func(r *http.Request) { r.Host = "localhost:9901" }, 200},
+		{"the same origin", func(r *http.Request) { r.Header.Set("Origin", "http://127.0.0.1:9901") }, 200},
+		{"a rebound name", func(r *http.Request) { r.Host = "rebind.evil.example:9901" }, 401},
+		{"another origin", func(r *http.Request) { r.Header.Set("Origin", "https://evil.example") }, 403},
+		{"an opaque origin", func(r *http.Request) { r.Header.Set("Origin", "null") }, 403},
+		{"a cross-site fetch", func(r *http.Request) { r.Header.Set("Sec-Fetch-Site", "cross-site") }, 403},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := local("POST", "/v1/consumers/acme/keys/secondary", nil)
+			tc.mod(r)
+			w := httptest.NewRecorder()
+			a.ServeHTTP(w, r)
+			if w.Code/100 != tc.want/100 {
+				t.Fatalf("status %d, want %d: %s", w.Code, tc.want, w.Body.String())
+			}
+		})
 	}
 }
