@@ -46,7 +46,7 @@ type RoleClaim struct {
 
 // Session configures dashboard sessions.
 type Session struct {
-	IdleTimeout     Duration `yaml:"idle_timeout" jsonschema_description:"A session unused this long ends. Default 30m."`
+	IdleTimeout     Duration `yaml:"idle_timeout" jsonschema_description:"A session unused this long ends (the Overview's automatic refresh of its figures is not use). Default 30m."`
 	AbsoluteTimeout Duration `yaml:"absolute_timeout" jsonschema_description:"A session ends this long after sign-in, used or not. Default 12h."`
 }
 

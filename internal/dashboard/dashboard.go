@@ -289,7 +289,7 @@ func (d *Dashboard) sameOrigin(r *http.Request) bool {
 // loopback peer without one gets a new admin session.
 func (d *Dashboard) session(w http.ResponseWriter, r *http.Request) *Session {
 	if c, err := r.Cookie(sessionCookie); err == nil {
-		if s := d.sessions.get(c.Value); s != nil {
+		if s := d.sessions.get(c.Value, !strings.HasPrefix(r.URL.Path, "/ui/data/")); s != nil {
 			return s
 		}
 	}

@@ -1,6 +1,7 @@
 package dashboard
 
 import (
+	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
@@ -214,6 +215,55 @@ func TestDashboard_SessionsEndWhenIdleOrOld(t *testing.T) {
 	e.clk.Advance(11 * time.Minute)
 	if p := b.get("/ui/"); p.status != http.StatusFound {
 		t.Fatal("session outlived the idle timeout")
+	}
+}
+
+// A page's own polling (the Overview's statistics every 2 s) does not keep
+// a session alive: an Overview left open on an unattended screen signs
+// out at the idle timeout.
+func TestDashboard_PollingDoesNotKeepASessionAlive(t *testing.T) {
+	e := newTestEnv(t, func(o *Options) { o.IdleTimeout, o.AbsoluteTimeout = 10*time.Minute, time.Hour })
+	b := e.browser()
+	b.signIn("alice")
+	for range 6 {
+		e.clk.Advance(2 * time.Minute)
+		if p := b.get("/ui/data/stats"); p.status != 200 && e.clk.Now().Sub(time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)) < 10*time.Minute {
+			t.Fatalf("polling within the idle timeout: %d", p.status)
+		}
+	}
+	if p := b.get("/ui/data/stats"); p.status != http.StatusUnauthorized {
+		t.Fatalf("polling after 12 min without a person's request: %d, want 401", p.status)
+	}
+	if p := b.get("/ui/"); p.status != http.StatusFound {
+		t.Fatal("the session outlived the idle timeout through polling")
+	}
+}
+
+// One address cannot fill the table of sign-ins in progress, and a full
+// table makes room by dropping the oldest.
+func TestDashboard_SignInsInProgressAreBoundedPerAddress(t *testing.T) {
+	e := newTestEnv(t, nil)
+	b := e.browser()
+	for i := range maxPendingPerPeer {
+		if p := b.get("/ui/login/start"); p.status != http.StatusFound {
+			t.Fatalf("sign-in %d: %d", i, p.status)
+		}
+	}
+	if p := b.get("/ui/login/start"); p.status != http.StatusTooManyRequests {
+		t.Fatalf("sign-in %d from one address: %d, want 429", maxPendingPerPeer+1, p.status)
+	}
+	pl := &pendingLogins{now: e.clk.Now, m: map[string]*pendingLogin{}}
+	for i := range maxPending {
+		if !pl.add(fmt.Sprint(i), &pendingLogin{created: e.clk.Now(), peer: fmt.Sprintf("10.0.%d.%d", i/200, i%200)}) {
+			t.Fatalf("login %d refused", i)
+		}
+		e.clk.Advance(time.Millisecond)
+	}
+	if !pl.add("new", &pendingLogin{created: e.clk.Now(), peer: "192.0.2.1"}) {
+		t.Fatal("a login refused when the table is full")
+	}
+	if len(pl.m) != maxPending || pl.m["0"] != nil || pl.m["new"] == nil {
+		t.Fatalf("%d logins; the oldest kept: %v", len(pl.m), pl.m["0"] != nil)
 	}
 }
 

@@ -2,6 +2,7 @@ package dashboard
 
 import (
 	"errors"
+	"net"
 	"net/http"
 	"strings"
 )
@@ -43,6 +44,7 @@ func (d *Dashboard) serveLoginStart(w http.ResponseWriter, r *http.Request) {
 		nonce:    randomToken(32),
 		returnTo: safeReturn(r.URL.Query().Get("return")),
 		created:  d.now(),
+		peer:     peerAddr(r),
 	}
 	ctx, cancel := ctxTimeout(r)
 	defer cancel()
@@ -52,7 +54,7 @@ func (d *Dashboard) serveLoginStart(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !d.pending.add(state, l) {
-		d.fail(w, r, nil, http.StatusServiceUnavailable, "Too many sign-ins are in progress. Try again in a few minutes.", nil)
+		d.fail(w, r, nil, http.StatusTooManyRequests, "Too many sign-ins are in progress from this address. Finish one, or try again in a few minutes.", nil)
 		return
 	}
 	// The state cookie binds the callback to this browser (login CSRF).
@@ -115,4 +117,12 @@ func (d *Dashboard) serveLogout(w http.ResponseWriter, r *http.Request, s *Sessi
 		HttpOnly: true, Secure: d.secureCookies, SameSite: http.SameSiteLaxMode})
 	d.audit(s.User, "logout", "dashboard", "", "")
 	http.Redirect(w, r, "/ui/login", http.StatusSeeOther)
+}
+
+// peerAddr is the client's address without its port.
+func peerAddr(r *http.Request) string {
+	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+		return host
+	}
+	return r.RemoteAddr
 }

@@ -101,9 +101,11 @@ func (s *sessions) create(user, name string, role Role) (string, *Session) {
 	return id, sess
 }
 
-// get returns the live session of a cookie value and marks it used, or
-// nil when it is unknown or timed out.
-func (s *sessions) get(id string) *Session {
+// get returns the live session of a cookie value, or nil when it is
+// unknown or timed out. With touch, it marks it used: a person's request,
+// not a page's own polling (an Overview left open on an unattended
+// screen must not keep its session past the idle timeout).
+func (s *sessions) get(id string, touch bool) *Session {
 	if id == "" {
 		return nil
 	}
@@ -119,7 +121,9 @@ func (s *sessions) get(id string) *Session {
 		delete(s.m, k)
 		return nil
 	}
-	sess.LastSeen = now
+	if touch {
+		sess.LastSeen = now
+	}
 	c := *sess
 	return &c
 }
@@ -151,13 +155,18 @@ type pendingLogin struct {
 	nonce    string
 	returnTo string
 	created  time.Time
+	peer     string // the client's address, without its port
 }
 
 // loginTTL is how long a person may take at the identity provider.
 const loginTTL = 10 * time.Minute
 
-// maxPending bounds outstanding logins.
-const maxPending = 1000
+// maxPending bounds outstanding logins; maxPendingPerPeer those started
+// from one address, so that one client cannot fill the table.
+const (
+	maxPending        = 1000
+	maxPendingPerPeer = 20
+)
 
 type pendingLogins struct {
 	now func() time.Time
@@ -166,17 +175,33 @@ type pendingLogins struct {
 	m  map[string]*pendingLogin // by state
 }
 
+// add records a login. It refuses one more from a peer that has
+// maxPendingPerPeer in progress; when the table is full, the oldest login
+// makes room (a flood from many addresses delays sign-ins, but cannot
+// stop them for the ten minutes a login lasts).
 func (p *pendingLogins) add(state string, l *pendingLogin) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	now := p.now()
+	fromPeer := 0
+	oldest := ""
 	for k, v := range p.m {
 		if now.Sub(v.created) > loginTTL {
 			delete(p.m, k)
+			continue
+		}
+		if v.peer == l.peer {
+			fromPeer++
+		}
+		if oldest == "" || v.created.Before(p.m[oldest].created) {
+			oldest = k
 		}
 	}
-	if len(p.m) >= maxPending {
+	if fromPeer >= maxPendingPerPeer {
 		return false
+	}
+	if len(p.m) >= maxPending {
+		delete(p.m, oldest)
 	}
 	p.m[state] = l
 	return true
