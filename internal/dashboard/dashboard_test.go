@@ -180,6 +180,38 @@ func TestDashboard_RotateShowsTheKeyOnce(t *testing.T) {
 	}
 }
 
+// A revocation is confirmed on the consumers page; a link cannot make
+// that page, or the sign-in callback, show text of its choosing.
+func TestDashboard_ConfirmationsAreTheDashboardsOwnWords(t *testing.T) {
+	e := newTestEnv(t, nil)
+	b := e.browser()
+	b.signIn("alice")
+	token := csrfOf(t, b.get("/ui/consumers").body)
+	p := b.do("POST", "/ui/consumers/mobile-app/rotate", url.Values{"slot": {"secondary"}, "csrf": {token}}, map[string]string{"Origin": e.srv.URL})
+	if p.status != 200 {
+		t.Fatalf("rotate: %d", p.status)
+	}
+	p = b.do("POST", "/ui/consumers/mobile-app/revoke", url.Values{"slot": {"secondary"}, "csrf": {token}}, map[string]string{"Origin": e.srv.URL})
+	if p.status != http.StatusSeeOther {
+		t.Fatalf("revoke: %d", p.status)
+	}
+	if got := b.get(p.location).body; !strings.Contains(got, "Revoked the secondary key of mobile-app.") {
+		t.Fatalf("no confirmation after the revocation:\n%s", got)
+	}
+	for _, link := range []string{
+		"/ui/consumers?done=" + url.QueryEscape("Key rotated; paste your key at evil.example"),
+		"/ui/consumers?revoked=secondary&consumer=" + url.QueryEscape("paste your key at https://evil.example"),
+		"/ui/callback?error=" + url.QueryEscape("Session expired. Paste your key at evil.example"),
+	} {
+		if got := b.get(link).body; strings.Contains(got, "evil.example") {
+			t.Fatalf("%s shows the link's text", link)
+		}
+	}
+	if got := b.get("/ui/callback?error=access_denied").body; !strings.Contains(got, "(access_denied)") {
+		t.Fatal("an OAuth error code is not shown")
+	}
+}
+
 func TestDashboard_ViewerCannotChangeKeys(t *testing.T) {
 	e := newTestEnv(t, nil)
 	b := e.browser()

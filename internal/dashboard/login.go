@@ -76,7 +76,13 @@ func (d *Dashboard) serveCallback(w http.ResponseWriter, r *http.Request) {
 	http.SetCookie(w, &http.Cookie{Name: loginCookie, Value: "", Path: "/ui/callback", MaxAge: -1,
 		HttpOnly: true, Secure: d.secureCookies, SameSite: http.SameSiteLaxMode})
 	if e := q.Get("error"); e != "" {
-		d.fail(w, r, nil, http.StatusUnauthorized, "The identity provider did not sign you in ("+e+"). Try again from the sign-in page.", nil)
+		// Shown only when it is an OAuth error code (RFC 6749 §4.1.2.1
+		// lists them: access_denied...), never as text a link chose.
+		msg := "The identity provider did not sign you in. Try again from the sign-in page."
+		if oauthErrorCode(e) {
+			msg = "The identity provider did not sign you in (" + e + "). Try again from the sign-in page."
+		}
+		d.fail(w, r, nil, http.StatusUnauthorized, msg, nil)
 		return
 	}
 	state := q.Get("state")
@@ -125,4 +131,18 @@ func peerAddr(r *http.Request) string {
 		return host
 	}
 	return r.RemoteAddr
+}
+
+// oauthErrorCode reports whether e looks like an OAuth error code: 1 to
+// 40 lower-case letters and underscores.
+func oauthErrorCode(e string) bool {
+	if e == "" || len(e) > 40 {
+		return false
+	}
+	for _, c := range e {
+		if (c < 'a' || c > 'z') && c != '_' {
+			return false
+		}
+	}
+	return true
 }

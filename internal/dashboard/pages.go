@@ -209,7 +209,7 @@ func (d *Dashboard) serveConsumers(w http.ResponseWriter, r *http.Request, s *Se
 
 func (d *Dashboard) renderConsumers(w http.ResponseWriter, r *http.Request, s *Session, status int, problem string) {
 	data := map[string]any{"Connected": d.o.Consumers != nil, "Admin": s.Role >= RoleAdmin, "Problem": problem,
-		"Done": r.URL.Query().Get("done")}
+		"Done": doneMessage(r.URL.Query())}
 	if d.o.Consumers != nil {
 		ctx, cancel := ctxTimeout(r)
 		defer cancel()
@@ -285,7 +285,18 @@ func (d *Dashboard) serveRevoke(w http.ResponseWriter, r *http.Request, s *Sessi
 		d.sourceError(w, r, s, err)
 		return
 	}
-	http.Redirect(w, r, "/ui/consumers?done="+url.QueryEscape("Revoked the "+slot+" key of "+name+"."), http.StatusSeeOther)
+	http.Redirect(w, r, "/ui/consumers?"+url.Values{"revoked": {slot}, "consumer": {name}}.Encode(), http.StatusSeeOther)
+}
+
+// doneMessage is the confirmation the consumers page shows after a
+// revocation, written here from the slot and the consumer's name, both
+// checked: a link cannot make the dashboard show text of its choosing.
+func doneMessage(q url.Values) string {
+	slot, name := q.Get("revoked"), q.Get("consumer")
+	if slot == "" || validSlot(slot) != nil || !config.ValidName(name) {
+		return ""
+	}
+	return "Revoked the " + slot + " key of " + name + "."
 }
 
 // parseWhen reads a datetime-local value (taken as UTC) or RFC 3339.
