@@ -12,7 +12,7 @@ import (
 func StatsHandler(stats *observe.Stats) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if stats == nil {
-			writeJSON(w, http.StatusNotFound, map[string]string{"error": "statistics are not enabled"})
+			writeProblem(w, notFound("Statistics are not enabled."))
 			return
 		}
 		q := r.URL.Query()
@@ -22,7 +22,7 @@ func StatsHandler(stats *observe.Stats) http.Handler {
 		case "1h":
 			win = observe.LastHour
 		default:
-			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "window is 1m or 1h"})
+			writeProblem(w, badRequest("window is 1m or 1h."))
 			return
 		}
 		series := q.Get("series") == "true" || q.Get("series") == "1"

@@ -32,6 +32,9 @@ func TestStatsHandler(t *testing.T) {
 				t.Fatalf("status %d, want %d", w.Code, c.status)
 			}
 			if c.status != 200 {
+				if ct := w.Header().Get("Content-Type"); ct != "application/problem+json" {
+					t.Fatalf("an error as %q, want a problem document", ct)
+				}
 				return
 			}
 			var rep observe.Report
