@@ -247,6 +247,9 @@ func (c *call) authenticate() *apiError {
 	if !acc.AcceptsIssuer(p.Provider) {
 		return unauthorized("Tokens from this issuer are not accepted by the admin API.")
 	}
+	if !acc.AcceptsAudience(p) {
+		return unauthorized("The token is not meant for the admin API (its aud is none of server.admin.auth.jwt.audiences).")
+	}
 	c.actor = "jwt:" + p.Provider + ":" + p.Subject
 	c.grants = acc.Grants(p)
 	return nil

@@ -18,8 +18,9 @@ type AdminAuth struct {
 
 // AdminJWT maps bearer JWTs to admin roles.
 type AdminJWT struct {
-	Issuers []string           `yaml:"issuers" jsonschema:"required" jsonschema_description:"Names of identity_providers whose tokens the admin API accepts."`
-	Roles   []AdminRoleBinding `yaml:"roles" jsonschema:"required" jsonschema_description:"Role bindings: a token that satisfies a binding's 'when' gets its role. A token may collect several."`
+	Issuers   []string           `yaml:"issuers" jsonschema:"required" jsonschema_description:"Names of identity_providers whose tokens the admin API accepts."`
+	Audiences []string           `yaml:"audiences" jsonschema_description:"The admin API accepts only tokens whose aud holds one of these (each must be among an accepted issuer's audiences). Default: any audience the issuer accepts, so a token minted for a public API (or passed on to a backend with pass_credential) also works here: set it whenever those issuers serve public APIs too."`
+	Roles     []AdminRoleBinding `yaml:"roles" jsonschema:"required" jsonschema_description:"Role bindings: a token that satisfies a binding's 'when' gets its role. A token may collect several."`
 }
 
 // AdminRoleBinding grants an admin role to tokens whose claims satisfy When.

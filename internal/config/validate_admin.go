@@ -2,6 +2,7 @@ package config
 
 import (
 	"net"
+	"slices"
 	"strings"
 )
 
@@ -42,6 +43,22 @@ func (v *validator) adminAccess() {
 		for i, name := range j.Issuers {
 			if name != "" && !v.providers[name] {
 				v.r.Errorf(Index("server.admin.auth.jwt.issuers", i), "unknown identity provider %q", name)
+			}
+		}
+		for i, aud := range j.Audiences {
+			p := Index("server.admin.auth.jwt.audiences", i)
+			if aud == "" {
+				v.r.Errorf(p, "must not be empty")
+				continue
+			}
+			found := false
+			for _, idp := range v.c.IdentityProviders {
+				if slices.Contains(j.Issuers, idp.Name) && slices.Contains(idp.Audiences, aud) {
+					found = true
+				}
+			}
+			if !found {
+				v.r.Errorf(p, "%q is not among the audiences of the issuers listed, so no token they accept could carry it; add it to an issuer's audiences", aud)
 			}
 		}
 		for i, b := range j.Roles {

@@ -21,6 +21,8 @@ func TestValidate_AdminAccessAndRegistry(t *testing.T) {
 		{"unknown role", "server: {admin: {auth: {api_keys: [{name: k, sha256: \"" + hash + "\", role: root}]}}}\n", "unknown role \"root\""},
 		{"key without hash", "server: {admin: {auth: {api_keys: [{name: k, role: admin}]}}}\n", "set sha256"},
 		{"unknown issuer", "server: {admin: {auth: {jwt: {issuers: [corp], roles: [{role: admin, when: {groups: {any_of: [a]}}}]}}}}\n", "unknown identity provider \"corp\""},
+		{"admin audience of the issuer", "identity_providers: [{name: corp, issuer: \"https://idp.example.com\", audiences: [api, admin]}]\nserver: {admin: {auth: {jwt: {issuers: [corp], audiences: [admin], roles: [{role: admin, when: {groups: {any_of: [a]}}}]}}}}\n", ""},
+		{"admin audience no issuer accepts", "identity_providers: [{name: corp, issuer: \"https://idp.example.com\", audiences: [api]}]\nserver: {admin: {auth: {jwt: {issuers: [corp], audiences: [admin], roles: [{role: admin, when: {groups: {any_of: [a]}}}]}}}}\n", "\"admin\" is not among the audiences of the issuers listed"},
 		{"empty when", "identity_providers: [{name: corp, issuer: \"https://id.example.com\", audiences: [x]}]\nserver: {admin: {auth: {jwt: {issuers: [corp], roles: [{role: admin, when: {}}]}}}}\n", "a role is never granted to every token"},
 		{"bad cidr", "registry: {allowed_cidrs: [10.0.0.1/8]}\n", "has host bits set"},
 		{"ttl bounds", "registry: {default_ttl: 20m}\n", "must not be longer than registry.max_ttl"},

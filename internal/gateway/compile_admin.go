@@ -32,10 +32,11 @@ type AdminAccess struct {
 	// Tokens verifies bearer JWTs (nil when the admin API takes none).
 	Tokens policy.TokenVerifier
 
-	issuers  []string
-	bindings []adminBinding
-	keys     *identity.KeyTable
-	keyGrant map[string]AdminGrant // by key name
+	issuers   []string
+	audiences []string // server.admin.auth.jwt.audiences; none: any
+	bindings  []adminBinding
+	keys      *identity.KeyTable
+	keyGrant  map[string]AdminGrant // by key name
 }
 
 type adminBinding struct {
@@ -62,6 +63,26 @@ func (a *AdminAccess) LookupKey(key string) (string, AdminGrant, bool) {
 // accepted by the admin API.
 func (a *AdminAccess) AcceptsIssuer(provider string) bool {
 	return slices.Contains(a.issuers, provider)
+}
+
+// AcceptsAudience reports whether a verified token is meant for the admin
+// API: its aud holds one of server.admin.auth.jwt.audiences (any aud the
+// issuer accepts when none is set).
+func (a *AdminAccess) AcceptsAudience(p *identity.Principal) bool {
+	if len(a.audiences) == 0 {
+		return true
+	}
+	switch aud := p.Claims["aud"].(type) {
+	case string:
+		return slices.Contains(a.audiences, aud)
+	case []any:
+		for _, v := range aud {
+			if s, ok := v.(string); ok && slices.Contains(a.audiences, s) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // Grants returns the roles a verified token's principal holds: one per
@@ -99,7 +120,7 @@ func (c *compiler) adminAccess() {
 		return
 	}
 	if j := a.Auth.JWT; j != nil {
-		acc.issuers = j.Issuers
+		acc.issuers, acc.audiences = j.Issuers, j.Audiences
 		if c.snap.verifier != nil {
 			acc.Tokens = c.snap.verifier
 		}

@@ -87,3 +87,57 @@ apis: [{name: a, backend: b, auth: {anonymous: true}}]
 		t.Fatalf("whoami = %v", who)
 	}
 }
+
+// With server.admin.auth.jwt.audiences, a token the issuer minted for a
+// public API (one a backend could receive with pass_credential) is not an
+// admin API token, whatever its claims.
+func TestAdmin_JWTAudienceOfTheAdminAPI(t *testing.T) {
+	iss, err := devissuer.New(devissuer.Options{Audience: "gatehouse-admin"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	issSrv := httptest.NewServer(iss.Handler())
+	defer issSrv.Close()
+	iss.SetURL(issSrv.URL)
+	cfg := fmt.Sprintf(`
+identity_providers:
+  - {name: corp, issuer: %q, audiences: [orders-api, gatehouse-admin]}
+server:
+  listeners: [{name: public, address: "127.0.0.1:0"}]
+  admin:
+    address: "127.0.0.1:0"
+    auth:
+      jwt:
+        issuers: [corp]
+        audiences: [gatehouse-admin]
+        roles:
+          - {role: viewer, when: {groups: {any_of: [engineering]}}}
+backends: [{name: b, instances: [{url: "http://127.0.0.1:1"}]}]
+apis: [{name: a, backend: b, auth: {credentials: [jwt]}}]
+`, issSrv.URL)
+	file := filepath.Join(t.TempDir(), "gatehouse.yaml")
+	os.WriteFile(file, []byte(cfg), 0o644)
+	s := start(t, file)
+	mint := func(aud any) string {
+		tok, err := iss.Mint(map[string]any{"sub": "alice", "aud": aud, "groups": []string{"engineering"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok
+	}
+	for _, tc := range []struct {
+		name string
+		aud  any
+		want int
+	}{
+		{"the admin API's audience", "gatehouse-admin", 200},
+		{"among others", []string{"orders-api", "gatehouse-admin"}, 200},
+		{"a public API's token", "orders-api", 401},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if code, body, _ := call(t, "GET", s.admin+"/v1/consumers", mint(tc.aud), nil); code != tc.want {
+				t.Fatalf("status %d, want %d: %s", code, tc.want, body)
+			}
+		})
+	}
+}
