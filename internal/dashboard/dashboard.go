@@ -87,12 +87,36 @@ type Dashboard struct {
 	mux    *http.ServeMux
 }
 
-// Cookie names. __Host- cookies need Secure, so the development names
-// (plain http on loopback) go without the prefix.
+// Cookie names on plain http (a loopback host, for development). With
+// Secure cookies they carry the __Host- prefix (and the path / it needs):
+// a browser then takes them only from this host, so a sibling subdomain
+// cannot plant its own session or sign-in state in the dashboard.
 const (
 	sessionCookie = "gatehouse_session"
 	loginCookie   = "gatehouse_login"
 )
+
+// cookie returns the name and path of the session cookie (login false) or
+// of the sign-in state cookie (login true).
+func (d *Dashboard) cookie(login bool) (name, path string) {
+	switch {
+	case d.secureCookies && login:
+		return "__Host-" + loginCookie, "/"
+	case d.secureCookies:
+		return "__Host-" + sessionCookie, "/"
+	case login:
+		return loginCookie, "/ui/callback"
+	}
+	return sessionCookie, "/ui/"
+}
+
+// setCookie sets (maxAge > 0 or 0: for the browser's session) or deletes
+// (maxAge < 0) one of the dashboard's cookies.
+func (d *Dashboard) setCookie(w http.ResponseWriter, login bool, value string, maxAge int) {
+	name, path := d.cookie(login)
+	http.SetCookie(w, &http.Cookie{Name: name, Value: value, Path: path, MaxAge: maxAge,
+		HttpOnly: true, Secure: d.secureCookies, SameSite: http.SameSiteLaxMode})
+}
 
 // New returns the dashboard, or an error when it is misconfigured.
 func New(o Options) (*Dashboard, error) {
@@ -288,7 +312,8 @@ func (d *Dashboard) sameOrigin(r *http.Request) bool {
 // session returns the request's live session. With insecure_local, a
 // loopback peer without one gets a new admin session.
 func (d *Dashboard) session(w http.ResponseWriter, r *http.Request) *Session {
-	if c, err := r.Cookie(sessionCookie); err == nil {
+	name, _ := d.cookie(false)
+	if c, err := r.Cookie(name); err == nil {
 		if s := d.sessions.get(c.Value, !strings.HasPrefix(r.URL.Path, "/ui/data/")); s != nil {
 			return s
 		}
@@ -302,10 +327,7 @@ func (d *Dashboard) session(w http.ResponseWriter, r *http.Request) *Session {
 }
 
 func (d *Dashboard) setSessionCookie(w http.ResponseWriter, id string) {
-	http.SetCookie(w, &http.Cookie{
-		Name: sessionCookie, Value: id, Path: "/ui/",
-		HttpOnly: true, Secure: d.secureCookies, SameSite: http.SameSiteLaxMode,
-	})
+	d.setCookie(w, false, id, 0)
 }
 
 // isLoopbackHost reports whether a Host header names a loopback host, so

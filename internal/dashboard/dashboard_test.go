@@ -3,7 +3,9 @@ package dashboard
 import (
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -209,6 +211,42 @@ func TestDashboard_ConfirmationsAreTheDashboardsOwnWords(t *testing.T) {
 	}
 	if got := b.get("/ui/callback?error=access_denied").body; !strings.Contains(got, "(access_denied)") {
 		t.Fatal("an OAuth error code is not shown")
+	}
+}
+
+// With Secure cookies (an https redirect URL) both cookies carry the
+// __Host- prefix, which a sibling subdomain cannot set.
+func TestDashboard_SecureCookiesAreHostOnly(t *testing.T) {
+	d := &Dashboard{secureCookies: true}
+	w := httptest.NewRecorder()
+	d.setSessionCookie(w, "s1")
+	d.setCookie(w, true, "st", 600)
+	got := w.Result().Header.Values("Set-Cookie")
+	want := []string{
+		"__Host-gatehouse_session=s1; Path=/; HttpOnly; Secure; SameSite=Lax",
+		"__Host-gatehouse_login=st; Path=/; Max-Age=600; HttpOnly; Secure; SameSite=Lax",
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("Set-Cookie %q, want %q", got, want)
+	}
+}
+
+// A link to the callback that is not the answer to this browser's sign-in
+// (another state, or none, with an error) does not end that sign-in.
+func TestDashboard_ForeignCallbackLeavesTheSignInUnderWay(t *testing.T) {
+	e := newTestEnv(t, nil)
+	b := e.browser()
+	p := b.get("/ui/login/start")
+	auth, _ := url.Parse(p.location)
+	q := auth.Query()
+	q.Set("login_hint", "alice")
+	auth.RawQuery = q.Encode()
+	cb := b.get(auth.String()).location
+	if p := b.get("/ui/callback?error=access_denied"); p.status != http.StatusUnauthorized {
+		t.Fatalf("a foreign error callback: %d", p.status)
+	}
+	if p := b.get(cb); p.status != http.StatusFound {
+		t.Fatalf("the real callback after a foreign one: %d, want the sign-in to complete", p.status)
 	}
 }
 

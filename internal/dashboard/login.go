@@ -58,10 +58,7 @@ func (d *Dashboard) serveLoginStart(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// The state cookie binds the callback to this browser (login CSRF).
-	http.SetCookie(w, &http.Cookie{
-		Name: loginCookie, Value: state, Path: "/ui/callback", MaxAge: int(loginTTL.Seconds()),
-		HttpOnly: true, Secure: d.secureCookies, SameSite: http.SameSiteLaxMode,
-	})
+	d.setCookie(w, true, state, int(loginTTL.Seconds()))
 	w.Header().Set("Cache-Control", "no-store")
 	http.Redirect(w, r, u, http.StatusFound)
 }
@@ -73,9 +70,19 @@ func (d *Dashboard) serveCallback(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	q := r.URL.Query()
-	http.SetCookie(w, &http.Cookie{Name: loginCookie, Value: "", Path: "/ui/callback", MaxAge: -1,
-		HttpOnly: true, Secure: d.secureCookies, SameSite: http.SameSiteLaxMode})
+	state := q.Get("state")
+	name, _ := d.cookie(true)
+	c, err := r.Cookie(name)
+	// Only the answer to this browser's own sign-in ends it: a link to
+	// the callback with another state (or none) leaves it under way.
+	ours := state != "" && err == nil && c.Value == state
+	if ours {
+		d.setCookie(w, true, "", -1)
+	}
 	if e := q.Get("error"); e != "" {
+		if ours {
+			d.pending.take(state)
+		}
 		// Shown only when it is an OAuth error code (RFC 6749 §4.1.2.1
 		// lists them: access_denied...), never as text a link chose.
 		msg := "The identity provider did not sign you in. Try again from the sign-in page."
@@ -85,9 +92,7 @@ func (d *Dashboard) serveCallback(w http.ResponseWriter, r *http.Request) {
 		d.fail(w, r, nil, http.StatusUnauthorized, msg, nil)
 		return
 	}
-	state := q.Get("state")
-	c, err := r.Cookie(loginCookie)
-	if state == "" || err != nil || c.Value != state {
+	if !ours {
 		d.fail(w, r, nil, http.StatusBadRequest, "This sign-in did not start in this browser, or it took too long. Start again from the sign-in page.", errors.New("state does not match the login cookie"))
 		return
 	}
@@ -116,11 +121,11 @@ func (d *Dashboard) serveCallback(w http.ResponseWriter, r *http.Request) {
 
 // serveLogout ends the session.
 func (d *Dashboard) serveLogout(w http.ResponseWriter, r *http.Request, s *Session) {
-	if c, err := r.Cookie(sessionCookie); err == nil {
+	name, _ := d.cookie(false)
+	if c, err := r.Cookie(name); err == nil {
 		d.sessions.delete(c.Value)
 	}
-	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: "", Path: "/ui/", MaxAge: -1,
-		HttpOnly: true, Secure: d.secureCookies, SameSite: http.SameSiteLaxMode})
+	d.setCookie(w, false, "", -1)
 	d.audit(s.User, "logout", "dashboard", "", "")
 	http.Redirect(w, r, "/ui/login", http.StatusSeeOther)
 }
