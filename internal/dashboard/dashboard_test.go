@@ -115,13 +115,7 @@ func TestDashboard_CallbackRefusesStateFromAnotherBrowser(t *testing.T) {
 func TestDashboard_CallbackIsSingleUse(t *testing.T) {
 	e := newTestEnv(t, nil)
 	b := e.browser()
-	p := b.get("/ui/login/start")
-	auth, _ := url.Parse(p.location)
-	q := auth.Query()
-	q.Set("login_hint", "alice")
-	auth.RawQuery = q.Encode()
-	cb := b.get(auth.String()).location
-	state := q.Get("state")
+	cb, state := b.startSignIn("alice")
 	if p := b.get(cb); p.status != http.StatusFound {
 		t.Fatalf("first callback: %d", p.status)
 	}
@@ -236,12 +230,7 @@ func TestDashboard_SecureCookiesAreHostOnly(t *testing.T) {
 func TestDashboard_ForeignCallbackLeavesTheSignInUnderWay(t *testing.T) {
 	e := newTestEnv(t, nil)
 	b := e.browser()
-	p := b.get("/ui/login/start")
-	auth, _ := url.Parse(p.location)
-	q := auth.Query()
-	q.Set("login_hint", "alice")
-	auth.RawQuery = q.Encode()
-	cb := b.get(auth.String()).location
+	cb, _ := b.startSignIn("alice")
 	if p := b.get("/ui/callback?error=access_denied"); p.status != http.StatusUnauthorized {
 		t.Fatalf("a foreign error callback: %d", p.status)
 	}

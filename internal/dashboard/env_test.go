@@ -215,6 +215,15 @@ func (b *browser) get(u string) page { return b.do("GET", u, nil, nil) }
 // returns the page it lands on.
 func (b *browser) signIn(sub string) page {
 	b.t.Helper()
+	cb, _ := b.startSignIn(sub)
+	return b.get(cb)
+}
+
+// startSignIn starts a sign-in as sub and takes it through the provider:
+// it returns the callback URL the provider sends the browser to, and the
+// state, without following it.
+func (b *browser) startSignIn(sub string) (callback, state string) {
+	b.t.Helper()
 	p := b.get("/ui/login/start?return=/ui/apis")
 	if p.status != http.StatusFound {
 		b.t.Fatalf("login start: %d %s", p.status, p.body)
@@ -230,7 +239,7 @@ func (b *browser) signIn(sub string) page {
 	if p.status != http.StatusFound {
 		b.t.Fatalf("authorize: %d %s", p.status, p.body)
 	}
-	return b.get(p.location) // the callback
+	return p.location, q.Get("state")
 }
 
 var csrfRE = regexp.MustCompile(`name="csrf" value="([^"]+)"`)

@@ -10,19 +10,24 @@ import (
 	"github.com/gatehouse-dev/gatehouse/internal/devissuer"
 )
 
-// Admin roles from a configured identity provider's token claims.
-func TestAdmin_JWTRolesFromClaims(t *testing.T) {
+// adminIssuer is a development issuer served on loopback until the test
+// ends, and its URL.
+func adminIssuer(t *testing.T) (*devissuer.Issuer, string) {
+	t.Helper()
 	iss, err := devissuer.New(devissuer.Options{Audience: "gatehouse-admin"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	issSrv := httptest.NewServer(iss.Handler())
-	defer issSrv.Close()
-	iss.SetURL(issSrv.URL)
-	other, _ := devissuer.New(devissuer.Options{Audience: "gatehouse-admin"})
-	otherSrv := httptest.NewServer(other.Handler())
-	defer otherSrv.Close()
-	other.SetURL(otherSrv.URL)
+	srv := httptest.NewServer(iss.Handler())
+	t.Cleanup(srv.Close)
+	iss.SetURL(srv.URL)
+	return iss, srv.URL
+}
+
+// Admin roles from a configured identity provider's token claims.
+func TestAdmin_JWTRolesFromClaims(t *testing.T) {
+	iss, issURL := adminIssuer(t)
+	other, otherURL := adminIssuer(t)
 
 	cfg := fmt.Sprintf(`
 identity_providers:
@@ -41,7 +46,7 @@ server:
 registry: {allow_loopback: true}
 backends: [{name: b, instances: [{url: "http://127.0.0.1:1"}]}]
 apis: [{name: a, backend: b, auth: {anonymous: true}}]
-`, issSrv.URL, otherSrv.URL)
+`, issURL, otherURL)
 	file := filepath.Join(t.TempDir(), "gatehouse.yaml")
 	os.WriteFile(file, []byte(cfg), 0o644)
 	s := start(t, file)
@@ -92,13 +97,7 @@ apis: [{name: a, backend: b, auth: {anonymous: true}}]
 // public API (one a backend could receive with pass_credential) is not an
 // admin API token, whatever its claims.
 func TestAdmin_JWTAudienceOfTheAdminAPI(t *testing.T) {
-	iss, err := devissuer.New(devissuer.Options{Audience: "gatehouse-admin"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	issSrv := httptest.NewServer(iss.Handler())
-	defer issSrv.Close()
-	iss.SetURL(issSrv.URL)
+	iss, issURL := adminIssuer(t)
 	cfg := fmt.Sprintf(`
 identity_providers:
   - {name: corp, issuer: %q, audiences: [orders-api, gatehouse-admin]}
@@ -114,7 +113,7 @@ server:
           - {role: viewer, when: {groups: {any_of: [engineering]}}}
 backends: [{name: b, instances: [{url: "http://127.0.0.1:1"}]}]
 apis: [{name: a, backend: b, auth: {credentials: [jwt]}}]
-`, issSrv.URL)
+`, issURL)
 	file := filepath.Join(t.TempDir(), "gatehouse.yaml")
 	os.WriteFile(file, []byte(cfg), 0o644)
 	s := start(t, file)
