@@ -2,6 +2,7 @@ package policy
 
 import (
 	"errors"
+	"io"
 	"mime"
 	"net/http"
 	"strings"
@@ -42,10 +43,44 @@ type Violation struct {
 	Message string `json:"message"`
 }
 
+// A request is validated first up to its first violation: listing every
+// violation of a large body costs without bound (a 10 MB array of the
+// wrong type gives five million errors, over a gigabyte). Only a request
+// whose body is at most listBodyLimit bytes is validated again to list
+// its violations (up to MaxViolations of them).
 var (
-	validateOptions       = &openapi3filter.Options{MultiError: true, AuthenticationFunc: openapi3filter.NoopAuthenticationFunc, SkipSettingDefaults: true}
-	validateOptionsNoBody = &openapi3filter.Options{MultiError: true, AuthenticationFunc: openapi3filter.NoopAuthenticationFunc, SkipSettingDefaults: true, ExcludeRequestBody: true}
+	validateOptions           = &openapi3filter.Options{AuthenticationFunc: openapi3filter.NoopAuthenticationFunc, SkipSettingDefaults: true}
+	validateOptionsNoBody     = &openapi3filter.Options{AuthenticationFunc: openapi3filter.NoopAuthenticationFunc, SkipSettingDefaults: true, ExcludeRequestBody: true}
+	validateOptionsList       = &openapi3filter.Options{MultiError: true, AuthenticationFunc: openapi3filter.NoopAuthenticationFunc, SkipSettingDefaults: true}
+	validateOptionsListNoBody = &openapi3filter.Options{MultiError: true, AuthenticationFunc: openapi3filter.NoopAuthenticationFunc, SkipSettingDefaults: true, ExcludeRequestBody: true}
+	pointerEscaper            = strings.NewReplacer("~", "~0", "/", "~1")
 )
+
+// listBodyLimit is the largest body whose violations are all listed.
+const listBodyLimit = 16 << 10
+
+// smallBody reports whether a body is at most listBodyLimit bytes: read
+// is what validation read of it, declared its Content-Length (-1 when not
+// known). A body not read (validation stopped at a parameter) counts by
+// its declared length, and as large when that is unknown.
+func smallBody(read, declared int64) bool {
+	if read == 0 {
+		return declared >= 0 && declared <= listBodyLimit
+	}
+	return read <= listBodyLimit
+}
+
+// countingBody counts the bytes read from a request body.
+type countingBody struct {
+	io.ReadCloser
+	n int64
+}
+
+func (c *countingBody) Read(p []byte) (int, error) {
+	n, err := c.ReadCloser.Read(p)
+	c.n += int64(n)
+	return n, err
+}
 
 // ValidateRequest returns the step that checks the request's path, query
 // and header parameters and its JSON body against the operation of the
@@ -71,8 +106,14 @@ func ValidateRequest(o ValidateOptions) Step {
 					}
 				}
 			}
-			if route.skipBody(r.Header.Get("Content-Type")) {
+			noBody := route.skipBody(r.Header.Get("Content-Type"))
+			if noBody {
 				in.Options = validateOptionsNoBody
+			}
+			var body *countingBody
+			if r.Body != nil && r.Body != http.NoBody {
+				body = &countingBody{ReadCloser: r.Body}
+				r.Body = body
 			}
 			err := openapi3filter.ValidateRequest(r.Context(), in)
 			if err == nil {
@@ -86,6 +127,17 @@ func ValidateRequest(o ValidateOptions) Step {
 				return e
 			}
 			observe(o.Observe, "denied")
+			if body == nil || noBody || smallBody(body.n, r.ContentLength) {
+				// Again, listing every violation: the body (if any) is
+				// small, and validation put it back in r.Body.
+				in.Options = validateOptionsList
+				if noBody {
+					in.Options = validateOptionsListNoBody
+				}
+				if lerr := openapi3filter.ValidateRequest(r.Context(), in); lerr != nil {
+					err = lerr
+				}
+			}
 			vs := violations(nil, err)
 			if len(vs) > MaxViolations {
 				vs = vs[:MaxViolations]
@@ -213,7 +265,7 @@ func jsonPointer(tokens []string) string {
 	var b strings.Builder
 	for _, t := range tokens {
 		b.WriteByte('/')
-		b.WriteString(strings.NewReplacer("~", "~0", "/", "~1").Replace(t))
+		b.WriteString(pointerEscaper.Replace(t))
 	}
 	return b.String()
 }
