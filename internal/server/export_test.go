@@ -1,6 +1,10 @@
 package server
 
-import "github.com/fsnotify/fsnotify"
+import (
+	"time"
+
+	"github.com/fsnotify/fsnotify"
+)
 
 // SetConfigWatcher replaces the configuration file watcher's constructor
 // until the returned function restores it.
@@ -8,4 +12,12 @@ func SetConfigWatcher(f func() (*fsnotify.Watcher, error)) (restore func()) {
 	old := newConfigWatcher
 	newConfigWatcher = f
 	return func() { newConfigWatcher = old }
+}
+
+// SetAdminReadTimeout replaces the admin listener's request timeout for
+// the servers started until the returned function restores it.
+func SetAdminReadTimeout(d time.Duration) (restore func()) {
+	old := adminReadTimeout
+	adminReadTimeout = d
+	return func() { adminReadTimeout = old }
 }

@@ -143,6 +143,13 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 }
 
 // Gateway returns the gateway being served.
+// The admin listener's timeouts for a whole request and a whole answer
+// (tests shorten them).
+var (
+	adminReadTimeout  = 30 * time.Second
+	adminWriteTimeout = 2 * time.Minute
+)
+
 func (s *Server) Gateway() *gateway.Gateway { return s.gw }
 
 func (s *Server) loaded(snap *gateway.Snapshot) {
@@ -374,8 +381,15 @@ func (s *Server) Listen(ctx context.Context) error {
 			UI:      http.HandlerFunc(s.serveDashboard),
 			Guard:   s.AdminAPI().AdminOnly,
 		}),
+		// Bounded like a public listener's: a client that sends a
+		// Content-Length and no body, or reads no answer, must not hold
+		// its connection for good. The write timeout leaves room for a
+		// CPU profile of up to adminWriteTimeout less a few seconds.
 		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       adminReadTimeout,
+		WriteTimeout:      adminWriteTimeout,
 		IdleTimeout:       60 * time.Second,
+		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(s.logger.Handler(), slog.LevelWarn),
 	}
 	adminTLS := snap.Admin() != nil && snap.Admin().Certificate != nil

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -291,4 +292,24 @@ func waitFor(t *testing.T, cond func() bool) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	t.Fatal("condition not met within 5s")
+}
+
+// A client of the admin listener that announces a body and never sends
+// it loses its connection once the request timeout passes; it was held
+// for good (net/http waits to discard the body after the answer).
+func TestAdminListener_ABodyNeverSentDoesNotHoldTheConnection(t *testing.T) {
+	t.Cleanup(server.SetAdminReadTimeout(300 * time.Millisecond))
+	_, file := pathEchoConfig(t)
+	s := start(t, file)
+	c, err := net.Dial("tcp", strings.TrimPrefix(s.admin, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	fmt.Fprintf(c, "POST /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 100\r\n\r\n")
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	_, err = io.ReadAll(c)
+	if err != nil {
+		t.Fatalf("the connection was still open after 5 s: %v", err)
+	}
 }
