@@ -120,6 +120,9 @@ type requestHead struct {
 
 func (h *requestHead) reset() {
 	fields, kinds := h.fields[:0], h.kinds[:0]
+	if cap(fields) > maxReusedFields {
+		fields, kinds = nil, nil // a head with many fields: not kept
+	}
 	*h = requestHead{fields: fields, kinds: kinds, host: -1, contentLength: -1}
 }
 

@@ -412,3 +412,42 @@ func parseAndBuild(t *testing.T, raw string, a *requestAlloc) (*http.Request, *b
 	}
 	return r, parsed
 }
+
+// A connection keeps the parsed form of a head for the next one only up
+// to maxReusedFields field lines: a head with thousands of small fields
+// (they fit in 64 KB) would otherwise leave it holding a large map and
+// slices for the rest of its life.
+func TestReuse_ManyFieldsAreNotKept(t *testing.T) {
+	same := func(a, b http.Header) bool {
+		return reflect.ValueOf(a).UnsafePointer() == reflect.ValueOf(b).UnsafePointer()
+	}
+	var h http.Header
+	small := reusedHeader(&h, 4)
+	for i := range maxReusedFields {
+		small.Set(fmt.Sprintf("X-F%d", i), "v")
+	}
+	if again := reusedHeader(&h, 4); !same(again, small) || len(again) != 0 {
+		t.Fatal("a map of maxReusedFields names was not cleared and reused")
+	}
+	for i := range 9000 {
+		h.Set(fmt.Sprintf("X-F%d", i), "v")
+	}
+	if again := reusedHeader(&h, 4); same(again, small) || len(again) != 0 {
+		t.Fatal("a map of 9000 names was kept")
+	}
+
+	var head requestHead
+	var b strings.Builder
+	b.WriteString("GET / HTTP/1.1\r\nHost: a\r\n")
+	for i := range 2000 {
+		fmt.Fprintf(&b, "X-F%d: v\r\n", i)
+	}
+	b.WriteString("\r\n")
+	if pe := parseRequestHead([]byte(b.String()), &head, 8192); pe != nil {
+		t.Fatal(pe)
+	}
+	head.reset()
+	if cap(head.fields) > maxReusedFields || cap(head.kinds) > maxReusedFields {
+		t.Fatalf("kept %d fields' room after a head of 2001", cap(head.fields))
+	}
+}

@@ -60,14 +60,25 @@ func (w *response) reset(c *conn, minor int, isHead bool) {
 // reusedHeader returns *h emptied, making it with room for n fields the
 // first time: a header map a connection reuses for each request or
 // response (the previous one's values dropped with it).
+//
+// A map that held more than maxReusedFields names is replaced, not
+// cleared: a cleared map keeps its size, so one request with thousands of
+// small fields would make the connection hold a large map for the rest
+// of its life.
 func reusedHeader(h *http.Header, n int) http.Header {
-	if *h == nil {
-		*h = make(http.Header, n)
-	} else if len(*h) > 0 {
+	switch {
+	case *h == nil || len(*h) > maxReusedFields:
+		*h = make(http.Header, min(n, maxReusedFields))
+	case len(*h) > 0:
 		clear(*h)
 	}
 	return *h
 }
+
+// maxReusedFields bounds the field lines whose parsed form a connection
+// keeps for its next request or response (its header map, its slices of
+// fields): past it they are made afresh.
+const maxReusedFields = 128
 
 // SetHeader makes h the header map (what Header returns from now on) in
 // place of the one Header returned, and reports whether it could: not

@@ -36,6 +36,9 @@ func parseResponseHead(b []byte, h *responseHead) error {
 // error, as with parseRequestHeadPrefix.
 func parseResponseHeadPrefix(b []byte, h *responseHead) (int, error) {
 	fields, kinds := h.fields[:0], h.kinds[:0]
+	if cap(fields) > maxReusedFields {
+		fields, kinds = nil, nil // a head with many fields: not kept
+	}
 	*h = responseHead{fields: fields, kinds: kinds, contentLength: -1}
 	end, off, ok, err := nextLine(b, 0)
 	if err != nil || !ok {
