@@ -447,6 +447,7 @@ func TestSafeReturn_RefusesOpenRedirects(t *testing.T) {
 		"/ui/\\evil":           "/ui/",
 		"/ui/login":            "/ui/",
 		"":                     "/ui/",
+		"/ui/apis?q=" + strings.Repeat("x", maxReturn): "/ui/", // kept ten minutes per sign-in: bounded
 	} {
 		if got := safeReturn(in); got != want {
 			t.Errorf("safeReturn(%q) = %q, want %q", in, got, want)

@@ -10,12 +10,16 @@ import (
 // safeReturn keeps a return path only when it is a dashboard path on this
 // host (no open redirect).
 func safeReturn(p string) string {
-	if !strings.HasPrefix(p, "/ui/") || strings.HasPrefix(p, "//") || strings.ContainsAny(p, "\\\r\n") ||
+	if len(p) > maxReturn || !strings.HasPrefix(p, "/ui/") || strings.HasPrefix(p, "//") || strings.ContainsAny(p, "\\\r\n") ||
 		strings.HasPrefix(p, "/ui/login") || strings.HasPrefix(p, "/ui/callback") || strings.HasPrefix(p, "/ui/data/") {
 		return "/ui/"
 	}
 	return p
 }
+
+// maxReturn bounds the page a sign-in returns to (a dashboard URL is
+// short; a sign-in in progress keeps it for ten minutes).
+const maxReturn = 2048
 
 // serveLogin shows the sign-in page (or, already signed in, goes on).
 func (d *Dashboard) serveLogin(w http.ResponseWriter, r *http.Request) {
