@@ -2,6 +2,8 @@ package quota
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"sync"
 	"time"
 )
@@ -34,6 +36,22 @@ type Counter struct {
 	params  Params
 	entries map[string]*entry
 	dirty   bool
+	// swept is the start of the period whose expired entries were last
+	// dropped: a full table is scanned once per period (and after a
+	// restore), not for every new key.
+	swept int64
+}
+
+// maxKeyLen bounds a key as kept and saved: a longer one (a header value
+// can be 64 KB) is kept as its SHA-256.
+const maxKeyLen = 256
+
+func keyOf(key string) string {
+	if len(key) <= maxKeyLen {
+		return key
+	}
+	sum := sha256.Sum256([]byte(key))
+	return "sha256:" + hex.EncodeToString(sum[:])
 }
 
 type entry struct {
@@ -70,10 +88,12 @@ func (c *Counter) allow(key string, now time.Time) Decision {
 	p := &c.params
 	start, end := p.Period.Bounds(now, p.Location)
 	s := start.Unix()
+	key = keyOf(key)
 	e := c.entries[key]
 	if e == nil {
-		if len(c.entries) >= p.MaxKeys {
+		if len(c.entries) >= p.MaxKeys && c.swept != s {
 			c.dropExpired(s)
+			c.swept = s
 		}
 		if len(c.entries) >= p.MaxKeys {
 			key = overflowKey

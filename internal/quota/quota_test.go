@@ -3,6 +3,7 @@ package quota
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -269,5 +270,49 @@ func TestRegistry_CountDuringSaveIsNotLost(t *testing.T) {
 		if n != 2 || len(last) != 1 || last[0].Count != 2 {
 			t.Fatalf("fail=%v: %d saves, the last %+v; want a second save with the count of 2", fail, n, last)
 		}
+	}
+}
+
+// A key longer than maxKeyLen (a header value can be 64 KB) is kept and
+// saved as its hash: distinct keys stay distinct, and memory and the
+// store hold a bounded key.
+func TestCounter_LongKeysAreKeptAsTheirHash(t *testing.T) {
+	c := newCounter(Params{Limit: 1, Period: Day, Location: time.UTC, MaxKeys: 10})
+	t0 := time.Date(2026, 3, 10, 12, 0, 0, 0, time.UTC)
+	long := strings.Repeat("k", 64<<10)
+	if d := c.allow(long+"1", t0); !d.Allowed {
+		t.Fatal("first long key refused")
+	}
+	if d := c.allow(long+"2", t0); !d.Allowed {
+		t.Fatal("a second long key, differing at its end, was counted with the first")
+	}
+	if d := c.allow(long+"1", t0); d.Allowed {
+		t.Fatal("the first long key was not counted")
+	}
+	for _, r := range c.appendRecords(nil, ID{API: "a", Name: "q", Key: "header:X-K"}, t0) {
+		if len(r.Key) > maxKeyLen+len("sha256:") {
+			t.Fatalf("a saved key of %d bytes", len(r.Key))
+		}
+	}
+}
+
+// BenchmarkCounter_NewKeysOnAFullTable is a new key's cost once a quota
+// holds max_keys keys of the current period: the table is scanned for
+// expired keys once per period, not for every new key (about a
+// millisecond each at 100,000 keys).
+func BenchmarkCounter_NewKeysOnAFullTable(b *testing.B) {
+	const n = 100_000
+	c := newCounter(Params{Limit: 10, Period: Day, Location: time.UTC, MaxKeys: n})
+	t0 := time.Date(2026, 3, 10, 12, 0, 0, 0, time.UTC)
+	for i := range n {
+		c.allow(fmt.Sprintf("k%d", i), t0)
+	}
+	keys := make([]string, 1024)
+	for i := range keys {
+		keys[i] = fmt.Sprintf("new%d", i)
+	}
+	b.ResetTimer()
+	for i := 0; b.Loop(); i++ {
+		c.allow(keys[i%len(keys)], t0)
 	}
 }

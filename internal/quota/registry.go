@@ -145,6 +145,7 @@ func (r *Registry) Prepare(id ID, p Params) (c *Counter, apply func()) {
 func (c *Counter) restore(recs []Record) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.swept = 0 // restored entries may be of past periods
 	for _, rec := range recs {
 		if len(c.entries) >= c.params.MaxKeys && c.entries[rec.Key] == nil {
 			continue
