@@ -18,6 +18,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gatehouse-dev/gatehouse/internal/audit"
 	"github.com/gatehouse-dev/gatehouse/internal/config"
@@ -303,12 +304,15 @@ func (c *call) authorize() *apiError {
 	if allowed(c.grants, c.route.perm, service) {
 		return nil
 	}
-	detail := fmt.Sprintf("%s may not %s %s", describeGrants(c.grants), c.r.Method, c.r.URL.Path)
+	// The path and service name are the caller's: clipped, so that denied
+	// calls cannot grow the audit log by kilobytes each.
+	path := clip(c.r.URL.Path, 256)
+	detail := fmt.Sprintf("%s may not %s %s", describeGrants(c.grants), c.r.Method, path)
 	if c.route.perm == permRegister {
-		detail = fmt.Sprintf("%s may not register, heartbeat or deregister instances of service %q", describeGrants(c.grants), service)
+		detail = fmt.Sprintf("%s may not register, heartbeat or deregister instances of service %q", describeGrants(c.grants), clip(service, 128))
 	}
 	c.api.o.Audit.Record(c.ctx, audit.Entry{Actor: c.actor, Action: audit.ActionAdminDenied,
-		Target: c.r.Method + " " + c.r.URL.Path, Outcome: store.OutcomeDenied, Detail: detail})
+		Target: c.r.Method + " " + path, Outcome: store.OutcomeDenied, Detail: detail})
 	return &apiError{status: http.StatusForbidden, typ: "forbidden", title: "Forbidden", detail: detail}
 }
 
@@ -464,4 +468,17 @@ func jsonProblem(err error) string {
 		return strings.TrimPrefix(err.Error(), "json: ")
 	}
 	return "malformed"
+}
+
+// clip shortens s to at most n bytes (on a UTF-8 boundary), marking the
+// cut with "...".
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	i := n - 3
+	for i > 0 && !utf8.RuneStart(s[i]) {
+		i--
+	}
+	return s[:i] + "..."
 }

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/gatehouse-dev/gatehouse/internal/audit"
 	"github.com/gatehouse-dev/gatehouse/internal/config"
@@ -285,5 +286,31 @@ func TestAdmin_RefusesOtherSitesPages(t *testing.T) {
 				t.Fatalf("status %d, want %d: %s", w.Code, tc.want, w.Body.String())
 			}
 		})
+	}
+}
+
+// A refused call's audit record holds at most a clipped path: a caller
+// with a key but no right cannot grow the audit log by kilobytes a call.
+func TestAdmin_DeniedCallsAreAuditedClipped(t *testing.T) {
+	a := newTestAPI(t)
+	if got := clip("abc", 3); got != "abc" {
+		t.Fatalf("clip kept %q", got)
+	}
+	if got := clip(strings.Repeat("é", 200), 256); len(got) > 256 || !strings.HasSuffix(got, "...") || !utf8.ValidString(got) {
+		t.Fatalf("clip gave %d bytes: %q", len(got), got)
+	}
+	c := &call{api: a, r: httptest.NewRequest("GET", "/v1/services/"+strings.Repeat("s", 60000)+"/instances", nil), ctx: context.Background(),
+		route: &route{perm: permRegister}, actor: "key:other"}
+	c.r.SetPathValue("service", strings.Repeat("s", 60000))
+	if e := c.authorize(); e == nil || e.status != http.StatusForbidden {
+		t.Fatalf("authorize: %+v", e)
+	}
+	recs, err := a.o.Store.ListAudit(context.Background(), 0, 100)
+	if err != nil || len(recs) == 0 {
+		t.Fatalf("audit: %v, %d records", err, len(recs))
+	}
+	last := recs[len(recs)-1]
+	if n := len(last.Target) + len(last.Detail); n > 1024 {
+		t.Fatalf("a denied call's audit record holds %d bytes", n)
 	}
 }
