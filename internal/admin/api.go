@@ -8,9 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"mime"
-	"net"
 	"net/http"
-	"net/netip"
 	"net/url"
 	"runtime/debug"
 	"slices"
@@ -210,7 +208,7 @@ func (c *call) authenticate() *apiError {
 		// Loopback by its peer and by the name it was asked under: a page
 		// of another site whose name was rebound to 127.0.0.1 comes from
 		// loopback too, but under its own name.
-		if acc.InsecureLocal && isLoopback(c.r.RemoteAddr) && isLoopbackHost(c.r.Host) {
+		if acc.InsecureLocal && config.IsLoopbackHostPort(c.r.RemoteAddr) && config.IsLoopbackHostPort(c.r.Host) {
 			c.actor = "local"
 			c.grants = []gateway.AdminGrant{{Role: config.AdminRoleAdmin}}
 			return nil
@@ -275,26 +273,6 @@ func crossSite(r *http.Request) *apiError {
 		}
 	}
 	return nil
-}
-
-// isLoopbackHost reports whether a request's Host names a loopback
-// address or localhost.
-func isLoopbackHost(hostport string) bool {
-	host := hostport
-	if h, _, err := net.SplitHostPort(hostport); err == nil {
-		host = h
-	}
-	host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	a, err := netip.ParseAddr(host)
-	return err == nil && a.Unmap().IsLoopback()
-}
-
-func isLoopback(remote string) bool {
-	ap, err := netip.ParseAddrPort(remote)
-	return err == nil && ap.Addr().Unmap().IsLoopback()
 }
 
 // authorize checks the route's permission against the caller's grants;

@@ -322,11 +322,22 @@ func (v *validator) httpURL(path, raw string) {
 
 // IsLoopbackHost reports whether host is localhost or a loopback IP.
 func IsLoopbackHost(host string) bool {
-	if host == "localhost" {
+	if strings.EqualFold(host, "localhost") {
 		return true
 	}
 	a, err := netip.ParseAddr(host)
-	return err == nil && a.IsLoopback()
+	return err == nil && a.Unmap().IsLoopback()
+}
+
+// IsLoopbackHostPort is IsLoopbackHost for a host with an optional port,
+// as in a Host header or a peer's address: "127.0.0.1:9901", "[::1]:80",
+// "localhost".
+func IsLoopbackHostPort(hostport string) bool {
+	host := hostport
+	if h, _, err := net.SplitHostPort(hostport); err == nil {
+		host = h
+	}
+	return IsLoopbackHost(strings.TrimSuffix(strings.TrimPrefix(host, "["), "]"))
 }
 
 func (v *validator) apiKeys() {

@@ -45,3 +45,15 @@ func TestValidate_AdminAccessAndRegistry(t *testing.T) {
 		})
 	}
 }
+
+func TestIsLoopbackHostPort(t *testing.T) {
+	for in, want := range map[string]bool{
+		"127.0.0.1:9901": true, "[::1]:80": true, "localhost": true, "LOCALHOST:9901": true,
+		"[::ffff:127.0.0.1]:1": true, "127.0.0.2": true,
+		"10.0.0.1:9901": false, "evil.example:9901": false, "localhost.evil.example": false, "": false,
+	} {
+		if got := IsLoopbackHostPort(in); got != want {
+			t.Errorf("IsLoopbackHostPort(%q) = %v, want %v", in, got, want)
+		}
+	}
+}

@@ -18,13 +18,12 @@ import (
 	"html/template"
 	"io/fs"
 	"log/slog"
-	"net"
 	"net/http"
-	"net/netip"
 	"net/url"
 	"strings"
 	"time"
 
+	"github.com/gatehouse-dev/gatehouse/internal/config"
 	"github.com/gatehouse-dev/gatehouse/internal/gateway"
 	"github.com/gatehouse-dev/gatehouse/internal/identity"
 	"github.com/gatehouse-dev/gatehouse/internal/observe"
@@ -318,7 +317,9 @@ func (d *Dashboard) session(w http.ResponseWriter, r *http.Request) *Session {
 			return s
 		}
 	}
-	if d.o.InsecureLocal && isLoopbackPeer(r) && isLoopbackHost(r.Host) {
+	// Loopback by its peer and by the name it was asked under, so that a
+	// DNS-rebound name cannot use an insecure_local dashboard.
+	if d.o.InsecureLocal && config.IsLoopbackHostPort(r.RemoteAddr) && config.IsLoopbackHostPort(r.Host) {
 		id, s := d.sessions.create("local", "local developer", RoleAdmin)
 		d.setSessionCookie(w, id)
 		return s
@@ -328,30 +329,6 @@ func (d *Dashboard) session(w http.ResponseWriter, r *http.Request) *Session {
 
 func (d *Dashboard) setSessionCookie(w http.ResponseWriter, id string) {
 	d.setCookie(w, false, id, 0)
-}
-
-// isLoopbackHost reports whether a Host header names a loopback host, so
-// that a DNS-rebound name cannot use an insecure_local dashboard.
-func isLoopbackHost(hostport string) bool {
-	host := hostport
-	if h, _, err := net.SplitHostPort(hostport); err == nil {
-		host = h
-	}
-	host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
-	if host == "localhost" {
-		return true
-	}
-	a, err := netip.ParseAddr(host)
-	return err == nil && a.Unmap().IsLoopback()
-}
-
-func isLoopbackPeer(r *http.Request) bool {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return false
-	}
-	a, err := netip.ParseAddr(host)
-	return err == nil && a.Unmap().IsLoopback()
 }
 
 // OutcomeDenied is the outcome of a refusal the dashboard records (a
