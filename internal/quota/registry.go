@@ -46,7 +46,7 @@ func NewRegistry(logger *slog.Logger, now func() time.Time) *Registry {
 	if now == nil {
 		now = time.Now
 	}
-	return &Registry{logger: logger, now: now, interval: DefaultFlushInterval, counters: map[ID]*Counter{}}
+	return &Registry{logger: logger, now: now, interval: DefaultFlushInterval, counters: map[ID]*Counter{}, pending: map[ID][]Record{}}
 }
 
 // Open loads the counters of the file store in dir and starts writing them
@@ -80,9 +80,6 @@ func (r *Registry) openLocked(s Store, dir string) error {
 		return err
 	}
 	r.store, r.dir = s, dir
-	if r.pending == nil {
-		r.pending = map[ID][]Record{}
-	}
 	for _, rec := range records {
 		id := ID{rec.API, rec.Operation, rec.Name, rec.KeySpec}
 		if c := r.counters[id]; c != nil {
@@ -172,9 +169,6 @@ func (r *Registry) Retain(keep map[ID]bool) {
 		if len(recs) == 0 {
 			continue
 		}
-		if r.pending == nil {
-			r.pending = map[ID][]Record{}
-		}
 		r.pending[id] = append(r.pending[id], recs...)
 		r.pendingDirty = true
 	}
@@ -193,14 +187,7 @@ func (r *Registry) Retain(keep map[ID]bool) {
 func (c *Counter) records(id ID, oldest int64) []Record {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	var recs []Record
-	for k, e := range c.entries {
-		if e.count == 0 || e.start < oldest {
-			continue
-		}
-		recs = append(recs, Record{API: id.API, Operation: id.Operation, Name: id.Name, KeySpec: id.Key, Key: k, Start: e.start, Count: e.count})
-	}
-	return recs
+	return c.appendSince(nil, id, oldest)
 }
 
 // Flush writes every counter of a current period to the store, if any
@@ -264,9 +251,14 @@ func (c *Counter) appendRecords(recs []Record, id ID, now time.Time) []Record {
 	defer c.mu.Unlock()
 	c.dirty = false
 	start, _ := c.params.Period.Bounds(now, c.params.Location)
-	s := start.Unix()
+	return c.appendSince(recs, id, start.Unix())
+}
+
+// appendSince appends the counts of periods that began at or after since
+// (unix seconds); c.mu is held.
+func (c *Counter) appendSince(recs []Record, id ID, since int64) []Record {
 	for k, e := range c.entries {
-		if e.start < s || e.count == 0 {
+		if e.start < since || e.count == 0 {
 			continue
 		}
 		recs = append(recs, Record{API: id.API, Operation: id.Operation, Name: id.Name, KeySpec: id.Key, Key: k, Start: e.start, Count: e.count})
