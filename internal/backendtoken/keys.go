@@ -19,7 +19,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -285,16 +284,15 @@ func (k *Keys) nextEvent() time.Time {
 		}
 	}
 	k.mu.Lock()
-	unused := maps.Clone(k.unused)
-	k.mu.Unlock()
+	defer k.mu.Unlock()
 	for _, alg := range []string{ES256, EdDSA} {
 		keys := st.ofAlg(alg)
 		if len(keys) == 0 {
 			continue
 		}
-		if since, ok := unused[alg]; ok {
+		if since, ok := k.unused[alg]; ok {
 			for _, key := range keys {
-				earliest(key.unusedRemoveAt(since, t.skew))
+				earliest(key.removeAt(since, t.skew))
 			}
 			continue
 		}
@@ -302,7 +300,7 @@ func (k *Keys) nextEvent() time.Time {
 		earliest(last.activates.Add(t.interval - t.prepublish))
 		for i, key := range keys[:len(keys)-1] {
 			if succ := keys[i+1]; !succ.activates.After(now) {
-				earliest(key.removeAt(succ, t.skew))
+				earliest(key.removeAt(succ.activates, t.skew))
 			}
 		}
 	}
@@ -319,24 +317,15 @@ func (s *keysState) ofAlg(alg string) []*signingKey {
 	return out
 }
 
-// removeAt is when a key whose successor has taken over may leave the
-// JWKS: after the last token it signed expired, plus the clock skew.
-func (key *signingKey) removeAt(succ *signingKey, skew time.Duration) time.Time {
+// removeAt is when a key that stopped signing at stopped may leave the
+// JWKS: once the last token it signed has expired and stopped has passed,
+// plus the clock skew. stopped is its successor's activation, or when its
+// algorithm went out of use (a request that began before may still sign
+// with it).
+func (key *signingKey) removeAt(stopped time.Time, skew time.Duration) time.Time {
 	last := time.Unix(key.lastExp.Load(), 0)
-	if succ.activates.After(last) {
-		last = succ.activates
-	}
-	return last.Add(skew)
-}
-
-// unusedRemoveAt is when a key of an algorithm out of use since since may
-// leave the JWKS: after the last token it signed expired and since, plus
-// the skew (a request that began before the algorithm went out of use
-// may still sign with it).
-func (key *signingKey) unusedRemoveAt(since time.Time, skew time.Duration) time.Time {
-	last := time.Unix(key.lastExp.Load(), 0)
-	if since.After(last) {
-		last = since
+	if stopped.After(last) {
+		last = stopped
 	}
 	return last.Add(skew)
 }
@@ -370,7 +359,7 @@ func (k *Keys) rotateLocked(ctx context.Context) error {
 				k.unused[alg] = since
 			}
 			for _, key := range ring {
-				if now.After(key.unusedRemoveAt(since, t.skew)) {
+				if now.After(key.removeAt(since, t.skew)) {
 					remove(key, "backend token signing key of an algorithm no longer used removed from the JWKS")
 				}
 			}
@@ -385,7 +374,7 @@ func (k *Keys) rotateLocked(ctx context.Context) error {
 			}
 		}
 		for i := 0; i < active; i++ {
-			if now.After(ring[i].removeAt(ring[i+1], t.skew)) {
+			if now.After(ring[i].removeAt(ring[i+1].activates, t.skew)) {
 				remove(ring[i], "backend token signing key retired from the JWKS")
 			}
 		}
