@@ -110,8 +110,10 @@ func ValidateRequest(o ValidateOptions) Step {
 			if noBody {
 				in.Options = validateOptionsNoBody
 			}
+			// Count what validation reads of a body it checks (it puts
+			// the body back in r.Body as a buffer of its own).
 			var body *countingBody
-			if r.Body != nil && r.Body != http.NoBody {
+			if !noBody && r.Body != nil && r.Body != http.NoBody {
 				body = &countingBody{ReadCloser: r.Body}
 				r.Body = body
 			}
@@ -127,7 +129,7 @@ func ValidateRequest(o ValidateOptions) Step {
 				return e
 			}
 			observe(o.Observe, "denied")
-			if body == nil || noBody || smallBody(body.n, r.ContentLength) {
+			if body == nil || smallBody(body.n, r.ContentLength) {
 				// Again, listing every violation: the body (if any) is
 				// small, and validation put it back in r.Body.
 				in.Options = validateOptionsList
