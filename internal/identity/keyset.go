@@ -293,7 +293,7 @@ func (s *KeySet) Refresh(ctx context.Context) error {
 // *Error with ReasonUnknownKey, or ReasonIssuerUnavailable when keys have
 // never been fetched. The returned keys are shared: do not modify them.
 func (s *KeySet) Key(ctx context.Context, kid, alg string) ([]*jose.JSONWebKey, error) {
-	entries, err := s.candidates(ctx, kid, alg)
+	entries, _, err := s.candidates(ctx, kid, alg)
 	if err != nil {
 		return nil, err
 	}
@@ -304,14 +304,16 @@ func (s *KeySet) Key(ctx context.Context, kid, alg string) ([]*jose.JSONWebKey, 
 	return out, nil
 }
 
-func (s *KeySet) candidates(ctx context.Context, kid, alg string) ([]*keyEntry, *Error) {
+// candidates returns the keys of Key and the generation of the set they
+// were taken from.
+func (s *KeySet) candidates(ctx context.Context, kid, alg string) ([]*keyEntry, uint64, *Error) {
 	if m := s.keys.Load(); m != nil {
 		if c := m.candidates(kid, alg); len(c) > 0 {
-			return c, nil
+			return c, m.gen, nil
 		}
 		if kid != "" && m.hasKid(kid) {
 			// The kid is known: a refetch would not change its type.
-			return nil, fail(ReasonUnknownKey, "the key with this key id does not fit the token's algorithm", nil)
+			return nil, 0, fail(ReasonUnknownKey, "the key with this key id does not fit the token's algorithm", nil)
 		}
 	}
 	ferr := s.demandFetch(ctx)
@@ -325,23 +327,15 @@ func (s *KeySet) candidates(ctx context.Context, kid, alg string) ([]*keyEntry, 
 			}
 			s.mu.Unlock()
 		}
-		return nil, fail(ReasonIssuerUnavailable, "the issuer's signing keys are not available", cause)
+		return nil, 0, fail(ReasonIssuerUnavailable, "the issuer's signing keys are not available", cause)
 	}
 	if c := m.candidates(kid, alg); len(c) > 0 {
-		return c, nil
+		return c, m.gen, nil
 	}
 	if errors.Is(ferr, errCooldown) {
 		ferr = nil
 	}
-	return nil, fail(ReasonUnknownKey, "no signing key of the issuer matches the token", ferr)
-}
-
-// generation returns the generation of the cached keys (0 before any).
-func (s *KeySet) generation() uint64 {
-	if m := s.keys.Load(); m != nil {
-		return m.gen
-	}
-	return 0
+	return nil, 0, fail(ReasonUnknownKey, "no signing key of the issuer matches the token", ferr)
 }
 
 // refetched asks for a fresh copy of the keys after a signature that no

@@ -342,35 +342,19 @@ func (v *Verifier) verify(ctx context.Context, token string, now time.Time) (*Pr
 		return nil, nil, fail(ReasonMalformed, "the token has an unencoded payload", nil)
 	}
 
-	gen := p.keys.generation()
-	cands, kerr := p.keys.candidates(ctx, hdr.KeyID, hdr.Algorithm)
+	cands, gen, kerr := p.keys.candidates(ctx, hdr.KeyID, hdr.Algorithm)
 	if kerr != nil {
 		return nil, nil, kerr
 	}
-	var (
-		payload []byte
-		matched *keyEntry
-	)
-	for retried := false; ; retried = true {
-		for _, c := range cands {
-			pl, err := jws.Verify(c.jwk)
-			if err == nil {
-				payload, matched = pl, c
-				break
-			}
-			if errors.Is(err, jose.ErrUnsupportedCriticalHeader) {
-				return nil, nil, fail(ReasonMalformed, "the token has critical header parameters that are not supported", nil)
-			}
-		}
-		if matched != nil || retried {
-			break
-		}
+	payload, matched, kerr := verifyWith(jws, cands)
+	if matched == nil && kerr == nil {
 		// No cached key verifies it: the issuer may have rotated a key
 		// without a kid, or under a kid it used before. Try once with
 		// fresh keys (fetched at most once per cooldown).
-		if cands = p.keys.refetched(ctx, gen, hdr.KeyID, hdr.Algorithm); len(cands) == 0 {
-			break
-		}
+		payload, matched, kerr = verifyWith(jws, p.keys.refetched(ctx, gen, hdr.KeyID, hdr.Algorithm))
+	}
+	if kerr != nil {
+		return nil, nil, kerr
 	}
 	if matched == nil {
 		return nil, nil, fail(ReasonBadSignature, "the token's signature is not valid", nil)
@@ -476,4 +460,19 @@ func decodeClaims(payload []byte) (map[string]any, error) {
 		return nil, errors.New("data after the claims object")
 	}
 	return claims, nil
+}
+
+// verifyWith checks jws's signature against each candidate in turn and
+// returns the payload and the key that verified it (nil when none did).
+func verifyWith(jws *jose.JSONWebSignature, cands []*keyEntry) ([]byte, *keyEntry, *Error) {
+	for _, c := range cands {
+		pl, err := jws.Verify(c.jwk)
+		if err == nil {
+			return pl, c, nil
+		}
+		if errors.Is(err, jose.ErrUnsupportedCriticalHeader) {
+			return nil, nil, fail(ReasonMalformed, "the token has critical header parameters that are not supported", nil)
+		}
+	}
+	return nil, nil, nil
 }
