@@ -43,24 +43,23 @@ func (s *Server) watchSecrets(ctx context.Context) {
 			files[f] = true
 			want[filepath.Dir(f)] = true
 		}
-		if w == nil {
-			want = nil
-		}
-		for d := range dirs {
-			if !want[d] {
-				_ = w.Remove(d)
-				delete(dirs, d)
+		if w != nil {
+			for d := range dirs {
+				if !want[d] {
+					_ = w.Remove(d)
+					delete(dirs, d)
+				}
 			}
-		}
-		for d := range want {
-			if dirs[d] {
-				continue
+			for d := range want {
+				if dirs[d] {
+					continue
+				}
+				if err := w.Add(d); err != nil {
+					s.logger.Warn("a secret file's directory is not watched", "dir", d, "error", err)
+					continue
+				}
+				dirs[d] = true
 			}
-			if err := w.Add(d); err != nil {
-				s.logger.Warn("a secret file's directory is not watched", "dir", d, "error", err)
-				continue
-			}
-			dirs[d] = true
 		}
 		refresh = snap.VaultRefresh()
 		// A file written between the compile and the watch: reload now.
