@@ -28,6 +28,7 @@ const (
 	DefaultJWKSTimeout        = 5 * time.Second
 	DefaultDialTimeout        = 5 * time.Second
 	DefaultResponseHeaderTime = 30 * time.Second
+	DefaultResponseIdle       = 60 * time.Second
 	DefaultMaxIdlePerInstance = 256
 	DefaultDataDir            = "gatehouse-data"
 )

@@ -301,6 +301,7 @@ func (c *compiler) compileBackends() {
 		opts := upstream.TransportOptions{
 			DialTimeout:           b.Timeouts.Dial.Or(config.DefaultDialTimeout),
 			ResponseHeaderTimeout: b.Timeouts.ResponseHeader.Or(config.DefaultResponseHeaderTime),
+			ResponseIdleTimeout:   b.Timeouts.ResponseIdle.Or(config.DefaultResponseIdle),
 			MaxIdleConnsPerHost:   b.MaxIdleConnsPerInstance,
 		}
 		if opts.MaxIdleConnsPerHost == 0 {

@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"maps"
 	"net/http"
@@ -181,6 +182,9 @@ func (p *proxyHandler) forward(w http.ResponseWriter, r *http.Request) {
 	}
 	if err := p.copyBody(w, res.Body, rc); err != nil {
 		res.Body.Close()
+		if ok {
+			q.cause = err // the access line says why the response broke off
+		}
 		if r.Context().Value(http.ServerContextKey) == nil {
 			// Not under an http.Server, which would recover the panic:
 			// like ReverseProxy, end the response quietly.
@@ -285,7 +289,7 @@ func (f *forwardState) Got1xxResponse(code int, header textproto.MIMEHeader) err
 
 // copyBody copies the response body to w with a pooled buffer, flushing
 // after every write when rc is set. It returns the first write error or
-// read error other than io.EOF.
+// read error other than io.EOF, which says which side failed.
 func (p *proxyHandler) copyBody(w io.Writer, body io.Reader, rc *http.ResponseController) error {
 	buf := bufferPool.Get()
 	defer bufferPool.Put(buf)
@@ -300,17 +304,17 @@ func (p *proxyHandler) copyBody(w io.Writer, body io.Reader, rc *http.ResponseCo
 				_ = rc.Flush()
 			}
 			if werr != nil {
-				return werr
+				return fmt.Errorf("writing the response to the client: %w", werr)
 			}
 			if nw != n {
-				return io.ErrShortWrite
+				return fmt.Errorf("writing the response to the client: %w", io.ErrShortWrite)
 			}
 		}
 		if rerr != nil {
 			if rerr == io.EOF {
 				return nil
 			}
-			return rerr
+			return fmt.Errorf("reading the backend's response body: %w", rerr)
 		}
 	}
 }

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gatehouse-dev/gatehouse/internal/testpki"
 )
 
 // rawExchange writes raw to the gateway, optionally half-closes, and
@@ -144,4 +146,64 @@ func TestProxy_AbortedResponseIsLogged(t *testing.T) {
 	if !strings.Contains(h.logs.String(), `"denial":"response_aborted"`) {
 		t.Fatalf("no access-log line for the aborted response:\n%s", h.logs.String())
 	}
+}
+
+// A backend that sends its head and part of its body, then nothing, does
+// not hold the request for good: after the backend's response_idle the
+// response is cut off (the client never sees it complete), and the
+// access line says why. Under both servers, and over both transports
+// (plain HTTP through h1's, HTTPS through net/http's).
+func TestProxy_ResponseIdleTimeout(t *testing.T) {
+	const idle = 200 * time.Millisecond
+	stall := func(release chan struct{}) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Length", "100")
+			io.WriteString(w, "part of it")
+			w.(http.Flusher).Flush()
+			select {
+			case <-release:
+			case <-r.Context().Done():
+			}
+		}
+	}
+	check := func(t *testing.T, h *harness, path string) {
+		t.Helper()
+		start := time.Now()
+		got := rawExchange(t, h, "GET "+path+" HTTP/1.1\r\nHost: x\r\n\r\n", false)
+		took := time.Since(start)
+		// What the client got, if anything (a server that buffered the
+		// head and the start of the body sends nothing), must not be a
+		// complete response.
+		if took < idle || took > 4*time.Second {
+			t.Errorf("the response was cut off after %v, want about %v", took, idle)
+		}
+		res, err := http.ReadResponse(bufio.NewReader(strings.NewReader(got)), nil)
+		if err == nil {
+			if _, err := io.ReadAll(res.Body); err == nil {
+				t.Fatalf("the client got a complete response: %q", got)
+			}
+		}
+		logs := h.waitAccess(1)
+		if !strings.Contains(logs, `"denial":"response_aborted"`) || !strings.Contains(logs, `"error":"reading the backend's response body: upstream response body idle timeout"`) {
+			t.Fatalf("the access line does not say why the response broke off:\n%s", logs)
+		}
+	}
+	servers(t, func(t *testing.T, serve func(*harness)) {
+		release := make(chan struct{})
+		defer close(release)
+		cfg := strings.Replace(baseConfig, "timeouts: {response_header: 1s}", "timeouts: {response_header: 1s, response_idle: 200ms}", 1)
+		h := newHarness(t, cfg, nil)
+		serve(h)
+		h.backend.handler = stall(release)
+		check(t, h, "/public/stall")
+	})
+	t.Run("https", func(t *testing.T) {
+		release := make(chan struct{})
+		defer close(release)
+		ca := testpki.NewCA(t, "internal CA")
+		backend := httpsBackend(t, ca, stall(release))
+		cfg := strings.Replace(httpsBackendConfig, "    tls: {ca_file", "    timeouts: {response_idle: 200ms}\n    tls: {ca_file", 1)
+		h := newHarness(t, cfg, map[string]any{"Backend": backend.URL, "CA": ca.WriteFile(t, t.TempDir(), "ca")})
+		check(t, h, "/x")
+	})
 }

@@ -38,6 +38,14 @@ type Transport struct {
 	// the request was written. Zero means no limit (the request's context
 	// still applies).
 	ResponseHeaderTimeout time.Duration
+	// ResponseIdleTimeout bounds the wait for more of a response body
+	// once its head was read: a body read that gets nothing for this long
+	// fails with ErrResponseIdle and the connection is closed. It is the
+	// time between two reads, not the body's whole time, and it may fire
+	// up to 1/32 of it late (a connection read again and again keeps its
+	// timer). Zero means no limit. The connection of a 101 Switching
+	// Protocols response is not bounded by it.
+	ResponseIdleTimeout time.Duration
 	// IdleConnTimeout closes connections idle for longer. Zero means
 	// DefaultIdleConnTimeout.
 	IdleConnTimeout time.Duration
@@ -72,6 +80,18 @@ var ErrRequestNotSent = errors.New("h1: request not sent")
 // whose response was malformed or framed ambiguously; the connection is
 // closed.
 var ErrBadResponse = errors.New("h1: malformed response")
+
+// ErrResponseIdle is the error of a response body read that got nothing
+// for ResponseIdleTimeout. It is a net.Error whose Timeout is true, and it
+// matches os.ErrDeadlineExceeded.
+var ErrResponseIdle error = responseIdleError{}
+
+type responseIdleError struct{}
+
+func (responseIdleError) Error() string        { return "upstream response body idle timeout" }
+func (responseIdleError) Timeout() bool        { return true }
+func (responseIdleError) Temporary() bool      { return true }
+func (responseIdleError) Is(target error) bool { return target == os.ErrDeadlineExceeded }
 
 type notSentError struct{ err error }
 

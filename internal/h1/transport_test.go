@@ -995,3 +995,106 @@ func TestTransport_PoolsPerHost(t *testing.T) {
 		}
 	}
 }
+
+// TestTransport_ResponseIdleTimeout: a body that stops arriving fails
+// with ErrResponseIdle after ResponseIdleTimeout (a timeout that matches
+// os.ErrDeadlineExceeded), whatever its framing, and the connection is
+// not used again; a body that keeps arriving, slower than the timeout
+// in all but never idle for that long, is read whole.
+func TestTransport_ResponseIdleTimeout(t *testing.T) {
+	const idle = 150 * time.Millisecond
+	stalls := map[string]string{
+		"length":  "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nhalf",
+		"chunked": "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nhalf\r\n",
+		"close":   "HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nhalf",
+	}
+	for name, head := range stalls {
+		t.Run(name, func(t *testing.T) {
+			var conns atomic.Int32
+			url := rawBackend(t, func(c net.Conn, br *bufio.Reader, n int) {
+				conns.Add(1)
+				if readRequestHead(br) != nil {
+					return
+				}
+				io.WriteString(c, head)
+				io.Copy(io.Discard, br) // then nothing, until the client closes
+			})
+			tr := &Transport{ResponseIdleTimeout: idle}
+			defer tr.CloseIdleConnections()
+			res, err := tr.RoundTrip(newRequest(t, "GET", url, nil))
+			if err != nil {
+				t.Fatal(err)
+			}
+			start := time.Now()
+			b, err := io.ReadAll(res.Body)
+			took := time.Since(start)
+			res.Body.Close()
+			if string(b) != "half" || !errors.Is(err, ErrResponseIdle) {
+				t.Fatalf("read %q, %v; want \"half\" and ErrResponseIdle", b, err)
+			}
+			var ne net.Error
+			if !errors.As(err, &ne) || !ne.Timeout() || !errors.Is(err, os.ErrDeadlineExceeded) {
+				t.Errorf("%v is not a timeout matching os.ErrDeadlineExceeded", err)
+			}
+			if took < idle || took > 5*time.Second {
+				t.Errorf("the read failed after %v, want about %v", took, idle)
+			}
+			// The connection is closed: the next request dials.
+			res, err = tr.RoundTrip(newRequest(t, "GET", url, nil))
+			if err != nil {
+				t.Fatal(err)
+			}
+			res.Body.Close()
+			if n := conns.Load(); n != 2 {
+				t.Errorf("%d connections, want 2", n)
+			}
+		})
+	}
+	t.Run("slow but never idle", func(t *testing.T) {
+		backend, _ := countingBackend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			for range 6 {
+				io.WriteString(w, "tick")
+				w.(http.Flusher).Flush()
+				time.Sleep(idle / 3)
+			}
+		}))
+		tr := &Transport{ResponseIdleTimeout: idle}
+		defer tr.CloseIdleConnections()
+		if _, body := roundTrip(t, tr, newRequest(t, "GET", backend.URL, nil)); body != strings.Repeat("tick", 6) {
+			t.Errorf("%q", body)
+		}
+	})
+	t.Run("tunnel", func(t *testing.T) {
+		// The connection of a 101 is a tunnel, silent as long as its ends
+		// like: the idle timeout does not apply.
+		backend, _ := countingBackend(t, http.HandlerFunc(echoUpgrade))
+		tr := &Transport{ResponseIdleTimeout: idle}
+		req := newRequest(t, "GET", backend.URL, nil)
+		req.Header.Set("Connection", "Upgrade")
+		req.Header.Set("Upgrade", "websocket")
+		res, err := tr.RoundTrip(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rwc := res.Body.(io.ReadWriteCloser)
+		defer rwc.Close()
+		br := bufio.NewReader(rwc)
+		io.WriteString(rwc, "ping\n")
+		if line, err := br.ReadString('\n'); line != "echo ping\n" {
+			t.Fatalf("%q %v", line, err)
+		}
+		done := make(chan string, 1)
+		go func() {
+			line, err := br.ReadString('\n')
+			if err != nil {
+				line = err.Error()
+			}
+			done <- line
+		}()
+		time.Sleep(3 * idle) // the read waits, silent, past the idle timeout
+		io.WriteString(rwc, "again\n")
+		if line := <-done; line != "echo again\n" {
+			t.Errorf("after a silence: %q", line)
+		}
+	})
+}

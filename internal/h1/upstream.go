@@ -148,12 +148,22 @@ func (pc *persistConn) setHeadDeadline(now, hd time.Time) {
 	pc.setReadDeadline(hd.Add(slack))
 }
 
-// beforeBlock clears the response-head deadline before a body read
-// blocks: a body may stream for as long as the caller reads it. While the
-// head and the body arrive together, as they mostly do, the deadline is
-// set once per round trip and never cleared.
+// beforeBlock replaces the response-head deadline before a body read
+// blocks: a body may stream for as long as the caller reads it, with at
+// most ResponseIdleTimeout (when set) between two reads, a deadline kept
+// as the head's is, late by up to 1/32 of it. While the head and the body
+// arrive together, as they mostly do, the head's deadline is set once per
+// round trip and nothing else happens.
 func (pc *persistConn) beforeBlock() {
-	if pc.inBody && pc.rdSet {
+	if !pc.inBody {
+		return
+	}
+	if d := pc.t.ResponseIdleTimeout; d > 0 {
+		now := time.Now()
+		pc.setHeadDeadline(now, now.Add(d))
+		return
+	}
+	if pc.rdSet {
 		pc.setReadDeadline(time.Time{})
 	}
 }
@@ -672,6 +682,7 @@ func (pc *persistConn) readResponse(req *http.Request, reqClose bool) (*http.Res
 		if pc.rdSet {
 			pc.setReadDeadline(time.Time{})
 		}
+		pc.inBody = false // a tunnel's reads are not a body's: no idle deadline
 		res.Body = &upgradeBody{pc: pc}
 		return res, nil
 	case req.Method == http.MethodHead || h.status == http.StatusNoContent || h.status == http.StatusNotModified:

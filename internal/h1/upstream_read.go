@@ -1,8 +1,10 @@
 package h1
 
 import (
+	"errors"
 	"io"
 	"net/http"
+	"os"
 	"sync"
 	"unsafe"
 )
@@ -303,10 +305,14 @@ func (b *respBody) read(p []byte) (int, error) {
 }
 
 // readError is the error a caller sees for a failed body read: the
-// context's error when it was cancelled.
+// context's error when it was cancelled, ErrResponseIdle when the idle
+// deadline passed.
 func (pc *persistConn) readError(err error) error {
 	if pc.canceled.Load() && pc.ctx != nil && pc.ctx.Err() != nil {
 		return pc.ctx.Err()
+	}
+	if pc.inBody && pc.t.ResponseIdleTimeout > 0 && errors.Is(err, os.ErrDeadlineExceeded) {
+		return ErrResponseIdle
 	}
 	return err
 }

@@ -1,15 +1,18 @@
 package upstream
 
 import (
+	"context"
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptrace"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gatehouse-dev/gatehouse/internal/h1"
@@ -19,7 +22,10 @@ import (
 type TransportOptions struct {
 	DialTimeout           time.Duration
 	ResponseHeaderTimeout time.Duration
-	MaxIdleConnsPerHost   int
+	// ResponseIdleTimeout bounds the time between two reads of a response
+	// body (h1.Transport's ResponseIdleTimeout); zero means no limit.
+	ResponseIdleTimeout time.Duration
+	MaxIdleConnsPerHost int
 	// RootCAs verifies backend certificates; nil means the system roots.
 	RootCAs *x509.CertPool
 	// CAPEM is the PEM the pool came from; it is part of the identity of
@@ -32,7 +38,7 @@ type TransportOptions struct {
 
 func (o TransportOptions) key(backend string) string {
 	h := sha256.New()
-	fmt.Fprintf(h, "%s\x00%d\x00%d\x00%d\x00%s\x00", backend, o.DialTimeout, o.ResponseHeaderTimeout, o.MaxIdleConnsPerHost, o.ServerName)
+	fmt.Fprintf(h, "%s\x00%d\x00%d\x00%d\x00%d\x00%s\x00", backend, o.DialTimeout, o.ResponseHeaderTimeout, o.ResponseIdleTimeout, o.MaxIdleConnsPerHost, o.ServerName)
 	h.Write(o.CAPEM)
 	if o.ClientCert != nil {
 		fmt.Fprintf(h, "\x00cert\x00%s", o.ClientCert.ID())
@@ -62,8 +68,9 @@ func NewTransports() *Transports {
 // Transfer-Encoding, Upgrade) or a field its Connection named; the h1
 // transport drops them while it reads the head (h1's StripHopByHop).
 type Transport struct {
-	plain  *h1.Transport
-	secure *http.Transport
+	plain        *h1.Transport
+	secure       *http.Transport
+	responseIdle time.Duration // for secure; plain has its own
 }
 
 // RoundTrip implements http.RoundTripper.
@@ -77,11 +84,69 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		// net/http takes 1xx responses through httptrace only.
 		req = req.WithContext(httptrace.WithClientTrace(req.Context(), &httptrace.ClientTrace{Got1xxResponse: in.Got1xxResponse}))
 	}
+	var idle *idleBody
+	if t.responseIdle > 0 {
+		// net/http bounds no wait within a body: the request's own
+		// context, cancelled by a timer that runs while a body read waits.
+		ctx, cancel := context.WithCancel(req.Context())
+		req = req.WithContext(ctx)
+		idle = &idleBody{cancel: cancel, d: t.responseIdle}
+	}
 	res, err := t.secure.RoundTrip(req)
-	if err == nil && res.StatusCode != http.StatusSwitchingProtocols {
+	if err != nil {
+		if idle != nil {
+			idle.cancel()
+		}
+		return res, err
+	}
+	if res.StatusCode != http.StatusSwitchingProtocols {
 		h1.RemoveHopByHop(res.Header)
+		if idle != nil {
+			idle.body = res.Body
+			res.Body = idle
+		}
 	}
 	return res, err
+}
+
+// idleBody is a response body whose reads may wait at most d each: a
+// read that waits longer cancels the round trip's context and fails with
+// h1.ErrResponseIdle. Once the body is closed, the context is cancelled
+// (what net/http expects of a request whose response is done with).
+type idleBody struct {
+	body   io.ReadCloser
+	cancel context.CancelFunc
+	d      time.Duration
+	timer  *time.Timer
+	fired  atomic.Bool
+}
+
+func (b *idleBody) Read(p []byte) (int, error) {
+	if b.timer == nil {
+		b.timer = time.AfterFunc(b.d, b.expire)
+	} else {
+		b.timer.Reset(b.d)
+	}
+	n, err := b.body.Read(p)
+	b.timer.Stop()
+	if err != nil && err != io.EOF && b.fired.Load() {
+		err = h1.ErrResponseIdle
+	}
+	return n, err
+}
+
+func (b *idleBody) expire() {
+	b.fired.Store(true)
+	b.cancel()
+}
+
+func (b *idleBody) Close() error {
+	if b.timer != nil {
+		b.timer.Stop()
+	}
+	err := b.body.Close()
+	b.cancel()
+	return err
 }
 
 // RoundTripHeadDeadline implements HeadDeadliner for http:// instances.
@@ -136,6 +201,7 @@ func newTransport(o TransportOptions) *Transport {
 		DialContext:           dialer.DialContext,
 		DialTimeout:           o.DialTimeout,
 		ResponseHeaderTimeout: o.ResponseHeaderTimeout,
+		ResponseIdleTimeout:   o.ResponseIdleTimeout,
 		IdleConnTimeout:       90 * time.Second,
 		MaxIdleConnsPerHost:   o.MaxIdleConnsPerHost,
 		StripHopByHop:         true,
@@ -160,5 +226,5 @@ func newTransport(o TransportOptions) *Transport {
 	if o.ClientCert != nil {
 		tr.TLSClientConfig.GetClientCertificate = o.ClientCert.GetClientCertificate
 	}
-	return &Transport{plain: plain, secure: tr}
+	return &Transport{plain: plain, secure: tr, responseIdle: o.ResponseIdleTimeout}
 }
