@@ -184,6 +184,9 @@ func (v *validator) server() {
 	if s.Limits.MaxURI.Set && (s.Limits.MaxURI.Bytes < 256 || s.Limits.MaxURI.Bytes > 1<<20) {
 		v.r.Errorf("server.limits.max_uri", "must be between 256B and 1MiB")
 	}
+	if n := s.Limits.MaxConnections; n < 0 || n > 1<<24 {
+		v.r.Errorf("server.limits.max_connections", "must be between 1 and 16777216; leave it out (or 0) for the default")
+	}
 	for i, c := range s.TrustedProxies {
 		if _, err := ParsePrefix(c); err != nil {
 			v.r.Errorf(Index("server.trusted_proxies", i), "%v", err)

@@ -36,6 +36,7 @@ type conn struct {
 	w         response
 	body      *body
 	handedOff bool
+	limited   bool          // holds a slot of srv.ConnLimit, given back when closed
 	tmpl      *http.Request // context and RemoteAddr of every request
 	accepted  time.Time
 	// The read and write deadlines set on rwc, as offsets from accepted
@@ -565,7 +566,12 @@ func (c *conn) handoff() {
 	c.rwc.SetDeadline(time.Time{})
 	c.rdAt, c.wdAt = 0, 0
 	c.handedOff = true
-	if !ln.deliver(&replayConn{Conn: c.rwc, buf: buffered}) {
+	rc := &replayConn{Conn: c.rwc, buf: buffered}
+	if c.limited {
+		// The connection keeps its slot while the fallback serves it.
+		rc.release = c.srv.ConnLimit.Release
+	}
+	if !ln.deliver(rc) {
 		c.handedOff = false
 	}
 }
@@ -578,6 +584,9 @@ func (c *conn) close() {
 			c.flushLocked()
 		}
 		c.rwc.Close()
+		if c.limited {
+			c.srv.ConnLimit.Release()
+		}
 	}
 	if b := c.body; b != nil {
 		// The handler panicked or its response failed, and a goroutine

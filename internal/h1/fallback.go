@@ -88,7 +88,17 @@ func (l *memListener) deliver(c net.Conn) bool {
 // replayConn reads buffered bytes before reading from the connection.
 type replayConn struct {
 	net.Conn
-	buf []byte
+	buf     []byte
+	release func() // when set, called once the connection is closed
+	once    sync.Once
+}
+
+func (c *replayConn) Close() error {
+	err := c.Conn.Close()
+	if c.release != nil {
+		c.once.Do(c.release)
+	}
+	return err
 }
 
 func (c *replayConn) Read(p []byte) (int, error) {

@@ -69,6 +69,12 @@ type Server struct {
 	// none of them once ServeHTTP has returned: not the request, not
 	// r.URL, not r.Header (the strings in them stay valid).
 	ReuseRequests bool
+	// ConnLimit, when set, bounds the connections open at once: Serve
+	// takes a slot before each accept, waiting while none is free (new
+	// connections then wait in the kernel's accept queue), and a
+	// connection gives it back when it closes, after the Fallback's use of
+	// it included.
+	ConnLimit Limiter
 
 	mu         sync.Mutex
 	listeners  map[*net.Listener]struct{}
@@ -78,9 +84,37 @@ type Server struct {
 	fbLn       *memListener
 	fbDone     chan struct{}
 	ctxServer  *http.Server
+	done       chan struct{} // closed by Shutdown and Close: ends a wait for a ConnLimit slot
+	doneOnce   sync.Once
 	date       dateCache
 	loggerOnce sync.Once
 	logger     *slog.Logger
+}
+
+// Limiter is a count of connections with a maximum
+// (connlimit.Limit).
+type Limiter interface {
+	// Acquire takes a slot, waiting while none is free; it returns
+	// false, having taken none, once done is closed.
+	Acquire(done <-chan struct{}) bool
+	// Release gives back a slot taken by Acquire.
+	Release()
+}
+
+// doneChan is closed once the server shuts down.
+func (s *Server) doneChan() chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.done == nil {
+		s.done = make(chan struct{})
+	}
+	return s.done
+}
+
+// signalDone closes doneChan.
+func (s *Server) signalDone() {
+	ch := s.doneChan()
+	s.doneOnce.Do(func() { close(ch) })
 }
 
 // connection states, for Shutdown.
@@ -163,9 +197,19 @@ func (s *Server) Serve(ln net.Listener) error {
 	// runs under a server that recovers http.ErrAbortHandler.
 	base = context.WithValue(base, http.ServerContextKey, s.contextServer())
 	var delay time.Duration
+	var done chan struct{}
+	if s.ConnLimit != nil {
+		done = s.doneChan()
+	}
 	for {
+		if s.ConnLimit != nil && !s.ConnLimit.Acquire(done) {
+			return http.ErrServerClosed
+		}
 		rw, err := ln.Accept()
 		if err != nil {
+			if s.ConnLimit != nil {
+				s.ConnLimit.Release()
+			}
 			if s.shuttingDown() {
 				return http.ErrServerClosed
 			}
@@ -180,8 +224,12 @@ func (s *Server) Serve(ln net.Listener) error {
 		}
 		delay = 0
 		c := s.newConn(rw, base)
+		c.limited = s.ConnLimit != nil
 		if !s.trackConn(c, true) {
 			rw.Close()
+			if c.limited {
+				s.ConnLimit.Release()
+			}
 			return http.ErrServerClosed
 		}
 		go c.serve()
@@ -257,6 +305,7 @@ func (s *Server) closeListenersLocked() {
 // Fallback is shut down with the same ctx.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.closing.Store(true)
+	s.signalDone()
 	s.mu.Lock()
 	s.closeListenersLocked()
 	s.mu.Unlock()
@@ -315,6 +364,7 @@ func (s *Server) closeIdle() bool {
 // the contexts of the requests in flight, and closes Fallback.
 func (s *Server) Close() error {
 	s.closing.Store(true)
+	s.signalDone()
 	s.mu.Lock()
 	s.closeListenersLocked()
 	for c := range s.conns {

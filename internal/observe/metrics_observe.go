@@ -13,6 +13,34 @@ func RegisterTraceExportFailures(reg *prometheus.Registry) prometheus.Counter {
 	return c
 }
 
+// ConnectionLimit is what the connection metrics read
+// (connlimit.Limit).
+type ConnectionLimit interface {
+	Open() int
+	Max() int
+	Waits() uint64
+}
+
+// RegisterConnectionLimit registers the connection metrics of a group of
+// listeners ("public" or "admin"), read from l, on reg.
+func RegisterConnectionLimit(reg *prometheus.Registry, group string, l ConnectionLimit) {
+	labels := prometheus.Labels{"listeners": group}
+	reg.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "gatehouse_connections_open", ConstLabels: labels,
+			Help: "Client connections open, by group of listeners (public or admin).",
+		}, func() float64 { return float64(l.Open()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "gatehouse_connections_max", ConstLabels: labels,
+			Help: "The most client connections open at once (server.limits.max_connections for the public listeners).",
+		}, func() float64 { return float64(l.Max()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "gatehouse_connection_limit_waits_total", ConstLabels: labels,
+			Help: "Times a listener found every connection slot taken and waited to accept.",
+		}, func() float64 { return float64(l.Waits()) }),
+	)
+}
+
 // RegisterAccessLogWriteErrors registers gatehouse_access_log_write_errors_total,
 // read from l, on reg.
 func RegisterAccessLogWriteErrors(reg *prometheus.Registry, l *AccessLog) {

@@ -21,6 +21,7 @@ import (
 	"github.com/gatehouse-dev/gatehouse/internal/admin"
 	"github.com/gatehouse-dev/gatehouse/internal/audit"
 	"github.com/gatehouse-dev/gatehouse/internal/config"
+	"github.com/gatehouse-dev/gatehouse/internal/connlimit"
 	"github.com/gatehouse-dev/gatehouse/internal/gateway"
 	"github.com/gatehouse-dev/gatehouse/internal/h1"
 	"github.com/gatehouse-dev/gatehouse/internal/identity"
@@ -65,11 +66,13 @@ type Server struct {
 	// changed is signalled after each successful load (watch_secrets.go).
 	changed chan struct{}
 
-	mu        sync.Mutex
-	public    []*listener
-	adminSrv  *http.Server
-	adminAddr net.Addr
-	started   *config.Server // the server section the listeners were started with
+	mu         sync.Mutex
+	public     []*listener
+	conns      *connlimit.Limit // the public listeners' connections, set by Listen
+	adminConns *connlimit.Limit // the admin listener's
+	adminSrv   *http.Server
+	adminAddr  net.Addr
+	started    *config.Server // the server section the listeners were started with
 
 	state   *state // the store and what uses it (state.go)
 	apiOnce sync.Once
@@ -251,6 +254,9 @@ func fixedAtStart(a, b *config.Server) []string {
 	if effectiveTimeouts(a.Timeouts) != effectiveTimeouts(b.Timeouts) {
 		changed = append(changed, "server.timeouts")
 	}
+	if maxConnections(a) != maxConnections(b) {
+		changed = append(changed, "server.limits.max_connections")
+	}
 	if a.Limits.MaxHeaderBytes.Or(config.DefaultMaxHeaderBytes) != b.Limits.MaxHeaderBytes.Or(config.DefaultMaxHeaderBytes) {
 		changed = append(changed, "server.limits.max_header_bytes")
 	}
@@ -344,6 +350,9 @@ func (s *Server) Listen(ctx context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.started = cfg
+	if s.conns == nil {
+		s.conns = s.connLimit("public", maxConnections(cfg))
+	}
 	var lc net.ListenConfig
 	for _, l := range cfg.EffectiveListeners() {
 		ln, err := lc.Listen(ctx, "tcp", l.Address)
@@ -355,8 +364,12 @@ func (s *Server) Listen(ctx context.Context) error {
 		pl := &listener{name: l.Name, ln: ln, srv: srv, tls: l.TLS != nil}
 		if l.TLS != nil {
 			srv.TLSConfig = s.tlsConfig(l.Name)
+			pl.ln = s.conns.Listener(ln)
 		} else {
+			// h1 takes its slots itself: it needs the *net.TCPConn
+			// a limited listener's connections would hide.
 			pl.fast = s.fastServer(cfg, srv)
+			pl.fast.ConnLimit = s.conns
 		}
 		s.public = append(s.public, pl)
 	}
@@ -365,6 +378,10 @@ func (s *Server) Listen(ctx context.Context) error {
 		s.closeListeners()
 		return fmt.Errorf("admin listener: %w", err)
 	}
+	if s.adminConns == nil {
+		s.adminConns = s.connLimit("admin", adminMaxConnections)
+	}
+	ln = s.adminConns.Listener(ln)
 	s.adminAddr = ln.Addr()
 	dash, err := s.buildDashboard(snap)
 	if err != nil {
@@ -399,6 +416,35 @@ func (s *Server) Listen(ctx context.Context) error {
 	s.public = append(s.public, &listener{name: "admin", ln: ln, srv: s.adminSrv, tls: adminTLS})
 	s.fetchKeys(ctx, snap)
 	return nil
+}
+
+// adminMaxConnections bounds the admin listener's connections (API
+// calls, metrics scrapes, the dashboard), apart from the public
+// listeners' so that neither can take the other's.
+const adminMaxConnections = 256
+
+// maxConnections is the public listeners' connection limit that s sets.
+func maxConnections(s *config.Server) int {
+	if n := s.Limits.MaxConnections; n > 0 {
+		return n
+	}
+	return connlimit.Default()
+}
+
+// connLimit makes the connection limit of a group of listeners ("public"
+// or "admin") with at most n connections, with its metrics and a warning,
+// at most once a minute, when it is reached.
+func (s *Server) connLimit(group string, n int) *connlimit.Limit {
+	l := connlimit.New(n)
+	var lastWarn atomic.Int64
+	l.OnWait = func() {
+		now := time.Now().UnixNano()
+		if last := lastWarn.Load(); now-last >= int64(time.Minute) && lastWarn.CompareAndSwap(last, now) {
+			s.logger.Warn("connection limit reached: new connections wait to be accepted until one closes", "listeners", group, "max_connections", n)
+		}
+	}
+	observe.RegisterConnectionLimit(s.metrics.Registry, group, l)
+	return l
 }
 
 func (s *Server) closeListeners() {

@@ -1,7 +1,9 @@
 package server_test
 
 import (
+	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -311,5 +313,82 @@ func TestAdminListener_ABodyNeverSentDoesNotHoldTheConnection(t *testing.T) {
 	_, err = io.ReadAll(c)
 	if err != nil {
 		t.Fatalf("the connection was still open after 5 s: %v", err)
+	}
+}
+
+// server.limits.max_connections bounds the public listeners' connections:
+// over it a new connection waits, unanswered, until one closes; the
+// metrics say so; and the admin listener, limited apart, still answers.
+func TestPublicListeners_ConnectionLimit(t *testing.T) {
+	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") }))
+	defer backend.Close()
+	file := filepath.Join(t.TempDir(), "gatehouse.yaml")
+	cfg := fmt.Sprintf(`
+server:
+  listeners: [{name: public, address: "127.0.0.1:0"}]
+  admin: {address: "127.0.0.1:0"}
+  limits: {max_connections: 2}
+  timeouts: {shutdown: 5s}
+backends:
+  - name: be
+    instances: [{url: %q}]
+apis:
+  - {name: a, path_prefix: /a, backend: be, auth: {anonymous: true}}
+`, backend.URL)
+	if err := os.WriteFile(file, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s := start(t, file)
+	addr := strings.TrimPrefix(s.url, "http://")
+	type client struct {
+		c  net.Conn
+		br *bufio.Reader
+	}
+	send := func() *client {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		io.WriteString(c, "GET /a/x HTTP/1.1\r\nHost: x\r\n\r\n")
+		return &client{c, bufio.NewReader(c)}
+	}
+	answer := func(cl *client, wait time.Duration) error {
+		cl.c.SetReadDeadline(time.Now().Add(wait))
+		res, err := http.ReadResponse(cl.br, nil)
+		if err != nil {
+			return err
+		}
+		defer res.Body.Close()
+		if b, _ := io.ReadAll(res.Body); res.StatusCode != 200 || string(b) != "ok" {
+			return fmt.Errorf("%d %q", res.StatusCode, b)
+		}
+		return nil
+	}
+	c1, c2 := send(), send()
+	for _, cl := range []*client{c1, c2} {
+		if err := answer(cl, 5*time.Second); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c3 := send()
+	if err := answer(c3, 300*time.Millisecond); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("a third connection was answered over a limit of two: %v", err)
+	}
+	for series, want := range map[string]string{
+		`gatehouse_connections_open{listeners="public"}`: "2",
+		`gatehouse_connections_max{listeners="public"}`:  "2",
+		`gatehouse_connections_max{listeners="admin"}`:   "256",
+	} {
+		if got := metric(t, s.admin, series); got != want {
+			t.Errorf("%s = %q, want %s", series, got, want)
+		}
+	}
+	if got := metric(t, s.admin, `gatehouse_connection_limit_waits_total{listeners="public"}`); got == "" || got == "0" {
+		t.Errorf("waits = %q, want at least 1", got)
+	}
+	c1.c.Close()
+	if err := answer(c3, 5*time.Second); err != nil {
+		t.Fatalf("the waiting connection was not served once one closed: %v", err)
 	}
 }
