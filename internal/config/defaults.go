@@ -29,6 +29,7 @@ const (
 	DefaultDialTimeout        = 5 * time.Second
 	DefaultResponseHeaderTime = 30 * time.Second
 	DefaultResponseIdle       = 60 * time.Second
+	DefaultTunnelIdle         = time.Hour
 	DefaultMaxIdlePerInstance = 256
 	DefaultDataDir            = "gatehouse-data"
 )

@@ -198,6 +198,7 @@ type BackendTLS struct {
 type BackendTimeouts struct {
 	Dial           Duration `yaml:"dial" jsonschema_description:"TCP connect timeout. Default 5s."`
 	ResponseHeader Duration `yaml:"response_header" jsonschema_description:"Time to wait for the response headers after the request is sent. Default 30s. It may fire up to 1/32 of it late (a kept connection keeps its timer)."`
+	TunnelIdle     Duration `yaml:"tunnel_idle" jsonschema_description:"Longest time an upgraded connection (a WebSocket) may carry nothing in either direction; then both sides are closed. Default 1h; 0 disables."`
 	ResponseIdle   Duration `yaml:"response_idle" jsonschema_description:"Longest wait for more of a response body once its headers arrived: when the backend sends nothing for this long, the response is cut off (the client's connection is aborted, as when a backend dies mid-body, and the access line says why). The time between two reads, not the body's whole time; it may fire up to 1/32 of it late. Default 60s; 0 disables (for streams that may stay silent longer). An upgraded (WebSocket) connection is not bounded by it."`
 }
 

@@ -57,6 +57,7 @@ type backend struct {
 	// credential, when set, puts a minted token on every request.
 	credential *backendCredential
 	failures   interface{ Failed(reason string) } // nil without metrics
+	tunnelIdle time.Duration                      // an upgraded connection's idle timeout (0: none)
 }
 
 func (c *compiler) now() time.Time {
@@ -319,7 +320,7 @@ func (c *compiler) compileBackends() {
 			}
 		}
 		c.clientCertificate(p, &c.cfg.Backends[i], &opts)
-		be := &backend{}
+		be := &backend{tunnelIdle: b.Timeouts.TunnelIdle.Or(config.DefaultTunnelIdle)}
 		if c.rt.Transports != nil {
 			tr, key := c.rt.Transports.Get(b.Name, opts)
 			be.transport = tr

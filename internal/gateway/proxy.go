@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"errors"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -88,7 +89,18 @@ func (p *proxyHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) error {
 	if clientMayHave(r, connectionBit) && isUpgrade(r.Header) {
 		// WebSocket, h2c: ReverseProxy hijacks the connection and copies
 		// both ways after a 101.
-		p.rp.ServeHTTP(w, r)
+		tw := &tunnelWriter{ResponseWriter: w}
+		if d := p.backend.tunnelIdle; d > 0 {
+			tw.t = &tunnel{idle: d, x: policy.ExchangeFrom(r.Context())}
+			defer tw.t.stop()
+			r = r.WithContext(context.WithValue(r.Context(), tunnelKey{}, tw.t))
+		}
+		p.rp.ServeHTTP(tw, r)
+		if tw.hijacked {
+			// ReverseProxy writes the 101 on the hijacked connection:
+			// the access line learns it here.
+			setSwitched(w)
+		}
 		return nil
 	}
 	p.forward(w, r)
@@ -328,6 +340,13 @@ func (p *proxyHandler) modifyResponse(res *http.Response) error {
 	// The gateway sets the request ID on every response; drop the
 	// backend's copy so there is exactly one.
 	delete(res.Header, p.settings.requestIDHeader) // canonical (compile time)
+	if res.StatusCode == http.StatusSwitchingProtocols {
+		if t, ok := res.Request.Context().Value(tunnelKey{}).(*tunnel); ok {
+			if rwc, ok := res.Body.(io.ReadWriteCloser); ok {
+				res.Body = t.backendSide(rwc)
+			}
+		}
+	}
 	return nil
 }
 

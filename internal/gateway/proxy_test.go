@@ -458,3 +458,78 @@ func TestProxy_GatewayFieldsReplaceTheClientsExactlyOnce(t *testing.T) {
 		})
 	}
 }
+
+// An upgraded connection (WebSocket) is closed once nothing went either
+// way for the backend's tunnel_idle: traffic in either direction alone
+// keeps it open for longer than that, and the access line says why it
+// ended. (Under net/http's server, which h1 hands upgrades to.)
+func TestProxy_TunnelIdleTimeout(t *testing.T) {
+	const idle = 250 * time.Millisecond
+	cfg := strings.Replace(baseConfig, "timeouts: {response_header: 1s}", "timeouts: {response_header: 1s, tunnel_idle: 250ms}", 1)
+	h := newHarness(t, cfg, nil)
+	h.backend.handler = func(w http.ResponseWriter, r *http.Request) {
+		conn, brw, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			return
+		}
+		defer conn.Close()
+		brw.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+		brw.Flush()
+		buf := make([]byte, 64)
+		for {
+			n, err := brw.Read(buf)
+			if err != nil {
+				return
+			}
+			if string(buf[:n]) == "push" {
+				// The backend alone speaks, for longer than idle.
+				for range 5 {
+					time.Sleep(idle / 3)
+					conn.Write([]byte("tick"))
+				}
+				continue
+			}
+			conn.Write(buf[:n])
+		}
+	}
+	conn, err := net.Dial("tcp", h.srv.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	fmt.Fprintf(conn, "GET /public/ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+	br := bufio.NewReader(conn)
+	res, err := http.ReadResponse(br, nil)
+	if err != nil || res.StatusCode != 101 {
+		t.Fatalf("%v %v", res, err)
+	}
+	got := make([]byte, 4)
+	// Both ways, for longer than idle.
+	for range 5 {
+		time.Sleep(idle / 3)
+		conn.Write([]byte("ping"))
+		if _, err := io.ReadFull(br, got); err != nil || string(got) != "ping" {
+			t.Fatalf("echo %q %v", got, err)
+		}
+	}
+	// The backend alone, for longer than idle.
+	conn.Write([]byte("push"))
+	for range 5 {
+		if _, err := io.ReadFull(br, got); err != nil || string(got) != "tick" {
+			t.Fatalf("push %q %v", got, err)
+		}
+	}
+	// Then silence: the gateway closes the connection.
+	start := time.Now()
+	if n, err := br.Read(got); err != io.EOF {
+		t.Fatalf("read %q %v after the silence, want EOF", got[:n], err)
+	}
+	if took := time.Since(start); took < idle/2 || took > 5*time.Second {
+		t.Errorf("closed %v after the last byte, want about %v", took, idle)
+	}
+	logs := h.waitAccess(1)
+	if !strings.Contains(logs, `"status":101`) || !strings.Contains(logs, "(tunnel_idle)") {
+		t.Errorf("the access line does not say why the tunnel ended:\n%s", logs)
+	}
+}

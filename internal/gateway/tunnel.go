@@ -1,0 +1,179 @@
+package gateway
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gatehouse-dev/gatehouse/internal/policy"
+)
+
+// tunnel bounds the silence of an upgraded connection (a WebSocket): a
+// watchdog closes both sides once nothing went either way for idle.
+// Every read and write on either side that moves a byte is activity; the
+// watchdog is one timer, re-armed for what is left of idle when it finds
+// activity since it was set, so that traffic costs a clock reading per
+// read or write and no timer operation.
+type tunnel struct {
+	idle time.Duration
+	x    *policy.Exchange // for the access line's error, when the watchdog fires
+
+	last atomic.Int64 // time of the last activity, Unix nanoseconds
+
+	mu      sync.Mutex
+	timer   *time.Timer
+	closers []io.Closer // the two sides, closed when the watchdog fires
+	stopped bool
+	fired   bool
+}
+
+type tunnelKey struct{}
+
+// errTunnelIdle is the access line's error for a tunnel the watchdog
+// closed.
+type errTunnelIdle time.Duration
+
+func (e errTunnelIdle) Error() string {
+	return fmt.Sprintf("upgraded connection closed after %s with nothing sent either way (tunnel_idle)", time.Duration(e))
+}
+
+func (t *tunnel) touch() { t.last.Store(time.Now().UnixNano()) }
+
+// add registers a side; the watchdog starts with the first.
+func (t *tunnel) add(c io.Closer) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.stopped || t.fired {
+		c.Close()
+		return
+	}
+	t.closers = append(t.closers, c)
+	if t.timer == nil {
+		t.touch()
+		t.timer = time.AfterFunc(t.idle, t.check)
+	}
+}
+
+// check runs when the timer fires: it closes both sides after idle
+// without activity, and waits for the rest of idle otherwise.
+func (t *tunnel) check() {
+	quiet := time.Since(time.Unix(0, t.last.Load()))
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.stopped {
+		return
+	}
+	if quiet < t.idle {
+		t.timer.Reset(t.idle - quiet)
+		return
+	}
+	t.fired = true
+	if t.x != nil && t.x.Record != nil {
+		t.x.Record.Cause = errTunnelIdle(t.idle)
+	}
+	for _, c := range t.closers {
+		c.Close()
+	}
+}
+
+// stop ends the watchdog once the tunnel is over.
+func (t *tunnel) stop() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.stopped = true
+	if t.timer != nil {
+		t.timer.Stop()
+	}
+}
+
+// backendSide wraps the backend's side of the tunnel (the 101 response's
+// body).
+func (t *tunnel) backendSide(rwc io.ReadWriteCloser) io.ReadWriteCloser {
+	s := &tunnelSide{rw: rwc, c: rwc, t: t}
+	t.add(rwc)
+	return s
+}
+
+// tunnelSide counts the reads and writes of one side as activity.
+type tunnelSide struct {
+	rw io.ReadWriter
+	c  io.Closer
+	t  *tunnel
+}
+
+func (s *tunnelSide) Read(p []byte) (int, error) {
+	n, err := s.rw.Read(p)
+	if n > 0 {
+		s.t.touch()
+	}
+	return n, err
+}
+
+func (s *tunnelSide) Write(p []byte) (int, error) {
+	n, err := s.rw.Write(p)
+	if n > 0 {
+		s.t.touch()
+	}
+	return n, err
+}
+
+func (s *tunnelSide) Close() error { return s.c.Close() }
+
+// tunnelConn is the client's side: the hijacked connection, its reads
+// and writes counted.
+type tunnelConn struct {
+	net.Conn
+	s tunnelSide
+}
+
+func (c *tunnelConn) Read(p []byte) (int, error)  { return c.s.Read(p) }
+func (c *tunnelConn) Write(p []byte) (int, error) { return c.s.Write(p) }
+
+// tunnelWriter hands ReverseProxy the client's connection, wrapped for
+// the tunnel's watchdog when there is one, and says whether it was
+// hijacked.
+type tunnelWriter struct {
+	http.ResponseWriter
+	t        *tunnel // nil without an idle timeout
+	hijacked bool
+}
+
+// setSwitched records a 101 Switching Protocols as the status of the
+// gateway's writer under w, unless it has one.
+func setSwitched(w http.ResponseWriter) {
+	for {
+		if sw, ok := w.(*responseWriter); ok {
+			if sw.status == 0 {
+				sw.status = http.StatusSwitchingProtocols
+			}
+			return
+		}
+		u, ok := w.(interface{ Unwrap() http.ResponseWriter })
+		if !ok {
+			return
+		}
+		w = u.Unwrap()
+	}
+}
+
+func (w *tunnelWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+func (w *tunnelWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	conn, brw, err := http.NewResponseController(w.ResponseWriter).Hijack()
+	if err != nil {
+		return conn, brw, err
+	}
+	w.hijacked = true
+	if w.t == nil {
+		return conn, brw, nil
+	}
+	tc := &tunnelConn{Conn: conn}
+	tc.s = tunnelSide{rw: conn, c: conn, t: w.t}
+	w.t.add(conn)
+	return tc, brw, nil
+}
