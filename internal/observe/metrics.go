@@ -3,6 +3,7 @@
 package observe
 
 import (
+	"net/http"
 	"strconv"
 	"sync"
 
@@ -128,9 +129,24 @@ func (r *RouteMetrics) Observe(code int, seconds float64) {
 	r.duration.Observe(seconds)
 	c, ok := r.codes.Load(code)
 	if !ok {
-		c, _ = r.codes.LoadOrStore(code, r.m.requests.WithLabelValues(r.api, r.operation, strconv.Itoa(code)))
+		c, _ = r.codes.LoadOrStore(code, r.m.requests.WithLabelValues(r.api, r.operation, codeLabel(code)))
 	}
 	c.(prometheus.Counter).Inc()
+}
+
+// codeLabel is the code label of a status: the code itself when it is
+// registered (http.StatusText knows it) or 499 (the access log's client
+// closed request), its class ("2xx", "7xx") otherwise. A backend may send
+// any three-digit code, and an HTTPS backend's are passed on as they are:
+// without this, one operation could have 900 series.
+func codeLabel(code int) string {
+	if http.StatusText(code) != "" || code == 499 {
+		return strconv.Itoa(code)
+	}
+	if code >= 100 && code <= 999 {
+		return strconv.Itoa(code/100) + "xx"
+	}
+	return "other"
 }
 
 // Denied records an authorization denial.
