@@ -77,7 +77,7 @@ func openAPIDocument(routes []route) map[string]any {
 		}
 		if rt.path == "/v1/services/{service}/instances" && rt.method == "POST" {
 			responses["422"] = problemResponse("The registration is invalid.")
-			responses["409"] = problemResponse("The service has too many instances.")
+			responses["409"] = problemResponse("The service has too many instances, or the registry too many services (registry.max_services).")
 		}
 		if rt.path == "/v1/config/reload" {
 			responses["412"] = problemResponse("The configuration served is not the version in If-Match.")

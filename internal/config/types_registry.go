@@ -9,6 +9,7 @@ type Registry struct {
 	DefaultTTL    Duration `yaml:"default_ttl" jsonschema_description:"TTL of a registration that gives none. Default 30s."`
 	MaxTTL        Duration `yaml:"max_ttl" jsonschema_description:"Longest TTL a registration may ask for. Default 10m."`
 	MaxInstances  int      `yaml:"max_instances_per_service" jsonschema_description:"Most registered instances one service may have. Default 1000."`
+	MaxServices   int      `yaml:"max_services" jsonschema_description:"Most services with registered instances at once (a registrar allowed every service, services: ['*'], could otherwise create any number). Default 1000."`
 }
 
 // BackendRegistry makes a backend take instances from the registry.
@@ -22,6 +23,7 @@ const (
 	DefaultRegistryMaxTTL   = 10 * time.Minute
 	MinRegistryTTL          = time.Second
 	DefaultMaxInstances     = 1000
+	DefaultMaxServices      = 1000
 	DefaultRegistryAllowed  = "10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,100.64.0.0/10,fc00::/7"
 	registryServiceNameHelp = "1-64 letters, digits, '_', '.' or '-', starting with a letter or digit"
 )

@@ -146,4 +146,7 @@ func (v *validator) registry() {
 	if r.MaxInstances < 0 {
 		v.r.Errorf("registry.max_instances_per_service", "must not be negative")
 	}
+	if r.MaxServices < 0 {
+		v.r.Errorf("registry.max_services", "must not be negative")
+	}
 }

@@ -20,6 +20,8 @@ type Policy struct {
 	MaxTTL        time.Duration
 	// MaxInstances bounds the registered instances of one service.
 	MaxInstances int
+	// MaxServices bounds the services with registered instances.
+	MaxServices int
 }
 
 // PolicyFromConfig compiles the registry section of a validated
@@ -33,6 +35,10 @@ func PolicyFromConfig(c config.Registry) (Policy, error) {
 	}
 	if p.MaxInstances == 0 {
 		p.MaxInstances = config.DefaultMaxInstances
+	}
+	p.MaxServices = c.MaxServices
+	if p.MaxServices == 0 {
+		p.MaxServices = config.DefaultMaxServices
 	}
 	cidrs := c.AllowedCIDRs
 	if cidrs == nil {

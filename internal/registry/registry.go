@@ -135,7 +135,7 @@ const (
 	Invalid    Kind = iota // malformed registration
 	NotAllowed             // the address is refused by policy
 	NotFound               // no such instance
-	Full                   // the service has too many instances
+	Full                   // the service has too many instances, or the registry too many services
 )
 
 func (e *Error) Error() string { return e.Msg }
@@ -247,8 +247,12 @@ func (r *Registry) Register(ctx context.Context, reg Registration) (store.Instan
 	now := r.o.Now()
 	m := r.services[in.Service]
 	prev, exists := m[in.ID]
-	if !exists && len(m) >= r.policy.Load().MaxInstances {
+	pol := r.policy.Load()
+	if !exists && len(m) >= pol.MaxInstances {
 		return store.Instance{}, &Error{Kind: Full, Msg: fmt.Sprintf("service %q already has %d instances, the most registry.max_instances_per_service allows", in.Service, len(m))}
+	}
+	if m == nil && pol.MaxServices > 0 && len(r.services) >= pol.MaxServices {
+		return store.Instance{}, &Error{Kind: Full, Msg: fmt.Sprintf("the registry already has %d services with instances, the most registry.max_services allows", len(r.services))}
 	}
 	in.Registered, in.Heartbeat, in.Expires = now, now, now.Add(in.TTL)
 	if exists {

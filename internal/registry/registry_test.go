@@ -262,6 +262,38 @@ func TestRegister_MaxInstancesPerService(t *testing.T) {
 	}
 }
 
+// A registrar allowed every service cannot create services without end:
+// past registry.max_services a registration into a new service is Full,
+// while the existing services still take instances, and a service that
+// loses its last instance frees its place.
+func TestRegister_MaxServices(t *testing.T) {
+	f := newFixture(t, func(c *config.Registry) { c.MaxServices = 2 })
+	ctx := context.Background()
+	reg := func(service, addr string) error {
+		_, err := f.reg.Register(ctx, registry.Registration{Service: service, Address: addr, Port: 80})
+		return err
+	}
+	if err := reg("a", "10.0.0.1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := reg("b", "10.0.0.2"); err != nil {
+		t.Fatal(err)
+	}
+	var re *registry.Error
+	if err := reg("c", "10.0.0.3"); !errors.As(err, &re) || re.Kind != registry.Full {
+		t.Fatalf("a third service: %v, want Full", err)
+	}
+	if err := reg("a", "10.0.0.4"); err != nil {
+		t.Fatalf("another instance of an existing service: %v", err)
+	}
+	if _, err := f.reg.Deregister(ctx, "b", "10.0.0.2:80", "test"); err != nil {
+		t.Fatal(err)
+	}
+	if err := reg("c", "10.0.0.3"); err != nil {
+		t.Fatalf("after b left: %v", err)
+	}
+}
+
 // A store that can no longer write (a full disk, a closed database) does
 // not take registered instances out of service: heartbeats keep them in
 // their pool, and a deregistration still drains its instance.
