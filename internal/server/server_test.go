@@ -3,7 +3,7 @@ package server_test
 import (
 	"bufio"
 	"context"
-	"errors"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"log/slog"
@@ -19,6 +19,7 @@ import (
 
 	"github.com/gatehouse-dev/gatehouse/internal/config"
 	"github.com/gatehouse-dev/gatehouse/internal/server"
+	"github.com/gatehouse-dev/gatehouse/internal/testpki"
 )
 
 func writeConfig(t *testing.T, path, backend, extra string) {
@@ -316,16 +317,25 @@ func TestAdminListener_ABodyNeverSentDoesNotHoldTheConnection(t *testing.T) {
 	}
 }
 
-// server.limits.max_connections bounds the public listeners' connections:
-// over it a new connection waits, unanswered, until one closes; the
+// server.limits.max_connections bounds the public listeners' connections,
+// plain (h1) and TLS (net/http) alike: over it a new connection waits,
+// unanswered (a TLS one without its handshake), until one closes; the
 // metrics say so; and the admin listener, limited apart, still answers.
 func TestPublicListeners_ConnectionLimit(t *testing.T) {
 	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") }))
 	defer backend.Close()
-	file := filepath.Join(t.TempDir(), "gatehouse.yaml")
-	cfg := fmt.Sprintf(`
+	dir := t.TempDir()
+	ca := testpki.NewCA(t, "test CA")
+	certFile, keyFile := ca.Server(t, "127.0.0.1").WriteFiles(t, dir, "server")
+	for _, c := range []struct{ name, tls string }{
+		{"plain", ""},
+		{"tls", fmt.Sprintf(", tls: {cert_file: %q, key_file: %q}", certFile, keyFile)},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			file := filepath.Join(t.TempDir(), "gatehouse.yaml")
+			cfg := fmt.Sprintf(`
 server:
-  listeners: [{name: public, address: "127.0.0.1:0"}]
+  listeners: [{name: public, address: "127.0.0.1:0"%s}]
   admin: {address: "127.0.0.1:0"}
   limits: {max_connections: 2}
   timeouts: {shutdown: 5s}
@@ -334,61 +344,80 @@ backends:
     instances: [{url: %q}]
 apis:
   - {name: a, path_prefix: /a, backend: be, auth: {anonymous: true}}
-`, backend.URL)
-	if err := os.WriteFile(file, []byte(cfg), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	s := start(t, file)
-	addr := strings.TrimPrefix(s.url, "http://")
-	type client struct {
-		c  net.Conn
-		br *bufio.Reader
-	}
-	send := func() *client {
-		c, err := net.Dial("tcp", addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { c.Close() })
-		io.WriteString(c, "GET /a/x HTTP/1.1\r\nHost: x\r\n\r\n")
-		return &client{c, bufio.NewReader(c)}
-	}
-	answer := func(cl *client, wait time.Duration) error {
-		cl.c.SetReadDeadline(time.Now().Add(wait))
-		res, err := http.ReadResponse(cl.br, nil)
-		if err != nil {
-			return err
-		}
-		defer res.Body.Close()
-		if b, _ := io.ReadAll(res.Body); res.StatusCode != 200 || string(b) != "ok" {
-			return fmt.Errorf("%d %q", res.StatusCode, b)
-		}
-		return nil
-	}
-	c1, c2 := send(), send()
-	for _, cl := range []*client{c1, c2} {
-		if err := answer(cl, 5*time.Second); err != nil {
-			t.Fatal(err)
-		}
-	}
-	c3 := send()
-	if err := answer(c3, 300*time.Millisecond); !errors.Is(err, os.ErrDeadlineExceeded) {
-		t.Fatalf("a third connection was answered over a limit of two: %v", err)
-	}
-	for series, want := range map[string]string{
-		`gatehouse_connections_open{listeners="public"}`: "2",
-		`gatehouse_connections_max{listeners="public"}`:  "2",
-		`gatehouse_connections_max{listeners="admin"}`:   "256",
-	} {
-		if got := metric(t, s.admin, series); got != want {
-			t.Errorf("%s = %q, want %s", series, got, want)
-		}
-	}
-	if got := metric(t, s.admin, `gatehouse_connection_limit_waits_total{listeners="public"}`); got == "" || got == "0" {
-		t.Errorf("waits = %q, want at least 1", got)
-	}
-	c1.c.Close()
-	if err := answer(c3, 5*time.Second); err != nil {
-		t.Fatalf("the waiting connection was not served once one closed: %v", err)
+`, c.tls, backend.URL)
+			if err := os.WriteFile(file, []byte(cfg), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			s := start(t, file)
+			addr := s.srv.Addr("public").String()
+			// send opens a connection and sends a request on it, in a
+			// goroutine (a TLS handshake waits for the accept); the
+			// answer (nil: 200 "ok") comes on the channel.
+			send := func() (net.Conn, chan error) {
+				raw, err := net.Dial("tcp", addr)
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { raw.Close() })
+				raw.SetDeadline(time.Now().Add(10 * time.Second))
+				done := make(chan error, 1)
+				go func() {
+					var conn net.Conn = raw
+					if c.tls != "" {
+						conn = tls.Client(raw, &tls.Config{RootCAs: ca.Pool(), ServerName: "127.0.0.1", NextProtos: []string{"http/1.1"}})
+					}
+					if _, err := io.WriteString(conn, "GET /a/x HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+						done <- err
+						return
+					}
+					res, err := http.ReadResponse(bufio.NewReader(conn), nil)
+					if err != nil {
+						done <- err
+						return
+					}
+					defer res.Body.Close()
+					if b, _ := io.ReadAll(res.Body); res.StatusCode != 200 || string(b) != "ok" {
+						err = fmt.Errorf("%d %q", res.StatusCode, b)
+					}
+					done <- err
+				}()
+				return raw, done
+			}
+			answered := func(done chan error, wait time.Duration) (bool, error) {
+				select {
+				case err := <-done:
+					return true, err
+				case <-time.After(wait):
+					return false, nil
+				}
+			}
+			c1, done1 := send()
+			_, done2 := send()
+			for _, d := range []chan error{done1, done2} {
+				if ok, err := answered(d, 5*time.Second); !ok || err != nil {
+					t.Fatalf("answered %v, %v", ok, err)
+				}
+			}
+			_, done3 := send()
+			if ok, err := answered(done3, 300*time.Millisecond); ok {
+				t.Fatalf("a third connection was answered over a limit of two: %v", err)
+			}
+			for series, want := range map[string]string{
+				`gatehouse_connections_open{listeners="public"}`: "2",
+				`gatehouse_connections_max{listeners="public"}`:  "2",
+				`gatehouse_connections_max{listeners="admin"}`:   "256",
+			} {
+				if got := metric(t, s.admin, series); got != want {
+					t.Errorf("%s = %q, want %s", series, got, want)
+				}
+			}
+			if got := metric(t, s.admin, `gatehouse_connection_limit_waits_total{listeners="public"}`); got == "" || got == "0" {
+				t.Errorf("waits = %q, want at least 1", got)
+			}
+			c1.Close()
+			if ok, err := answered(done3, 5*time.Second); !ok || err != nil {
+				t.Fatalf("the waiting connection was not served once one closed: %v, %v", ok, err)
+			}
+		})
 	}
 }
