@@ -353,6 +353,11 @@ func (p *proxyHandler) modifyResponse(res *http.Response) error {
 // errorHandler renders a failed upstream exchange. A client that went away
 // gets nothing (there is no one to answer); the log says 499.
 func (p *proxyHandler) errorHandler(w http.ResponseWriter, r *http.Request, err error) {
+	if tw, ok := w.(*tunnelWriter); ok {
+		// An upgrade that failed before its 101: the gateway's writer
+		// answers (499 and the abort below look for it).
+		w = tw.ResponseWriter
+	}
 	var e *policy.Error
 	var mbe *http.MaxBytesError
 	var ue *upstream.Error

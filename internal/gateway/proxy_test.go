@@ -533,3 +533,74 @@ func TestProxy_TunnelIdleTimeout(t *testing.T) {
 		t.Errorf("the access line does not say why the tunnel ended:\n%s", logs)
 	}
 }
+
+// A client that half-closes after an upgrade request, while the backend
+// has not answered, gets nothing, as for any other request (the upgrade
+// goes through the tunnel's writer, which the error handler sees past).
+func TestProxy_UpgradeClientThatLeftGetsNoFabricatedResponse(t *testing.T) {
+	h := newHarness(t, baseConfig, nil)
+	release := make(chan struct{})
+	defer close(release)
+	h.backend.handler = func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}
+	got := rawExchange(t, h, "GET /public/ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n", true)
+	if got != "" {
+		t.Errorf("the client that left got an answer: %q", got)
+	}
+	if logs := h.waitAccess(1); !strings.Contains(logs, `"status":499`) || !strings.Contains(logs, `"denial":"client_closed"`) {
+		t.Errorf("the access line is not a 499 client_closed:\n%s", logs)
+	}
+}
+
+// A side of an upgraded connection that half-closes passes its end on to
+// the other side, which can still send: with the tunnel's watchdog as
+// without it.
+func TestProxy_TunnelHalfCloseIsPassedOn(t *testing.T) {
+	for _, idle := range []string{"0s", "1h"} {
+		t.Run("tunnel_idle "+idle, func(t *testing.T) {
+			cfg := strings.Replace(baseConfig, "timeouts: {response_header: 1s}", "timeouts: {response_header: 1s, tunnel_idle: "+idle+"}", 1)
+			h := newHarness(t, cfg, nil)
+			received := make(chan string, 1)
+			h.backend.handler = func(w http.ResponseWriter, r *http.Request) {
+				conn, brw, err := http.NewResponseController(w).Hijack()
+				if err != nil {
+					return
+				}
+				defer conn.Close()
+				brw.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\nlast words")
+				brw.Flush()
+				conn.(*net.TCPConn).CloseWrite()
+				b, _ := io.ReadAll(brw)
+				received <- string(b)
+			}
+			conn, err := net.Dial("tcp", h.srv.Listener.Addr().String())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			conn.SetDeadline(time.Now().Add(5 * time.Second))
+			io.WriteString(conn, "GET /public/ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+			br := bufio.NewReader(conn)
+			if res, err := http.ReadResponse(br, nil); err != nil || res.StatusCode != 101 {
+				t.Fatalf("%v %v", res, err)
+			}
+			if b, err := io.ReadAll(br); string(b) != "last words" || err != nil {
+				t.Fatalf("the client read %q, %v; want the backend's last words, then its end", b, err)
+			}
+			io.WriteString(conn, "a reply")
+			conn.(*net.TCPConn).CloseWrite()
+			select {
+			case got := <-received:
+				if got != "a reply" {
+					t.Errorf("after its half-close the backend received %q, want %q", got, "a reply")
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatal("the backend never saw the client's end")
+			}
+		})
+	}
+}

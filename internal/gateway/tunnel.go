@@ -96,6 +96,9 @@ func (t *tunnel) stop() {
 func (t *tunnel) backendSide(rwc io.ReadWriteCloser) io.ReadWriteCloser {
 	s := &tunnelSide{rw: rwc, c: rwc, t: t}
 	t.add(rwc)
+	if cw, ok := rwc.(closeWriter); ok {
+		return tunnelSideCW{s, cw}
+	}
 	return s
 }
 
@@ -133,6 +136,25 @@ type tunnelConn struct {
 
 func (c *tunnelConn) Read(p []byte) (int, error)  { return c.s.Read(p) }
 func (c *tunnelConn) Write(p []byte) (int, error) { return c.s.Write(p) }
+
+// closeWriter is a connection that can half-close: ReverseProxy passes a
+// side's end on to the other side through it, and closes both without it.
+// A wrapped side keeps the method exactly when what it wraps has it.
+type closeWriter interface{ CloseWrite() error }
+
+type tunnelConnCW struct {
+	*tunnelConn
+	cw closeWriter
+}
+
+func (c tunnelConnCW) CloseWrite() error { return c.cw.CloseWrite() }
+
+type tunnelSideCW struct {
+	*tunnelSide
+	cw closeWriter
+}
+
+func (s tunnelSideCW) CloseWrite() error { return s.cw.CloseWrite() }
 
 // tunnelWriter hands ReverseProxy the client's connection, wrapped for
 // the tunnel's watchdog when there is one, and says whether it was
@@ -175,5 +197,8 @@ func (w *tunnelWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	tc := &tunnelConn{Conn: conn}
 	tc.s = tunnelSide{rw: conn, c: conn, t: w.t}
 	w.t.add(conn)
+	if cw, ok := conn.(closeWriter); ok {
+		return tunnelConnCW{tc, cw}, brw, nil
+	}
 	return tc, brw, nil
 }
