@@ -1098,3 +1098,46 @@ func TestTransport_ResponseIdleTimeout(t *testing.T) {
 		}
 	})
 }
+
+// TestTransport_CancelBetweenBodyReads: a request cancelled while its
+// body is not being read (the proxy writing what it read to its client)
+// reads nothing more, with an idle timeout as without: the idle deadline
+// set before the next read must not undo the cancellation's.
+func TestTransport_CancelBetweenBodyReads(t *testing.T) {
+	for _, idle := range []time.Duration{0, time.Second} {
+		t.Run(fmt.Sprint(idle), func(t *testing.T) {
+			backend, _ := countingBackend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				for range 20 {
+					io.WriteString(w, "tick")
+					w.(http.Flusher).Flush()
+					select {
+					case <-r.Context().Done():
+						return
+					case <-time.After(50 * time.Millisecond):
+					}
+				}
+			}))
+			tr := &Transport{ResponseIdleTimeout: idle}
+			defer tr.CloseIdleConnections()
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			res, err := tr.RoundTrip(newRequest(t, "GET", backend.URL, nil).WithContext(ctx))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer res.Body.Close()
+			buf := make([]byte, 64)
+			for range 2 { // reads that wait for the socket
+				if _, err := res.Body.Read(buf); err != nil {
+					t.Fatal(err)
+				}
+			}
+			cancel()
+			time.Sleep(100 * time.Millisecond) // more than idle/32 after the last deadline
+			n, err := res.Body.Read(buf)
+			if n > 0 || !errors.Is(err, context.Canceled) {
+				t.Errorf("after the cancellation: read %q, %v; want nothing and context.Canceled", buf[:n], err)
+			}
+		})
+	}
+}

@@ -154,6 +154,10 @@ func (pc *persistConn) setHeadDeadline(now, hd time.Time) {
 // as the head's is, late by up to 1/32 of it. While the head and the body
 // arrive together, as they mostly do, the head's deadline is set once per
 // round trip and nothing else happens.
+//
+// A cancellation (cancel: the deadline in the past) must not be undone by
+// a deadline set here after it: canceled is stored before cancel sets its
+// deadline, so it is read after setting ours, and the past is set again.
 func (pc *persistConn) beforeBlock() {
 	if !pc.inBody {
 		return
@@ -161,10 +165,13 @@ func (pc *persistConn) beforeBlock() {
 	if d := pc.t.ResponseIdleTimeout; d > 0 {
 		now := time.Now()
 		pc.setHeadDeadline(now, now.Add(d))
+	} else if pc.rdSet {
+		pc.setReadDeadline(time.Time{})
+	} else {
 		return
 	}
-	if pc.rdSet {
-		pc.setReadDeadline(time.Time{})
+	if pc.canceled.Load() {
+		pc.conn.SetDeadline(aLongTimeAgo)
 	}
 }
 
