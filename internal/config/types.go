@@ -73,7 +73,7 @@ type Limits struct {
 	MaxHeaderBytes Size `yaml:"max_header_bytes" jsonschema_description:"Maximum size of the request line and headers. Default 64KiB."`
 	MaxBody        Size `yaml:"max_body" jsonschema_description:"Default maximum request body for APIs that do not set one. Default 10MiB."`
 	MaxURI         Size `yaml:"max_uri" jsonschema_description:"Maximum length of the request target. Default 8KiB."`
-	MaxConnections int  `yaml:"max_connections" jsonschema_description:"Most client connections open at once, on all public listeners together (a WebSocket or HTTP/2 connection counts once); beyond it, new connections wait in the kernel's accept queue until one closes. Default: half of the process's open-file limit less 512, at least 64 and at most 1048576 (a proxied connection holds two descriptors, the client's and the backend's). Fixed at start."`
+	MaxConnections int  `yaml:"max_connections" jsonschema_description:"Most client connections open at once, on all public listeners together (a WebSocket or HTTP/2 connection counts once); beyond it, a new connection waits, unserved, and the next ones wait in the kernel's accept queue, until one closes. Default: half of the process's open-file limit less 512, at least 64 and at most 1048576 (a proxied connection holds two descriptors, the client's and the backend's). Fixed at start."`
 }
 
 // RequestID configures correlation IDs.

@@ -1,13 +1,14 @@
-// Package connlimit bounds the client connections a process holds open.
+// Package connlimit bounds the client connections a process serves.
 //
 // A Limit is a number of slots shared by listeners: a listener takes a
-// slot before it accepts a connection and gives it back when the
-// connection closes. While every slot is taken, accepting waits, and new
-// connections wait in the kernel's accept queue (and, once that is full,
-// their SYNs are dropped and retried by the client) instead of being
-// accepted and using up the process's file descriptors, which the
-// gateway also needs for its upstream connections, its files and its
-// admin listener.
+// slot for each connection it accepts and gives it back when the
+// connection closes. While every slot is taken, the connection just
+// accepted waits, unserved, for one (a listener holds at most one such
+// connection), and the next ones wait in the kernel's accept queue (and,
+// once that is full, their SYNs are dropped and retried by the client)
+// instead of being accepted and using up the process's file descriptors,
+// which the gateway also needs for its upstream connections, its files
+// and its admin listener.
 package connlimit
 
 import (
@@ -22,8 +23,8 @@ import (
 type Limit struct {
 	slots chan struct{}
 	waits atomic.Uint64
-	// OnWait, when set, is called each time an accept has to wait for a
-	// free slot (before it waits). It must not block.
+	// OnWait, when set, is called each time an accepted connection has to
+	// wait for a free slot (before it waits). It must not block.
 	OnWait func()
 }
 
@@ -64,13 +65,16 @@ func (l *Limit) Open() int { return len(l.slots) }
 // Max is the limit.
 func (l *Limit) Max() int { return cap(l.slots) }
 
-// Waits is the number of times an accept had to wait for a free slot.
+// Waits is the number of accepted connections that had to wait for a
+// free slot.
 func (l *Limit) Waits() uint64 { return l.waits.Load() }
 
-// Listener returns ln limited by l: Accept takes a slot first, and the
+// Listener returns ln limited by l: Accept takes a slot for the
+// connection it accepted, waiting for one while none is free, and the
 // connection it returns gives it back when closed (once, whoever closes
 // it). For servers that accept through a net.Listener, such as
-// net/http's; closing the listener ends a wait.
+// net/http's; closing the listener ends a wait (and closes the connection
+// that waited).
 func (l *Limit) Listener(ln net.Listener) net.Listener {
 	return &listener{Listener: ln, l: l, done: make(chan struct{})}
 }
@@ -83,13 +87,13 @@ type listener struct {
 }
 
 func (ln *listener) Accept() (net.Conn, error) {
-	if !ln.l.Acquire(ln.done) {
-		return nil, net.ErrClosed
-	}
 	c, err := ln.Listener.Accept()
 	if err != nil {
-		ln.l.Release()
 		return nil, err
+	}
+	if !ln.l.Acquire(ln.done) {
+		c.Close()
+		return nil, net.ErrClosed
 	}
 	return &conn{Conn: c, l: ln.l}, nil
 }

@@ -27,9 +27,10 @@ func TestFromFileLimit(t *testing.T) {
 	}
 }
 
-// TestListener: Accept waits while the limit is reached, a connection
-// gives its slot back when closed (once, however often it is closed), and
-// closing the listener ends a wait.
+// TestListener: a listener waiting for a connection holds no slot,
+// Accept waits while the limit is reached, a connection gives its slot
+// back when closed (once, however often it is closed), and closing the
+// listener ends a wait.
 func TestListener(t *testing.T) {
 	l := New(1)
 	var waited atomic.Int32
@@ -59,6 +60,10 @@ func TestListener(t *testing.T) {
 		t.Cleanup(func() { c.Close() })
 		return c
 	}
+	time.Sleep(50 * time.Millisecond)
+	if n := l.Open(); n != 0 {
+		t.Errorf("a listener waiting for a connection holds %d slots", n)
+	}
 	dial()
 	first := <-accepted
 	dial()
@@ -77,16 +82,20 @@ func TestListener(t *testing.T) {
 		t.Fatalf("after the first closed: %v, open %d", second, l.Open())
 	}
 	second.Close()
-	// The loop waits no more (a slot is free) and blocks in Accept; closing
-	// the listener ends it, as it ends a wait for a slot.
 	third := dial()
 	if c := <-accepted; c == nil {
 		t.Fatal("the third connection was not accepted")
 	} else {
 		defer c.Close()
 	}
-	_ = third
-	go func() { time.Sleep(100 * time.Millisecond); ln.Close() }()
+	// A fourth waits for the third's slot; closing the listener ends the
+	// wait and closes the connection that waited.
+	fourth := dial()
+	deadline := time.Now().Add(5 * time.Second)
+	for l.Waits() != 2 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	ln.Close()
 	select {
 	case _, ok := <-accepted:
 		if ok {
@@ -95,4 +104,12 @@ func TestListener(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("closing the listener did not end the wait for a slot")
 	}
+	fourth.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if n, err := fourth.Read(make([]byte, 1)); n != 0 || err == nil {
+		t.Errorf("the connection that waited was not closed: %d, %v", n, err)
+	}
+	if n := l.Open(); n != 1 {
+		t.Errorf("%d slots taken, want 1 (the third's)", n)
+	}
+	_ = third
 }

@@ -69,11 +69,11 @@ type Server struct {
 	// none of them once ServeHTTP has returned: not the request, not
 	// r.URL, not r.Header (the strings in them stay valid).
 	ReuseRequests bool
-	// ConnLimit, when set, bounds the connections open at once: Serve
-	// takes a slot before each accept, waiting while none is free (new
-	// connections then wait in the kernel's accept queue), and a
-	// connection gives it back when it closes, after the Fallback's use of
-	// it included.
+	// ConnLimit, when set, bounds the connections served at once: Serve
+	// takes a slot for each connection it accepts, waiting while none is
+	// free (the connection in hand waits, unserved, and the next ones wait
+	// in the kernel's accept queue), and a connection gives it back when it
+	// closes, after the Fallback's use of it included.
 	ConnLimit Limiter
 
 	mu         sync.Mutex
@@ -202,14 +202,8 @@ func (s *Server) Serve(ln net.Listener) error {
 		done = s.doneChan()
 	}
 	for {
-		if s.ConnLimit != nil && !s.ConnLimit.Acquire(done) {
-			return http.ErrServerClosed
-		}
 		rw, err := ln.Accept()
 		if err != nil {
-			if s.ConnLimit != nil {
-				s.ConnLimit.Release()
-			}
 			if s.shuttingDown() {
 				return http.ErrServerClosed
 			}
@@ -223,6 +217,10 @@ func (s *Server) Serve(ln net.Listener) error {
 			return err
 		}
 		delay = 0
+		if s.ConnLimit != nil && !s.ConnLimit.Acquire(done) {
+			rw.Close()
+			return http.ErrServerClosed
+		}
 		c := s.newConn(rw, base)
 		c.limited = s.ConnLimit != nil
 		if !s.trackConn(c, true) {

@@ -36,7 +36,7 @@ func RegisterConnectionLimit(reg *prometheus.Registry, group string, l Connectio
 		}, func() float64 { return float64(l.Max()) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name: "gatehouse_connection_limit_waits_total", ConstLabels: labels,
-			Help: "Times a listener found every connection slot taken and waited to accept.",
+			Help: "Accepted connections that found every slot taken and waited, unserved, for one.",
 		}, func() float64 { return float64(l.Waits()) }),
 	)
 }

@@ -440,7 +440,7 @@ func (s *Server) connLimit(group string, n int) *connlimit.Limit {
 	l.OnWait = func() {
 		now := time.Now().UnixNano()
 		if last := lastWarn.Load(); now-last >= int64(time.Minute) && lastWarn.CompareAndSwap(last, now) {
-			s.logger.Warn("connection limit reached: new connections wait to be accepted until one closes", "listeners", group, "max_connections", n)
+			s.logger.Warn("connection limit reached: new connections wait until one closes", "listeners", group, "max_connections", n)
 		}
 	}
 	observe.RegisterConnectionLimit(s.metrics.Registry, group, l)
