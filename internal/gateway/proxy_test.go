@@ -286,6 +286,18 @@ func TestProxy_StreamsResponses(t *testing.T) {
 	}
 }
 
+// switchProtocols is a backend's side of a WebSocket upgrade: it takes
+// the connection over and sends a 101, then first (it may be empty).
+func switchProtocols(w http.ResponseWriter, first string) (net.Conn, *bufio.ReadWriter, bool) {
+	conn, brw, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		return nil, nil, false
+	}
+	brw.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n" + first)
+	brw.Flush()
+	return conn, brw, true
+}
+
 func TestProxy_WebSocketUpgrade(t *testing.T) {
 	h := newHarness(t, baseConfig, nil)
 	h.backend.handler = func(w http.ResponseWriter, r *http.Request) {
@@ -293,13 +305,11 @@ func TestProxy_WebSocketUpgrade(t *testing.T) {
 			http.Error(w, "want upgrade", 400)
 			return
 		}
-		conn, brw, err := http.NewResponseController(w).Hijack()
-		if err != nil {
+		conn, brw, ok := switchProtocols(w, "")
+		if !ok {
 			return
 		}
 		defer conn.Close()
-		brw.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
-		brw.Flush()
 		// Echo bytes until the client closes.
 		buf := make([]byte, 64)
 		for {
@@ -468,13 +478,11 @@ func TestProxy_TunnelIdleTimeout(t *testing.T) {
 	cfg := strings.Replace(baseConfig, "timeouts: {response_header: 1s}", "timeouts: {response_header: 1s, tunnel_idle: 250ms}", 1)
 	h := newHarness(t, cfg, nil)
 	h.backend.handler = func(w http.ResponseWriter, r *http.Request) {
-		conn, brw, err := http.NewResponseController(w).Hijack()
-		if err != nil {
+		conn, brw, ok := switchProtocols(w, "")
+		if !ok {
 			return
 		}
 		defer conn.Close()
-		brw.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
-		brw.Flush()
 		buf := make([]byte, 64)
 		for {
 			n, err := brw.Read(buf)
@@ -566,13 +574,11 @@ func TestProxy_TunnelHalfCloseIsPassedOn(t *testing.T) {
 			h := newHarness(t, cfg, nil)
 			received := make(chan string, 1)
 			h.backend.handler = func(w http.ResponseWriter, r *http.Request) {
-				conn, brw, err := http.NewResponseController(w).Hijack()
-				if err != nil {
+				conn, brw, ok := switchProtocols(w, "last words")
+				if !ok {
 					return
 				}
 				defer conn.Close()
-				brw.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\nlast words")
-				brw.Flush()
 				conn.(*net.TCPConn).CloseWrite()
 				b, _ := io.ReadAll(brw)
 				received <- string(b)
