@@ -298,6 +298,25 @@ func switchProtocols(w http.ResponseWriter, first string) (net.Conn, *bufio.Read
 	return conn, brw, true
 }
 
+// upgradeThrough opens a connection to the gateway, asks for a WebSocket
+// upgrade of /public/ws (with the extra fields given, each ending in
+// CRLF), and returns the connection after its 101, with a deadline of 10 s.
+func upgradeThrough(t *testing.T, h *harness, extra string) (*net.TCPConn, *bufio.Reader) {
+	t.Helper()
+	conn, err := net.Dial("tcp", h.srv.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	io.WriteString(conn, "GET /public/ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+extra+"\r\n")
+	br := bufio.NewReader(conn)
+	if res, err := http.ReadResponse(br, nil); err != nil || res.StatusCode != 101 {
+		t.Fatalf("upgrade: %v %v", res, err)
+	}
+	return conn.(*net.TCPConn), br
+}
+
 func TestProxy_WebSocketUpgrade(t *testing.T) {
 	h := newHarness(t, baseConfig, nil)
 	h.backend.handler = func(w http.ResponseWriter, r *http.Request) {
@@ -320,21 +339,7 @@ func TestProxy_WebSocketUpgrade(t *testing.T) {
 			conn.Write(buf[:n])
 		}
 	}
-	conn, err := net.Dial("tcp", h.srv.Listener.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(5 * time.Second))
-	fmt.Fprintf(conn, "GET /public/ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
-	br := bufio.NewReader(conn)
-	res, err := http.ReadResponse(br, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if res.StatusCode != 101 {
-		t.Fatalf("status %d", res.StatusCode)
-	}
+	conn, br := upgradeThrough(t, h, "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n")
 	conn.Write([]byte("ping"))
 	got := make([]byte, 4)
 	if _, err := io.ReadFull(br, got); err != nil || string(got) != "ping" {
@@ -500,18 +505,7 @@ func TestProxy_TunnelIdleTimeout(t *testing.T) {
 			conn.Write(buf[:n])
 		}
 	}
-	conn, err := net.Dial("tcp", h.srv.Listener.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(10 * time.Second))
-	fmt.Fprintf(conn, "GET /public/ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
-	br := bufio.NewReader(conn)
-	res, err := http.ReadResponse(br, nil)
-	if err != nil || res.StatusCode != 101 {
-		t.Fatalf("%v %v", res, err)
-	}
+	conn, br := upgradeThrough(t, h, "")
 	got := make([]byte, 4)
 	// Both ways, for longer than idle.
 	for range 5 {
@@ -583,22 +577,12 @@ func TestProxy_TunnelHalfCloseIsPassedOn(t *testing.T) {
 				b, _ := io.ReadAll(brw)
 				received <- string(b)
 			}
-			conn, err := net.Dial("tcp", h.srv.Listener.Addr().String())
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer conn.Close()
-			conn.SetDeadline(time.Now().Add(5 * time.Second))
-			io.WriteString(conn, "GET /public/ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
-			br := bufio.NewReader(conn)
-			if res, err := http.ReadResponse(br, nil); err != nil || res.StatusCode != 101 {
-				t.Fatalf("%v %v", res, err)
-			}
+			conn, br := upgradeThrough(t, h, "")
 			if b, err := io.ReadAll(br); string(b) != "last words" || err != nil {
 				t.Fatalf("the client read %q, %v; want the backend's last words, then its end", b, err)
 			}
 			io.WriteString(conn, "a reply")
-			conn.(*net.TCPConn).CloseWrite()
+			conn.CloseWrite()
 			select {
 			case got := <-received:
 				if got != "a reply" {
