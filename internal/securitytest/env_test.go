@@ -30,6 +30,7 @@ type envOptions struct {
 	ReadHeader, Read, Write, Idle string
 	MaxHeaderBytes, MaxURI        string
 	MaxBody                       string
+	MaxConnections                string // 0: the default
 	ResponseHeader                string
 	// ExtraAPI is YAML appended to the apis list (before the catch-all).
 	ExtraAPI string
@@ -46,7 +47,7 @@ server:
       tls: {cert_file: "{{.Cert}}", key_file: "{{.Key}}"}
   admin: {address: "127.0.0.1:0"}
   timeouts: {read_header: {{.O.ReadHeader}}, read: {{.O.Read}}, write: {{.O.Write}}, idle: {{.O.Idle}}, shutdown: 5s}
-  limits: {max_header_bytes: {{.O.MaxHeaderBytes}}, max_uri: {{.O.MaxURI}}, max_body: {{.O.MaxBody}}}
+  limits: {max_header_bytes: {{.O.MaxHeaderBytes}}, max_uri: {{.O.MaxURI}}, max_body: {{.O.MaxBody}}, max_connections: {{.O.MaxConnections}}}
 identity_providers:
   - name: idp
     issuer: "{{.Issuer}}"
@@ -87,6 +88,7 @@ func newEnv(t testing.TB, o envOptions) *env {
 	def(&o.MaxURI, "2KiB")
 	def(&o.MaxBody, "1KiB")
 	def(&o.ResponseHeader, "5s")
+	def(&o.MaxConnections, "0")
 	e := &env{t: t}
 	iss, err := devissuer.New(devissuer.Options{Audience: "gatehouse"})
 	if err != nil {

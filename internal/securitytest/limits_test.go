@@ -1,10 +1,13 @@
 package securitytest_test
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -183,4 +186,83 @@ func TestLimits_SlowClientsAreCutOffWhileOthersAreServed(t *testing.T) {
 	}
 	t.Logf("FIGURE slow clients: %d slowloris + %d slow-body connections, closed after at most %v and %v, %d left open; normal clients %d served, %d failed",
 		slow, slow, worst["slowloris"].Round(10*time.Millisecond), worst["slow_body"].Round(10*time.Millisecond), open, ok.Load(), failed.Load())
+}
+
+// A flood of idle connections takes no more than server.limits.max_connections
+// of the gateway: the rest wait in the kernel's accept queue, the idle ones
+// leave at read_header, and a normal client is served once its turn comes.
+func TestLimits_ConnectionFloodIsBounded(t *testing.T) {
+	const limit, flood = 50, 150
+	e := newEnv(t, envOptions{ReadHeader: "1s", MaxConnections: strconv.Itoa(limit)})
+	admin := "http://" + e.gw.Server.AdminAddr().String() + "/metrics"
+	open := func() int {
+		res, err := http.Get(admin)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		for _, line := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(line, `gatehouse_connections_open{listeners="public"} `); ok {
+				n, _ := strconv.Atoi(v)
+				return n
+			}
+		}
+		t.Fatal("no gatehouse_connections_open in the metrics")
+		return 0
+	}
+	conns := make([]net.Conn, 0, flood)
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	for range flood {
+		c, err := net.Dial("tcp", e.gw.Addr)
+		if err != nil {
+			t.Fatalf("dial %d: %v", len(conns), err)
+		}
+		conns = append(conns, c)
+	}
+	peak := 0
+	for range 10 {
+		peak = max(peak, open())
+		time.Sleep(50 * time.Millisecond)
+	}
+	if peak > limit || peak == 0 {
+		t.Errorf("%d connections served at once under a flood of %d, limit %d", peak, flood, limit)
+	}
+	// A normal client, behind the flood in the accept queue.
+	start := time.Now()
+	c := &http.Client{Timeout: 15 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	res, err := c.Get("http://" + e.gw.Addr + "/normal")
+	waited := time.Since(start)
+	if err != nil {
+		t.Fatalf("a normal client behind the flood: %v after %v", err, waited)
+	}
+	io.Copy(io.Discard, res.Body)
+	res.Body.Close()
+	if res.StatusCode != 200 {
+		t.Errorf("a normal client behind the flood: %d", res.StatusCode)
+	}
+	// Every flood connection was closed by the gateway (read_header).
+	closed := 0
+	for _, fc := range conns {
+		fc.SetReadDeadline(time.Now().Add(10 * time.Second))
+		if _, err := fc.Read(make([]byte, 1)); err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
+			closed++
+		}
+	}
+	if closed != flood {
+		t.Errorf("%d of %d idle connections closed by the gateway", closed, flood)
+	}
+	after := open()
+	for deadline := time.Now().Add(3 * time.Second); after != 0 && time.Now().Before(deadline); after = open() {
+		time.Sleep(20 * time.Millisecond) // the last closes are being noticed
+	}
+	if after != 0 {
+		t.Errorf("%d connections still counted open after the flood", after)
+	}
+	t.Logf("FIGURE connection flood: %d idle connections against max_connections %d: at most %d served at once; a normal client behind them answered 200 after %v; %d closed by read_header 1s; %d counted open after",
+		flood, limit, peak, waited.Round(10*time.Millisecond), closed, after)
 }
