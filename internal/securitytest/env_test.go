@@ -32,6 +32,7 @@ type envOptions struct {
 	MaxBody                       string
 	MaxConnections                string // 0: the default
 	ResponseHeader                string
+	ResponseIdle                  string // the backend's response_idle
 	// ExtraAPI is YAML appended to the apis list (before the catch-all).
 	ExtraAPI string
 	// AdminCaseInsensitive sets case_insensitive_paths on the admin API.
@@ -55,7 +56,7 @@ identity_providers:
 backends:
   - name: be
     instances: [{url: "{{.Backend}}"}]
-    timeouts: {response_header: {{.O.ResponseHeader}}}
+    timeouts: {response_header: {{.O.ResponseHeader}}, response_idle: {{.O.ResponseIdle}}}
 apis:
   - name: admin
     path_prefix: /admin
@@ -89,6 +90,7 @@ func newEnv(t testing.TB, o envOptions) *env {
 	def(&o.MaxBody, "1KiB")
 	def(&o.ResponseHeader, "5s")
 	def(&o.MaxConnections, "0")
+	def(&o.ResponseIdle, "60s")
 	e := &env{t: t}
 	iss, err := devissuer.New(devissuer.Options{Audience: "gatehouse"})
 	if err != nil {

@@ -115,6 +115,68 @@ func TestFault_BackendSlowKilledFlapping(t *testing.T) {
 		answered.Load(), hung.Load(), worst[0].Round(time.Millisecond), worst[1].Round(time.Millisecond), worst[2].Round(time.Millisecond), base, n)
 }
 
+// Fault: the backend sends its head and part of the body, then nothing
+// (a hung process, a stalled stream). With response_idle 1s every such
+// response is cut off after about a second (the client never gets it
+// whole), normal requests are served meanwhile, and nothing is left
+// behind: goroutines return to where they were.
+func TestFault_BackendStallsMidBody(t *testing.T) {
+	e := newEnv(t, envOptions{ResponseIdle: "1s"})
+	client := &http.Client{Timeout: 10 * time.Second}
+	if st, _ := timedGet(client, "http://"+e.gw.Addr+"/public/x"); st != 200 {
+		t.Fatalf("warm-up: %d", st)
+	}
+	base := securitytest.Goroutines()
+	stop := make(chan struct{})
+	ok, failed, wait := normalLoad(e.gw.Addr, stop)
+	const stalls = 20
+	var (
+		wg            sync.WaitGroup
+		mu            sync.Mutex
+		worst         time.Duration
+		whole, cutOff int
+	)
+	for range stalls {
+		wg.Go(func() {
+			start := time.Now()
+			res, err := client.Get("http://" + e.gw.Addr + "/stall")
+			if err == nil {
+				_, err = io.ReadAll(res.Body)
+				res.Body.Close()
+			}
+			took := time.Since(start)
+			mu.Lock()
+			defer mu.Unlock()
+			worst = max(worst, took)
+			if err == nil {
+				whole++
+			} else {
+				cutOff++
+			}
+		})
+	}
+	wg.Wait()
+	close(stop)
+	wait()
+	if whole != 0 || cutOff != stalls {
+		t.Errorf("%d stalled responses arrived whole, %d cut off; want 0 and %d", whole, cutOff, stalls)
+	}
+	if worst > 3*time.Second {
+		t.Errorf("a stalled response lasted %v with response_idle 1s", worst)
+	}
+	if failed.Load() != 0 || ok.Load() == 0 {
+		t.Errorf("normal clients: %d served, %d failed meanwhile", ok.Load(), failed.Load())
+	}
+	aborted := strings.Count(e.gw.AccessLog.String(), "upstream response body idle timeout")
+	if aborted != stalls {
+		t.Errorf("%d access lines give the idle timeout as the cause, want %d", aborted, stalls)
+	}
+	client.CloseIdleConnections()
+	n := securitytest.WaitGoroutines(t, base, 10, 10*time.Second)
+	t.Logf("FIGURE stalled bodies: %d responses stalled mid-body, %d cut off, slowest after %v (response_idle 1s), %d access lines with the cause; normal clients %d served, %d failed; goroutines %d before, %d after",
+		stalls, cutOff, worst.Round(10*time.Millisecond), aborted, ok.Load(), failed.Load(), base, n)
+}
+
 // Fault: a reload every second under steady load. Every request, to an
 // authenticated and to an anonymous API, succeeds. It runs 60s when CI is
 // set and 10s otherwise.

@@ -196,6 +196,13 @@ func (b *RawBackend) serve(c net.Conn, idx int) {
 		if delay > 0 {
 			time.Sleep(delay)
 		}
+		if strings.HasPrefix(req.Target, "/stall") {
+			// The head and part of the body, then nothing until the
+			// gateway gives up (or the backend closes).
+			io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 100\r\n\r\nten bytes.")
+			io.Copy(io.Discard, br)
+			return
+		}
 		body := "backend saw " + req.Target
 		fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n\r\n", len(body))
 		if req.Method != "HEAD" {
