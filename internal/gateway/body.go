@@ -74,7 +74,7 @@ func wrapBody(w http.ResponseWriter, r *http.Request) *policy.Error {
 	}
 	b := &bodyReader{ReadCloser: r.Body, remaining: r.ContentLength}
 	r.Body = b
-	if sw, ok := w.(*responseWriter); ok {
+	if sw := gatewayWriter(w); sw != nil {
 		sw.reqBody = b
 	}
 	return nil

@@ -96,10 +96,10 @@ func (p *proxyHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) error {
 			r = r.WithContext(context.WithValue(r.Context(), tunnelKey{}, tw.t))
 		}
 		p.rp.ServeHTTP(tw, r)
-		if tw.hijacked {
+		if sw := gatewayWriter(w); tw.hijacked && sw != nil && sw.status == 0 {
 			// ReverseProxy writes the 101 on the hijacked connection:
 			// the access line learns it here.
-			setSwitched(w)
+			sw.status = http.StatusSwitchingProtocols
 		}
 		return nil
 	}
@@ -353,11 +353,6 @@ func (p *proxyHandler) modifyResponse(res *http.Response) error {
 // errorHandler renders a failed upstream exchange. A client that went away
 // gets nothing (there is no one to answer); the log says 499.
 func (p *proxyHandler) errorHandler(w http.ResponseWriter, r *http.Request, err error) {
-	if tw, ok := w.(*tunnelWriter); ok {
-		// An upgrade that failed before its 101: the gateway's writer
-		// answers (499 and the abort below look for it).
-		w = tw.ResponseWriter
-	}
 	var e *policy.Error
 	var mbe *http.MaxBytesError
 	var ue *upstream.Error
@@ -371,7 +366,7 @@ func (p *proxyHandler) errorHandler(w http.ResponseWriter, r *http.Request, err 
 		if x != nil && x.Record != nil {
 			x.Record.Denial = "client_closed"
 		}
-		if sw, ok := w.(*responseWriter); ok {
+		if sw := gatewayWriter(w); sw != nil {
 			// No response: the server would otherwise send an implicit
 			// 200 to a client that half-closed its side and still reads.
 			sw.status = 499
@@ -427,7 +422,7 @@ func retryAfterSeconds(d time.Duration) int {
 // or nil. (The proxy hands the error handler its own copy of the request,
 // whose body is wrapped, so the reader is found through the writer.)
 func clientBodyError(w http.ResponseWriter) error {
-	if sw, ok := w.(*responseWriter); ok && sw.reqBody != nil {
+	if sw := gatewayWriter(w); sw != nil && sw.reqBody != nil {
 		return sw.reqBody.err
 	}
 	return nil

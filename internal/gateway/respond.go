@@ -100,6 +100,21 @@ func (w *responseWriter) Write(b []byte) (int, error) {
 // Unwrap lets http.ResponseController find Flush, Hijack and deadlines.
 func (w *responseWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
+// gatewayWriter is the gateway's writer under w, past the writers steps
+// put over it (a response-header transform, a tunnel's), or nil.
+func gatewayWriter(w http.ResponseWriter) *responseWriter {
+	for {
+		if sw, ok := w.(*responseWriter); ok {
+			return sw
+		}
+		u, ok := w.(interface{ Unwrap() http.ResponseWriter })
+		if !ok {
+			return nil
+		}
+		w = u.Unwrap()
+	}
+}
+
 // Flush forwards to the underlying writer, for code that type-asserts
 // http.Flusher.
 func (w *responseWriter) Flush() {

@@ -35,7 +35,22 @@ func rawExchange(t *testing.T, h *harness, raw string, halfClose bool) string {
 // answered: Go's server sends an implicit 200 when a handler writes
 // nothing. The gateway must drop the connection instead, and log 499.
 func TestProxy_ClientThatLeftGetsNoFabricatedResponse(t *testing.T) {
-	h := newHarness(t, baseConfig, nil)
+	for name, cfg := range withAndWithoutResponseTransform {
+		t.Run(name, func(t *testing.T) { clientThatLeft(t, cfg) })
+	}
+}
+
+// withAndWithoutResponseTransform is baseConfig, and baseConfig with a
+// response-header transform on the public API (whose writer then sits
+// over the gateway's).
+var withAndWithoutResponseTransform = map[string]string{
+	"plain": baseConfig,
+	"response transform": strings.Replace(baseConfig, "  - name: public\n    path_prefix: /public\n",
+		"  - name: public\n    path_prefix: /public\n    transforms: {response_headers: {set: {X-Frame-Options: DENY}}}\n", 1),
+}
+
+func clientThatLeft(t *testing.T, cfg string) {
+	h := newHarness(t, cfg, nil)
 	release := make(chan struct{})
 	defer close(release)
 	h.backend.handler = func(w http.ResponseWriter, r *http.Request) {
@@ -60,7 +75,13 @@ func TestProxy_ClientThatLeftGetsNoFabricatedResponse(t *testing.T) {
 // Threat: a malformed chunked body is blamed on the backend (502), which
 // hides the client's attack from the access log and from alerts on 4xx.
 func TestProxy_MalformedChunkedBodyIsTheClients400(t *testing.T) {
-	h := newHarness(t, baseConfig, nil)
+	for name, cfg := range withAndWithoutResponseTransform {
+		t.Run(name, func(t *testing.T) { malformedChunkedBody(t, cfg) })
+	}
+}
+
+func malformedChunkedBody(t *testing.T, cfg string) {
+	h := newHarness(t, cfg, nil)
 	for _, body := range []string{"zz\r\nabc\r\n0\r\n\r\n", "-1\r\nabc\r\n0\r\n\r\n", "1\r\nabc\r\n0\r\n\r\n"} {
 		got := rawExchange(t, h, "POST /public/x HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"+body, false)
 		res, err := http.ReadResponse(bufio.NewReader(strings.NewReader(got)), nil)

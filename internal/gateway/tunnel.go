@@ -28,8 +28,7 @@ type tunnel struct {
 	mu      sync.Mutex
 	timer   *time.Timer
 	closers []io.Closer // the two sides, closed when the watchdog fires
-	stopped bool
-	fired   bool
+	done    bool        // the watchdog fired or was stopped
 }
 
 type tunnelKey struct{}
@@ -48,7 +47,7 @@ func (t *tunnel) touch() { t.last.Store(time.Now().UnixNano()) }
 func (t *tunnel) add(c io.Closer) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.stopped || t.fired {
+	if t.done {
 		c.Close()
 		return
 	}
@@ -65,14 +64,14 @@ func (t *tunnel) check() {
 	quiet := time.Since(time.Unix(0, t.last.Load()))
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.stopped {
+	if t.done {
 		return
 	}
 	if quiet < t.idle {
 		t.timer.Reset(t.idle - quiet)
 		return
 	}
-	t.fired = true
+	t.done = true
 	if t.x != nil && t.x.Record != nil {
 		t.x.Record.Cause = errTunnelIdle(t.idle)
 	}
@@ -85,7 +84,7 @@ func (t *tunnel) check() {
 func (t *tunnel) stop() {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	t.stopped = true
+	t.done = true
 	if t.timer != nil {
 		t.timer.Stop()
 	}
@@ -163,24 +162,6 @@ type tunnelWriter struct {
 	http.ResponseWriter
 	t        *tunnel // nil without an idle timeout
 	hijacked bool
-}
-
-// setSwitched records a 101 Switching Protocols as the status of the
-// gateway's writer under w, unless it has one.
-func setSwitched(w http.ResponseWriter) {
-	for {
-		if sw, ok := w.(*responseWriter); ok {
-			if sw.status == 0 {
-				sw.status = http.StatusSwitchingProtocols
-			}
-			return
-		}
-		u, ok := w.(interface{ Unwrap() http.ResponseWriter })
-		if !ok {
-			return
-		}
-		w = u.Unwrap()
-	}
 }
 
 func (w *tunnelWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
