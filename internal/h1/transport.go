@@ -307,7 +307,7 @@ func (t *Transport) getConn(ctx context.Context, key string, now, deadline time.
 		t.mu.Unlock()
 		if now.Sub(pc.idleAt) < timeout {
 			if hd := t.headDeadline(now, deadline); !hd.IsZero() {
-				pc.setHeadDeadline(now, hd)
+				pc.setSlackDeadline(now, hd)
 			} else if pc.rdSet {
 				pc.setReadDeadline(time.Time{})
 			}

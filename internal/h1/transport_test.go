@@ -827,7 +827,7 @@ func TestPersistConn_HeadDeadlineSlack(t *testing.T) {
 	pc := newPersistConn(&Transport{}, "k", c)
 	start := time.Unix(1_000_000, 0)
 	const timeout = 32 * time.Second // a margin of 1 s
-	at := func(d time.Duration) { pc.setHeadDeadline(start.Add(d), start.Add(d+timeout)) }
+	at := func(d time.Duration) { pc.setSlackDeadline(start.Add(d), start.Add(d+timeout)) }
 	steps := []struct {
 		after time.Duration
 		want  time.Time // zero: the deadline set is kept
@@ -851,14 +851,14 @@ func TestPersistConn_HeadDeadlineSlack(t *testing.T) {
 	// set, never left to fire late by more than its own margin.
 	before := len(c.set)
 	now := start.Add(2 * time.Second)
-	pc.setHeadDeadline(now, now.Add(time.Second))
+	pc.setSlackDeadline(now, now.Add(time.Second))
 	if want := now.Add(time.Second + time.Second/32); len(c.set) != before+1 || !c.set[before].Equal(want) {
 		t.Errorf("shorter timeout: set %v, want %v", c.set[before:], want)
 	}
 	// Cleared (a body read blocked): the next one is set.
 	pc.setReadDeadline(time.Time{})
 	before = len(c.set)
-	pc.setHeadDeadline(now, now.Add(time.Second))
+	pc.setSlackDeadline(now, now.Add(time.Second))
 	if len(c.set) != before+1 {
 		t.Errorf("after clearing, the deadline was not set")
 	}

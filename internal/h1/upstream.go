@@ -123,29 +123,30 @@ func (pc *persistConn) Write(p []byte) (int, error) {
 	return n, err
 }
 
-// setReadDeadline sets the read deadline for a response head.
+// setReadDeadline sets the read deadline for a response head or body.
 func (pc *persistConn) setReadDeadline(t time.Time) {
 	pc.conn.SetReadDeadline(t)
 	pc.rd, pc.rdSet = t, !t.IsZero()
 }
 
-// headDeadlineSlack: a response-head deadline may fire up to 1/32 of its
-// timeout late.
-const headDeadlineSlack = 32
+// upstreamDeadlineSlack: a response-head or body-idle deadline may fire up to
+// 1/32 of its timeout late.
+const upstreamDeadlineSlack = 32
 
-// setHeadDeadline sets the response-head deadline hd (not zero) of a
-// round trip that starts at now, late by up to 1/32 of its timeout: a
-// deadline already set that falls within that margin is kept, and a new
-// one is set at the margin's end, so that on a connection used again and
-// again the runtime's timer is not reset for every request (which cost
-// about 1 % of a proxied request's CPU). A head timeout T thus fires
-// between T and T + T/32 after the attempt starts.
-func (pc *persistConn) setHeadDeadline(now, hd time.Time) {
-	slack := hd.Sub(now) / headDeadlineSlack
-	if pc.rdSet && !pc.rd.Before(hd) && pc.rd.Sub(hd) <= slack {
+// setSlackDeadline sets the read deadline dl (not zero) of a wait that
+// starts at now (a round trip's for its response head, a body read's for
+// its idle timeout), late by up to 1/32 of its timeout: a deadline
+// already set that falls within that margin is kept, and a new one is set
+// at the margin's end, so that on a connection used again and again the
+// runtime's timer is not reset for every request or read (which cost
+// about 1 % of a proxied request's CPU). A timeout T thus fires between
+// T and T + T/32 after the wait starts.
+func (pc *persistConn) setSlackDeadline(now, dl time.Time) {
+	slack := dl.Sub(now) / upstreamDeadlineSlack
+	if pc.rdSet && !pc.rd.Before(dl) && pc.rd.Sub(dl) <= slack {
 		return
 	}
-	pc.setReadDeadline(hd.Add(slack))
+	pc.setReadDeadline(dl.Add(slack))
 }
 
 // beforeBlock replaces the response-head deadline before a body read
@@ -164,7 +165,7 @@ func (pc *persistConn) beforeBlock() {
 	}
 	if d := pc.t.ResponseIdleTimeout; d > 0 {
 		now := time.Now()
-		pc.setHeadDeadline(now, now.Add(d))
+		pc.setSlackDeadline(now, now.Add(d))
 	} else if pc.rdSet {
 		pc.setReadDeadline(time.Time{})
 	} else {
@@ -243,7 +244,7 @@ func (pc *persistConn) roundTrip(req *http.Request, now, deadline time.Time) (*h
 	}
 	if !pc.reused { // a pooled one got it in getConn
 		if hd := pc.t.headDeadline(now, deadline); !hd.IsZero() {
-			pc.setHeadDeadline(now, hd)
+			pc.setSlackDeadline(now, hd)
 		}
 	}
 	closeAfter, err := pc.writeRequest(req)
@@ -266,7 +267,7 @@ func (pc *persistConn) roundTrip(req *http.Request, now, deadline time.Time) (*h
 		// ResponseHeaderTimeout is counted from the end of the body.
 		end := time.Now()
 		if hd := pc.t.headDeadline(end, deadline); !hd.IsZero() {
-			pc.setHeadDeadline(end, hd)
+			pc.setSlackDeadline(end, hd)
 		}
 	}
 	res, err := pc.readResponse(req, closeAfter)

@@ -68,9 +68,8 @@ func NewTransports() *Transports {
 // Transfer-Encoding, Upgrade) or a field its Connection named; the h1
 // transport drops them while it reads the head (h1's StripHopByHop).
 type Transport struct {
-	plain        *h1.Transport
-	secure       *http.Transport
-	responseIdle time.Duration // for secure; plain has its own
+	plain  *h1.Transport
+	secure *http.Transport
 }
 
 // RoundTrip implements http.RoundTripper.
@@ -85,12 +84,12 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		req = req.WithContext(httptrace.WithClientTrace(req.Context(), &httptrace.ClientTrace{Got1xxResponse: in.Got1xxResponse}))
 	}
 	var idle *idleBody
-	if t.responseIdle > 0 {
+	if d := t.plain.ResponseIdleTimeout; d > 0 {
 		// net/http bounds no wait within a body: the request's own
 		// context, cancelled by a timer that runs while a body read waits.
 		ctx, cancel := context.WithCancel(req.Context())
 		req = req.WithContext(ctx)
-		idle = &idleBody{cancel: cancel, d: t.responseIdle}
+		idle = &idleBody{cancel: cancel, d: d}
 	}
 	res, err := t.secure.RoundTrip(req)
 	if err != nil {
@@ -226,5 +225,5 @@ func newTransport(o TransportOptions) *Transport {
 	if o.ClientCert != nil {
 		tr.TLSClientConfig.GetClientCertificate = o.ClientCert.GetClientCertificate
 	}
-	return &Transport{plain: plain, secure: tr, responseIdle: o.ResponseIdleTimeout}
+	return &Transport{plain: plain, secure: tr}
 }
