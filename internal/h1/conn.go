@@ -36,7 +36,6 @@ type conn struct {
 	w         response
 	body      *body
 	handedOff bool
-	limited   bool          // holds a slot of srv.ConnLimit, given back when closed
 	tmpl      *http.Request // context and RemoteAddr of every request
 	accepted  time.Time
 	// The read and write deadlines set on rwc, as offsets from accepted
@@ -567,7 +566,7 @@ func (c *conn) handoff() {
 	c.rdAt, c.wdAt = 0, 0
 	c.handedOff = true
 	rc := &replayConn{Conn: c.rwc, buf: buffered}
-	if c.limited {
+	if c.srv.ConnLimit != nil {
 		// The connection keeps its slot while the fallback serves it.
 		rc.release = c.srv.ConnLimit.Release
 	}
@@ -584,8 +583,8 @@ func (c *conn) close() {
 			c.flushLocked()
 		}
 		c.rwc.Close()
-		if c.limited {
-			c.srv.ConnLimit.Release()
+		if c.srv.ConnLimit != nil {
+			c.srv.ConnLimit.Release() // the slot Serve took for it
 		}
 	}
 	if b := c.body; b != nil {

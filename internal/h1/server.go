@@ -222,10 +222,9 @@ func (s *Server) Serve(ln net.Listener) error {
 			return http.ErrServerClosed
 		}
 		c := s.newConn(rw, base)
-		c.limited = s.ConnLimit != nil
 		if !s.trackConn(c, true) {
 			rw.Close()
-			if c.limited {
+			if s.ConnLimit != nil {
 				s.ConnLimit.Release()
 			}
 			return http.ErrServerClosed
