@@ -69,20 +69,7 @@ func (a *AdminAccess) AcceptsIssuer(provider string) bool {
 // API: its aud holds one of server.admin.auth.jwt.audiences (any aud the
 // issuer accepts when none is set).
 func (a *AdminAccess) AcceptsAudience(p *identity.Principal) bool {
-	if len(a.audiences) == 0 {
-		return true
-	}
-	switch aud := p.Claims["aud"].(type) {
-	case string:
-		return slices.Contains(a.audiences, aud)
-	case []any:
-		for _, v := range aud {
-			if s, ok := v.(string); ok && slices.Contains(a.audiences, s) {
-				return true
-			}
-		}
-	}
-	return false
+	return len(a.audiences) == 0 || identity.AudienceMatches(p.Claims["aud"], a.audiences)
 }
 
 // Grants returns the roles a verified token's principal holds: one per

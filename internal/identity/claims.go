@@ -135,9 +135,9 @@ func numericDate(claims map[string]any, name string) (t time.Time, present bool,
 	return time.Unix(int64(sec), int64(frac*1e9)).UTC(), true, nil
 }
 
-// audienceMatches reports whether the aud claim (a string or an array of
+// AudienceMatches reports whether the aud claim (a string or an array of
 // strings, RFC 7519 §4.1.3) contains one of the accepted audiences.
-func audienceMatches(aud any, accepted []string) bool {
+func AudienceMatches(aud any, accepted []string) bool {
 	switch aud := aud.(type) {
 	case string:
 		return contains(accepted, aud)

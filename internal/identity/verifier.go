@@ -390,7 +390,7 @@ func (v *Verifier) verify(ctx context.Context, token string, now time.Time) (*Pr
 	case ok && iat.After(now.Add(p.skew)):
 		return nil, nil, fail(ReasonIssuedInFuture, "the token was issued in the future", nil)
 	}
-	if !audienceMatches(claims["aud"], p.audiences) {
+	if !AudienceMatches(claims["aud"], p.audiences) {
 		return nil, nil, fail(ReasonWrongAudience, "the token is not meant for this audience", nil)
 	}
 	if p.requireType != "" {
