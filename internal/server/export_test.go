@@ -14,6 +14,14 @@ func SetConfigWatcher(f func() (*fsnotify.Watcher, error)) (restore func()) {
 	return func() { newConfigWatcher = old }
 }
 
+// SetSecretsWatcher replaces the secret files watcher's constructor
+// until the returned function restores it.
+func SetSecretsWatcher(f func() (*fsnotify.Watcher, error)) (restore func()) {
+	old := newSecretsWatcher
+	newSecretsWatcher = f
+	return func() { newSecretsWatcher = old }
+}
+
 // SetAdminReadTimeout replaces the admin listener's request timeout for
 // the servers started until the returned function restores it.
 func SetAdminReadTimeout(d time.Duration) (restore func()) {

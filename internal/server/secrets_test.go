@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/fsnotify/fsnotify"
 
@@ -264,5 +265,25 @@ func TestSecrets_WatchedWhenTheConfigFileCannotBe(t *testing.T) {
 	waitFor(t, func() bool { return statusWithKey(t, e.s.url, fileKey2) == 200 })
 	if !strings.Contains(e.logs.String(), "not watching the configuration file") {
 		t.Fatalf("the configuration file's watch failed silently:\n%s", e.logs.String())
+	}
+}
+
+// Without a watcher for the secret files (out of inotify instances),
+// Watch says so and goes on: the configuration file is still watched,
+// and a changed secret file is picked up at the next reload.
+func TestSecrets_NoSecretsWatcher(t *testing.T) {
+	t.Cleanup(server.SetSecretsWatcher(func() (*fsnotify.Watcher, error) { return nil, errors.New("too many open files") }))
+	e := startWithSecretsWatching(t, true)
+	waitFor(t, func() bool { return strings.Contains(e.logs.String(), "secret files are not watched") })
+	writeFile(t, filepath.Join(e.dir, "file-key"), fileKey2+"\n")
+	time.Sleep(time.Second) // more than a watch's debounce (300 ms) and reload
+	if code := statusWithKey(t, e.s.url, fileKey2); code == 200 {
+		t.Fatal("a secret file was followed without a watcher")
+	}
+	if err := e.s.srv.Reload(context.Background(), "test"); err != nil {
+		t.Fatal(err)
+	}
+	if code := statusWithKey(t, e.s.url, fileKey2); code != 200 {
+		t.Fatalf("the changed secret file after a reload: %d", code)
 	}
 }

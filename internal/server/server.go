@@ -145,14 +145,13 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 	return s, nil
 }
 
-// Gateway returns the gateway being served.
-// The admin listener's timeouts for a whole request and a whole answer
-// (tests shorten them).
-var (
-	adminReadTimeout  = 30 * time.Second
-	adminWriteTimeout = 2 * time.Minute
-)
+// The admin listener's timeouts for a whole request (tests shorten it)
+// and a whole answer.
+var adminReadTimeout = 30 * time.Second
 
+const adminWriteTimeout = 2 * time.Minute
+
+// Gateway returns the gateway being served.
 func (s *Server) Gateway() *gateway.Gateway { return s.gw }
 
 func (s *Server) loaded(snap *gateway.Snapshot) {
