@@ -175,7 +175,8 @@ func FieldValue(path, field string, raw json.RawMessage) (Value, error) {
 	return fieldValue(path, field, raw)
 }
 
-// address is the Vault address for messages, without any user info.
+// address is the Vault address for messages, its password (if any)
+// masked.
 func (v *Vault) address() string {
 	u, err := url.Parse(v.Address)
 	if err != nil {

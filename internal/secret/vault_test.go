@@ -150,7 +150,7 @@ func TestVault_TimesOut(t *testing.T) {
 
 // A redirect to another address is not followed: the token would go with
 // it. One to the same address is. Errors name the address without its
-// user info.
+// password.
 func TestVault_TokenNeverFollowsARedirectElsewhere(t *testing.T) {
 	kv, _ := newKV(t)
 	var leaked sync.Map
