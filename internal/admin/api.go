@@ -260,19 +260,25 @@ func (c *call) authenticate() *apiError {
 // to a loopback listener under insecure_local, or to one that takes a
 // client certificate the browser offers on its own.
 func crossSite(r *http.Request) *apiError {
-	refuse := &apiError{status: http.StatusForbidden, typ: "cross-site", title: "Forbidden",
+	if !fromOtherOrigin(r) {
+		return nil
+	}
+	return &apiError{status: http.StatusForbidden, typ: "cross-site", title: "Forbidden",
 		detail: "Requests from a page of another origin are refused: the admin API is for programs, which send no Origin."}
+}
+
+// fromOtherOrigin reports whether a browser made r for a page of another
+// origin than the admin listener's.
+func fromOtherOrigin(r *http.Request) bool {
 	switch r.Header.Get("Sec-Fetch-Site") {
 	case "cross-site", "same-site":
-		return refuse
+		return true
 	}
 	if o := r.Header.Get("Origin"); o != "" {
 		u, err := url.Parse(o)
-		if err != nil || u.Host == "" || !strings.EqualFold(u.Host, r.Host) {
-			return refuse
-		}
+		return err != nil || u.Host == "" || !strings.EqualFold(u.Host, r.Host)
 	}
-	return nil
+	return false
 }
 
 // authorize checks the route's permission against the caller's grants;
