@@ -294,6 +294,10 @@ func (g *Gateway) serve(w *responseWriter, r *http.Request, s *Snapshot, q *requ
 				q.rw.abort = true
 				if q.rec.Denial == "" {
 					q.rec.Denial = "response_aborted"
+					if r.Context().Err() != nil {
+						// The server cancelled the request: its client went away.
+						q.rec.Denial = "client_closed"
+					}
 				}
 				err = nil
 				return

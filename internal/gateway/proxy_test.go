@@ -539,8 +539,9 @@ func TestProxy_TunnelIdleTimeout(t *testing.T) {
 // A client that half-closes after an upgrade request, while the backend
 // has not answered, gets nothing, as for any other request (the upgrade
 // goes through the tunnel's writer, which the error handler sees past).
+// Under net/http's server only: h1 hands upgrades over to it.
 func TestProxy_UpgradeClientThatLeftGetsNoFabricatedResponse(t *testing.T) {
-	clientThatLeft(t, baseConfig, "GET /public/ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+	clientThatLeft(t, baseConfig, "GET /public/ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n", func(*harness) {})
 }
 
 // A side of an upgraded connection that half-closes passes its end on to

@@ -34,10 +34,65 @@ func rawExchange(t *testing.T, h *harness, raw string, halfClose bool) string {
 // leaves) is told "200 OK" with an empty body although the backend never
 // answered: Go's server sends an implicit 200 when a handler writes
 // nothing. The gateway must drop the connection instead, and log 499.
+// Under h1, which reads nothing while a request runs, the server's check
+// for a client that closed its connection (h1.Server.ClientCloseCheck)
+// is what cancels the request.
 func TestProxy_ClientThatLeftGetsNoFabricatedResponse(t *testing.T) {
-	for name, cfg := range withAndWithoutResponseTransform {
-		t.Run(name, func(t *testing.T) { clientThatLeft(t, cfg, "GET /public/slow HTTP/1.1\r\nHost: x\r\n\r\n") })
-	}
+	servers(t, func(t *testing.T, serve func(*harness)) {
+		for name, cfg := range withAndWithoutResponseTransform {
+			t.Run(name, func(t *testing.T) { clientThatLeft(t, cfg, "GET /public/slow HTTP/1.1\r\nHost: x\r\n\r\n", serve) })
+		}
+	})
+}
+
+// A client that leaves in the middle of a streamed response has the
+// backend's request cancelled (the backend sees its context end) and the
+// access line says client_closed, not that the response was aborted for
+// some other reason.
+func TestProxy_ClientThatLeftMidResponse(t *testing.T) {
+	servers(t, func(t *testing.T, serve func(*harness)) {
+		h := newHarness(t, baseConfig, nil)
+		serve(h)
+		release := make(chan struct{})
+		defer close(release)
+		backendDone := make(chan struct{})
+		h.backend.handler = func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "text/event-stream")
+			io.WriteString(w, "data: first\n\n")
+			w.(http.Flusher).Flush()
+			select {
+			case <-release:
+			case <-r.Context().Done():
+				close(backendDone)
+			}
+		}
+		c, err := net.Dial("tcp", h.srv.Listener.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		io.WriteString(c, "GET /public/events HTTP/1.1\r\nHost: x\r\n\r\n")
+		br := bufio.NewReader(c)
+		for {
+			line, err := br.ReadString('\n')
+			if err != nil {
+				t.Fatalf("reading the stream: %v", err)
+			}
+			if strings.HasPrefix(line, "data: first") {
+				break
+			}
+		}
+		c.Close()
+		select {
+		case <-backendDone:
+		case <-time.After(5 * time.Second):
+			t.Fatal("the backend's request went on after the client left")
+		}
+		if logs := h.waitAccess(1); !strings.Contains(logs, `"denial":"client_closed"`) {
+			t.Fatalf("the access line does not say client_closed:\n%s", logs)
+		}
+	})
 }
 
 // withAndWithoutResponseTransform is baseConfig, and baseConfig with a
@@ -52,8 +107,9 @@ var withAndWithoutResponseTransform = map[string]string{
 // clientThatLeft sends request and half-closes while the backend has not
 // answered: the client must get nothing, and the access line say 499
 // client_closed.
-func clientThatLeft(t *testing.T, cfg, request string) {
+func clientThatLeft(t *testing.T, cfg, request string, serve func(*harness)) {
 	h := newHarness(t, cfg, nil)
+	serve(h)
 	release := make(chan struct{})
 	defer close(release)
 	h.backend.handler = func(w http.ResponseWriter, r *http.Request) {

@@ -18,6 +18,8 @@ type body struct {
 	chunked   bool
 	cr        chunkedReader
 	cont      *conn // send 100 Continue before the first read
+	c         *conn // the connection, told of the body's end (ended)
+	seq       uint64
 	eof       bool
 	closed    bool
 	err       error
@@ -45,12 +47,14 @@ func (b *body) read(p []byte) (int, error) {
 		n, err := b.cr.Read(p)
 		if err != nil {
 			b.err = err
-			b.eof = err == io.EOF
+			if err == io.EOF {
+				b.ended()
+			}
 		}
 		return n, err
 	}
 	if b.remaining == 0 {
-		b.eof, b.err = true, io.EOF
+		b.ended()
 		return 0, io.EOF
 	}
 	if int64(len(p)) > b.remaining {
@@ -59,7 +63,7 @@ func (b *body) read(p []byte) (int, error) {
 	n, err := b.r.Read(p)
 	b.remaining -= int64(n)
 	if b.remaining == 0 {
-		b.eof, b.err = true, io.EOF
+		b.ended()
 		return n, io.EOF
 	}
 	if err != nil {
@@ -67,6 +71,15 @@ func (b *body) read(p []byte) (int, error) {
 		return n, b.err
 	}
 	return n, nil
+}
+
+// ended notes that the body has been read to its end: the client has
+// sent all of its request.
+func (b *body) ended() {
+	b.eof, b.err = true, io.EOF
+	if b.c != nil {
+		b.c.watchFrom(b.seq)
+	}
 }
 
 // drained reports whether the body has been read to its end. It does

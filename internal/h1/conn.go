@@ -66,6 +66,15 @@ type conn struct {
 	// run when the connection closes, as context.AfterFunc would, without
 	// registering in the context per round trip.
 	upstreamCancel atomic.Pointer[func()]
+
+	// The check for a client that has closed its connection while its
+	// request runs (closecheck.go): reqs counts the connection's
+	// requests; watch is the number of the one under way once its client
+	// has sent all of it (0: not now); swept is what the server's last
+	// sweep found in watch (the sweep's alone, under Server.mu).
+	reqs  uint64
+	watch atomic.Uint64
+	swept uint64
 }
 
 // connKey finds, in a request's context, the server connection it came on.
@@ -404,8 +413,10 @@ func (c *conn) serveRequest(n int) bool {
 	}
 	req.Body = http.NoBody
 	c.body = nil
+	c.reqs++
 	if h.chunked || h.contentLength > 0 {
-		b := &body{r: &c.br, remaining: h.contentLength, chunked: h.chunked}
+		c.watch.Store(0) // until the body's end (body.ended)
+		b := &body{r: &c.br, remaining: h.contentLength, chunked: h.chunked, c: c, seq: c.reqs}
 		if h.chunked {
 			b.cr.reset(&c.br, false, srv.maxHeaderBytes())
 		}
@@ -420,6 +431,8 @@ func (c *conn) serveRequest(n int) bool {
 		req.Body = b
 		c.body = b
 		c.br.onBlock = c.flushLocked
+	} else {
+		c.watchFrom(c.reqs)
 	}
 	w := &c.w
 	w.reset(c, h.minor, req.Method == http.MethodHead)

@@ -9,3 +9,8 @@ func (pc *persistConn) peek(fd uintptr) bool {
 	pc.alive = true
 	return true
 }
+
+// peekClosed cannot look at the socket on this platform: a client that
+// closes its connection while its request runs is noticed when the
+// response is written.
+func peekClosed(fd uintptr) bool { return false }

@@ -12,3 +12,23 @@ func (pc *persistConn) peek(fd uintptr) bool {
 	pc.alive = err == syscall.EAGAIN || err == syscall.EWOULDBLOCK
 	return true
 }
+
+// peekClosed looks, without blocking and without consuming anything, at
+// whether a client's connection has end-of-file or an error (a reset)
+// pending with nothing to read before it.
+func peekClosed(fd uintptr) bool {
+	var b [1]byte
+	for {
+		n, _, err := syscall.Recvfrom(int(fd), b[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+		switch err {
+		case syscall.EINTR:
+			continue
+		case nil:
+			return n == 0
+		case syscall.EAGAIN:
+			return false
+		default:
+			return true
+		}
+	}
+}

@@ -75,12 +75,22 @@ type Server struct {
 	// in the kernel's accept queue), and a connection gives it back when it
 	// closes, after the Fallback's use of it included.
 	ConnLimit Limiter
+	// ClientCloseCheck is how often the server looks for clients that
+	// closed (or reset) their connection while their request was running,
+	// and cancels those requests' contexts, which ends an upstream round
+	// trip made under them: a request is checked once it has run for at
+	// least this long, so a client's close is noticed within twice this.
+	// Zero means DefaultClientCloseCheck; negative, never (a close is then
+	// noticed when the response is written). The check stops when the
+	// server shuts down.
+	ClientCloseCheck time.Duration
 
 	mu         sync.Mutex
 	listeners  map[*net.Listener]struct{}
 	conns      map[*conn]struct{}
 	closing    atomic.Bool
 	fbStart    sync.Once
+	sweepStart sync.Once
 	fbLn       *memListener
 	fbDone     chan struct{}
 	ctxServer  *http.Server
@@ -189,6 +199,7 @@ func (s *Server) Serve(ln net.Listener) error {
 	}
 	defer s.trackListener(&ln, false)
 	s.startFallback(ln.Addr())
+	s.startCloseCheck()
 	base := context.Background()
 	if s.BaseContext != nil {
 		base = s.BaseContext(ln)
