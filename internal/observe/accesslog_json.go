@@ -40,7 +40,7 @@ func NewJSONAccessLog(w io.Writer, flushEvery time.Duration) *AccessLog {
 	if flushEvery <= 0 {
 		flushEvery = DefaultAccessLogFlush
 	}
-	out := newLogWriter(w)
+	out := &lineWriter{w: newLogWriter(w)}
 	s := &jsonSink{out: out, w: bufio.NewWriterSize(out, accessLogBuffer), stop: make(chan struct{}), done: make(chan struct{})}
 	go s.flushLoop(flushEvery)
 	return &AccessLog{sink: s}
@@ -98,6 +98,32 @@ func (s *jsonSink) check(err error) {
 		s.errs.Add(1)
 		s.w.Reset(s.out)
 	}
+}
+
+// lineWriter is the sink's output. A write that fails part way (a full
+// disk: the kernel takes what fits) leaves the output inside a line; the
+// next write ends that line first, so that a failure breaks one line at
+// most, and every line after it is whole and on its own for the programs
+// that read the log line by line.
+type lineWriter struct {
+	w   io.Writer
+	mid bool // the last write ended inside a line
+}
+
+var newline = []byte{'\n'}
+
+func (lw *lineWriter) Write(p []byte) (int, error) {
+	if lw.mid {
+		if _, err := lw.w.Write(newline); err != nil {
+			return 0, err
+		}
+		lw.mid = false
+	}
+	n, err := lw.w.Write(p)
+	if n > 0 {
+		lw.mid = p[n-1] != '\n'
+	}
+	return n, err
 }
 
 var linePool = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}

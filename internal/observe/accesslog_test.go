@@ -162,3 +162,70 @@ func TestAppendMillis(t *testing.T) {
 		}
 	}
 }
+
+// A flush that the output takes only part of (a full disk) breaks one
+// line at most: the next flush ends it before writing, so every line after
+// it is whole JSON on its own line.
+func TestJSONAccessLog_PartialWriteBreaksOneLineAtMost(t *testing.T) {
+	size := len(appendAccess(nil, &Access{RequestID: "a1", Status: 200}))
+	pw := &partialWriter{room: size + size/2} // the second line cut in half
+	l := NewJSONAccessLog(pw, time.Hour)
+	for _, id := range []string{"a1", "a2", "a3"} {
+		l.Log(&Access{RequestID: id, Status: 200})
+	}
+	if err := l.sink.flushNow(); err == nil {
+		t.Fatal("a partial write reported no error")
+	}
+	pw.mu.Lock()
+	pw.room = -1 // room again
+	pw.mu.Unlock()
+	for _, id := range []string{"b1", "b2"} {
+		l.Log(&Access{RequestID: id, Status: 200})
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSuffix(pw.String(), "\n"), "\n")
+	var whole []string
+	broken := 0
+	for _, line := range lines {
+		var v struct {
+			RequestID string `json:"request_id"`
+		}
+		if json.Unmarshal([]byte(line), &v) != nil {
+			broken++
+			continue
+		}
+		whole = append(whole, v.RequestID)
+	}
+	if broken != 1 || strings.Join(whole, ",") != "a1,b1,b2" {
+		t.Fatalf("whole lines %v, %d broken, want a1,b1,b2 and 1 broken (a2 cut off; a3 dropped):\n%s", whole, broken, pw.String())
+	}
+	if got := l.WriteErrors(); got != 1 {
+		t.Fatalf("WriteErrors = %d, want 1", got)
+	}
+}
+
+// partialWriter takes up to room bytes (-1: any number), then fails, as a
+// file on a full disk does (ENOSPC).
+type partialWriter struct {
+	mu   sync.Mutex
+	room int
+	bytes.Buffer
+}
+
+func (w *partialWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.room < 0 || len(p) <= w.room {
+		if w.room >= 0 {
+			w.room -= len(p)
+		}
+		return w.Buffer.Write(p)
+	}
+	n, _ := w.Buffer.Write(p[:w.room])
+	w.room = 0
+	return n, errors.New("no space left on device")
+}
+
+func (w *partialWriter) String() string { w.mu.Lock(); defer w.mu.Unlock(); return w.Buffer.String() }
