@@ -2,6 +2,8 @@ package securitytest_test
 
 import (
 	"context"
+	"crypto/tls"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -175,6 +177,82 @@ func TestFault_BackendStallsMidBody(t *testing.T) {
 	n := securitytest.WaitGoroutines(t, base, 10, 10*time.Second)
 	t.Logf("FIGURE stalled bodies: %d responses stalled mid-body, %d cut off, slowest after %v (response_idle 1s), %d access lines with the cause; normal clients %d served, %d failed; goroutines %d before, %d after",
 		stalls, cutOff, worst.Round(10*time.Millisecond), aborted, ok.Load(), failed.Load(), base, n)
+}
+
+// Fault: clients that give up on a slow backend (a client timeout, a
+// closed browser tab) and leave. The gateway must not go on waiting for
+// answers no one will read: each abandoned request is cancelled within a
+// second of its client leaving, its backend connection closed, and the
+// access log says 499 client_closed, on the plain listener (h1, which
+// checks for such clients) and the TLS one (Go's server) alike; normal
+// requests are served meanwhile and goroutines return to where they were.
+// With response_header 30s, without the check each one would hold a
+// backend connection for 30 s.
+func TestFault_ClientsAbandonSlowRequests(t *testing.T) {
+	e := newEnv(t, envOptions{ResponseHeader: "30s"})
+	client := &http.Client{Timeout: 10 * time.Second}
+	if st, _ := timedGet(client, "http://"+e.gw.Addr+"/public/x"); st != 200 {
+		t.Fatalf("warm-up: %d", st)
+	}
+	client.CloseIdleConnections()
+	base := securitytest.Goroutines()
+	stop := make(chan struct{})
+	ok, failed, wait := normalLoad(e.gw.Addr, stop)
+	const clients = 20 // per listener
+	dial := map[string]func() (net.Conn, error){
+		"plain": func() (net.Conn, error) { return net.Dial("tcp", e.gw.Addr) },
+		"tls": func() (net.Conn, error) {
+			return tls.Dial("tcp", e.gw.TLSAddr, securitytest.TLSClientConfig(e.pool, "http/1.1"))
+		},
+	}
+	var figures []string
+	for _, name := range []string{"plain", "tls"} {
+		e.gw.AccessLog.Reset()
+		var conns []net.Conn
+		for range clients {
+			c, err := dial[name]()
+			if err != nil {
+				t.Fatal(err)
+			}
+			conns = append(conns, c)
+			io.WriteString(c, "GET /hang HTTP/1.1\r\nHost: x\r\n\r\n")
+		}
+		waitUntil(t, 5*time.Second, "the backend to hold every request", func() bool { return e.be.Hanging() == clients })
+		left := time.Now()
+		for _, c := range conns {
+			c.Close()
+		}
+		waitUntil(t, 5*time.Second, "the gateway to give up the abandoned requests", func() bool { return e.be.Hanging() == 0 })
+		released := time.Since(left)
+		if released > 2*time.Second {
+			t.Errorf("%s: the abandoned requests were given up %v after their clients left, want within a second", name, released)
+		}
+		waitUntil(t, 5*time.Second, "the access lines", func() bool {
+			return strings.Count(e.gw.AccessLog.String(), `"denial":"client_closed"`) == clients
+		})
+		if n := strings.Count(e.gw.AccessLog.String(), `"status":499`); n != clients {
+			t.Errorf("%s: %d access lines with status 499, want %d", name, n, clients)
+		}
+		figures = append(figures, fmt.Sprintf("%s: %d given up %v after their clients left", name, clients, released.Round(10*time.Millisecond)))
+	}
+	close(stop)
+	wait()
+	if failed.Load() != 0 || ok.Load() == 0 {
+		t.Errorf("normal clients: %d served, %d failed meanwhile", ok.Load(), failed.Load())
+	}
+	n := securitytest.WaitGoroutines(t, base, 10, 10*time.Second)
+	t.Logf("FIGURE abandoned requests: %s (response_header 30s); each logged 499 client_closed; normal clients %d served, %d failed; goroutines %d before, %d after",
+		strings.Join(figures, "; "), ok.Load(), failed.Load(), base, n)
+}
+
+// waitUntil polls cond every 10 ms for up to d.
+func waitUntil(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	for end := time.Now().Add(d); !cond(); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(end) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+	}
 }
 
 // Fault: a reload every second under steady load. Every request, to an

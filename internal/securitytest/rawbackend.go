@@ -48,6 +48,7 @@ type RawBackend struct {
 	wg        sync.WaitGroup
 	closed    bool
 	live      map[net.Conn]struct{}
+	hanging   int // requests to /hang not yet given up by the gateway
 }
 
 // NewRawBackend listens on 127.0.0.1 and serves until Close.
@@ -106,6 +107,15 @@ func (b *RawBackend) Problems() []string {
 }
 
 // Truncated counts connections that ended inside a request.
+// Hanging returns how many requests for /hang the backend holds: it
+// answers them never, and holds each until the gateway closes its
+// connection.
+func (b *RawBackend) Hanging() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.hanging
+}
+
 func (b *RawBackend) Truncated() int {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -195,6 +205,17 @@ func (b *RawBackend) serve(c net.Conn, idx int) {
 		b.mu.Unlock()
 		if delay > 0 {
 			time.Sleep(delay)
+		}
+		if strings.HasPrefix(req.Target, "/hang") {
+			// No answer at all, until the gateway gives up.
+			b.mu.Lock()
+			b.hanging++
+			b.mu.Unlock()
+			io.Copy(io.Discard, br)
+			b.mu.Lock()
+			b.hanging--
+			b.mu.Unlock()
+			return
 		}
 		if strings.HasPrefix(req.Target, "/stall") {
 			// The head and part of the body, then nothing until the
