@@ -327,6 +327,40 @@ func TestDashboard_SignInsInProgressAreBoundedPerAddress(t *testing.T) {
 	}
 }
 
+// Behind a reverse proxy listed in server.trusted_proxies, sign-ins are
+// counted by the address the proxy forwards: people behind one proxy are
+// not one address. From a peer that is not trusted, X-Forwarded-For is
+// ignored, so a client cannot dodge the bound by varying it.
+func TestDashboard_SignInsInProgressCountedByForwardedAddress(t *testing.T) {
+	for _, trusted := range []bool{true, false} {
+		t.Run(fmt.Sprintf("trusted=%v", trusted), func(t *testing.T) {
+			e := newTestEnv(t, nil)
+			if trusted {
+				e.snap = compileSnapshot(t, e.stats, "server: {trusted_proxies: [127.0.0.0/8]}\n"+testConfig)
+			}
+			b := e.browser()
+			from := func(addr string) int {
+				return b.do("GET", "/ui/login/start", nil, map[string]string{"X-Forwarded-For": addr}).status
+			}
+			for i := range maxPendingPerPeer {
+				if st := from("203.0.113.1"); st != http.StatusFound {
+					t.Fatalf("sign-in %d: %d", i, st)
+				}
+			}
+			if st := from("203.0.113.1"); st != http.StatusTooManyRequests {
+				t.Fatalf("sign-in %d from 203.0.113.1: %d, want 429", maxPendingPerPeer+1, st)
+			}
+			want := http.StatusFound // another person behind the proxy
+			if !trusted {
+				want = http.StatusTooManyRequests // the same peer, whatever it forwards
+			}
+			if st := from("203.0.113.2"); st != want {
+				t.Fatalf("a sign-in forwarded for 203.0.113.2: %d, want %d", st, want)
+			}
+		})
+	}
+}
+
 func TestDashboard_SignOutEndsTheSession(t *testing.T) {
 	e := newTestEnv(t, nil)
 	b := e.browser()

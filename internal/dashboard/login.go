@@ -48,7 +48,7 @@ func (d *Dashboard) serveLoginStart(w http.ResponseWriter, r *http.Request) {
 		nonce:    randomToken(32),
 		returnTo: safeReturn(r.URL.Query().Get("return")),
 		created:  d.now(),
-		peer:     peerAddr(r),
+		peer:     d.peerAddr(r),
 	}
 	ctx, cancel := ctxTimeout(r)
 	defer cancel()
@@ -134,8 +134,17 @@ func (d *Dashboard) serveLogout(w http.ResponseWriter, r *http.Request, s *Sessi
 	http.Redirect(w, r, "/ui/login", http.StatusSeeOther)
 }
 
-// peerAddr is the client's address without its port.
-func peerAddr(r *http.Request) string {
+// peerAddr is the client's address without its port: the peer's, or,
+// when the peer is one of the gateway's trusted proxies
+// (server.trusted_proxies), the client's address it forwarded.
+func (d *Dashboard) peerAddr(r *http.Request) string {
+	if d.o.Snapshot != nil {
+		if snap := d.o.Snapshot(); snap != nil {
+			if a := snap.ClientAddr(r); a.IsValid() {
+				return a.String()
+			}
+		}
+	}
 	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
 		return host
 	}

@@ -444,6 +444,16 @@ func clientIP(r *http.Request, st *settings, peer netip.Addr) netip.Addr {
 	return peer
 }
 
+// ClientAddr returns the address of r's client as the access log records
+// it: the peer, or, when the peer is one of server.trusted_proxies, the
+// right-most address in X-Forwarded-For that is not (the invalid Addr
+// when r has no usable peer address). The admin listener's dashboard
+// counts sign-ins in progress by it, so that people behind one reverse
+// proxy are not counted as one.
+func (s *Snapshot) ClientAddr(r *http.Request) netip.Addr {
+	return clientIP(r, &s.settings, remoteAddr(r))
+}
+
 // firstValue is Header.Get for a canonical name k, without
 // canonicalizing it again.
 func firstValue(h http.Header, k string) string { return firstOf(h[k]) }
