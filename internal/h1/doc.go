@@ -9,7 +9,9 @@
 // other than chunked, ...) is refused with 400 and the connection closed.
 // What the fast path does not handle (protocol upgrades such as WebSocket
 // and h2c, the HTTP/2 connection preface) is handed, with the bytes already
-// read, to a standard *http.Server given as Fallback.
+// read, to a standard *http.Server given as Fallback. A request whose
+// client closes its connection while the request runs has its context
+// cancelled (Server.ClientCloseCheck).
 //
 // Transport is an http.RoundTripper for plain http:// upstreams that reads
 // each response synchronously on the caller's goroutine, with no goroutine
