@@ -287,6 +287,10 @@ func (f *forwardState) Got1xxResponse(code int, header textproto.MIMEHeader) err
 	return nil
 }
 
+// errWritingToClient begins the error of a response that broke off
+// because the client could not be written to (it went away).
+var errWritingToClient = errors.New("writing the response to the client")
+
 // copyBody copies the response body to w with a pooled buffer, flushing
 // after every write when rc is set. It returns the first write error or
 // read error other than io.EOF, which says which side failed.
@@ -304,10 +308,10 @@ func (p *proxyHandler) copyBody(w io.Writer, body io.Reader, rc *http.ResponseCo
 				_ = rc.Flush()
 			}
 			if werr != nil {
-				return fmt.Errorf("writing the response to the client: %w", werr)
+				return fmt.Errorf("%w: %w", errWritingToClient, werr)
 			}
 			if nw != n {
-				return fmt.Errorf("writing the response to the client: %w", io.ErrShortWrite)
+				return fmt.Errorf("%w: %w", errWritingToClient, io.ErrShortWrite)
 			}
 		}
 		if rerr != nil {

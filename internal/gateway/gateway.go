@@ -294,8 +294,9 @@ func (g *Gateway) serve(w *responseWriter, r *http.Request, s *Snapshot, q *requ
 				q.rw.abort = true
 				if q.rec.Denial == "" {
 					q.rec.Denial = "response_aborted"
-					if r.Context().Err() != nil {
-						// The server cancelled the request: its client went away.
+					if r.Context().Err() != nil || errors.Is(q.cause, errWritingToClient) {
+						// The server cancelled the request (its client went
+						// away), or a write to the client failed.
 						q.rec.Denial = "client_closed"
 					}
 				}

@@ -2,6 +2,7 @@ package gateway_test
 
 import (
 	"bufio"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -50,6 +51,15 @@ func TestProxy_ClientThatLeftGetsNoFabricatedResponse(t *testing.T) {
 // access line says client_closed, not that the response was aborted for
 // some other reason.
 func TestProxy_ClientThatLeftMidResponse(t *testing.T) {
+	for _, streaming := range []bool{false, true} {
+		t.Run(fmt.Sprintf("backend still sending=%v", streaming), func(t *testing.T) { clientThatLeftMidResponse(t, streaming) })
+	}
+}
+
+// clientThatLeftMidResponse: the backend sends one event, then waits
+// (streaming false: the client's close is noticed by the server's check)
+// or goes on sending every 5 ms (a write to the client fails first).
+func clientThatLeftMidResponse(t *testing.T, streaming bool) {
 	servers(t, func(t *testing.T, serve func(*harness)) {
 		h := newHarness(t, baseConfig, nil)
 		serve(h)
@@ -60,10 +70,19 @@ func TestProxy_ClientThatLeftMidResponse(t *testing.T) {
 			w.Header().Set("Content-Type", "text/event-stream")
 			io.WriteString(w, "data: first\n\n")
 			w.(http.Flusher).Flush()
-			select {
-			case <-release:
-			case <-r.Context().Done():
-				close(backendDone)
+			for {
+				select {
+				case <-release:
+					return
+				case <-r.Context().Done():
+					close(backendDone)
+					return
+				case <-time.After(5 * time.Millisecond):
+					if streaming {
+						io.WriteString(w, "data: more\n\n")
+						w.(http.Flusher).Flush()
+					}
+				}
 			}
 		}
 		c, err := net.Dial("tcp", h.srv.Listener.Addr().String())

@@ -109,6 +109,7 @@ func (b *body) finish(keep bool) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.closed = true
+	b.c = nil // the handler has returned: no request under way to publish
 	if !keep {
 		return false
 	}

@@ -55,7 +55,7 @@ func (s *Server) startCloseCheck() {
 func (s *Server) sweepLoop(d time.Duration, done <-chan struct{}) {
 	t := time.NewTicker(d)
 	defer t.Stop()
-	var due []*conn
+	var due []dueConn
 	for {
 		select {
 		case <-t.C:
@@ -63,24 +63,34 @@ func (s *Server) sweepLoop(d time.Duration, done <-chan struct{}) {
 			return
 		}
 		due = s.sweep(due[:0])
-		for i, c := range due {
-			if c.clientClosed() {
-				c.cancelAll()
+		for i, d := range due {
+			// Only if the request peeked for is still the one under way:
+			// the client's bytes may have been read meanwhile (a
+			// pipelined request, then a half-close).
+			if d.c.clientClosed() && d.c.watch.Load() == d.seq {
+				d.c.cancelAll()
 			}
-			due[i] = nil
+			due[i] = dueConn{}
 		}
 	}
 }
 
+// dueConn is a connection to peek at, and the request it was found under
+// way.
+type dueConn struct {
+	c   *conn
+	seq uint64
+}
+
 // sweep notes each connection's request under way and appends to due
 // those whose request was already under way at the sweep before.
-func (s *Server) sweep(due []*conn) []*conn {
+func (s *Server) sweep(due []dueConn) []dueConn {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for c := range s.conns {
 		w := c.watch.Load()
 		if w != 0 && w == c.swept && c.state.Load() == stateActive {
-			due = append(due, c)
+			due = append(due, dueConn{c, w})
 		}
 		c.swept = w
 	}

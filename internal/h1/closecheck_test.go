@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -65,6 +66,16 @@ func (h *waitingHandler) awaitStart(t *testing.T) {
 	}
 }
 
+// skipWithoutPeek skips a test on the systems where the server cannot
+// peek at a client's socket (peek_other.go).
+func skipWithoutPeek(t *testing.T) {
+	switch runtime.GOOS {
+	case "linux", "darwin", "freebsd", "netbsd", "openbsd":
+	default:
+		t.Skipf("the client-close check cannot peek at sockets on %s", runtime.GOOS)
+	}
+}
+
 func checkEvery(d time.Duration) func(*Server) { return func(s *Server) { s.ClientCloseCheck = d } }
 
 // A client that goes away while its request runs (closing, half-closing or
@@ -72,6 +83,7 @@ func checkEvery(d time.Duration) func(*Server) { return func(s *Server) { s.Clie
 // context cancelled within a few checks, not when the handler gets round
 // to writing its response.
 func TestServer_ClientCloseCancelsTheRequest(t *testing.T) {
+	skipWithoutPeek(t)
 	cases := []struct {
 		name    string
 		request string
@@ -177,6 +189,7 @@ func TestServer_ClientCloseCheckKeepsWaitingClients(t *testing.T) {
 // request's context, ends when the client goes away: the backend sees its
 // connection closed, rather than the gateway waiting for its answer.
 func TestServer_ClientCloseEndsTheUpstreamRoundTrip(t *testing.T) {
+	skipWithoutPeek(t)
 	backendGone := make(chan struct{})
 	bln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

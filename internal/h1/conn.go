@@ -439,6 +439,7 @@ func (c *conn) serveRequest(n int) bool {
 	if !c.callHandler(w, req) {
 		return false
 	}
+	c.watch.Store(0) // no request under way until the next one's head
 	w.finish()
 	if w.err != nil {
 		return false

@@ -14,8 +14,8 @@ func (pc *persistConn) peek(fd uintptr) bool {
 }
 
 // peekClosed looks, without blocking and without consuming anything, at
-// whether a client's connection has end-of-file or an error (a reset)
-// pending with nothing to read before it.
+// whether a client's connection has end-of-file or a reset (or another
+// error that ends a connection) pending with nothing to read before it.
 func peekClosed(fd uintptr) bool {
 	var b [1]byte
 	for {
@@ -25,10 +25,10 @@ func peekClosed(fd uintptr) bool {
 			continue
 		case nil:
 			return n == 0
-		case syscall.EAGAIN:
-			return false
-		default:
+		case syscall.ECONNRESET, syscall.ETIMEDOUT, syscall.EPIPE, syscall.ENOTCONN:
 			return true
+		default:
+			return false // nothing yet (EAGAIN), or a failure of the call itself
 		}
 	}
 }

@@ -82,7 +82,8 @@ type Server struct {
 	// least this long, so a client's close is noticed within twice this.
 	// Zero means DefaultClientCloseCheck; negative, never (a close is then
 	// noticed when the response is written). The check stops when the
-	// server shuts down.
+	// server shuts down. It works on Linux, macOS and the BSDs; elsewhere
+	// the peek finds nothing.
 	ClientCloseCheck time.Duration
 
 	mu         sync.Mutex
