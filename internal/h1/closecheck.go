@@ -17,15 +17,17 @@ const DefaultClientCloseCheck = 250 * time.Millisecond
 // in the background for this (a goroutine per request); nginx peeks at
 // the socket when the kernel reports the client's end-of-file.
 //
-// h1 does it without any work per request but an atomic store: each
+// h1 does it with no work per request but two atomic stores: each
 // connection publishes the number of the request under way once its
-// client has sent all of it and nothing more is buffered (conn.watch).
-// A sweep of the connections every ClientCloseCheck finds those whose
-// request is the same as at the sweep before (running for at least that
-// long) and peeks at their socket without blocking or consuming: an
-// end-of-file, or an error such as a reset, with nothing to read before
-// it, means the client has gone, and the connection's context is
-// cancelled, which ends an upstream round trip made under it. Data
+// client has sent all of it and nothing more is buffered (conn.watch),
+// and clears it when the handler returns. A sweep of the connections
+// every ClientCloseCheck finds those whose request is the same as at the
+// sweep before (running for at least that long) and peeks at their
+// socket without blocking or consuming: an end-of-file, or an error that
+// ends a connection (a reset), with nothing to read before it, means the
+// client has gone, and, if that request is still the one under way, the
+// connection's context is cancelled, which ends an upstream round trip
+// made under it. Data
 // pending (a pipelined request) or nothing yet means the client is still
 // there. As with net/http and nginx, a client that only half-closed its
 // side (shutdown(SHUT_WR)) counts as gone.
