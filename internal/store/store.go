@@ -53,6 +53,13 @@ type Instances interface {
 	// ListInstances returns the instances of service ("" for every
 	// service), ordered by service then ID.
 	ListInstances(ctx context.Context, service string) ([]Instance, error)
+	// ExpireInstance removes the instance only if its stored expiry is at
+	// or before now, atomically; ErrNotFound when there is no such
+	// instance or when it was renewed (its stored expiry is after now).
+	// With several gateways sharing one store, exactly one of them
+	// removes (and audits) an expiry, and none removes an instance that
+	// another has just renewed.
+	ExpireInstance(ctx context.Context, service, id string, now time.Time) error
 }
 
 // Consumer is a caller that authenticates with API keys, managed through
@@ -160,7 +167,22 @@ type QuotaCounters interface {
 	// LoadQuotaCounters returns every saved counter.
 	LoadQuotaCounters(ctx context.Context) ([]QuotaCounter, error)
 	// ReplaceQuotaCounters replaces the saved set with cs, atomically.
+	// It is for a store one gateway owns: gateways that share a store
+	// count with AddQuotaCounts instead.
 	ReplaceQuotaCounters(ctx context.Context, cs []QuotaCounter) error
+	// AddQuotaCounts adds each delta's Count to the stored count of its
+	// (API, Operation, Name, KeySpec, Key), atomically for the whole
+	// batch, and returns the stored counters after the addition, one per
+	// delta and in the same order. The period decides: a stored count of
+	// an earlier period than the delta's Start is replaced by the delta
+	// (the period renewed); a delta of an earlier period than the stored
+	// one is not added (another gateway has moved on) and the stored
+	// counter is returned as it is. Counts are never negative: a delta
+	// below zero is refused. Several gateways may call it at once.
+	AddQuotaCounts(ctx context.Context, deltas []QuotaCounter) ([]QuotaCounter, error)
+	// DeleteQuotaCountersBefore removes the counters of periods that
+	// began before start and says how many.
+	DeleteQuotaCountersBefore(ctx context.Context, start time.Time) (int, error)
 }
 
 // AuditLog is the append-only, hash-chained audit log.

@@ -105,3 +105,9 @@ func affected(res sql.Result, err error) error {
 	}
 	return nil
 }
+
+// ExpireInstance implements store.Instances.
+func (s *Store) ExpireInstance(ctx context.Context, service, id string, now time.Time) error {
+	res, err := s.writer.ExecContext(ctx, `DELETE FROM instances WHERE service = ? AND id = ? AND expires_ns <= ?`, service, id, now.UnixNano())
+	return affected(res, err)
+}

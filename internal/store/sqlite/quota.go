@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"time"
 
@@ -49,4 +50,49 @@ func (s *Store) ReplaceQuotaCounters(ctx context.Context, cs []store.QuotaCounte
 		}
 	}
 	return tx.Commit()
+}
+
+// AddQuotaCounts implements store.QuotaCounters in one write transaction.
+func (s *Store) AddQuotaCounts(ctx context.Context, deltas []store.QuotaCounter) ([]store.QuotaCounter, error) {
+	for _, d := range deltas {
+		if d.Count < 0 {
+			return nil, fmt.Errorf("quota counter %s/%s/%s: a negative count (%d) cannot be added", d.API, d.Operation, d.Name, d.Count)
+		}
+	}
+	out := make([]store.QuotaCounter, len(deltas))
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		for i, d := range deltas {
+			start := d.Start.Unix()
+			var gotStart, gotCount int64
+			err := tx.QueryRowContext(ctx, `
+INSERT INTO quota_counters (api, operation, name, key_spec, key, start_s, count) VALUES (?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (api, operation, name, key_spec, key) DO UPDATE SET
+	count = CASE
+		WHEN quota_counters.start_s < excluded.start_s THEN excluded.count
+		WHEN quota_counters.start_s = excluded.start_s THEN quota_counters.count + excluded.count
+		ELSE quota_counters.count END,
+	start_s = MAX(quota_counters.start_s, excluded.start_s)
+RETURNING start_s, count`, d.API, d.Operation, d.Name, d.KeySpec, d.Key, start, d.Count).Scan(&gotStart, &gotCount)
+			if err != nil {
+				return fmt.Errorf("adding to quota counter %s/%s/%s: %w", d.API, d.Operation, d.Name, err)
+			}
+			out[i] = d
+			out[i].Start, out[i].Count = time.Unix(gotStart, 0).UTC(), gotCount
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// DeleteQuotaCountersBefore implements store.QuotaCounters.
+func (s *Store) DeleteQuotaCountersBefore(ctx context.Context, start time.Time) (int, error) {
+	res, err := s.writer.ExecContext(ctx, `DELETE FROM quota_counters WHERE start_s < ?`, start.Unix())
+	if err != nil {
+		return 0, err
+	}
+	n, err := res.RowsAffected()
+	return int(n), err
 }

@@ -24,6 +24,25 @@ func TestSuite(t *testing.T) {
 	})
 }
 
+// Two handles on one file stand for two processes on one store (the
+// embedded store is for one gateway, but its tools read it while the
+// gateway runs, and the suite's cases hold for it too).
+func TestSuiteShared(t *testing.T) {
+	storetest.RunShared(t, func(t *testing.T) (store.Store, store.Store) {
+		dir := t.TempDir()
+		a, err := sqlite.Open(context.Background(), dir, sqlite.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := sqlite.Open(context.Background(), dir, sqlite.Options{})
+		if err != nil {
+			a.Close()
+			t.Fatal(err)
+		}
+		return a, b
+	})
+}
+
 func TestOpen_KeepsDataAcrossRestarts(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()

@@ -32,6 +32,24 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 	t.Run("ConfigRevisions", func(t *testing.T) { testRevisions(t, open(t)) })
 	t.Run("Counters", func(t *testing.T) { testCounters(t, open(t)) })
 	t.Run("QuotaCounters", func(t *testing.T) { testQuotaCounters(t, open(t)) })
+	t.Run("ExpireInstance", func(t *testing.T) { testExpireInstance(t, open(t)) })
+	t.Run("AddQuotaCounts", func(t *testing.T) { testAddQuotaCounts(t, open(t)) })
+}
+
+// RunShared runs the cases of several gateways on one store: open returns
+// two handles on one new, empty store (as two gateways each have their
+// own connection), both closed by the suite.
+func RunShared(t *testing.T, open func(t *testing.T) (a, b store.Store)) {
+	pair := func(t *testing.T) (store.Store, store.Store) {
+		a, b := open(t)
+		t.Cleanup(func() { a.Close(); b.Close() })
+		return a, b
+	}
+	t.Run("AuditAppendsFromTwoGateways", func(t *testing.T) { a, b := pair(t); testSharedAudit(t, a, b) })
+	t.Run("QuotaAdditionsFromTwoGateways", func(t *testing.T) { a, b := pair(t); testSharedQuota(t, a, b) })
+	t.Run("KeysRevisionSeenByTheOther", func(t *testing.T) { a, b := pair(t); testSharedKeysRevision(t, a, b) })
+	t.Run("ExpiryRacedByTwoGateways", func(t *testing.T) { a, b := pair(t); testSharedExpiry(t, a, b) })
+	t.Run("ConsumerCreationRacedByTwoGateways", func(t *testing.T) { a, b := pair(t); testSharedCreate(t, a, b) })
 }
 
 func testQuotaCounters(t *testing.T, s store.Store) {
@@ -352,5 +370,231 @@ func testCounters(t *testing.T, s store.Store) {
 	}
 	if v, _ := s.GetCounter(ctx, "quota:acme", win); v != 1 {
 		t.Fatalf("live counter removed: %d", v)
+	}
+}
+
+func testExpireInstance(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	in := store.Instance{Service: "orders", ID: "10.0.0.1:80", Scheme: "http", Address: "10.0.0.1", Port: 80, Weight: 1,
+		TTL: 10 * time.Second, Registered: t0, Heartbeat: t0, Expires: t0.Add(10 * time.Second)}
+	if err := s.PutInstance(ctx, in); err != nil {
+		t.Fatal(err)
+	}
+	// Renewed: its expiry is after now.
+	if err := s.ExpireInstance(ctx, "orders", in.ID, t0.Add(9*time.Second)); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("ExpireInstance before its expiry = %v, want ErrNotFound", err)
+	}
+	if _, err := s.GetInstance(ctx, "orders", in.ID); err != nil {
+		t.Fatalf("a live instance was removed: %v", err)
+	}
+	// At its expiry it goes.
+	if err := s.ExpireInstance(ctx, "orders", in.ID, in.Expires); err != nil {
+		t.Fatalf("ExpireInstance at its expiry = %v", err)
+	}
+	if _, err := s.GetInstance(ctx, "orders", in.ID); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("an expired instance is still there: %v", err)
+	}
+	if err := s.ExpireInstance(ctx, "orders", in.ID, in.Expires); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("ExpireInstance of an absent instance = %v, want ErrNotFound", err)
+	}
+}
+
+func testAddQuotaCounts(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	day := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
+	next := day.AddDate(0, 0, 1)
+	q := func(key string, start time.Time, n int64) store.QuotaCounter {
+		return store.QuotaCounter{API: "orders", Operation: "create", Name: "daily", KeySpec: "consumer", Key: key, Start: start, Count: n}
+	}
+	check := func(what string, got []store.QuotaCounter, err error, want ...store.QuotaCounter) {
+		t.Helper()
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		if len(got) != len(want) {
+			t.Fatalf("%s: %d counters returned, want %d", what, len(got), len(want))
+		}
+		for i := range want {
+			g, w := got[i], want[i]
+			if g.Key != w.Key || !g.Start.Equal(w.Start) || g.Count != w.Count || g.API != w.API || g.Name != w.Name {
+				t.Fatalf("%s: counter %d = %+v, want %+v", what, i, g, w)
+			}
+		}
+	}
+	// New keys, returned in the callers' order (not the store's).
+	got, err := s.AddQuotaCounts(ctx, []store.QuotaCounter{q("zeta", day, 3), q("acme", day, 2)})
+	check("first addition", got, err, q("zeta", day, 3), q("acme", day, 2))
+	got, err = s.AddQuotaCounts(ctx, []store.QuotaCounter{q("acme", day, 5), q("zeta", day, 1)})
+	check("second addition", got, err, q("acme", day, 7), q("zeta", day, 4))
+	// A later period replaces; an earlier one is not added.
+	got, err = s.AddQuotaCounts(ctx, []store.QuotaCounter{q("acme", next, 1)})
+	check("a later period", got, err, q("acme", next, 1))
+	got, err = s.AddQuotaCounts(ctx, []store.QuotaCounter{q("acme", day, 9)})
+	check("an earlier period", got, err, q("acme", next, 1))
+	// A negative count is refused, and nothing of the batch is written.
+	if _, err := s.AddQuotaCounts(ctx, []store.QuotaCounter{q("zeta", day, 1), q("acme", next, -1)}); err == nil {
+		t.Fatal("a negative count was accepted")
+	}
+	// The quota package's overflow key starts with a NUL byte.
+	overflow := "\x00overflow"
+	got, err = s.AddQuotaCounts(ctx, []store.QuotaCounter{q(overflow, next, 4)})
+	check("the overflow key", got, err, q(overflow, next, 4))
+	all, err := s.LoadQuotaCounters(ctx)
+	check("load", all, err, q(overflow, next, 4), q("acme", next, 1), q("zeta", day, 4))
+	n, err := s.DeleteQuotaCountersBefore(ctx, next)
+	if err != nil || n != 1 {
+		t.Fatalf("DeleteQuotaCountersBefore = %d, %v; want 1 (zeta's day)", n, err)
+	}
+	all, err = s.LoadQuotaCounters(ctx)
+	check("load after deleting", all, err, q(overflow, next, 4), q("acme", next, 1))
+}
+
+func testSharedAudit(t *testing.T, a, b store.Store) {
+	ctx := context.Background()
+	const each = 25
+	var wg sync.WaitGroup
+	for g, s := range []store.Store{a, b} {
+		for w := range 2 {
+			wg.Go(func() {
+				for i := range each {
+					if _, err := s.AppendAudit(ctx, store.AuditRecord{Actor: fmt.Sprintf("gw%d-w%d", g, w), Action: "test", Target: fmt.Sprint(i), Outcome: store.OutcomeSuccess}); err != nil {
+						t.Error(err)
+						return
+					}
+				}
+			})
+		}
+	}
+	wg.Wait()
+	recs, err := b.ListAudit(ctx, 0, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(recs) != 4*each {
+		t.Fatalf("%d records, want %d", len(recs), 4*each)
+	}
+	prev := ""
+	for i, r := range recs {
+		if r.Seq != int64(i+1) || r.PrevHash != prev || r.Hash != store.AuditHash(r) {
+			t.Fatalf("the chain forks or breaks at record %d: %+v (previous hash %q)", i+1, r, prev)
+		}
+		prev = r.Hash
+	}
+}
+
+func testSharedQuota(t *testing.T, a, b store.Store) {
+	ctx := context.Background()
+	day := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
+	q := func(key string, n int64) store.QuotaCounter {
+		return store.QuotaCounter{API: "orders", Name: "daily", KeySpec: "consumer", Key: key, Start: day, Count: n}
+	}
+	const workers, calls = 4, 25
+	var wg sync.WaitGroup
+	for g, s := range []store.Store{a, b} {
+		for w := range workers {
+			wg.Go(func() {
+				for i := range calls {
+					// Two keys in opposite orders from the two
+					// gateways: a store that wrote them in the callers'
+					// order could deadlock.
+					batch := []store.QuotaCounter{q("acme", 1), q("globex", 1)}
+					if (g+w+i)%2 == 1 {
+						batch[0], batch[1] = batch[1], batch[0]
+					}
+					if _, err := s.AddQuotaCounts(ctx, batch); err != nil {
+						t.Error(err)
+						return
+					}
+				}
+			})
+		}
+	}
+	wg.Wait()
+	all, err := a.LoadQuotaCounters(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(all) != 2 || all[0].Count != 2*workers*calls || all[1].Count != 2*workers*calls {
+		t.Fatalf("totals %+v, want %d for each key", all, 2*workers*calls)
+	}
+}
+
+func testSharedKeysRevision(t *testing.T, a, b store.Store) {
+	ctx := context.Background()
+	before, err := b.KeysRevision(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.CreateConsumer(ctx, store.Consumer{Name: "acme", Created: t0, Updated: t0}); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.PutKey(ctx, store.Key{Consumer: "acme", Slot: store.SlotPrimary, Hash: hash("k1"), Created: t0}); err != nil {
+		t.Fatal(err)
+	}
+	after, err := b.KeysRevision(ctx)
+	if err != nil || after == before {
+		t.Fatalf("the other gateway's revision %d -> %d (%v): a key put through one must change it for all", before, after, err)
+	}
+	keys, err := b.ListKeys(ctx, "acme")
+	if err != nil || len(keys) != 1 || keys[0].Hash != hash("k1") {
+		t.Fatalf("the other gateway lists %+v, %v", keys, err)
+	}
+}
+
+func testSharedExpiry(t *testing.T, a, b store.Store) {
+	ctx := context.Background()
+	for round := range 10 {
+		in := store.Instance{Service: "orders", ID: fmt.Sprintf("10.0.0.%d:80", round+1), Scheme: "http", Address: fmt.Sprintf("10.0.0.%d", round+1), Port: 80, Weight: 1,
+			TTL: time.Second, Registered: t0, Heartbeat: t0, Expires: t0.Add(time.Second)}
+		if err := a.PutInstance(ctx, in); err != nil {
+			t.Fatal(err)
+		}
+		errs := make([]error, 2)
+		var wg sync.WaitGroup
+		for i, s := range []store.Store{a, b} {
+			wg.Go(func() { errs[i] = s.ExpireInstance(ctx, in.Service, in.ID, in.Expires.Add(time.Second)) })
+		}
+		wg.Wait()
+		ok, gone := 0, 0
+		for _, err := range errs {
+			switch {
+			case err == nil:
+				ok++
+			case errors.Is(err, store.ErrNotFound):
+				gone++
+			default:
+				t.Fatalf("round %d: %v", round, err)
+			}
+		}
+		if ok != 1 || gone != 1 {
+			t.Fatalf("round %d: %d gateways expired the instance and %d found it gone, want 1 and 1", round, ok, gone)
+		}
+	}
+}
+
+func testSharedCreate(t *testing.T, a, b store.Store) {
+	ctx := context.Background()
+	for round := range 10 {
+		name := fmt.Sprintf("c%d", round)
+		errs := make([]error, 2)
+		var wg sync.WaitGroup
+		for i, s := range []store.Store{a, b} {
+			wg.Go(func() { errs[i] = s.CreateConsumer(ctx, store.Consumer{Name: name, Created: t0, Updated: t0}) })
+		}
+		wg.Wait()
+		created, conflict := 0, 0
+		for _, err := range errs {
+			switch {
+			case err == nil:
+				created++
+			case errors.Is(err, store.ErrConflict):
+				conflict++
+			default:
+				t.Fatalf("round %d: %v", round, err)
+			}
+		}
+		if created != 1 || conflict != 1 {
+			t.Fatalf("round %d: %d created and %d conflicts, want 1 and 1", round, created, conflict)
+		}
 	}
 }
