@@ -49,6 +49,18 @@ type Options struct {
 	Now func() time.Time
 	// SweepInterval is how often Run expires instances (default 250ms).
 	SweepInterval time.Duration
+	// Shared says that other gateways use the same store (PostgreSQL):
+	// the store, not this registry's memory, is then the truth. Run reads
+	// it back every SyncInterval so that instances registered, renewed or
+	// removed through another gateway reach this one's pools; a heartbeat
+	// or deregistration for an instance this gateway has not seen yet is
+	// looked up in the store; and an expiry is confirmed by the store, so
+	// that only one gateway removes and audits it, and none removes an
+	// instance another has just renewed (shared.go).
+	Shared bool
+	// SyncInterval is how often Run reads a shared store back (default
+	// DefaultSyncInterval).
+	SyncInterval time.Duration
 }
 
 // Registration is a request to register one instance.
@@ -98,6 +110,9 @@ func New(ctx context.Context, o Options) (*Registry, error) {
 	}
 	if o.SweepInterval <= 0 {
 		o.SweepInterval = DefaultSweepInterval
+	}
+	if o.SyncInterval <= 0 {
+		o.SyncInterval = DefaultSyncInterval
 	}
 	r := &Registry{o: o, services: map[string]map[string]store.Instance{}, watchers: map[string]map[uint64]func(Set){}}
 	r.policy.Store(&o.Policy)
@@ -245,8 +260,8 @@ func (r *Registry) Register(ctx context.Context, reg Registration) (store.Instan
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	now := r.o.Now()
+	prev, exists := r.lookup(ctx, in.Service, in.ID, now)
 	m := r.services[in.Service]
-	prev, exists := m[in.ID]
 	pol := r.policy.Load()
 	if !exists && len(m) >= pol.MaxInstances {
 		return store.Instance{}, &Error{Kind: Full, Msg: fmt.Sprintf("service %q already has %d instances, the most registry.max_instances_per_service allows", in.Service, len(m))}
@@ -280,8 +295,8 @@ func (r *Registry) Register(ctx context.Context, reg Registration) (store.Instan
 func (r *Registry) Heartbeat(ctx context.Context, service, id string) (store.Instance, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	in, ok := r.services[service][id]
 	now := r.o.Now()
+	in, ok := r.lookup(ctx, service, id, now)
 	if !ok || !now.Before(in.Expires) {
 		return store.Instance{}, &Error{Kind: NotFound, Msg: fmt.Sprintf("service %q has no instance %q; register it again", service, id)}
 	}
@@ -304,7 +319,7 @@ func (r *Registry) Heartbeat(ctx context.Context, service, id string) (store.Ins
 func (r *Registry) Deregister(ctx context.Context, service, id, actor string) (store.Instance, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	in, ok := r.services[service][id]
+	in, ok := r.lookup(ctx, service, id, r.o.Now())
 	if !ok {
 		return store.Instance{}, &Error{Kind: NotFound, Msg: fmt.Sprintf("service %q has no instance %q", service, id)}
 	}
@@ -337,6 +352,12 @@ func (r *Registry) Sweep(ctx context.Context) int {
 			if now.Before(in.Expires) {
 				continue
 			}
+			if r.o.Shared {
+				if r.expireShared(ctx, in, now) {
+					n++
+				}
+				continue
+			}
 			if err := r.o.Store.DeleteInstance(ctx, service, id); err != nil && !errors.Is(err, store.ErrNotFound) {
 				// Leave the pool anyway: an expired instance must not get
 				// traffic. The stored row is expired again at the next start.
@@ -351,16 +372,25 @@ func (r *Registry) Sweep(ctx context.Context) int {
 	return n
 }
 
-// Run expires instances every SweepInterval until ctx is done.
+// Run expires instances every SweepInterval, and with a shared store
+// reads it back every SyncInterval, until ctx is done.
 func (r *Registry) Run(ctx context.Context) {
 	t := time.NewTicker(r.o.SweepInterval)
 	defer t.Stop()
+	var sync <-chan time.Time
+	if r.o.Shared {
+		st := time.NewTicker(r.o.SyncInterval)
+		defer st.Stop()
+		sync = st.C
+	}
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 			r.Sweep(ctx)
+		case <-sync:
+			r.Sync(ctx)
 		}
 	}
 }
