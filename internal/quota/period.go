@@ -1,7 +1,9 @@
 // Package quota counts requests per calendar period (hour, day, week,
 // month, in a time zone) and persists the counters, so that a restart does
 // not reset them. Counters live in memory and are written to a Store
-// periodically and on Close.
+// periodically and on Close; gateways that share a store instead add
+// their new counts to shared totals every sync interval (SharedStore,
+// Registry.OpenShared).
 package quota
 
 import (

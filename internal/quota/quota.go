@@ -40,6 +40,9 @@ type Counter struct {
 	// dropped: a full table is scanned once per period (and after a
 	// restore), not for every new key.
 	swept int64
+	// shared: the registry syncs the counter with a SharedStore, whose
+	// period may run ahead of this gateway's clock (see allow).
+	shared bool
 }
 
 // maxKeyLen bounds a key as kept and saved: a longer one (a header value
@@ -57,6 +60,11 @@ func keyOf(key string) string {
 type entry struct {
 	start int64 // unix seconds of the period's start
 	count int64
+	// synced is, in shared mode, the part of count that the shared store
+	// has acknowledged: the total it returned at the last sync. count -
+	// synced is what this gateway counted since and has yet to add to
+	// the store. Outside shared mode it stays 0.
+	synced int64
 }
 
 func newCounter(p Params) *Counter {
@@ -105,7 +113,15 @@ func (c *Counter) allow(key string, now time.Time) Decision {
 		}
 	}
 	if e.start != s {
-		e.start, e.count = s, 0
+		if !c.shared || e.start != end.Unix() {
+			e.start, e.count, e.synced = s, 0, 0
+		} else {
+			// The shared store is already in the next period (another
+			// gateway's clock is a little ahead, see settle): count in
+			// it rather than restart the one the others have left,
+			// whose counts the store would no longer take.
+			_, end = p.Period.Bounds(end, p.Location)
+		}
 	}
 	if e.count >= p.Limit {
 		return Decision{Allowed: false, Remaining: 0, Renews: end}

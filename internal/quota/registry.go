@@ -38,6 +38,19 @@ type Registry struct {
 	stop         chan struct{}
 	done         chan struct{}
 	closed       bool
+
+	// Shared mode (OpenShared); store and dir are then unset.
+	shared SharedStore
+	// released holds, in shared mode, the counters that Retain dropped:
+	// the flush still sends their unsent counts and applies the totals
+	// returned, even for a counter dropped while its counts are being
+	// sent, and a quota that comes back with the same ID takes the
+	// counter back with its totals (see Prepare).
+	released map[ID]*Counter
+	// syncMu serializes syncs, so that a count is in one Add at a time;
+	// it is held across the store call, which r.mu is not.
+	syncMu    sync.Mutex
+	lastPrune time.Time // of the last Prune; syncMu is held
 }
 
 // NewRegistry returns a registry with no store: counters are kept in
@@ -46,7 +59,7 @@ func NewRegistry(logger *slog.Logger, now func() time.Time) *Registry {
 	if now == nil {
 		now = time.Now
 	}
-	return &Registry{logger: logger, now: now, interval: DefaultFlushInterval, counters: map[ID]*Counter{}, pending: map[ID][]Record{}}
+	return &Registry{logger: logger, now: now, interval: DefaultFlushInterval, counters: map[ID]*Counter{}, pending: map[ID][]Record{}, released: map[ID]*Counter{}}
 }
 
 // Open loads the counters of the file store in dir and starts writing them
@@ -55,9 +68,9 @@ func NewRegistry(logger *slog.Logger, now func() time.Time) *Registry {
 func (r *Registry) Open(dir string) (ok bool, err error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.store != nil {
-		// A store given by OpenStore (the embedded database) serves
-		// whatever the data directory.
+	if r.store != nil || r.shared != nil {
+		// A store given by OpenStore (the embedded database) or
+		// OpenShared serves whatever the data directory.
 		return r.dir == "" || r.dir == dir, nil
 	}
 	fs, err := NewFileStore(dir)
@@ -71,6 +84,9 @@ func (r *Registry) Open(dir string) (ok bool, err error) {
 func (r *Registry) OpenStore(s Store) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if r.shared != nil {
+		return ErrStoreOpen
+	}
 	return r.openLocked(s, "")
 }
 
@@ -130,7 +146,16 @@ func (r *Registry) Prepare(id ID, p Params) (c *Counter, apply func()) {
 	if c, ok := r.counters[id]; ok {
 		return c, func() { c.setParams(p) }
 	}
+	if c, ok := r.released[id]; ok {
+		// Its unsent counts are still to be sent: the counter itself
+		// comes back, rather than records of its counts.
+		delete(r.released, id)
+		c.setParams(p)
+		r.counters[id] = c
+		return c, nil
+	}
 	c = newCounter(p)
+	c.shared = r.shared != nil
 	if recs, ok := r.pending[id]; ok {
 		c.restore(recs)
 		delete(r.pending, id)
@@ -144,10 +169,24 @@ func (c *Counter) restore(recs []Record) {
 	defer c.mu.Unlock()
 	c.swept = 0 // restored entries may be of past periods
 	for _, rec := range recs {
+		if c.shared {
+			// Shared totals: what this gateway counted before (a
+			// counter made before OpenShared) is added to them. Any
+			// later period is taken, as a new entry would be; allow
+			// renews it unless it is the next one.
+			if e := c.entries[rec.Key]; e != nil {
+				e.settle(rec.Start, rec.Count, rec.Start)
+				continue
+			}
+		}
 		if len(c.entries) >= c.params.MaxKeys && c.entries[rec.Key] == nil {
 			continue
 		}
-		c.entries[rec.Key] = &entry{start: rec.Start, count: rec.Count}
+		e := &entry{start: rec.Start, count: rec.Count}
+		if c.shared {
+			e.synced = rec.Count
+		}
+		c.entries[rec.Key] = e
 	}
 }
 
@@ -165,6 +204,10 @@ func (r *Registry) Retain(keep map[ID]bool) {
 			continue
 		}
 		delete(r.counters, id)
+		if r.shared != nil {
+			r.released[id] = c
+			continue
+		}
 		recs := c.records(id, oldest)
 		if len(recs) == 0 {
 			continue
@@ -180,6 +223,11 @@ func (r *Registry) Retain(keep map[ID]bool) {
 		}
 		r.pending[id] = recs
 	}
+	for id, c := range r.released {
+		if !c.holdsSince(oldest) {
+			delete(r.released, id)
+		}
+	}
 }
 
 // records returns the counter's counts of periods that began at or after
@@ -192,8 +240,15 @@ func (c *Counter) records(id ID, oldest int64) []Record {
 
 // Flush writes every counter of a current period to the store, if any
 // changed since the last flush.
+//
+// In shared mode it sends the counts made since the last sync instead
+// and takes the totals returned (see OpenShared).
 func (r *Registry) Flush() error {
 	r.mu.Lock()
+	if r.shared != nil {
+		r.mu.Unlock()
+		return r.sync()
+	}
 	defer r.mu.Unlock()
 	return r.flushLocked(r.now())
 }
@@ -266,7 +321,9 @@ func (c *Counter) appendSince(recs []Record, id ID, since int64) []Record {
 	return recs
 }
 
-// Close stops the periodic flush and writes the counters one last time.
+// Close stops the periodic flush and writes the counters one last time
+// (in shared mode: sends the counts not yet sent, those of counters
+// that Retain dropped too).
 func (r *Registry) Close() error {
 	r.mu.Lock()
 	if r.closed || r.stop == nil {

@@ -28,6 +28,26 @@ type Store interface {
 	Save(records []Record) error
 }
 
+// SharedStore is a store several gateways count into together (the
+// PostgreSQL store that replicas share). Unlike a Store, it is never
+// replaced whole: each gateway adds what it counted since its last sync,
+// so that none overwrites the others' counts.
+type SharedStore interface {
+	// Load returns the current totals (every gateway's counts together).
+	Load() ([]Record, error)
+	// Add adds each record's Count (never negative) to the shared total
+	// of its (API, Operation, Name, KeySpec, Key) for the period that
+	// began at Start, atomically for the batch, and returns the totals
+	// after it, one per record in the same order. A stored count of an
+	// earlier period is replaced; a record of an earlier period than the
+	// stored one is not added and the stored total (with its later Start)
+	// is returned.
+	Add(deltas []Record) ([]Record, error)
+	// Prune removes totals of periods that began before the unix time
+	// before.
+	Prune(before int64) error
+}
+
 // FileStore keeps the counters in one JSON file, replaced atomically on
 // every save (written to a temporary file, synced, renamed over the old one).
 type FileStore struct {
