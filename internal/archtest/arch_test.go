@@ -27,14 +27,14 @@ var forbidden = map[string][]string{
 	"internal/ratelimit":    append([]string{"internal/gateway"}, controlPlane...),
 	"internal/quota":        append([]string{"internal/gateway"}, controlPlane...),
 	"internal/backendtoken": append([]string{"internal/gateway"}, controlPlane...),
-	"internal/dashboard":    {"internal/server", "internal/admin", "internal/cli", "internal/devmode", "internal/devissuer", "internal/store/sqlite"},
+	"internal/dashboard":    {"internal/server", "internal/admin", "internal/cli", "internal/devmode", "internal/devissuer", "internal/store/sqlite", "internal/store/postgres"},
 	"internal/h1":           append([]string{"internal/config", "internal/gateway", "internal/policy", "internal/identity", "internal/upstream", "internal/observe"}, controlPlane...),
 }
 
 // controlPlane is what no data-plane package imports: the process wiring,
 // the admin API, the command line, the dashboard and a concrete store
 // (the data plane sees storage only through package store's interfaces).
-var controlPlane = []string{"internal/server", "internal/admin", "internal/cli", "internal/dashboard", "internal/store/sqlite"}
+var controlPlane = []string{"internal/server", "internal/admin", "internal/cli", "internal/dashboard", "internal/store/sqlite", "internal/store/postgres"}
 
 type pkg struct {
 	dir     string

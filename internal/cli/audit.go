@@ -10,6 +10,9 @@ import (
 
 	"github.com/gatehouse-dev/gatehouse/internal/audit"
 	"github.com/gatehouse-dev/gatehouse/internal/config"
+	"github.com/gatehouse-dev/gatehouse/internal/secret"
+	"github.com/gatehouse-dev/gatehouse/internal/store"
+	"github.com/gatehouse-dev/gatehouse/internal/store/postgres"
 	"github.com/gatehouse-dev/gatehouse/internal/store/sqlite"
 )
 
@@ -21,15 +24,39 @@ type storeFlags struct {
 
 func (f *storeFlags) add(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&f.dataDir, "data-dir", "", "the gateway's data directory (storage.data_dir)")
-	cmd.Flags().StringVarP(&f.config, "config", "c", "", "read storage.data_dir from this configuration file")
+	cmd.Flags().StringVarP(&f.config, "config", "c", "", "read storage.data_dir, or storage.postgres, from this configuration file")
 }
 
-func (f *storeFlags) open(ctx context.Context) (*sqlite.Store, error) {
+// auditStore is what the audit commands read.
+type auditStore interface {
+	store.AuditLog
+	Close() error
+}
+
+// open opens the store the flags name: the embedded store of a data
+// directory, or the PostgreSQL store of a configuration with
+// storage.postgres (its password reference read as the gateway would).
+func (f *storeFlags) open(ctx context.Context) (auditStore, error) {
 	dir := f.dataDir
 	if dir == "" && f.config != "" {
 		doc, diags := config.Load(f.config)
 		if diags != nil {
 			return nil, diags
+		}
+		if pg := doc.Config.Storage.Postgres; pg != nil {
+			o := postgres.Options{URL: pg.URL, Schema: pg.EffectiveSchema()}
+			if !pg.Password.IsZero() {
+				v, err := secret.Local{}.Resolve(ctx, pg.Password)
+				if err != nil {
+					return nil, fmt.Errorf("storage.postgres.password: %w", err)
+				}
+				o.Password = v.Reveal()
+			}
+			st, err := postgres.Open(ctx, o)
+			if err != nil {
+				return nil, fmt.Errorf("storage.postgres: %w", err)
+			}
+			return st, nil
 		}
 		dir = doc.Config.Storage.EffectiveDataDir()
 	}
@@ -43,9 +70,10 @@ func (s *streams) auditCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "audit",
 		Short: "Check and read the audit log",
-		Long: `Check and read the gateway's audit log. These commands read the store file in
-the data directory directly (safe while the gateway runs), so they need
-read access to it, not admin API credentials.`,
+		Long: `Check and read the gateway's audit log. These commands read the store
+directly (safe while the gateway runs): the store file in the data directory,
+or with -c and storage.postgres the PostgreSQL database, so they need read
+access to it, not admin API credentials.`,
 	}
 	var sf storeFlags
 	var head string

@@ -79,6 +79,10 @@ func TestSecretValuesNeverEchoed(t *testing.T) {
 		"headers as one string":         "observability:\n  tracing:\n    headers: Authorization=Bearer hunter2-super-secret\n",
 		"a password in a URL":           "observability:\n  tracing:\n    enabled: true\n    endpoint: https://ops:hunter2-super-secret@otlp.example.com/v1/traces\n",
 		"a password in a bad URL":       "identity_providers:\n  - name: i\n    issuer: \"ht tp://ops:hunter2-super-secret@idp\"\n    audiences: [x]\n",
+		"a password in the store's URL": "storage:\n  postgres:\n    url: postgres://gh:hunter2-super-secret@db/gh\n",
+		"a password as a URL parameter": "storage:\n  postgres:\n    url: postgres://gh@db/gh?password=hunter2-super-secret\n",
+		"a password in a bad store URL": "storage:\n  postgres:\n    url: \"postgres://gh:hunter2-super-secret@db:port/gh\"\n",
+		"a store password inline":       "storage:\n  postgres:\n    url: postgres://gh@db/gh\n    password: hunter2-super-secret\n",
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, diags := Parse("s.yaml", []byte(doc))

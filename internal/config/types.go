@@ -34,7 +34,16 @@ type Server struct {
 
 // Storage says where run-time state lives.
 type Storage struct {
-	DataDir string `yaml:"data_dir" jsonschema_description:"Directory for the embedded store. Default ./gatehouse-data (relative to the working directory); created if missing."`
+	DataDir  string           `yaml:"data_dir" jsonschema_description:"Directory for the embedded store. Default ./gatehouse-data (relative to the working directory); created if missing. With storage.postgres it still holds the backend signing keys."`
+	Postgres *PostgresStorage `yaml:"postgres" jsonschema_description:"Keep registrations, consumers and their keys, quota counters, configuration revisions and the audit log in PostgreSQL instead of the embedded store, so that several gateways share them. Fixed at start. See docs/cluster.md."`
+}
+
+// PostgresStorage is a PostgreSQL store shared by several gateways.
+type PostgresStorage struct {
+	URL          string   `yaml:"url" jsonschema:"required" jsonschema_description:"postgres://user@host:5432/database?sslmode=verify-full (libpq's parameters, PGHOST and the other PG* variables apply). No password here: give it in password, or by PGPASSWORD or ~/.pgpass."`
+	Password     Secret   `yaml:"password" jsonschema_description:"The password, as a reference: ${env:NAME} or ${file:/path}."`
+	Schema       string   `yaml:"schema" jsonschema_description:"The schema Gatehouse's tables live in; created if missing. Default gatehouse."`
+	SyncInterval Duration `yaml:"sync_interval" jsonschema_description:"How often each gateway reads back what the others changed (registrations) and adds its quota counts to the shared ones. Default 2s; between 100ms and 1m."`
 }
 
 // Listener is one public listening socket.

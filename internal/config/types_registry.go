@@ -26,7 +26,30 @@ const (
 	DefaultMaxServices      = 1000
 	DefaultRegistryAllowed  = "10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,100.64.0.0/10,fc00::/7"
 	registryServiceNameHelp = "1-64 letters, digits, '_', '.' or '-', starting with a letter or digit"
+
+	DefaultPostgresSchema       = "gatehouse"
+	DefaultPostgresSyncInterval = 2 * time.Second
+	MinPostgresSyncInterval     = 100 * time.Millisecond
+	MaxPostgresSyncInterval     = time.Minute
 )
+
+// SyncInterval returns how often gateways sharing a store catch up with
+// each other: storage.postgres.sync_interval, or its default (also when
+// there is no shared store).
+func (s Storage) SyncInterval() time.Duration {
+	if s.Postgres == nil {
+		return DefaultPostgresSyncInterval
+	}
+	return s.Postgres.SyncInterval.Or(DefaultPostgresSyncInterval)
+}
+
+// EffectiveSchema returns the schema of the PostgreSQL store.
+func (p *PostgresStorage) EffectiveSchema() string {
+	if p.Schema == "" {
+		return DefaultPostgresSchema
+	}
+	return p.Schema
+}
 
 // EffectiveDataDir returns the data directory of the embedded store.
 func (s Storage) EffectiveDataDir() string {

@@ -1,7 +1,10 @@
 package config
 
 import (
+	"errors"
 	"net"
+	"net/url"
+	"regexp"
 	"slices"
 	"strings"
 )
@@ -14,6 +17,7 @@ func ValidName(s string) bool { return nameRE.MatchString(s) }
 // storeAdminRegistry checks storage, server.admin's access keys, the
 // registry section and backends[].registry.
 func (v *validator) storeAdminRegistry() {
+	v.postgres()
 	v.adminAccess()
 	v.registry()
 	for i, b := range v.c.Backends {
@@ -149,4 +153,36 @@ func (v *validator) registry() {
 	if r.MaxServices < 0 {
 		v.r.Errorf("registry.max_services", "must not be negative")
 	}
+}
+
+var schemaRE = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`)
+
+// postgres checks storage.postgres. No message repeats the URL: a
+// password written into it must not reach a log.
+func (v *validator) postgres() {
+	p := v.c.Storage.Postgres
+	if p == nil {
+		return
+	}
+	const path = "storage.postgres"
+	if p.URL == "" {
+		v.r.Errorf(Field(path, "url"), "is required: postgres://user@host:5432/database")
+	} else if u, err := url.Parse(p.URL); err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err // url.Error repeats the URL
+		}
+		v.r.Errorf(Field(path, "url"), "is not a URL: %v", err)
+	} else if u.Scheme != "postgres" && u.Scheme != "postgresql" {
+		v.r.Errorf(Field(path, "url"), "must be a postgres:// URL, not %q", u.Scheme+":")
+	} else if _, has := u.User.Password(); has || u.Query().Has("password") {
+		v.r.Errorf(Field(path, "url"), "must not hold a password (it would be in the configuration and its history); give it in storage.postgres.password as ${env:NAME} or ${file:/path}, or by PGPASSWORD or ~/.pgpass")
+	}
+	if p.Schema != "" && !schemaRE.MatchString(p.Schema) {
+		v.r.Errorf(Field(path, "schema"), "%q must be 1-63 lower-case letters, digits or '_', not starting with a digit", p.Schema)
+	}
+	if !p.Password.IsZero() && p.Password.Provider != "env" && p.Password.Provider != "file" {
+		v.r.Errorf(Field(path, "password"), "%s cannot be used here: the store is opened before secret stores are; use ${env:NAME} or ${file:/path}", p.Password)
+	}
+	v.durationRange(Field(path, "sync_interval"), p.SyncInterval, MinPostgresSyncInterval, MaxPostgresSyncInterval)
 }

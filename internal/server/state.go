@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"reflect"
 	"sync"
 	"time"
 
@@ -16,6 +17,7 @@ import (
 	"github.com/gatehouse-dev/gatehouse/internal/quota"
 	"github.com/gatehouse-dev/gatehouse/internal/registry"
 	"github.com/gatehouse-dev/gatehouse/internal/store"
+	"github.com/gatehouse-dev/gatehouse/internal/store/postgres"
 	"github.com/gatehouse-dev/gatehouse/internal/store/sqlite"
 	"github.com/gatehouse-dev/gatehouse/internal/upstream"
 )
@@ -28,6 +30,7 @@ type state struct {
 	keys     *keyring.Ring
 	audit    *audit.Recorder
 	dataDir  string
+	postgres *config.PostgresStorage // as the store was opened with (nil: the embedded store)
 
 	stop     context.CancelFunc // stops the background loops
 	bg       sync.WaitGroup
@@ -41,17 +44,18 @@ func (s *Server) openState(ctx context.Context, doc *config.Document) error {
 	if dir == "" {
 		dir = doc.Config.Storage.EffectiveDataDir()
 	}
-	st, err := sqlite.Open(ctx, dir, sqlite.Options{})
+	st, shared, err := s.openStore(ctx, doc, dir)
 	if err != nil {
 		return err
 	}
+	sync := doc.Config.Storage.SyncInterval()
 	policy, err := registry.PolicyFromConfig(doc.Config.Registry)
 	if err != nil {
 		st.Close()
 		return err
 	}
 	rec := audit.NewRecorder(st, s.logger, nil)
-	reg, err := registry.New(ctx, registry.Options{Store: st, Audit: rec, Logger: s.logger, Policy: policy})
+	reg, err := registry.New(ctx, registry.Options{Store: st, Audit: rec, Logger: s.logger, Policy: policy, Shared: shared, SyncInterval: sync})
 	if err != nil {
 		st.Close()
 		return err
@@ -61,11 +65,17 @@ func (s *Server) openState(ctx context.Context, doc *config.Document) error {
 		st.Close()
 		return fmt.Errorf("reading consumers from the store: %w", err)
 	}
-	s.state = &state{store: st, registry: reg, keys: keys, audit: rec, dataDir: dir}
+	s.state = &state{store: st, registry: reg, keys: keys, audit: rec, dataDir: dir, postgres: doc.Config.Storage.Postgres}
 	rt := s.gw.Runtime()
 	rt.DataDir = dir // what the compiles keep in it (quota counters, signing keys) stays here until a restart
-	// Quota counters live in the store (they survive restarts with it).
-	if err := rt.Quotas.OpenStore(quotaStore{st}); err != nil {
+	// Quota counters live in the store (they survive restarts with it);
+	// gateways that share a store add their counts to the shared ones.
+	if shared {
+		err = rt.Quotas.OpenShared(quotaStore{st}, sync)
+	} else {
+		err = rt.Quotas.OpenStore(quotaStore{st})
+	}
+	if err != nil {
 		st.Close()
 		return fmt.Errorf("reading quota counters from the store: %w", err)
 	}
@@ -144,6 +154,9 @@ func (s *Server) recordLoad(ctx context.Context, cause, actor string, old, snap 
 	if dir := snap.Doc.Config.Storage.EffectiveDataDir(); s.opts.DataDir == "" && dir != st.dataDir {
 		s.logger.Warn("a change to storage.data_dir takes effect at the next restart", "using", st.dataDir)
 	}
+	if !reflect.DeepEqual(snap.Doc.Config.Storage.Postgres, st.postgres) {
+		s.logger.Warn("a change to storage.postgres takes effect at the next restart; the store opened at start stays in use")
+	}
 	if want := snap.BackendKeyDirPending(); want != "" {
 		s.logger.Warn("a change of the backend signing keys' directory (backend_identity.key_dir, or storage.data_dir) takes effect at the next restart; the keys in service stay", "configured", want)
 	}
@@ -217,4 +230,55 @@ func (q quotaStore) Save(records []quota.Record) error {
 		cs[i] = store.QuotaCounter{API: r.API, Operation: r.Operation, Name: r.Name, KeySpec: r.KeySpec, Key: r.Key, Start: time.Unix(r.Start, 0).UTC(), Count: r.Count}
 	}
 	return q.s.ReplaceQuotaCounters(ctx, cs)
+}
+
+// Add implements quota.SharedStore.
+func (q quotaStore) Add(deltas []quota.Record) ([]quota.Record, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), quotaTimeout)
+	defer cancel()
+	cs := make([]store.QuotaCounter, len(deltas))
+	for i, r := range deltas {
+		cs[i] = store.QuotaCounter{API: r.API, Operation: r.Operation, Name: r.Name, KeySpec: r.KeySpec, Key: r.Key, Start: time.Unix(r.Start, 0).UTC(), Count: r.Count}
+	}
+	got, err := q.s.AddQuotaCounts(ctx, cs)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]quota.Record, len(got))
+	for i, c := range got {
+		out[i] = quota.Record{API: c.API, Operation: c.Operation, Name: c.Name, KeySpec: c.KeySpec, Key: c.Key, Start: c.Start.Unix(), Count: c.Count}
+	}
+	return out, nil
+}
+
+// Prune implements quota.SharedStore.
+func (q quotaStore) Prune(before int64) error {
+	ctx, cancel := context.WithTimeout(context.Background(), quotaTimeout)
+	defer cancel()
+	_, err := q.s.DeleteQuotaCountersBefore(ctx, time.Unix(before, 0).UTC())
+	return err
+}
+
+// openStore opens the configured store: PostgreSQL when storage.postgres
+// is set (shared says so), the embedded SQLite store in dir otherwise.
+func (s *Server) openStore(ctx context.Context, doc *config.Document, dir string) (st store.Store, shared bool, err error) {
+	pg := doc.Config.Storage.Postgres
+	if pg == nil {
+		st, err := sqlite.Open(ctx, dir, sqlite.Options{})
+		return st, false, err
+	}
+	o := postgres.Options{URL: pg.URL, Schema: pg.EffectiveSchema()}
+	if !pg.Password.IsZero() {
+		v, err := s.opts.Secrets.Resolve(ctx, pg.Password)
+		if err != nil {
+			return nil, false, fmt.Errorf("storage.postgres.password: %w", err)
+		}
+		o.Password = v.Reveal()
+	}
+	p, err := postgres.Open(ctx, o)
+	if err != nil {
+		return nil, false, fmt.Errorf("storage.postgres: %w", err)
+	}
+	s.logger.Info("store opened; run-time state is shared with the gateways that use it", "store", p.Describe())
+	return p, true, nil
 }
