@@ -36,6 +36,14 @@ type Server struct {
 type Storage struct {
 	DataDir  string           `yaml:"data_dir" jsonschema_description:"Directory for the embedded store. Default ./gatehouse-data (relative to the working directory); created if missing. With storage.postgres it still holds the backend signing keys."`
 	Postgres *PostgresStorage `yaml:"postgres" jsonschema_description:"Keep registrations, consumers and their keys, quota counters, configuration revisions and the audit log in PostgreSQL instead of the embedded store, so that several gateways share them. Fixed at start. See docs/cluster.md."`
+	Redis    *RedisStorage    `yaml:"redis" jsonschema_description:"Keep rate-limit buckets in Redis, shared by every gateway that uses it, instead of in each gateway's memory. Fixed at start. See docs/cluster.md."`
+}
+
+// RedisStorage is a Redis server that holds the rate-limit buckets.
+type RedisStorage struct {
+	URL      string   `yaml:"url" jsonschema:"required" jsonschema_description:"redis://host:6379/0, or rediss:// for TLS. No password here: give it in password."`
+	Password Secret   `yaml:"password" jsonschema_description:"The password (AUTH), as a reference: ${env:NAME} or ${file:/path}."`
+	Timeout  Duration `yaml:"timeout" jsonschema_description:"How long one rate-limit decision may wait for Redis; past it, or with Redis down, the request is refused with 503 rate_limit_unavailable. Default 100ms; between 1ms and 10s."`
 }
 
 // PostgresStorage is a PostgreSQL store shared by several gateways.

@@ -31,6 +31,9 @@ const (
 	DefaultPostgresSyncInterval = 2 * time.Second
 	MinPostgresSyncInterval     = 100 * time.Millisecond
 	MaxPostgresSyncInterval     = time.Minute
+	DefaultRedisTimeout         = 100 * time.Millisecond
+	MinRedisTimeout             = time.Millisecond
+	MaxRedisTimeout             = 10 * time.Second
 )
 
 // SyncInterval returns how often gateways sharing a store catch up with

@@ -18,6 +18,7 @@ func ValidName(s string) bool { return nameRE.MatchString(s) }
 // registry section and backends[].registry.
 func (v *validator) storeAdminRegistry() {
 	v.postgres()
+	v.redis()
 	v.adminAccess()
 	v.registry()
 	for i, b := range v.c.Backends {
@@ -185,4 +186,30 @@ func (v *validator) postgres() {
 		v.r.Errorf(Field(path, "password"), "%s cannot be used here: the store is opened before secret stores are; use ${env:NAME} or ${file:/path}", p.Password)
 	}
 	v.durationRange(Field(path, "sync_interval"), p.SyncInterval, MinPostgresSyncInterval, MaxPostgresSyncInterval)
+}
+
+// redis checks storage.redis, without repeating the URL.
+func (v *validator) redis() {
+	r := v.c.Storage.Redis
+	if r == nil {
+		return
+	}
+	const path = "storage.redis"
+	if r.URL == "" {
+		v.r.Errorf(Field(path, "url"), "is required: redis://host:6379/0")
+	} else if u, err := url.Parse(r.URL); err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err // url.Error repeats the URL
+		}
+		v.r.Errorf(Field(path, "url"), "is not a URL: %v", err)
+	} else if u.Scheme != "redis" && u.Scheme != "rediss" {
+		v.r.Errorf(Field(path, "url"), "must be a redis:// or rediss:// URL, not %q", u.Scheme+":")
+	} else if _, has := u.User.Password(); has || u.Query().Has("password") {
+		v.r.Errorf(Field(path, "url"), "must not hold a password (it would be in the configuration and its history); give it in storage.redis.password as ${env:NAME} or ${file:/path}")
+	}
+	if !r.Password.IsZero() && r.Password.Provider != "env" && r.Password.Provider != "file" {
+		v.r.Errorf(Field(path, "password"), "%s cannot be used here: the store is opened before secret stores are; use ${env:NAME} or ${file:/path}", r.Password)
+	}
+	v.durationRange(Field(path, "timeout"), r.Timeout, MinRedisTimeout, MaxRedisTimeout)
 }

@@ -13,7 +13,8 @@ import (
 	"github.com/gatehouse-dev/gatehouse/internal/ratelimit"
 )
 
-// RateLimiter counts requests under a key; ratelimit.Memory implements it.
+// RateLimiter counts requests under a key; ratelimit.Memory and
+// ratelimit.Redis implement it.
 // The key's bytes are the caller's again once Allow returns.
 type RateLimiter interface {
 	Allow(ctx context.Context, key []byte, now time.Time) (ratelimit.Decision, error)

@@ -41,8 +41,9 @@ type Decision struct {
 }
 
 // Limiter decides whether one more request under a key is allowed, and
-// counts it if so. The in-memory Memory implements it; a cluster
-// implementation (Redis) can follow with the same semantics.
+// counts it if so. Memory keeps the buckets in the process; Redis keeps
+// them in a Redis server that several gateways share, with the same
+// decisions.
 type Limiter interface {
 	Allow(ctx context.Context, key []byte, now time.Time) (Decision, error)
 }

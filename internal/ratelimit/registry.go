@@ -1,6 +1,19 @@
 package ratelimit
 
-import "sync"
+import (
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Adjustable is a limiter whose parameters a reload can change while it
+// is in use: Memory, or Redis.
+type Adjustable interface {
+	Limiter
+	Params() Params
+	SetParams(Params)
+}
 
 // ID names a limiter's state so that a reload finds it again: the API, the
 // operation ("" for a limit shared by every operation of the API), the
@@ -13,18 +26,29 @@ type ID struct {
 // configuration snapshots, so a reload keeps the counters.
 type Registry struct {
 	mu       sync.Mutex
-	limiters map[ID]*Memory
+	limiters map[ID]Adjustable
+	// redis, when set, holds the buckets, shared with the other gateways
+	// that use it; otherwise each limiter is a Memory.
+	redis        redis.Scripter
+	redisTimeout time.Duration
 }
 
-// NewRegistry returns an empty registry.
+// NewRegistry returns an empty registry of in-memory limiters.
 func NewRegistry() *Registry {
-	return &Registry{limiters: map[ID]*Memory{}}
+	return &Registry{limiters: map[ID]Adjustable{}}
+}
+
+// NewRedisRegistry returns an empty registry whose limiters keep their
+// buckets in client's database (see Redis), each decision bounded by
+// timeout.
+func NewRedisRegistry(client redis.Scripter, timeout time.Duration) *Registry {
+	return &Registry{limiters: map[ID]Adjustable{}, redis: client, redisTimeout: timeout}
 }
 
 // Get returns the limiter of id, creating it or updating its parameters.
 // A changed maxKeys takes effect only for a new limiter (after the limit
 // is renamed or removed and added again).
-func (r *Registry) Get(id ID, p Params, maxKeys int) *Memory {
+func (r *Registry) Get(id ID, p Params, maxKeys int) Adjustable {
 	m, apply := r.Prepare(id, p, maxKeys)
 	if apply != nil {
 		apply()
@@ -38,7 +62,9 @@ func (r *Registry) Get(id ID, p Params, maxKeys int) *Memory {
 // an existing one, which the configuration in service is counting with,
 // are returned as apply, to be called once the new configuration is in
 // place; apply is nil when they are unchanged.
-func (r *Registry) Prepare(id ID, p Params, maxKeys int) (m *Memory, apply func()) {
+//
+// maxKeys bounds an in-memory limiter; Redis expires idle buckets itself.
+func (r *Registry) Prepare(id ID, p Params, maxKeys int) (m Adjustable, apply func()) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if m, ok := r.limiters[id]; ok {
@@ -47,7 +73,11 @@ func (r *Registry) Prepare(id ID, p Params, maxKeys int) (m *Memory, apply func(
 		}
 		return m, nil
 	}
-	m = NewMemory(p, maxKeys)
+	if r.redis != nil {
+		m = NewRedis(r.redis, id, p, r.redisTimeout)
+	} else {
+		m = NewMemory(p, maxKeys)
+	}
 	r.limiters[id] = m
 	return m, nil
 }

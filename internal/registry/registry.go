@@ -473,6 +473,6 @@ func (r *Registry) storeFailed(what string, err error) {
 	if !r.storeErrLogged.IsZero() && now.Sub(r.storeErrLogged) < time.Minute {
 		return
 	}
-	r.o.Logger.Error("the registry could not save its state; registered instances keep serving from memory", "doing", what, "failures", r.storeErrs, "error", err)
+	r.o.Logger.Error("the registry's store failed; registered instances keep serving from memory", "doing", what, "failures", r.storeErrs, "error", err)
 	r.storeErrLogged, r.storeErrs = now, 0
 }

@@ -74,13 +74,18 @@ func status(t *testing.T, url string, hdr ...string) int {
 	return res.StatusCode
 }
 
-// Two gateways with one PostgreSQL store serve as one: an instance
-// registered through one is routed to by the other, a key created through
-// one works on the other and a key revoked through one stops working on
-// the other, a quota counts the requests of both, and their audit records
-// form one intact chain.
+// Two gateways with one PostgreSQL store and one Redis serve as one: an
+// instance registered through one is routed to by the other, a key
+// created through one works on the other and a key revoked through one
+// stops working on the other, a quota counts the requests of both, a rate
+// limit's bucket is shared exactly, and their audit records form one
+// intact chain.
 func TestCluster_TwoGatewaysShareOnePostgreSQLStore(t *testing.T) {
 	pgURL, schema := postgresSchema(t)
+	redisURL := os.Getenv("GATEHOUSE_TEST_REDIS_URL")
+	if redisURL == "" {
+		t.Skip("GATEHOUSE_TEST_REDIS_URL is not set: the test of several gateways shares its rate limits through Redis (e.g. redis://127.0.0.1:6379/0)")
+	}
 	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") }))
 	defer backend.Close()
 	bu, _ := url.Parse(backend.URL)
@@ -99,6 +104,7 @@ server:
   timeouts: {shutdown: 5s}
 storage:
   postgres: {url: %q, schema: %s, sync_interval: 100ms}
+  redis: {url: %q}
 registry:
   allow_loopback: true
   default_ttl: 1m
@@ -122,7 +128,13 @@ apis:
     auth: {anonymous: true}
     quotas:
       - {name: daily, limit: 20, period: day, key: [ip]}
-`, identity.HashKey(adminKey), identity.HashKey(registrarKey), pgURL, schema, backend.URL)
+  - name: limited
+    path_prefix: /limited
+    backend: static
+    auth: {anonymous: true}
+    rate_limits:
+      - {name: %s, rate: 5, period: 1m, key: [ip]}
+`, identity.HashKey(adminKey), identity.HashKey(registrarKey), pgURL, schema, redisURL, backend.URL, schema)
 	if err := os.WriteFile(file, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -187,6 +199,20 @@ apis:
 	t.Logf("requests admitted past the shared quota of 20 once both gateways had counted 10: %d", extra)
 	if extra > 6 {
 		t.Fatalf("%d requests past the limit of 20 were admitted after both gateways had counted 10, want a few at most (one sync interval's)", extra)
+	}
+
+	// The rate limit's bucket is in Redis: 3 requests through a and 2
+	// through b use up the 5, exactly, and then both refuse. (The limit is
+	// named after the schema so that reruns start from a full bucket.)
+	for i, g := range []*started{a, a, a, b, b} {
+		if s := status(t, g.url+"/limited/x"); s != 200 {
+			t.Fatalf("rate-limited request %d: %d", i+1, s)
+		}
+	}
+	for _, g := range []*started{a, b} {
+		if s := status(t, g.url+"/limited/x"); s != 429 {
+			t.Fatalf("a sixth request within the minute: %d, want 429 from either gateway", s)
+		}
 	}
 
 	// Deregistered through b, the instance leaves a's pool.

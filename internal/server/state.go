@@ -6,8 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"strings"
 	"sync"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/gatehouse-dev/gatehouse/internal/admin"
 	"github.com/gatehouse-dev/gatehouse/internal/audit"
@@ -15,6 +18,7 @@ import (
 	"github.com/gatehouse-dev/gatehouse/internal/gateway"
 	"github.com/gatehouse-dev/gatehouse/internal/keyring"
 	"github.com/gatehouse-dev/gatehouse/internal/quota"
+	"github.com/gatehouse-dev/gatehouse/internal/ratelimit"
 	"github.com/gatehouse-dev/gatehouse/internal/registry"
 	"github.com/gatehouse-dev/gatehouse/internal/store"
 	"github.com/gatehouse-dev/gatehouse/internal/store/postgres"
@@ -31,6 +35,8 @@ type state struct {
 	audit    *audit.Recorder
 	dataDir  string
 	postgres *config.PostgresStorage // as the store was opened with (nil: the embedded store)
+	redis    *redis.Client           // the rate limits' (nil: in memory)
+	redisCfg *config.RedisStorage
 
 	stop     context.CancelFunc // stops the background loops
 	bg       sync.WaitGroup
@@ -65,7 +71,7 @@ func (s *Server) openState(ctx context.Context, doc *config.Document) error {
 		st.Close()
 		return fmt.Errorf("reading consumers from the store: %w", err)
 	}
-	s.state = &state{store: st, registry: reg, keys: keys, audit: rec, dataDir: dir, postgres: doc.Config.Storage.Postgres}
+	s.state = &state{store: st, registry: reg, keys: keys, audit: rec, dataDir: dir, postgres: doc.Config.Storage.Postgres, redisCfg: doc.Config.Storage.Redis}
 	rt := s.gw.Runtime()
 	rt.DataDir = dir // what the compiles keep in it (quota counters, signing keys) stays here until a restart
 	// Quota counters live in the store (they survive restarts with it);
@@ -81,7 +87,51 @@ func (s *Server) openState(ctx context.Context, doc *config.Document) error {
 	}
 	rt.Instances = registrySource{reg}
 	rt.ConsumerKeys = keys
+	if rc := doc.Config.Storage.Redis; rc != nil {
+		client, err := s.openRedis(ctx, rc)
+		if err != nil {
+			_ = rt.Quotas.Close()
+			st.Close()
+			return err
+		}
+		s.state.redis = client
+		// Before the first compile: no limiter exists yet.
+		rt.RateLimits = ratelimit.NewRedisRegistry(client, rc.Timeout.Or(config.DefaultRedisTimeout))
+	}
 	return nil
+}
+
+// openRedis connects to storage.redis and checks that it answers.
+func (s *Server) openRedis(ctx context.Context, rc *config.RedisStorage) (*redis.Client, error) {
+	o, err := redis.ParseURL(rc.URL)
+	if err != nil {
+		return nil, errors.New("storage.redis.url cannot be used") // its error could repeat the URL
+	}
+	if !rc.Password.IsZero() {
+		v, err := s.opts.Secrets.Resolve(ctx, rc.Password)
+		if err != nil {
+			return nil, fmt.Errorf("storage.redis.password: %w", err)
+		}
+		o.Password = v.Reveal()
+	}
+	timeout := rc.Timeout.Or(config.DefaultRedisTimeout)
+	o.DialTimeout = 5 * time.Second
+	o.ReadTimeout, o.WriteTimeout = timeout, timeout
+	o.ContextTimeoutEnabled = true
+	o.ClientName = "gatehouse"
+	client := redis.NewClient(o)
+	pctx, cancel := context.WithTimeout(ctx, o.DialTimeout)
+	defer cancel()
+	if err := client.Ping(pctx).Err(); err != nil {
+		client.Close()
+		msg := err.Error()
+		if o.Password != "" {
+			msg = strings.ReplaceAll(msg, o.Password, "REDACTED")
+		}
+		return nil, fmt.Errorf("storage.redis: connecting to Redis at %s: %s", o.Addr, msg)
+	}
+	s.logger.Info("rate-limit buckets are kept in Redis, shared with the gateways that use it", "redis", o.Addr, "db", o.DB)
+	return client, nil
 }
 
 // registrySource adapts the registry to gateway.InstanceSource.
@@ -121,6 +171,9 @@ func (s *Server) Close() error {
 		}
 		st.bg.Wait()
 		err = st.store.Close()
+		if st.redis != nil {
+			err = errors.Join(err, st.redis.Close())
+		}
 	})
 	return err
 }
@@ -156,6 +209,9 @@ func (s *Server) recordLoad(ctx context.Context, cause, actor string, old, snap 
 	}
 	if !reflect.DeepEqual(snap.Doc.Config.Storage.Postgres, st.postgres) {
 		s.logger.Warn("a change to storage.postgres takes effect at the next restart; the store opened at start stays in use")
+	}
+	if !reflect.DeepEqual(snap.Doc.Config.Storage.Redis, st.redisCfg) {
+		s.logger.Warn("a change to storage.redis takes effect at the next restart; the rate limits keep the buckets they use")
 	}
 	if want := snap.BackendKeyDirPending(); want != "" {
 		s.logger.Warn("a change of the backend signing keys' directory (backend_identity.key_dir, or storage.data_dir) takes effect at the next restart; the keys in service stay", "configured", want)
