@@ -83,6 +83,7 @@ func TestSecretValuesNeverEchoed(t *testing.T) {
 		"a password as a URL parameter": "storage:\n  postgres:\n    url: postgres://gh@db/gh?password=hunter2-super-secret\n",
 		"a password in a bad store URL": "storage:\n  postgres:\n    url: \"postgres://gh:hunter2-super-secret@db:port/gh\"\n",
 		"a store password inline":       "storage:\n  postgres:\n    url: postgres://gh@db/gh\n    password: hunter2-super-secret\n",
+		"a key passphrase in the URL":   "storage:\n  postgres:\n    url: postgres://gh@db/gh?sslpassword=hunter2-super-secret\n",
 		"a password in Redis's URL":     "storage:\n  redis:\n    url: redis://:hunter2-super-secret@cache:6379/0\n",
 		"a password in a bad Redis URL": "storage:\n  redis:\n    url: \"redis://:hunter2-super-secret@cache:port/0\"\n",
 	} {

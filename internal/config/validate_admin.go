@@ -176,8 +176,8 @@ func (v *validator) postgres() {
 		v.r.Errorf(Field(path, "url"), "is not a URL: %v", err)
 	} else if u.Scheme != "postgres" && u.Scheme != "postgresql" {
 		v.r.Errorf(Field(path, "url"), "must be a postgres:// URL, not %q", u.Scheme+":")
-	} else if _, has := u.User.Password(); has || u.Query().Has("password") {
-		v.r.Errorf(Field(path, "url"), "must not hold a password (it would be in the configuration and its history); give it in storage.postgres.password as ${env:NAME} or ${file:/path}, or by PGPASSWORD or ~/.pgpass")
+	} else if _, has := u.User.Password(); has || u.Query().Has("password") || u.Query().Has("sslpassword") {
+		v.r.Errorf(Field(path, "url"), "must not hold a password or sslpassword (it would be in the configuration and its history); give the password in storage.postgres.password as ${env:NAME} or ${file:/path}, or by PGPASSWORD or ~/.pgpass")
 	}
 	if p.Schema != "" && !schemaRE.MatchString(p.Schema) {
 		v.r.Errorf(Field(path, "schema"), "%q must be 1-63 lower-case letters, digits or '_', not starting with a digit", p.Schema)

@@ -16,19 +16,30 @@ import (
 // gateway reaches this gateway's pools within it.
 const DefaultSyncInterval = 2 * time.Second
 
+// storeCallTimeout bounds each call to a shared store made with the
+// registry locked, so that a database that stops answering cannot hold
+// the lock (and everything waiting on it) for long.
+const storeCallTimeout = 2 * time.Second
+
 // lookup returns the instance (service, id) as this registry knows it.
-// With a shared store, one this registry does not hold, or holds as
-// expired, is read from the store (another gateway may have registered
-// or renewed it) and, when it is live there, adopted. r.mu is held.
+// With a shared store the store is asked first: another gateway may have
+// registered, renewed or deregistered it since the last sync. One live
+// there is adopted; one gone there leaves this registry's pool too. When
+// the store cannot answer, the registry's own copy stands. r.mu is held.
 func (r *Registry) lookup(ctx context.Context, service, id string, now time.Time) (store.Instance, bool) {
 	in, ok := r.services[service][id]
-	if !r.o.Shared || ok && now.Before(in.Expires) {
+	if !r.o.Shared {
 		return in, ok
 	}
+	ctx, cancel := context.WithTimeout(ctx, storeCallTimeout)
+	defer cancel()
 	got, err := r.o.Store.GetInstance(ctx, service, id)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		return in, ok
+		if ok {
+			r.remove(service, id) // deregistered or expired elsewhere
+		}
+		return store.Instance{}, false
 	case err != nil:
 		r.storeFailed("reading an instance another gateway may have registered", err)
 		return in, ok
@@ -65,6 +76,8 @@ func sameRoute(a, b store.Instance) bool {
 // memory, asking the shared store first, and says whether this gateway
 // expired it (and audited it). r.mu is held.
 func (r *Registry) expireShared(ctx context.Context, in store.Instance, now time.Time) bool {
+	ctx, cancel := context.WithTimeout(ctx, storeCallTimeout)
+	defer cancel()
 	err := r.o.Store.ExpireInstance(ctx, in.Service, in.ID, now)
 	switch {
 	case err == nil:
@@ -109,7 +122,7 @@ func (r *Registry) Sync(ctx context.Context) error {
 	if !r.o.Shared {
 		return nil
 	}
-	ctx, cancel := context.WithTimeout(ctx, max(r.o.SyncInterval, 5*time.Second))
+	ctx, cancel := context.WithTimeout(ctx, min(max(r.o.SyncInterval, time.Second), 5*time.Second))
 	defer cancel()
 	// The lock is held over the read, as Register and Heartbeat hold it
 	// over their writes, so that the list cannot undo a registration made

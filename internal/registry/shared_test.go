@@ -260,3 +260,28 @@ func TestShared_StoreOutageKeepsTheLastKnownPools(t *testing.T) {
 		t.Fatalf("a expired %d instances, want 1", n)
 	}
 }
+
+// A heartbeat that reaches a gateway which has not yet synced after the
+// instance was deregistered through another does not bring it back.
+func TestShared_HeartbeatDoesNotResurrectADeregisteredInstance(t *testing.T) {
+	clk := &clock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	gws := sharedGateways(t, 2, clk)
+	a, b := gws[0], gws[1]
+	ctx := context.Background()
+	in, err := a.reg.Register(ctx, registry.Registration{Service: "orders", Address: "10.0.0.1", Port: 80, TTL: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.reg.Deregister(ctx, "orders", in.ID, "key:ci"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.reg.Heartbeat(ctx, "orders", in.ID); err == nil {
+		t.Fatal("a heartbeat through a gateway that had not synced renewed a deregistered instance")
+	}
+	if got := ids(a.reg.Current("orders")); len(got) != 0 {
+		t.Fatalf("a still routes to %v", got)
+	}
+	if _, err := a.st.GetInstance(ctx, "orders", in.ID); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("the deregistered instance is stored again: %v", err)
+	}
+}
