@@ -195,6 +195,94 @@ type AuditLog interface {
 	ListAudit(ctx context.Context, after int64, limit int) ([]AuditRecord, error)
 }
 
+// PublishedKey is the public half of a backend token signing key, as one
+// gateway publishes it for the others: with several gateways sharing a
+// store, each serves every gateway's public keys in its JWKS, so that a
+// backend that fetched the JWKS through any of them can verify a token
+// minted by any. Private keys never leave their gateway's key directory.
+type PublishedKey struct {
+	KID string
+	Alg string
+	// JWK is the public key as a JSON Web Key (RFC 7517).
+	JWK []byte
+	// Activates is when the key signs (or signed) its first token.
+	Activates time.Time
+	// Expires is when the key may leave the JWKS: its last token has
+	// expired, with the clock skew. A gateway that keeps publishing the
+	// key moves it forward.
+	Expires time.Time
+}
+
+// PublishedKeys keeps the public signing keys gateways publish to each
+// other.
+type PublishedKeys interface {
+	// PutPublishedKeys adds the keys, or updates keys already there; an
+	// update never moves a key's expiry earlier (two gateways that share
+	// a key directory publish the same key).
+	PutPublishedKeys(ctx context.Context, keys []PublishedKey) error
+	// DeletePublishedKeys removes the keys of those kids that exist.
+	DeletePublishedKeys(ctx context.Context, kids []string) error
+	// ListPublishedKeys returns the keys that expire after now, ordered
+	// by kid.
+	ListPublishedKeys(ctx context.Context, now time.Time) ([]PublishedKey, error)
+	// DeleteExpiredPublishedKeys removes the keys expired at now and says
+	// how many.
+	DeleteExpiredPublishedKeys(ctx context.Context, now time.Time) (int, error)
+}
+
+// DashboardSession is a person signed in to the dashboard. Key is the
+// hex SHA-256 of the session cookie's random value, never the value, so
+// that the table gives no usable cookie.
+type DashboardSession struct {
+	Key      string
+	User     string
+	Name     string
+	Role     int
+	CSRF     string
+	Created  time.Time
+	LastSeen time.Time
+}
+
+// DashboardLogin is a dashboard sign-in on its way to the identity
+// provider and back. Key is the hex SHA-256 of its state parameter.
+type DashboardLogin struct {
+	Key      string
+	Verifier string // the PKCE code_verifier
+	Nonce    string
+	ReturnTo string
+	Peer     string // the client's address, without its port
+	Created  time.Time
+}
+
+// DashboardSessions keeps the dashboard's sessions and sign-ins in
+// progress, so that gateways sharing a store share them: a person's
+// requests may reach any of them.
+type DashboardSessions interface {
+	// PutDashboardSession creates or replaces a session. When more than
+	// max sessions are then stored, the least recently seen ones are
+	// removed until max remain (max <= 0: no bound).
+	PutDashboardSession(ctx context.Context, s DashboardSession, max int) error
+	// GetDashboardSession returns a session, or ErrNotFound.
+	GetDashboardSession(ctx context.Context, key string) (DashboardSession, error)
+	// TouchDashboardSession sets a session's LastSeen to at, unless it is
+	// already later; ErrNotFound when there is no such session.
+	TouchDashboardSession(ctx context.Context, key string, at time.Time) error
+	// DeleteDashboardSession removes a session, or returns ErrNotFound.
+	DeleteDashboardSession(ctx context.Context, key string) error
+	// DeleteIdleDashboardSessions removes the sessions last seen before
+	// seenBefore or created before createdBefore, and says how many.
+	DeleteIdleDashboardSessions(ctx context.Context, seenBefore, createdBefore time.Time) (int, error)
+	// AddDashboardLogin records a sign-in in progress, after removing
+	// those created before expiredBefore. It refuses (false, nil) when
+	// maxPerPeer sign-ins from l.Peer are already in progress; when max
+	// are in progress in all, the oldest is removed to make room.
+	AddDashboardLogin(ctx context.Context, l DashboardLogin, expiredBefore time.Time, max, maxPerPeer int) (bool, error)
+	// TakeDashboardLogin removes and returns a sign-in in progress, or
+	// returns ErrNotFound; of two gateways taking the same one at once,
+	// exactly one gets it.
+	TakeDashboardLogin(ctx context.Context, key string) (DashboardLogin, error)
+}
+
 // Store is every concern together, as an implementation provides it.
 type Store interface {
 	Instances
@@ -203,6 +291,8 @@ type Store interface {
 	Counters
 	QuotaCounters
 	AuditLog
+	PublishedKeys
+	DashboardSessions
 	// Close releases the store.
 	Close() error
 }

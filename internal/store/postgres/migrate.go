@@ -99,6 +99,37 @@ CREATE TABLE quota_counters (
 );
 CREATE INDEX quota_counters_start ON quota_counters (start_s);
 `,
+	// the public signing keys the gateways publish to each other, and the
+	// dashboard's sessions and sign-ins in progress
+	2: `
+CREATE TABLE published_keys (
+	kid          TEXT PRIMARY KEY,
+	alg          TEXT NOT NULL,
+	jwk          TEXT NOT NULL,
+	activates_ns BIGINT NOT NULL,
+	expires_ns   BIGINT NOT NULL
+);
+CREATE INDEX published_keys_expiry ON published_keys (expires_ns);
+CREATE TABLE dashboard_sessions (
+	key          TEXT PRIMARY KEY,
+	user_        TEXT NOT NULL,
+	name         TEXT NOT NULL,
+	role         INTEGER NOT NULL,
+	csrf         TEXT NOT NULL,
+	created_ns   BIGINT NOT NULL,
+	last_seen_ns BIGINT NOT NULL
+);
+CREATE INDEX dashboard_sessions_seen ON dashboard_sessions (last_seen_ns);
+CREATE TABLE dashboard_logins (
+	key        TEXT PRIMARY KEY,
+	verifier   TEXT NOT NULL,
+	nonce      TEXT NOT NULL,
+	return_to  TEXT NOT NULL,
+	peer       TEXT NOT NULL,
+	created_ns BIGINT NOT NULL
+);
+CREATE INDEX dashboard_logins_created ON dashboard_logins (created_ns);
+`,
 }
 
 // SchemaVersion is the schema version this build writes.

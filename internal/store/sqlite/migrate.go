@@ -96,6 +96,37 @@ CREATE TABLE quota_counters (
 ALTER TABLE config_revisions ADD COLUMN text TEXT NOT NULL DEFAULT '';
 CREATE INDEX config_revisions_version ON config_revisions (version, seq);
 `,
+	// the public signing keys the gateways publish to each other, and the
+	// dashboard's sessions and sign-ins in progress
+	4: `
+CREATE TABLE published_keys (
+	kid          TEXT PRIMARY KEY,
+	alg          TEXT NOT NULL,
+	jwk          TEXT NOT NULL,
+	activates_ns INTEGER NOT NULL,
+	expires_ns   INTEGER NOT NULL
+);
+CREATE INDEX published_keys_expiry ON published_keys (expires_ns);
+CREATE TABLE dashboard_sessions (
+	key          TEXT PRIMARY KEY,
+	user_        TEXT NOT NULL,
+	name         TEXT NOT NULL,
+	role         INTEGER NOT NULL,
+	csrf         TEXT NOT NULL,
+	created_ns   INTEGER NOT NULL,
+	last_seen_ns INTEGER NOT NULL
+);
+CREATE INDEX dashboard_sessions_seen ON dashboard_sessions (last_seen_ns);
+CREATE TABLE dashboard_logins (
+	key        TEXT PRIMARY KEY,
+	verifier   TEXT NOT NULL,
+	nonce      TEXT NOT NULL,
+	return_to  TEXT NOT NULL,
+	peer       TEXT NOT NULL,
+	created_ns INTEGER NOT NULL
+);
+CREATE INDEX dashboard_logins_created ON dashboard_logins (created_ns);
+`,
 }
 
 // SchemaVersion is the schema version this build writes.

@@ -34,6 +34,9 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 	t.Run("QuotaCounters", func(t *testing.T) { testQuotaCounters(t, open(t)) })
 	t.Run("ExpireInstance", func(t *testing.T) { testExpireInstance(t, open(t)) })
 	t.Run("AddQuotaCounts", func(t *testing.T) { testAddQuotaCounts(t, open(t)) })
+	t.Run("PublishedKeys", func(t *testing.T) { testPublishedKeys(t, open(t)) })
+	t.Run("DashboardSessions", func(t *testing.T) { testDashboardSessions(t, open(t)) })
+	t.Run("DashboardLogins", func(t *testing.T) { testDashboardLogins(t, open(t)) })
 }
 
 // RunShared runs the cases of several gateways on one store: open returns
@@ -50,6 +53,8 @@ func RunShared(t *testing.T, open func(t *testing.T) (a, b store.Store)) {
 	t.Run("KeysRevisionSeenByTheOther", func(t *testing.T) { a, b := pair(t); testSharedKeysRevision(t, a, b) })
 	t.Run("ExpiryRacedByTwoGateways", func(t *testing.T) { a, b := pair(t); testSharedExpiry(t, a, b) })
 	t.Run("ConsumerCreationRacedByTwoGateways", func(t *testing.T) { a, b := pair(t); testSharedCreate(t, a, b) })
+	t.Run("PublishedKeysSeenByTheOther", func(t *testing.T) { a, b := pair(t); testSharedPublishedKeys(t, a, b) })
+	t.Run("DashboardSignInTakenOnce", func(t *testing.T) { a, b := pair(t); testSharedDashboardLogin(t, a, b) })
 }
 
 func testQuotaCounters(t *testing.T, s store.Store) {
@@ -596,5 +601,262 @@ func testSharedCreate(t *testing.T, a, b store.Store) {
 		if created != 1 || conflict != 1 {
 			t.Fatalf("round %d: %d created and %d conflicts, want 1 and 1", round, created, conflict)
 		}
+	}
+}
+
+func publishedKIDs(t *testing.T, s store.Store, now time.Time) []string {
+	t.Helper()
+	keys, err := s.ListPublishedKeys(context.Background(), now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kids []string
+	for _, k := range keys {
+		kids = append(kids, k.KID)
+	}
+	return kids
+}
+
+func testPublishedKeys(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	if kids := publishedKIDs(t, s, t0); len(kids) != 0 {
+		t.Fatalf("an empty store lists %v", kids)
+	}
+	jwk := []byte(`{"kty":"OKP","crv":"Ed25519","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo","kid":"b","alg":"EdDSA","use":"sig"}`)
+	keys := []store.PublishedKey{
+		{KID: "b", Alg: "EdDSA", JWK: jwk, Activates: t0, Expires: t0.Add(time.Hour)},
+		{KID: "a", Alg: "ES256", JWK: []byte(`{"kid":"a"}`), Activates: t0.Add(time.Minute), Expires: t0.Add(2 * time.Hour)},
+		{KID: "c", Alg: "ES256", JWK: []byte(`{"kid":"c"}`), Activates: t0, Expires: t0.Add(10 * time.Minute)},
+	}
+	if err := s.PutPublishedKeys(ctx, keys); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.ListPublishedKeys(ctx, t0)
+	if err != nil || len(got) != 3 {
+		t.Fatalf("listed %+v, %v", got, err)
+	}
+	if got[0].KID != "a" || got[1].KID != "b" || got[2].KID != "c" {
+		t.Fatalf("not ordered by kid: %v", publishedKIDs(t, s, t0))
+	}
+	b := got[1]
+	if b.Alg != "EdDSA" || string(b.JWK) != string(jwk) || !b.Activates.Equal(t0) || !b.Expires.Equal(t0.Add(time.Hour)) {
+		t.Fatalf("key b came back as %+v", b)
+	}
+	// A key is listed until it expires, not at its expiry.
+	if kids := publishedKIDs(t, s, t0.Add(10*time.Minute)); !reflect.DeepEqual(kids, []string{"a", "b"}) {
+		t.Fatalf("at c's expiry: %v", kids)
+	}
+	// An update moves an expiry later, never earlier.
+	if err := s.PutPublishedKeys(ctx, []store.PublishedKey{
+		{KID: "b", Alg: "EdDSA", JWK: jwk, Activates: t0, Expires: t0.Add(3 * time.Hour)},
+		{KID: "a", Alg: "ES256", JWK: []byte(`{"kid":"a"}`), Activates: t0.Add(time.Minute), Expires: t0.Add(time.Minute)},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if kids := publishedKIDs(t, s, t0.Add(150*time.Minute)); !reflect.DeepEqual(kids, []string{"b"}) {
+		t.Fatalf("after the update, at t0+2h30: %v (b moved to t0+3h, a kept t0+2h)", kids)
+	}
+	if kids := publishedKIDs(t, s, t0.Add(90*time.Minute)); !reflect.DeepEqual(kids, []string{"a", "b"}) {
+		t.Fatalf("after the update, at t0+1h30: %v (a must keep its later expiry)", kids)
+	}
+	if err := s.DeletePublishedKeys(ctx, []string{"a", "unknown"}); err != nil {
+		t.Fatal(err)
+	}
+	if kids := publishedKIDs(t, s, t0); !reflect.DeepEqual(kids, []string{"b", "c"}) {
+		t.Fatalf("after deleting a: %v", kids)
+	}
+	n, err := s.DeleteExpiredPublishedKeys(ctx, t0.Add(10*time.Minute))
+	if err != nil || n != 1 {
+		t.Fatalf("deleting the expired removed %d (%v), want 1 (c)", n, err)
+	}
+	if kids := publishedKIDs(t, s, time.Time{}); !reflect.DeepEqual(kids, []string{"b"}) {
+		t.Fatalf("after the sweep, every row: %v", kids)
+	}
+	if err := s.PutPublishedKeys(ctx, nil); err != nil {
+		t.Fatalf("an empty batch: %v", err)
+	}
+	if err := s.DeletePublishedKeys(ctx, nil); err != nil {
+		t.Fatalf("an empty deletion: %v", err)
+	}
+}
+
+func testSharedPublishedKeys(t *testing.T, a, b store.Store) {
+	ctx := context.Background()
+	if err := a.PutPublishedKeys(ctx, []store.PublishedKey{{KID: "ka", Alg: "ES256", JWK: []byte(`{}`), Activates: t0, Expires: t0.Add(time.Hour)}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.PutPublishedKeys(ctx, []store.PublishedKey{{KID: "kb", Alg: "EdDSA", JWK: []byte(`{}`), Activates: t0, Expires: t0.Add(time.Hour)}}); err != nil {
+		t.Fatal(err)
+	}
+	for name, s := range map[string]store.Store{"a": a, "b": b} {
+		if kids := publishedKIDs(t, s, t0); !reflect.DeepEqual(kids, []string{"ka", "kb"}) {
+			t.Fatalf("gateway %s lists %v, want both gateways' keys", name, kids)
+		}
+	}
+	// Both gateways publish one key (a shared key directory) at once: the
+	// later expiry wins whatever the order.
+	var wg sync.WaitGroup
+	for i := range 20 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s := a
+			if i%2 == 1 {
+				s = b
+			}
+			exp := t0.Add(time.Duration(i+1) * time.Minute)
+			if err := s.PutPublishedKeys(ctx, []store.PublishedKey{{KID: "shared", Alg: "ES256", JWK: []byte(`{}`), Activates: t0, Expires: exp}}); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	keys, err := b.ListPublishedKeys(ctx, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range keys {
+		if k.KID == "shared" && !k.Expires.Equal(t0.Add(20*time.Minute)) {
+			t.Fatalf("the shared key expires at %v, want the latest, %v", k.Expires, t0.Add(20*time.Minute))
+		}
+	}
+}
+
+func testDashboardSessions(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	if _, err := s.GetDashboardSession(ctx, "nope"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("an unknown session: %v", err)
+	}
+	d := store.DashboardSession{Key: "k1", User: "ada@example.com", Name: "Ada", Role: 2, CSRF: "tok", Created: t0, LastSeen: t0}
+	if err := s.PutDashboardSession(ctx, d, 0); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.GetDashboardSession(ctx, "k1")
+	if err != nil || !reflect.DeepEqual(got, d) {
+		t.Fatalf("got %+v, %v; want %+v", got, err, d)
+	}
+	if err := s.TouchDashboardSession(ctx, "k1", t0.Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	// A touch never moves LastSeen back (two gateways touching out of order).
+	if err := s.TouchDashboardSession(ctx, "k1", t0.Add(time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.GetDashboardSession(ctx, "k1"); !got.LastSeen.Equal(t0.Add(time.Minute)) {
+		t.Fatalf("last seen %v, want %v", got.LastSeen, t0.Add(time.Minute))
+	}
+	if err := s.TouchDashboardSession(ctx, "nope", t0); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("touching an unknown session: %v", err)
+	}
+	// The bound drops the least recently seen.
+	for i, seen := range []time.Duration{3 * time.Minute, 2 * time.Minute} {
+		k := fmt.Sprintf("k%d", i+2)
+		if err := s.PutDashboardSession(ctx, store.DashboardSession{Key: k, User: k, CSRF: "t", Created: t0, LastSeen: t0.Add(seen)}, 2); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := s.GetDashboardSession(ctx, "k1"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("past the bound of 2, the least recently seen session stays: %v", err)
+	}
+	for _, k := range []string{"k2", "k3"} {
+		if _, err := s.GetDashboardSession(ctx, k); err != nil {
+			t.Fatalf("%s: %v", k, err)
+		}
+	}
+	// Idle and absolute timeouts.
+	if err := s.PutDashboardSession(ctx, store.DashboardSession{Key: "old", User: "u", CSRF: "t", Created: t0.Add(-time.Hour), LastSeen: t0.Add(10 * time.Minute)}, 0); err != nil {
+		t.Fatal(err)
+	}
+	n, err := s.DeleteIdleDashboardSessions(ctx, t0.Add(150*time.Second), t0.Add(-time.Minute))
+	if err != nil || n != 2 {
+		t.Fatalf("deleted %d idle sessions (%v), want 2: k3 (idle) and old (past its absolute timeout)", n, err)
+	}
+	if _, err := s.GetDashboardSession(ctx, "k2"); err != nil {
+		t.Fatalf("k2 (seen at +3m) went: %v", err)
+	}
+	if err := s.DeleteDashboardSession(ctx, "k2"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteDashboardSession(ctx, "k2"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("deleting twice: %v", err)
+	}
+}
+
+func testDashboardLogins(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	add := func(key, peer string, created time.Time) bool {
+		t.Helper()
+		ok, err := s.AddDashboardLogin(ctx, store.DashboardLogin{Key: key, Verifier: "v-" + key, Nonce: "n-" + key, ReturnTo: "/ui/", Peer: peer, Created: created}, t0.Add(-10*time.Minute), 4, 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ok
+	}
+	if !add("s1", "10.0.0.1", t0) || !add("s2", "10.0.0.1", t0.Add(time.Second)) {
+		t.Fatal("the first two sign-ins of a peer were refused")
+	}
+	if add("s3", "10.0.0.1", t0.Add(2*time.Second)) {
+		t.Fatal("a third sign-in of a peer allowed two was accepted")
+	}
+	if !add("s4", "10.0.0.2", t0.Add(3*time.Second)) || !add("s5", "10.0.0.3", t0.Add(4*time.Second)) {
+		t.Fatal("other peers' sign-ins were refused")
+	}
+	// The table holds 4: a fifth makes room by dropping the oldest (s1).
+	if !add("s6", "10.0.0.4", t0.Add(5*time.Second)) {
+		t.Fatal("a sign-in was refused when the table was full")
+	}
+	if _, err := s.TakeDashboardLogin(ctx, "s1"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("the oldest sign-in stayed past the bound: %v", err)
+	}
+	l, err := s.TakeDashboardLogin(ctx, "s2")
+	if err != nil || l.Verifier != "v-s2" || l.Nonce != "n-s2" || l.ReturnTo != "/ui/" || l.Peer != "10.0.0.1" || !l.Created.Equal(t0.Add(time.Second)) {
+		t.Fatalf("took %+v, %v", l, err)
+	}
+	if _, err := s.TakeDashboardLogin(ctx, "s2"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("a sign-in taken twice: %v", err)
+	}
+	// Sign-ins created before expiredBefore go at the next addition.
+	ok, err := s.AddDashboardLogin(ctx, store.DashboardLogin{Key: "late", Peer: "10.0.0.9", Created: t0.Add(time.Hour)}, t0.Add(30*time.Minute), 4, 2)
+	if err != nil || !ok {
+		t.Fatalf("late sign-in: %v %v", ok, err)
+	}
+	for _, k := range []string{"s4", "s5", "s6"} {
+		if _, err := s.TakeDashboardLogin(ctx, k); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("expired sign-in %s stayed: %v", k, err)
+		}
+	}
+}
+
+func testSharedDashboardLogin(t *testing.T, a, b store.Store) {
+	ctx := context.Background()
+	for i := range 10 {
+		key := fmt.Sprintf("state-%d", i)
+		if ok, err := a.AddDashboardLogin(ctx, store.DashboardLogin{Key: key, Verifier: "v", Peer: "p", Created: t0}, t0.Add(-time.Hour), 100, 100); err != nil || !ok {
+			t.Fatalf("add: %v %v", ok, err)
+		}
+		var wg sync.WaitGroup
+		var got [2]error
+		for j, s := range []store.Store{a, b} {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				_, got[j] = s.TakeDashboardLogin(ctx, key)
+			}()
+		}
+		wg.Wait()
+		if (got[0] == nil) == (got[1] == nil) {
+			t.Fatalf("%s taken by both or neither: %v, %v", key, got[0], got[1])
+		}
+		for _, err := range got {
+			if err != nil && !errors.Is(err, store.ErrNotFound) {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := a.PutDashboardSession(ctx, store.DashboardSession{Key: "sess", User: "u", CSRF: "c", Created: t0, LastSeen: t0}, 0); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := b.GetDashboardSession(ctx, "sess"); err != nil || got.User != "u" {
+		t.Fatalf("a session made through one gateway, read through the other: %+v, %v", got, err)
 	}
 }
