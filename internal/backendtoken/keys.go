@@ -28,6 +28,8 @@ import (
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
+
+	"github.com/gatehouse-dev/gatehouse/internal/store"
 )
 
 // Algorithms the gateway signs with.
@@ -55,7 +57,19 @@ type KeysOptions struct {
 	// Now is the clock; default time.Now.
 	Now    func() time.Time
 	Logger *slog.Logger
+	// Share, when set, is a store that other gateways share: the keys'
+	// public halves are published there, and the JWKS serves every
+	// gateway's published keys besides these (see Sync). Private keys
+	// stay in Dir.
+	Share store.PublishedKeys
+	// SyncInterval is how often Sync runs with Share; default
+	// DefaultSyncInterval.
+	SyncInterval time.Duration
 }
+
+// DefaultSyncInterval is how often keys with a Share publish theirs and
+// read the others'.
+const DefaultSyncInterval = 2 * time.Second
 
 // Keys are the gateway's signing keys in one directory: one ring per
 // algorithm. It is safe for concurrent use; readers (Signer, JWKS) never
@@ -80,6 +94,26 @@ type Keys struct {
 	kick chan struct{}
 	wg   sync.WaitGroup
 	once sync.Once
+
+	share     store.PublishedKeys
+	syncEvery time.Duration
+	shareKick chan struct{}
+	// peers are the other gateways' keys as last read from share, valid
+	// public keys only; guarded by mu. unpublish holds the kids of keys
+	// removed here that share may still hold.
+	peers     []peerKey
+	unpublish []string
+	// shareFailed is when a Sync last logged a failure (mu): at most one a
+	// minute.
+	shareFailed time.Time
+}
+
+// peerKey is a public key another gateway published.
+type peerKey struct {
+	kid, alg  string
+	activates time.Time
+	expires   time.Time
+	public    jose.JSONWebKey
 }
 
 type keyTuning struct {
@@ -134,6 +168,13 @@ func OpenKeys(opts KeysOptions) (*Keys, error) {
 		unused: map[string]time.Time{},
 		done:   make(chan struct{}),
 		kick:   make(chan struct{}, 1),
+
+		share:     opts.Share,
+		syncEvery: opts.SyncInterval,
+		shareKick: make(chan struct{}, 1),
+	}
+	if k.syncEvery <= 0 {
+		k.syncEvery = DefaultSyncInterval
 	}
 	k.SetTuning(opts.Interval, opts.Prepublish, opts.ClockSkew)
 	if err := os.MkdirAll(opts.Dir, 0o700); err != nil {
@@ -146,6 +187,14 @@ func OpenKeys(opts KeysOptions) (*Keys, error) {
 	k.publish(keys)
 	k.wg.Add(1)
 	go k.run()
+	if k.share != nil {
+		// The first read of the others' keys before the JWKS is served.
+		ctx, cancel := context.WithTimeout(context.Background(), shareCallTimeout)
+		_ = k.Sync(ctx) // a failure is logged; the loop retries
+		cancel()
+		k.wg.Add(1)
+		go k.runShare()
+	}
 	return k, nil
 }
 
@@ -229,7 +278,9 @@ func (k *Keys) Rotate(ctx context.Context) error {
 	return k.rotateLocked(ctx)
 }
 
-// Close stops the background rotation.
+// Close stops the background rotation and sharing. Keys published to a
+// share stay there until they expire: tokens they signed may still be in
+// use.
 func (k *Keys) Close() {
 	k.once.Do(func() { close(k.done) })
 	k.wg.Wait()
@@ -344,6 +395,9 @@ func (k *Keys) rotateLocked(ctx context.Context) error {
 		}
 		keys = slices.DeleteFunc(keys, func(x *signingKey) bool { return x == key })
 		changed = true
+		if k.share != nil {
+			k.unpublish = append(k.unpublish, key.kid)
+		}
 		k.logger.Info(why, "kid", key.kid, "alg", key.alg)
 	}
 	for _, alg := range []string{ES256, EdDSA} {
@@ -414,11 +468,14 @@ func (k *Keys) rotateLocked(ctx context.Context) error {
 	}
 	if changed {
 		k.publish(keys)
+		k.wakeShare()
 	}
 	return errors.Join(errs...)
 }
 
-// publish stores a new state with its JWKS document.
+// publish stores a new state with its JWKS document: keys, then the
+// other gateways' keys (k.peers, which the caller holds mu for, or which
+// are not set yet) that are not among them.
 func (k *Keys) publish(keys []*signingKey) {
 	slices.SortStableFunc(keys, func(a, b *signingKey) int {
 		if c := strings.Compare(a.alg, b.alg); c != 0 {
@@ -426,9 +483,16 @@ func (k *Keys) publish(keys []*signingKey) {
 		}
 		return a.activates.Compare(b.activates)
 	})
-	set := jose.JSONWebKeySet{Keys: make([]jose.JSONWebKey, 0, len(keys))}
+	set := jose.JSONWebKeySet{Keys: make([]jose.JSONWebKey, 0, len(keys)+len(k.peers))}
+	own := make(map[string]bool, len(keys))
 	for _, key := range keys {
 		set.Keys = append(set.Keys, key.public)
+		own[key.kid] = true
+	}
+	for _, p := range k.peers { // sorted by algorithm, activation and kid
+		if !own[p.kid] {
+			set.Keys = append(set.Keys, p.public)
+		}
 	}
 	body, err := json.Marshal(set)
 	if err != nil {

@@ -51,7 +51,7 @@ type PostgresStorage struct {
 	URL          string   `yaml:"url" jsonschema:"required" jsonschema_description:"postgres://user@host:5432/database?sslmode=verify-full (libpq's parameters, PGHOST and the other PG* variables apply). No password here: give it in password, or by PGPASSWORD or ~/.pgpass."`
 	Password     Secret   `yaml:"password" jsonschema_description:"The password, as a reference: ${env:NAME} or ${file:/path}."`
 	Schema       string   `yaml:"schema" jsonschema_description:"The schema Gatehouse's tables live in; created if missing. Default gatehouse."`
-	SyncInterval Duration `yaml:"sync_interval" jsonschema_description:"How often each gateway reads back what the others changed (registrations) and adds its quota counts to the shared ones. Default 2s; between 100ms and 1m."`
+	SyncInterval Duration `yaml:"sync_interval" jsonschema_description:"How often each gateway reads back what the others changed (registrations, published signing keys) and adds its quota counts to the shared ones. Default 2s; between 100ms and 1m."`
 }
 
 // Listener is one public listening socket.

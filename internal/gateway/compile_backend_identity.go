@@ -11,12 +11,14 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/gatehouse-dev/gatehouse/internal/backendtoken"
 	"github.com/gatehouse-dev/gatehouse/internal/config"
 	"github.com/gatehouse-dev/gatehouse/internal/h1"
 	"github.com/gatehouse-dev/gatehouse/internal/identity"
 	"github.com/gatehouse-dev/gatehouse/internal/policy"
+	"github.com/gatehouse-dev/gatehouse/internal/store"
 	"github.com/gatehouse-dev/gatehouse/internal/upstream"
 )
 
@@ -28,6 +30,11 @@ import (
 type BackendIdentity struct {
 	logger *slog.Logger
 	certs  *upstream.ClientCerts
+
+	// share and shareEvery: where keys opened from now on publish their
+	// public halves for the other gateways (nil: no other gateway).
+	share      store.PublishedKeys
+	shareEvery time.Duration
 
 	mu        sync.Mutex
 	keys      map[string]*backendtoken.Keys
@@ -43,6 +50,15 @@ func NewBackendIdentity(logger *slog.Logger) *BackendIdentity {
 		keys:    map[string]*backendtoken.Keys{},
 		minters: map[string]*backendtoken.Minter{},
 	}
+}
+
+// Share makes signing keys opened from now on publish their public halves
+// to s, which other gateways share, every interval, and serve the other
+// gateways' keys in their JWKS. Call it before the first compile.
+func (b *BackendIdentity) Share(s store.PublishedKeys, interval time.Duration) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.share, b.shareEvery = s, interval
 }
 
 // Keys returns the signing keys kept in dir, if they are open.
@@ -73,6 +89,7 @@ func (b *BackendIdentity) openKeys(opts backendtoken.KeysOptions) (k *backendtok
 	if k, ok := b.keys[opts.Dir]; ok {
 		return k, func() { k.SetTuning(opts.Interval, opts.Prepublish, opts.ClockSkew) }, nil
 	}
+	opts.Share, opts.SyncInterval = b.share, b.shareEvery
 	k, err = backendtoken.OpenKeys(opts)
 	if err != nil {
 		return nil, nil, err

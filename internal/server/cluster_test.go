@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -12,9 +13,11 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
+	jose "github.com/go-jose/go-jose/v4"
 	"github.com/jackc/pgx/v5"
 
 	"github.com/gatehouse-dev/gatehouse/internal/identity"
@@ -234,5 +237,94 @@ apis:
 		if !seen[want] {
 			t.Errorf("the audit log read through a lacks %s (has %v)", want, seen)
 		}
+	}
+}
+
+// Two gateways on one PostgreSQL store each sign backend tokens with keys
+// of their own, and each serves both gateways' public keys: a backend that
+// fetched the JWKS through a load balancer from either gateway verifies a
+// token minted by the other.
+func TestCluster_BackendTokensVerifyWithEitherGatewaysJWKS(t *testing.T) {
+	pgURL, schema := postgresSchema(t)
+	tokens := make(chan string, 16)
+	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case tokens <- strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer "):
+		default:
+		}
+		io.WriteString(w, "ok")
+	}))
+	defer backend.Close()
+	file := filepath.Join(t.TempDir(), "gatehouse.yaml")
+	cfg := fmt.Sprintf(`
+server:
+  listeners: [{name: public, address: "127.0.0.1:0"}]
+  admin: {address: "127.0.0.1:0"}
+  timeouts: {shutdown: 5s}
+storage:
+  postgres: {url: %q, schema: %s, sync_interval: 100ms}
+backend_identity:
+  issuer: https://gateway.example
+backends:
+  - name: signed
+    instances: [{url: %q}]
+    identity:
+      jwt: {audience: https://orders.internal, algorithm: ES256, ttl: 60s, anonymous_subject: anonymous}
+apis:
+  - name: signed
+    path_prefix: /signed
+    backend: signed
+    auth: {anonymous: true}
+`, pgURL, schema, backend.URL)
+	if err := os.WriteFile(file, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	a := startIn(t, file, t.TempDir())
+	b := startIn(t, file, t.TempDir())
+
+	tokenVia := func(g *started) string {
+		t.Helper()
+		if s := status(t, g.url+"/signed/x"); s != 200 {
+			t.Fatalf("GET /signed/x: %d", s)
+		}
+		return <-tokens
+	}
+	jwks := func(g *started) jose.JSONWebKeySet {
+		t.Helper()
+		res, err := http.Get(g.url + "/.well-known/jwks.json")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		var set jose.JSONWebKeySet
+		if err := json.NewDecoder(res.Body).Decode(&set); err != nil {
+			t.Fatal(err)
+		}
+		return set
+	}
+	verifies := func(token string, set jose.JSONWebKeySet) bool {
+		jws, err := jose.ParseSigned(token, []jose.SignatureAlgorithm{jose.ES256})
+		if err != nil {
+			t.Fatalf("the backend got %q: %v", token, err)
+		}
+		keys := set.Key(jws.Signatures[0].Header.KeyID)
+		if len(keys) != 1 {
+			return false
+		}
+		_, err = jws.Verify(keys[0])
+		return err == nil
+	}
+	fromA, fromB := tokenVia(a), tokenVia(b)
+	for _, c := range []struct {
+		name  string
+		token string
+		via   *started
+	}{{"minted by a, JWKS from b", fromA, b}, {"minted by b, JWKS from a", fromB, a}} {
+		t0 := time.Now()
+		eventually(t, 5*time.Second, c.name, func() bool { return verifies(c.token, jwks(c.via)) })
+		t.Logf("%s: verified after %v (sync_interval 100ms)", c.name, time.Since(t0).Round(time.Millisecond))
+	}
+	if ka, kb := len(jwks(a).Keys), len(jwks(b).Keys); ka != 2 || kb != 2 {
+		t.Fatalf("the JWKS hold %d and %d keys, want 2 each (one per gateway)", ka, kb)
 	}
 }

@@ -85,6 +85,10 @@ func (s *Server) openState(ctx context.Context, doc *config.Document) error {
 		st.Close()
 		return fmt.Errorf("reading quota counters from the store: %w", err)
 	}
+	if shared && rt.BackendIdentity != nil {
+		// Before the first compile opens the keys.
+		rt.BackendIdentity.Share(st, sync)
+	}
 	rt.Instances = registrySource{reg}
 	rt.ConsumerKeys = keys
 	if rc := doc.Config.Storage.Redis; rc != nil {
