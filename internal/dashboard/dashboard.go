@@ -27,6 +27,7 @@ import (
 	"github.com/gatehouse-dev/gatehouse/internal/gateway"
 	"github.com/gatehouse-dev/gatehouse/internal/identity"
 	"github.com/gatehouse-dev/gatehouse/internal/observe"
+	"github.com/gatehouse-dev/gatehouse/internal/store"
 )
 
 //go:embed templates/*.html
@@ -63,6 +64,18 @@ type Options struct {
 	InsecureLocal bool
 	// IdleTimeout and AbsoluteTimeout end sessions (defaults 30m, 12h).
 	IdleTimeout, AbsoluteTimeout time.Duration
+	// Sessions, when set, keeps the sessions and the sign-ins in progress
+	// in a store that gateways share, so that a person's requests may
+	// reach any of them. When nil, they are kept in memory, for this
+	// dashboard alone.
+	Sessions store.DashboardSessions
+	// SessionScope, with Sessions, confines sessions and sign-ins to the
+	// dashboards given the same scope: one made under another scope is
+	// unknown here. The server gives a digest of the dashboard's settings,
+	// so that a change of them (a role taken away, another identity
+	// provider) ends every session on every gateway that applies it, as
+	// rebuilding a dashboard ends the sessions it keeps in memory.
+	SessionScope string
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 }
@@ -73,8 +86,8 @@ type Dashboard struct {
 	logger   *slog.Logger
 	now      func() time.Time
 	pages    map[string]*template.Template
-	sessions *sessions
-	pending  *pendingLogins
+	sessions sessionTable
+	pending  loginTable
 	oidc     *oidcClient
 	keySets  *identity.KeySets // made by New, when the options gave none
 	// secureCookies is true unless sign-in happens over plain http on a
@@ -137,10 +150,13 @@ func New(o Options) (*Dashboard, error) {
 	if o.AbsoluteTimeout <= 0 {
 		o.AbsoluteTimeout = 12 * time.Hour
 	}
-	d := &Dashboard{
-		o: o, logger: o.Logger, now: o.Now,
-		sessions: newSessions(o.IdleTimeout, o.AbsoluteTimeout, o.Now),
-		pending:  &pendingLogins{now: o.Now, m: map[string]*pendingLogin{}},
+	d := &Dashboard{o: o, logger: o.Logger, now: o.Now}
+	if o.Sessions != nil {
+		d.sessions = &storeSessions{st: o.Sessions, scope: o.SessionScope, idle: o.IdleTimeout, absolute: o.AbsoluteTimeout, now: o.Now, logger: o.Logger}
+		d.pending = &storeLogins{st: o.Sessions, scope: o.SessionScope, now: o.Now}
+	} else {
+		d.sessions = newSessions(o.IdleTimeout, o.AbsoluteTimeout, o.Now)
+		d.pending = &pendingLogins{now: o.Now, m: map[string]*pendingLogin{}}
 	}
 	if o.OIDC != nil {
 		u, err := url.Parse(o.OIDC.RedirectURL)
@@ -241,7 +257,11 @@ type pageHandler func(w http.ResponseWriter, r *http.Request, s *Session)
 // to sign in and comes back afterwards.
 func (d *Dashboard) page(h pageHandler) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		s := d.session(w, r)
+		s, err := d.session(w, r)
+		if err != nil {
+			d.sessionStoreFailed(w, r, err)
+			return
+		}
 		if s == nil {
 			if strings.HasPrefix(r.URL.Path, "/ui/data/") {
 				writeJSONError(w, http.StatusUnauthorized, "signed out")
@@ -259,7 +279,11 @@ func (d *Dashboard) page(h pageHandler) http.HandlerFunc {
 // same-origin request.
 func (d *Dashboard) change(role Role, h pageHandler) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		s := d.session(w, r)
+		s, err := d.session(w, r)
+		if err != nil {
+			d.sessionStoreFailed(w, r, err)
+			return
+		}
 		if s == nil {
 			d.fail(w, r, nil, http.StatusUnauthorized, "Your session has ended. Sign in again, then repeat the change.", nil)
 			return
@@ -308,23 +332,42 @@ func (d *Dashboard) sameOrigin(r *http.Request) bool {
 	return true // no browser signal at all: the CSRF token decides
 }
 
-// session returns the request's live session. With insecure_local, a
-// loopback peer without one gets a new admin session.
-func (d *Dashboard) session(w http.ResponseWriter, r *http.Request) *Session {
+// session returns the request's live session, or nil. With
+// insecure_local, a loopback peer without one gets a new admin session.
+// An error means the session table could not be read or written: the
+// person is then neither signed in nor sent to sign in.
+func (d *Dashboard) session(w http.ResponseWriter, r *http.Request) (*Session, error) {
 	name, _ := d.cookie(false)
 	if c, err := r.Cookie(name); err == nil {
-		if s := d.sessions.get(c.Value, !strings.HasPrefix(r.URL.Path, "/ui/data/")); s != nil {
-			return s
+		s, err := d.sessions.get(r.Context(), c.Value, !strings.HasPrefix(r.URL.Path, "/ui/data/"))
+		if s != nil || err != nil {
+			return s, err
 		}
 	}
 	// Loopback by its peer and by the name it was asked under, so that a
 	// DNS-rebound name cannot use an insecure_local dashboard.
 	if d.o.InsecureLocal && config.IsLoopbackHostPort(r.RemoteAddr) && config.IsLoopbackHostPort(r.Host) {
-		id, s := d.sessions.create("local", "local developer", RoleAdmin)
+		id, s, err := d.sessions.create(r.Context(), "local", "local developer", RoleAdmin)
+		if err != nil {
+			return nil, err
+		}
 		d.setSessionCookie(w, id)
-		return s
+		return s, nil
 	}
-	return nil
+	return nil, nil
+}
+
+// sessionStoreFailed answers a request whose session or sign-in could not
+// be read or written (a shared store that is down): 503, neither signed
+// in (fail closed) nor sent to sign in, which would fail the same way, in
+// a loop. The cause goes to the log; it holds no cookie or token.
+func (d *Dashboard) sessionStoreFailed(w http.ResponseWriter, r *http.Request, err error) {
+	if strings.HasPrefix(r.URL.Path, "/ui/data/") {
+		d.logger.Error("dashboard: request failed", "path", r.URL.Path, "status", http.StatusServiceUnavailable, "error", err.Error())
+		writeJSONError(w, http.StatusServiceUnavailable, "the dashboard's session store is unavailable")
+		return
+	}
+	d.fail(w, r, nil, http.StatusServiceUnavailable, "The dashboard's session store is unavailable, so it cannot tell who you are. Try again in a moment.", err)
 }
 
 func (d *Dashboard) setSessionCookie(w http.ResponseWriter, id string) {

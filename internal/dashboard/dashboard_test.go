@@ -314,12 +314,12 @@ func TestDashboard_SignInsInProgressAreBoundedPerAddress(t *testing.T) {
 	}
 	pl := &pendingLogins{now: e.clk.Now, m: map[string]*pendingLogin{}}
 	for i := range maxPending {
-		if !pl.add(fmt.Sprint(i), &pendingLogin{created: e.clk.Now(), peer: fmt.Sprintf("10.0.%d.%d", i/200, i%200)}) {
+		if ok, _ := pl.add(t.Context(), fmt.Sprint(i), &pendingLogin{created: e.clk.Now(), peer: fmt.Sprintf("10.0.%d.%d", i/200, i%200)}); !ok {
 			t.Fatalf("login %d refused", i)
 		}
 		e.clk.Advance(time.Millisecond)
 	}
-	if !pl.add("new", &pendingLogin{created: e.clk.Now(), peer: "192.0.2.1"}) {
+	if ok, _ := pl.add(t.Context(), "new", &pendingLogin{created: e.clk.Now(), peer: "192.0.2.1"}); !ok {
 		t.Fatal("a login refused when the table is full")
 	}
 	if len(pl.m) != maxPending || pl.m["0"] != nil || pl.m["new"] == nil {
@@ -480,6 +480,8 @@ func TestSafeReturn_RefusesOpenRedirects(t *testing.T) {
 		"https://evil.example": "/ui/",
 		"//evil.example/ui/":   "/ui/",
 		"/ui/\\evil":           "/ui/",
+		"/ui/apis?q=a\x00b":    "/ui/",
+		"/ui/apis?q=\xff":      "/ui/",
 		"/ui/login":            "/ui/",
 		"":                     "/ui/",
 		"/ui/apis?q=" + strings.Repeat("x", maxReturn): "/ui/", // kept ten minutes per sign-in: bounded

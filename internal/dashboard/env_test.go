@@ -58,9 +58,12 @@ func (c *clock) Advance(d time.Duration) { c.ns.Add(int64(d)) }
 // testEnv is a dashboard served by httptest with a development issuer for
 // sign-in, fake sources and a compiled snapshot.
 type testEnv struct {
-	t         *testing.T
-	dash      *Dashboard
+	t    *testing.T
+	dash *Dashboard
+	// srv sends each request to the dashboard in serving: dash, unless a
+	// test switches it, as a load balancer in front of gateways would.
 	srv       *httptest.Server
+	serving   atomic.Pointer[Dashboard]
 	issuer    *devissuer.Issuer
 	audit     *MemoryAudit
 	consumers *MemoryConsumers
@@ -119,8 +122,7 @@ func newTestEnv(t *testing.T, mutate func(*Options)) *testEnv {
 	iss.SetURL(issSrv.URL)
 	e.issuer = iss
 
-	var h http.Handler
-	e.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h.ServeHTTP(w, r) }))
+	e.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { e.serving.Load().ServeHTTP(w, r) }))
 	t.Cleanup(e.srv.Close)
 
 	e.audit = NewMemoryAudit(e.clk.Now, 0)
@@ -159,7 +161,7 @@ func newTestEnv(t *testing.T, mutate func(*Options)) *testEnv {
 		t.Fatal(err)
 	}
 	e.dash = d
-	h = d
+	e.serving.Store(d)
 	return e
 }
 

@@ -5,12 +5,16 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 )
 
 // safeReturn keeps a return path only when it is a dashboard path on this
-// host (no open redirect).
+// host (no open redirect), in valid UTF-8 without control characters (a
+// shared store keeps it as PostgreSQL text, which holds no NUL byte).
 func safeReturn(p string) string {
-	if len(p) > maxReturn || !strings.HasPrefix(p, "/ui/") || strings.HasPrefix(p, "//") || strings.ContainsAny(p, "\\\r\n") ||
+	if len(p) > maxReturn || !strings.HasPrefix(p, "/ui/") || strings.HasPrefix(p, "//") || strings.ContainsAny(p, "\\") ||
+		!utf8.ValidString(p) || strings.ContainsFunc(p, unicode.IsControl) ||
 		strings.HasPrefix(p, "/ui/login") || strings.HasPrefix(p, "/ui/callback") || strings.HasPrefix(p, "/ui/data/") {
 		return "/ui/"
 	}
@@ -24,7 +28,12 @@ const maxReturn = 2048
 // serveLogin shows the sign-in page (or, already signed in, goes on).
 func (d *Dashboard) serveLogin(w http.ResponseWriter, r *http.Request) {
 	ret := safeReturn(r.URL.Query().Get("return"))
-	if s := d.session(w, r); s != nil {
+	s, err := d.session(w, r)
+	if err != nil {
+		d.sessionStoreFailed(w, r, err)
+		return
+	}
+	if s != nil {
 		http.Redirect(w, r, ret, http.StatusFound)
 		return
 	}
@@ -57,7 +66,12 @@ func (d *Dashboard) serveLoginStart(w http.ResponseWriter, r *http.Request) {
 		d.fail(w, r, nil, http.StatusBadGateway, "The identity provider cannot be reached right now. Try again in a moment.", err)
 		return
 	}
-	if !d.pending.add(state, l) {
+	ok, err := d.pending.add(r.Context(), state, l)
+	if err != nil {
+		d.sessionStoreFailed(w, r, err)
+		return
+	}
+	if !ok {
 		d.fail(w, r, nil, http.StatusTooManyRequests, "Too many sign-ins are in progress from this address. Finish one, or try again in a few minutes.", nil)
 		return
 	}
@@ -85,7 +99,9 @@ func (d *Dashboard) serveCallback(w http.ResponseWriter, r *http.Request) {
 	}
 	if e := q.Get("error"); e != "" {
 		if ours {
-			d.pending.take(state)
+			if _, err := d.pending.take(r.Context(), state); err != nil {
+				d.logger.Warn("dashboard: ending a refused sign-in failed", "error", err.Error())
+			}
 		}
 		// Shown only when it is an OAuth error code (RFC 6749 §4.1.2.1
 		// lists them: access_denied...), never as text a link chose.
@@ -100,7 +116,11 @@ func (d *Dashboard) serveCallback(w http.ResponseWriter, r *http.Request) {
 		d.fail(w, r, nil, http.StatusBadRequest, "This sign-in did not start in this browser, or it took too long. Start again from the sign-in page.", errors.New("state does not match the login cookie"))
 		return
 	}
-	l := d.pending.take(state)
+	l, err := d.pending.take(r.Context(), state)
+	if err != nil {
+		d.sessionStoreFailed(w, r, err)
+		return
+	}
 	if l == nil {
 		d.fail(w, r, nil, http.StatusBadRequest, "This sign-in has expired or was already used. Start again from the sign-in page.", errors.New("unknown or expired state"))
 		return
@@ -117,7 +137,11 @@ func (d *Dashboard) serveCallback(w http.ResponseWriter, r *http.Request) {
 		d.fail(w, r, nil, http.StatusUnauthorized, "Signing you in failed. Start again from the sign-in page.", err)
 		return
 	}
-	id, _ := d.sessions.create(who.user, who.name, who.role)
+	id, _, err := d.sessions.create(r.Context(), who.user, who.name, who.role)
+	if err != nil {
+		d.sessionStoreFailed(w, r, err)
+		return
+	}
 	d.setSessionCookie(w, id)
 	d.audit(who.user, "login", "dashboard", "", "role "+who.role.String())
 	http.Redirect(w, r, l.returnTo, http.StatusFound)
@@ -127,7 +151,12 @@ func (d *Dashboard) serveCallback(w http.ResponseWriter, r *http.Request) {
 func (d *Dashboard) serveLogout(w http.ResponseWriter, r *http.Request, s *Session) {
 	name, _ := d.cookie(false)
 	if c, err := r.Cookie(name); err == nil {
-		d.sessions.delete(c.Value)
+		if err := d.sessions.delete(r.Context(), c.Value); err != nil {
+			// The session stays valid; the cookie is kept so that the
+			// person can sign out again once the store is back.
+			d.fail(w, r, s, http.StatusServiceUnavailable, "Signing you out failed: the dashboard's session store is unavailable. Try again in a moment.", err)
+			return
+		}
 	}
 	d.setCookie(w, false, "", -1)
 	d.audit(s.User, "logout", "dashboard", "", "")

@@ -1,6 +1,7 @@
 package dashboard
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -53,6 +54,36 @@ func (s *Session) CheckCSRF(token string) bool {
 // session is dropped.
 const maxSessions = 10000
 
+// sessionTable keeps the signed-in people: in memory, for one gateway
+// (sessions), or in a store the gateways share (storeSessions). An error
+// means the table could not be read or written; it never carries a
+// cookie value or a CSRF token.
+type sessionTable interface {
+	// create starts a session and returns the cookie value.
+	create(ctx context.Context, user, name string, role Role) (string, *Session, error)
+	// get returns a copy of the live session of a cookie value, or nil
+	// when it is unknown or timed out. With touch, it marks it used.
+	get(ctx context.Context, id string, touch bool) (*Session, error)
+	// delete ends a session; one already gone is not an error.
+	delete(ctx context.Context, id string) error
+}
+
+// loginTable keeps the sign-ins in progress: in memory (pendingLogins)
+// or in a shared store (storeLogins), keyed by their state parameter.
+type loginTable interface {
+	// add records a sign-in; false when its peer has too many under way.
+	add(ctx context.Context, state string, l *pendingLogin) (bool, error)
+	// take removes and returns the sign-in of state, or nil when it is
+	// unknown, already taken or too old.
+	take(ctx context.Context, state string) (*pendingLogin, error)
+}
+
+// expired reports whether a session has timed out at now: idle since its
+// last use, or older than absolute.
+func expired(sess *Session, now time.Time, idle, absolute time.Duration) bool {
+	return now.Sub(sess.LastSeen) >= idle || now.Sub(sess.Created) >= absolute
+}
+
 // sessions is the server-side session table. The cookie holds a random
 // ID; the table is keyed by the ID's SHA-256, so that even a dump of the
 // table gives no usable cookie.
@@ -80,7 +111,7 @@ func sessionKey(id string) string {
 }
 
 // create starts a session and returns the cookie value.
-func (s *sessions) create(user, name string, role Role) (string, *Session) {
+func (s *sessions) create(_ context.Context, user, name string, role Role) (string, *Session, error) {
 	id := randomToken(32)
 	now := s.now()
 	sess := &Session{User: user, Name: name, Role: role, CSRF: randomToken(32), Created: now, LastSeen: now}
@@ -98,16 +129,17 @@ func (s *sessions) create(user, name string, role Role) (string, *Session) {
 		delete(s.m, oldestKey)
 	}
 	s.m[sessionKey(id)] = sess
-	return id, sess
+	c := *sess
+	return id, &c, nil
 }
 
 // get returns the live session of a cookie value, or nil when it is
 // unknown or timed out. With touch, it marks it used: a person's request,
 // not a page's own polling (an Overview left open on an unattended
 // screen must not keep its session past the idle timeout).
-func (s *sessions) get(id string, touch bool) *Session {
+func (s *sessions) get(_ context.Context, id string, touch bool) (*Session, error) {
 	if id == "" {
-		return nil
+		return nil, nil
 	}
 	k := sessionKey(id)
 	now := s.now()
@@ -115,28 +147,29 @@ func (s *sessions) get(id string, touch bool) *Session {
 	defer s.mu.Unlock()
 	sess := s.m[k]
 	if sess == nil {
-		return nil
+		return nil, nil
 	}
 	if s.expired(sess, now) {
 		delete(s.m, k)
-		return nil
+		return nil, nil
 	}
 	if touch {
 		sess.LastSeen = now
 	}
 	c := *sess
-	return &c
+	return &c, nil
 }
 
 func (s *sessions) expired(sess *Session, now time.Time) bool {
-	return now.Sub(sess.LastSeen) >= s.idle || now.Sub(sess.Created) >= s.absolute
+	return expired(sess, now, s.idle, s.absolute)
 }
 
 // delete ends a session.
-func (s *sessions) delete(id string) {
+func (s *sessions) delete(_ context.Context, id string) error {
 	s.mu.Lock()
 	delete(s.m, sessionKey(id))
 	s.mu.Unlock()
+	return nil
 }
 
 // sweep drops timed-out sessions; the caller holds mu.
@@ -179,7 +212,7 @@ type pendingLogins struct {
 // maxPendingPerPeer in progress; when the table is full, the oldest login
 // makes room (a flood from many addresses delays sign-ins, but cannot
 // stop them for the ten minutes a login lasts).
-func (p *pendingLogins) add(state string, l *pendingLogin) bool {
+func (p *pendingLogins) add(_ context.Context, state string, l *pendingLogin) (bool, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	now := p.now()
@@ -198,23 +231,23 @@ func (p *pendingLogins) add(state string, l *pendingLogin) bool {
 		}
 	}
 	if fromPeer >= maxPendingPerPeer {
-		return false
+		return false, nil
 	}
 	if len(p.m) >= maxPending {
 		delete(p.m, oldest)
 	}
 	p.m[state] = l
-	return true
+	return true, nil
 }
 
 // take removes and returns the login of state, if it is still valid.
-func (p *pendingLogins) take(state string) *pendingLogin {
+func (p *pendingLogins) take(_ context.Context, state string) (*pendingLogin, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	l := p.m[state]
 	delete(p.m, state)
 	if l == nil || p.now().Sub(l.created) > loginTTL {
-		return nil
+		return nil, nil
 	}
-	return l
+	return l, nil
 }

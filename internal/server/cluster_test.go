@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -21,6 +22,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/gatehouse-dev/gatehouse/internal/identity"
+	"github.com/gatehouse-dev/gatehouse/internal/testpki"
 )
 
 // postgresSchema returns the test server's URL and a new schema on it,
@@ -326,5 +328,55 @@ apis:
 	}
 	if ka, kb := len(jwks(a).Keys), len(jwks(b).Keys); ka != 2 || kb != 2 {
 		t.Fatalf("the JWKS hold %d and %d keys, want 2 each (one per gateway)", ka, kb)
+	}
+}
+
+// Two gateways on one PostgreSQL store share the dashboard's sessions: a
+// person signed in through one is signed in on the other, and a change of
+// the dashboard's settings (a role taken away) ends the session on every
+// gateway that applies it.
+func TestCluster_DashboardSessionsAreShared(t *testing.T) {
+	pgURL, schema := postgresSchema(t)
+	issSrv := devProvider(t, false, nil)
+	be := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	defer be.Close()
+	dir := t.TempDir()
+	caFile := testpki.NewCA(t, "provider CA").WriteFile(t, dir, "provider-ca.pem")
+	file := filepath.Join(dir, "gatehouse.yaml")
+	extra := func(admin, viewer string) string {
+		return fmt.Sprintf("storage:\n  postgres: {url: %q, schema: %s, sync_interval: 100ms}\n", pgURL, schema) +
+			dashboardOIDC(issSrv.URL, caFile, admin, viewer)
+	}
+	writeConfig(t, file, be.URL, extra("ops", ""))
+	a := serve(t, file, t.TempDir(), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	b := serve(t, file, t.TempDir(), slog.New(slog.NewTextHandler(io.Discard, nil)))
+
+	br := newDashboardBrowser(t, a.admin)
+	br.signIn("alice")
+	if r := br.role(); r != "admin" {
+		t.Fatalf("signed in through a, a shows %q", r)
+	}
+	br.admin = b.admin // the same cookie (one host), another gateway
+	if r := br.role(); r != "admin" {
+		t.Fatalf("signed in through a, b shows %q, want admin", r)
+	}
+	// The role is taken away in the settings both gateways reload.
+	writeConfig(t, file, be.URL, extra("", "ops"))
+	for _, g := range []*started{a, b} {
+		if err := g.srv.Reload(context.Background(), "test"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for name, g := range map[string]*started{"a": a, "b": b} {
+		br.admin = g.admin
+		if r := br.role(); r != "" {
+			t.Fatalf("after the settings changed, %s shows %q: the old session must end", name, r)
+		}
+	}
+	br.admin = b.admin
+	br.signIn("alice")
+	br.admin = a.admin
+	if r := br.role(); r != "viewer" {
+		t.Fatalf("signed in again through b, a shows %q, want viewer", r)
 	}
 }

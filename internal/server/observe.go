@@ -3,8 +3,11 @@ package server
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/hex"
+	"encoding/json"
 	"net/http"
 	"reflect"
 	"sync/atomic"
@@ -99,6 +102,22 @@ func dashboardSettings(d config.Dashboard) config.Dashboard {
 	return d
 }
 
+// dashboardScope is a digest of the dashboard's settings (its client
+// secret only as a reference) and of the CA it trusts for its identity
+// provider: the scope of the sessions it shares through the store.
+func dashboardScope(settings config.Dashboard, snap *gateway.Snapshot) string {
+	b, err := json.Marshal(settings)
+	if err != nil { // plain data: it does not fail; the scope stays one per error
+		b = []byte(err.Error())
+	}
+	_, pem := snap.DashboardCA()
+	h := sha256.New()
+	h.Write(b)
+	h.Write([]byte{0})
+	h.Write(pem)
+	return hex.EncodeToString(h.Sum(nil))
+}
+
 // serveDashboard serves /ui with the dashboard in force.
 func (s *Server) serveDashboard(w http.ResponseWriter, r *http.Request) {
 	s.obs.dash.Load().handler.ServeHTTP(w, r)
@@ -131,6 +150,14 @@ func (s *Server) buildDashboard(snap *gateway.Snapshot) (*dashboardState, error)
 	}
 	if o.History == nil {
 		o.History = s.obs.history
+	}
+	if state := s.state; state != nil && state.postgres != nil {
+		// Gateways that share the store share the dashboard's sessions,
+		// so that a person's requests may reach any of them; a change of
+		// the dashboard's settings ends them all, as a rebuild does in
+		// memory.
+		o.Sessions = state.store
+		o.SessionScope = dashboardScope(st.settings, snap)
 	}
 	if c := dc.OIDC; c != nil {
 		oidc := &dashboard.OIDCOptions{
