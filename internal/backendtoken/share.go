@@ -27,9 +27,9 @@ import (
 // gateway.
 //
 // A key is published with an expiry: for a key that still signs (or will),
-// a lease of MaxTokenTTL plus the clock skew and two sync intervals from
-// the last sync, since a gateway that stops may have signed with it a
-// moment before; for a retired key, the moment its last token has expired
+// a lease of MaxTokenTTL plus the clock skew, two sync intervals and a
+// store call's timeout from the last sync, since a gateway that stops may
+// have signed with it a moment before; for a retired key, the moment its last token has expired
 // plus the clock skew. A key removed here is deleted from the store at
 // the next sync. A gateway that stopped leaves its keys published until
 // their leases run out, so that the tokens it minted stay verifiable.
@@ -39,6 +39,10 @@ const shareCallTimeout = 5 * time.Second
 
 // shareLogEvery is how often at most a failing Sync is logged.
 const shareLogEvery = time.Minute
+
+// expiredKeep is how long after its expiry, on the clock of the gateway
+// that sweeps, a published key's row is removed.
+const expiredKeep = time.Hour
 
 // wakeShare makes the sharing loop sync now (a key was added or removed).
 func (k *Keys) wakeShare() {
@@ -98,7 +102,10 @@ func (k *Keys) Sync(ctx context.Context) error {
 	if listErr != nil {
 		errs = append(errs, fmt.Errorf("reading the other gateways' keys: %w", listErr))
 	}
-	if _, err := k.share.DeleteExpiredPublishedKeys(ctx, now); err != nil {
+	// Expired rows are removed an hour late, so that a gateway whose
+	// clock runs ahead does not remove the others' keys before their
+	// time; until then they are not listed, nor served.
+	if _, err := k.share.DeleteExpiredPublishedKeys(ctx, now.Add(-expiredKeep)); err != nil {
 		errs = append(errs, fmt.Errorf("removing expired keys from the store: %w", err))
 	}
 
@@ -158,7 +165,7 @@ func (k *Keys) published(now time.Time) ([]store.PublishedKey, []string, error) 
 	defer k.mu.Unlock()
 	gone := k.unpublish
 	k.unpublish = nil
-	lease := now.Add(MaxTokenTTL + t.skew + 2*k.syncEvery)
+	lease := now.Add(MaxTokenTTL + t.skew + 2*k.syncEvery + shareCallTimeout)
 	st := k.state.Load()
 	var out []store.PublishedKey
 	var errs []error

@@ -154,6 +154,18 @@ func New(o Options) (*Dashboard, error) {
 	if o.Sessions != nil {
 		d.sessions = &storeSessions{st: o.Sessions, scope: o.SessionScope, idle: o.IdleTimeout, absolute: o.AbsoluteTimeout, now: o.Now, logger: o.Logger}
 		d.pending = &storeLogins{st: o.Sessions, scope: o.SessionScope, now: o.Now}
+		// The sessions made under other settings end now, on every
+		// gateway, rather than at their timeouts: hidden by the scope,
+		// they would come back with those settings.
+		ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
+		n, err := o.Sessions.DeleteDashboardSessionsOutside(ctx, o.SessionScope)
+		cancel()
+		switch {
+		case err != nil:
+			o.Logger.Error("dashboard: ending the sessions made under other settings failed; they stay hidden until they time out", "error", err.Error())
+		case n > 0:
+			o.Logger.Info("dashboard: the sessions made under other settings ended", "sessions", n)
+		}
 	} else {
 		d.sessions = newSessions(o.IdleTimeout, o.AbsoluteTimeout, o.Now)
 		d.pending = &pendingLogins{now: o.Now, m: map[string]*pendingLogin{}}

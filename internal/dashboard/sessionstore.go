@@ -2,6 +2,11 @@ package dashboard
 
 import (
 	"context"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -55,7 +60,7 @@ func (s *storeSessions) create(ctx context.Context, user, name string, role Role
 	c, cancel := storeCall(ctx)
 	defer cancel()
 	err := s.st.PutDashboardSession(c, store.DashboardSession{
-		Key: scopedKey(s.scope, id), User: user, Name: name, Role: int(role), CSRF: sess.CSRF, Created: now, LastSeen: now,
+		Key: scopedKey(s.scope, id), Scope: s.scope, User: user, Name: name, Role: int(role), CSRF: sess.CSRF, Created: now, LastSeen: now,
 	}, maxSessions)
 	if err != nil {
 		return "", nil, fmt.Errorf("storing a dashboard session: %w", err)
@@ -121,8 +126,11 @@ func (s *storeSessions) sweep(ctx context.Context, now time.Time) {
 	}
 	c, cancel := storeCall(ctx)
 	defer cancel()
-	if _, err := s.st.DeleteIdleDashboardSessions(c, now.Add(-s.idle), now.Add(-s.absolute)); err != nil {
+	if _, err := s.st.DeleteIdleDashboardSessions(c, s.scope, now.Add(-s.idle), now.Add(-s.absolute)); err != nil {
 		s.logger.Warn("dashboard: removing timed-out sessions failed", "error", err.Error())
+	}
+	if _, err := s.st.DeleteExpiredDashboardLogins(c, now.Add(-loginTTL)); err != nil {
+		s.logger.Warn("dashboard: removing sign-ins nobody finished failed", "error", err.Error())
 	}
 }
 
@@ -138,8 +146,16 @@ type storeLogins struct {
 func (p *storeLogins) add(ctx context.Context, state string, l *pendingLogin) (bool, error) {
 	c, cancel := storeCall(ctx)
 	defer cancel()
+	verifier, err := sealLogin(state, "verifier", l.verifier)
+	if err != nil {
+		return false, err
+	}
+	nonce, err := sealLogin(state, "nonce", l.nonce)
+	if err != nil {
+		return false, err
+	}
 	ok, err := p.st.AddDashboardLogin(c, store.DashboardLogin{
-		Key: scopedKey(p.scope, state), Verifier: l.verifier, Nonce: l.nonce, ReturnTo: l.returnTo, Peer: l.peer, Created: l.created,
+		Key: scopedKey(p.scope, state), Verifier: verifier, Nonce: nonce, ReturnTo: l.returnTo, Peer: l.peer, Created: l.created,
 	}, p.now().Add(-loginTTL), maxPending, maxPendingPerPeer)
 	if err != nil {
 		return false, fmt.Errorf("storing a dashboard sign-in in progress: %w", err)
@@ -160,5 +176,62 @@ func (p *storeLogins) take(ctx context.Context, state string) (*pendingLogin, er
 	if p.now().Sub(d.Created) > loginTTL {
 		return nil, nil
 	}
-	return &pendingLogin{verifier: d.Verifier, nonce: d.Nonce, returnTo: d.ReturnTo, created: d.Created, peer: d.Peer}, nil
+	verifier, err1 := openLogin(state, "verifier", d.Verifier)
+	nonce, err2 := openLogin(state, "nonce", d.Nonce)
+	if err := errors.Join(err1, err2); err != nil {
+		return nil, fmt.Errorf("reading a dashboard sign-in in progress: %w", err)
+	}
+	return &pendingLogin{verifier: verifier, nonce: nonce, returnTo: d.ReturnTo, created: d.Created, peer: d.Peer}, nil
+}
+
+// A sign-in's PKCE verifier and nonce are kept in the store sealed
+// (AES-256-GCM) with a key derived from its state, which only the
+// browser and the provider's redirect carry; the store holds the state's
+// hash alone. So the rows of sign-ins under way give no usable verifier to
+// whoever reads the database, even with an authorization code in hand.
+
+// loginKey derives the sealing key of one field of the sign-in of state.
+func loginKey(state, field string) []byte {
+	sum := sha256.Sum256([]byte("gatehouse dashboard sign-in\x00" + field + "\x00" + state))
+	return sum[:]
+}
+
+func loginAEAD(state, field string) (cipher.AEAD, error) {
+	block, err := aes.NewCipher(loginKey(state, field))
+	if err != nil {
+		return nil, err
+	}
+	return cipher.NewGCM(block)
+}
+
+// sealLogin returns value sealed for the store, as base64 text.
+func sealLogin(state, field, value string) (string, error) {
+	aead, err := loginAEAD(state, field)
+	if err != nil {
+		return "", err
+	}
+	nonce := make([]byte, aead.NonceSize())
+	_, _ = rand.Read(nonce) // never fails (Go 1.24+)
+	return base64.RawURLEncoding.EncodeToString(aead.Seal(nonce, nonce, []byte(value), nil)), nil
+}
+
+// openLogin returns the value sealLogin sealed. The error never repeats
+// the value or the state.
+func openLogin(state, field, sealed string) (string, error) {
+	b, err := base64.RawURLEncoding.DecodeString(sealed)
+	if err != nil {
+		return "", fmt.Errorf("the sealed %s is not base64", field)
+	}
+	aead, err := loginAEAD(state, field)
+	if err != nil {
+		return "", err
+	}
+	if len(b) < aead.NonceSize() {
+		return "", fmt.Errorf("the sealed %s is too short", field)
+	}
+	plain, err := aead.Open(nil, b[:aead.NonceSize()], b[aead.NonceSize():], nil)
+	if err != nil {
+		return "", fmt.Errorf("the sealed %s does not open", field)
+	}
+	return string(plain), nil
 }

@@ -2,6 +2,8 @@ package dashboard
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/base64"
 	"errors"
 	"net/http"
 	"net/url"
@@ -80,12 +82,12 @@ func (f *flakyStore) DeleteDashboardSession(ctx context.Context, key string) err
 	return f.DashboardSessions.DeleteDashboardSession(ctx, key)
 }
 
-func (f *flakyStore) DeleteIdleDashboardSessions(ctx context.Context, seenBefore, createdBefore time.Time) (int, error) {
+func (f *flakyStore) DeleteIdleDashboardSessions(ctx context.Context, scope string, seenBefore, createdBefore time.Time) (int, error) {
 	f.sweeps.Add(1)
 	if err := f.err("DeleteIdle"); err != nil {
 		return 0, err
 	}
-	return f.DashboardSessions.DeleteIdleDashboardSessions(ctx, seenBefore, createdBefore)
+	return f.DashboardSessions.DeleteIdleDashboardSessions(ctx, scope, seenBefore, createdBefore)
 }
 
 func (f *flakyStore) AddDashboardLogin(ctx context.Context, l store.DashboardLogin, expiredBefore time.Time, max, maxPerPeer int) (bool, error) {
@@ -459,5 +461,51 @@ func TestSharedSessions_ScopeChangeEndsSessions(t *testing.T) {
 	e.via(c)
 	if p := br.get("/ui/apis"); p.status != http.StatusFound {
 		t.Fatalf("a dashboard with other settings: %d, want a redirect to sign in", p.status)
+	}
+	// Back to the first settings (a rollback): the session ended with
+	// the change, and does not come back.
+	e.via(e.b)
+	if p := br.get("/ui/apis"); p.status != http.StatusFound {
+		t.Fatalf("back under the first settings: %d, want a redirect to sign in (the session ended with the change)", p.status)
+	}
+}
+
+// A sign-in's PKCE verifier and nonce are in the store sealed with a key
+// derived from its state, which the store does not hold: whoever reads the
+// database gets neither, and only the state opens them.
+func TestSharedSessions_SignInSecretsAreSealed(t *testing.T) {
+	e := newSharedEnv(t, nil)
+	br := e.browser()
+	e.via(e.a)
+	p := br.get("/ui/login/start?return=/ui/apis")
+	auth, err := url.Parse(p.location)
+	if p.status != http.StatusFound || err != nil {
+		t.Fatalf("login start: %d %v", p.status, err)
+	}
+	q := auth.Query()
+	nonce, state, challenge := q.Get("nonce"), q.Get("state"), q.Get("code_challenge")
+	if e.storeHolds(nonce) {
+		t.Error("the store holds the sign-in's nonce")
+	}
+	l, err := e.st.TakeDashboardLogin(t.Context(), sessionKey(state))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s256 := func(v string) string {
+		sum := sha256.Sum256([]byte(v))
+		return base64.RawURLEncoding.EncodeToString(sum[:])
+	}
+	if s256(l.Verifier) == challenge || l.Nonce == nonce {
+		t.Fatal("the store holds the verifier or the nonce as they are")
+	}
+	v, err := openLogin(state, "verifier", l.Verifier)
+	if err != nil || s256(v) != challenge {
+		t.Fatalf("the sealed verifier, opened with the state: %v (matches the challenge: %v)", err, s256(v) == challenge)
+	}
+	if n, err := openLogin(state, "nonce", l.Nonce); err != nil || n != nonce {
+		t.Fatalf("the sealed nonce, opened with the state: %v", err)
+	}
+	if _, err := openLogin(state+"x", "verifier", l.Verifier); err == nil || strings.Contains(err.Error(), state) {
+		t.Fatalf("another state opened the verifier, or the error names the state: %v", err)
 	}
 }

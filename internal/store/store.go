@@ -232,9 +232,12 @@ type PublishedKeys interface {
 
 // DashboardSession is a person signed in to the dashboard. Key is the
 // hex SHA-256 of the session cookie's random value, never the value, so
-// that the table gives no usable cookie.
+// that the table gives no usable cookie. Scope names the dashboard
+// settings it was made under (a digest of them): a change of the settings
+// ends the sessions of the others.
 type DashboardSession struct {
 	Key      string
+	Scope    string
 	User     string
 	Name     string
 	Role     int
@@ -269,9 +272,16 @@ type DashboardSessions interface {
 	TouchDashboardSession(ctx context.Context, key string, at time.Time) error
 	// DeleteDashboardSession removes a session, or returns ErrNotFound.
 	DeleteDashboardSession(ctx context.Context, key string) error
-	// DeleteIdleDashboardSessions removes the sessions last seen before
-	// seenBefore or created before createdBefore, and says how many.
-	DeleteIdleDashboardSessions(ctx context.Context, seenBefore, createdBefore time.Time) (int, error)
+	// DeleteIdleDashboardSessions removes the sessions of scope last seen
+	// before seenBefore or created before createdBefore, and says how
+	// many.
+	DeleteIdleDashboardSessions(ctx context.Context, scope string, seenBefore, createdBefore time.Time) (int, error)
+	// DeleteDashboardSessionsOutside removes the sessions of every scope
+	// but scope, and says how many.
+	DeleteDashboardSessionsOutside(ctx context.Context, scope string) (int, error)
+	// DeleteExpiredDashboardLogins removes the sign-ins created before
+	// createdBefore, and says how many.
+	DeleteExpiredDashboardLogins(ctx context.Context, createdBefore time.Time) (int, error)
 	// AddDashboardLogin records a sign-in in progress, after removing
 	// those created before expiredBefore. It refuses (false, nil) when
 	// maxPerPeer sign-ins from l.Peer are already in progress; when max

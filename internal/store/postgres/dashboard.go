@@ -13,15 +13,15 @@ import (
 
 // PutDashboardSession implements store.DashboardSessions.
 func (s *Store) PutDashboardSession(ctx context.Context, d store.DashboardSession, max int) error {
-	if err := checkText("session key", d.Key, "session user", d.User, "session name", d.Name, "session CSRF token", d.CSRF); err != nil {
+	if err := checkText("session key", d.Key, "session scope", d.Scope, "session user", d.User, "session name", d.Name, "session CSRF token", d.CSRF); err != nil {
 		return fmt.Errorf("dashboard session: %w", err)
 	}
 	return s.tx(ctx, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `
-INSERT INTO dashboard_sessions (key, user_, name, role, csrf, created_ns, last_seen_ns) VALUES ($1, $2, $3, $4, $5, $6, $7)
-ON CONFLICT (key) DO UPDATE SET user_ = excluded.user_, name = excluded.name, role = excluded.role,
+INSERT INTO dashboard_sessions (key, scope, user_, name, role, csrf, created_ns, last_seen_ns) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+ON CONFLICT (key) DO UPDATE SET scope = excluded.scope, user_ = excluded.user_, name = excluded.name, role = excluded.role,
 	csrf = excluded.csrf, created_ns = excluded.created_ns, last_seen_ns = excluded.last_seen_ns`,
-			d.Key, d.User, d.Name, d.Role, d.CSRF, ns(d.Created), ns(d.LastSeen)); err != nil {
+			d.Key, d.Scope, d.User, d.Name, d.Role, d.CSRF, ns(d.Created), ns(d.LastSeen)); err != nil {
 			return err
 		}
 		if max <= 0 {
@@ -42,8 +42,8 @@ func (s *Store) GetDashboardSession(ctx context.Context, key string) (store.Dash
 		return d, store.ErrNotFound // no such key can be stored
 	}
 	var created, seen int64
-	err := s.pool.QueryRow(ctx, `SELECT user_, name, role, csrf, created_ns, last_seen_ns FROM dashboard_sessions WHERE key = $1`, key).
-		Scan(&d.User, &d.Name, &d.Role, &d.CSRF, &created, &seen)
+	err := s.pool.QueryRow(ctx, `SELECT scope, user_, name, role, csrf, created_ns, last_seen_ns FROM dashboard_sessions WHERE key = $1`, key).
+		Scan(&d.Scope, &d.User, &d.Name, &d.Role, &d.CSRF, &created, &seen)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return d, store.ErrNotFound
 	}
@@ -78,8 +78,28 @@ func (s *Store) DeleteDashboardSession(ctx context.Context, key string) error {
 }
 
 // DeleteIdleDashboardSessions implements store.DashboardSessions.
-func (s *Store) DeleteIdleDashboardSessions(ctx context.Context, seenBefore, createdBefore time.Time) (int, error) {
-	tag, err := s.pool.Exec(ctx, `DELETE FROM dashboard_sessions WHERE last_seen_ns < $1 OR created_ns < $2`, ns(seenBefore), ns(createdBefore))
+func (s *Store) DeleteIdleDashboardSessions(ctx context.Context, scope string, seenBefore, createdBefore time.Time) (int, error) {
+	if err := checkText("session scope", scope); err != nil {
+		return 0, err
+	}
+	return s.deleteCount(ctx, `DELETE FROM dashboard_sessions WHERE scope = $1 AND (last_seen_ns < $2 OR created_ns < $3)`, scope, ns(seenBefore), ns(createdBefore))
+}
+
+// DeleteDashboardSessionsOutside implements store.DashboardSessions.
+func (s *Store) DeleteDashboardSessionsOutside(ctx context.Context, scope string) (int, error) {
+	if err := checkText("session scope", scope); err != nil {
+		return 0, err
+	}
+	return s.deleteCount(ctx, `DELETE FROM dashboard_sessions WHERE scope <> $1`, scope)
+}
+
+// DeleteExpiredDashboardLogins implements store.DashboardSessions.
+func (s *Store) DeleteExpiredDashboardLogins(ctx context.Context, createdBefore time.Time) (int, error) {
+	return s.deleteCount(ctx, `DELETE FROM dashboard_logins WHERE created_ns < $1`, ns(createdBefore))
+}
+
+func (s *Store) deleteCount(ctx context.Context, q string, args ...any) (int, error) {
+	tag, err := s.pool.Exec(ctx, q, args...)
 	if err != nil {
 		return 0, err
 	}

@@ -17,10 +17,10 @@ func (s *Store) PutDashboardSession(ctx context.Context, d store.DashboardSessio
 	}
 	defer tx.Rollback()
 	if _, err := tx.ExecContext(ctx, `
-INSERT INTO dashboard_sessions (key, user_, name, role, csrf, created_ns, last_seen_ns) VALUES (?, ?, ?, ?, ?, ?, ?)
-ON CONFLICT (key) DO UPDATE SET user_ = excluded.user_, name = excluded.name, role = excluded.role,
+INSERT INTO dashboard_sessions (key, scope, user_, name, role, csrf, created_ns, last_seen_ns) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (key) DO UPDATE SET scope = excluded.scope, user_ = excluded.user_, name = excluded.name, role = excluded.role,
 	csrf = excluded.csrf, created_ns = excluded.created_ns, last_seen_ns = excluded.last_seen_ns`,
-		d.Key, d.User, d.Name, d.Role, d.CSRF, ns(d.Created), ns(d.LastSeen)); err != nil {
+		d.Key, d.Scope, d.User, d.Name, d.Role, d.CSRF, ns(d.Created), ns(d.LastSeen)); err != nil {
 		return err
 	}
 	if max > 0 {
@@ -38,8 +38,8 @@ DELETE FROM dashboard_sessions WHERE key IN (
 func (s *Store) GetDashboardSession(ctx context.Context, key string) (store.DashboardSession, error) {
 	d := store.DashboardSession{Key: key}
 	var created, seen int64
-	err := s.reader.QueryRowContext(ctx, `SELECT user_, name, role, csrf, created_ns, last_seen_ns FROM dashboard_sessions WHERE key = ?`, key).
-		Scan(&d.User, &d.Name, &d.Role, &d.CSRF, &created, &seen)
+	err := s.reader.QueryRowContext(ctx, `SELECT scope, user_, name, role, csrf, created_ns, last_seen_ns FROM dashboard_sessions WHERE key = ?`, key).
+		Scan(&d.Scope, &d.User, &d.Name, &d.Role, &d.CSRF, &created, &seen)
 	if errors.Is(err, sql.ErrNoRows) {
 		return d, store.ErrNotFound
 	}
@@ -77,8 +77,22 @@ func (s *Store) DeleteDashboardSession(ctx context.Context, key string) error {
 }
 
 // DeleteIdleDashboardSessions implements store.DashboardSessions.
-func (s *Store) DeleteIdleDashboardSessions(ctx context.Context, seenBefore, createdBefore time.Time) (int, error) {
-	res, err := s.writer.ExecContext(ctx, `DELETE FROM dashboard_sessions WHERE last_seen_ns < ? OR created_ns < ?`, ns(seenBefore), ns(createdBefore))
+func (s *Store) DeleteIdleDashboardSessions(ctx context.Context, scope string, seenBefore, createdBefore time.Time) (int, error) {
+	return s.deleteCount(ctx, `DELETE FROM dashboard_sessions WHERE scope = ? AND (last_seen_ns < ? OR created_ns < ?)`, scope, ns(seenBefore), ns(createdBefore))
+}
+
+// DeleteDashboardSessionsOutside implements store.DashboardSessions.
+func (s *Store) DeleteDashboardSessionsOutside(ctx context.Context, scope string) (int, error) {
+	return s.deleteCount(ctx, `DELETE FROM dashboard_sessions WHERE scope <> ?`, scope)
+}
+
+// DeleteExpiredDashboardLogins implements store.DashboardSessions.
+func (s *Store) DeleteExpiredDashboardLogins(ctx context.Context, createdBefore time.Time) (int, error) {
+	return s.deleteCount(ctx, `DELETE FROM dashboard_logins WHERE created_ns < ?`, ns(createdBefore))
+}
+
+func (s *Store) deleteCount(ctx context.Context, q string, args ...any) (int, error) {
+	res, err := s.writer.ExecContext(ctx, q, args...)
 	if err != nil {
 		return 0, err
 	}

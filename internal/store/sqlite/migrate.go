@@ -109,6 +109,7 @@ CREATE TABLE published_keys (
 CREATE INDEX published_keys_expiry ON published_keys (expires_ns);
 CREATE TABLE dashboard_sessions (
 	key          TEXT PRIMARY KEY,
+	scope        TEXT NOT NULL,
 	user_        TEXT NOT NULL,
 	name         TEXT NOT NULL,
 	role         INTEGER NOT NULL,

@@ -727,7 +727,7 @@ func testDashboardSessions(t *testing.T, s store.Store) {
 	if _, err := s.GetDashboardSession(ctx, "nope"); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("an unknown session: %v", err)
 	}
-	d := store.DashboardSession{Key: "k1", User: "ada@example.com", Name: "Ada", Role: 2, CSRF: "tok", Created: t0, LastSeen: t0}
+	d := store.DashboardSession{Key: "k1", Scope: "s1", User: "ada@example.com", Name: "Ada", Role: 2, CSRF: "tok", Created: t0, LastSeen: t0}
 	if err := s.PutDashboardSession(ctx, d, 0); err != nil {
 		t.Fatal(err)
 	}
@@ -751,7 +751,7 @@ func testDashboardSessions(t *testing.T, s store.Store) {
 	// The bound drops the least recently seen.
 	for i, seen := range []time.Duration{3 * time.Minute, 2 * time.Minute} {
 		k := fmt.Sprintf("k%d", i+2)
-		if err := s.PutDashboardSession(ctx, store.DashboardSession{Key: k, User: k, CSRF: "t", Created: t0, LastSeen: t0.Add(seen)}, 2); err != nil {
+		if err := s.PutDashboardSession(ctx, store.DashboardSession{Key: k, Scope: "s1", User: k, CSRF: "t", Created: t0, LastSeen: t0.Add(seen)}, 2); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -764,12 +764,27 @@ func testDashboardSessions(t *testing.T, s store.Store) {
 		}
 	}
 	// Idle and absolute timeouts.
-	if err := s.PutDashboardSession(ctx, store.DashboardSession{Key: "old", User: "u", CSRF: "t", Created: t0.Add(-time.Hour), LastSeen: t0.Add(10 * time.Minute)}, 0); err != nil {
+	if err := s.PutDashboardSession(ctx, store.DashboardSession{Key: "old", Scope: "s1", User: "u", CSRF: "t", Created: t0.Add(-time.Hour), LastSeen: t0.Add(10 * time.Minute)}, 0); err != nil {
 		t.Fatal(err)
 	}
-	n, err := s.DeleteIdleDashboardSessions(ctx, t0.Add(150*time.Second), t0.Add(-time.Minute))
+	// Another scope's idle session is left to its own dashboards.
+	if err := s.PutDashboardSession(ctx, store.DashboardSession{Key: "other", Scope: "s2", User: "u", CSRF: "t", Created: t0, LastSeen: t0}, 0); err != nil {
+		t.Fatal(err)
+	}
+	n, err := s.DeleteIdleDashboardSessions(ctx, "s1", t0.Add(150*time.Second), t0.Add(-time.Minute))
 	if err != nil || n != 2 {
 		t.Fatalf("deleted %d idle sessions (%v), want 2: k3 (idle) and old (past its absolute timeout)", n, err)
+	}
+	if got, err := s.GetDashboardSession(ctx, "other"); err != nil || got.Scope != "s2" {
+		t.Fatalf("the idle sweep of s1 touched a session of s2: %+v, %v", got, err)
+	}
+	// A change of settings ends the other scopes' sessions.
+	n, err = s.DeleteDashboardSessionsOutside(ctx, "s1")
+	if err != nil || n != 1 {
+		t.Fatalf("deleted %d sessions outside s1 (%v), want 1", n, err)
+	}
+	if _, err := s.GetDashboardSession(ctx, "other"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("a session of s2 stayed: %v", err)
 	}
 	if _, err := s.GetDashboardSession(ctx, "k2"); err != nil {
 		t.Fatalf("k2 (seen at +3m) went: %v", err)
@@ -825,6 +840,11 @@ func testDashboardLogins(t *testing.T, s store.Store) {
 			t.Fatalf("expired sign-in %s stayed: %v", k, err)
 		}
 	}
+	// The sweep of sign-ins nobody finished.
+	n, err := s.DeleteExpiredDashboardLogins(ctx, t0.Add(time.Hour+time.Second))
+	if err != nil || n != 1 {
+		t.Fatalf("swept %d sign-ins (%v), want 1 (late)", n, err)
+	}
 }
 
 func testSharedDashboardLogin(t *testing.T, a, b store.Store) {
@@ -853,7 +873,7 @@ func testSharedDashboardLogin(t *testing.T, a, b store.Store) {
 			}
 		}
 	}
-	if err := a.PutDashboardSession(ctx, store.DashboardSession{Key: "sess", User: "u", CSRF: "c", Created: t0, LastSeen: t0}, 0); err != nil {
+	if err := a.PutDashboardSession(ctx, store.DashboardSession{Key: "sess", Scope: "s", User: "u", CSRF: "c", Created: t0, LastSeen: t0}, 0); err != nil {
 		t.Fatal(err)
 	}
 	if got, err := b.GetDashboardSession(ctx, "sess"); err != nil || got.User != "u" {
