@@ -338,3 +338,18 @@ func mergeAllow(a, b string) string {
 	sort.Strings(set)
 	return strings.Join(set, ", ")
 }
+
+// Route reports what the snapshot's router does with a request for host,
+// method and an already normalized path, by the same Match that serving
+// uses (paths answered before routing, such as the gateway's own
+// well-known documents, are not considered). It returns the operation, or
+// nil with found false for a 404, or nil with the Allow value for a 405.
+// It exists so that offline tools (gatehouse lint) judge reachability by
+// the real routing rules instead of a copy of them.
+func (s *Snapshot) Route(host, method, path string) (op *Operation, allow string, found bool) {
+	var m Match
+	if !s.router.Match(host, method, path, &m) {
+		return nil, "", false
+	}
+	return m.Op, m.Allow, true
+}
