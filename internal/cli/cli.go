@@ -70,6 +70,8 @@ Start with 'gatehouse dev' for a self-contained demo.`,
 		s.importCmd(),
 		s.registerCmd(),
 		s.auditCmd(),
+		s.lintCmd(),
+		s.signingKeysCmd(),
 	)
 	return root
 }
