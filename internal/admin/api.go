@@ -18,6 +18,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/gatehouse-dev/gatehouse/internal/anomaly"
 	"github.com/gatehouse-dev/gatehouse/internal/audit"
 	"github.com/gatehouse-dev/gatehouse/internal/config"
 	"github.com/gatehouse-dev/gatehouse/internal/gateway"
@@ -47,7 +48,10 @@ type APIOptions struct {
 	Reload func(ctx context.Context, cause, actor string) error
 	// Stats serves GET /v1/stats (see StatsHandler); nil answers 404.
 	Stats http.Handler
-	Now   func() time.Time
+	// Anomalies is the anomaly detector GET /v1/anomalies reads (nil:
+	// an empty list).
+	Anomalies *anomaly.Detector
+	Now       func() time.Time
 }
 
 // API is the admin API handler (/v1).
@@ -134,6 +138,8 @@ func (a *API) table() []route {
 
 		{method: "GET", path: "/v1/audit", perm: permRead, handle: a.listAudit, summary: "Audit records after a sequence number (?after=N&limit=M).", reply: "AuditList", status: 200},
 		{method: "GET", path: "/v1/audit/verify", perm: permRead, handle: a.verifyAudit, summary: "Check the audit log's hash chain.", reply: "AuditVerification", status: 200},
+
+		{method: "GET", path: "/v1/anomalies", perm: permRead, handle: a.listAnomalies, summary: "Anomalies flagged since the gateway started, newest first (?kind=rate_spike|auth_failures|enumeration|first_access&limit=N), with counts per kind (docs/anomalies.md).", reply: "AnomalyList", status: 200},
 
 		{method: "GET", path: "/v1/stats", perm: permRead, handle: a.stats, summary: "Latency statistics per API and operation (?window=1m|1h, &series=true for a point per second or minute).", reply: "Stats", status: 200},
 

@@ -4,9 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"time"
 
+	"github.com/gatehouse-dev/gatehouse/internal/anomaly"
 	"github.com/gatehouse-dev/gatehouse/internal/audit"
 	"github.com/gatehouse-dev/gatehouse/internal/config"
 	"github.com/gatehouse-dev/gatehouse/internal/registry"
@@ -124,6 +126,35 @@ func (a *API) listAudit(c *call) error {
 		recs = []store.AuditRecord{}
 	}
 	return c.reply(map[string]any{"records": recs})
+}
+
+func (a *API) listAnomalies(c *call) error {
+	q := c.r.URL.Query()
+	limit := 100
+	if s := q.Get("limit"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > 1000 {
+			return badRequest("limit must be between 1 and 1000")
+		}
+		limit = n
+	}
+	kind := anomaly.Kind(q.Get("kind"))
+	if kind != "" && !slices.Contains(anomaly.Kinds, kind) {
+		return badRequest("kind must be rate_spike, auth_failures, enumeration or first_access")
+	}
+	snap := a.o.Snapshot()
+	out := map[string]any{
+		"enabled": snap != nil && snap.AnomaliesEnabled(),
+		"events":  []anomaly.Event{},
+		"counts":  map[anomaly.Kind]int64{},
+	}
+	if d := a.o.Anomalies; d != nil {
+		out["events"] = d.Recent(limit, kind)
+		out["counts"] = d.Counts()
+		out["callers"] = d.Callers()
+		out["dropped"] = d.Dropped()
+	}
+	return c.reply(out)
 }
 
 func (a *API) verifyAudit(c *call) error {

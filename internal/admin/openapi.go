@@ -223,7 +223,26 @@ func schemas() map[string]any {
 		"Config": obj([]string{"version", "config"}, map[string]any{
 			"version": str("Also the ETag."), "loaded": stamp(), "config": map[string]any{"type": "object", "description": "The configuration, with secret references (never values)."},
 		}),
-		"Stats":        map[string]any{"type": "object", "description": "Requests per second, error rates and p50/p95/p99 latency per API and operation over the window (docs/observability.md)."},
+		"Stats": map[string]any{"type": "object", "description": "Requests per second, error rates and p50/p95/p99 latency per API and operation over the window (docs/observability.md)."},
+		"AnomalyList": obj([]string{"enabled", "events", "counts"}, map[string]any{
+			"enabled": map[string]any{"type": "boolean", "description": "Whether the configuration being served has anomalies.enabled."},
+			"events":  list("Anomaly"),
+			"counts":  map[string]any{"type": "object", "additionalProperties": map[string]any{"type": "integer"}, "description": "Anomalies flagged since start, by kind."},
+			"callers": integer("Callers followed now."),
+			"dropped": integer("Events and first-access checks dropped because the detector's queue was full."),
+		}),
+		"Anomaly": obj([]string{"time", "kind", "caller", "count", "detail", "action"}, map[string]any{
+			"time":      stamp(),
+			"kind":      map[string]any{"type": "string", "enum": []string{"rate_spike", "auth_failures", "enumeration", "first_access"}},
+			"caller":    str("jwt:PROVIDER:SUBJECT, key:CONSUMER, mtls:SUBJECT, or ip:ADDRESS when the caller has no verified identity."),
+			"client_ip": str(""), "api": str(""), "operation": str(""),
+			"count":     integer("What was counted in the window: requests, refusals or distinct paths."),
+			"baseline":  map[string]any{"type": "number", "description": "For a rate spike, the caller's usual requests per window."},
+			"window_ns": integer("The counting window, in nanoseconds."),
+			"detail":    str(""),
+			"action":    map[string]any{"type": "string", "enum": []string{"logged", "throttled"}},
+			"until":     stamp(),
+		}),
 		"Revision":     obj([]string{"seq", "version"}, map[string]any{"seq": integer(""), "version": str(""), "time": stamp(), "source": str(""), "actor": str("")}),
 		"RevisionList": obj([]string{"revisions"}, map[string]any{"revisions": list("Revision")}),
 	}

@@ -17,6 +17,7 @@ type Config struct {
 
 	Registry      Registry      `yaml:"registry" jsonschema_description:"Service registration through the admin API: which addresses may be registered, TTLs."`
 	Observability Observability `yaml:"observability" jsonschema_description:"Traces and the dashboard."`
+	Anomalies     Anomalies     `yaml:"anomalies" jsonschema_description:"Anomaly detection: rate spikes against a caller's own baseline, bursts of refused credentials, enumeration, first access to sensitive operations; each logged, audited and shown on the dashboard, and optionally throttled. Off by default. See docs/anomalies.md."`
 }
 
 // Server holds the settings of the gateway process itself.
@@ -228,6 +229,7 @@ type API struct {
 	MaxBody        Size        `yaml:"max_body" jsonschema_description:"Maximum request body; larger requests get 413. Default server.limits.max_body."`
 	PassCredential bool        `yaml:"pass_credential" jsonschema_description:"Forward the caller's Authorization or API key header. Default false: it is removed."`
 	Auth           *Auth       `yaml:"auth" jsonschema_description:"Auth requirement for every operation that does not set its own."`
+	Sensitive      bool        `yaml:"sensitive" jsonschema_description:"Every operation of the API is sensitive: with anomalies.enabled, a caller's first request to each is flagged (anomalies.first_access)."`
 	Operations     []Operation `yaml:"operations" jsonschema_description:"Allowed operations. When empty, every method and path under the prefix is routed with the API's auth."`
 
 	// Traffic policies (docs/policies.md).
@@ -248,6 +250,8 @@ type Operation struct {
 	Methods []string `yaml:"methods" jsonschema_description:"Several methods; use instead of method."`
 	Path    string   `yaml:"path" jsonschema:"required" jsonschema_description:"Path template relative to the API's path_prefix, e.g. /orders/{id}; a last segment {name...} matches the rest of the path."`
 	Auth    *Auth    `yaml:"auth" jsonschema_description:"Auth requirement; replaces the API's."`
+	// Sensitive marks the operation for the first-access detector.
+	Sensitive *bool `yaml:"sensitive" jsonschema_description:"The operation is sensitive (true) or not (false), whatever the API says: with anomalies.enabled, a caller's first request to it is flagged (anomalies.first_access)."`
 
 	// Traffic policies (docs/policies.md).
 	RateLimits []RateLimit       `yaml:"rate_limits" jsonschema_description:"Rate limits of this operation alone, added to the API's (same name: replaces it)."`

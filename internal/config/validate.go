@@ -82,6 +82,7 @@ func Validate(doc *Document) Diagnostics {
 	v.storeAdminRegistry()
 	v.upstreams()
 	v.observability()
+	v.anomalies()
 	v.caseInsensitivePaths()
 	return v.r.Diagnostics()
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	benchharness "github.com/gatehouse-dev/gatehouse/bench/harness"
+	"github.com/gatehouse-dev/gatehouse/internal/anomaly"
 	"github.com/gatehouse-dev/gatehouse/internal/config"
 	"github.com/gatehouse-dev/gatehouse/internal/devissuer"
 	"github.com/gatehouse-dev/gatehouse/internal/gateway"
@@ -37,6 +38,20 @@ const (
 // TestHotPathAllocations counts the allocations of one request through a
 // real h1 listener and a real upstream connection, on loopback.
 func TestHotPathAllocations(t *testing.T) {
+	t.Run("default", func(t *testing.T) { testHotPathAllocations(t, "", nil) })
+	// Anomaly detection adds no allocation to a known caller's request.
+	d := anomaly.New(anomaly.Options{})
+	t.Cleanup(d.Close)
+	d.Start()
+	t.Run("anomalies", func(t *testing.T) {
+		testHotPathAllocations(t, "anomalies: {enabled: true}\n", d)
+		if d.Callers() == 0 {
+			t.Fatal("the detector saw no caller")
+		}
+	})
+}
+
+func testHotPathAllocations(t *testing.T, extra string, d *anomaly.Detector) {
 	if testing.Short() {
 		t.Skip("short")
 	}
@@ -68,13 +83,14 @@ func TestHotPathAllocations(t *testing.T) {
 		Transports: upstream.NewTransports(),
 		Upstreams:  gateway.NewUpstreams(logger, metrics),
 		Secrets:    secret.Local{},
+		Anomalies:  d,
 	}
 	t.Cleanup(rt.KeySets.Close)
 	t.Cleanup(rt.Upstreams.Close)
 	t.Cleanup(rt.Transports.Close)
 	gw := gateway.New(rt)
 	// The routes of go run ./bench.
-	doc, diags := config.Parse("allocs.yaml", []byte(benchharness.GatehouseRoutes(issSrv.URL, be)))
+	doc, diags := config.Parse("allocs.yaml", []byte(benchharness.GatehouseRoutes(issSrv.URL, be)+extra))
 	if diags != nil {
 		t.Fatal(diags)
 	}

@@ -79,6 +79,7 @@ func (c *compiler) compile() *Snapshot {
 	c.snap = s
 	c.secrets = c.newSecrets()
 	c.settings()
+	c.anomalies()
 	c.tracing()
 	c.dashboardSecret()
 	c.dashboardTrust()
@@ -362,7 +363,7 @@ func (c *compiler) routes(keys *identity.KeyTable) *Router {
 		var ops []*Operation
 		var all *Operation
 		if len(a.Operations) == 0 {
-			all = &Operation{API: api, Name: "*", Methods: []string{"*"}, Template: "/{path...}", Auth: a.Auth}
+			all = &Operation{API: api, Name: "*", Methods: []string{"*"}, Template: "/{path...}", Auth: a.Auth, sensitive: a.Sensitive}
 			all.handler = c.chain(p, api, all, terminal.For(nil), keys)
 		}
 		for j := range a.Operations {
@@ -378,12 +379,13 @@ func (c *compiler) routes(keys *identity.KeyTable) *Router {
 				continue
 			}
 			op := &Operation{
-				API:      api,
-				Name:     o.Name,
-				Methods:  o.OperationMethods(),
-				Template: joinPath(prefix, o.Path),
-				Auth:     config.EffectiveAuth(a, o),
-				segments: segs,
+				API:       api,
+				Name:      o.Name,
+				Methods:   o.OperationMethods(),
+				Template:  joinPath(prefix, o.Path),
+				Auth:      config.EffectiveAuth(a, o),
+				segments:  segs,
+				sensitive: sensitive(a, o),
 			}
 			if op.Name == "" {
 				op.Name = strings.Join(op.Methods, ",") + " " + op.Template
@@ -421,6 +423,10 @@ func (c *compiler) chain(path string, api *API, op *Operation, terminal policy.H
 	}
 	c.observeOperation(path, op)
 	pre, post, terminal := c.policySteps(path, api, op, terminal)
+	byAddress, byCaller := c.anomalyThrottles()
+	if byAddress != nil {
+		pre = append(pre, byAddress)
+	}
 	steps := append(pre, policy.LimitBody(api.MaxBody))
 	auth := op.Auth
 	if auth != nil && !auth.Anonymous {
@@ -450,6 +456,9 @@ func (c *compiler) chain(path string, api *API, op *Operation, terminal policy.H
 			ao.Observe = func(reason string) { m.AuthnFailures.WithLabelValues(reason).Inc() }
 		}
 		steps = append(steps, c.traced("authenticate", policy.Authenticate(ao)))
+		if byCaller != nil {
+			steps = append(steps, byCaller)
+		}
 		if req := compileRequire(auth.Require); req != nil {
 			zo := policy.AuthzOptions{Require: *req, Realm: "gatehouse"}
 			if op.metrics != nil {

@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/gatehouse-dev/gatehouse/internal/anomaly"
 	"github.com/gatehouse-dev/gatehouse/internal/config"
 	"github.com/gatehouse-dev/gatehouse/internal/h1"
 	"github.com/gatehouse-dev/gatehouse/internal/identity"
@@ -382,6 +383,9 @@ func (g *Gateway) finish(s *Snapshot, q *request, r *http.Request, start time.Ti
 	if q.trace.span != nil {
 		q.endSpan(r, status)
 	}
+	if s.anomalies != nil {
+		g.observeAnomalies(s, q, op, status, end)
+	}
 	if g.rt.AccessLog == nil || !s.settings.accessLog {
 		return
 	}
@@ -415,6 +419,18 @@ func (g *Gateway) finish(s *Snapshot, q *request, r *http.Request, start time.Ti
 	}
 	a.Denial = q.rec.Denial
 	g.rt.AccessLog.Log(a)
+}
+
+// observeAnomalies tells the anomaly detector about a finished request.
+func (g *Gateway) observeAnomalies(s *Snapshot, q *request, op *Operation, status int, end time.Time) {
+	o := anomaly.Observation{
+		Time: end, ClientIP: q.x.ClientIP, Principal: q.rec.Principal,
+		Status: status, Path: q.x.Path,
+	}
+	if op != nil {
+		o.API, o.Operation, o.Sensitive = op.API.Name, op.Name, op.sensitive
+	}
+	g.rt.Anomalies.Observe(s.anomalies, &o)
 }
 
 // clientIP returns the address of the client: the peer, or, when the peer

@@ -165,6 +165,13 @@ const testAPIKey = "ghk_test-key-for-the-partner-consumer-0123456789"
 
 func newHarness(t *testing.T, cfg string, vars map[string]any) *harness {
 	t.Helper()
+	return newHarnessWith(t, cfg, vars, nil)
+}
+
+// newHarnessWith is newHarness with a chance to set up the runtime
+// before the first configuration is loaded.
+func newHarnessWith(t *testing.T, cfg string, vars map[string]any, setup func(*gateway.Runtime)) *harness {
+	t.Helper()
 	h := &harness{t: t, backend: &recorder{}, logs: &syncBuffer{}}
 	iss, err := devissuer.New(devissuer.Options{Audience: "gatehouse"})
 	if err != nil {
@@ -193,6 +200,9 @@ func newHarness(t *testing.T, cfg string, vars map[string]any) *harness {
 	t.Cleanup(h.rt.KeySets.Close)
 	t.Cleanup(h.rt.Upstreams.Close)
 	t.Cleanup(h.rt.Transports.Close)
+	if setup != nil {
+		setup(h.rt)
+	}
 	h.gw = gateway.New(h.rt)
 	h.vars = map[string]any{
 		"Issuer":  h.issSrv.URL,

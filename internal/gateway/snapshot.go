@@ -13,6 +13,7 @@ import (
 
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/gatehouse-dev/gatehouse/internal/anomaly"
 	"github.com/gatehouse-dev/gatehouse/internal/config"
 	"github.com/gatehouse-dev/gatehouse/internal/identity"
 	"github.com/gatehouse-dev/gatehouse/internal/observe"
@@ -52,6 +53,9 @@ type Runtime struct {
 	ConsumerKeys HashLookup
 	Stats        *observe.Stats   // latency statistics; nil: none
 	Tracers      *observe.Tracers // nil: tracing is never on
+	// Anomalies follows callers for anomaly detection (nil: none, whatever
+	// the configuration says).
+	Anomalies *anomaly.Detector
 }
 
 // Snapshot is a compiled configuration. It is immutable: a reload builds a
@@ -87,8 +91,10 @@ type Snapshot struct {
 	notFoundStats *observe.RouteStats
 	operations    []*Operation
 	tracer        trace.Tracer // nil when tracing is off
-	tracerHandle  *observe.Tracer
-	dashboardCA   dashboardCA
+	// anomalies is the compiled anomalies section (nil: detection off).
+	anomalies    *anomaly.Policy
+	tracerHandle *observe.Tracer
+	dashboardCA  dashboardCA
 
 	// commits change run-time state that the snapshot in service shares
 	// (a limiter's rate, a key set's refresh): Load runs them once this
@@ -135,6 +141,7 @@ type Operation struct {
 
 	segments   []config.Segment
 	paramNames []string
+	sensitive  bool // for the first-access detector
 	handler    policy.Handler
 	metrics    *observe.RouteMetrics
 	stats      *observe.RouteStats

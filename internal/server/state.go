@@ -13,6 +13,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/gatehouse-dev/gatehouse/internal/admin"
+	"github.com/gatehouse-dev/gatehouse/internal/anomaly"
 	"github.com/gatehouse-dev/gatehouse/internal/audit"
 	"github.com/gatehouse-dev/gatehouse/internal/config"
 	"github.com/gatehouse-dev/gatehouse/internal/gateway"
@@ -29,14 +30,16 @@ import (
 // state is what the server keeps in the store and the components over
 // it: the registry, the key ring and the audit recorder.
 type state struct {
-	store    store.Store
-	registry *registry.Registry
-	keys     *keyring.Ring
-	audit    *audit.Recorder
-	dataDir  string
-	postgres *config.PostgresStorage // as the store was opened with (nil: the embedded store)
-	redis    *redis.Client           // the rate limits' (nil: in memory)
-	redisCfg *config.RedisStorage
+	store      store.Store
+	registry   *registry.Registry
+	keys       *keyring.Ring
+	audit      *audit.Recorder
+	anomalies  *anomaly.Detector // stopped before the store closes
+	maxCallers int               // anomalies.max_callers as written at start
+	dataDir    string
+	postgres   *config.PostgresStorage // as the store was opened with (nil: the embedded store)
+	redis      *redis.Client           // the rate limits' (nil: in memory)
+	redisCfg   *config.RedisStorage
 
 	stop     context.CancelFunc // stops the background loops
 	bg       sync.WaitGroup
@@ -91,6 +94,15 @@ func (s *Server) openState(ctx context.Context, doc *config.Document) error {
 	}
 	rt.Instances = registrySource{reg}
 	rt.ConsumerKeys = keys
+	// The anomaly detector follows callers across reloads; its
+	// first-access memory is in the store, shared with the gateways that
+	// share it. A snapshot without anomalies.enabled never calls it.
+	rt.Anomalies = anomaly.New(anomaly.Options{
+		MaxCallers: doc.Config.Anomalies.MaxCallers, Logger: s.logger, Audit: rec, Seen: st,
+		Registerer: s.metrics.Registry,
+	})
+	rt.Anomalies.Start()
+	s.state.anomalies, s.state.maxCallers = rt.Anomalies, doc.Config.Anomalies.MaxCallers
 	if rc := doc.Config.Storage.Redis; rc != nil {
 		client, err := s.openRedis(ctx, rc)
 		if err != nil {
@@ -174,6 +186,9 @@ func (s *Server) Close() error {
 			st.stop()
 		}
 		st.bg.Wait()
+		if st.anomalies != nil {
+			st.anomalies.Close() // writes what is queued to the store first
+		}
 		err = st.store.Close()
 		if st.redis != nil {
 			err = errors.Join(err, st.redis.Close())
@@ -217,6 +232,9 @@ func (s *Server) recordLoad(ctx context.Context, cause, actor string, old, snap 
 	if !reflect.DeepEqual(snap.Doc.Config.Storage.Redis, st.redisCfg) {
 		s.logger.Warn("a change to storage.redis takes effect at the next restart; the rate limits keep the buckets they use")
 	}
+	if n := snap.Doc.Config.Anomalies.MaxCallers; n != st.maxCallers {
+		s.logger.Warn("a change to anomalies.max_callers takes effect at the next restart", "using", st.maxCallers)
+	}
 	if want := snap.BackendKeyDirPending(); want != "" {
 		s.logger.Warn("a change of the backend signing keys' directory (backend_identity.key_dir, or storage.data_dir) takes effect at the next restart; the keys in service stay", "configured", want)
 	}
@@ -232,14 +250,15 @@ func (s *Server) adminAPI() *admin.API { return s.AdminAPI() }
 
 func (s *Server) newAdminAPI() *admin.API {
 	return admin.NewAPI(admin.APIOptions{
-		Logger:   s.logger,
-		Snapshot: s.gw.Snapshot,
-		Registry: s.state.registry,
-		Store:    s.state.store,
-		Keys:     s.state.keys,
-		Audit:    s.state.audit,
-		Reload:   s.ReloadAs,
-		Stats:    s.statsHandler(),
+		Logger:    s.logger,
+		Snapshot:  s.gw.Snapshot,
+		Registry:  s.state.registry,
+		Store:     s.state.store,
+		Keys:      s.state.keys,
+		Audit:     s.state.audit,
+		Reload:    s.ReloadAs,
+		Stats:     s.statsHandler(),
+		Anomalies: s.state.anomalies,
 	})
 }
 
