@@ -337,9 +337,15 @@ func (e *Env) welcome(w io.Writer) {
   # a consumer with an API key kept in the store (shown once)
   curl -s -X POST -H 'Content-Type: application/json' -d '{"name":"acme","scopes":["orders:read"]}' %s/v1/consumers
 
+  # anomalies: ten 401s in a minute from this address throttle it for a
+  # minute (ten 401s, five more requests the throttle lets through, then
+  # 429); see it on the dashboard's Anomalies page or in the admin API
+  for i in $(seq 20); do curl -s -o /dev/null -w '%%{http_code} ' %s/orders/42; done; echo
+  curl -s %s/v1/anomalies
+
   Other demo clients: writer/writer-secret (orders:write), admin/admin-secret (group admins).
   The configuration being served:  curl -s %s/dev/config  (or see internal/devmode/dev.yaml.tmpl)
 
 `, gw, e.IssuerURL, e.AdminURL, e.DashboardURL, e.IssuerURL, gw, e.IssuerURL, e.APIKey, gw, gw, gw, gw,
-		e.demoHost, e.demoPort, e.AdminURL, gw, e.AdminURL, e.IssuerURL)
+		e.demoHost, e.demoPort, e.AdminURL, gw, e.AdminURL, gw, e.AdminURL, e.IssuerURL)
 }

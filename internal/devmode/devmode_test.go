@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 )
 
 // The commands the welcome text prints work: a token call succeeds, an
@@ -90,5 +91,67 @@ func TestDevMode_WelcomeCommandsWork(t *testing.T) {
 	res.Body.Close()
 	if c := call("POST", "/orders", map[string]string{"Authorization": "Bearer " + tr.AccessToken}); c != 200 {
 		t.Errorf("writer token on POST: %d", c)
+	}
+}
+
+// The anomaly commands of the welcome text do what it says: repeated 401s
+// from one address get it throttled (429), and the admin API lists the
+// anomaly.
+func TestDevMode_AnomalyDemo(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	env, err := Start(ctx, Options{
+		Addr: "127.0.0.1:0", IssuerAddr: "127.0.0.1:0", AdminAddr: "127.0.0.1:0",
+		Logger: slog.New(slog.DiscardHandler), Out: io.Discard,
+	})
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- env.Server.Serve(ctx) }()
+	defer func() {
+		cancel()
+		<-done
+		env.Close()
+	}()
+	// Bounded: even if the first refusals fall at the end of a window,
+	// the next window reaches the threshold well within 40 requests.
+	var codes []int
+	for range 40 {
+		res, err := http.Get(env.GatewayURL + "/orders/42")
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+		codes = append(codes, res.StatusCode)
+		if res.StatusCode == http.StatusTooManyRequests {
+			break
+		}
+	}
+	if codes[len(codes)-1] != http.StatusTooManyRequests {
+		t.Fatalf("never throttled: %v", codes)
+	}
+	var list struct {
+		Enabled bool `json:"enabled"`
+		Events  []struct {
+			Kind, Caller, Action string
+		} `json:"events"`
+	}
+	for range 100 { // the event is written by the detector's goroutine
+		res, err := http.Get(env.AdminURL + "/v1/anomalies")
+		if err != nil {
+			t.Fatal(err)
+		}
+		json.NewDecoder(res.Body).Decode(&list)
+		res.Body.Close()
+		if len(list.Events) > 0 {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if !list.Enabled || len(list.Events) != 1 || list.Events[0].Kind != "auth_failures" ||
+		list.Events[0].Caller != "ip:127.0.0.1" || list.Events[0].Action != "throttled" {
+		t.Fatalf("GET /v1/anomalies: %+v (codes %v)", list, codes)
 	}
 }
