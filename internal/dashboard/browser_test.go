@@ -27,8 +27,9 @@ import (
 // dashboard of a real `gatehouse dev` environment: sign in through the
 // development issuer's authorization code flow, open every page, check
 // each for console errors and broken links, see live traffic arrive on
-// the overview, rotate a key, find the rotation in the audit log and
-// compare two configuration versions. Each page is saved as a PNG in
+// the overview, rotate a key, find the rotation in the audit log,
+// compare two configuration versions and see refused requests flagged
+// as anomalies. Each page is saved as a PNG in
 // $GATEHOUSE_SCREENSHOTS (default: a temporary directory).
 
 // browserPath finds Chromium. Without one, the test skips, unless CI is
@@ -340,7 +341,33 @@ func TestBrowser_DashboardEndToEnd(t *testing.T) {
 	sh.save(bctx, "config-diff")
 	checkPage("config-diff")
 
-	// 9. Keyboard: the first Tab reaches the skip link, which leads to main.
+	// 9. Requests refused for want of a key, enough within a minute for
+	// the demo's auth_failures detector (threshold 10), are flagged on the
+	// anomalies page, and the address is throttled.
+	for range 20 {
+		res, err := http.Get(env.GatewayURL + "/orders/1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+	}
+	run(chromedp.Click(chromedp.CSS(`nav a[href="/ui/anomalies"]`)), chromedp.WaitVisible(chromedp.CSS("#anomaly-counts")))
+	var flagged string
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		run(chromedp.Navigate(env.AdminURL+"/ui/anomalies?kind=auth_failures"), chromedp.WaitVisible(chromedp.CSS("#anomalies")))
+		if flagged = text("#anomalies tbody"); strings.Contains(flagged, "ip:127.0.0.1") || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if !strings.Contains(flagged, "auth_failures") || !strings.Contains(flagged, "ip:127.0.0.1") || !strings.Contains(flagged, "throttled") {
+		t.Errorf("anomalies page lacks the refused requests:\n%s", flagged)
+	}
+	sh.save(bctx, "anomalies")
+	checkPage("anomalies")
+
+	// 10. Keyboard: the first Tab reaches the skip link, which leads to main.
 	run(chromedp.Navigate(env.DashboardURL), chromedp.WaitVisible(chromedp.CSS("#api-table")))
 	focused, err := chromedp.Run(bctx, chromedp.Evaluate[string](`(() => { document.querySelector('.skip').focus(); return document.activeElement.textContent })()`))
 	if err != nil || focused != "Skip to main content" {

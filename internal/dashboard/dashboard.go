@@ -50,6 +50,7 @@ type Options struct {
 	Consumers Consumers
 	Audit     Audit
 	History   ConfigHistory
+	Anomalies Anomalies
 	// Recorder, when set, audits sign-ins and sign-outs. outcome is ""
 	// for a success or OutcomeDenied for a refusal.
 	Recorder interface {
@@ -227,6 +228,7 @@ func (d *Dashboard) routes() {
 	m.HandleFunc("POST /ui/consumers/{name}/rotate", d.change(RoleAdmin, d.serveRotate))
 	m.HandleFunc("POST /ui/consumers/{name}/revoke", d.change(RoleAdmin, d.serveRevoke))
 	m.HandleFunc("GET /ui/audit", d.page(d.serveAudit))
+	m.HandleFunc("GET /ui/anomalies", d.page(d.serveAnomalies))
 	m.HandleFunc("GET /ui/config", d.page(d.serveConfig))
 	m.HandleFunc("GET /ui/config/versions/{id}", d.page(d.serveConfigVersion))
 	m.HandleFunc("GET /ui/config/diff", d.page(d.serveConfigDiff))

@@ -350,3 +350,71 @@ func (h *MemoryHistory) Text(_ context.Context, id string) (string, error) {
 	}
 	return t, nil
 }
+
+// MemoryAnomalies keeps flagged anomalies in memory, as the anomaly
+// detector does: the latest events and the counts per kind since start.
+type MemoryAnomalies struct {
+	max int
+
+	mu      sync.Mutex
+	events  []AnomalyEvent // oldest first
+	counts  map[string]int64
+	enabled bool
+	callers int
+	dropped int64
+}
+
+// NewMemoryAnomalies returns an empty source, with detection on, keeping
+// the latest max events (0 means 500).
+func NewMemoryAnomalies(max int) *MemoryAnomalies {
+	if max <= 0 {
+		max = 500
+	}
+	m := &MemoryAnomalies{max: max, counts: map[string]int64{}, enabled: true}
+	for _, k := range AnomalyKinds {
+		m.counts[k] = 0
+	}
+	return m
+}
+
+// Add records an event.
+func (m *MemoryAnomalies) Add(e AnomalyEvent) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.events = append(m.events, e)
+	if len(m.events) > m.max {
+		m.events = slices.Delete(m.events, 0, 1)
+	}
+	m.counts[e.Kind]++
+}
+
+// SetEnabled says whether detection is on in the configuration.
+func (m *MemoryAnomalies) SetEnabled(on bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.enabled = on
+}
+
+// SetStats sets the callers followed and the events dropped.
+func (m *MemoryAnomalies) SetStats(callers int, dropped int64) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.callers, m.dropped = callers, dropped
+}
+
+// Anomalies returns up to limit events of kind ("" for all), newest
+// first, and the counts.
+func (m *MemoryAnomalies) Anomalies(_ context.Context, kind string, limit int) (AnomalyReport, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	rep := AnomalyReport{Enabled: m.enabled, Counts: make(map[string]int64, len(m.counts)), Callers: m.callers, Dropped: m.dropped}
+	for k, n := range m.counts {
+		rep.Counts[k] = n
+	}
+	for i := len(m.events) - 1; i >= 0 && len(rep.Events) < limit; i-- {
+		if e := m.events[i]; kind == "" || e.Kind == kind {
+			rep.Events = append(rep.Events, e)
+		}
+	}
+	return rep, nil
+}

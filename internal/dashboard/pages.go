@@ -27,8 +27,10 @@ func (d *Dashboard) serveOverview(w http.ResponseWriter, r *http.Request, s *Ses
 	if d.o.Stats != nil {
 		rep = d.o.Stats.Report(win, false)
 	}
+	anomalies, showAnomalies := d.overviewAnomalies(r)
 	d.render(w, r, s, http.StatusOK, "overview", "Overview", map[string]any{
 		"Report": rep, "Window": win.String(), "Connected": d.o.Stats != nil,
+		"Anomalies": anomalies, "ShowAnomalies": showAnomalies,
 	})
 }
 

@@ -144,3 +144,54 @@ type ConfigVersion struct {
 	Source  string
 	Current bool
 }
+
+// Anomalies reads the callers the anomaly detector flagged.
+type Anomalies interface {
+	// Anomalies returns up to limit events, newest first, of one kind
+	// ("" for all), with the counts since the gateway started. It returns
+	// ErrNotConnected when there is no detector to read.
+	Anomalies(ctx context.Context, kind string, limit int) (AnomalyReport, error)
+}
+
+// ErrNotConnected is returned by a source that has nothing to read from
+// yet: its page shows as "not connected".
+var ErrNotConnected = errors.New("not connected")
+
+// AnomalyKinds are the kinds of anomaly, in the order the page lists them.
+var AnomalyKinds = []string{"rate_spike", "auth_failures", "enumeration", "first_access"}
+
+// AnomalyReport is what the anomalies page shows.
+type AnomalyReport struct {
+	// Enabled is whether the configuration being served detects
+	// anomalies; events flagged before a reload turned it off remain.
+	Enabled bool
+	Events  []AnomalyEvent
+	// Counts are the events flagged per kind since the gateway started.
+	Counts map[string]int64
+	// Callers is how many callers the detector follows now.
+	Callers int
+	// Dropped is how many events a full queue dropped.
+	Dropped int64
+}
+
+// AnomalyEvent is one flagged anomaly.
+type AnomalyEvent struct {
+	Time time.Time
+	// Kind is rate_spike, auth_failures, enumeration or first_access.
+	Kind string
+	// Caller is jwt:PROVIDER:SUBJECT, key:CONSUMER, mtls:SUBJECT or
+	// ip:ADDRESS.
+	Caller    string
+	ClientIP  string
+	API       string
+	Operation string
+	// Count is what was counted in the window; Baseline, for a rate
+	// spike, the caller's usual requests per window.
+	Count    int
+	Baseline float64
+	Detail   string
+	// Action is logged or throttled; Until, when throttled, is when the
+	// throttle ends.
+	Action string
+	Until  time.Time
+}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/gatehouse-dev/gatehouse/internal/admin"
+	"github.com/gatehouse-dev/gatehouse/internal/anomaly"
 	"github.com/gatehouse-dev/gatehouse/internal/audit"
 	"github.com/gatehouse-dev/gatehouse/internal/dashboard"
 	"github.com/gatehouse-dev/gatehouse/internal/gateway"
@@ -18,10 +19,17 @@ import (
 )
 
 // The dashboard's sources over the server's real state: the store, the
-// admin API's consumer operations, the upstream pools and the registry.
+// admin API's consumer operations, the upstream pools, the registry and
+// the anomaly detector.
 
 // dashboardSources fills the sources an ObserveOptions leaves unset.
 func (s *Server) dashboardSources(o ObserveOptions) ObserveOptions {
+	if o.Anomalies == nil {
+		o.Anomalies = anomalySource{
+			detector: func() *anomaly.Detector { return s.gw.Runtime().Anomalies },
+			snapshot: s.gw.Snapshot,
+		}
+	}
 	st := s.state
 	if st == nil {
 		return o
@@ -322,4 +330,31 @@ type auditRecorder struct{ rec *audit.Recorder }
 // ("" is a success).
 func (r auditRecorder) Append(actor, action, target, outcome, detail string) {
 	r.rec.Record(context.Background(), audit.Entry{Actor: actor, Action: action, Target: target, Outcome: outcome, Detail: detail})
+}
+
+// anomalySource reads the runtime's anomaly detector. It looks the
+// detector up at each call: the server makes it when its state opens.
+type anomalySource struct {
+	detector func() *anomaly.Detector
+	snapshot func() *gateway.Snapshot
+}
+
+func (a anomalySource) Anomalies(_ context.Context, kind string, limit int) (dashboard.AnomalyReport, error) {
+	d := a.detector()
+	if d == nil {
+		return dashboard.AnomalyReport{}, dashboard.ErrNotConnected
+	}
+	snap := a.snapshot()
+	rep := dashboard.AnomalyReport{Enabled: snap != nil && snap.AnomaliesEnabled(), Counts: map[string]int64{},
+		Callers: d.Callers(), Dropped: d.Dropped()}
+	for k, n := range d.Counts() {
+		rep.Counts[string(k)] = n
+	}
+	for _, e := range d.Recent(max(limit, 0), anomaly.Kind(kind)) {
+		rep.Events = append(rep.Events, dashboard.AnomalyEvent{
+			Time: e.Time, Kind: string(e.Kind), Caller: e.Caller, ClientIP: e.ClientIP, API: e.API, Operation: e.Operation,
+			Count: e.Count, Baseline: e.Baseline, Detail: e.Detail, Action: e.Action, Until: e.Until,
+		})
+	}
+	return rep, nil
 }

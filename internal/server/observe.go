@@ -31,6 +31,8 @@ type ObserveOptions struct {
 	Consumers dashboard.Consumers
 	Audit     dashboard.Audit
 	History   dashboard.ConfigHistory
+	// Anomalies defaults to the runtime's anomaly detector.
+	Anomalies dashboard.Anomalies
 	// Recorder, when set, is told of sign-ins and configuration loads.
 	Recorder interface {
 		Append(actor, action, target, outcome, detail string)
@@ -140,6 +142,7 @@ func (s *Server) buildDashboard(snap *gateway.Snapshot) (*dashboardState, error)
 		Consumers:       oo.Consumers,
 		Audit:           oo.Audit,
 		History:         oo.History,
+		Anomalies:       oo.Anomalies,
 		Recorder:        oo.Recorder,
 		InsecureLocal:   dc.InsecureLocal,
 		IdleTimeout:     dc.Session.IdleTimeout.Or(config.DefaultSessionIdle),
