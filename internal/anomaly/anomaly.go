@@ -17,15 +17,18 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"hash/maphash"
 	"log/slog"
 	"math"
 	"math/bits"
 	"net/netip"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -210,7 +213,7 @@ type shard struct {
 	// share it becomes old and a new cur starts; a caller found in old is
 	// moved to cur; what is left in old when it is replaced is forgotten.
 	cur, old    map[uint64]*caller
-	seen, seen0 map[uint64]struct{} // first-access memory, the same way
+	seen, seen0 map[uint64]int64 // first-access memory (until when), the same way
 }
 
 // caller is what the detector keeps of one caller.
@@ -242,6 +245,7 @@ type job struct {
 	event   Event
 	// A first-access check when name != "".
 	name, api, op string
+	ident         string // names the stored record: name, and the issuer for mTLS
 	ip            string
 	at            time.Time
 	seenKey       uint64 // in the shard of the caller's key
@@ -289,8 +293,8 @@ func New(o Options) *Detector {
 	for i := range d.shards {
 		d.shards[i].cur = map[uint64]*caller{}
 		d.shards[i].old = map[uint64]*caller{}
-		d.shards[i].seen = map[uint64]struct{}{}
-		d.shards[i].seen0 = map[uint64]struct{}{}
+		d.shards[i].seen = map[uint64]int64{}
+		d.shards[i].seen0 = map[uint64]int64{}
 	}
 	if o.Registerer != nil {
 		d.metrics = &metrics{
@@ -382,6 +386,25 @@ func (d *Detector) key(p *identity.Principal, ip netip.Addr) uint64 {
 
 // CallerName names a caller as events do.
 func CallerName(p *identity.Principal, ip netip.Addr) string {
+	return printable(callerName(p, ip))
+}
+
+// printable replaces control characters (a JWT subject is the token
+// issuer's to choose) and bounds the length, for log lines, audit
+// records and the dashboard.
+func printable(s string) string {
+	if len(s) > 256 {
+		s = s[:256]
+	}
+	return strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f || r == utf8.RuneError {
+			return '?'
+		}
+		return r
+	}, s)
+}
+
+func callerName(p *identity.Principal, ip netip.Addr) string {
 	if p == nil {
 		if !ip.IsValid() {
 			return "ip:unknown"
@@ -490,7 +513,10 @@ func (d *Detector) Observe(p *Policy, o *Observation) {
 	}
 	var seenKey uint64
 	checkSeen := false
-	if p.FirstAccess != nil && o.Sensitive && o.API != "" {
+	// A first access is a verified caller's request that succeeded: a
+	// refusal is not an access, and counting addresses would let anyone
+	// with many of them fill the store.
+	if p.FirstAccess != nil && o.Sensitive && o.API != "" && o.Principal != nil && o.Status < 400 {
 		var h maphash.Hash
 		h.SetSeed(d.seed)
 		var kb [8]byte
@@ -500,7 +526,7 @@ func (d *Detector) Observe(p *Policy, o *Observation) {
 		h.WriteByte(0)
 		h.WriteString(o.Operation)
 		seenKey = h.Sum64()
-		checkSeen = d.markSeen(s, seenKey)
+		checkSeen = d.markSeen(s, seenKey, t, int64(p.FirstAccess.Remember))
 	}
 	name := c.name
 	s.mu.Unlock()
@@ -518,7 +544,11 @@ func (d *Detector) Observe(p *Policy, o *Observation) {
 		if o.ClientIP.IsValid() {
 			ip = o.ClientIP.String()
 		}
-		if !d.enqueue(job{name: name, api: o.API, op: o.Operation, ip: ip, at: o.Time, seenKey: seenKey, shard: k % shards, pol: p}) {
+		ident := name
+		if o.Principal.Credential == identity.CredentialMTLS {
+			ident += "\x00" + o.Principal.Issuer // two CAs may issue the same subject
+		}
+		if !d.enqueue(job{name: name, ident: ident, api: o.API, op: o.Operation, ip: ip, at: o.Time, seenKey: seenKey, shard: k % shards, pol: p}) {
 			d.unmarkSeen(k%shards, seenKey) // not checked: a later request tries again
 		}
 	}
@@ -526,16 +556,23 @@ func (d *Detector) Observe(p *Policy, o *Observation) {
 
 // markSeen records a first-access key in memory and reports whether it
 // was new there; s.mu is held.
-func (d *Detector) markSeen(s *shard, k uint64) bool {
-	if _, ok := s.seen[k]; ok {
+// Entries expire as the store's record does, remember after it was
+// made.
+func (d *Detector) markSeen(s *shard, k uint64, now, remember int64) bool {
+	if until, ok := s.seen[k]; ok && now < until {
 		return false
 	}
-	_, known := s.seen0[k]
+	until, known := s.seen0[k]
+	known = known && now < until
 	if len(s.seen) >= d.perShard/2 {
-		s.seen0, s.seen = s.seen, make(map[uint64]struct{}, d.perShard/2)
+		s.seen0, s.seen = s.seen, make(map[uint64]int64, d.perShard/2)
 	}
-	s.seen[k] = struct{}{}
-	return !known
+	if known {
+		s.seen[k] = until
+		return false
+	}
+	s.seen[k] = now + remember
+	return true
 }
 
 func (d *Detector) unmarkSeen(shard, k uint64) {
@@ -571,7 +608,13 @@ func (d *Detector) roll(c *caller, w, winLen int64, p *Policy) {
 	// plain mean of the windows it has: an average that started at zero
 	// would flag every new caller's steady rate as a spike.
 	passed := w - c.win
-	c.baseline += max(alpha, 1/float64(c.windows+1)) * (float64(c.count) - c.baseline)
+	count := float64(c.count)
+	if r := p.RateSpike; r != nil && c.fired&firedSpike != 0 {
+		// A window that fired leaves the baseline as it was: a sustained
+		// flood must not become its own baseline (and end its throttle).
+		count = min(count, c.baseline)
+	}
+	c.baseline += max(alpha, 1/float64(c.windows+1)) * (count - c.baseline)
 	c.windows++
 	for i := int64(1); i < passed; i++ {
 		// The windows with no request in between.
@@ -656,7 +699,7 @@ func (d *Detector) Throttled(p *identity.Principal, ip netip.Addr, t time.Time) 
 		if d.metrics != nil {
 			d.metrics.throttled.Inc()
 		}
-		return time.Duration(allowAt - now), true
+		return time.Duration(min(allowAt, c.until) - now), true
 	}
 	c.tat = tat + c.interval
 	return 0, false
@@ -835,15 +878,18 @@ func (d *Detector) checkFirstAccess(j job) (Event, bool) {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		d.resolveLearning(ctx, now)
-		v, err := d.seenStore.AddCounter(ctx, seenKeyPrefix+digest(j.name, j.api, j.op), 1, now.Add(fa.Remember), now)
+		if d.learnStart.Load() == 0 {
+			// Not known whether this is still the learning period: the
+			// access is not recorded, and is checked again next time.
+			d.unmarkSeen(j.shard, j.seenKey)
+			d.warnStore(now, j, errors.New("reading when first-access detection began failed"))
+			return Event{}, false
+		}
+		v, err := d.seenStore.AddCounter(ctx, seenKeyPrefix+digest(j.ident, j.api, j.op), 1, now.Add(fa.Remember), now)
 		if err != nil {
 			// Checked again at the caller's next request to it.
 			d.unmarkSeen(j.shard, j.seenKey)
-			if now.Sub(d.lastStoreWarn) >= time.Minute {
-				d.lastStoreWarn = now
-				d.logger.Warn("anomaly detection: the first-access memory is unavailable; first accesses are not checked until it is back (logged at most once a minute)",
-					"api", j.api, "operation", j.op, "error", err)
-			}
+			d.warnStore(now, j, err)
 			return Event{}, false
 		}
 		first = v == 1
@@ -859,6 +905,14 @@ func (d *Detector) checkFirstAccess(j job) (Event, bool) {
 		Count: 1, Window: j.pol.Window, Action: ActionLogged,
 		Detail: fmt.Sprintf("first request of this caller to the sensitive operation %s of %s (none in the last %s)",
 			j.op, j.api, fa.Remember)}, true
+}
+
+func (d *Detector) warnStore(now time.Time, j job, err error) {
+	if now.Sub(d.lastStoreWarn) >= time.Minute {
+		d.lastStoreWarn = now
+		d.logger.Warn("anomaly detection: the first-access memory is unavailable; first accesses are not checked until it is back (logged at most once a minute)",
+			"api", j.api, "operation", j.op, "error", err)
+	}
 }
 
 // resolveLearning reads (or sets) when first-access detection began.

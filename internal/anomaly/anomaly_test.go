@@ -446,3 +446,124 @@ func TestFirstAccess_StoreFailureReportsNothingAndRetries(t *testing.T) {
 		t.Fatalf("after the store came back: %+v", ev)
 	}
 }
+
+func TestFirstAccess_OnlyVerifiedCallersThatSucceeded(t *testing.T) {
+	p := policy()
+	p.FirstAccess = &FirstAccess{Remember: time.Hour}
+	d := newDetector(t, Options{})
+	for i, o := range []*Observation{
+		obs(alice, "10.1.1.1", t0, 401, "/"),  // refused
+		obs(alice, "10.1.1.1", t0, 403, "/"),  // refused
+		obs(nil, "10.1.1.2", t0, 200, "/"),    // no verified caller
+		obs(alice, "10.1.1.1", t0, 200, "/"),  // the first access
+		obs(alice, "10.1.1.1", t0, 200, "/x"), // the second
+	} {
+		o.Sensitive = true
+		_ = i
+		d.Observe(p, o)
+	}
+	ev := events(t, d)
+	if len(ev) != 1 || ev[0].Kind != KindFirstAccess || ev[0].Caller != "jwt:corp:alice" {
+		t.Fatalf("events = %+v", ev)
+	}
+}
+
+func TestFirstAccess_MTLSSubjectsOfTwoIssuersAreTwoCallers(t *testing.T) {
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, t.TempDir(), sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	p := policy()
+	p.FirstAccess = &FirstAccess{Remember: time.Hour}
+	d := newDetector(t, Options{Seen: st})
+	for _, iss := range []string{"CN=CA one", "CN=CA two"} {
+		o := obs(&identity.Principal{Credential: identity.CredentialMTLS, Issuer: iss, Subject: "CN=svc"}, "10.1.1.1", t0, 200, "/")
+		o.Sensitive = true
+		d.Observe(p, o)
+	}
+	if ev := events(t, d); len(ev) != 2 {
+		t.Fatalf("events = %+v", ev)
+	}
+}
+
+func TestFirstAccess_LearningStartUnknownIsRetried(t *testing.T) {
+	f := &flakyLearning{failingCounters: failingCounters{ok: true}}
+	p := policy()
+	p.FirstAccess = &FirstAccess{Remember: time.Hour}
+	d := newDetector(t, Options{Seen: f})
+	o := obs(alice, "10.1.1.1", t0, 200, "/")
+	o.Sensitive = true
+	d.Observe(p, o)
+	if ev := events(t, d); len(ev) != 0 {
+		t.Fatalf("reported without knowing the learning period: %+v", ev)
+	}
+	f.mu.Lock()
+	f.getOK = true
+	f.mu.Unlock()
+	d.Observe(p, o)
+	if ev := events(t, d); len(ev) != 1 {
+		t.Fatalf("the access was lost: %+v", ev)
+	}
+}
+
+// flakyLearning fails GetCounter until getOK.
+type flakyLearning struct {
+	failingCounters
+	getOK bool
+}
+
+func (f *flakyLearning) GetCounter(ctx context.Context, key string, now time.Time) (int64, error) {
+	f.mu.Lock()
+	ok := f.getOK
+	f.mu.Unlock()
+	if !ok {
+		return 0, errors.New("timeout")
+	}
+	return f.failingCounters.GetCounter(ctx, key, now)
+}
+
+func TestRateSpike_SustainedFloodKeepsFiring(t *testing.T) {
+	d := newDetector(t, Options{})
+	p := policy()
+	p.RateSpike.Throttle = true
+	for m := range 40 {
+		for i := range 10 {
+			d.Observe(p, obs(alice, "10.0.0.1", t0.Add(time.Duration(m)*time.Minute+time.Duration(i)*time.Second), 200, "/"))
+		}
+	}
+	// Then 60 minutes at 1000 a minute: every window fires.
+	for m := 40; m < 100; m++ {
+		for i := range 1000 {
+			d.Observe(p, obs(alice, "10.0.0.1", t0.Add(time.Duration(m)*time.Minute+time.Duration(i)*time.Millisecond), 200, "/"))
+		}
+	}
+	if ev := events(t, d); len(ev) != 60 {
+		t.Fatalf("%d windows of the flood fired, want all 60", len(ev))
+	}
+}
+
+func TestThrottle_RetryAfterNeverPastTheEnd(t *testing.T) {
+	d := newDetector(t, Options{})
+	p := policy()
+	p.AuthFails.Throttle = true
+	p.Throttle = Throttle{Rate: 1, Period: time.Hour, Duration: time.Minute}
+	ip := netip.MustParseAddr("192.0.2.9")
+	for i := range 20 {
+		d.Observe(p, obs(nil, ip.String(), t0.Add(time.Duration(i)*time.Millisecond), 401, "/"))
+	}
+	at := t0.Add(time.Second)
+	d.Throttled(nil, ip, at) // the allowance
+	retry, limited := d.Throttled(nil, ip, at)
+	if !limited || retry > time.Minute {
+		t.Fatalf("limited %v, retry %v: past the throttle's end", limited, retry)
+	}
+}
+
+func TestCallerName_ControlCharactersReplaced(t *testing.T) {
+	got := CallerName(&identity.Principal{Credential: identity.CredentialJWT, Provider: "corp", Subject: "a\nb\x00c"}, netip.Addr{})
+	if got != "jwt:corp:a?b?c" {
+		t.Fatalf("%q", got)
+	}
+}
