@@ -363,7 +363,8 @@ func (c *compiler) routes(keys *identity.KeyTable) *Router {
 		var ops []*Operation
 		var all *Operation
 		if len(a.Operations) == 0 {
-			all = &Operation{API: api, Name: "*", Methods: []string{"*"}, Template: "/{path...}", Auth: a.Auth, sensitive: a.Sensitive}
+			all = &Operation{API: api, Name: "*", Methods: []string{"*"}, Template: "/{path...}", Auth: a.Auth, sensitive: a.Sensitive,
+				upstream: c.opUpstream(a, nil)}
 			all.handler = c.chain(p, api, all, terminal.For(nil), keys)
 		}
 		for j := range a.Operations {
@@ -386,6 +387,9 @@ func (c *compiler) routes(keys *identity.KeyTable) *Router {
 				Auth:      config.EffectiveAuth(a, o),
 				segments:  segs,
 				sensitive: sensitive(a, o),
+			}
+			if o.Mock == nil {
+				op.upstream = c.opUpstream(a, o)
 			}
 			if op.Name == "" {
 				op.Name = strings.Join(op.Methods, ",") + " " + op.Template

@@ -17,6 +17,7 @@ import (
 	"github.com/gatehouse-dev/gatehouse/internal/identity"
 	"github.com/gatehouse-dev/gatehouse/internal/observe"
 	"github.com/gatehouse-dev/gatehouse/internal/policy"
+	"github.com/gatehouse-dev/gatehouse/internal/upstream"
 )
 
 // Gateway serves requests with the current snapshot. Apply swaps in a new
@@ -371,7 +372,7 @@ func (g *Gateway) finish(s *Snapshot, q *request, r *http.Request, start time.Ti
 	}
 	end := start.Add(d)
 	if op != nil {
-		op.stats.ObserveEnded(status, d, end)
+		op.stats.ObserveExchange(status, d, exchangeOutcome(&q.rec), end)
 	} else {
 		s.notFoundStats.ObserveEnded(status, d, end)
 		if m := g.rt.Metrics; m != nil && q.rec.Denial != "" {
@@ -420,6 +421,28 @@ func (g *Gateway) finish(s *Snapshot, q *request, r *http.Request, start time.Ti
 	a.Denial = q.rec.Denial
 	g.rt.AccessLog.Log(a)
 }
+
+// exchangeOutcome describes the upstream exchange of a finished request
+// for the statistics the suggestions read.
+func exchangeOutcome(rec *policy.Record) observe.Exchange {
+	x := observe.Exchange{Upstream: rec.UpstreamDuration}
+	switch {
+	case rec.UpstreamStatus != 0:
+		x.Outcome = observe.Answered
+	case rec.Denial == "":
+	case rec.Denial == reasonUpstreamTimeout:
+		x.Outcome = observe.TimedOut
+	case rec.Denial == reasonConcurrencyLimit:
+		x.Outcome = observe.Limited
+	}
+	return x
+}
+
+// The refusal reasons exchangeOutcome looks for.
+var (
+	reasonUpstreamTimeout  = upstream.ErrTimeout.String()
+	reasonConcurrencyLimit = upstream.ErrConcurrencyLimit.String()
+)
 
 // observeAnomalies tells the anomaly detector about a finished request.
 func (g *Gateway) observeAnomalies(s *Snapshot, q *request, op *Operation, status int, end time.Time) {

@@ -141,7 +141,8 @@ type Operation struct {
 
 	segments   []config.Segment
 	paramNames []string
-	sensitive  bool // for the first-access detector
+	sensitive  bool        // for the first-access detector
+	upstream   *opUpstream // nil: the backend is never called (a mock, a preflight)
 	handler    policy.Handler
 	metrics    *observe.RouteMetrics
 	stats      *observe.RouteStats

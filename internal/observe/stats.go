@@ -127,6 +127,9 @@ func (s *Stats) Route(api, op string) *RouteStats {
 			r.sec[i].epoch = -1
 			r.min[i].epoch = -1
 		}
+		for i := range r.hours {
+			r.hours[i].epoch = -1
+		}
 		s.routes[k] = r
 	}
 	return r
@@ -157,6 +160,9 @@ type RouteStats struct {
 	mu  sync.Mutex
 	sec [ringSize]bucket
 	min [ringSize]bucket
+	// hours is the upstream exchange over the last day, for the
+	// suggestions (upstream_stats.go).
+	hours [hourRingSize]hourBucket
 }
 
 // Observe records one finished request. It does not allocate.
@@ -164,7 +170,7 @@ func (r *RouteStats) Observe(status int, d time.Duration) {
 	if r == nil {
 		return
 	}
-	r.observe(status, d, r.now())
+	r.observe(status, d, Exchange{}, r.now())
 }
 
 // ObserveEnded is Observe for a request that ended at end (the caller
@@ -177,10 +183,23 @@ func (r *RouteStats) ObserveEnded(status int, d time.Duration, end time.Time) {
 	if !r.system {
 		end = r.now()
 	}
-	r.observe(status, d, end)
+	r.observe(status, d, Exchange{}, end)
 }
 
-func (r *RouteStats) observe(status int, d time.Duration, now time.Time) {
+// ObserveExchange is ObserveEnded for a request whose upstream exchange
+// is described by x: it also feeds the day's upstream statistics that
+// the suggestions read.
+func (r *RouteStats) ObserveExchange(status int, d time.Duration, x Exchange, end time.Time) {
+	if r == nil {
+		return
+	}
+	if !r.system {
+		end = r.now()
+	}
+	r.observe(status, d, x, end)
+}
+
+func (r *RouteStats) observe(status int, d time.Duration, x Exchange, now time.Time) {
 	bin := binOf(d)
 	t := now.Unix()
 	r.mu.Lock()
@@ -195,6 +214,12 @@ func (r *RouteStats) observe(status int, d time.Duration, now time.Time) {
 		*mb = bucket{epoch: m}
 	}
 	mb.add(status, bin)
+	h := t / 3600
+	hb := &r.hours[h%hourRingSize]
+	if hb.epoch != h {
+		hb.reset(h)
+	}
+	hb.add(sb.count, x)
 	r.mu.Unlock()
 }
 

@@ -1,0 +1,439 @@
+// Package advisor turns what the gateway observed of each operation's
+// upstream exchanges over the last day into suggested settings: the
+// operation's request deadline (timeouts.request) from the latency of
+// its backend's answers and the timeouts it hit, and a backend's
+// max_concurrent_requests from its busiest second and its latency
+// (Little's law). The rules are in docs/suggestions.md; this package
+// applies them to numbers it is given and reads nothing itself.
+package advisor
+
+import (
+	"cmp"
+	"fmt"
+	"math"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/gatehouse-dev/gatehouse/internal/observe"
+)
+
+// DefaultMinSamples is how many upstream exchanges of an operation (its
+// backend's answers and its timeouts) the suggestions want before they
+// propose anything for it.
+const DefaultMinSamples = 500
+
+// The bounds of the rules (docs/suggestions.md).
+const (
+	// tailFactor is how far above the slowest 0.1% of answers the
+	// suggested deadline sits.
+	tailFactor = 3
+	// minTimeout is the smallest deadline suggested.
+	minTimeout = 100 * time.Millisecond
+	// lowerFactor: a deadline more than this many times the suggested
+	// one is suggested lower.
+	lowerFactor = 10
+	// timeoutShare is the share of exchanges that may run out of time
+	// before the deadline is suggested higher (0.1%: the tail a
+	// deadline is there to cut).
+	timeoutShare = 0.001
+	// concurrencyHeadroom multiplies the estimated requests in flight at
+	// the busiest second; minConcurrency is the smallest limit suggested.
+	concurrencyHeadroom = 2
+	minConcurrency      = 10
+)
+
+// Operation is what the advisor knows of one operation.
+type Operation struct {
+	API       string
+	Operation string
+	Backend   string
+	// Path is where the operation is configured (apis[0].operations[1];
+	// apis[0] for an API without operations), Line its line in the
+	// configuration file (0: unknown).
+	Path string
+	Line int
+	// Request is the operation's effective request deadline, Attempt its
+	// attempt deadline and AttemptSet whether upstream_attempt was
+	// configured (rather than defaulting to the request deadline).
+	Request    time.Duration
+	Attempt    time.Duration
+	AttemptSet bool
+	// ResponseHeader is the backend's response_header timeout, which
+	// bounds each attempt too; BackendPath is where the backend is
+	// configured (backends[2]).
+	ResponseHeader time.Duration
+	BackendPath    string
+	Stats          observe.UpstreamSummary
+}
+
+// Backend is what the advisor knows of one backend.
+type Backend struct {
+	Name string
+	Path string // backends[2]
+	Line int
+	// MaxConcurrent is max_concurrent_requests (0: no limit).
+	MaxConcurrent int
+}
+
+// Input is everything the advisor reads.
+type Input struct {
+	Operations []Operation
+	Backends   []Backend
+}
+
+// Options tune the advisor.
+type Options struct {
+	// MinSamples: see DefaultMinSamples (0: the default).
+	MinSamples uint64
+}
+
+// Kinds of suggestion.
+const (
+	KindTimeout     = "timeout"
+	KindConcurrency = "concurrency"
+)
+
+// Actions.
+const (
+	ActionRaise = "raise" // the setting cuts off or refuses real traffic
+	ActionLower = "lower" // the setting is far above anything observed
+	ActionAdd   = "add"   // the setting is not configured
+	ActionKeep  = "keep"  // the setting fits what was observed
+	ActionWait  = "wait"  // too little traffic to say
+)
+
+// Suggestion is one proposed setting, with what it rests on.
+type Suggestion struct {
+	Kind      string `json:"kind"`
+	Action    string `json:"action"`
+	API       string `json:"api,omitempty"`
+	Operation string `json:"operation,omitempty"`
+	Backend   string `json:"backend"`
+	// Setting names the setting (apis[orders].operations[getOrder].timeouts.request).
+	Setting string `json:"setting"`
+	// Path is where the patch goes (apis[0].operations[1]) and Line its
+	// line in the configuration file (0: unknown).
+	Path      string `json:"path"`
+	Line      int    `json:"line,omitempty"`
+	Current   string `json:"current"`
+	Suggested string `json:"suggested,omitempty"`
+	Reason    string `json:"reason"`
+	// Patch is the YAML to set at Path (empty for keep and wait).
+	Patch    string   `json:"patch,omitempty"`
+	Evidence Evidence `json:"evidence"`
+}
+
+// Evidence is what a suggestion rests on, over the window.
+type Evidence struct {
+	Requests uint64  `json:"requests"`
+	Answered uint64  `json:"answered"`
+	TimedOut uint64  `json:"timed_out"`
+	Limited  uint64  `json:"limited,omitempty"`
+	PeakRPS  uint64  `json:"peak_rps"`
+	P50ms    float64 `json:"p50_ms"`
+	P99ms    float64 `json:"p99_ms"`
+	P999ms   float64 `json:"p999_ms"`
+	MaxMs    float64 `json:"max_ms"`
+	// InFlight is the estimated requests in flight to the backend at its
+	// busiest (concurrency suggestions).
+	InFlight float64 `json:"in_flight,omitempty"`
+	// Since is the start of the oldest hour with traffic.
+	Since time.Time `json:"since,omitzero"`
+}
+
+// Report is the advisor's answer.
+type Report struct {
+	// Window is the span the statistics cover ("24h": the current hour
+	// and the 23 before it; less after a restart).
+	Window      string       `json:"window"`
+	MinSamples  uint64       `json:"min_samples"`
+	Suggestions []Suggestion `json:"suggestions"`
+}
+
+// Advise applies the rules to in. Suggestions that change something
+// (raise, add, lower) come first, then keep and wait; each group by API,
+// operation and backend.
+func Advise(in Input, o Options) Report {
+	minSamples := o.MinSamples
+	if minSamples == 0 {
+		minSamples = DefaultMinSamples
+	}
+	rep := Report{Window: "24h", MinSamples: minSamples, Suggestions: []Suggestion{}}
+	for i := range in.Operations {
+		op := &in.Operations[i]
+		if op.Stats.Requests == 0 {
+			continue
+		}
+		rep.Suggestions = append(rep.Suggestions, adviseTimeout(op, minSamples))
+	}
+	for i := range in.Backends {
+		if s, ok := adviseConcurrency(&in.Backends[i], in.Operations, minSamples); ok {
+			rep.Suggestions = append(rep.Suggestions, s)
+		}
+	}
+	slices.SortStableFunc(rep.Suggestions, func(a, b Suggestion) int {
+		return cmp.Or(
+			cmp.Compare(actionRank(a.Action), actionRank(b.Action)),
+			cmp.Compare(a.API, b.API),
+			cmp.Compare(a.Operation, b.Operation),
+			cmp.Compare(a.Backend, b.Backend),
+			cmp.Compare(a.Kind, b.Kind))
+	})
+	return rep
+}
+
+func actionRank(a string) int {
+	switch a {
+	case ActionRaise:
+		return 0
+	case ActionAdd:
+		return 1
+	case ActionLower:
+		return 2
+	case ActionKeep:
+		return 3
+	}
+	return 4
+}
+
+func evidenceOf(s *observe.UpstreamSummary) Evidence {
+	return Evidence{
+		Requests: s.Requests, Answered: s.Answered, TimedOut: s.TimedOut, Limited: s.Limited,
+		PeakRPS: s.PeakRPS, P50ms: ms(s.P50), P99ms: ms(s.P99), P999ms: ms(s.P999), MaxMs: ms(s.Max),
+		Since: s.Since,
+	}
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// adviseTimeout applies the deadline rules to one operation.
+func adviseTimeout(op *Operation, minSamples uint64) Suggestion {
+	st := &op.Stats
+	s := Suggestion{
+		Kind: KindTimeout, API: op.API, Operation: op.Operation, Backend: op.Backend,
+		Setting: opSetting(op) + ".timeouts.request", Path: op.Path, Line: op.Line,
+		Evidence: evidenceOf(st),
+	}
+	// The deadline a single slow answer meets: the smallest of the
+	// request's, the attempt's and the backend's response_header.
+	bound, binding := op.Request, "timeouts.request"
+	if op.Attempt < bound {
+		bound, binding = op.Attempt, "timeouts.upstream_attempt"
+	}
+	if op.ResponseHeader > 0 && op.ResponseHeader < bound {
+		bound, binding = op.ResponseHeader, "response_header"
+	}
+	s.Current = formatDuration(op.Request)
+	if binding != "timeouts.request" {
+		s.Current += fmt.Sprintf(" (%s %s binds first)", bindingName(binding), formatDuration(bound))
+	}
+	samples := st.Answered + st.TimedOut
+	if samples < minSamples {
+		s.Action = ActionWait
+		s.Reason = fmt.Sprintf("%d of the %d backend exchanges needed so far", samples, minSamples)
+		if st.TimedOut > 0 {
+			s.Reason += fmt.Sprintf("; %d ran out of time at %s", st.TimedOut, formatDuration(bound))
+		}
+		return s
+	}
+	target := niceDuration(max(time.Duration(tailFactor)*st.P999, minTimeout))
+	share := float64(st.TimedOut) / float64(samples)
+	switch {
+	case st.TimedOut > 0 && share > timeoutShare && bound <= lowerFactor*target:
+		s.Action = ActionRaise
+		up := niceDuration(max(target, 2*bound))
+		s.Suggested = formatDuration(up)
+		s.Reason = fmt.Sprintf("%d of %d exchanges (%s) ran out of time at %s; the answers that came had a p99.9 of %s, so the backend's true tail is longer than the deadline lets it be",
+			st.TimedOut, samples, percent(share), formatDuration(bound), formatDuration(st.P999))
+		if binding == "response_header" {
+			s.Setting = "backends[" + op.Backend + "].timeouts.response_header"
+			s.Path = op.BackendPath
+			s.Line = 0
+			s.Current = formatDuration(op.ResponseHeader)
+			s.Patch = "timeouts:\n  response_header: " + s.Suggested + "\n"
+			s.Reason += "; the backend's response_header is the deadline that fired (it bounds every attempt of every operation of the backend)"
+			return s
+		}
+		s.Patch = timeoutPatch(op, up)
+	case bound > lowerFactor*target:
+		s.Action = ActionLower
+		s.Suggested = formatDuration(target)
+		s.Reason = fmt.Sprintf("of %d answers the p99.9 took %s and the slowest %s, yet a backend that hangs holds each request, its upstream connection and its client for %s; %s",
+			st.Answered, formatDuration(st.P999), formatDuration(st.Max), formatDuration(bound), targetWhy(target, st.P999))
+		switch {
+		case share > timeoutShare:
+			s.Reason += fmt.Sprintf("; %d exchanges (%s) ran out of time though no answer came after %s: those look like a backend that hangs, which a longer deadline would not save, and a shorter one fails sooner", st.TimedOut, percent(share), formatDuration(st.Max))
+		case st.TimedOut > 0:
+			s.Reason += fmt.Sprintf("; %d exchanges (%s) ran out of time, within the 0.1%% a deadline is there to cut", st.TimedOut, percent(share))
+		}
+		s.Patch = timeoutPatch(op, target)
+	default:
+		s.Action = ActionKeep
+		s.Reason = fmt.Sprintf("the deadline %s is within %d× of the target %s (of %d answers the p99.9 took %s; %s)",
+			formatDuration(bound), lowerFactor, formatDuration(target), st.Answered, formatDuration(st.P999), targetWhy(target, st.P999))
+		if st.TimedOut > 0 {
+			s.Reason += fmt.Sprintf("; %d exchanges (%s) ran out of time, within the 0.1%% a deadline is there to cut", st.TimedOut, percent(share))
+		}
+	}
+	return s
+}
+
+// targetWhy says where a target deadline comes from.
+func targetWhy(target, p999 time.Duration) string {
+	if tailFactor*p999 <= minTimeout {
+		return fmt.Sprintf("%s is the shortest deadline suggested (%d× that p99.9 is less)", formatDuration(target), tailFactor)
+	}
+	return fmt.Sprintf("%s is %d× that p99.9, rounded up", formatDuration(target), tailFactor)
+}
+
+func bindingName(b string) string {
+	if b == "response_header" {
+		return "the backend's response_header"
+	}
+	return b
+}
+
+// timeoutPatch is the YAML that sets the operation's request deadline to
+// d, and its attempt deadline when one is configured above d.
+func timeoutPatch(op *Operation, d time.Duration) string {
+	p := "timeouts:\n  request: " + formatDuration(d) + "\n"
+	if op.AttemptSet && op.Attempt > d {
+		p += "  upstream_attempt: " + formatDuration(d) + "\n"
+	}
+	return p
+}
+
+// opSetting names an operation by its API's and its own names.
+func opSetting(op *Operation) string {
+	if op.Operation == "*" {
+		return "apis[" + op.API + "]"
+	}
+	return "apis[" + op.API + "].operations[" + op.Operation + "]"
+}
+
+// adviseConcurrency applies the concurrency rules to one backend; false
+// when no operation routed to it saw traffic.
+func adviseConcurrency(b *Backend, ops []Operation, minSamples uint64) (Suggestion, bool) {
+	s := Suggestion{
+		Kind: KindConcurrency, Backend: b.Name,
+		Setting: "backends[" + b.Name + "].max_concurrent_requests", Path: b.Path, Line: b.Line,
+		Current: "none",
+	}
+	if b.MaxConcurrent > 0 {
+		s.Current = fmt.Sprint(b.MaxConcurrent)
+	}
+	var samples uint64
+	var inFlight float64
+	seen := false
+	for i := range ops {
+		op := &ops[i]
+		if op.Backend != b.Name || op.Stats.Requests == 0 {
+			continue
+		}
+		seen = true
+		st := &op.Stats
+		samples += st.Answered + st.TimedOut
+		e := &s.Evidence
+		e.Requests += st.Requests
+		e.Answered += st.Answered
+		e.TimedOut += st.TimedOut
+		e.Limited += st.Limited
+		e.PeakRPS += st.PeakRPS
+		e.P99ms = max(e.P99ms, ms(st.P99))
+		e.P999ms = max(e.P999ms, ms(st.P999))
+		e.MaxMs = max(e.MaxMs, ms(st.Max))
+		if !st.Since.IsZero() && (e.Since.IsZero() || st.Since.Before(e.Since)) {
+			e.Since = st.Since
+		}
+		// Little's law at the operation's busiest second, with its p99
+		// as the time each request stays.
+		inFlight += float64(st.PeakRPS) * st.P99.Seconds()
+	}
+	if !seen {
+		return s, false
+	}
+	s.Evidence.InFlight = math.Round(inFlight*100) / 100
+	if samples < minSamples {
+		s.Action = ActionWait
+		s.Reason = fmt.Sprintf("%d of the %d backend exchanges needed so far", samples, minSamples)
+		return s, true
+	}
+	want := niceInt(max(int(math.Ceil(concurrencyHeadroom*inFlight)), minConcurrency))
+	est := fmt.Sprintf("at their busiest seconds the backend's operations took %d requests/s, which at their p99 latencies keeps about %.2f in flight",
+		s.Evidence.PeakRPS, inFlight)
+	switch {
+	case b.MaxConcurrent == 0:
+		s.Action = ActionAdd
+		s.Suggested = fmt.Sprint(want)
+		s.Reason = est + fmt.Sprintf("; a limit of %d (%d× that, at least %d) answers 503 at once when the backend slows down, rather than piling up requests on it", want, concurrencyHeadroom, minConcurrency)
+	case s.Evidence.Limited > 0:
+		s.Action = ActionRaise
+		up := niceInt(max(want, 2*b.MaxConcurrent))
+		s.Suggested = fmt.Sprint(up)
+		s.Reason = fmt.Sprintf("%d requests were refused by the limit of %d; ", s.Evidence.Limited, b.MaxConcurrent) + est
+	default:
+		s.Action = ActionKeep
+		s.Reason = est + fmt.Sprintf("; the limit of %d refused nothing", b.MaxConcurrent)
+	}
+	if s.Suggested != "" {
+		s.Patch = "max_concurrent_requests: " + s.Suggested + "\n"
+	}
+	return s, true
+}
+
+// niceDuration rounds d up to a value one would write in configuration:
+// 1, 2, 3 or 5 times a power of ten milliseconds below a second, then 1,
+// 2, 3, 5, 10, 15, 20 or 30 seconds or minutes, then whole hours.
+func niceDuration(d time.Duration) time.Duration {
+	d = max(d, time.Millisecond)
+	if d < time.Second {
+		m := float64(d) / float64(time.Millisecond)
+		return time.Duration(niceFloat(m) * float64(time.Millisecond))
+	}
+	for _, unit := range []time.Duration{time.Second, time.Minute} {
+		for _, n := range []time.Duration{1, 2, 3, 5, 10, 15, 20, 30} {
+			if n*unit >= d {
+				return n * unit
+			}
+		}
+	}
+	return (d + time.Hour - 1) / time.Hour * time.Hour
+}
+
+// niceInt rounds n up to 1, 2, 3 or 5 times a power of ten.
+func niceInt(n int) int {
+	return int(niceFloat(float64(max(n, 1))))
+}
+
+func niceFloat(v float64) float64 {
+	p := math.Pow(10, math.Floor(math.Log10(v)))
+	for _, f := range []float64{1, 2, 3, 5, 10} {
+		if c := f * p; c >= v*(1-1e-9) {
+			return c
+		}
+	}
+	return 10 * p
+}
+
+// formatDuration writes d as configuration would: 250ms, 2s, 1m30s, 5m.
+func formatDuration(d time.Duration) string {
+	switch {
+	case d <= 0:
+		return "0s"
+	case d < time.Second && d%time.Millisecond == 0:
+		return fmt.Sprintf("%dms", d.Milliseconds())
+	}
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = s[:len(s)-2]
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = s[:len(s)-2]
+	}
+	return s
+}
+
+func percent(f float64) string {
+	return strings.TrimRight(strings.TrimRight(fmt.Sprintf("%.2f", f*100), "0"), ".") + "%"
+}

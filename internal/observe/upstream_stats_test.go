@@ -1,0 +1,101 @@
+package observe
+
+import (
+	"testing"
+	"time"
+)
+
+func TestUpstream_SummarizesTheDay(t *testing.T) {
+	clk := newFakeClock()
+	s := NewStats(clk.Now)
+	r := s.Route("orders", "get")
+	if got := r.Upstream(); got.Requests != 0 || !got.Since.IsZero() || got.P99 != 0 {
+		t.Fatalf("empty: %+v", got)
+	}
+	start := clk.Now()
+	// 1000 answers: 990 at 20ms, 9 at 200ms, 1 at 2s; 3 timeouts, 2
+	// refused by the concurrency limit, 5 that never reached the backend.
+	for i := range 1000 {
+		d := 20 * time.Millisecond
+		switch {
+		case i == 999:
+			d = 2 * time.Second
+		case i >= 990:
+			d = 200 * time.Millisecond
+		}
+		r.ObserveExchange(200, d+time.Millisecond, Exchange{Upstream: d, Outcome: Answered}, clk.Now())
+		if i%100 == 99 {
+			clk.Advance(time.Second) // ten seconds of 100 requests each
+		}
+	}
+	for range 3 {
+		r.ObserveExchange(504, time.Second, Exchange{Upstream: time.Second, Outcome: TimedOut}, clk.Now())
+	}
+	for range 2 {
+		r.ObserveExchange(503, 0, Exchange{Outcome: Limited}, clk.Now())
+	}
+	for range 5 {
+		r.ObserveExchange(401, 0, Exchange{}, clk.Now())
+	}
+	got := r.Upstream()
+	if got.Requests != 1010 || got.Answered != 1000 || got.TimedOut != 3 || got.Limited != 2 {
+		t.Errorf("counts: %+v", got)
+	}
+	if got.PeakRPS != 100 {
+		t.Errorf("peak: %d requests in one second, want 100", got.PeakRPS)
+	}
+	within := func(name string, got, want time.Duration) {
+		t.Helper()
+		if got < want || float64(got) > float64(want)*1.13 {
+			t.Errorf("%s = %v, want %v to 12.5%% above", name, got, want)
+		}
+	}
+	within("p50", got.P50, 20*time.Millisecond)
+	within("p99", got.P99, 20*time.Millisecond)
+	within("p99.9", got.P999, 200*time.Millisecond)
+	within("max", got.Max, 2*time.Second)
+	if want := start.Truncate(time.Hour).UTC(); !got.Since.Equal(want) {
+		t.Errorf("since %v, want %v", got.Since, want)
+	}
+	// Observe without an exchange still counts the request and its second.
+	r.Observe(200, time.Millisecond)
+	if n := r.Upstream().Requests; n != 1011 {
+		t.Errorf("requests after Observe: %d", n)
+	}
+}
+
+func TestUpstream_KeepsTwentyFourHours(t *testing.T) {
+	clk := newFakeClock()
+	s := NewStats(clk.Now)
+	r := s.Route("a", "x")
+	first := clk.Now()
+	for h := range 30 {
+		for range h + 1 {
+			r.ObserveExchange(200, time.Millisecond, Exchange{Upstream: time.Millisecond, Outcome: Answered}, clk.Now())
+		}
+		if h < 29 {
+			clk.Advance(time.Hour)
+		}
+	}
+	// Hours 6..29 remain: (7 + 30) * 24 / 2 requests.
+	got := r.Upstream()
+	if want := uint64((7 + 30) * 24 / 2); got.Requests != want || got.Answered != want {
+		t.Errorf("requests %d answered %d, want %d", got.Requests, got.Answered, want)
+	}
+	if want := first.Add(6 * time.Hour).Truncate(time.Hour).UTC(); !got.Since.Equal(want) {
+		t.Errorf("since %v, want %v", got.Since, want)
+	}
+	clk.Advance(24 * time.Hour)
+	if got := r.Upstream(); got.Requests != 0 || !got.Since.IsZero() {
+		t.Errorf("a day later: %+v", got)
+	}
+}
+
+func TestUpstream_ObserveDoesNotAllocate(t *testing.T) {
+	r := NewStats(nil).Route("a", "x")
+	x := Exchange{Upstream: 3 * time.Millisecond, Outcome: Answered}
+	now := time.Now()
+	if n := testing.AllocsPerRun(100, func() { r.ObserveExchange(200, 4*time.Millisecond, x, now) }); n != 0 {
+		t.Errorf("%v allocations", n)
+	}
+}
