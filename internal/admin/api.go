@@ -141,6 +141,7 @@ func (a *API) table() []route {
 
 		{method: "GET", path: "/v1/anomalies", perm: permRead, handle: a.listAnomalies, summary: "Anomalies flagged since the gateway started, newest first (?kind=rate_spike|auth_failures|enumeration|first_access&limit=N), with counts per kind (docs/anomalies.md).", reply: "AnomalyList", status: 200},
 
+		{method: "GET", path: "/v1/suggestions", perm: permRead, handle: a.suggestions, summary: "Timeouts and concurrency limits suggested from the last day's upstream latency, timeouts and busiest second, per operation and backend (?min_samples=N; docs/suggestions.md).", reply: "SuggestionList", status: 200},
 		{method: "GET", path: "/v1/stats", perm: permRead, handle: a.stats, summary: "Latency statistics per API and operation (?window=1m|1h, &series=true for a point per second or minute).", reply: "Stats", status: 200},
 
 		{method: "GET", path: "/v1/config", perm: permRead, handle: a.getConfig, summary: "The configuration being served; its ETag is the version.", reply: "Config", status: 200},

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/gatehouse-dev/gatehouse/internal/advisor"
 	"github.com/gatehouse-dev/gatehouse/internal/anomaly"
 	"github.com/gatehouse-dev/gatehouse/internal/audit"
 	"github.com/gatehouse-dev/gatehouse/internal/config"
@@ -155,6 +156,18 @@ func (a *API) listAnomalies(c *call) error {
 		out["dropped"] = d.Dropped()
 	}
 	return c.reply(out)
+}
+
+func (a *API) suggestions(c *call) error {
+	var o advisor.Options
+	if v := c.r.URL.Query().Get("min_samples"); v != "" {
+		n, err := strconv.ParseUint(v, 10, 64)
+		if err != nil || n < 1 || n > 1_000_000 {
+			return badRequest("min_samples must be between 1 and 1000000")
+		}
+		o.MinSamples = n
+	}
+	return c.reply(advisor.Advise(c.snap.AdvisorInput(), o))
 }
 
 func (a *API) verifyAudit(c *call) error {

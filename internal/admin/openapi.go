@@ -160,8 +160,9 @@ func integer(desc string) map[string]any {
 func strList(desc string) map[string]any {
 	return map[string]any{"type": "array", "items": map[string]any{"type": "string"}, "description": desc}
 }
-func list(item string) map[string]any { return map[string]any{"type": "array", "items": ref(item)} }
-func stamp() map[string]any           { return map[string]any{"type": "string", "format": "date-time"} }
+func list(item string) map[string]any   { return map[string]any{"type": "array", "items": ref(item)} }
+func stamp() map[string]any             { return map[string]any{"type": "string", "format": "date-time"} }
+func number(desc string) map[string]any { return map[string]any{"type": "number", "description": desc} }
 
 func schemas() map[string]any {
 	return map[string]any{
@@ -242,6 +243,29 @@ func schemas() map[string]any {
 			"detail":    str(""),
 			"action":    map[string]any{"type": "string", "enum": []string{"logged", "throttled"}},
 			"until":     stamp(),
+		}),
+		"SuggestionList": obj([]string{"window", "min_samples", "suggestions"}, map[string]any{
+			"window":      str("The span the statistics cover: 24h (the current hour and the 23 before it; less since the gateway started)."),
+			"min_samples": integer("Upstream exchanges an operation needs before anything is proposed for it."),
+			"suggestions": list("Suggestion"),
+		}),
+		"Suggestion": obj([]string{"kind", "action", "backend", "setting", "path", "current", "reason", "evidence"}, map[string]any{
+			"kind":   map[string]any{"type": "string", "enum": []string{"timeout", "concurrency"}},
+			"action": map[string]any{"type": "string", "enum": []string{"raise", "add", "lower", "keep", "wait"}},
+			"api":    str(""), "operation": str(""), "backend": str(""),
+			"setting": str("The setting, by names: apis[orders].operations[getOrder].timeouts.request."),
+			"path":    str("Where the patch goes in the configuration (apis[0].operations[1])."),
+			"line":    integer("Its line in the configuration file."),
+			"current": str(""), "suggested": str(""), "reason": str(""),
+			"patch": str("YAML to set at path."),
+			"evidence": obj([]string{"requests", "answered", "timed_out", "peak_rps"}, map[string]any{
+				"requests": integer(""), "answered": integer("Requests whose backend answered."),
+				"timed_out": integer("504 upstream_timeout."), "limited": integer("503 concurrency_limit."),
+				"peak_rps": integer("Most requests in one second."),
+				"p50_ms":   number("Time to the backend's response headers."), "p99_ms": number(""), "p999_ms": number(""), "max_ms": number(""),
+				"in_flight": number("Estimated requests in flight to the backend at its busiest."),
+				"since":     stamp(),
+			}),
 		}),
 		"Revision":     obj([]string{"seq", "version"}, map[string]any{"seq": integer(""), "version": str(""), "time": stamp(), "source": str(""), "actor": str("")}),
 		"RevisionList": obj([]string{"revisions"}, map[string]any{"revisions": list("Revision")}),

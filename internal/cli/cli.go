@@ -72,6 +72,7 @@ Start with 'gatehouse dev' for a self-contained demo.`,
 		s.auditCmd(),
 		s.lintCmd(),
 		s.signingKeysCmd(),
+		s.suggestCmd(),
 	)
 	return root
 }

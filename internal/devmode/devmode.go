@@ -343,9 +343,15 @@ func (e *Env) welcome(w io.Writer) {
   for i in $(seq 20); do curl -s -o /dev/null -w '%%{http_code} ' %s/orders/42; done; echo
   curl -s %s/v1/anomalies
 
+  # suggested timeouts and limits, from the latency the gateway observed
+  # (a real gateway waits for 500 exchanges per operation; here 20)
+  for i in $(seq 30); do curl -s -o /dev/null %s/public/status; done
+  curl -s '%s/v1/suggestions?min_samples=20'
+  # or: go run ./cmd/gatehouse suggest --admin-url %s --min-samples 20
+
   Other demo clients: writer/writer-secret (orders:write), admin/admin-secret (group admins).
   The configuration being served:  curl -s %s/dev/config  (or see internal/devmode/dev.yaml.tmpl)
 
 `, gw, e.IssuerURL, e.AdminURL, e.DashboardURL, e.IssuerURL, gw, e.IssuerURL, e.APIKey, gw, gw, gw, gw,
-		e.demoHost, e.demoPort, e.AdminURL, gw, e.AdminURL, gw, e.AdminURL, e.IssuerURL)
+		e.demoHost, e.demoPort, e.AdminURL, gw, e.AdminURL, gw, e.AdminURL, gw, e.AdminURL, e.AdminURL, e.IssuerURL)
 }

@@ -155,3 +155,62 @@ func TestDevMode_AnomalyDemo(t *testing.T) {
 		t.Fatalf("GET /v1/anomalies: %+v (codes %v)", list, codes)
 	}
 }
+
+// The suggestions command of the welcome text does what it says: after
+// 30 requests to the anonymous route, the admin API proposes a deadline
+// for it and a concurrency limit for its backend.
+func TestDevMode_SuggestionsDemo(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	env, err := Start(ctx, Options{
+		Addr: "127.0.0.1:0", IssuerAddr: "127.0.0.1:0", AdminAddr: "127.0.0.1:0",
+		Logger: slog.New(slog.DiscardHandler), Out: io.Discard,
+	})
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- env.Server.Serve(ctx) }()
+	defer func() {
+		cancel()
+		<-done
+		env.Close()
+	}()
+	for range 30 {
+		res, err := http.Get(env.GatewayURL + "/public/status")
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+		if res.StatusCode != 200 {
+			t.Fatalf("/public/status: %d", res.StatusCode)
+		}
+	}
+	res, err := http.Get(env.AdminURL + "/v1/suggestions?min_samples=20")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var rep struct {
+		Suggestions []struct {
+			Kind, Action, Setting, Current, Suggested, Patch string
+			Line                                             int
+		} `json:"suggestions"`
+	}
+	if err := json.NewDecoder(res.Body).Decode(&rep); err != nil || res.StatusCode != 200 {
+		t.Fatalf("GET /v1/suggestions: %d %v", res.StatusCode, err)
+	}
+	var timeout, limit bool
+	for _, s := range rep.Suggestions {
+		switch s.Setting {
+		case "apis[public].operations[status].timeouts.request":
+			timeout = s.Action == "lower" && s.Current == "30s" && s.Suggested == "100ms" && s.Line > 0
+		case "backends[demo].max_concurrent_requests":
+			limit = s.Action == "add" && s.Suggested == "10"
+		}
+	}
+	if !timeout || !limit {
+		t.Fatalf("suggestions: %+v", rep.Suggestions)
+	}
+}
