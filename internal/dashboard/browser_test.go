@@ -28,8 +28,8 @@ import (
 // development issuer's authorization code flow, open every page, check
 // each for console errors and broken links, see live traffic arrive on
 // the overview, rotate a key, find the rotation in the audit log,
-// compare two configuration versions and see refused requests flagged
-// as anomalies. Each page is saved as a PNG in
+// compare two configuration versions, see refused requests flagged
+// as anomalies and the suggestions page list the operations with traffic. Each page is saved as a PNG in
 // $GATEHOUSE_SCREENSHOTS (default: a temporary directory).
 
 // browserPath finds Chromium. Without one, the test skips, unless CI is
@@ -367,7 +367,32 @@ func TestBrowser_DashboardEndToEnd(t *testing.T) {
 	sh.save(bctx, "anomalies")
 	checkPage("anomalies")
 
-	// 10. Keyboard: the first Tab reaches the skip link, which leads to main.
+	// 10. The suggestions page: the orders API has had upstream traffic,
+	// too little for a suggestion (500 exchanges by default), so its
+	// operations wait; the filter keeps them.
+	run(chromedp.Click(chromedp.CSS(`nav a[href="/ui/suggestions"]`)), chromedp.WaitVisible(chromedp.CSS("#suggestion-counts")))
+	if title, err := chromedp.Run(bctx, chromedp.Evaluate[string](`document.title`)); err != nil || title != "Suggestions · Gatehouse" {
+		t.Errorf("suggestions page title %q, %v", title, err)
+	}
+	if h := text("main h1"); h != "Suggestions" {
+		t.Errorf("suggestions page heading %q", h)
+	}
+	if w := text("#suggestion-window"); !strings.Contains(w, "24h") || !strings.Contains(w, "500 backend exchanges") {
+		t.Errorf("suggestions page window: %q", w)
+	}
+	run(chromedp.Click(chromedp.CSS(`a[href="/ui/suggestions?action=wait"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`a[href="/ui/suggestions?action=wait"][aria-current="page"]`)))
+	suggested := text("#suggestions tbody")
+	if !strings.Contains(suggested, "wait") || !strings.Contains(suggested, "orders") || !strings.Contains(suggested, "backend exchanges needed so far") {
+		t.Errorf("suggestions page lacks the orders API waiting for traffic:\n%s", suggested)
+	}
+	if n := text(`#suggestion-counts dd[data-action="wait"]`); n == "0" {
+		t.Errorf("suggestions page counts no wait")
+	}
+	sh.save(bctx, "suggestions")
+	checkPage("suggestions")
+
+	// 11. Keyboard: the first Tab reaches the skip link, which leads to main.
 	run(chromedp.Navigate(env.DashboardURL), chromedp.WaitVisible(chromedp.CSS("#api-table")))
 	focused, err := chromedp.Run(bctx, chromedp.Evaluate[string](`(() => { document.querySelector('.skip').focus(); return document.activeElement.textContent })()`))
 	if err != nil || focused != "Skip to main content" {

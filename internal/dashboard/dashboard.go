@@ -51,6 +51,9 @@ type Options struct {
 	Audit     Audit
 	History   ConfigHistory
 	Anomalies Anomalies
+	// Suggestions are the settings suggested from the upstream
+	// statistics.
+	Suggestions Suggestions
 	// Recorder, when set, audits sign-ins and sign-outs. outcome is ""
 	// for a success or OutcomeDenied for a refusal.
 	Recorder interface {
@@ -229,6 +232,7 @@ func (d *Dashboard) routes() {
 	m.HandleFunc("POST /ui/consumers/{name}/revoke", d.change(RoleAdmin, d.serveRevoke))
 	m.HandleFunc("GET /ui/audit", d.page(d.serveAudit))
 	m.HandleFunc("GET /ui/anomalies", d.page(d.serveAnomalies))
+	m.HandleFunc("GET /ui/suggestions", d.page(d.serveSuggestions))
 	m.HandleFunc("GET /ui/config", d.page(d.serveConfig))
 	m.HandleFunc("GET /ui/config/versions/{id}", d.page(d.serveConfigVersion))
 	m.HandleFunc("GET /ui/config/diff", d.page(d.serveConfigDiff))

@@ -15,7 +15,7 @@ import (
 func TestDashboard_PagesRequireSignIn(t *testing.T) {
 	e := newTestEnv(t, nil)
 	b := e.browser()
-	for _, path := range []string{"/ui/", "/ui/apis", "/ui/backends", "/ui/consumers", "/ui/audit", "/ui/anomalies", "/ui/config", "/ui/config/diff?from=v1&to=v2"} {
+	for _, path := range []string{"/ui/", "/ui/apis", "/ui/backends", "/ui/consumers", "/ui/audit", "/ui/anomalies", "/ui/suggestions", "/ui/config", "/ui/config/diff?from=v1&to=v2"} {
 		p := b.get(path)
 		if p.status != http.StatusFound || !strings.HasPrefix(p.location, "/ui/login?return=") {
 			t.Errorf("%s: %d to %q, want a redirect to sign in", path, p.status, p.location)
@@ -432,6 +432,7 @@ func TestDashboard_EveryPageRenders(t *testing.T) {
 		"/ui/audit?action=key.":          "Chain verified",
 		"/ui/audit?actor=setup":          "consumer.create",
 		"/ui/anomalies":                  "Anomaly detection is not connected",
+		"/ui/suggestions":                "The suggestions are not connected",
 		"/ui/config":                     "Compare selected versions",
 		"/ui/config/versions/v1":         "b: 2",
 		"/ui/config/diff?from=v1&to=v2":  "1 line added",

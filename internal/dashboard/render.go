@@ -11,7 +11,7 @@ import (
 )
 
 // pageNames are the page templates; each is parsed with layout.html.
-var pageNames = []string{"overview", "apis", "backends", "consumers", "key", "audit", "anomalies", "config", "version", "diff", "login", "error"}
+var pageNames = []string{"overview", "apis", "backends", "consumers", "key", "audit", "anomalies", "suggestions", "config", "version", "diff", "login", "error"}
 
 var funcs = template.FuncMap{
 	"ms": func(v float64) string {
@@ -104,6 +104,7 @@ var navItems = []struct{ ID, Label, Href string }{
 	{"consumers", "Consumers & keys", "/ui/consumers"},
 	{"audit", "Audit log", "/ui/audit"},
 	{"anomalies", "Anomalies", "/ui/anomalies"},
+	{"suggestions", "Suggestions", "/ui/suggestions"},
 	{"config", "Config", "/ui/config"},
 }
 

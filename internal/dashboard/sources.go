@@ -195,3 +195,59 @@ type AnomalyEvent struct {
 	Action string
 	Until  time.Time
 }
+
+// Suggestions reads the settings suggested from what the gateway
+// observed of each operation's upstream exchanges: a request deadline per
+// operation, a concurrency limit per backend.
+type Suggestions interface {
+	// Suggestions returns the suggestions for the configuration being
+	// served, those that change something first. It returns
+	// ErrNotConnected when there is nothing to read them from.
+	Suggestions(ctx context.Context) (SuggestionReport, error)
+}
+
+// SuggestionActions are the actions a suggestion proposes, in the order
+// the page lists them: raise, add and lower change a setting; keep says
+// it fits; wait, that too little traffic was seen to say.
+var SuggestionActions = []string{"raise", "add", "lower", "keep", "wait"}
+
+// SuggestionReport is what the suggestions page shows.
+type SuggestionReport struct {
+	// Window is the span the statistics cover ("24h").
+	Window string
+	// MinSamples is how many upstream exchanges an operation needs before
+	// anything is proposed for it.
+	MinSamples uint64
+	Items      []Suggestion
+}
+
+// Suggestion is one proposed setting, with what it rests on.
+type Suggestion struct {
+	// Kind is timeout (an operation's timeouts.request) or concurrency (a
+	// backend's max_concurrent_requests).
+	Kind string
+	// Action is raise, add, lower, keep or wait.
+	Action    string
+	API       string
+	Operation string
+	Backend   string
+	// Setting names the setting
+	// (apis[orders].operations[getOrder].timeouts.request).
+	Setting string
+	// Path is where the patch goes (apis[0].operations[1]) and Line its
+	// line in the configuration file (0: unknown).
+	Path      string
+	Line      int
+	Current   string
+	Suggested string
+	Reason    string
+	// Patch is the YAML to set at Path (empty for keep and wait).
+	Patch string
+	// The evidence, over the window: requests, those that ran out of
+	// time and those the concurrency limit refused, the busiest second,
+	// the latency of the backend's answers, and (concurrency) the
+	// requests estimated in flight at the busiest second.
+	Requests, TimedOut, Limited, PeakRPS uint64
+	P50ms, P99ms, P999ms                 float64
+	InFlight                             float64
+}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/gatehouse-dev/gatehouse/internal/admin"
+	"github.com/gatehouse-dev/gatehouse/internal/advisor"
 	"github.com/gatehouse-dev/gatehouse/internal/anomaly"
 	"github.com/gatehouse-dev/gatehouse/internal/audit"
 	"github.com/gatehouse-dev/gatehouse/internal/dashboard"
@@ -19,8 +20,8 @@ import (
 )
 
 // The dashboard's sources over the server's real state: the store, the
-// admin API's consumer operations, the upstream pools, the registry and
-// the anomaly detector.
+// admin API's consumer operations, the upstream pools, the registry, the
+// anomaly detector and the suggestions from the upstream statistics.
 
 // dashboardSources fills the sources an ObserveOptions leaves unset.
 func (s *Server) dashboardSources(o ObserveOptions) ObserveOptions {
@@ -29,6 +30,9 @@ func (s *Server) dashboardSources(o ObserveOptions) ObserveOptions {
 			detector: func() *anomaly.Detector { return s.gw.Runtime().Anomalies },
 			snapshot: s.gw.Snapshot,
 		}
+	}
+	if o.Suggestions == nil {
+		o.Suggestions = suggestionSource{snapshot: s.gw.Snapshot}
 	}
 	st := s.state
 	if st == nil {
@@ -357,4 +361,32 @@ func (a anomalySource) Anomalies(_ context.Context, kind string, limit int) (das
 		})
 	}
 	return rep, nil
+}
+
+// suggestionSource applies the suggestions' rules (package advisor) to
+// the configuration being served and the runtime's upstream statistics,
+// as GET /v1/suggestions does with its default options.
+type suggestionSource struct {
+	snapshot func() *gateway.Snapshot
+}
+
+func (a suggestionSource) Suggestions(context.Context) (dashboard.SuggestionReport, error) {
+	snap := a.snapshot()
+	if snap == nil {
+		return dashboard.SuggestionReport{}, dashboard.ErrNotConnected
+	}
+	rep := advisor.Advise(snap.AdvisorInput(), advisor.Options{})
+	out := dashboard.SuggestionReport{Window: rep.Window, MinSamples: rep.MinSamples,
+		Items: make([]dashboard.Suggestion, 0, len(rep.Suggestions))}
+	for _, s := range rep.Suggestions {
+		e := &s.Evidence
+		out.Items = append(out.Items, dashboard.Suggestion{
+			Kind: s.Kind, Action: s.Action, API: s.API, Operation: s.Operation, Backend: s.Backend,
+			Setting: s.Setting, Path: s.Path, Line: s.Line, Current: s.Current, Suggested: s.Suggested,
+			Reason: s.Reason, Patch: s.Patch,
+			Requests: e.Requests, TimedOut: e.TimedOut, Limited: e.Limited, PeakRPS: e.PeakRPS,
+			P50ms: e.P50ms, P99ms: e.P99ms, P999ms: e.P999ms, InFlight: e.InFlight,
+		})
+	}
+	return out, nil
 }

@@ -33,6 +33,9 @@ type ObserveOptions struct {
 	History   dashboard.ConfigHistory
 	// Anomalies defaults to the runtime's anomaly detector.
 	Anomalies dashboard.Anomalies
+	// Suggestions defaults to the suggestions (package advisor) from the
+	// runtime's upstream statistics.
+	Suggestions dashboard.Suggestions
 	// Recorder, when set, is told of sign-ins and configuration loads.
 	Recorder interface {
 		Append(actor, action, target, outcome, detail string)
@@ -143,6 +146,7 @@ func (s *Server) buildDashboard(snap *gateway.Snapshot) (*dashboardState, error)
 		Audit:           oo.Audit,
 		History:         oo.History,
 		Anomalies:       oo.Anomalies,
+		Suggestions:     oo.Suggestions,
 		Recorder:        oo.Recorder,
 		InsecureLocal:   dc.InsecureLocal,
 		IdleTimeout:     dc.Session.IdleTimeout.Or(config.DefaultSessionIdle),

@@ -1,0 +1,97 @@
+package dashboard
+
+import (
+	"cmp"
+	"errors"
+	"net/http"
+	"slices"
+	"strings"
+)
+
+// suggestionLabels name the actions on the page.
+var suggestionLabels = map[string]string{
+	"raise": "Raise",
+	"add":   "Add",
+	"lower": "Lower",
+	"keep":  "Keep",
+	"wait":  "Wait",
+}
+
+// suggestionBadges are the classes of the actions' badges: those that
+// change a setting stand out, keep and wait are muted. An action this
+// page does not know gets the plain badge.
+var suggestionBadges = map[string]string{
+	"raise": "state state-raise",
+	"add":   "state state-add",
+	"lower": "state state-lower",
+	"keep":  "state state-quiet",
+	"wait":  "state state-quiet",
+}
+
+// suggestionActionView is one action in the counts and the filter.
+type suggestionActionView struct {
+	Action, Label string
+	Count         int
+	Current       bool
+}
+
+// suggestionRow is one suggestion in the table.
+type suggestionRow struct {
+	Suggestion
+	Badge string
+}
+
+// suggestionRank orders the suggestions as SuggestionActions lists the
+// actions; an unknown action comes last.
+func suggestionRank(a string) int {
+	if i := slices.Index(SuggestionActions, a); i >= 0 {
+		return i
+	}
+	return len(SuggestionActions)
+}
+
+// serveSuggestions lists the suggested settings, those that change
+// something first, with the counts per action; ?action= keeps one action.
+func (d *Dashboard) serveSuggestions(w http.ResponseWriter, r *http.Request, s *Session) {
+	action := r.URL.Query().Get("action")
+	if action != "" && !slices.Contains(SuggestionActions, action) {
+		d.fail(w, r, s, http.StatusBadRequest, "There is no such action. The actions are "+strings.Join(SuggestionActions, ", ")+".", nil)
+		return
+	}
+	var rep SuggestionReport
+	connected := d.o.Suggestions != nil
+	if connected {
+		ctx, cancel := ctxTimeout(r)
+		defer cancel()
+		var err error
+		rep, err = d.o.Suggestions.Suggestions(ctx)
+		switch {
+		case errors.Is(err, ErrNotConnected):
+			connected, rep = false, SuggestionReport{}
+		case err != nil:
+			d.fail(w, r, s, http.StatusBadGateway, "The suggestions could not be read.", err)
+			return
+		}
+	}
+	counts := map[string]int{}
+	rows := make([]suggestionRow, 0, len(rep.Items))
+	for _, it := range rep.Items {
+		counts[it.Action]++
+		if action == "" || it.Action == action {
+			badge, ok := suggestionBadges[it.Action]
+			if !ok {
+				badge = "state"
+			}
+			rows = append(rows, suggestionRow{Suggestion: it, Badge: badge})
+		}
+	}
+	slices.SortStableFunc(rows, func(a, b suggestionRow) int { return cmp.Compare(suggestionRank(a.Action), suggestionRank(b.Action)) })
+	views := make([]suggestionActionView, 0, len(SuggestionActions))
+	for _, a := range SuggestionActions {
+		views = append(views, suggestionActionView{Action: a, Label: suggestionLabels[a], Count: counts[a], Current: a == action})
+	}
+	d.render(w, r, s, http.StatusOK, "suggestions", "Suggestions", map[string]any{
+		"Connected": connected, "Report": rep, "Rows": rows, "Actions": views, "Action": action,
+		"Total": len(rep.Items),
+	})
+}
