@@ -44,7 +44,9 @@ type Storage struct {
 type RedisStorage struct {
 	URL      string   `yaml:"url" jsonschema:"required" jsonschema_description:"redis://host:6379/0, or rediss:// for TLS. No password here: give it in password."`
 	Password Secret   `yaml:"password" jsonschema_description:"The password (AUTH), as a reference: ${env:NAME} or ${file:/path}."`
-	Timeout  Duration `yaml:"timeout" jsonschema_description:"How long one rate-limit decision may wait for Redis; past it, or with Redis down, the request is refused with 503 rate_limit_unavailable. Default 100ms; between 1ms and 10s."`
+	Timeout  Duration `yaml:"timeout" jsonschema_description:"How long one rate-limit decision may wait for Redis; past it, or with Redis down, on_failure decides. Default 100ms; between 1ms and 10s."`
+	// OnFailure is what a rate-limit decision does when Redis fails.
+	OnFailure string `yaml:"on_failure" jsonschema:"enum=deny,enum=local" jsonschema_description:"When Redis is down or slower than timeout: deny refuses the request with 503 rate_limit_unavailable (the limit is never exceeded); local decides in this gateway's memory with the same limit (each gateway then allows up to the limit on its own). After three failed decisions in a row, decisions do not wait for Redis for a second, then one tries it again. Default deny."`
 }
 
 // PostgresStorage is a PostgreSQL store shared by several gateways.

@@ -36,6 +36,12 @@ const (
 	MaxRedisTimeout             = 10 * time.Second
 )
 
+// The values of storage.redis.on_failure.
+const (
+	RedisOnFailureDeny  = "deny"
+	RedisOnFailureLocal = "local"
+)
+
 // SyncInterval returns how often gateways sharing a store catch up with
 // each other: storage.postgres.sync_interval, or its default (also when
 // there is no shared store).

@@ -212,4 +212,9 @@ func (v *validator) redis() {
 		v.r.Errorf(Field(path, "password"), "%s cannot be used here: the store is opened before secret stores are; use ${env:NAME} or ${file:/path}", r.Password)
 	}
 	v.durationRange(Field(path, "timeout"), r.Timeout, MinRedisTimeout, MaxRedisTimeout)
+	switch r.OnFailure {
+	case "", RedisOnFailureDeny, RedisOnFailureLocal:
+	default:
+		v.r.Errorf(Field(path, "on_failure"), "must be deny or local, not %q", r.OnFailure)
+	}
 }

@@ -38,42 +38,202 @@ return {1, math.floor((window - debt) / iv), 0, debt}
 
 // Redis is a limiter whose buckets live in Redis, shared by every gateway
 // that uses the same server: one round trip per decision (the script is
-// sent once and then called by its hash). It fails closed: an error (the
-// server down, the timeout passed) is returned, and the rate-limit step
-// refuses the request with 503. Its Params may change while it is in use,
-// like Memory's; keys are hashed, so a request's key of any length costs
-// Redis a fixed 60 bytes or so.
+// sent once and then called by its hash). Its Params may change while it
+// is in use, like Memory's; keys are hashed, so a request's key of any
+// length costs Redis a fixed 60 bytes or so.
+//
+// When Redis fails (down, or slower than the timeout), what happens is
+// the registry's FailureMode: FailClosed returns the error, and the
+// rate-limit step refuses the request with 503; FailLocal decides in this
+// gateway's memory instead, with the same parameters. After
+// failuresToTrip failed decisions in a row, decisions stop asking Redis
+// for RedisOptions.Retry (they fail or go local at once, rather than
+// each waiting for the timeout); then one decision probes Redis again.
 type Redis struct {
 	client  redis.Scripter
 	prefix  string // names the limit; the key's hash follows
 	timeout time.Duration
 	params  atomic.Pointer[Params]
+	health  *redisHealth
+	local   *Memory // FailLocal: the buckets used while Redis fails
 }
 
 // DefaultRedisTimeout bounds one decision when none is given.
 const DefaultRedisTimeout = 100 * time.Millisecond
 
-// NewRedis returns a limiter for the limit id in client's database.
-// timeout bounds each decision (DefaultRedisTimeout if 0).
-func NewRedis(client redis.Scripter, id ID, p Params, timeout time.Duration) *Redis {
-	if timeout <= 0 {
-		timeout = DefaultRedisTimeout
+// DefaultRedisRetry is how long decisions skip Redis after it failed.
+const DefaultRedisRetry = time.Second
+
+// failuresToTrip is how many failed decisions in a row make decisions
+// skip Redis for a while: one slow reply alone does not.
+const failuresToTrip = 3
+
+// FailureMode is what a Redis limiter does when Redis fails.
+type FailureMode uint8
+
+// Failure modes.
+const (
+	// FailClosed returns the error: the request is refused (503).
+	FailClosed FailureMode = iota
+	// FailLocal decides in the gateway's own memory: each gateway then
+	// allows up to the limit on its own, so N gateways up to N times it.
+	FailLocal
+)
+
+// ErrRedisSkipped is the error of a decision that did not ask Redis
+// because it failed moments ago.
+var ErrRedisSkipped = errors.New("rate limit in Redis: not asked, it failed less than a retry interval ago")
+
+// RedisOptions configure the Redis limiters of a registry.
+type RedisOptions struct {
+	// Timeout bounds one decision (DefaultRedisTimeout if 0).
+	Timeout time.Duration
+	// OnFailure is what a decision does when Redis fails.
+	OnFailure FailureMode
+	// Retry is how long decisions skip Redis once it failed
+	// failuresToTrip times in a row (DefaultRedisRetry if 0).
+	Retry time.Duration
+	// MaxLocalKeys bounds each limiter's local buckets (FailLocal); 0:
+	// the limit's max_keys.
+	MaxLocalKeys int
+	// Down is told when decisions start skipping Redis, Up when a probe
+	// finds it answering again, Failed of every failed decision (for
+	// the log and metrics; each may be nil). They are called on the
+	// request path: they must not block.
+	Down   func(err error)
+	Up     func()
+	Failed func(err error)
+}
+
+// redisHealth is what the limiters of one Redis client know of it.
+type redisHealth struct {
+	o RedisOptions
+	// downUntil is when the next probe may ask Redis (Unix nanoseconds);
+	// 0 while decisions ask it.
+	downUntil atomic.Int64
+	failures  atomic.Int32 // failed decisions in a row
+}
+
+func newRedisHealth(o RedisOptions) *redisHealth {
+	if o.Timeout <= 0 {
+		o.Timeout = DefaultRedisTimeout
 	}
+	if o.Retry <= 0 {
+		o.Retry = DefaultRedisRetry
+	}
+	return &redisHealth{o: o}
+}
+
+// skip reports whether a decision at now should not ask Redis. When the
+// retry interval has passed, one caller is let through as the probe.
+func (h *redisHealth) skip(now int64) bool {
+	d := h.downUntil.Load()
+	if d == 0 {
+		return false
+	}
+	if now < d {
+		return true
+	}
+	return !h.downUntil.CompareAndSwap(d, now+int64(h.o.Retry))
+}
+
+func (h *redisHealth) failed(now int64, err error) {
+	if f := h.o.Failed; f != nil {
+		f(err)
+	}
+	if h.downUntil.Load() != 0 {
+		h.downUntil.Store(now + int64(h.o.Retry)) // a failed probe
+		return
+	}
+	if h.failures.Add(1) >= failuresToTrip && h.downUntil.CompareAndSwap(0, now+int64(h.o.Retry)) {
+		if f := h.o.Down; f != nil {
+			f(err)
+		}
+	}
+}
+
+func (h *redisHealth) ok() {
+	if h.failures.Load() != 0 {
+		h.failures.Store(0)
+	}
+	if h.downUntil.Load() != 0 && h.downUntil.Swap(0) != 0 {
+		if f := h.o.Up; f != nil {
+			f()
+		}
+	}
+}
+
+// RedisAvailable reports whether decisions ask Redis (false while they skip
+// it after failures).
+func (r *Registry) RedisAvailable() bool {
+	return r.health == nil || r.health.downUntil.Load() == 0
+}
+
+// NewRedis returns a limiter for the limit id in client's database.
+// timeout bounds each decision (DefaultRedisTimeout if 0); it fails
+// closed. A registry's limiters (NewRedisRegistry) share what they know
+// of the client, and its FailureMode.
+func NewRedis(client redis.Scripter, id ID, p Params, timeout time.Duration) *Redis {
+	return newRedis(client, id, p, newRedisHealth(RedisOptions{Timeout: timeout}), 0)
+}
+
+func newRedis(client redis.Scripter, id ID, p Params, h *redisHealth, maxKeys int) *Redis {
 	sum := sha256.Sum256([]byte(id.API + "\x00" + id.Operation + "\x00" + id.Name + "\x00" + id.Key))
-	r := &Redis{client: client, prefix: "gatehouse:rl:" + hex.EncodeToString(sum[:8]) + ":", timeout: timeout}
+	r := &Redis{client: client, prefix: "gatehouse:rl:" + hex.EncodeToString(sum[:8]) + ":", timeout: h.o.Timeout, health: h}
 	r.params.Store(&p)
+	if h.o.OnFailure == FailLocal {
+		if h.o.MaxLocalKeys > 0 {
+			maxKeys = h.o.MaxLocalKeys
+		}
+		r.local = NewMemory(p, max(maxKeys, 1))
+	}
 	return r
 }
 
 // SetParams replaces the limit's parameters (a reload); buckets stay.
-func (r *Redis) SetParams(p Params) { r.params.Store(&p) }
+func (r *Redis) SetParams(p Params) {
+	r.params.Store(&p)
+	if r.local != nil {
+		r.local.SetParams(p)
+	}
+}
 
 // Params returns the limit's parameters.
 func (r *Redis) Params() Params { return *r.params.Load() }
 
-// Allow implements Limiter. now is not used: the Redis server's clock
-// decides, the same for every gateway.
-func (r *Redis) Allow(ctx context.Context, key []byte, _ time.Time) (Decision, error) {
+// Allow implements Limiter. now is not used by Redis (its own clock
+// decides, the same for every gateway), only by the local buckets of
+// FailLocal; the retry interval is on the system clock.
+func (r *Redis) Allow(ctx context.Context, key []byte, now time.Time) (Decision, error) {
+	if now.IsZero() {
+		now = time.Now()
+	}
+	if r.health.downUntil.Load() != 0 && r.health.skip(time.Now().UnixNano()) {
+		return r.fallback(ctx, key, now, ErrRedisSkipped)
+	}
+	d, err := r.ask(ctx, key)
+	if err != nil {
+		if ctx.Err() != nil {
+			return Decision{}, err // the request was cancelled: not Redis's failure
+		}
+		// From when the failure was known: a timeout took its time.
+		r.health.failed(time.Now().UnixNano(), err)
+		return r.fallback(ctx, key, now, err)
+	}
+	r.health.ok()
+	return d, nil
+}
+
+// fallback decides without Redis: locally, or not at all (err).
+func (r *Redis) fallback(ctx context.Context, key []byte, now time.Time, err error) (Decision, error) {
+	if r.local == nil {
+		return Decision{}, err
+	}
+	return r.local.Allow(ctx, key, now)
+}
+
+// ask runs the decision in Redis.
+func (r *Redis) ask(ctx context.Context, key []byte) (Decision, error) {
 	p := r.params.Load()
 	iv := max(int64(p.Interval/time.Microsecond), 1)
 	sum := sha256.Sum256(key)

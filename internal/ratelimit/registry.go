@@ -2,7 +2,6 @@ package ratelimit
 
 import (
 	"sync"
-	"time"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -29,8 +28,8 @@ type Registry struct {
 	limiters map[ID]Adjustable
 	// redis, when set, holds the buckets, shared with the other gateways
 	// that use it; otherwise each limiter is a Memory.
-	redis        redis.Scripter
-	redisTimeout time.Duration
+	redis  redis.Scripter
+	health *redisHealth
 }
 
 // NewRegistry returns an empty registry of in-memory limiters.
@@ -39,10 +38,10 @@ func NewRegistry() *Registry {
 }
 
 // NewRedisRegistry returns an empty registry whose limiters keep their
-// buckets in client's database (see Redis), each decision bounded by
-// timeout.
-func NewRedisRegistry(client redis.Scripter, timeout time.Duration) *Registry {
-	return &Registry{limiters: map[ID]Adjustable{}, redis: client, redisTimeout: timeout}
+// buckets in client's database (see Redis), with o's timeout and
+// failure mode.
+func NewRedisRegistry(client redis.Scripter, o RedisOptions) *Registry {
+	return &Registry{limiters: map[ID]Adjustable{}, redis: client, health: newRedisHealth(o)}
 }
 
 // Get returns the limiter of id, creating it or updating its parameters.
@@ -74,7 +73,7 @@ func (r *Registry) Prepare(id ID, p Params, maxKeys int) (m Adjustable, apply fu
 		return m, nil
 	}
 	if r.redis != nil {
-		m = NewRedis(r.redis, id, p, r.redisTimeout)
+		m = newRedis(r.redis, id, p, r.health, maxKeys)
 	} else {
 		m = NewMemory(p, maxKeys)
 	}

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/gatehouse-dev/gatehouse/internal/admin"
@@ -112,9 +113,42 @@ func (s *Server) openState(ctx context.Context, doc *config.Document) error {
 		}
 		s.state.redis = client
 		// Before the first compile: no limiter exists yet.
-		rt.RateLimits = ratelimit.NewRedisRegistry(client, rc.Timeout.Or(config.DefaultRedisTimeout))
+		rt.RateLimits = s.redisLimits(client, rc)
 	}
 	return nil
+}
+
+// redisLimits returns the registry of rate limits kept in Redis, with
+// storage.redis.on_failure, its log lines and metrics.
+func (s *Server) redisLimits(client redis.Scripter, rc *config.RedisStorage) *ratelimit.Registry {
+	o := ratelimit.RedisOptions{Timeout: rc.Timeout.Or(config.DefaultRedisTimeout)}
+	then := "refusing rate-limited requests with 503 rate_limit_unavailable"
+	if rc.OnFailure == config.RedisOnFailureLocal {
+		o.OnFailure = ratelimit.FailLocal
+		then = "deciding rate limits in this gateway's memory"
+	}
+	failures := prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "gatehouse_ratelimit_redis_failures_total",
+		Help: "Rate-limit decisions Redis did not answer in time (down, or slower than storage.redis.timeout); storage.redis.on_failure says what they did.",
+	})
+	o.Failed = func(error) { failures.Inc() }
+	o.Down = func(err error) {
+		s.logger.Warn("Redis is failing; rate-limit decisions stop asking it and retry it every second", "error", err, "then", then)
+	}
+	o.Up = func() { s.logger.Info("Redis answers again; rate-limit decisions are shared again") }
+	reg := ratelimit.NewRedisRegistry(client, o)
+	if s.metrics != nil {
+		s.metrics.Registry.MustRegister(failures, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "gatehouse_ratelimit_redis_available",
+			Help: "1 while rate-limit decisions ask Redis, 0 while they skip it after failures (storage.redis.on_failure decides then).",
+		}, func() float64 {
+			if reg.RedisAvailable() {
+				return 1
+			}
+			return 0
+		}))
+	}
+	return reg
 }
 
 // openRedis connects to storage.redis and checks that it answers.

@@ -1,0 +1,237 @@
+package ratelimit_test
+
+import (
+	"context"
+	"errors"
+	"net"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/gatehouse-dev/gatehouse/internal/ratelimit"
+)
+
+// breakableRedis is a client of the test server whose connections can be
+// made to fail (as a server that went down or a network that broke), and
+// that counts the connections it opened.
+type breakableRedis struct {
+	*redis.Client
+	broken atomic.Bool
+	dials  atomic.Int64
+}
+
+type breakableConn struct {
+	net.Conn
+	b *breakableRedis
+}
+
+var errBroken = errors.New("test: the network to Redis is broken")
+
+func (c breakableConn) Read(p []byte) (int, error) {
+	if c.b.broken.Load() {
+		return 0, errBroken
+	}
+	return c.Conn.Read(p)
+}
+
+func (c breakableConn) Write(p []byte) (int, error) {
+	if c.b.broken.Load() {
+		return 0, errBroken
+	}
+	return c.Conn.Write(p)
+}
+
+func newBreakableRedis(t *testing.T) *breakableRedis {
+	t.Helper()
+	real := redisClient(t) // skips without a server
+	o := *real.Options()
+	b := &breakableRedis{}
+	o.MaxRetries = -1
+	o.Dialer = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		b.dials.Add(1)
+		if b.broken.Load() {
+			return nil, errBroken
+		}
+		var d net.Dialer
+		conn, err := d.DialContext(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		return breakableConn{Conn: conn, b: b}, nil
+	}
+	b.Client = redis.NewClient(&o)
+	t.Cleanup(func() { b.Client.Close() })
+	return b
+}
+
+// events records what the registry tells of Redis.
+type events struct {
+	mu               sync.Mutex
+	down, up, failed int
+}
+
+func (e *events) options(mode ratelimit.FailureMode, retry time.Duration) ratelimit.RedisOptions {
+	return ratelimit.RedisOptions{
+		Timeout: 200 * time.Millisecond, OnFailure: mode, Retry: retry,
+		Down:   func(error) { e.mu.Lock(); e.down++; e.mu.Unlock() },
+		Up:     func() { e.mu.Lock(); e.up++; e.mu.Unlock() },
+		Failed: func(error) { e.mu.Lock(); e.failed++; e.mu.Unlock() },
+	}
+}
+
+func (e *events) get() (down, up, failed int) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.down, e.up, e.failed
+}
+
+// deny: every decision while Redis fails is an error (503), three
+// failures in a row stop the decisions from asking it until the retry
+// interval has passed, a probe then finds it back, and the bucket it kept
+// decides again.
+func TestRedis_FailClosedSkipsAFailingServerThenProbes(t *testing.T) {
+	b := newBreakableRedis(t)
+	var ev events
+	reg := ratelimit.NewRedisRegistry(b, ev.options(ratelimit.FailClosed, 100*time.Millisecond))
+	id := newID(t, b.Client)
+	l := reg.Get(id, ratelimit.Params{Interval: time.Hour, Burst: 3}, 1000)
+	ctx := context.Background()
+	key := []byte("acme")
+	if d, err := l.Allow(ctx, key, time.Now()); err != nil || !d.Allowed || d.Remaining != 2 {
+		t.Fatalf("with Redis up: %+v, %v", d, err)
+	}
+
+	b.broken.Store(true)
+	for i := range 3 {
+		if d, err := l.Allow(ctx, key, time.Now()); err == nil || d.Allowed || errors.Is(err, ratelimit.ErrRedisSkipped) {
+			t.Fatalf("failure %d: %+v, %v; want Redis's error", i+1, d, err)
+		}
+	}
+	if down, _, failed := ev.get(); down != 1 || failed != 3 || reg.RedisAvailable() {
+		t.Fatalf("after three failures: down %d, failed %d, available %v", down, failed, reg.RedisAvailable())
+	}
+	dials := b.dials.Load()
+	start := time.Now()
+	for range 50 {
+		if _, err := l.Allow(ctx, key, time.Now()); !errors.Is(err, ratelimit.ErrRedisSkipped) {
+			t.Fatalf("while skipping: %v", err)
+		}
+	}
+	if took := time.Since(start); took > 50*time.Millisecond || b.dials.Load() != dials {
+		t.Fatalf("50 skipped decisions took %v and dialled %d times", took, b.dials.Load()-dials)
+	}
+
+	// Past the retry interval one probe asks, fails, and the skipping
+	// goes on without a second "down".
+	time.Sleep(120 * time.Millisecond)
+	if _, err := l.Allow(ctx, key, time.Now()); err == nil || errors.Is(err, ratelimit.ErrRedisSkipped) {
+		t.Fatalf("the probe: %v; want Redis's error", err)
+	}
+	if _, err := l.Allow(ctx, key, time.Now()); !errors.Is(err, ratelimit.ErrRedisSkipped) {
+		t.Fatalf("after a failed probe: %v", err)
+	}
+
+	b.broken.Store(false)
+	time.Sleep(120 * time.Millisecond)
+	d, err := l.Allow(ctx, key, time.Now())
+	if err != nil || !d.Allowed || d.Remaining != 1 {
+		t.Fatalf("the probe with Redis back: %+v, %v; want the bucket Redis kept (1 left)", d, err)
+	}
+	if down, up, failed := ev.get(); down != 1 || up != 1 || failed != 4 || !reg.RedisAvailable() {
+		t.Fatalf("after recovery: down %d, up %d, failed %d, available %v", down, up, failed, reg.RedisAvailable())
+	}
+}
+
+// One slow or failed reply alone does not stop the decisions from asking
+// Redis: a success in between starts the count again.
+func TestRedis_IsolatedFailuresDoNotTrip(t *testing.T) {
+	b := newBreakableRedis(t)
+	var ev events
+	reg := ratelimit.NewRedisRegistry(b, ev.options(ratelimit.FailClosed, time.Hour))
+	l := reg.Get(newID(t, b.Client), ratelimit.Params{Interval: time.Millisecond, Burst: 1000}, 1000)
+	ctx := context.Background()
+	for range 5 {
+		for range 2 {
+			b.broken.Store(true)
+			if _, err := l.Allow(ctx, []byte("k"), time.Now()); err == nil {
+				t.Fatal("no error with the network broken")
+			}
+		}
+		b.broken.Store(false)
+		if _, err := l.Allow(ctx, []byte("k"), time.Now()); err != nil {
+			t.Fatalf("with Redis up: %v", err)
+		}
+	}
+	if down, _, failed := ev.get(); down != 0 || failed != 10 || !reg.RedisAvailable() {
+		t.Fatalf("down %d failed %d available %v", down, failed, reg.RedisAvailable())
+	}
+}
+
+// local: while Redis fails the gateway decides in its own memory, with the
+// limit's parameters (a reload's new ones too), and Redis's bucket is
+// used again once it answers.
+func TestRedis_FailLocalDecidesInMemory(t *testing.T) {
+	b := newBreakableRedis(t)
+	var ev events
+	reg := ratelimit.NewRedisRegistry(b, ev.options(ratelimit.FailLocal, 50*time.Millisecond))
+	id := newID(t, b.Client)
+	p := ratelimit.Params{Interval: time.Hour, Burst: 4}
+	l := reg.Get(id, p, 1000)
+	ctx := context.Background()
+	for range 4 { // Redis's bucket: used up
+		if d, err := l.Allow(ctx, []byte("acme"), time.Now()); err != nil || !d.Allowed {
+			t.Fatalf("with Redis up: %+v, %v", d, err)
+		}
+	}
+	b.broken.Store(true)
+	now := time.Now()
+	for i := range 6 {
+		d, err := l.Allow(ctx, []byte("acme"), now)
+		if err != nil {
+			t.Fatalf("decision %d: %v; want a local decision", i+1, err)
+		}
+		if want := i < 4; d.Allowed != want {
+			t.Fatalf("decision %d in memory: allowed %v, want %v (%+v)", i+1, d.Allowed, want, d)
+		}
+	}
+	// Other keys have buckets of their own, with a reload's parameters.
+	reg.Get(id, ratelimit.Params{Interval: time.Hour, Burst: 1}, 1000)
+	if d, _ := l.Allow(ctx, []byte("other"), now); !d.Allowed {
+		t.Fatal("another key refused")
+	}
+	if d, _ := l.Allow(ctx, []byte("other"), now); d.Allowed {
+		t.Fatal("the reload's burst of 1 is not applied locally")
+	}
+	if down, _, _ := ev.get(); down != 1 {
+		t.Fatalf("down told %d times", down)
+	}
+	b.broken.Store(false)
+	time.Sleep(70 * time.Millisecond)
+	if d, err := l.Allow(ctx, []byte("acme"), time.Now()); err != nil || d.Allowed {
+		t.Fatalf("with Redis back: %+v, %v; want Redis's used-up bucket", d, err)
+	}
+	if _, up, _ := ev.get(); up != 1 {
+		t.Fatalf("up told %d times", up)
+	}
+}
+
+// A decision whose request was cancelled is not Redis's failure.
+func TestRedis_ACancelledRequestIsNotAFailure(t *testing.T) {
+	b := newBreakableRedis(t)
+	var ev events
+	reg := ratelimit.NewRedisRegistry(b, ev.options(ratelimit.FailLocal, time.Hour))
+	l := reg.Get(newID(t, b.Client), ratelimit.Params{Interval: time.Second, Burst: 5}, 1000)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	for range 5 {
+		if _, err := l.Allow(ctx, []byte("k"), time.Now()); err == nil {
+			t.Fatal("a cancelled decision succeeded")
+		}
+	}
+	if down, _, failed := ev.get(); down != 0 || failed != 0 {
+		t.Fatalf("down %d, failed %d", down, failed)
+	}
+}

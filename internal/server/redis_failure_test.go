@@ -1,0 +1,218 @@
+package server_test
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// redisProxy forwards TCP connections to the test's Redis until it is
+// taken down (its listener closed and every connection cut, as a server
+// that went away), and can be brought back on the same address.
+type redisProxy struct {
+	t      *testing.T
+	target string
+	addr   string
+	mu     sync.Mutex
+	ln     net.Listener
+	conns  []net.Conn
+}
+
+func newRedisProxy(t *testing.T, target string) *redisProxy {
+	p := &redisProxy{t: t, target: target}
+	p.up()
+	t.Cleanup(p.down)
+	return p
+}
+
+func (p *redisProxy) up() {
+	addr := p.addr
+	if addr == "" {
+		addr = "127.0.0.1:0"
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	p.mu.Lock()
+	p.ln, p.addr = ln, ln.Addr().String()
+	p.mu.Unlock()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			r, err := net.Dial("tcp", p.target)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			p.mu.Lock()
+			p.conns = append(p.conns, c, r)
+			p.mu.Unlock()
+			go func() { io.Copy(r, c); r.Close() }()
+			go func() { io.Copy(c, r); c.Close() }()
+		}
+	}()
+}
+
+func (p *redisProxy) down() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.ln != nil {
+		p.ln.Close()
+		p.ln = nil
+	}
+	for _, c := range p.conns {
+		c.Close()
+	}
+	p.conns = nil
+}
+
+// startBehindRedisProxy starts a gateway whose rate limit lives in Redis,
+// reached through a proxy, with storage.redis.on_failure set to mode.
+func startBehindRedisProxy(t *testing.T, mode string) (*started, *redisProxy, *lockedBuffer) {
+	t.Helper()
+	redisURL := os.Getenv("GATEHOUSE_TEST_REDIS_URL")
+	if redisURL == "" {
+		t.Skip("GATEHOUSE_TEST_REDIS_URL is not set: the test takes a Redis down under a gateway (e.g. redis://127.0.0.1:6379/0)")
+	}
+	u, err := url.Parse(redisURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := newRedisProxy(t, u.Host)
+	u.Host = proxy.addr
+	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") }))
+	t.Cleanup(backend.Close)
+	b := make([]byte, 6)
+	rand.Read(b)
+	file := filepath.Join(t.TempDir(), "gatehouse.yaml")
+	cfg := fmt.Sprintf(`
+server:
+  listeners: [{name: public, address: "127.0.0.1:0"}]
+  admin: {address: "127.0.0.1:0"}
+  timeouts: {shutdown: 5s}
+storage:
+  redis: {url: %q, timeout: 50ms, on_failure: %s}
+backends:
+  - name: static
+    instances: [{url: %q}]
+apis:
+  - name: limited
+    backend: static
+    auth: {anonymous: true}
+    rate_limits:
+      - {name: rl-%s, rate: 5, period: 1m, key: [ip]}
+`, u.String(), mode, backend.URL, hex.EncodeToString(b))
+	if err := os.WriteFile(file, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	logs := &lockedBuffer{}
+	g := serve(t, file, t.TempDir(), slog.New(slog.NewTextHandler(logs, nil)))
+	return g, proxy, logs
+}
+
+func metricLine(t *testing.T, admin, name string) string {
+	t.Helper()
+	res, err := http.Get(admin + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	body, _ := io.ReadAll(res.Body)
+	for line := range strings.Lines(string(body)) {
+		if strings.HasPrefix(line, name+" ") {
+			return strings.TrimSpace(line)
+		}
+	}
+	return ""
+}
+
+// on_failure: local. With Redis gone the gateway goes on limiting, in its
+// own memory (5 more, then 429, never 503), says so in its log and
+// metrics, and uses Redis's bucket again once Redis is back.
+func TestRedisFailure_LocalLimitsGoOn(t *testing.T) {
+	g, proxy, logs := startBehindRedisProxy(t, "local")
+	for i := range 2 {
+		if s := status(t, g.url+"/x"); s != 200 {
+			t.Fatalf("request %d with Redis up: %d", i+1, s)
+		}
+	}
+	proxy.down()
+	var codes []int
+	for range 7 {
+		codes = append(codes, status(t, g.url+"/x"))
+	}
+	if fmt.Sprint(codes) != "[200 200 200 200 200 429 429]" {
+		t.Fatalf("with Redis down: %v; want the limit's 5, then 429", codes)
+	}
+	if m := metricLine(t, g.admin, "gatehouse_ratelimit_redis_available"); m != "gatehouse_ratelimit_redis_available 0" {
+		t.Errorf("metric: %q", m)
+	}
+	if m := metricLine(t, g.admin, "gatehouse_ratelimit_redis_failures_total"); m == "" || m == "gatehouse_ratelimit_redis_failures_total 0" {
+		t.Errorf("failures metric: %q", m)
+	}
+	if !strings.Contains(logs.String(), "Redis is failing") || !strings.Contains(logs.String(), "deciding rate limits in this gateway's memory") {
+		t.Errorf("log:\n%s", logs.String())
+	}
+
+	proxy.up()
+	// Redis's bucket holds the first two requests: three more, then 429.
+	allowed := 0
+	eventually(t, 5*time.Second, "Redis's bucket decides again", func() bool {
+		s := status(t, g.url+"/x")
+		if s == 200 {
+			allowed++
+		}
+		return s == 200
+	})
+	for range 5 {
+		if status(t, g.url+"/x") == 200 {
+			allowed++
+		}
+	}
+	if allowed != 3 {
+		t.Errorf("after Redis came back %d requests were allowed; want the 3 its bucket had left", allowed)
+	}
+	if m := metricLine(t, g.admin, "gatehouse_ratelimit_redis_available"); m != "gatehouse_ratelimit_redis_available 1" {
+		t.Errorf("metric after recovery: %q", m)
+	}
+	if !strings.Contains(logs.String(), "Redis answers again") {
+		t.Errorf("no recovery line in the log:\n%s", logs.String())
+	}
+}
+
+// on_failure: deny (the default). With Redis gone every rate-limited
+// request gets 503 rate_limit_unavailable: the limit is never exceeded.
+func TestRedisFailure_DenyRefuses(t *testing.T) {
+	g, proxy, _ := startBehindRedisProxy(t, "deny")
+	if s := status(t, g.url+"/x"); s != 200 {
+		t.Fatalf("with Redis up: %d", s)
+	}
+	proxy.down()
+	start := time.Now()
+	for i := range 20 {
+		if s := status(t, g.url+"/x"); s != 503 {
+			t.Fatalf("request %d with Redis down: %d, want 503", i+1, s)
+		}
+	}
+	// Three decisions wait for the 50ms timeout at most; the others do not
+	// wait for Redis at all.
+	if took := time.Since(start); took > 2*time.Second {
+		t.Errorf("20 refusals took %v", took)
+	}
+}
