@@ -44,19 +44,7 @@ func (f *storeFlags) open(ctx context.Context) (auditStore, error) {
 			return nil, diags
 		}
 		if pg := doc.Config.Storage.Postgres; pg != nil {
-			o := postgres.Options{URL: pg.URL, Schema: pg.EffectiveSchema()}
-			if !pg.Password.IsZero() {
-				v, err := secret.Local{}.Resolve(ctx, pg.Password)
-				if err != nil {
-					return nil, fmt.Errorf("storage.postgres.password: %w", err)
-				}
-				o.Password = v.Reveal()
-			}
-			st, err := postgres.Open(ctx, o)
-			if err != nil {
-				return nil, fmt.Errorf("storage.postgres: %w", err)
-			}
-			return st, nil
+			return openPostgres(ctx, pg)
 		}
 		dir = doc.Config.Storage.EffectiveDataDir()
 	}
@@ -64,6 +52,24 @@ func (f *storeFlags) open(ctx context.Context) (auditStore, error) {
 		dir = config.DefaultDataDir
 	}
 	return sqlite.Open(ctx, dir, sqlite.Options{MustExist: true})
+}
+
+// openPostgres opens the PostgreSQL store of storage.postgres, its
+// password resolved from the environment or a file.
+func openPostgres(ctx context.Context, pg *config.PostgresStorage) (*postgres.Store, error) {
+	o := postgres.Options{URL: pg.URL, Schema: pg.EffectiveSchema()}
+	if !pg.Password.IsZero() {
+		v, err := secret.Local{}.Resolve(ctx, pg.Password)
+		if err != nil {
+			return nil, fmt.Errorf("storage.postgres.password: %w", err)
+		}
+		o.Password = v.Reveal()
+	}
+	st, err := postgres.Open(ctx, o)
+	if err != nil {
+		return nil, fmt.Errorf("storage.postgres: %w", err)
+	}
+	return st, nil
 }
 
 func (s *streams) auditCmd() *cobra.Command {

@@ -12,7 +12,6 @@ import (
 
 	"github.com/gatehouse-dev/gatehouse/internal/audit"
 	"github.com/gatehouse-dev/gatehouse/internal/config"
-	"github.com/gatehouse-dev/gatehouse/internal/secret"
 	"github.com/gatehouse-dev/gatehouse/internal/store"
 	"github.com/gatehouse-dev/gatehouse/internal/store/postgres"
 )
@@ -35,19 +34,7 @@ func openShared(ctx context.Context, file string) (*postgres.Store, error) {
 	if pg == nil {
 		return nil, fmt.Errorf("%s has no storage.postgres: a single gateway publishes no keys to a store; to revoke its keys, stop it, empty backend_identity.key_dir and start it", file)
 	}
-	o := postgres.Options{URL: pg.URL, Schema: pg.EffectiveSchema()}
-	if !pg.Password.IsZero() {
-		v, err := secret.Local{}.Resolve(ctx, pg.Password)
-		if err != nil {
-			return nil, fmt.Errorf("storage.postgres.password: %w", err)
-		}
-		o.Password = v.Reveal()
-	}
-	st, err := postgres.Open(ctx, o)
-	if err != nil {
-		return nil, fmt.Errorf("storage.postgres: %w", err)
-	}
-	return st, nil
+	return openPostgres(ctx, pg)
 }
 
 func (s *streams) signingKeysCmd() *cobra.Command {
