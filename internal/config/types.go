@@ -45,8 +45,18 @@ type RedisStorage struct {
 	URL      string   `yaml:"url" jsonschema:"required" jsonschema_description:"redis://host:6379/0, or rediss:// for TLS. No password here: give it in password."`
 	Password Secret   `yaml:"password" jsonschema_description:"The password (AUTH), as a reference: ${env:NAME} or ${file:/path}."`
 	Timeout  Duration `yaml:"timeout" jsonschema_description:"How long one rate-limit decision may wait for Redis; past it, or with Redis down, on_failure decides. Default 100ms; between 1ms and 10s."`
+	// TLS configures a rediss:// connection.
+	TLS *RedisTLS `yaml:"tls" jsonschema_description:"Certificates for a rediss:// URL: the CA that signs the server's certificate (default the system roots), the name to verify, and a client certificate for a server that requires one. Files are read at start."`
 	// OnFailure is what a rate-limit decision does when Redis fails.
 	OnFailure string `yaml:"on_failure" jsonschema:"enum=deny,enum=local" jsonschema_description:"When Redis is down or slower than timeout: deny refuses the request with 503 rate_limit_unavailable (the limit is never exceeded); local decides in this gateway's memory with the same limit (each gateway then allows up to the limit on its own). After three failed decisions in a row, decisions do not wait for Redis for a second, then one tries it again. Default deny."`
+}
+
+// RedisTLS configures TLS towards Redis (a rediss:// URL).
+type RedisTLS struct {
+	CAFile         string `yaml:"ca_file" jsonschema_description:"PEM CA bundle the server's certificate must chain to; default the system roots."`
+	ServerName     string `yaml:"server_name" jsonschema_description:"Name to verify in the server's certificate; default the URL's host."`
+	ClientCertFile string `yaml:"client_cert_file" jsonschema_description:"PEM client certificate chain, for a server with tls-auth-clients."`
+	ClientKeyFile  string `yaml:"client_key_file" jsonschema_description:"PEM private key of client_cert_file."`
 }
 
 // PostgresStorage is a PostgreSQL store shared by several gateways.

@@ -207,6 +207,16 @@ func (v *validator) redis() {
 		v.r.Errorf(Field(path, "url"), "must be a redis:// or rediss:// URL, not %q", u.Scheme+":")
 	} else if _, has := u.User.Password(); has || u.Query().Has("password") {
 		v.r.Errorf(Field(path, "url"), "must not hold a password (it would be in the configuration and its history); give it in storage.redis.password as ${env:NAME} or ${file:/path}")
+	} else if u.Query().Has("skip_verify") {
+		v.r.Errorf(Field(path, "url"), "skip_verify is not allowed: the server's certificate is always verified; give its CA in storage.redis.tls.ca_file")
+	}
+	if t := r.TLS; t != nil {
+		if u, err := url.Parse(r.URL); err == nil && u.Scheme == "redis" {
+			v.r.Errorf(Field(path, "tls"), "needs a rediss:// URL: with redis:// the connection is not encrypted")
+		}
+		if (t.ClientCertFile == "") != (t.ClientKeyFile == "") {
+			v.r.Errorf(Field(Field(path, "tls"), "client_cert_file"), "client_cert_file and client_key_file go together")
+		}
 	}
 	if !r.Password.IsZero() && r.Password.Provider != "env" && r.Password.Provider != "file" {
 		v.r.Errorf(Field(path, "password"), "%s cannot be used here: the store is opened before secret stores are; use ${env:NAME} or ${file:/path}", r.Password)

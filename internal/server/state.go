@@ -3,8 +3,10 @@ package server
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
+	"os"
 	"reflect"
 	"strings"
 	"sync"
@@ -164,6 +166,12 @@ func (s *Server) openRedis(ctx context.Context, rc *config.RedisStorage) (*redis
 		}
 		o.Password = v.Reveal()
 	}
+	if o.TLSConfig != nil {
+		o.TLSConfig.MinVersion = tls.VersionTLS12
+		if err := redisTLS(o.TLSConfig, rc.TLS); err != nil {
+			return nil, err
+		}
+	}
 	timeout := rc.Timeout.Or(config.DefaultRedisTimeout)
 	o.DialTimeout = 5 * time.Second
 	o.ReadTimeout, o.WriteTimeout = timeout, timeout
@@ -182,6 +190,36 @@ func (s *Server) openRedis(ctx context.Context, rc *config.RedisStorage) (*redis
 	}
 	s.logger.Info("rate-limit buckets are kept in Redis, shared with the gateways that use it", "redis", o.Addr, "db", o.DB)
 	return client, nil
+}
+
+// redisTLS applies storage.redis.tls to the TLS configuration of a
+// rediss:// URL.
+func redisTLS(c *tls.Config, t *config.RedisTLS) error {
+	if t == nil {
+		return nil
+	}
+	if t.CAFile != "" {
+		pem, err := os.ReadFile(t.CAFile)
+		if err != nil {
+			return fmt.Errorf("storage.redis.tls.ca_file: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return fmt.Errorf("storage.redis.tls.ca_file: %s holds no PEM certificate", t.CAFile)
+		}
+		c.RootCAs = pool
+	}
+	if t.ServerName != "" {
+		c.ServerName = t.ServerName
+	}
+	if t.ClientCertFile != "" {
+		cert, err := tls.LoadX509KeyPair(t.ClientCertFile, t.ClientKeyFile)
+		if err != nil {
+			return fmt.Errorf("storage.redis.tls: the client certificate: %w", err)
+		}
+		c.Certificates = []tls.Certificate{cert}
+	}
+	return nil
 }
 
 // registrySource adapts the registry to gateway.InstanceSource.
