@@ -35,8 +35,10 @@ const (
 	lowerFactor = 10
 	// timeoutShare is the share of exchanges that may run out of time
 	// before the deadline is suggested higher (0.1%: the tail a
-	// deadline is there to cut).
+	// deadline is there to cut); minEvents is how many timeouts, or
+	// refusals by a concurrency limit, a raise needs at least.
 	timeoutShare = 0.001
+	minEvents    = 5
 	// concurrencyHeadroom multiplies the estimated requests in flight at
 	// the busiest second; minConcurrency is the smallest limit suggested.
 	concurrencyHeadroom = 2
@@ -64,7 +66,13 @@ type Operation struct {
 	// configured (backends[2]).
 	ResponseHeader time.Duration
 	BackendPath    string
-	Stats          observe.UpstreamSummary
+	BackendLine    int
+	// MaxRetries, BackoffBase and BackoffMax are the backend's retries:
+	// a lowered request deadline leaves them their time.
+	MaxRetries  int
+	BackoffBase time.Duration
+	BackoffMax  time.Duration
+	Stats       observe.UpstreamSummary
 }
 
 // Backend is what the advisor knows of one backend.
@@ -160,12 +168,33 @@ func Advise(in Input, o Options) Report {
 		minSamples = DefaultMinSamples
 	}
 	rep := Report{Window: "24h", MinSamples: minSamples, Suggestions: []Suggestion{}}
+	// The backends' response_header raises, one per backend: the largest
+	// any of its operations needs.
+	headerRaises := map[string]*headerRaise{}
 	for i := range in.Operations {
 		op := &in.Operations[i]
-		if op.Stats.Requests == 0 {
-			continue
+		st := &op.Stats
+		if st.Answered+st.TimedOut+st.Limited == 0 {
+			continue // nothing reached (or asked for) the backend
 		}
-		rep.Suggestions = append(rep.Suggestions, adviseTimeout(op, minSamples))
+		s, hr := adviseTimeout(op, minSamples)
+		if s != nil {
+			rep.Suggestions = append(rep.Suggestions, *s)
+		}
+		if hr != nil {
+			prev := headerRaises[hr.Backend]
+			if prev == nil || hr.suggested > prev.suggested {
+				if prev != nil {
+					hr.Reason += "; " + prev.Reason
+				}
+				headerRaises[hr.Backend] = hr
+			} else {
+				prev.Reason += "; " + hr.Reason
+			}
+		}
+	}
+	for _, hr := range headerRaises {
+		rep.Suggestions = append(rep.Suggestions, hr.Suggestion)
 	}
 	for i := range in.Backends {
 		if s, ok := adviseConcurrency(&in.Backends[i], in.Operations, minSamples); ok {
@@ -207,26 +236,39 @@ func evidenceOf(s *observe.UpstreamSummary) Evidence {
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
-// adviseTimeout applies the deadline rules to one operation.
-func adviseTimeout(op *Operation, minSamples uint64) Suggestion {
+// headerRaise is a raise of a backend's response_header.
+type headerRaise struct {
+	Suggestion
+	suggested time.Duration
+}
+
+// adviseTimeout applies the deadline rules to one operation: its own
+// suggestion (nil when only the backend's response_header must change),
+// and a raise of its backend's response_header when that is needed.
+func adviseTimeout(op *Operation, minSamples uint64) (*Suggestion, *headerRaise) {
 	st := &op.Stats
-	s := Suggestion{
+	s := &Suggestion{
 		Kind: KindTimeout, API: op.API, Operation: op.Operation, Backend: op.Backend,
 		Setting: opSetting(op) + ".timeouts.request", Path: op.Path, Line: op.Line,
 		Evidence: evidenceOf(st),
 	}
-	// The deadline a single slow answer meets: the smallest of the
-	// request's, the attempt's and the backend's response_header.
-	bound, binding := op.Request, "timeouts.request"
-	if op.Attempt < bound {
-		bound, binding = op.Attempt, "timeouts.upstream_attempt"
+	// The deadline a single slow answer meets is the smallest of the
+	// request's, the attempt's and the backend's response_header; each
+	// equal to it fires with it.
+	bound := min(op.Request, op.Attempt, op.ResponseHeader)
+	if op.ResponseHeader <= 0 {
+		bound = min(op.Request, op.Attempt)
 	}
-	if op.ResponseHeader > 0 && op.ResponseHeader < bound {
-		bound, binding = op.ResponseHeader, "response_header"
-	}
+	requestFires := op.Request == bound
+	attemptFires := op.AttemptSet && op.Attempt == bound
+	headerFires := op.ResponseHeader == bound
 	s.Current = formatDuration(op.Request)
-	if binding != "timeouts.request" {
-		s.Current += fmt.Sprintf(" (%s %s binds first)", bindingName(binding), formatDuration(bound))
+	switch {
+	case attemptFires && !requestFires:
+		s.Setting = opSetting(op) + ".timeouts.upstream_attempt"
+		s.Current = formatDuration(op.Attempt)
+	case headerFires && !requestFires:
+		s.Current += fmt.Sprintf(" (the backend's response_header %s fires first)", formatDuration(bound))
 	}
 	samples := st.Answered + st.TimedOut
 	if samples < minSamples {
@@ -235,30 +277,15 @@ func adviseTimeout(op *Operation, minSamples uint64) Suggestion {
 		if st.TimedOut > 0 {
 			s.Reason += fmt.Sprintf("; %d ran out of time at %s", st.TimedOut, formatDuration(bound))
 		}
-		return s
+		return s, nil
 	}
 	target := niceDuration(max(time.Duration(tailFactor)*st.P999, minTimeout))
 	share := float64(st.TimedOut) / float64(samples)
 	switch {
-	case st.TimedOut > 0 && share > timeoutShare && bound <= lowerFactor*target:
-		s.Action = ActionRaise
-		up := niceDuration(max(target, 2*bound))
-		s.Suggested = formatDuration(up)
-		s.Reason = fmt.Sprintf("%d of %d exchanges (%s) ran out of time at %s; the answers that came had a p99.9 of %s, so the backend's true tail is longer than the deadline lets it be",
-			st.TimedOut, samples, percent(share), formatDuration(bound), formatDuration(st.P999))
-		if binding == "response_header" {
-			s.Setting = "backends[" + op.Backend + "].timeouts.response_header"
-			s.Path = op.BackendPath
-			s.Line = 0
-			s.Current = formatDuration(op.ResponseHeader)
-			s.Patch = "timeouts:\n  response_header: " + s.Suggested + "\n"
-			s.Reason += "; the backend's response_header is the deadline that fired (it bounds every attempt of every operation of the backend)"
-			return s
-		}
-		s.Patch = timeoutPatch(op, up)
+	case st.TimedOut >= minEvents && share > timeoutShare && bound <= lowerFactor*target:
+		return raiseTimeout(op, s, bound, target, share, requestFires, attemptFires)
 	case bound > lowerFactor*target:
 		s.Action = ActionLower
-		s.Suggested = formatDuration(target)
 		s.Reason = fmt.Sprintf("of %d answers the p99.9 took %s and the slowest %s, yet a backend that hangs holds each request, its upstream connection and its client for %s; %s",
 			st.Answered, formatDuration(st.P999), formatDuration(st.Max), formatDuration(bound), targetWhy(target, st.P999))
 		switch {
@@ -267,16 +294,87 @@ func adviseTimeout(op *Operation, minSamples uint64) Suggestion {
 		case st.TimedOut > 0:
 			s.Reason += fmt.Sprintf("; %d exchanges (%s) ran out of time, within the 0.1%% a deadline is there to cut", st.TimedOut, percent(share))
 		}
-		s.Patch = timeoutPatch(op, target)
+		request, attempt := lowered(op, target)
+		s.Suggested = formatDuration(request)
+		s.Patch = "timeouts:\n  request: " + formatDuration(request) + "\n"
+		if attempt > 0 {
+			s.Suggested += " (upstream_attempt " + formatDuration(attempt) + ")"
+			s.Patch += "  upstream_attempt: " + formatDuration(attempt) + "\n"
+			if op.MaxRetries > 0 {
+				s.Reason += fmt.Sprintf("; each attempt gets %s and the request enough for the backend's %d retries and their backoff", formatDuration(attempt), op.MaxRetries)
+			}
+		}
 	default:
 		s.Action = ActionKeep
 		s.Reason = fmt.Sprintf("the deadline %s is within %d× of the target %s (of %d answers the p99.9 took %s; %s)",
 			formatDuration(bound), lowerFactor, formatDuration(target), st.Answered, formatDuration(st.P999), targetWhy(target, st.P999))
 		if st.TimedOut > 0 {
 			s.Reason += fmt.Sprintf("; %d exchanges (%s) ran out of time, within the 0.1%% a deadline is there to cut", st.TimedOut, percent(share))
+			if st.TimedOut < minEvents && share > timeoutShare {
+				s.Reason += fmt.Sprintf(" or fewer than the %d a raise needs", minEvents)
+			}
 		}
 	}
-	return s
+	return s, nil
+}
+
+// raiseTimeout builds the raise of the deadline that fires: the
+// operation's request or attempt deadline, and, when the backend's
+// response_header would still fire before the new value, that too.
+func raiseTimeout(op *Operation, s *Suggestion, bound, target time.Duration, share float64, requestFires, attemptFires bool) (*Suggestion, *headerRaise) {
+	st := &op.Stats
+	up := niceDuration(max(target, 2*bound))
+	why := fmt.Sprintf("%d of %d exchanges (%s) ran out of time at %s; the answers that came had a p99.9 of %s, so the backend's true tail is longer than the deadline lets it be",
+		st.TimedOut, st.Answered+st.TimedOut, percent(share), formatDuration(bound), formatDuration(st.P999))
+	var patch string
+	if attemptFires {
+		patch += "  upstream_attempt: " + formatDuration(up) + "\n"
+	}
+	if requestFires || op.Request < up && attemptFires {
+		patch = "  request: " + formatDuration(max(op.Request, up)) + "\n" + patch
+	}
+	var hr *headerRaise
+	if op.ResponseHeader > 0 && op.ResponseHeader < up {
+		hr = &headerRaise{suggested: up, Suggestion: Suggestion{
+			Kind: KindTimeout, Action: ActionRaise, Backend: op.Backend,
+			Setting: "backends[" + op.Backend + "].timeouts.response_header", Path: op.BackendPath, Line: op.BackendLine,
+			Current: formatDuration(op.ResponseHeader), Suggested: formatDuration(up),
+			Patch:    "timeouts:\n  response_header: " + formatDuration(up) + "\n",
+			Reason:   fmt.Sprintf("%s: %s (it bounds every attempt of every operation of the backend)", opSetting(op), why),
+			Evidence: evidenceOf(st),
+		}}
+	}
+	if patch == "" {
+		return nil, hr // only the backend's response_header fired
+	}
+	s.Action = ActionRaise
+	s.Suggested = formatDuration(up)
+	s.Reason = why
+	if hr != nil {
+		s.Reason += fmt.Sprintf("; the backend's response_header (%s) must be raised with it", formatDuration(op.ResponseHeader))
+	}
+	s.Patch = "timeouts:\n" + patch
+	return s, hr
+}
+
+// lowered returns the request and attempt deadlines of a lower
+// suggestion: the target alone without retries; with retries, the target
+// per attempt and a request deadline with room for every retry and the
+// longest backoffs. attempt is 0 when it need not be set.
+func lowered(op *Operation, target time.Duration) (request, attempt time.Duration) {
+	if op.MaxRetries <= 0 {
+		if op.AttemptSet {
+			return target, target
+		}
+		return target, 0
+	}
+	need := time.Duration(op.MaxRetries+1) * target
+	ceil := op.BackoffBase
+	for n := 1; n <= op.MaxRetries; n++ {
+		need += min(ceil, op.BackoffMax)
+		ceil *= 2
+	}
+	return niceDuration(need), target
 }
 
 // targetWhy says where a target deadline comes from.
@@ -285,23 +383,6 @@ func targetWhy(target, p999 time.Duration) string {
 		return fmt.Sprintf("%s is the shortest deadline suggested (%d× that p99.9 is less)", formatDuration(target), tailFactor)
 	}
 	return fmt.Sprintf("%s is %d× that p99.9, rounded up", formatDuration(target), tailFactor)
-}
-
-func bindingName(b string) string {
-	if b == "response_header" {
-		return "the backend's response_header"
-	}
-	return b
-}
-
-// timeoutPatch is the YAML that sets the operation's request deadline to
-// d, and its attempt deadline when one is configured above d.
-func timeoutPatch(op *Operation, d time.Duration) string {
-	p := "timeouts:\n  request: " + formatDuration(d) + "\n"
-	if op.AttemptSet && op.Attempt > d {
-		p += "  upstream_attempt: " + formatDuration(d) + "\n"
-	}
-	return p
 }
 
 // opSetting names an operation by its API's and its own names.
@@ -313,7 +394,7 @@ func opSetting(op *Operation) string {
 }
 
 // adviseConcurrency applies the concurrency rules to one backend; false
-// when no operation routed to it saw traffic.
+// when no operation routed to it called it.
 func adviseConcurrency(b *Backend, ops []Operation, minSamples uint64) (Suggestion, bool) {
 	s := Suggestion{
 		Kind: KindConcurrency, Backend: b.Name,
@@ -328,11 +409,11 @@ func adviseConcurrency(b *Backend, ops []Operation, minSamples uint64) (Suggesti
 	seen := false
 	for i := range ops {
 		op := &ops[i]
-		if op.Backend != b.Name || op.Stats.Requests == 0 {
+		st := &op.Stats
+		if op.Backend != b.Name || st.Answered+st.TimedOut+st.Limited == 0 {
 			continue
 		}
 		seen = true
-		st := &op.Stats
 		samples += st.Answered + st.TimedOut
 		e := &s.Evidence
 		e.Requests += st.Requests
@@ -346,38 +427,48 @@ func adviseConcurrency(b *Backend, ops []Operation, minSamples uint64) (Suggesti
 		if !st.Since.IsZero() && (e.Since.IsZero() || st.Since.Before(e.Since)) {
 			e.Since = st.Since
 		}
-		// Little's law at the operation's busiest second, with its p99
-		// as the time each request stays.
-		inFlight += float64(st.PeakRPS) * st.P99.Seconds()
+		// Little's law at the operation's busiest second: each request
+		// holds a slot of the limit until its response has been read
+		// (a stream, an upgraded connection), so the time it stays is the
+		// larger of the p99 to the headers and the mean whole duration.
+		inFlight += float64(st.PeakRPS) * max(st.P99, st.Held).Seconds()
 	}
 	if !seen {
 		return s, false
 	}
 	s.Evidence.InFlight = math.Round(inFlight*100) / 100
+	want := niceInt(max(int(math.Ceil(concurrencyHeadroom*inFlight)), minConcurrency))
+	est := fmt.Sprintf("at their busiest seconds the backend's operations took %d requests/s, which at their p99 latencies (or, for responses streamed longer, their mean duration) keeps about %.2f in flight",
+		s.Evidence.PeakRPS, inFlight)
+	if b.MaxConcurrent > 0 && s.Evidence.Limited >= minEvents {
+		// Refusals are evidence however few answers there were.
+		s.Action = ActionRaise
+		up := 2 * b.MaxConcurrent
+		if samples >= minSamples {
+			up = max(want, up)
+		}
+		s.Suggested = fmt.Sprint(niceInt(up))
+		s.Reason = fmt.Sprintf("%d requests were refused by the limit of %d", s.Evidence.Limited, b.MaxConcurrent)
+		if samples >= minSamples {
+			s.Reason += "; " + est
+		}
+		s.Patch = "max_concurrent_requests: " + s.Suggested + "\n"
+		return s, true
+	}
 	if samples < minSamples {
 		s.Action = ActionWait
 		s.Reason = fmt.Sprintf("%d of the %d backend exchanges needed so far", samples, minSamples)
 		return s, true
 	}
-	want := niceInt(max(int(math.Ceil(concurrencyHeadroom*inFlight)), minConcurrency))
-	est := fmt.Sprintf("at their busiest seconds the backend's operations took %d requests/s, which at their p99 latencies keeps about %.2f in flight",
-		s.Evidence.PeakRPS, inFlight)
 	switch {
 	case b.MaxConcurrent == 0:
 		s.Action = ActionAdd
 		s.Suggested = fmt.Sprint(want)
 		s.Reason = est + fmt.Sprintf("; a limit of %d (%d× that, at least %d) answers 503 at once when the backend slows down, rather than piling up requests on it", want, concurrencyHeadroom, minConcurrency)
-	case s.Evidence.Limited > 0:
-		s.Action = ActionRaise
-		up := niceInt(max(want, 2*b.MaxConcurrent))
-		s.Suggested = fmt.Sprint(up)
-		s.Reason = fmt.Sprintf("%d requests were refused by the limit of %d; ", s.Evidence.Limited, b.MaxConcurrent) + est
+		s.Patch = "max_concurrent_requests: " + s.Suggested + "\n"
 	default:
 		s.Action = ActionKeep
-		s.Reason = est + fmt.Sprintf("; the limit of %d refused nothing", b.MaxConcurrent)
-	}
-	if s.Suggested != "" {
-		s.Patch = "max_concurrent_requests: " + s.Suggested + "\n"
+		s.Reason = est + fmt.Sprintf("; the limit of %d refused %d requests", b.MaxConcurrent, s.Evidence.Limited)
 	}
 	return s, true
 }

@@ -15,7 +15,7 @@ func op(name string, n uint64, p999 time.Duration) Operation {
 		API: "orders", Operation: name, Backend: "orders",
 		Path: "apis[0].operations[0]", Line: 12,
 		Request: 30 * time.Second, Attempt: 30 * time.Second, ResponseHeader: 30 * time.Second,
-		BackendPath: "backends[0]",
+		BackendPath: "backends[0]", BackendLine: 7,
 		Stats: observe.UpstreamSummary{
 			Requests: n, Answered: n, PeakRPS: 50,
 			P50: p999 / 10, P99: p999 / 2, P999: p999, Max: 2 * p999,
@@ -111,13 +111,85 @@ func TestTimeout_ASetAttemptDeadlineIsLoweredWithTheRequest(t *testing.T) {
 	o := op("getOrder", 1000, 50*time.Millisecond)
 	o.Attempt, o.AttemptSet = 10*time.Second, true
 	s := only(t, Advise(Input{Operations: []Operation{o}}, Options{}), KindTimeout)
-	if s.Current != "30s (timeouts.upstream_attempt 10s binds first)" {
-		t.Errorf("current %q", s.Current)
+	if s.Setting != "apis[orders].operations[getOrder].timeouts.upstream_attempt" || s.Current != "10s" {
+		t.Errorf("setting %q current %q", s.Setting, s.Current)
 	}
 	// The patch must leave a valid configuration: upstream_attempt may not
 	// exceed request.
 	if s.Action != ActionLower || s.Patch != "timeouts:\n  request: 200ms\n  upstream_attempt: 200ms\n" {
 		t.Errorf("got %s, patch %q", s.Action, s.Patch)
+	}
+}
+
+// A lowered deadline leaves the backend's retries their time: each
+// attempt gets the target, the request every attempt and the longest
+// backoffs between them.
+func TestTimeout_LoweringLeavesRetriesTheirTime(t *testing.T) {
+	o := op("getOrder", 1000, 50*time.Millisecond)
+	o.MaxRetries, o.BackoffBase, o.BackoffMax = 2, 25*time.Millisecond, 250*time.Millisecond
+	s := only(t, Advise(Input{Operations: []Operation{o}}, Options{}), KindTimeout)
+	// 3 × 200ms + 25ms + 50ms = 675ms, rounded up to 1s.
+	if s.Action != ActionLower || s.Suggested != "1s (upstream_attempt 200ms)" ||
+		s.Patch != "timeouts:\n  request: 1s\n  upstream_attempt: 200ms\n" {
+		t.Fatalf("got %s -> %s, patch %q", s.Action, s.Suggested, s.Patch)
+	}
+}
+
+// When upstream_attempt is the deadline that fires, it is what a raise
+// changes; the request deadline is never lowered by a raise.
+func TestTimeout_RaiseChangesTheDeadlineThatFires(t *testing.T) {
+	o := op("search", 2000, 900*time.Millisecond)
+	o.Attempt, o.AttemptSet = time.Second, true // request stays 30s
+	o.Stats.TimedOut = 40
+	s := only(t, Advise(Input{Operations: []Operation{o}}, Options{}), KindTimeout)
+	if s.Action != ActionRaise || s.Setting != "apis[orders].operations[search].timeouts.upstream_attempt" ||
+		s.Current != "1s" || s.Suggested != "3s" || s.Patch != "timeouts:\n  upstream_attempt: 3s\n" {
+		t.Fatalf("got %s %s %s -> %s, patch %q", s.Action, s.Setting, s.Current, s.Suggested, s.Patch)
+	}
+	// Attempt and request equal: both fire, both are raised.
+	o.Request = time.Second
+	s = only(t, Advise(Input{Operations: []Operation{o}}, Options{}), KindTimeout)
+	if s.Patch != "timeouts:\n  request: 3s\n  upstream_attempt: 3s\n" {
+		t.Fatalf("patch %q", s.Patch)
+	}
+}
+
+// With the defaults the request deadline and the backend's
+// response_header are both 30s: a raise must move both, or the other
+// still fires at 30s. Operations of one backend share one
+// response_header suggestion, with the largest value.
+func TestTimeout_ARaiseMovesEveryDeadlineThatFiresWithIt(t *testing.T) {
+	a := op("report", 1000, 20*time.Second)
+	a.Stats.TimedOut = 30
+	b := op("export", 1000, 25*time.Second)
+	b.Stats.TimedOut = 50
+	b.Request, b.Attempt = 40*time.Second, 40*time.Second // response_header 30s fires first
+	rep := Advise(Input{Operations: []Operation{a, b}}, Options{})
+	var got []string
+	for _, s := range rep.Suggestions {
+		got = append(got, s.Action+" "+s.Setting+" "+s.Current+" -> "+s.Suggested+" | "+strings.ReplaceAll(s.Patch, "\n", "/"))
+	}
+	want := []string{
+		// 2 × 30s = 1m; 3 × 25s = 75s: 2m for the backend.
+		"raise backends[orders].timeouts.response_header 30s -> 2m | timeouts:/  response_header: 2m/",
+		"raise apis[orders].operations[report].timeouts.request 30s -> 1m | timeouts:/  request: 1m/",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("got\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	if l := rep.Suggestions[0].Line; l != 7 {
+		t.Errorf("the backend's line: %d", l)
+	}
+}
+
+// Fewer than five timeouts do not raise a deadline, whatever their share.
+func TestTimeout_AFewTimeoutsDoNotRaise(t *testing.T) {
+	o := op("search", 500, 900*time.Millisecond)
+	o.Request, o.Attempt = time.Second, time.Second
+	o.Stats.TimedOut = 4
+	s := only(t, Advise(Input{Operations: []Operation{o}}, Options{}), KindTimeout)
+	if s.Action != ActionKeep || !strings.Contains(s.Reason, "fewer than the 5 a raise needs") {
+		t.Fatalf("got %s: %s", s.Action, s.Reason)
 	}
 }
 
@@ -131,8 +203,9 @@ func TestTimeout_WaitsForEnoughExchanges(t *testing.T) {
 	if s.Action != ActionLower {
 		t.Errorf("with min_samples 100: %s", s.Action)
 	}
-	// An operation without traffic gets nothing, not even a wait.
-	o.Stats = observe.UpstreamSummary{}
+	// An operation whose requests never reached the backend (refused, or
+	// preflights) gets nothing, not even a wait.
+	o.Stats = observe.UpstreamSummary{Requests: 200, PeakRPS: 0}
 	if rep := Advise(Input{Operations: []Operation{o}, Backends: []Backend{{Name: "orders"}}}, Options{}); len(rep.Suggestions) != 0 {
 		t.Errorf("no traffic: %+v", rep.Suggestions)
 	}
@@ -238,5 +311,33 @@ func TestNiceValues(t *testing.T) {
 		if got := formatDuration(in); got != want {
 			t.Errorf("formatDuration(%v) = %s, want %s", in, got, want)
 		}
+	}
+}
+
+// A limit's slot is held until the response has been read: a streamed
+// answer's mean duration, not its time to the headers, is how long.
+func TestConcurrency_StreamsHoldTheirSlotToTheEnd(t *testing.T) {
+	o := op("download", 3000, 10*time.Millisecond) // headers within 5ms (p99)
+	o.Stats.PeakRPS, o.Stats.Held = 100, 300*time.Millisecond
+	s := only(t, Advise(Input{Operations: []Operation{o}, Backends: []Backend{{Name: "orders"}}}, Options{}), KindConcurrency)
+	// 100 × 300ms = 30 in flight; 2× = 60, rounded up to 100.
+	if s.Evidence.InFlight != 30 || s.Suggested != "100" {
+		t.Fatalf("in flight %v, suggested %s", s.Evidence.InFlight, s.Suggested)
+	}
+}
+
+// A limit that refuses most of the traffic is raised even though few
+// answers came through it.
+func TestConcurrency_RefusalsRaiseWithFewAnswers(t *testing.T) {
+	o := op("getOrder", 400, 100*time.Millisecond)
+	o.Stats.Limited = 100000
+	s := only(t, Advise(Input{Operations: []Operation{o}, Backends: []Backend{{Name: "orders", MaxConcurrent: 2}}}, Options{}), KindConcurrency)
+	if s.Action != ActionRaise || s.Suggested != "5" || s.Patch != "max_concurrent_requests: 5\n" {
+		t.Fatalf("got %s -> %s: %s", s.Action, s.Suggested, s.Reason)
+	}
+	o.Stats.Limited = 4
+	s = only(t, Advise(Input{Operations: []Operation{o}, Backends: []Backend{{Name: "orders", MaxConcurrent: 2}}}, Options{}), KindConcurrency)
+	if s.Action != ActionWait {
+		t.Fatalf("four refusals: %s", s.Action)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/spf13/cobra"
 
@@ -69,6 +70,7 @@ func printSuggestions(w io.Writer, rep *advisor.Report, all bool) {
 			continue
 		}
 		shown++
+		sg = printableSuggestion(sg)
 		fmt.Fprintln(w)
 		head := fmt.Sprintf("%-5s %s  %s", strings.ToUpper(sg.Action), sg.Setting, sg.Current)
 		if sg.Suggested != "" {
@@ -83,7 +85,7 @@ func printSuggestions(w io.Writer, rep *advisor.Report, all bool) {
 		if sg.Patch != "" {
 			fmt.Fprintf(w, "  at %s:\n", sg.Path)
 			for line := range strings.Lines(sg.Patch) {
-				fmt.Fprint(w, "    "+line)
+				fmt.Fprintln(w, "    "+printable(strings.TrimSuffix(line, "\n")))
 			}
 		}
 	}
@@ -129,4 +131,23 @@ func evidenceLine(sg advisor.Suggestion) string {
 
 func msText(ms float64) string {
 	return strconv.FormatFloat(ms, 'f', -1, 64) + "ms"
+}
+
+// printableSuggestion replaces the control characters of the fields
+// printed on one line: API and operation names come from the
+// configuration, and a terminal would act on an escape sequence in them.
+func printableSuggestion(sg advisor.Suggestion) advisor.Suggestion {
+	for _, f := range []*string{&sg.Setting, &sg.Current, &sg.Suggested, &sg.Reason, &sg.Path} {
+		*f = printable(*f)
+	}
+	return sg
+}
+
+func printable(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) || r == utf8.RuneError {
+			return '?'
+		}
+		return r
+	}, s)
 }

@@ -72,3 +72,18 @@ func TestSuggest_PrintsWhatToChange(t *testing.T) {
 		t.Errorf("--json: %v, %+v", err, back)
 	}
 }
+
+// A name from the configuration cannot drive the terminal.
+func TestSuggest_ControlCharactersArePrinted(t *testing.T) {
+	var b bytes.Buffer
+	sg := advisor.Suggestion{Kind: "timeout", Action: "lower", Setting: "apis[x\x1b]0;pwned\a\x1b[2J].timeouts.request",
+		Current: "30s", Suggested: "1s", Reason: "r\rLOWER fake", Path: "apis[0]", Patch: "timeouts:\n  request: 1s\x1b[0m\n"}
+	printSuggestions(&b, &advisor.Report{Window: "24h", MinSamples: 1, Suggestions: []advisor.Suggestion{sg}}, false)
+	out := b.String()
+	if strings.ContainsAny(out, "\x1b\a\r") {
+		t.Fatalf("control characters in %q", out)
+	}
+	if !strings.Contains(out, "apis[x?]0;pwned??[2J].timeouts.request") {
+		t.Errorf("output %q", out)
+	}
+}

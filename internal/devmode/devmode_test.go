@@ -205,7 +205,7 @@ func TestDevMode_SuggestionsDemo(t *testing.T) {
 	for _, s := range rep.Suggestions {
 		switch s.Setting {
 		case "apis[public].operations[status].timeouts.request":
-			timeout = s.Action == "lower" && s.Current == "30s" && s.Suggested == "100ms" && s.Line > 0
+			timeout = s.Action == "lower" && s.Current == "30s" && s.Suggested == "500ms (upstream_attempt 100ms)" && s.Line > 0
 		case "backends[demo].max_concurrent_requests":
 			limit = s.Action == "add" && s.Suggested == "10"
 		}

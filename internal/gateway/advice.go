@@ -8,10 +8,17 @@ import (
 )
 
 // opUpstream is what the suggestions need of an operation that calls its
-// backend: its effective deadlines.
+// backend: its effective deadlines, and its backend's retries and
+// concurrency limit.
 type opUpstream struct {
-	timeouts   config.Timeouts
-	attemptSet bool // upstream_attempt configured on the API or the operation
+	timeouts       config.Timeouts
+	attemptSet     bool // upstream_attempt configured on the API or the operation
+	responseHeader time.Duration
+	maxRetries     int
+	backoffBase    time.Duration
+	backoffMax     time.Duration
+	maxConcurrent  int
+	backendIndex   int
 }
 
 func (c *compiler) opUpstream(a *config.API, o *config.Operation) *opUpstream {
@@ -19,13 +26,50 @@ func (c *compiler) opUpstream(a *config.API, o *config.Operation) *opUpstream {
 	if o != nil {
 		ot = o.Timeouts
 	}
-	u := &opUpstream{timeouts: config.EffectiveTimeouts(a.Timeouts, ot)}
+	u := &opUpstream{timeouts: config.EffectiveTimeouts(a.Timeouts, ot), backendIndex: -1,
+		responseHeader: config.DefaultResponseHeaderTime, maxRetries: config.DefaultMaxRetries,
+		backoffBase: config.DefaultRetryBackoffBase, backoffMax: config.DefaultRetryBackoffMax}
 	for _, t := range []*config.UpstreamTimeouts{a.Timeouts, ot} {
 		if t != nil && t.UpstreamAttempt.Set {
 			u.attemptSet = true
 		}
 	}
+	for i := range c.cfg.Backends {
+		b := &c.cfg.Backends[i]
+		if b.Name != a.Backend {
+			continue
+		}
+		u.backendIndex = i
+		u.responseHeader = b.Timeouts.ResponseHeader.Or(config.DefaultResponseHeaderTime)
+		u.maxConcurrent = b.MaxConcurrentRequests
+		if r := b.Retries; r != nil {
+			if r.MaxRetries != nil {
+				u.maxRetries = *r.MaxRetries
+			}
+			u.backoffBase = r.Backoff.Base.Or(config.DefaultRetryBackoffBase)
+			u.backoffMax = r.Backoff.Max.Or(config.DefaultRetryBackoffMax)
+		}
+	}
 	return u
+}
+
+// deadline is the deadline a single slow answer of the operation meets.
+func (u *opUpstream) deadline() time.Duration {
+	return min(u.timeouts.Request, u.timeouts.UpstreamAttempt, u.responseHeader)
+}
+
+// commitUpstreamSettings tells each operation's statistics, once the
+// snapshot is served, the deadline and limit its timeouts and refusals
+// are now judged against.
+func (c *compiler) commitUpstreamSettings() {
+	ops := c.snap.operations
+	c.onCommit(func() {
+		for _, op := range ops {
+			if u := op.upstream; u != nil {
+				op.stats.SetUpstreamSettings(u.deadline(), u.maxConcurrent)
+			}
+		}
+	})
 }
 
 // AdvisorInput gathers what the suggestions (package advisor) read: each
@@ -38,15 +82,9 @@ func (s *Snapshot) AdvisorInput() advisor.Input {
 		return in
 	}
 	cfg := s.Doc.Config
-	type backendInfo struct {
-		path           string
-		responseHeader time.Duration
-	}
-	backends := make(map[string]backendInfo, len(cfg.Backends))
 	for i := range cfg.Backends {
 		b := &cfg.Backends[i]
 		p := config.Index("backends", i)
-		backends[b.Name] = backendInfo{path: p, responseHeader: b.Timeouts.ResponseHeader.Or(config.DefaultResponseHeaderTime)}
 		in.Backends = append(in.Backends, advisor.Backend{
 			Name: b.Name, Path: p, Line: s.Doc.Pos(p).Line, MaxConcurrent: b.MaxConcurrentRequests,
 		})
@@ -56,14 +94,19 @@ func (s *Snapshot) AdvisorInput() advisor.Input {
 		if u == nil {
 			continue
 		}
-		b := backends[op.API.Backend]
-		in.Operations = append(in.Operations, advisor.Operation{
+		ao := advisor.Operation{
 			API: op.API.Name, Operation: op.Name, Backend: op.API.Backend,
 			Path: op.ConfigPath, Line: s.Doc.Pos(op.ConfigPath).Line,
 			Request: u.timeouts.Request, Attempt: u.timeouts.UpstreamAttempt, AttemptSet: u.attemptSet,
-			ResponseHeader: b.responseHeader, BackendPath: b.path,
+			ResponseHeader: u.responseHeader,
+			MaxRetries:     u.maxRetries, BackoffBase: u.backoffBase, BackoffMax: u.backoffMax,
 			Stats: op.stats.Upstream(),
-		})
+		}
+		if u.backendIndex >= 0 {
+			ao.BackendPath = config.Index("backends", u.backendIndex)
+			ao.BackendLine = s.Doc.Pos(ao.BackendPath).Line
+		}
+		in.Operations = append(in.Operations, ao)
 	}
 	return in
 }

@@ -26,7 +26,7 @@ apis:
         method: GET
         path: /fast
 {{.FastExtra}}
-      - {name: slow, method: GET, path: /slow, timeouts: {request: 50ms}}
+      - {name: slow, method: GET, path: /slow, timeouts: {request: {{.Slow}}}}
       - {name: held, method: GET, path: /held}
       - {name: mocked, method: GET, path: /mock, mock: {body: "hi"}}
 `
@@ -47,7 +47,7 @@ func TestAdvice_FromObservedTraffic(t *testing.T) {
 			}
 		}
 	})
-	h := newHarnessWith(t, adviceConfig, map[string]any{"A": a.URL(), "FastExtra": ""}, func(rt *gateway.Runtime) {
+	h := newHarnessWith(t, adviceConfig, map[string]any{"A": a.URL(), "FastExtra": "", "Slow": "50ms"}, func(rt *gateway.Runtime) {
 		rt.Stats = observe.NewStats(nil)
 	})
 	for range 120 {
@@ -77,17 +77,25 @@ func TestAdvice_FromObservedTraffic(t *testing.T) {
 		}
 	}()
 	waitFor(t, 5*time.Second, "the held request to reach the backend", func() bool { return a.hits.Load() == 141 })
-	if res := h.do("GET", "/held", nil, nil); res.StatusCode != 503 {
-		t.Fatalf("second held request: %d, want 503", res.StatusCode)
+	for range 5 {
+		if res := h.do("GET", "/held", nil, nil); res.StatusCode != 503 {
+			t.Fatalf("a request past the limit: %d, want 503", res.StatusCode)
+		}
 	}
 	close(release)
 	<-done
 
-	in := h.gw.Snapshot().AdvisorInput()
+	var in advisor.Input
 	byName := map[string]advisor.Operation{}
-	for _, op := range in.Operations {
-		byName[op.Operation] = op
-	}
+	// The held request's statistics are recorded when the gateway has
+	// finished it, which may be after its client has its answer.
+	waitFor(t, 5*time.Second, "the held request to be recorded", func() bool {
+		in = h.gw.Snapshot().AdvisorInput()
+		for _, op := range in.Operations {
+			byName[op.Operation] = op
+		}
+		return byName["held"].Stats.Requests == 6
+	})
 	if _, ok := byName["mocked"]; ok || len(in.Operations) != 3 {
 		t.Fatalf("operations: %+v", in.Operations)
 	}
@@ -98,7 +106,7 @@ func TestAdvice_FromObservedTraffic(t *testing.T) {
 	if timedOut != 10 || slowOp.TimedOut != 10 || slowOp.Answered != 10 {
 		t.Errorf("slow: %d timed out; %+v", timedOut, slowOp)
 	}
-	if held.Requests != 2 || held.Answered != 1 || held.Limited != 1 {
+	if held.Requests != 6 || held.Answered != 1 || held.Limited != 5 {
 		t.Errorf("held: %+v", held)
 	}
 	if op := byName["slow"]; op.Request != 50*time.Millisecond || op.ResponseHeader != 30*time.Second || op.BackendPath != "backends[0]" {
@@ -137,12 +145,32 @@ func TestAdvice_FromObservedTraffic(t *testing.T) {
 	if diags := h.load(adviceConfig); diags != nil {
 		t.Fatalf("the suggested patch was refused: %v\n%s", diags, patch)
 	}
+	if patch != "timeouts:\n  request: 500ms\n  upstream_attempt: 100ms\n" {
+		t.Errorf("patch %q: want the 100ms floor per attempt, with room for the default 2 retries", patch)
+	}
 	in = h.gw.Snapshot().AdvisorInput()
 	for _, op := range in.Operations {
-		if op.Operation == "fast" {
-			if op.Request.String() != got["timeout fast"].Suggested || op.Stats.Requests != 120 {
-				t.Errorf("after the patch: request %v, %d requests", op.Request, op.Stats.Requests)
+		switch op.Operation {
+		case "fast":
+			if op.Request != 500*time.Millisecond || op.Attempt != 100*time.Millisecond || op.Stats.Requests != 120 {
+				t.Errorf("after the patch: request %v attempt %v, %d requests", op.Request, op.Attempt, op.Stats.Requests)
 			}
+		case "slow":
+			// Its deadline did not change: its timeouts still count.
+			if op.Stats.TimedOut != 10 {
+				t.Errorf("slow's timeouts after the reload: %d", op.Stats.TimedOut)
+			}
+		}
+	}
+	// Its deadline raised, the timeouts judged against the old one are
+	// forgotten (they would ask for the raise again); its answers stay.
+	h.vars["Slow"] = "200ms"
+	if diags := h.load(adviceConfig); diags != nil {
+		t.Fatal(diags)
+	}
+	for _, op := range h.gw.Snapshot().AdvisorInput().Operations {
+		if op.Operation == "slow" && (op.Stats.TimedOut != 0 || op.Stats.Answered != 10) {
+			t.Errorf("slow after its deadline changed: %+v", op.Stats)
 		}
 	}
 }

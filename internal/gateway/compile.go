@@ -89,6 +89,7 @@ func (c *compiler) compile() *Snapshot {
 	c.compileBackends()
 	c.compileBackendIdentity()
 	s.router = c.routes(keys)
+	c.commitUpstreamSettings()
 	c.adminAccess()
 	if c.rt.Metrics != nil {
 		s.notFound = c.rt.Metrics.Route("", "")

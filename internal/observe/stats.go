@@ -18,7 +18,7 @@ const (
 	// binsPerOctave is the number of sub-bins per power of two: the
 	// relative width of a bin is at most 1/binsPerOctave (12.5%).
 	binsPerOctave = 8
-	// latencyBins covers 0 µs up to 2^27 µs (about 134 s); slower
+	// latencyBins covers 0 µs up to 2^28 µs (about 4m28s); slower
 	// requests count in the last bin.
 	latencyBins = (27-2)*binsPerOctave + binsPerOctave
 	ringSize    = 60
@@ -163,6 +163,11 @@ type RouteStats struct {
 	// hours is the upstream exchange over the last day, for the
 	// suggestions (upstream_stats.go).
 	hours [hourRingSize]hourBucket
+	// The settings the day's timeouts and refusals were judged against
+	// (SetUpstreamSettings).
+	settingsSet bool
+	deadline    time.Duration
+	limit       int
 }
 
 // Observe records one finished request. It does not allocate.
@@ -219,7 +224,7 @@ func (r *RouteStats) observe(status int, d time.Duration, x Exchange, now time.T
 	if hb.epoch != h {
 		hb.reset(h)
 	}
-	hb.add(sb.count, x)
+	hb.add(t, d, x)
 	r.mu.Unlock()
 }
 

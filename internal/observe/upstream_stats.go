@@ -45,32 +45,46 @@ type Exchange struct {
 type hourBucket struct {
 	epoch    int64 // hours since the Unix epoch; -1 when unused
 	requests uint32
-	peakSec  uint32 // most requests that ended in one second
 	answered uint32
 	timedOut uint32
 	limited  uint32
-	bins     [latencyBins]uint32 // time to the response headers, answered requests
+	// The busiest second of requests that called (or asked to call) the
+	// backend: answered, timed out or limited; refusals by a policy step
+	// and requests the gateway answered itself are not counted.
+	sec      int64 // the second secCount counts
+	secCount uint32
+	peakSec  uint32
+	// heldUs sums the whole duration of answered requests (their body
+	// streamed, or their upgraded connection open): how long each held
+	// the backend, for the concurrency estimate.
+	heldUs uint64
+	bins   [latencyBins]uint32 // time to the response headers, answered requests
 }
 
 func (b *hourBucket) reset(epoch int64) {
 	*b = hourBucket{epoch: epoch}
 }
 
-// add records one request; sec is the count of its second so far.
-func (b *hourBucket) add(sec uint32, x Exchange) {
+// add records one request that ended in second t after d.
+func (b *hourBucket) add(t int64, d time.Duration, x Exchange) {
 	b.requests++
-	if sec > b.peakSec {
-		b.peakSec = sec
-	}
 	switch x.Outcome {
+	case NoUpstream:
+		return
 	case Answered:
 		b.answered++
 		b.bins[binOf(x.Upstream)]++
+		b.heldUs += uint64(max(d, 0) / time.Microsecond)
 	case TimedOut:
 		b.timedOut++
 	case Limited:
 		b.limited++
 	}
+	if b.sec != t {
+		b.sec, b.secCount = t, 0
+	}
+	b.secCount++
+	b.peakSec = max(b.peakSec, b.secCount)
 }
 
 // UpstreamSummary is what the last day says about an operation's
@@ -88,8 +102,12 @@ type UpstreamSummary struct {
 	Answered uint64 `json:"answered"`
 	TimedOut uint64 `json:"timed_out"`
 	Limited  uint64 `json:"limited"`
-	// PeakRPS is the most requests that ended within one second.
+	// PeakRPS is the most requests that called the backend (answered,
+	// timed out or limited) and ended within one second.
 	PeakRPS uint64 `json:"peak_rps"`
+	// Held is the mean whole duration of answered requests (with their
+	// body or upgraded connection): how long each held the backend.
+	Held time.Duration `json:"held"`
 	// Time to the backend's response headers, answered requests only.
 	P50  time.Duration `json:"p50"`
 	P99  time.Duration `json:"p99"`
@@ -106,6 +124,7 @@ func (r *RouteStats) Upstream() UpstreamSummary {
 	}
 	now := r.now().Unix() / 3600
 	var bins [latencyBins]uint64
+	var heldUs uint64
 	oldest := int64(-1)
 	r.mu.Lock()
 	for i := range r.hours {
@@ -122,6 +141,7 @@ func (r *RouteStats) Upstream() UpstreamSummary {
 		s.TimedOut += uint64(b.timedOut)
 		s.Limited += uint64(b.limited)
 		s.PeakRPS = max(s.PeakRPS, uint64(b.peakSec))
+		heldUs += b.heldUs
 		for j, n := range b.bins {
 			bins[j] += uint64(n)
 		}
@@ -129,6 +149,9 @@ func (r *RouteStats) Upstream() UpstreamSummary {
 	r.mu.Unlock()
 	if oldest >= 0 {
 		s.Since = time.Unix(oldest*3600, 0).UTC()
+	}
+	if s.Answered > 0 {
+		s.Held = time.Duration(heldUs/s.Answered) * time.Microsecond
 	}
 	s.P50 = binQuantile(&bins, s.Answered, .50)
 	s.P99 = binQuantile(&bins, s.Answered, .99)
@@ -158,4 +181,30 @@ func binQuantile(bins *[latencyBins]uint64, n uint64, q float64) time.Duration {
 		}
 	}
 	return binUpper(latencyBins - 1)
+}
+
+// SetUpstreamSettings tells the statistics the operation's deadline and
+// its backend's concurrency limit in force (a reload calls it when its
+// configuration is served). When one changed, the day's timeouts, or the
+// day's refusals by the limit, are forgotten: they were judged against the
+// old setting, and would otherwise keep asking for a change already made.
+// The latencies, which do not depend on either, are kept.
+func (r *RouteStats) SetUpstreamSettings(deadline time.Duration, limit int) {
+	if r == nil {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.settingsSet {
+		for i := range r.hours {
+			b := &r.hours[i]
+			if deadline != r.deadline {
+				b.timedOut = 0
+			}
+			if limit != r.limit {
+				b.limited = 0
+			}
+		}
+	}
+	r.settingsSet, r.deadline, r.limit = true, deadline, limit
 }

@@ -99,3 +99,68 @@ func TestUpstream_ObserveDoesNotAllocate(t *testing.T) {
 		t.Errorf("%v allocations", n)
 	}
 }
+
+// The busiest second counts requests that called the backend, not those
+// refused before it (a flood of 401s says nothing of the backend's load);
+// Held is the mean whole duration of answered requests.
+func TestUpstream_PeakAndHeldCountTheBackendsShare(t *testing.T) {
+	clk := newFakeClock()
+	r := NewStats(clk.Now).Route("a", "x")
+	for range 500 {
+		r.ObserveExchange(401, time.Millisecond, Exchange{}, clk.Now())
+	}
+	for i := range 10 {
+		// A streamed answer: headers after 10ms, the whole after 1s or 3s.
+		d := time.Second
+		if i%2 == 1 {
+			d = 3 * time.Second
+		}
+		r.ObserveExchange(200, d, Exchange{Upstream: 10 * time.Millisecond, Outcome: Answered}, clk.Now())
+	}
+	r.ObserveExchange(503, 0, Exchange{Outcome: Limited}, clk.Now())
+	r.ObserveExchange(504, time.Second, Exchange{Upstream: time.Second, Outcome: TimedOut}, clk.Now())
+	got := r.Upstream()
+	if got.PeakRPS != 12 || got.Requests != 512 {
+		t.Errorf("peak %d of %d requests, want 12 (answered, limited, timed out)", got.PeakRPS, got.Requests)
+	}
+	if got.Held != 2*time.Second {
+		t.Errorf("held %v, want the 2s mean of the answered", got.Held)
+	}
+	clk.Advance(time.Second)
+	for range 3 {
+		r.ObserveExchange(200, time.Millisecond, Exchange{Upstream: time.Millisecond, Outcome: Answered}, clk.Now())
+	}
+	if got := r.Upstream(); got.PeakRPS != 12 {
+		t.Errorf("a quieter second changed the peak to %d", got.PeakRPS)
+	}
+}
+
+// A change of the deadline forgets the day's timeouts, a change of the
+// limit its refusals; the latencies stay, and the same settings again
+// change nothing.
+func TestUpstream_SettingsChangeForgetsWhatTheyJudged(t *testing.T) {
+	clk := newFakeClock()
+	r := NewStats(clk.Now).Route("a", "x")
+	r.SetUpstreamSettings(time.Second, 10)
+	record := func() {
+		r.ObserveExchange(200, time.Millisecond, Exchange{Upstream: time.Millisecond, Outcome: Answered}, clk.Now())
+		r.ObserveExchange(504, time.Second, Exchange{Upstream: time.Second, Outcome: TimedOut}, clk.Now())
+		r.ObserveExchange(503, 0, Exchange{Outcome: Limited}, clk.Now())
+	}
+	record()
+	clk.Advance(2 * time.Hour)
+	record()
+	r.SetUpstreamSettings(time.Second, 10)
+	if got := r.Upstream(); got.TimedOut != 2 || got.Limited != 2 {
+		t.Fatalf("unchanged settings: %+v", got)
+	}
+	r.SetUpstreamSettings(2*time.Second, 10)
+	if got := r.Upstream(); got.TimedOut != 0 || got.Limited != 2 || got.Answered != 2 {
+		t.Fatalf("after a new deadline: %+v", got)
+	}
+	record()
+	r.SetUpstreamSettings(2*time.Second, 20)
+	if got := r.Upstream(); got.TimedOut != 1 || got.Limited != 0 || got.Answered != 3 {
+		t.Fatalf("after a new limit: %+v", got)
+	}
+}
