@@ -84,7 +84,10 @@ func RateLimit(o RateLimitOptions) Step {
 				}
 				if err != nil {
 					observe(o.Observe, "error")
-					return Unavailable("rate_limit_unavailable", "The rate limiter is not available; try again shortly.", err)
+					e := Unavailable("rate_limit_unavailable", "The rate limiter is not available; try again shortly.", err)
+					// A failing Redis is asked again after a second.
+					e.Header = http.Header{"Retry-After": retryAfterOne}
+					return e
 				}
 				if !d.Allowed {
 					observe(o.Observe, "denied")
@@ -113,6 +116,9 @@ func RateLimit(o RateLimitOptions) Step {
 		})
 	}
 }
+
+// retryAfterOne is the Retry-After of rate_limit_unavailable.
+var retryAfterOne = []string{"1"}
 
 // keyBufferSize is the room for a key on the stack; a longer one goes
 // to the heap as append grows it.

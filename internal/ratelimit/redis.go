@@ -93,16 +93,15 @@ type RedisOptions struct {
 	// Retry is how long decisions skip Redis once it failed
 	// failuresToTrip times in a row (DefaultRedisRetry if 0).
 	Retry time.Duration
-	// MaxLocalKeys bounds each limiter's local buckets (FailLocal); 0:
-	// the limit's max_keys.
-	MaxLocalKeys int
 	// Down is told when decisions start skipping Redis, Up when a probe
-	// finds it answering again, Failed of every failed decision (for
-	// the log and metrics; each may be nil). They are called on the
-	// request path: they must not block.
-	Down   func(err error)
-	Up     func()
-	Failed func(err error)
+	// finds it answering again, Failed of every failed decision (an
+	// error, or no answer within Timeout), Skipped of every decision
+	// that did not ask it (for the log and metrics; each may be nil).
+	// They are called on the request path: they must not block.
+	Down    func(err error)
+	Up      func()
+	Failed  func(err error)
+	Skipped func()
 }
 
 // redisHealth is what the limiters of one Redis client know of it.
@@ -141,9 +140,14 @@ func (h *redisHealth) failed(now int64, err error) {
 	if f := h.o.Failed; f != nil {
 		f(err)
 	}
-	if h.downUntil.Load() != 0 {
-		h.downUntil.Store(now + int64(h.o.Retry)) // a failed probe
-		return
+	for {
+		d := h.downUntil.Load()
+		if d == 0 {
+			break // not skipping (or a success just ended it): count
+		}
+		if h.downUntil.CompareAndSwap(d, now+int64(h.o.Retry)) {
+			return // a failed probe: skip on
+		}
 	}
 	if h.failures.Add(1) >= failuresToTrip && h.downUntil.CompareAndSwap(0, now+int64(h.o.Retry)) {
 		if f := h.o.Down; f != nil {
@@ -151,6 +155,13 @@ func (h *redisHealth) failed(now int64, err error) {
 		}
 	}
 }
+
+// monoBase and monoNow measure the retry interval on the monotonic
+// clock, so that a step of the system clock neither stops the probes nor
+// hurries them.
+var monoBase = time.Now()
+
+func monoNow() int64 { return int64(time.Since(monoBase)) }
 
 func (h *redisHealth) ok() {
 	if h.failures.Load() != 0 {
@@ -182,10 +193,7 @@ func newRedis(client redis.Scripter, id ID, p Params, h *redisHealth, maxKeys in
 	r := &Redis{client: client, prefix: "gatehouse:rl:" + hex.EncodeToString(sum[:8]) + ":", timeout: h.o.Timeout, health: h}
 	r.params.Store(&p)
 	if h.o.OnFailure == FailLocal {
-		if h.o.MaxLocalKeys > 0 {
-			maxKeys = h.o.MaxLocalKeys
-		}
-		r.local = NewMemory(p, max(maxKeys, 1))
+		r.local = NewMemory(p, max(maxKeys, 1)) // the limit's max_keys
 	}
 	return r
 }
@@ -203,12 +211,15 @@ func (r *Redis) Params() Params { return *r.params.Load() }
 
 // Allow implements Limiter. now is not used by Redis (its own clock
 // decides, the same for every gateway), only by the local buckets of
-// FailLocal; the retry interval is on the system clock.
+// FailLocal; the retry interval is on the monotonic clock.
 func (r *Redis) Allow(ctx context.Context, key []byte, now time.Time) (Decision, error) {
 	if now.IsZero() {
 		now = time.Now()
 	}
-	if r.health.downUntil.Load() != 0 && r.health.skip(time.Now().UnixNano()) {
+	if r.health.downUntil.Load() != 0 && r.health.skip(monoNow()) {
+		if f := r.health.o.Skipped; f != nil {
+			f()
+		}
 		return r.fallback(ctx, key, now, ErrRedisSkipped)
 	}
 	d, err := r.ask(ctx, key)
@@ -217,7 +228,7 @@ func (r *Redis) Allow(ctx context.Context, key []byte, now time.Time) (Decision,
 			return Decision{}, err // the request was cancelled: not Redis's failure
 		}
 		// From when the failure was known: a timeout took its time.
-		r.health.failed(time.Now().UnixNano(), err)
+		r.health.failed(monoNow(), err)
 		return r.fallback(ctx, key, now, err)
 	}
 	r.health.ok()

@@ -210,6 +210,17 @@ func TestRedisFailure_DenyRefuses(t *testing.T) {
 			t.Fatalf("request %d with Redis down: %d, want 503", i+1, s)
 		}
 	}
+	res, err := http.Get(g.url + "/x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != 503 || res.Header.Get("Retry-After") != "1" {
+		t.Errorf("a refusal: %d, Retry-After %q", res.StatusCode, res.Header.Get("Retry-After"))
+	}
+	if m := metricLine(t, g.admin, "gatehouse_ratelimit_redis_skipped_total"); m == "" || m == "gatehouse_ratelimit_redis_skipped_total 0" {
+		t.Errorf("skipped metric: %q", m)
+	}
 	// Three decisions wait for the 50ms timeout at most; the others do not
 	// wait for Redis at all.
 	if took := time.Since(start); took > 2*time.Second {

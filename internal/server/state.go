@@ -131,18 +131,43 @@ func (s *Server) redisLimits(client redis.Scripter, rc *config.RedisStorage) *ra
 	}
 	failures := prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "gatehouse_ratelimit_redis_failures_total",
-		Help: "Rate-limit decisions Redis did not answer in time (down, or slower than storage.redis.timeout); storage.redis.on_failure says what they did.",
+		Help: "Rate-limit decisions Redis failed (an error, or no answer within storage.redis.timeout); storage.redis.on_failure says what they did.",
+	})
+	skipped := prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "gatehouse_ratelimit_redis_skipped_total",
+		Help: "Rate-limit decisions that did not ask Redis because it failed moments ago: refused with 503 (on_failure deny) or decided in memory (local).",
 	})
 	o.Failed = func(error) { failures.Inc() }
+	o.Skipped = skipped.Inc
+	// The lines say when Redis starts failing and when it is back, at
+	// most once a minute each way, so that a flapping Redis does not
+	// flood the log; the metrics count everything.
+	var mu sync.Mutex
+	var lastDown time.Time
+	downLogged := false
 	o.Down = func(err error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if downLogged || time.Since(lastDown) < time.Minute {
+			return
+		}
+		lastDown, downLogged = time.Now(), true
 		s.logger.Warn("Redis is failing; rate-limit decisions stop asking it and retry it every second", "error", err, "then", then)
 	}
-	o.Up = func() { s.logger.Info("Redis answers again; rate-limit decisions are shared again") }
+	o.Up = func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if !downLogged {
+			return
+		}
+		downLogged = false
+		s.logger.Info("Redis answers again; rate-limit decisions are shared again")
+	}
 	reg := ratelimit.NewRedisRegistry(client, o)
 	if s.metrics != nil {
-		s.metrics.Registry.MustRegister(failures, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		s.metrics.Registry.MustRegister(failures, skipped, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "gatehouse_ratelimit_redis_available",
-			Help: "1 while rate-limit decisions ask Redis, 0 while they skip it after failures (storage.redis.on_failure decides then).",
+			Help: "1 while rate-limit decisions ask Redis, 0 while they skip it after failures (storage.redis.on_failure decides then); the next rate-limited request after the retry interval probes it, so without such traffic it stays 0.",
 		}, func() float64 {
 			if reg.RedisAvailable() {
 				return 1
@@ -168,6 +193,7 @@ func (s *Server) openRedis(ctx context.Context, rc *config.RedisStorage) (*redis
 	}
 	if o.TLSConfig != nil {
 		o.TLSConfig.MinVersion = tls.VersionTLS12
+		o.TLSConfig.InsecureSkipVerify = false // validation refuses skip_verify; never off
 		if err := redisTLS(o.TLSConfig, rc.TLS); err != nil {
 			return nil, err
 		}
