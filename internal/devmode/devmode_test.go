@@ -98,22 +98,7 @@ func TestDevMode_WelcomeCommandsWork(t *testing.T) {
 // from one address get it throttled (429), and the admin API lists the
 // anomaly.
 func TestDevMode_AnomalyDemo(t *testing.T) {
-	ctx, cancel := context.WithCancel(context.Background())
-	env, err := Start(ctx, Options{
-		Addr: "127.0.0.1:0", IssuerAddr: "127.0.0.1:0", AdminAddr: "127.0.0.1:0",
-		Logger: slog.New(slog.DiscardHandler), Out: io.Discard,
-	})
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- env.Server.Serve(ctx) }()
-	defer func() {
-		cancel()
-		<-done
-		env.Close()
-	}()
+	env := startDemo(t)
 	// Bounded: even if the first refusals fall at the end of a window,
 	// the next window reaches the threshold well within 40 requests.
 	var codes []int
@@ -160,22 +145,7 @@ func TestDevMode_AnomalyDemo(t *testing.T) {
 // 30 requests to the anonymous route, the admin API proposes a deadline
 // for it and a concurrency limit for its backend.
 func TestDevMode_SuggestionsDemo(t *testing.T) {
-	ctx, cancel := context.WithCancel(context.Background())
-	env, err := Start(ctx, Options{
-		Addr: "127.0.0.1:0", IssuerAddr: "127.0.0.1:0", AdminAddr: "127.0.0.1:0",
-		Logger: slog.New(slog.DiscardHandler), Out: io.Discard,
-	})
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- env.Server.Serve(ctx) }()
-	defer func() {
-		cancel()
-		<-done
-		env.Close()
-	}()
+	env := startDemo(t)
 	for range 30 {
 		res, err := http.Get(env.GatewayURL + "/public/status")
 		if err != nil {
@@ -213,4 +183,27 @@ func TestDevMode_SuggestionsDemo(t *testing.T) {
 	if !timeout || !limit {
 		t.Fatalf("suggestions: %+v", rep.Suggestions)
 	}
+}
+
+// startDemo starts gatehouse dev on free loopback ports, serving until
+// the test ends.
+func startDemo(t *testing.T) *Env {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	env, err := Start(ctx, Options{
+		Addr: "127.0.0.1:0", IssuerAddr: "127.0.0.1:0", AdminAddr: "127.0.0.1:0",
+		Logger: slog.New(slog.DiscardHandler), Out: io.Discard,
+	})
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- env.Server.Serve(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+		env.Close()
+	})
+	return env
 }

@@ -96,6 +96,18 @@ func startBehindRedisProxy(t *testing.T, mode string) (*started, *redisProxy, *l
 	}
 	proxy := newRedisProxy(t, u.Host)
 	u.Host = proxy.addr
+	file := rateLimitedConfig(t, fmt.Sprintf("  redis: {url: %q, timeout: 50ms, on_failure: %s}", u.String(), mode), 5)
+	logs := &lockedBuffer{}
+	g := serve(t, file, t.TempDir(), slog.New(slog.NewTextHandler(logs, nil)))
+	return g, proxy, logs
+}
+
+// rateLimitedConfig writes a configuration with the given storage.redis
+// block and one anonymous API with a rate limit of rate a minute per
+// client address (a name of its own, so that its buckets are the test's),
+// in front of a backend that answers "ok".
+func rateLimitedConfig(t *testing.T, redisBlock string, rate int) string {
+	t.Helper()
 	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") }))
 	t.Cleanup(backend.Close)
 	b := make([]byte, 6)
@@ -107,7 +119,7 @@ server:
   admin: {address: "127.0.0.1:0"}
   timeouts: {shutdown: 5s}
 storage:
-  redis: {url: %q, timeout: 50ms, on_failure: %s}
+%s
 backends:
   - name: static
     instances: [{url: %q}]
@@ -116,14 +128,12 @@ apis:
     backend: static
     auth: {anonymous: true}
     rate_limits:
-      - {name: rl-%s, rate: 5, period: 1m, key: [ip]}
-`, u.String(), mode, backend.URL, hex.EncodeToString(b))
+      - {name: rl-%s, rate: %d, period: 1m, key: [ip]}
+`, redisBlock, backend.URL, hex.EncodeToString(b), rate)
 	if err := os.WriteFile(file, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	logs := &lockedBuffer{}
-	g := serve(t, file, t.TempDir(), slog.New(slog.NewTextHandler(logs, nil)))
-	return g, proxy, logs
+	return file
 }
 
 func metricLine(t *testing.T, admin, name string) string {

@@ -4,14 +4,10 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -83,32 +79,7 @@ func startTLSRedis(t *testing.T) *tlsRedis {
 
 func redisTLSConfig(t *testing.T, r *tlsRedis, tlsBlock string) string {
 	t.Helper()
-	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") }))
-	t.Cleanup(backend.Close)
-	file := filepath.Join(t.TempDir(), "gatehouse.yaml")
-	cfg := fmt.Sprintf(`
-server:
-  listeners: [{name: public, address: "127.0.0.1:0"}]
-  admin: {address: "127.0.0.1:0"}
-  timeouts: {shutdown: 5s}
-storage:
-  redis:
-    url: rediss://%s/0
-%s
-backends:
-  - name: static
-    instances: [{url: %q}]
-apis:
-  - name: limited
-    backend: static
-    auth: {anonymous: true}
-    rate_limits:
-      - {name: per-ip, rate: 3, period: 1m, key: [ip]}
-`, r.addr, tlsBlock, backend.URL)
-	if err := os.WriteFile(file, []byte(cfg), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return file
+	return rateLimitedConfig(t, fmt.Sprintf("  redis:\n    url: rediss://%s/0\n%s", r.addr, tlsBlock), 3)
 }
 
 // A Redis behind TLS with a private CA and client certificates: the
