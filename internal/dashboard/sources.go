@@ -203,7 +203,9 @@ type Suggestions interface {
 	// Suggestions returns the suggestions for the configuration being
 	// served, those that change something first. It returns
 	// ErrNotConnected when there is nothing to read them from.
-	Suggestions(ctx context.Context) (SuggestionReport, error)
+	// minSamples is the exchanges an operation needs before anything is
+	// proposed for it (0: the default).
+	Suggestions(ctx context.Context, minSamples uint64) (SuggestionReport, error)
 }
 
 // SuggestionActions are the actions a suggestion proposes, in the order

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 )
 
@@ -58,13 +59,22 @@ func (d *Dashboard) serveSuggestions(w http.ResponseWriter, r *http.Request, s *
 		d.fail(w, r, s, http.StatusBadRequest, "There is no such action. The actions are "+strings.Join(SuggestionActions, ", ")+".", nil)
 		return
 	}
+	var minSamples uint64
+	if v := r.URL.Query().Get("min_samples"); v != "" {
+		n, err := strconv.ParseUint(v, 10, 64)
+		if err != nil || n < 1 || n > 1_000_000 {
+			d.fail(w, r, s, http.StatusBadRequest, "min_samples must be a number between 1 and 1000000.", nil)
+			return
+		}
+		minSamples = n
+	}
 	var rep SuggestionReport
 	connected := d.o.Suggestions != nil
 	if connected {
 		ctx, cancel := ctxTimeout(r)
 		defer cancel()
 		var err error
-		rep, err = d.o.Suggestions.Suggestions(ctx)
+		rep, err = d.o.Suggestions.Suggestions(ctx, minSamples)
 		switch {
 		case errors.Is(err, ErrNotConnected):
 			connected, rep = false, SuggestionReport{}
@@ -92,6 +102,6 @@ func (d *Dashboard) serveSuggestions(w http.ResponseWriter, r *http.Request, s *
 	}
 	d.render(w, r, s, http.StatusOK, "suggestions", "Suggestions", map[string]any{
 		"Connected": connected, "Report": rep, "Rows": rows, "Actions": views, "Action": action,
-		"Total": len(rep.Items),
+		"Total": len(rep.Items), "MinSamples": minSamples,
 	})
 }

@@ -16,11 +16,17 @@ func suggestionEnv(t *testing.T, src Suggestions) *testEnv {
 
 // fixedSuggestions answers with rep, or err.
 type fixedSuggestions struct {
-	rep SuggestionReport
-	err error
+	rep  SuggestionReport
+	err  error
+	seen *uint64 // when set, the min_samples asked for
 }
 
-func (f fixedSuggestions) Suggestions(context.Context) (SuggestionReport, error) { return f.rep, f.err }
+func (f fixedSuggestions) Suggestions(_ context.Context, minSamples uint64) (SuggestionReport, error) {
+	if f.seen != nil {
+		*f.seen = minSamples
+	}
+	return f.rep, f.err
+}
 
 // sampleSuggestions has one suggestion of each action, not in the order
 // the page lists them.
@@ -136,6 +142,32 @@ func TestSuggestions_ActionFilter(t *testing.T) {
 		}
 		if strings.Contains(p.body, action) || strings.Contains(p.body, "alert(1)") {
 			t.Errorf("action %q: the error page repeats it", action)
+		}
+	}
+}
+
+// ?min_samples= reaches the source and stays in the filter's links; a
+// value out of range is refused.
+func TestSuggestions_MinSamples(t *testing.T) {
+	src := sampleSuggestions()
+	var seen uint64
+	src.seen = &seen
+	e := suggestionEnv(t, src)
+	b := e.browser()
+	b.signIn("bob")
+	p := b.get("/ui/suggestions?min_samples=20")
+	if p.status != http.StatusOK || seen != 20 {
+		t.Fatalf("status %d, source asked for %d", p.status, seen)
+	}
+	if !strings.Contains(p.body, `href="/ui/suggestions?action=raise&amp;min_samples=20"`) {
+		t.Error("the filter links drop min_samples")
+	}
+	if p := b.get("/ui/suggestions"); p.status != http.StatusOK || seen != 0 {
+		t.Errorf("default: %d, asked for %d", p.status, seen)
+	}
+	for _, v := range []string{"0", "-1", "x", "1000001"} {
+		if p := b.get("/ui/suggestions?min_samples=" + v); p.status != http.StatusBadRequest {
+			t.Errorf("min_samples=%s: %d, want 400", v, p.status)
 		}
 	}
 }

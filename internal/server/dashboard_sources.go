@@ -370,12 +370,12 @@ type suggestionSource struct {
 	snapshot func() *gateway.Snapshot
 }
 
-func (a suggestionSource) Suggestions(context.Context) (dashboard.SuggestionReport, error) {
+func (a suggestionSource) Suggestions(_ context.Context, minSamples uint64) (dashboard.SuggestionReport, error) {
 	snap := a.snapshot()
 	if snap == nil {
 		return dashboard.SuggestionReport{}, dashboard.ErrNotConnected
 	}
-	rep := advisor.Advise(snap.AdvisorInput(), advisor.Options{})
+	rep := advisor.Advise(snap.AdvisorInput(), advisor.Options{MinSamples: minSamples})
 	out := dashboard.SuggestionReport{Window: rep.Window, MinSamples: rep.MinSamples,
 		Items: make([]dashboard.Suggestion, 0, len(rep.Suggestions))}
 	for _, s := range rep.Suggestions {
