@@ -354,6 +354,10 @@ type Observation struct {
 	// Sensitive: the operation is marked sensitive (first access).
 	Sensitive bool
 	Status    int
+	// AuthFailure: the gateway refused the request's credentials (401)
+	// or its authorization (403). A backend's own 401 or 403, an IP
+	// list's or a CORS refusal is not one.
+	AuthFailure bool
 	// Path is the request's path, for counting distinct 404s.
 	Path string
 }
@@ -473,7 +477,7 @@ func (d *Detector) Observe(p *Policy, o *Observation) {
 	c := d.lookup(s, k, o.Principal, o.ClientIP)
 	d.roll(c, w, winLen, p)
 	c.count++
-	authFail := o.Status == 401 || o.Status == 403
+	authFail := o.AuthFailure
 	if authFail {
 		c.fails++
 	}

@@ -108,7 +108,8 @@ var bob = &identity.Principal{Credential: identity.CredentialAPIKey, Consumer: "
 
 func obs(p *identity.Principal, ip string, at time.Time, status int, path string) *Observation {
 	return &Observation{Time: at, ClientIP: netip.MustParseAddr(ip), Principal: p,
-		API: "orders", Operation: "GET /orders/{id}", Status: status, Path: path}
+		API: "orders", Operation: "GET /orders/{id}", Status: status, Path: path,
+		AuthFailure: status == 401 || status == 403} // the gateway's refusals, in these tests
 }
 
 func TestRateSpike_AgainstTheCallersOwnBaseline(t *testing.T) {

@@ -164,3 +164,38 @@ func TestAnomalies_OffByDefault(t *testing.T) {
 		t.Fatalf("detection ran without anomalies.enabled: %d callers", d.Callers())
 	}
 }
+
+// Only the gateway's own refusals are auth failures: a backend that
+// answers 403 for its own reasons ("not your order") does not get its
+// callers flagged or throttled, while the gateway's authorization
+// refusals (403 forbidden:…) count.
+func TestAnomalies_ABackendsOwn403IsNotAnAuthFailure(t *testing.T) {
+	h, d := anomalyHarness(t)
+	h.backend.handler = func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusForbidden) }
+	clearOfWindowEdge()
+	hdr := map[string]string{"X-Forwarded-For": "192.0.2.20", "X-API-Key": testAPIKey}
+	for i := range 8 {
+		res := h.do("GET", "/orders/1", hdr, nil)
+		readBody(t, res)
+		if res.StatusCode != http.StatusForbidden {
+			t.Fatalf("request %d: %d, want the backend's 403", i, res.StatusCode)
+		}
+	}
+	if ev := flushed(t, h, 8, d, anomaly.KindAuthFailures); len(ev) != 0 {
+		t.Fatalf("the backend's 403s were flagged: %+v", ev)
+	}
+	// The gateway's own refusal: a token without the group delete needs.
+	tok := bearer(h.token(nil))
+	tok["X-Forwarded-For"] = "192.0.2.21"
+	for i := range 5 {
+		res := h.do("DELETE", "/orders/1", tok, nil)
+		body := readBody(t, res)
+		if res.StatusCode != http.StatusForbidden || !strings.Contains(body, "forbidden") {
+			t.Fatalf("refusal %d: %d %s", i, res.StatusCode, body)
+		}
+	}
+	ev := flushed(t, h, 13, d, anomaly.KindAuthFailures)
+	if len(ev) != 1 || ev[0].Caller != "jwt:idp:alice" || ev[0].Count != 5 {
+		t.Fatalf("events = %+v", ev)
+	}
+}

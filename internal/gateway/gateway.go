@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/netip"
 	"runtime/debug"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -422,6 +423,23 @@ func (g *Gateway) finish(s *Snapshot, q *request, r *http.Request, start time.Ti
 	g.rt.AccessLog.Log(a)
 }
 
+// authFailure reports whether the gateway refused a request's
+// credentials (401) or its authorization (403, forbidden:REASON): not a
+// backend's own 401 or 403, which may be its business ("not your
+// order"), nor an IP list's or a CORS refusal.
+func authFailure(rec *policy.Record, status int) bool {
+	if rec.UpstreamStatus != 0 || rec.Denial == "" {
+		return false
+	}
+	switch status {
+	case http.StatusUnauthorized:
+		return true
+	case http.StatusForbidden:
+		return strings.HasPrefix(rec.Denial, "forbidden:")
+	}
+	return false
+}
+
 // exchangeOutcome describes the upstream exchange of a finished request
 // for the statistics the suggestions read.
 func exchangeOutcome(rec *policy.Record) observe.Exchange {
@@ -448,7 +466,7 @@ var (
 func (g *Gateway) observeAnomalies(s *Snapshot, q *request, op *Operation, status int, end time.Time) {
 	o := anomaly.Observation{
 		Time: end, ClientIP: q.x.ClientIP, Principal: q.rec.Principal,
-		Status: status, Path: q.x.Path,
+		Status: status, Path: q.x.Path, AuthFailure: authFailure(&q.rec, status),
 	}
 	if op != nil {
 		o.API, o.Operation, o.Sensitive = op.API.Name, op.Name, op.sensitive
