@@ -383,9 +383,23 @@ func (d *Detector) key(p *identity.Principal, ip netip.Addr) uint64 {
 		return h.Sum64()
 	}
 	h.WriteByte(0xff)
-	b := ip.As16()
+	b := sourceOf(ip).As16()
 	h.Write(b[:])
 	return h.Sum64()
+}
+
+// sourceOf is what an anonymous caller is followed by: its IPv4
+// address, or the /64 of its IPv6 address (one host or site is
+// commonly given a whole /64, so its addresses are one source, and a
+// client rotating through them is still one caller).
+func sourceOf(ip netip.Addr) netip.Addr {
+	ip = ip.Unmap()
+	if ip.Is6() {
+		if p, err := ip.Prefix(64); err == nil {
+			return p.Addr()
+		}
+	}
+	return ip
 }
 
 // CallerName names a caller as events do.
@@ -413,7 +427,10 @@ func callerName(p *identity.Principal, ip netip.Addr) string {
 		if !ip.IsValid() {
 			return "ip:unknown"
 		}
-		return "ip:" + ip.String()
+		if src := sourceOf(ip); src.Is6() {
+			return "ip:" + src.String() + "/64"
+		}
+		return "ip:" + ip.Unmap().String()
 	}
 	switch p.Credential {
 	case identity.CredentialAPIKey:

@@ -568,3 +568,38 @@ func TestCallerName_ControlCharactersReplaced(t *testing.T) {
 		t.Fatalf("%q", got)
 	}
 }
+
+// An anonymous IPv6 caller is its /64: a client rotating through the
+// addresses of its network is one caller, and its throttle holds for all
+// of them; another /64, and IPv4 in IPv6, are callers of their own.
+func TestAuthFailures_IPv6CallersAreTheirSlash64(t *testing.T) {
+	d := newDetector(t, Options{})
+	p := policy()
+	p.AuthFails.Throttle = true
+	for i := range 20 {
+		ip := fmt.Sprintf("2001:db8:1:2::%x", i+1)
+		d.Observe(p, obs(nil, ip, t0.Add(time.Duration(i)*time.Second), 401, "/orders"))
+		d.Observe(p, obs(nil, fmt.Sprintf("2001:db8:1:3::%x", i+1), t0.Add(time.Duration(i)*time.Second), 200, "/orders"))
+		d.Observe(p, obs(nil, "::ffff:192.0.2.9", t0.Add(time.Duration(i)*time.Second), 200, "/orders"))
+	}
+	ev := events(t, d)
+	if len(ev) != 1 || ev[0].Caller != "ip:2001:db8:1:2::/64" || ev[0].Count != 20 || ev[0].ClientIP != "2001:db8:1:2::14" {
+		t.Fatalf("events = %+v", ev)
+	}
+	if n := d.Callers(); n != 3 {
+		t.Errorf("%d callers, want 3 (two /64s and one IPv4 address)", n)
+	}
+	at := t0.Add(30 * time.Second)
+	for range 2 { // the throttle's allowance (2 a minute), spent from two addresses
+		d.Throttled(nil, netip.MustParseAddr("2001:db8:1:2::1"), at)
+	}
+	if _, limited := d.Throttled(nil, netip.MustParseAddr("2001:db8:1:2:ffff::9"), at); !limited {
+		t.Error("another address of the throttled /64 is not held back")
+	}
+	if _, limited := d.Throttled(nil, netip.MustParseAddr("2001:db8:1:3::1"), at); limited {
+		t.Error("another /64 is held back")
+	}
+	if got := CallerName(nil, netip.MustParseAddr("::ffff:192.0.2.9")); got != "ip:192.0.2.9" {
+		t.Errorf("an IPv4-mapped address is named %q", got)
+	}
+}
