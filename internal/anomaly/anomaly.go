@@ -443,8 +443,9 @@ func callerName(p *identity.Principal, ip netip.Addr) string {
 	return p.Credential.String() + ":" + p.Subject
 }
 
-// lookup returns the caller of key k, creating it; s.mu is held.
-func (d *Detector) lookup(s *shard, k uint64, p *identity.Principal, ip netip.Addr) *caller {
+// lookup returns the caller of key k, creating it; s.mu is held. now
+// (unix ns) decides which throttles are still on.
+func (d *Detector) lookup(s *shard, k uint64, p *identity.Principal, ip netip.Addr, now int64) *caller {
 	if c := s.cur[k]; c != nil {
 		return c
 	}
@@ -455,7 +456,19 @@ func (d *Detector) lookup(s *shard, k uint64, p *identity.Principal, ip netip.Ad
 		delete(s.old, k)
 	}
 	if len(s.cur) >= d.perShard/2 {
-		s.old, s.cur = s.cur, make(map[uint64]*caller, d.perShard/2)
+		next := make(map[uint64]*caller, d.perShard/2)
+		// The callers forgotten now keep their throttles: flooding the
+		// table with new addresses must not shed one. At most a quarter
+		// of the shard is kept so, which leaves room for new callers.
+		for ok, oc := range s.old {
+			if len(next) >= d.perShard/4 {
+				break
+			}
+			if now < oc.until {
+				next[ok] = oc
+			}
+		}
+		s.old, s.cur = s.cur, next
 	}
 	s.cur[k] = c
 	return c
@@ -491,7 +504,7 @@ func (d *Detector) Observe(p *Policy, o *Observation) {
 	winLen := int64(p.Window)
 	w := t / winLen
 	s.mu.Lock()
-	c := d.lookup(s, k, o.Principal, o.ClientIP)
+	c := d.lookup(s, k, o.Principal, o.ClientIP, t)
 	d.roll(c, w, winLen, p)
 	c.count++
 	authFail := o.AuthFailure

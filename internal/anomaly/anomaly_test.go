@@ -316,6 +316,32 @@ func TestCallers_Bounded(t *testing.T) {
 	}
 }
 
+// Flooding the table with new addresses does not shed a throttle: the
+// throttled callers are kept when the others are forgotten, and the
+// table stays bounded.
+func TestCallers_AFloodDoesNotShedAThrottle(t *testing.T) {
+	d := newDetector(t, Options{MaxCallers: 1000})
+	p := policy()
+	p.AuthFails.Throttle = true
+	bad := netip.MustParseAddr("192.0.2.66")
+	for i := range 20 {
+		d.Observe(p, obs(nil, bad.String(), t0.Add(time.Duration(i)*time.Second), 401, "/"))
+	}
+	at := t0.Add(30 * time.Second)
+	for i := range 100_000 {
+		d.Observe(p, &Observation{Time: at, ClientIP: netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)}), Status: 200, Path: "/"})
+	}
+	if n := d.Callers(); n > 1000 {
+		t.Fatalf("%d callers followed with max_callers 1000", n)
+	}
+	for range 2 { // the allowance
+		d.Throttled(nil, bad, at)
+	}
+	if _, limited := d.Throttled(nil, bad, at); !limited {
+		t.Fatal("a flood of 100,000 new addresses shed the throttle")
+	}
+}
+
 func TestQueue_FullDropsAndCounts(t *testing.T) {
 	d := New(Options{QueueSize: 2}) // not started: nothing drains it
 	p := policy()
