@@ -806,7 +806,7 @@ func (d *Detector) run() {
 	defer close(d.done)
 	sweep := time.NewTicker(time.Hour)
 	defer sweep.Stop()
-	var win int64
+	var win, lastT int64 // lastT: the time of the last event handled
 	var written, held int
 	var lastPol *Policy
 	flushHeld := func() {
@@ -816,6 +816,15 @@ func (d *Detector) run() {
 			held = 0
 		}
 	}
+	// The summary of the events held back is written when their window
+	// ends, whether or not another event comes.
+	var heldTimer *time.Timer
+	var heldC <-chan time.Time
+	defer func() {
+		if heldTimer != nil {
+			heldTimer.Stop()
+		}
+	}()
 	for {
 		var j job
 		select {
@@ -823,22 +832,37 @@ func (d *Detector) run() {
 		case <-sweep.C:
 			d.sweepSeen()
 			continue
+		case <-heldC:
+			heldC = nil
+			flushHeld()
+			continue
 		case <-d.stop:
 			for {
 				select {
 				case j = <-d.queue:
-					d.handle(j, &win, &written, &held, &lastPol, flushHeld)
+					d.handle(j, &win, &written, &held, &lastPol, &lastT, flushHeld)
 				default:
 					flushHeld()
 					return
 				}
 			}
 		}
-		d.handle(j, &win, &written, &held, &lastPol, flushHeld)
+		d.handle(j, &win, &written, &held, &lastPol, &lastT, flushHeld)
+		if held > 0 && heldC == nil {
+			// The rest of the window, on the events' clock.
+			winLen := int64(lastPol.Window)
+			wait := time.Duration(max((win+1)*winLen-lastT, 0))
+			if heldTimer == nil {
+				heldTimer = time.NewTimer(wait)
+			} else {
+				heldTimer.Reset(wait)
+			}
+			heldC = heldTimer.C
+		}
 	}
 }
 
-func (d *Detector) handle(j job, win *int64, written, held *int, lastPol **Policy, flushHeld func()) {
+func (d *Detector) handle(j job, win *int64, written, held *int, lastPol **Policy, lastT *int64, flushHeld func()) {
 	if j.barrier != nil {
 		close(j.barrier)
 		return
@@ -852,7 +876,7 @@ func (d *Detector) handle(j job, win *int64, written, held *int, lastPol **Polic
 	}
 	e := j.event
 	p := j.pol
-	*lastPol = p
+	*lastPol, *lastT = p, e.Time.UnixNano()
 	if w := e.Time.UnixNano() / int64(p.Window); w != *win {
 		flushHeld()
 		*win, *written = w, 0

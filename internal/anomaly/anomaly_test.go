@@ -384,6 +384,35 @@ func TestEvents_BoundedPerWindow(t *testing.T) {
 	}
 }
 
+// The summary of the events held back is written when their window ends,
+// though no later event comes.
+func TestEvents_HeldBackSummaryAtTheWindowsEnd(t *testing.T) {
+	var buf syncBuffer
+	d := newDetector(t, Options{Logger: newLogger(&buf)})
+	p := policy()
+	p.MaxEventsPerWindow = 1
+	p.Window = 500 * time.Millisecond
+	p.AuthFails.Count = 2
+	start := time.Now().Truncate(p.Window).Add(p.Window) // a window's start
+	time.Sleep(time.Until(start))
+	for i := range 3 {
+		ip := fmt.Sprintf("192.0.2.%d", i)
+		for range 2 {
+			d.Observe(p, obs(nil, ip, start, 401, "/"))
+		}
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for !strings.Contains(buf.String(), `"count":2`) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no summary of the 2 held back:\n%s", buf.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if n := strings.Count(buf.String(), `"msg":"anomaly"`); n != 1 {
+		t.Fatalf("%d anomaly lines, want 1:\n%s", n, buf.String())
+	}
+}
+
 func TestFirstAccess_SharedStoreReportsOnceAcrossGateways(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
