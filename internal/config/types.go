@@ -45,6 +45,8 @@ type RedisStorage struct {
 	URL      string   `yaml:"url" jsonschema:"required" jsonschema_description:"redis://host:6379/0, or rediss:// for TLS. No password here: give it in password."`
 	Password Secret   `yaml:"password" jsonschema_description:"The password (AUTH), as a reference: ${env:NAME} or ${file:/path}."`
 	Timeout  Duration `yaml:"timeout" jsonschema_description:"How long one rate-limit decision may wait for Redis; past it, or with Redis down, on_failure decides. Default 100ms; between 1ms and 10s."`
+	// Cluster: the URL names a node of a Redis Cluster.
+	Cluster bool `yaml:"cluster" jsonschema_description:"The URL names a node of a Redis Cluster (more with ?addr=host:port&addr=…); the client learns the others and follows the slots, so each bucket lives on the node of its key. Database 0 only. Default false: one server."`
 	// TLS configures a rediss:// connection.
 	TLS *RedisTLS `yaml:"tls" jsonschema_description:"Certificates for a rediss:// URL: the CA that signs the server's certificate (default the system roots), the name to verify, and a client certificate for a server that requires one. Files are read at start."`
 	// OnFailure is what a rate-limit decision does when Redis fails.

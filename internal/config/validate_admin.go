@@ -209,6 +209,10 @@ func (v *validator) redis() {
 		v.r.Errorf(Field(path, "url"), "must not hold a password (it would be in the configuration and its history); give it in storage.redis.password as ${env:NAME} or ${file:/path}")
 	} else if u.Query().Has("skip_verify") {
 		v.r.Errorf(Field(path, "url"), "skip_verify is not allowed: the server's certificate is always verified; give its CA in storage.redis.tls.ca_file")
+	} else if db := strings.Trim(u.Path, "/"); r.Cluster && db != "" && db != "0" {
+		v.r.Errorf(Field(path, "url"), "a Redis Cluster has only database 0, not %q", db)
+	} else if !r.Cluster && u.Query().Has("addr") {
+		v.r.Errorf(Field(path, "url"), "addr= names more nodes of a Redis Cluster: set storage.redis.cluster: true")
 	}
 	if t := r.TLS; t != nil {
 		if u, err := url.Parse(r.URL); err == nil && u.Scheme == "redis" {

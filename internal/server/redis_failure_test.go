@@ -104,9 +104,10 @@ func startBehindRedisProxy(t *testing.T, mode string) (*started, *redisProxy, *l
 
 // rateLimitedConfig writes a configuration with the given storage.redis
 // block and one anonymous API with a rate limit of rate a minute per
-// client address (a name of its own, so that its buckets are the test's),
-// in front of a backend that answers "ok".
-func rateLimitedConfig(t *testing.T, redisBlock string, rate int) string {
+// client address, or per key when one is given (a name of its own, so
+// that its buckets are the test's), in front of a backend that answers
+// "ok".
+func rateLimitedConfig(t *testing.T, redisBlock string, rate int, key ...string) string {
 	t.Helper()
 	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") }))
 	t.Cleanup(backend.Close)
@@ -128,8 +129,8 @@ apis:
     backend: static
     auth: {anonymous: true}
     rate_limits:
-      - {name: rl-%s, rate: %d, period: 1m, key: [ip]}
-`, redisBlock, backend.URL, hex.EncodeToString(b), rate)
+      - {name: rl-%s, rate: %d, period: 1m, key: [%s]}
+`, redisBlock, backend.URL, hex.EncodeToString(b), rate, strings.Join(append(key, "ip")[:1], ", "))
 	if err := os.WriteFile(file, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}

@@ -41,7 +41,7 @@ type state struct {
 	maxCallers int               // anomalies.max_callers as written at start
 	dataDir    string
 	postgres   *config.PostgresStorage // as the store was opened with (nil: the embedded store)
-	redis      *redis.Client           // the rate limits' (nil: in memory)
+	redis      redis.UniversalClient   // the rate limits' (nil: in memory)
 	redisCfg   *config.RedisStorage
 
 	stop     context.CancelFunc // stops the background loops
@@ -178,44 +178,91 @@ func (s *Server) redisLimits(client redis.Scripter, rc *config.RedisStorage) *ra
 	return reg
 }
 
-// openRedis connects to storage.redis and checks that it answers.
-func (s *Server) openRedis(ctx context.Context, rc *config.RedisStorage) (*redis.Client, error) {
-	o, err := redis.ParseURL(rc.URL)
-	if err != nil {
-		return nil, errors.New("storage.redis.url cannot be used") // its error could repeat the URL
-	}
+// openRedis connects to storage.redis (one server, or a Redis Cluster
+// with storage.redis.cluster) and checks that it answers.
+func (s *Server) openRedis(ctx context.Context, rc *config.RedisStorage) (redis.UniversalClient, error) {
+	var password string
 	if !rc.Password.IsZero() {
 		v, err := s.opts.Secrets.Resolve(ctx, rc.Password)
 		if err != nil {
 			return nil, fmt.Errorf("storage.redis.password: %w", err)
 		}
-		o.Password = v.Reveal()
-	}
-	if o.TLSConfig != nil {
-		o.TLSConfig.MinVersion = tls.VersionTLS12
-		o.TLSConfig.InsecureSkipVerify = false // validation refuses skip_verify; never off
-		if err := redisTLS(o.TLSConfig, rc.TLS); err != nil {
-			return nil, err
-		}
+		password = v.Reveal()
 	}
 	timeout := rc.Timeout.Or(config.DefaultRedisTimeout)
-	o.DialTimeout = 5 * time.Second
-	o.ReadTimeout, o.WriteTimeout = timeout, timeout
-	o.ContextTimeoutEnabled = true
-	o.ClientName = "gatehouse"
-	client := redis.NewClient(o)
-	pctx, cancel := context.WithTimeout(ctx, o.DialTimeout)
+	var client redis.UniversalClient
+	var addr string
+	if rc.Cluster {
+		o, err := redis.ParseClusterURL(rc.URL)
+		if err != nil {
+			return nil, errors.New("storage.redis.url cannot be used") // its error could repeat the URL
+		}
+		if password != "" {
+			o.Password = password
+		}
+		o.DialTimeout = 5 * time.Second
+		o.ReadTimeout, o.WriteTimeout = timeout, timeout
+		o.ContextTimeoutEnabled = true
+		o.ClientName = "gatehouse"
+		addr = strings.Join(o.Addrs, ",")
+		if err := secureRedisTLS(o.TLSConfig, rc.TLS); err != nil {
+			return nil, err
+		}
+		client = redis.NewClusterClient(o)
+	} else {
+		o, err := redis.ParseURL(rc.URL)
+		if err != nil {
+			return nil, errors.New("storage.redis.url cannot be used") // its error could repeat the URL
+		}
+		if password != "" {
+			o.Password = password
+		}
+		o.DialTimeout = 5 * time.Second
+		o.ReadTimeout, o.WriteTimeout = timeout, timeout
+		o.ContextTimeoutEnabled = true
+		o.ClientName = "gatehouse"
+		addr = o.Addr
+		if err := secureRedisTLS(o.TLSConfig, rc.TLS); err != nil {
+			return nil, err
+		}
+		client = redis.NewClient(o)
+	}
+	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	if err := client.Ping(pctx).Err(); err != nil {
 		client.Close()
 		msg := err.Error()
-		if o.Password != "" {
-			msg = strings.ReplaceAll(msg, o.Password, "REDACTED")
+		if password != "" {
+			msg = strings.ReplaceAll(msg, password, "REDACTED")
 		}
-		return nil, fmt.Errorf("storage.redis: connecting to Redis at %s: %s", o.Addr, msg)
+		return nil, fmt.Errorf("storage.redis: connecting to Redis at %s: %s", addr, msg)
 	}
-	s.logger.Info("rate-limit buckets are kept in Redis, shared with the gateways that use it", "redis", o.Addr, "db", o.DB)
+	if cc, ok := client.(*redis.ClusterClient); ok {
+		// Every primary must answer: a cluster missing one would fail
+		// the decisions of its slots.
+		if err := cc.ForEachMaster(pctx, func(ctx context.Context, c *redis.Client) error { return c.Ping(ctx).Err() }); err != nil {
+			client.Close()
+			msg := err.Error()
+			if password != "" {
+				msg = strings.ReplaceAll(msg, password, "REDACTED")
+			}
+			return nil, fmt.Errorf("storage.redis: a node of the Redis Cluster at %s: %s", addr, msg)
+		}
+		s.logger.Info("rate-limit buckets are kept in a Redis Cluster, shared with the gateways that use it", "redis", addr)
+		return client, nil
+	}
+	s.logger.Info("rate-limit buckets are kept in Redis, shared with the gateways that use it", "redis", addr)
 	return client, nil
+}
+
+// secureRedisTLS sets up the TLS of a rediss:// URL (c nil: redis://).
+func secureRedisTLS(c *tls.Config, t *config.RedisTLS) error {
+	if c == nil {
+		return nil
+	}
+	c.MinVersion = tls.VersionTLS12
+	c.InsecureSkipVerify = false // validation refuses skip_verify; never off
+	return redisTLS(c, t)
 }
 
 // redisTLS applies storage.redis.tls to the TLS configuration of a
