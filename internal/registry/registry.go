@@ -273,7 +273,14 @@ func (r *Registry) Register(ctx context.Context, reg Registration) (store.Instan
 	if exists {
 		in.Registered = prev.Registered
 	}
-	if err := r.o.Store.PutInstance(ctx, in); err != nil {
+	// The store checks the bounds again, atomically: with gateways
+	// sharing it, this one's view may lag the others' registrations.
+	switch err := r.o.Store.AddInstance(ctx, in, now, pol.MaxInstances, pol.MaxServices); {
+	case errors.Is(err, store.ErrTooManyInstances):
+		return store.Instance{}, &Error{Kind: Full, Msg: fmt.Sprintf("service %q already has the %d instances registry.max_instances_per_service allows (counting those registered through other gateways)", in.Service, pol.MaxInstances)}
+	case errors.Is(err, store.ErrTooManyServices):
+		return store.Instance{}, &Error{Kind: Full, Msg: fmt.Sprintf("the registry already has the %d services with instances registry.max_services allows (counting those registered through other gateways)", pol.MaxServices)}
+	case err != nil:
 		return store.Instance{}, fmt.Errorf("registry: storing the instance: %w", err)
 	}
 	if m == nil {

@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"sync"
+	"strings"
 	"testing"
 	"time"
 
@@ -283,5 +284,44 @@ func TestShared_HeartbeatDoesNotResurrectADeregisteredInstance(t *testing.T) {
 	}
 	if _, err := a.st.GetInstance(ctx, "orders", in.ID); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("the deregistered instance is stored again: %v", err)
+	}
+}
+
+// The bounds count the instances registered through every gateway, not
+// only those the registering gateway has synced: the store checks them.
+func TestShared_BoundsCountEveryGatewaysRegistrations(t *testing.T) {
+	clk := &clock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	gws := sharedGateways(t, 2, clk)
+	a, b := gws[0], gws[1]
+	p, err := registry.PolicyFromConfig(config.Registry{MaxInstances: 3, MaxServices: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.reg.SetPolicy(p)
+	b.reg.SetPolicy(p)
+	ctx := context.Background()
+	reg := func(g *gateway, service, addr string) error {
+		_, err := g.reg.Register(ctx, registry.Registration{Service: service, Address: addr, Port: 80, TTL: time.Minute})
+		return err
+	}
+	for _, addr := range []string{"10.0.0.1", "10.0.0.2", "10.0.0.3"} {
+		if err := reg(a, "orders", addr); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// b has not synced: it holds none of them, yet refuses a fourth.
+	var re *registry.Error
+	if err := reg(b, "orders", "10.0.0.4"); !errors.As(err, &re) || re.Kind != registry.Full {
+		t.Fatalf("a fourth instance through b = %v, want Full", err)
+	}
+	if err := reg(b, "billing", "10.0.1.1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := reg(a, "search", "10.0.2.1"); !errors.As(err, &re) || re.Kind != registry.Full || !strings.Contains(re.Msg, "max_services") {
+		t.Fatalf("a third service through a = %v, want Full (max_services)", err)
+	}
+	// A renewal through b of an instance registered through a is not a new one.
+	if err := reg(b, "orders", "10.0.0.2"); err != nil {
+		t.Fatalf("re-registering a held instance: %v", err)
 	}
 }

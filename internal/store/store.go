@@ -19,6 +19,10 @@ var (
 	ErrNotFound = errors.New("store: not found")
 	// ErrConflict: a record with that name already exists.
 	ErrConflict = errors.New("store: already exists")
+	// ErrTooManyInstances and ErrTooManyServices: AddInstance refused a
+	// new instance that would pass its limits.
+	ErrTooManyInstances = errors.New("store: the service has the most instances allowed")
+	ErrTooManyServices  = errors.New("store: the most services with instances allowed are registered")
 )
 
 // Instance is one registered instance of a backend service.
@@ -46,6 +50,14 @@ type Instance struct {
 type Instances interface {
 	// PutInstance creates or replaces the instance (Service, ID).
 	PutInstance(ctx context.Context, in Instance) error
+	// AddInstance is PutInstance for a registration: it replaces the
+	// instance (Service, ID) if it exists, and creates it only if its
+	// service then holds at most maxInstances instances unexpired at now
+	// and, for a service without one, at most maxServices services hold
+	// one (0: no bound); otherwise ErrTooManyInstances or
+	// ErrTooManyServices, and nothing changes. Atomic: gateways sharing
+	// the store cannot together pass the bounds.
+	AddInstance(ctx context.Context, in Instance, now time.Time, maxInstances, maxServices int) error
 	// GetInstance returns one instance, or ErrNotFound.
 	GetInstance(ctx context.Context, service, id string) (Instance, error)
 	// DeleteInstance removes one instance, or returns ErrNotFound.

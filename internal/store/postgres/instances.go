@@ -34,6 +34,58 @@ ON CONFLICT (service, id) DO UPDATE SET
 	return err
 }
 
+// AddInstance implements store.Instances: the counts and the write in one
+// transaction under an advisory lock of the schema's registrations, so
+// gateways registering at once take turns (registrations are rare).
+func (s *Store) AddInstance(ctx context.Context, in store.Instance, now time.Time, maxInstances, maxServices int) error {
+	if err := checkText("service", in.Service, "instance ID", in.ID, "scheme", in.Scheme, "address", in.Address, "zone", in.Zone, "actor", in.Actor); err != nil {
+		return err
+	}
+	md, err := json.Marshal(in.Metadata)
+	if err != nil {
+		return err
+	}
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback(ctx)
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtext($1))`, "gatehouse-registrations:"+s.schema); err != nil {
+		return err
+	}
+	t := now.UnixNano()
+	var exists bool
+	var held, services int
+	if err := tx.QueryRow(ctx, `
+SELECT EXISTS (SELECT 1 FROM instances WHERE service = $1 AND id = $2),
+       (SELECT count(*) FROM instances WHERE service = $1 AND expires_ns > $3),
+       (SELECT count(DISTINCT service) FROM instances WHERE expires_ns > $3)`,
+		in.Service, in.ID, t).Scan(&exists, &held, &services); err != nil {
+		return err
+	}
+	if !exists {
+		switch {
+		case held >= maxInstances:
+			return store.ErrTooManyInstances
+		case held == 0 && maxServices > 0 && services >= maxServices:
+			return store.ErrTooManyServices
+		}
+	}
+	if _, err := tx.Exec(ctx, `
+INSERT INTO instances (service, id, scheme, address, port, weight, zone, metadata, ttl_ns, registered_ns, heartbeat_ns, expires_ns, actor)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+ON CONFLICT (service, id) DO UPDATE SET
+	scheme = excluded.scheme, address = excluded.address, port = excluded.port, weight = excluded.weight,
+	zone = excluded.zone, metadata = excluded.metadata, ttl_ns = excluded.ttl_ns,
+	registered_ns = excluded.registered_ns, heartbeat_ns = excluded.heartbeat_ns,
+	expires_ns = excluded.expires_ns, actor = excluded.actor`,
+		in.Service, in.ID, in.Scheme, in.Address, in.Port, in.Weight, in.Zone, string(md), int64(in.TTL),
+		ns(in.Registered), ns(in.Heartbeat), ns(in.Expires), in.Actor); err != nil {
+		return err
+	}
+	return tx.Commit(ctx)
+}
+
 const instanceColumns = `service, id, scheme, address, port, weight, zone, metadata, ttl_ns, registered_ns, heartbeat_ns, expires_ns, actor`
 
 func scanInstance(row pgx.Row) (store.Instance, error) {

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"errors"
+	"math"
 	"time"
 
 	"github.com/gatehouse-dev/gatehouse/internal/store"
@@ -27,6 +28,53 @@ ON CONFLICT (service, id) DO UPDATE SET
 		in.Service, in.ID, in.Scheme, in.Address, in.Port, in.Weight, in.Zone, string(md), int64(in.TTL),
 		ns(in.Registered), ns(in.Heartbeat), ns(in.Expires), in.Actor)
 	return err
+}
+
+// AddInstance implements store.Instances, in one statement: SQLite runs
+// it under the database's write lock, so two handles (two gateways on
+// one file) cannot together pass the bounds.
+func (s *Store) AddInstance(ctx context.Context, in store.Instance, now time.Time, maxInstances, maxServices int) error {
+	md, err := json.Marshal(in.Metadata)
+	if err != nil {
+		return err
+	}
+	if maxServices <= 0 {
+		maxServices = math.MaxInt32
+	}
+	t := now.UnixNano()
+	res, err := s.writer.ExecContext(ctx, `
+INSERT INTO instances (service, id, scheme, address, port, weight, zone, metadata, ttl_ns, registered_ns, heartbeat_ns, expires_ns, actor)
+SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?
+WHERE EXISTS (SELECT 1 FROM instances WHERE service = ? AND id = ?)
+   OR ((SELECT count(*) FROM instances WHERE service = ? AND expires_ns > ?) < ?
+       AND (EXISTS (SELECT 1 FROM instances WHERE service = ? AND expires_ns > ?)
+            OR (SELECT count(DISTINCT service) FROM instances WHERE expires_ns > ?) < ?))
+ON CONFLICT (service, id) DO UPDATE SET
+	scheme = excluded.scheme, address = excluded.address, port = excluded.port, weight = excluded.weight,
+	zone = excluded.zone, metadata = excluded.metadata, ttl_ns = excluded.ttl_ns,
+	registered_ns = excluded.registered_ns, heartbeat_ns = excluded.heartbeat_ns,
+	expires_ns = excluded.expires_ns, actor = excluded.actor`,
+		in.Service, in.ID, in.Scheme, in.Address, in.Port, in.Weight, in.Zone, string(md), int64(in.TTL),
+		ns(in.Registered), ns(in.Heartbeat), ns(in.Expires), in.Actor,
+		in.Service, in.ID,
+		in.Service, t, maxInstances,
+		in.Service, t,
+		t, maxServices)
+	if err != nil {
+		return err
+	}
+	if n, err := res.RowsAffected(); err != nil || n > 0 {
+		return err
+	}
+	// Refused; which bound, for the message (read after the fact).
+	var held int
+	if err := s.writer.QueryRowContext(ctx, `SELECT count(*) FROM instances WHERE service = ? AND expires_ns > ?`, in.Service, t).Scan(&held); err != nil {
+		return err
+	}
+	if held >= maxInstances {
+		return store.ErrTooManyInstances
+	}
+	return store.ErrTooManyServices
 }
 
 const instanceColumns = `service, id, scheme, address, port, weight, zone, metadata, ttl_ns, registered_ns, heartbeat_ns, expires_ns, actor`

@@ -33,6 +33,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 	t.Run("Counters", func(t *testing.T) { testCounters(t, open(t)) })
 	t.Run("QuotaCounters", func(t *testing.T) { testQuotaCounters(t, open(t)) })
 	t.Run("ExpireInstance", func(t *testing.T) { testExpireInstance(t, open(t)) })
+	t.Run("AddInstanceWithinBounds", func(t *testing.T) { testAddInstance(t, open(t)) })
 	t.Run("AddQuotaCounts", func(t *testing.T) { testAddQuotaCounts(t, open(t)) })
 	t.Run("PublishedKeys", func(t *testing.T) { testPublishedKeys(t, open(t)) })
 	t.Run("DashboardSessions", func(t *testing.T) { testDashboardSessions(t, open(t)) })
@@ -52,6 +53,7 @@ func RunShared(t *testing.T, open func(t *testing.T) (a, b store.Store)) {
 	t.Run("QuotaAdditionsFromTwoGateways", func(t *testing.T) { a, b := pair(t); testSharedQuota(t, a, b) })
 	t.Run("KeysRevisionSeenByTheOther", func(t *testing.T) { a, b := pair(t); testSharedKeysRevision(t, a, b) })
 	t.Run("ExpiryRacedByTwoGateways", func(t *testing.T) { a, b := pair(t); testSharedExpiry(t, a, b) })
+	t.Run("RegistrationsRacedByTwoGateways", func(t *testing.T) { a, b := pair(t); testSharedAddInstance(t, a, b) })
 	t.Run("ConsumerCreationRacedByTwoGateways", func(t *testing.T) { a, b := pair(t); testSharedCreate(t, a, b) })
 	t.Run("PublishedKeysSeenByTheOther", func(t *testing.T) { a, b := pair(t); testSharedPublishedKeys(t, a, b) })
 	t.Run("DashboardSignInTakenOnce", func(t *testing.T) { a, b := pair(t); testSharedDashboardLogin(t, a, b) })
@@ -401,6 +403,96 @@ func testExpireInstance(t *testing.T, s store.Store) {
 	}
 	if err := s.ExpireInstance(ctx, "orders", in.ID, in.Expires); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("ExpireInstance of an absent instance = %v, want ErrNotFound", err)
+	}
+}
+
+// instanceAt is an instance of service at 10.0.0.n:80, registered at t0
+// for ttl.
+func instanceAt(service string, n int, ttl time.Duration) store.Instance {
+	return store.Instance{Service: service, ID: fmt.Sprintf("10.0.0.%d:80", n), Scheme: "http", Address: fmt.Sprintf("10.0.0.%d", n),
+		Port: 80, Weight: 1, TTL: ttl, Registered: t0, Heartbeat: t0, Expires: t0.Add(ttl)}
+}
+
+func testAddInstance(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	now := t0.Add(time.Second)
+	for n := range 3 {
+		if err := s.AddInstance(ctx, instanceAt("orders", n+1, time.Minute), now, 3, 2); err != nil {
+			t.Fatalf("instance %d: %v", n+1, err)
+		}
+	}
+	if err := s.AddInstance(ctx, instanceAt("orders", 4, time.Minute), now, 3, 2); !errors.Is(err, store.ErrTooManyInstances) {
+		t.Fatalf("a fourth instance with a bound of 3 = %v, want ErrTooManyInstances", err)
+	}
+	if _, err := s.GetInstance(ctx, "orders", "10.0.0.4:80"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("the refused instance was stored: %v", err)
+	}
+	// A renewal of a held instance is not a new one.
+	renewed := instanceAt("orders", 2, time.Hour)
+	if err := s.AddInstance(ctx, renewed, now, 3, 2); err != nil {
+		t.Fatalf("a renewal at the bound: %v", err)
+	}
+	if got, _ := s.GetInstance(ctx, "orders", renewed.ID); !got.Expires.Equal(renewed.Expires) {
+		t.Fatalf("the renewal was not stored: %+v", got)
+	}
+	// Services: a second is allowed, a third is not.
+	if err := s.AddInstance(ctx, instanceAt("billing", 1, time.Minute), now, 3, 2); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AddInstance(ctx, instanceAt("search", 1, time.Minute), now, 3, 2); !errors.Is(err, store.ErrTooManyServices) {
+		t.Fatalf("a third service with a bound of 2 = %v, want ErrTooManyServices", err)
+	}
+	if err := s.AddInstance(ctx, instanceAt("search", 1, time.Minute), now, 3, 0); err != nil {
+		t.Fatalf("no bound on services: %v", err)
+	}
+	// Expired instances do not count, whether or not they were removed.
+	later := t0.Add(2 * time.Minute) // orders' 1 and 3 expired; 2 was renewed
+	if err := s.AddInstance(ctx, instanceAt("orders", 5, 10*time.Minute), later, 2, 0); err != nil {
+		t.Fatalf("with two of three expired: %v", err)
+	}
+	if err := s.AddInstance(ctx, instanceAt("orders", 6, 10*time.Minute), later, 2, 0); !errors.Is(err, store.ErrTooManyInstances) {
+		t.Fatalf("past the bound again = %v", err)
+	}
+}
+
+// Two gateways registering at once cannot together pass the bounds.
+func testSharedAddInstance(t *testing.T, a, b store.Store) {
+	ctx := context.Background()
+	now := t0.Add(time.Second)
+	for round := range 5 {
+		service := fmt.Sprintf("svc%d", round)
+		results := make([]error, 40)
+		start := make(chan struct{})
+		var wg sync.WaitGroup
+		for i := range results {
+			s := a
+			if i%2 == 1 {
+				s = b
+			}
+			wg.Go(func() {
+				<-start
+				results[i] = s.AddInstance(ctx, instanceAt(service, i+1, time.Minute), now, 5, 0)
+			})
+		}
+		close(start)
+		wg.Wait()
+		added := 0
+		for i, err := range results {
+			switch {
+			case err == nil:
+				added++
+			case errors.Is(err, store.ErrTooManyInstances):
+			default:
+				t.Fatalf("round %d, registration %d: %v", round, i, err)
+			}
+		}
+		held, err := a.ListInstances(ctx, service)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if added != 5 || len(held) != 5 {
+			t.Fatalf("round %d: %d registrations accepted and %d instances held with a bound of 5", round, added, len(held))
+		}
 	}
 }
 
