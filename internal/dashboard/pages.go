@@ -28,9 +28,11 @@ func (d *Dashboard) serveOverview(w http.ResponseWriter, r *http.Request, s *Ses
 		rep = d.o.Stats.Report(win, false)
 	}
 	anomalies, showAnomalies := d.overviewAnomalies(r)
+	changes, showSuggestions := d.overviewSuggestions(r)
 	d.render(w, r, s, http.StatusOK, "overview", "Overview", map[string]any{
 		"Report": rep, "Window": win.String(), "Connected": d.o.Stats != nil,
 		"Anomalies": anomalies, "ShowAnomalies": showAnomalies,
+		"Changes": changes, "ShowSuggestions": showSuggestions,
 	})
 }
 

@@ -105,3 +105,30 @@ func (d *Dashboard) serveSuggestions(w http.ResponseWriter, r *http.Request, s *
 		"Total": len(rep.Items), "MinSamples": minSamples,
 	})
 }
+
+// overviewSuggestions returns how many suggestions would change a
+// setting (raise, add, lower), for the overview, and whether to show it:
+// when the source answers and has any suggestion. A failure is only
+// logged: the overview is about traffic.
+func (d *Dashboard) overviewSuggestions(r *http.Request) (int, bool) {
+	if d.o.Suggestions == nil {
+		return 0, false
+	}
+	ctx, cancel := ctxTimeout(r)
+	defer cancel()
+	rep, err := d.o.Suggestions.Suggestions(ctx, 0)
+	if err != nil {
+		if !errors.Is(err, ErrNotConnected) {
+			d.logger.Warn("dashboard: the suggestions could not be read", "error", err.Error())
+		}
+		return 0, false
+	}
+	n := 0
+	for _, it := range rep.Items {
+		switch it.Action {
+		case "raise", "add", "lower":
+			n++
+		}
+	}
+	return n, len(rep.Items) > 0
+}

@@ -264,3 +264,21 @@ func TestSuggestions_SignedOutIsSentToSignIn(t *testing.T) {
 		t.Fatalf("signed out: %d to %q", p.status, p.location)
 	}
 }
+
+// The overview says how many settings to change, with a link; it says
+// nothing when there is no suggestion at all.
+func TestSuggestions_OverviewCountsTheChanges(t *testing.T) {
+	e := suggestionEnv(t, sampleSuggestions())
+	b := e.browser()
+	b.signIn("bob")
+	p := b.get("/ui/")
+	if p.status != http.StatusOK || !strings.Contains(p.body, `<dd><a href="/ui/suggestions">3</a></dd>`) {
+		t.Fatalf("overview: %d, no count of the 3 changes (raise, add, lower):\n%s", p.status, p.body)
+	}
+	e = suggestionEnv(t, fixedSuggestions{rep: SuggestionReport{Window: "24h", MinSamples: 500}})
+	b = e.browser()
+	b.signIn("bob")
+	if p := b.get("/ui/"); strings.Contains(p.body, "suggestion-summary") {
+		t.Error("the count is shown without any suggestion")
+	}
+}
