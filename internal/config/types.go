@@ -47,6 +47,9 @@ type RedisStorage struct {
 	Timeout  Duration `yaml:"timeout" jsonschema_description:"How long one rate-limit decision may wait for Redis; past it, or with Redis down, on_failure decides. Default 100ms; between 1ms and 10s."`
 	// Cluster: the URL names a node of a Redis Cluster.
 	Cluster bool `yaml:"cluster" jsonschema_description:"The URL names a node of a Redis Cluster (more with ?addr=host:port&addr=…); the client learns the others and follows the slots, so each bucket lives on the node of its key. Database 0 only. Default false: one server."`
+	// SentinelMaster: the URL names a Redis Sentinel.
+	SentinelMaster   string `yaml:"sentinel_master" jsonschema_description:"The URL names a Redis Sentinel (more with ?addr=host:port&addr=…) that monitors the primary of this name: the client asks the Sentinels where the primary is and follows a failover. password is the primary's."`
+	SentinelPassword Secret `yaml:"sentinel_password" jsonschema_description:"The Sentinels' own password (their requirepass), as a reference: ${env:NAME} or ${file:/path}."`
 	// TLS configures a rediss:// connection.
 	TLS *RedisTLS `yaml:"tls" jsonschema_description:"Certificates for a rediss:// URL: the CA that signs the server's certificate (default the system roots), the name to verify, and a client certificate for a server that requires one. Files are read at start."`
 	// OnFailure is what a rate-limit decision does when Redis fails.

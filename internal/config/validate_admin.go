@@ -211,8 +211,21 @@ func (v *validator) redis() {
 		v.r.Errorf(Field(path, "url"), "skip_verify is not allowed: the server's certificate is always verified; give its CA in storage.redis.tls.ca_file")
 	} else if db := strings.Trim(u.Path, "/"); r.Cluster && db != "" && db != "0" {
 		v.r.Errorf(Field(path, "url"), "a Redis Cluster has only database 0, not %q", db)
-	} else if !r.Cluster && u.Query().Has("addr") {
-		v.r.Errorf(Field(path, "url"), "addr= names more nodes of a Redis Cluster: set storage.redis.cluster: true")
+	} else if !r.Cluster && r.SentinelMaster == "" && u.Query().Has("addr") {
+		v.r.Errorf(Field(path, "url"), "addr= names more nodes of a Redis Cluster or more Sentinels: set storage.redis.cluster: true or storage.redis.sentinel_master")
+	}
+	if r.SentinelMaster != "" {
+		if r.Cluster {
+			v.r.Errorf(Field(path, "sentinel_master"), "is for a primary watched by Sentinels; a Redis Cluster (cluster: true) finds its nodes itself")
+		}
+		if !nameRE.MatchString(r.SentinelMaster) {
+			v.r.Errorf(Field(path, "sentinel_master"), "%q must be 1-64 letters, digits, '_', '.' or '-', starting with a letter or digit", r.SentinelMaster)
+		}
+	} else if !r.SentinelPassword.IsZero() {
+		v.r.Errorf(Field(path, "sentinel_password"), "is for Sentinels: set sentinel_master too")
+	}
+	if !r.SentinelPassword.IsZero() && r.SentinelPassword.Provider != "env" && r.SentinelPassword.Provider != "file" {
+		v.r.Errorf(Field(path, "sentinel_password"), "%s cannot be used here: the store is opened before secret stores are; use ${env:NAME} or ${file:/path}", r.SentinelPassword)
 	}
 	if t := r.TLS; t != nil {
 		if u, err := url.Parse(r.URL); err == nil && u.Scheme == "redis" {

@@ -192,7 +192,35 @@ func (s *Server) openRedis(ctx context.Context, rc *config.RedisStorage) (redis.
 	timeout := rc.Timeout.Or(config.DefaultRedisTimeout)
 	var client redis.UniversalClient
 	var addr string
-	if rc.Cluster {
+	var secrets []string // to redact from errors
+	if password != "" {
+		secrets = append(secrets, password)
+	}
+	if rc.SentinelMaster != "" {
+		o, err := redis.ParseFailoverURL(rc.URL)
+		if err != nil {
+			return nil, errors.New("storage.redis.url cannot be used") // its error could repeat the URL
+		}
+		o.MasterName = rc.SentinelMaster
+		o.Password = password
+		if !rc.SentinelPassword.IsZero() {
+			v, err := s.opts.Secrets.Resolve(ctx, rc.SentinelPassword)
+			if err != nil {
+				return nil, fmt.Errorf("storage.redis.sentinel_password: %w", err)
+			}
+			o.SentinelPassword = v.Reveal()
+			secrets = append(secrets, o.SentinelPassword)
+		}
+		o.DialTimeout = 5 * time.Second
+		o.ReadTimeout, o.WriteTimeout = timeout, timeout
+		o.ContextTimeoutEnabled = true
+		o.ClientName = "gatehouse"
+		addr = "sentinels " + strings.Join(o.SentinelAddrs, ",") + " master " + rc.SentinelMaster
+		if err := secureRedisTLS(o.TLSConfig, rc.TLS); err != nil {
+			return nil, err
+		}
+		client = redis.NewFailoverClient(o)
+	} else if rc.Cluster {
 		o, err := redis.ParseClusterURL(rc.URL)
 		if err != nil {
 			return nil, errors.New("storage.redis.url cannot be used") // its error could repeat the URL
@@ -229,24 +257,23 @@ func (s *Server) openRedis(ctx context.Context, rc *config.RedisStorage) (redis.
 	}
 	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
+	redact := func(err error) string {
+		msg := err.Error()
+		for _, p := range secrets {
+			msg = strings.ReplaceAll(msg, p, "REDACTED")
+		}
+		return msg
+	}
 	if err := client.Ping(pctx).Err(); err != nil {
 		client.Close()
-		msg := err.Error()
-		if password != "" {
-			msg = strings.ReplaceAll(msg, password, "REDACTED")
-		}
-		return nil, fmt.Errorf("storage.redis: connecting to Redis at %s: %s", addr, msg)
+		return nil, fmt.Errorf("storage.redis: connecting to Redis at %s: %s", addr, redact(err))
 	}
 	if cc, ok := client.(*redis.ClusterClient); ok {
 		// Every primary must answer: a cluster missing one would fail
 		// the decisions of its slots.
 		if err := cc.ForEachMaster(pctx, func(ctx context.Context, c *redis.Client) error { return c.Ping(ctx).Err() }); err != nil {
 			client.Close()
-			msg := err.Error()
-			if password != "" {
-				msg = strings.ReplaceAll(msg, password, "REDACTED")
-			}
-			return nil, fmt.Errorf("storage.redis: a node of the Redis Cluster at %s: %s", addr, msg)
+			return nil, fmt.Errorf("storage.redis: a node of the Redis Cluster at %s: %s", addr, redact(err))
 		}
 		s.logger.Info("rate-limit buckets are kept in a Redis Cluster, shared with the gateways that use it", "redis", addr)
 		return client, nil
