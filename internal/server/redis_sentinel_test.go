@@ -43,12 +43,12 @@ func startProcess(t *testing.T, bin string, args ...string) {
 
 func waitRedis(t *testing.T, c *redis.Client, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for !cond() {
 		if time.Now().After(deadline) {
-			t.Fatalf("not within 20s: %s", what)
+			t.Fatalf("not within 30s: %s", what)
 		}
-		time.Sleep(50 * time.Millisecond)
+		time.Sleep(100 * time.Millisecond)
 	}
 }
 
@@ -125,9 +125,16 @@ func TestRedisSentinel_FollowsAFailover(t *testing.T) {
 		n, _ := rc.DBSize(ctx).Result()
 		return n > 0
 	})
-	if err := sc.Failover(ctx, "gh-primary").Err(); err != nil {
-		t.Fatal(err)
-	}
+	// The Sentinel refuses (NOGOODSLAVE) until it has fresh news of the
+	// replica; asked again until it accepts.
+	var ferr error
+	waitRedis(t, nil, "the Sentinel to accept the failover", func() bool {
+		ferr = sc.Failover(ctx, "gh-primary").Err()
+		if ferr != nil && !strings.Contains(ferr.Error(), "NOGOODSLAVE") {
+			t.Fatal(ferr)
+		}
+		return ferr == nil
+	})
 	waitRedis(t, nil, "the failover to the replica", func() bool { return masterPort() == replica })
 	// Until the Sentinel has made the old primary a replica, it still
 	// takes writes, which its resync then drops (asynchronous replication:

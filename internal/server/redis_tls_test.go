@@ -38,25 +38,11 @@ func startTLSRedis(t *testing.T) *tlsRedis {
 	srvCert, srvKey := ca.Server(t, "127.0.0.1", "redis.test").WriteFiles(t, dir, "server")
 	r := &tlsRedis{caFile: ca.WriteFile(t, dir, "ca")}
 	r.clientCert, r.clientKey = ca.Client(t, "gatehouse").WriteFiles(t, dir, "client")
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	r.addr = ln.Addr().String()
-	_, port, _ := net.SplitHostPort(r.addr)
-	ln.Close()
-	cmd := exec.Command(bin, "--port", "0", "--bind", "127.0.0.1", "--tls-port", port,
+	port := freePort(t)
+	r.addr = "127.0.0.1:" + port
+	startProcess(t, bin, "--port", "0", "--bind", "127.0.0.1", "--tls-port", port,
 		"--tls-cert-file", srvCert, "--tls-key-file", srvKey, "--tls-ca-cert-file", r.caFile,
 		"--tls-auth-clients", "yes", "--save", "", "--appendonly", "no", "--dir", dir)
-	var out strings.Builder
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-	})
 	// Ready when a TLS handshake with the client certificate completes.
 	cert, err := tls.LoadX509KeyPair(r.clientCert, r.clientKey)
 	if err != nil {
@@ -71,7 +57,7 @@ func startTLSRedis(t *testing.T) *tlsRedis {
 			return r
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("redis-server with TLS not ready: %v\n%s", err, out.String())
+			t.Fatalf("redis-server with TLS not ready: %v", err)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
