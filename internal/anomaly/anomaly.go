@@ -820,6 +820,7 @@ func (d *Detector) run() {
 	// ends, whether or not another event comes.
 	var heldTimer *time.Timer
 	var heldC <-chan time.Time
+	var heldWin int64 // the window the timer is for
 	defer func() {
 		if heldTimer != nil {
 			heldTimer.Stop()
@@ -834,7 +835,9 @@ func (d *Detector) run() {
 			continue
 		case <-heldC:
 			heldC = nil
-			flushHeld()
+			if win == heldWin {
+				flushHeld()
+			}
 			continue
 		case <-d.stop:
 			for {
@@ -847,7 +850,13 @@ func (d *Detector) run() {
 				}
 			}
 		}
+		before := win
 		d.handle(j, &win, &written, &held, &lastPol, &lastT, flushHeld)
+		if win != before && heldC != nil {
+			// handle wrote the old window's summary: its timer is spent.
+			heldTimer.Stop()
+			heldC = nil
+		}
 		if held > 0 && heldC == nil {
 			// The rest of the window, on the events' clock.
 			winLen := int64(lastPol.Window)
@@ -857,7 +866,7 @@ func (d *Detector) run() {
 			} else {
 				heldTimer.Reset(wait)
 			}
-			heldC = heldTimer.C
+			heldC, heldWin = heldTimer.C, win
 		}
 	}
 }

@@ -658,3 +658,41 @@ func TestAuthFailures_IPv6CallersAreTheirSlash64(t *testing.T) {
 		t.Errorf("an IPv4-mapped address is named %q", got)
 	}
 }
+
+// A window's summary is one line, even when the window before also held
+// events back: that window's timer, due just after the next window began,
+// must not write part of the next one's count.
+func TestEvents_OneSummaryPerWindow(t *testing.T) {
+	var buf syncBuffer
+	d := newDetector(t, Options{Logger: newLogger(&buf)})
+	p := policy()
+	p.MaxEventsPerWindow = 1
+	p.Window = time.Second
+	p.AuthFails.Count = 2
+	w0 := time.Now().Truncate(p.Window).Add(p.Window)
+	time.Sleep(time.Until(w0))
+	burst := func(at time.Time, first, n int) {
+		for i := range n {
+			ip := fmt.Sprintf("192.0.2.%d", first+i)
+			for range 2 {
+				d.Observe(p, obs(nil, ip, at, 401, "/"))
+			}
+		}
+		d.Flush(time.Second)
+	}
+	burst(w0, 0, 3) // the first window: 1 written, 2 held; its timer is due at w0+1s
+	time.Sleep(time.Until(w0.Add(950 * time.Millisecond)))
+	burst(w0.Add(time.Second), 10, 3) // the next window, a little early: 1 written, 2 held
+	time.Sleep(time.Until(w0.Add(1100 * time.Millisecond)))
+	burst(w0.Add(1100*time.Millisecond), 20, 2) // 2 more held in it
+	deadline := time.Now().Add(5 * time.Second)
+	for !strings.Contains(buf.String(), `"count":4`) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no single summary of the second window's 4:\n%s", buf.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if n := strings.Count(buf.String(), "not written individually"); n != 2 {
+		t.Fatalf("%d summaries, want 2 (2 and 4):\n%s", n, buf.String())
+	}
+}

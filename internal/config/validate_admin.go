@@ -215,6 +215,9 @@ func (v *validator) redis() {
 		v.r.Errorf(Field(path, "url"), "addr= names more nodes of a Redis Cluster or more Sentinels: set storage.redis.cluster: true or storage.redis.sentinel_master")
 	}
 	if r.SentinelMaster != "" {
+		if u, err := url.Parse(r.URL); err == nil && u.User != nil {
+			v.r.Errorf(Field(path, "url"), "with sentinel_master a user in the URL would be the Sentinels' only, not the primary's: not supported")
+		}
 		if r.Cluster {
 			v.r.Errorf(Field(path, "sentinel_master"), "is for a primary watched by Sentinels; a Redis Cluster (cluster: true) finds its nodes itself")
 		}

@@ -216,7 +216,7 @@ func (s *Server) openRedis(ctx context.Context, rc *config.RedisStorage) (redis.
 		o.ContextTimeoutEnabled = true
 		o.ClientName = "gatehouse"
 		addr = "sentinels " + strings.Join(o.SentinelAddrs, ",") + " master " + rc.SentinelMaster
-		if err := secureRedisTLS(o.TLSConfig, rc.TLS); err != nil {
+		if err := secureRedisTLS(o.TLSConfig, rc.TLS, true); err != nil {
 			return nil, err
 		}
 		client = redis.NewFailoverClient(o)
@@ -233,7 +233,7 @@ func (s *Server) openRedis(ctx context.Context, rc *config.RedisStorage) (redis.
 		o.ContextTimeoutEnabled = true
 		o.ClientName = "gatehouse"
 		addr = strings.Join(o.Addrs, ",")
-		if err := secureRedisTLS(o.TLSConfig, rc.TLS); err != nil {
+		if err := secureRedisTLS(o.TLSConfig, rc.TLS, true); err != nil {
 			return nil, err
 		}
 		client = redis.NewClusterClient(o)
@@ -250,7 +250,7 @@ func (s *Server) openRedis(ctx context.Context, rc *config.RedisStorage) (redis.
 		o.ContextTimeoutEnabled = true
 		o.ClientName = "gatehouse"
 		addr = o.Addr
-		if err := secureRedisTLS(o.TLSConfig, rc.TLS); err != nil {
+		if err := secureRedisTLS(o.TLSConfig, rc.TLS, false); err != nil {
 			return nil, err
 		}
 		client = redis.NewClient(o)
@@ -283,12 +283,18 @@ func (s *Server) openRedis(ctx context.Context, rc *config.RedisStorage) (redis.
 }
 
 // secureRedisTLS sets up the TLS of a rediss:// URL (c nil: redis://).
-func secureRedisTLS(c *tls.Config, t *config.RedisTLS) error {
+// With several servers (a cluster's nodes, Sentinels and the primaries
+// they name) each is verified against its own host, not the URL's first,
+// unless tls.server_name names one for all.
+func secureRedisTLS(c *tls.Config, t *config.RedisTLS, several bool) error {
 	if c == nil {
 		return nil
 	}
 	c.MinVersion = tls.VersionTLS12
 	c.InsecureSkipVerify = false // validation refuses skip_verify; never off
+	if several {
+		c.ServerName = "" // tls.DialWithDialer takes each address's host
+	}
 	return redisTLS(c, t)
 }
 

@@ -51,7 +51,8 @@ type Instances interface {
 	// PutInstance creates or replaces the instance (Service, ID).
 	PutInstance(ctx context.Context, in Instance) error
 	// AddInstance is PutInstance for a registration: it replaces the
-	// instance (Service, ID) if it exists, and creates it only if its
+	// instance (Service, ID) if it exists unexpired at now, and otherwise
+	// writes it only if its
 	// service then holds at most maxInstances instances unexpired at now
 	// and, for a service without one, at most maxServices services hold
 	// one (0: no bound); otherwise ErrTooManyInstances or

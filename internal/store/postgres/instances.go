@@ -57,7 +57,7 @@ func (s *Store) AddInstance(ctx context.Context, in store.Instance, now time.Tim
 	var exists bool
 	var held, services int
 	if err := tx.QueryRow(ctx, `
-SELECT EXISTS (SELECT 1 FROM instances WHERE service = $1 AND id = $2),
+SELECT EXISTS (SELECT 1 FROM instances WHERE service = $1 AND id = $2 AND expires_ns > $3),
        (SELECT count(*) FROM instances WHERE service = $1 AND expires_ns > $3),
        (SELECT count(DISTINCT service) FROM instances WHERE expires_ns > $3)`,
 		in.Service, in.ID, t).Scan(&exists, &held, &services); err != nil {

@@ -45,7 +45,7 @@ func (s *Store) AddInstance(ctx context.Context, in store.Instance, now time.Tim
 	res, err := s.writer.ExecContext(ctx, `
 INSERT INTO instances (service, id, scheme, address, port, weight, zone, metadata, ttl_ns, registered_ns, heartbeat_ns, expires_ns, actor)
 SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?
-WHERE EXISTS (SELECT 1 FROM instances WHERE service = ? AND id = ?)
+WHERE EXISTS (SELECT 1 FROM instances WHERE service = ? AND id = ? AND expires_ns > ?)
    OR ((SELECT count(*) FROM instances WHERE service = ? AND expires_ns > ?) < ?
        AND (EXISTS (SELECT 1 FROM instances WHERE service = ? AND expires_ns > ?)
             OR (SELECT count(DISTINCT service) FROM instances WHERE expires_ns > ?) < ?))
@@ -56,7 +56,7 @@ ON CONFLICT (service, id) DO UPDATE SET
 	expires_ns = excluded.expires_ns, actor = excluded.actor`,
 		in.Service, in.ID, in.Scheme, in.Address, in.Port, in.Weight, in.Zone, string(md), int64(in.TTL),
 		ns(in.Registered), ns(in.Heartbeat), ns(in.Expires), in.Actor,
-		in.Service, in.ID,
+		in.Service, in.ID, t,
 		in.Service, t, maxInstances,
 		in.Service, t,
 		t, maxServices)

@@ -453,6 +453,11 @@ func testAddInstance(t *testing.T, s store.Store) {
 	if err := s.AddInstance(ctx, instanceAt("orders", 6, 10*time.Minute), later, 2, 0); !errors.Is(err, store.ErrTooManyInstances) {
 		t.Fatalf("past the bound again = %v", err)
 	}
+	// An expired instance not yet removed is not renewed past the bound:
+	// it is a new one.
+	if err := s.AddInstance(ctx, instanceAt("orders", 1, 10*time.Minute), later, 2, 0); !errors.Is(err, store.ErrTooManyInstances) {
+		t.Fatalf("an expired instance registered again past the bound = %v", err)
+	}
 }
 
 // Two gateways registering at once cannot together pass the bounds.
