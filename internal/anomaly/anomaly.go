@@ -24,6 +24,7 @@ import (
 	"math"
 	"math/bits"
 	"net/netip"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -249,6 +250,7 @@ type job struct {
 	ip            string
 	at            time.Time
 	seenKey       uint64 // in the shard of the caller's key
+	epoch         int64  // the span of remember the access fell in
 	shard         uint64
 	pol           *Policy
 }
@@ -546,6 +548,7 @@ func (d *Detector) Observe(p *Policy, o *Observation) {
 		}
 	}
 	var seenKey uint64
+	var epoch int64
 	checkSeen := false
 	// A first access is a verified caller's request that succeeded: a
 	// refusal is not an access, and counting addresses would let anyone
@@ -560,7 +563,8 @@ func (d *Detector) Observe(p *Policy, o *Observation) {
 		h.WriteByte(0)
 		h.WriteString(o.Operation)
 		seenKey = h.Sum64()
-		checkSeen = d.markSeen(s, seenKey, t, int64(p.FirstAccess.Remember))
+		epoch = t / max(int64(p.FirstAccess.Remember), 1)
+		checkSeen = d.markSeen(s, seenKey, epoch)
 	}
 	name := c.name
 	s.mu.Unlock()
@@ -582,30 +586,39 @@ func (d *Detector) Observe(p *Policy, o *Observation) {
 		if o.Principal.Credential == identity.CredentialMTLS {
 			ident += "\x00" + o.Principal.Issuer // two CAs may issue the same subject
 		}
-		if !d.enqueue(job{name: name, ident: ident, api: o.API, op: o.Operation, ip: ip, at: o.Time, seenKey: seenKey, shard: k % shards, pol: p}) {
+		if !d.enqueue(job{name: name, ident: ident, api: o.API, op: o.Operation, ip: ip, at: o.Time, seenKey: seenKey, epoch: epoch, shard: k % shards, pol: p}) {
 			d.unmarkSeen(k%shards, seenKey) // not checked: a later request tries again
 		}
 	}
 }
 
-// markSeen records a first-access key in memory and reports whether it
-// was new there; s.mu is held.
-// Entries expire as the store's record does, remember after it was
-// made.
-func (d *Detector) markSeen(s *shard, k uint64, now, remember int64) bool {
-	if until, ok := s.seen[k]; ok && now < until {
+// markSeen records in memory that a caller used a sensitive operation in
+// epoch (a span of remember), and reports whether the first-access check
+// must run: for a caller not seen in this epoch or the one before (a first
+// access, when the store does not know better), and, with a store, once
+// per epoch for one seen in the epoch before (to carry its record into
+// this one). s.mu is held.
+func (d *Detector) markSeen(s *shard, k uint64, epoch int64) bool {
+	if last, ok := s.seen[k]; ok && last == epoch {
 		return false
 	}
-	until, known := s.seen0[k]
-	known = known && now < until
+	last, ok := s.seen0[k]
+	if ok && last == epoch {
+		delete(s.seen0, k)
+	}
 	if len(s.seen) >= d.perShard/2 {
 		s.seen0, s.seen = s.seen, make(map[uint64]int64, d.perShard/2)
 	}
-	if known {
-		s.seen[k] = until
-		return false
+	if cur, inCur := s.seen[k]; inCur {
+		last, ok = cur, true
 	}
-	s.seen[k] = now + remember
+	s.seen[k] = epoch
+	switch {
+	case ok && last == epoch:
+		return false
+	case ok && last == epoch-1:
+		return d.seenStore != nil
+	}
 	return true
 }
 
@@ -952,14 +965,14 @@ func (d *Detector) checkFirstAccess(j job) (Event, bool) {
 			d.warnStore(now, j, errors.New("reading when first-access detection began failed"))
 			return Event{}, false
 		}
-		v, err := d.seenStore.AddCounter(ctx, seenKeyPrefix+digest(j.ident, j.api, j.op), 1, now.Add(fa.Remember), now)
+		known, err := d.seenInStore(ctx, j, now)
 		if err != nil {
 			// Checked again at the caller's next request to it.
 			d.unmarkSeen(j.shard, j.seenKey)
 			d.warnStore(now, j, err)
 			return Event{}, false
 		}
-		first = v == 1
+		first = !known
 	}
 	if !first {
 		return Event{}, false
@@ -970,8 +983,29 @@ func (d *Detector) checkFirstAccess(j job) (Event, bool) {
 	}
 	return Event{Time: j.at, Kind: KindFirstAccess, Caller: j.name, ClientIP: j.ip, API: j.api, Operation: j.op,
 		Count: 1, Window: j.pol.Window, Action: ActionLogged,
-		Detail: fmt.Sprintf("first request of this caller to the sensitive operation %s of %s (none in the last %s)",
+		Detail: fmt.Sprintf("first request of this caller to the sensitive operation %s of %s (none in at least %s)",
 			j.op, j.api, fa.Remember)}, true
+}
+
+// seenInStore records j's access in the store, in the record of its
+// epoch (a span of remember; it lasts until the end of the next one), and
+// reports whether the caller was known: a record of this epoch or the one
+// before, or one written before records had epochs (so that an upgrade
+// does not report every caller again).
+func (d *Detector) seenInStore(ctx context.Context, j job, now time.Time) (bool, error) {
+	remember := max(int64(j.pol.FirstAccess.Remember), 1)
+	base := seenKeyPrefix + digest(j.ident, j.api, j.op)
+	v, err := d.seenStore.AddCounter(ctx, base+"."+strconv.FormatInt(j.epoch, 10), 1, time.Unix(0, (j.epoch+2)*remember), now)
+	if err != nil || v > 1 {
+		return v > 1, err
+	}
+	for _, key := range []string{base + "." + strconv.FormatInt(j.epoch-1, 10), base} {
+		n, err := d.seenStore.GetCounter(ctx, key, now)
+		if err != nil || n > 0 {
+			return n > 0, err
+		}
+	}
+	return false, nil
 }
 
 func (d *Detector) warnStore(now time.Time, j job, err error) {

@@ -462,14 +462,49 @@ func TestFirstAccess_SharedStoreReportsOnceAcrossGateways(t *testing.T) {
 	if ev := events(t, a); len(ev) != 0 {
 		t.Fatalf("a non-sensitive operation reported: %+v", ev)
 	}
-	// After remember has passed, bob is new again.
+	// A caller that keeps using the operation is never new again: alice,
+	// every 20 hours for five days, through gateways that restart.
+	for range 6 {
+		mu.Lock()
+		now = now.Add(20 * time.Hour)
+		mu.Unlock()
+		g := newDetector(t, Options{Seen: st1, Now: clock}) // a restarted gateway: memory empty
+		g.Observe(p, sens(alice, now))
+		if ev := events(t, g); len(ev) != 0 {
+			t.Fatalf("an active caller reported again at %v: %+v", now.Sub(t0), ev)
+		}
+	}
+	// Bob, silent for twice remember, is new again.
 	mu.Lock()
-	now = now.Add(25 * time.Hour)
+	now = now.Add(49 * time.Hour)
 	mu.Unlock()
-	c := newDetector(t, Options{Seen: st1, Now: clock}) // a restarted gateway: memory empty
+	c := newDetector(t, Options{Seen: st1, Now: clock})
 	c.Observe(p, sens(bob, now))
 	if ev := events(t, c); len(ev) != 1 {
-		t.Fatalf("after remember: %+v", ev)
+		t.Fatalf("after twice remember: %+v", ev)
+	}
+}
+
+// In memory alone (no store), a caller active in every span of remember
+// stays known, and one silent for two spans is new again.
+func TestFirstAccess_MemoryAloneSlides(t *testing.T) {
+	p := policy()
+	p.FirstAccess = &FirstAccess{Remember: time.Hour}
+	d := newDetector(t, Options{})
+	at := func(h float64) *Observation {
+		o := obs(alice, "10.1.1.1", t0.Add(time.Duration(h*float64(time.Hour))), 200, "/orders/1")
+		o.Operation, o.Sensitive = "DELETE /orders/{id}", true
+		return o
+	}
+	for _, h := range []float64{0, 0.9, 1.8, 2.7, 3.6} {
+		d.Observe(p, at(h))
+	}
+	if ev := events(t, d); len(ev) != 1 {
+		t.Fatalf("an active caller: %d reports, want the first only: %+v", len(ev), ev)
+	}
+	d.Observe(p, at(6.5)) // silent since 3.6
+	if ev := events(t, d); len(ev) != 2 {
+		t.Fatalf("after two silent spans: %d reports, want 2", len(ev))
 	}
 }
 
@@ -694,5 +729,33 @@ func TestEvents_OneSummaryPerWindow(t *testing.T) {
 	}
 	if n := strings.Count(buf.String(), "not written individually"); n != 2 {
 		t.Fatalf("%d summaries, want 2 (2 and 4):\n%s", n, buf.String())
+	}
+}
+
+// A record written before records had spans (by an older gateway) still
+// makes its caller known: an upgrade does not report every caller again.
+func TestFirstAccess_RecordsOfBeforeTheUpgradeCount(t *testing.T) {
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, t.TempDir(), sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	p := policy()
+	p.FirstAccess = &FirstAccess{Remember: 24 * time.Hour}
+	now := t0.Add(time.Hour)
+	legacy := seenKeyPrefix + digest(CallerName(alice, netip.Addr{}), "orders", "DELETE /orders/{id}")
+	if _, err := st.AddCounter(ctx, legacy, 1, now.Add(24*time.Hour), now); err != nil {
+		t.Fatal(err)
+	}
+	d := newDetector(t, Options{Seen: st, Now: func() time.Time { return now }})
+	for _, who := range []*identity.Principal{alice, bob} {
+		o := obs(who, "10.1.1.1", now, 200, "/orders/1")
+		o.Operation, o.Sensitive = "DELETE /orders/{id}", true
+		d.Observe(p, o)
+	}
+	ev := events(t, d)
+	if len(ev) != 1 || ev[0].Caller != "key:bob" {
+		t.Fatalf("events = %+v, want bob's only", ev)
 	}
 }

@@ -35,7 +35,7 @@ type AnomalyThreshold struct {
 // AnomalyFirstAccess configures the first-access detector.
 type AnomalyFirstAccess struct {
 	Disabled bool     `yaml:"disabled" jsonschema_description:"Turn this detector off."`
-	Remember Duration `yaml:"remember" jsonschema_description:"How long the record of a caller's first access to a sensitive operation is kept, counted from that access: once it expires, the caller's next access is reported again. Kept in the store (shared by gateways on storage.postgres). Default 2160h (90 days); between 1h and 87600h."`
+	Remember Duration `yaml:"remember" jsonschema_description:"How long a caller stays known to a sensitive operation: a caller that uses it at least once every remember is never reported again, and one silent for between remember and twice remember is new again (records are kept per span of remember, in the store, shared by gateways on storage.postgres). Default 2160h (90 days); between 1h and 87600h."`
 	Learning Duration `yaml:"learning" jsonschema_description:"For this long after first-access detection is first enabled on the store, callers are remembered but not reported, so that turning it on does not flag every existing caller. Default 24h; at most 8760h."`
 }
 
