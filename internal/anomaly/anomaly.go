@@ -599,18 +599,19 @@ func (d *Detector) Observe(p *Policy, o *Observation) {
 // per epoch for one seen in the epoch before (to carry its record into
 // this one). s.mu is held.
 func (d *Detector) markSeen(s *shard, k uint64, epoch int64) bool {
-	if last, ok := s.seen[k]; ok && last == epoch {
+	last, ok := s.seen[k]
+	if ok && last == epoch {
 		return false
 	}
-	last, ok := s.seen0[k]
-	if ok && last == epoch {
-		delete(s.seen0, k)
-	}
-	if len(s.seen) >= d.perShard/2 {
-		s.seen0, s.seen = s.seen, make(map[uint64]int64, d.perShard/2)
-	}
-	if cur, inCur := s.seen[k]; inCur {
-		last, ok = cur, true
+	if !ok {
+		// From the older generation, or new: into the current one, which
+		// becomes the older when full (as lookup does with callers).
+		if last, ok = s.seen0[k]; ok {
+			delete(s.seen0, k)
+		}
+		if len(s.seen) >= d.perShard/2 {
+			s.seen0, s.seen = s.seen, make(map[uint64]int64, d.perShard/2)
+		}
 	}
 	s.seen[k] = epoch
 	switch {

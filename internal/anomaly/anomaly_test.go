@@ -759,3 +759,26 @@ func TestFirstAccess_RecordsOfBeforeTheUpgradeCount(t *testing.T) {
 		t.Fatalf("events = %+v, want bob's only", ev)
 	}
 }
+
+// A first-access mark of the span before stays known when marking it
+// again turns the memory's generations over (the mark was in the
+// generation that turns old).
+func TestFirstAccess_MarkKnownAcrossATurnOfGenerations(t *testing.T) {
+	d := New(Options{MaxCallers: 100}) // 6 marks a shard: a generation turns at 3
+	s := &d.shards[0]
+	for k := range uint64(3) {
+		if !d.markSeen(s, k, 10) {
+			t.Fatalf("mark %d: not new", k)
+		}
+	}
+	// Mark 0 again in the next span, with the current generation full.
+	if d.markSeen(s, 0, 11) {
+		t.Fatal("a caller seen in the span before is new again")
+	}
+	if d.markSeen(s, 0, 11) {
+		t.Fatal("marked twice in one span")
+	}
+	if !d.markSeen(s, 1, 13) {
+		t.Fatal("a caller silent for a span is still known")
+	}
+}
