@@ -14,6 +14,13 @@ import (
 
 // PutInstance implements store.Instances.
 func (s *Store) PutInstance(ctx context.Context, in store.Instance) error {
+	return putInstance(ctx, s.pool, in)
+}
+
+// putInstance writes in through e (the pool, or a transaction).
+func putInstance(ctx context.Context, e interface {
+	Exec(context.Context, string, ...any) (pgconn.CommandTag, error)
+}, in store.Instance) error {
 	if err := checkText("service", in.Service, "instance ID", in.ID, "scheme", in.Scheme, "address", in.Address, "zone", in.Zone, "actor", in.Actor); err != nil {
 		return err
 	}
@@ -21,14 +28,10 @@ func (s *Store) PutInstance(ctx context.Context, in store.Instance) error {
 	if err != nil {
 		return err
 	}
-	_, err = s.pool.Exec(ctx, `
-INSERT INTO instances (service, id, scheme, address, port, weight, zone, metadata, ttl_ns, registered_ns, heartbeat_ns, expires_ns, actor)
+	_, err = e.Exec(ctx, `
+INSERT INTO instances (`+instanceColumns+`)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
-ON CONFLICT (service, id) DO UPDATE SET
-	scheme = excluded.scheme, address = excluded.address, port = excluded.port, weight = excluded.weight,
-	zone = excluded.zone, metadata = excluded.metadata, ttl_ns = excluded.ttl_ns,
-	registered_ns = excluded.registered_ns, heartbeat_ns = excluded.heartbeat_ns,
-	expires_ns = excluded.expires_ns, actor = excluded.actor`,
+`+replaceInstance,
 		in.Service, in.ID, in.Scheme, in.Address, in.Port, in.Weight, in.Zone, string(md), int64(in.TTL),
 		ns(in.Registered), ns(in.Heartbeat), ns(in.Expires), in.Actor)
 	return err
@@ -38,13 +41,6 @@ ON CONFLICT (service, id) DO UPDATE SET
 // transaction under an advisory lock of the schema's registrations, so
 // gateways registering at once take turns (registrations are rare).
 func (s *Store) AddInstance(ctx context.Context, in store.Instance, now time.Time, maxInstances, maxServices int) error {
-	if err := checkText("service", in.Service, "instance ID", in.ID, "scheme", in.Scheme, "address", in.Address, "zone", in.Zone, "actor", in.Actor); err != nil {
-		return err
-	}
-	md, err := json.Marshal(in.Metadata)
-	if err != nil {
-		return err
-	}
 	tx, err := s.pool.Begin(ctx)
 	if err != nil {
 		return err
@@ -71,22 +67,22 @@ SELECT EXISTS (SELECT 1 FROM instances WHERE service = $1 AND id = $2 AND expire
 			return store.ErrTooManyServices
 		}
 	}
-	if _, err := tx.Exec(ctx, `
-INSERT INTO instances (service, id, scheme, address, port, weight, zone, metadata, ttl_ns, registered_ns, heartbeat_ns, expires_ns, actor)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
-ON CONFLICT (service, id) DO UPDATE SET
-	scheme = excluded.scheme, address = excluded.address, port = excluded.port, weight = excluded.weight,
-	zone = excluded.zone, metadata = excluded.metadata, ttl_ns = excluded.ttl_ns,
-	registered_ns = excluded.registered_ns, heartbeat_ns = excluded.heartbeat_ns,
-	expires_ns = excluded.expires_ns, actor = excluded.actor`,
-		in.Service, in.ID, in.Scheme, in.Address, in.Port, in.Weight, in.Zone, string(md), int64(in.TTL),
-		ns(in.Registered), ns(in.Heartbeat), ns(in.Expires), in.Actor); err != nil {
+	if err := putInstance(ctx, tx, in); err != nil {
 		return err
 	}
 	return tx.Commit(ctx)
 }
 
 const instanceColumns = `service, id, scheme, address, port, weight, zone, metadata, ttl_ns, registered_ns, heartbeat_ns, expires_ns, actor`
+
+// replaceInstance ends an INSERT of instanceColumns: an instance that
+// exists is replaced.
+const replaceInstance = `
+ON CONFLICT (service, id) DO UPDATE SET
+	scheme = excluded.scheme, address = excluded.address, port = excluded.port, weight = excluded.weight,
+	zone = excluded.zone, metadata = excluded.metadata, ttl_ns = excluded.ttl_ns,
+	registered_ns = excluded.registered_ns, heartbeat_ns = excluded.heartbeat_ns,
+	expires_ns = excluded.expires_ns, actor = excluded.actor`
 
 func scanInstance(row pgx.Row) (store.Instance, error) {
 	var (

@@ -18,13 +18,9 @@ func (s *Store) PutInstance(ctx context.Context, in store.Instance) error {
 		return err
 	}
 	_, err = s.writer.ExecContext(ctx, `
-INSERT INTO instances (service, id, scheme, address, port, weight, zone, metadata, ttl_ns, registered_ns, heartbeat_ns, expires_ns, actor)
+INSERT INTO instances (`+instanceColumns+`)
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-ON CONFLICT (service, id) DO UPDATE SET
-	scheme = excluded.scheme, address = excluded.address, port = excluded.port, weight = excluded.weight,
-	zone = excluded.zone, metadata = excluded.metadata, ttl_ns = excluded.ttl_ns,
-	registered_ns = excluded.registered_ns, heartbeat_ns = excluded.heartbeat_ns,
-	expires_ns = excluded.expires_ns, actor = excluded.actor`,
+`+replaceInstance,
 		in.Service, in.ID, in.Scheme, in.Address, in.Port, in.Weight, in.Zone, string(md), int64(in.TTL),
 		ns(in.Registered), ns(in.Heartbeat), ns(in.Expires), in.Actor)
 	return err
@@ -43,17 +39,13 @@ func (s *Store) AddInstance(ctx context.Context, in store.Instance, now time.Tim
 	}
 	t := now.UnixNano()
 	res, err := s.writer.ExecContext(ctx, `
-INSERT INTO instances (service, id, scheme, address, port, weight, zone, metadata, ttl_ns, registered_ns, heartbeat_ns, expires_ns, actor)
+INSERT INTO instances (`+instanceColumns+`)
 SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?
 WHERE EXISTS (SELECT 1 FROM instances WHERE service = ? AND id = ? AND expires_ns > ?)
    OR ((SELECT count(*) FROM instances WHERE service = ? AND expires_ns > ?) < ?
        AND (EXISTS (SELECT 1 FROM instances WHERE service = ? AND expires_ns > ?)
             OR (SELECT count(DISTINCT service) FROM instances WHERE expires_ns > ?) < ?))
-ON CONFLICT (service, id) DO UPDATE SET
-	scheme = excluded.scheme, address = excluded.address, port = excluded.port, weight = excluded.weight,
-	zone = excluded.zone, metadata = excluded.metadata, ttl_ns = excluded.ttl_ns,
-	registered_ns = excluded.registered_ns, heartbeat_ns = excluded.heartbeat_ns,
-	expires_ns = excluded.expires_ns, actor = excluded.actor`,
+`+replaceInstance,
 		in.Service, in.ID, in.Scheme, in.Address, in.Port, in.Weight, in.Zone, string(md), int64(in.TTL),
 		ns(in.Registered), ns(in.Heartbeat), ns(in.Expires), in.Actor,
 		in.Service, in.ID, t,
@@ -78,6 +70,15 @@ ON CONFLICT (service, id) DO UPDATE SET
 }
 
 const instanceColumns = `service, id, scheme, address, port, weight, zone, metadata, ttl_ns, registered_ns, heartbeat_ns, expires_ns, actor`
+
+// replaceInstance ends an INSERT of instanceColumns: an instance that
+// exists is replaced.
+const replaceInstance = `
+ON CONFLICT (service, id) DO UPDATE SET
+	scheme = excluded.scheme, address = excluded.address, port = excluded.port, weight = excluded.weight,
+	zone = excluded.zone, metadata = excluded.metadata, ttl_ns = excluded.ttl_ns,
+	registered_ns = excluded.registered_ns, heartbeat_ns = excluded.heartbeat_ns,
+	expires_ns = excluded.expires_ns, actor = excluded.actor`
 
 func scanInstance(sc interface{ Scan(...any) error }) (store.Instance, error) {
 	var (
