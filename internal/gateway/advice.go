@@ -49,6 +49,7 @@ func (c *compiler) opUpstream(a *config.API, o *config.Operation) *opUpstream {
 			u.backoffBase = r.Backoff.Base.Or(config.DefaultRetryBackoffBase)
 			u.backoffMax = r.Backoff.Max.Or(config.DefaultRetryBackoffMax)
 		}
+		break
 	}
 	return u
 }

@@ -40,13 +40,7 @@ func startRedisCluster(t *testing.T) []string {
 	ctx := context.Background()
 	for _, a := range addrs {
 		c := redis.NewClient(&redis.Options{Addr: a})
-		deadline := time.Now().Add(10 * time.Second)
-		for c.Ping(ctx).Err() != nil {
-			if time.Now().After(deadline) {
-				t.Fatalf("cluster node %s not answering", a)
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
+		eventually(t, 10*time.Second, "cluster node "+a+" to answer", func() bool { return c.Ping(ctx).Err() == nil })
 		c.Close()
 	}
 	create := exec.Command(cli, append(append([]string{"--cluster", "create"}, addrs...), "--cluster-replicas", "0", "--cluster-yes")...)
@@ -55,17 +49,10 @@ func startRedisCluster(t *testing.T) []string {
 	}
 	for _, a := range addrs {
 		c := redis.NewClient(&redis.Options{Addr: a})
-		deadline := time.Now().Add(15 * time.Second)
-		for {
+		eventually(t, 15*time.Second, "the cluster to be ready at "+a, func() bool {
 			info, _ := c.ClusterInfo(ctx).Result()
-			if strings.Contains(info, "cluster_state:ok") {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("cluster not ready at %s:\n%s", a, info)
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
+			return strings.Contains(info, "cluster_state:ok")
+		})
 		c.Close()
 	}
 	return addrs

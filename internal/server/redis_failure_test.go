@@ -96,18 +96,17 @@ func startBehindRedisProxy(t *testing.T, mode string) (*started, *redisProxy, *l
 	}
 	proxy := newRedisProxy(t, u.Host)
 	u.Host = proxy.addr
-	file := rateLimitedConfig(t, fmt.Sprintf("  redis: {url: %q, timeout: 50ms, on_failure: %s}", u.String(), mode), 5)
+	file := rateLimitedConfig(t, fmt.Sprintf("  redis: {url: %q, timeout: 50ms, on_failure: %s}", u.String(), mode), 5, "ip")
 	logs := &lockedBuffer{}
 	g := serve(t, file, t.TempDir(), slog.New(slog.NewTextHandler(logs, nil)))
 	return g, proxy, logs
 }
 
 // rateLimitedConfig writes a configuration with the given storage.redis
-// block and one anonymous API with a rate limit of rate a minute per
-// client address, or per key when one is given (a name of its own, so
-// that its buckets are the test's), in front of a backend that answers
-// "ok".
-func rateLimitedConfig(t *testing.T, redisBlock string, rate int, key ...string) string {
+// block and one anonymous API with a rate limit of rate a minute per key
+// (a name of its own, so that its buckets are the test's), in front of a
+// backend that answers "ok".
+func rateLimitedConfig(t *testing.T, redisBlock string, rate int, key string) string {
 	t.Helper()
 	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") }))
 	t.Cleanup(backend.Close)
@@ -130,7 +129,7 @@ apis:
     auth: {anonymous: true}
     rate_limits:
       - {name: rl-%s, rate: %d, period: 1m, key: [%s]}
-`, redisBlock, backend.URL, hex.EncodeToString(b), rate, strings.Join(append(key, "ip")[:1], ", "))
+`, redisBlock, backend.URL, hex.EncodeToString(b), rate, key)
 	if err := os.WriteFile(file, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}

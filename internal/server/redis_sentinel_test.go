@@ -41,16 +41,9 @@ func startProcess(t *testing.T, bin string, args ...string) {
 	})
 }
 
-func waitRedis(t *testing.T, c *redis.Client, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("not within 30s: %s", what)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
+// sentinelWait bounds each wait on the Sentinel: it learns of replicas
+// and reconfigures old primaries on timers of its own (seconds).
+const sentinelWait = 30 * time.Second
 
 // A primary with a replica, watched by a Sentinel: the gateway finds the
 // primary through the Sentinel, keeps its buckets there, and after a
@@ -84,14 +77,14 @@ func TestRedisSentinel_FollowsAFailover(t *testing.T) {
 		}
 		return a[1]
 	}
-	waitRedis(t, nil, "the Sentinel to know the primary", func() bool { return masterPort() == primary })
+	eventually(t, sentinelWait, "the Sentinel to know the primary", func() bool { return masterPort() == primary })
 	rc := redis.NewClient(&redis.Options{Addr: "127.0.0.1:" + replica})
 	defer rc.Close()
-	waitRedis(t, rc, "the replica to sync", func() bool {
+	eventually(t, sentinelWait, "the replica to sync", func() bool {
 		info, _ := rc.Info(ctx, "replication").Result()
 		return strings.Contains(info, "master_link_status:up")
 	})
-	waitRedis(t, nil, "the Sentinel to see the replica", func() bool {
+	eventually(t, sentinelWait, "the Sentinel to see the replica", func() bool {
 		r, err := sc.Replicas(ctx, "gh-primary").Result()
 		return err == nil && len(r) == 1
 	})
@@ -121,25 +114,25 @@ func TestRedisSentinel_FollowsAFailover(t *testing.T) {
 		t.Fatal("no bucket on the primary")
 	}
 	// The replica has the bucket before the failover starts.
-	waitRedis(t, rc, "the bucket to reach the replica", func() bool {
+	eventually(t, sentinelWait, "the bucket to reach the replica", func() bool {
 		n, _ := rc.DBSize(ctx).Result()
 		return n > 0
 	})
 	// The Sentinel refuses (NOGOODSLAVE) until it has fresh news of the
 	// replica; asked again until it accepts.
 	var ferr error
-	waitRedis(t, nil, "the Sentinel to accept the failover", func() bool {
+	eventually(t, sentinelWait, "the Sentinel to accept the failover", func() bool {
 		ferr = sc.Failover(ctx, "gh-primary").Err()
 		if ferr != nil && !strings.Contains(ferr.Error(), "NOGOODSLAVE") {
 			t.Fatal(ferr)
 		}
 		return ferr == nil
 	})
-	waitRedis(t, nil, "the failover to the replica", func() bool { return masterPort() == replica })
+	eventually(t, sentinelWait, "the failover to the replica", func() bool { return masterPort() == replica })
 	// Until the Sentinel has made the old primary a replica, it still
 	// takes writes, which its resync then drops (asynchronous replication:
 	// Sentinel's own caveat); the checks below start once it has.
-	waitRedis(t, pc, "the old primary to become a replica", func() bool {
+	eventually(t, sentinelWait, "the old primary to become a replica", func() bool {
 		info, _ := pc.Info(ctx, "replication").Result()
 		return strings.Contains(info, "role:slave") && strings.Contains(info, "master_link_status:up")
 	})
@@ -148,7 +141,7 @@ func TestRedisSentinel_FollowsAFailover(t *testing.T) {
 	// client learns the new primary: the test waits for the first
 	// answer that is not 503).
 	var first int
-	waitRedis(t, nil, "a decision on the new primary", func() bool {
+	eventually(t, sentinelWait, "a decision on the new primary", func() bool {
 		first = call("alice")
 		return first != http.StatusServiceUnavailable
 	})

@@ -48,24 +48,20 @@ func startTLSRedis(t *testing.T) *tlsRedis {
 	if err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	eventually(t, 10*time.Second, "redis-server with TLS to answer", func() bool {
 		c, err := tls.DialWithDialer(&net.Dialer{Timeout: time.Second}, "tcp", r.addr,
 			&tls.Config{RootCAs: ca.Pool(), Certificates: []tls.Certificate{cert}, ServerName: "127.0.0.1"})
 		if err == nil {
 			c.Close()
-			return r
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("redis-server with TLS not ready: %v", err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return err == nil
+	})
+	return r
 }
 
 func redisTLSConfig(t *testing.T, r *tlsRedis, tlsBlock string) string {
 	t.Helper()
-	return rateLimitedConfig(t, fmt.Sprintf("  redis:\n    url: rediss://%s/0\n%s", r.addr, tlsBlock), 3)
+	return rateLimitedConfig(t, fmt.Sprintf("  redis:\n    url: rediss://%s/0\n%s", r.addr, tlsBlock), 3, "ip")
 }
 
 // A Redis behind TLS with a private CA and client certificates: the
