@@ -97,6 +97,9 @@ type Keys struct {
 
 	share     store.PublishedKeys
 	syncEvery time.Duration
+	// syncMu makes Syncs one at a time, so that one that read the store
+	// earlier never replaces what a later one read.
+	syncMu    sync.Mutex
 	shareKick chan struct{}
 	// peers are the other gateways' keys as last read from share, valid
 	// public keys only; guarded by mu. unpublish holds the kids of keys

@@ -76,11 +76,14 @@ func (k *Keys) runShare() {
 // retired here, and reads the other gateways' keys back into the JWKS.
 // When the share fails, the JWKS keeps the other gateways' keys last read
 // until each expires, and the failure is returned and logged (once a
-// minute at most). Keys without a share have nothing to sync.
+// minute at most). Keys without a share have nothing to sync. Syncs run
+// one at a time.
 func (k *Keys) Sync(ctx context.Context) error {
 	if k.share == nil {
 		return nil
 	}
+	k.syncMu.Lock()
+	defer k.syncMu.Unlock()
 	now := k.now()
 	own, gone, err := k.published(now)
 	var errs []error

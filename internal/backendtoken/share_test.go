@@ -36,6 +36,8 @@ type memShare struct {
 	mu   sync.Mutex
 	keys map[string]store.PublishedKey
 	fail bool
+	// lists counts ListPublishedKeys calls, failed ones included.
+	lists int
 }
 
 var errDown = errors.New("store unreachable")
@@ -74,6 +76,7 @@ func (m *memShare) DeletePublishedKeys(_ context.Context, kids []string) error {
 func (m *memShare) ListPublishedKeys(_ context.Context, now time.Time) ([]store.PublishedKey, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	m.lists++
 	if m.fail {
 		return nil, errDown
 	}
@@ -103,6 +106,8 @@ func (m *memShare) DeleteExpiredPublishedKeys(_ context.Context, now time.Time) 
 	return n, nil
 }
 
+func (m *memShare) listCalls() int { m.mu.Lock(); defer m.mu.Unlock(); return m.lists }
+
 func (m *memShare) kids() []string {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -128,8 +133,23 @@ func openShared(t *testing.T, share store.PublishedKeys, c *clock, logger *slog.
 		t.Fatal(err)
 	}
 	t.Cleanup(k.Close)
+	mem, _ := share.(*memShare)
+	var before int
+	if mem != nil {
+		before = mem.listCalls()
+	}
 	if err := k.Use(context.Background(), algs...); err != nil {
 		t.Fatal(err)
+	}
+	// The new keys wake the sync loop. Its Sync is let read the store
+	// before the test goes on; Syncs run one at a time, so the test's own
+	// wait for it to end, and it does not run in the middle of the test,
+	// at a moment the test did not choose.
+	for i := 0; mem != nil && mem.listCalls() == before; i++ {
+		if i == 5000 {
+			t.Fatal("the sync loop did not sync the new keys within 5 s")
+		}
+		time.Sleep(time.Millisecond)
 	}
 	return k
 }
