@@ -51,7 +51,7 @@ type RedisStorage struct {
 	SentinelMaster   string `yaml:"sentinel_master" jsonschema_description:"The URL names a Redis Sentinel (more with ?addr=host:port&addr=…) that monitors the primary of this name: the client asks the Sentinels where the primary is and follows a failover. password is the primary's."`
 	SentinelPassword Secret `yaml:"sentinel_password" jsonschema_description:"The Sentinels' own password (their requirepass), as a reference: ${env:NAME} or ${file:/path}."`
 	// TLS configures a rediss:// connection.
-	TLS *RedisTLS `yaml:"tls" jsonschema_description:"Certificates for a rediss:// URL: the CA that signs the server's certificate (default the system roots), the name to verify, and a client certificate for a server that requires one. Files are read at start."`
+	TLS *RedisTLS `yaml:"tls" jsonschema_description:"Certificates for a rediss:// URL: the CA that signs the server's certificate (default the system roots), the name to verify, and a client certificate for a server that requires one. The files are read again before each new connection when they changed, so a rotation needs no restart."`
 	// OnFailure is what a rate-limit decision does when Redis fails.
 	OnFailure string `yaml:"on_failure" jsonschema:"enum=deny,enum=local" jsonschema_description:"When Redis is down or slower than timeout: deny refuses the request with 503 rate_limit_unavailable (the limit is never exceeded); local decides in this gateway's memory with the same limit (each gateway then allows up to the limit on its own). After three failed decisions in a row, decisions do not wait for Redis for a second, then one tries it again. Default deny."`
 }

@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -28,17 +29,23 @@ func freePort(t *testing.T) string {
 	return port
 }
 
-// startProcess starts a program stopped (by its PID) when the test ends.
-func startProcess(t *testing.T, bin string, args ...string) {
+// startProcess starts a program stopped (by its PID) when the test ends,
+// or earlier by the function it returns.
+func startProcess(t *testing.T, bin string, args ...string) (stop func()) {
 	t.Helper()
 	cmd := exec.Command(bin, args...)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-	})
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cmd.Process.Kill()
+			cmd.Wait()
+		})
+	}
+	t.Cleanup(stop)
+	return stop
 }
 
 // sentinelWait bounds each wait on the Sentinel: it learns of replicas

@@ -3,10 +3,8 @@ package server
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
-	"os"
 	"reflect"
 	"strings"
 	"sync"
@@ -216,7 +214,7 @@ func (s *Server) openRedis(ctx context.Context, rc *config.RedisStorage) (redis.
 		o.ContextTimeoutEnabled = true
 		o.ClientName = "gatehouse"
 		addr = "sentinels " + strings.Join(o.SentinelAddrs, ",") + " master " + rc.SentinelMaster
-		if err := secureRedisTLS(o.TLSConfig, rc.TLS, true); err != nil {
+		if o.Dialer, err = secureRedisTLS(o.TLSConfig, rc.TLS, true, o.DialTimeout, s.logger); err != nil {
 			return nil, err
 		}
 		client = redis.NewFailoverClient(o)
@@ -233,7 +231,7 @@ func (s *Server) openRedis(ctx context.Context, rc *config.RedisStorage) (redis.
 		o.ContextTimeoutEnabled = true
 		o.ClientName = "gatehouse"
 		addr = strings.Join(o.Addrs, ",")
-		if err := secureRedisTLS(o.TLSConfig, rc.TLS, true); err != nil {
+		if o.Dialer, err = secureRedisTLS(o.TLSConfig, rc.TLS, true, o.DialTimeout, s.logger); err != nil {
 			return nil, err
 		}
 		client = redis.NewClusterClient(o)
@@ -250,7 +248,7 @@ func (s *Server) openRedis(ctx context.Context, rc *config.RedisStorage) (redis.
 		o.ContextTimeoutEnabled = true
 		o.ClientName = "gatehouse"
 		addr = o.Addr
-		if err := secureRedisTLS(o.TLSConfig, rc.TLS, false); err != nil {
+		if o.Dialer, err = secureRedisTLS(o.TLSConfig, rc.TLS, false, o.DialTimeout, s.logger); err != nil {
 			return nil, err
 		}
 		client = redis.NewClient(o)
@@ -280,52 +278,6 @@ func (s *Server) openRedis(ctx context.Context, rc *config.RedisStorage) (redis.
 	}
 	s.logger.Info("rate-limit buckets are kept in Redis, shared with the gateways that use it", "redis", addr)
 	return client, nil
-}
-
-// secureRedisTLS sets up the TLS of a rediss:// URL (c nil: redis://).
-// With several servers (a cluster's nodes, Sentinels and the primaries
-// they name) each is verified against its own host, not the URL's first,
-// unless tls.server_name names one for all.
-func secureRedisTLS(c *tls.Config, t *config.RedisTLS, several bool) error {
-	if c == nil {
-		return nil
-	}
-	c.MinVersion = tls.VersionTLS12
-	c.InsecureSkipVerify = false // validation refuses skip_verify; never off
-	if several {
-		c.ServerName = "" // tls.DialWithDialer takes each address's host
-	}
-	return redisTLS(c, t)
-}
-
-// redisTLS applies storage.redis.tls to the TLS configuration of a
-// rediss:// URL.
-func redisTLS(c *tls.Config, t *config.RedisTLS) error {
-	if t == nil {
-		return nil
-	}
-	if t.CAFile != "" {
-		pem, err := os.ReadFile(t.CAFile)
-		if err != nil {
-			return fmt.Errorf("storage.redis.tls.ca_file: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return fmt.Errorf("storage.redis.tls.ca_file: %s holds no PEM certificate", t.CAFile)
-		}
-		c.RootCAs = pool
-	}
-	if t.ServerName != "" {
-		c.ServerName = t.ServerName
-	}
-	if t.ClientCertFile != "" {
-		cert, err := tls.LoadX509KeyPair(t.ClientCertFile, t.ClientKeyFile)
-		if err != nil {
-			return fmt.Errorf("storage.redis.tls: the client certificate: %w", err)
-		}
-		c.Certificates = []tls.Certificate{cert}
-	}
-	return nil
 }
 
 // registrySource adapts the registry to gateway.InstanceSource.
