@@ -80,3 +80,19 @@ func replace(t *testing.T, name string, b []byte) {
 		t.Fatal(err)
 	}
 }
+
+// The Redis client's own messages reach the gateway's log, without the
+// passwords: a new primary at info, the rest at debug.
+func TestRedisLog_RedactedAndLevelled(t *testing.T) {
+	var logs bytes.Buffer
+	l := redisLog{logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})), secrets: []string{"hunter2"}}
+	l.Printf(t.Context(), "dial failed: %s\n", "AUTH hunter2 refused")
+	l.Printf(t.Context(), "sentinel: new master=%q addr=%q", "mymaster", "127.0.0.1:7001")
+	out := logs.String()
+	if strings.Contains(out, "hunter2") || !strings.Contains(out, "AUTH REDACTED refused") {
+		t.Fatalf("not redacted:\n%s", out)
+	}
+	if !strings.Contains(out, `level=DEBUG msg="Redis client: dial failed`) || !strings.Contains(out, `level=INFO msg="Redis client: sentinel: new master`) {
+		t.Fatalf("levels:\n%s", out)
+	}
+}

@@ -253,6 +253,7 @@ func (s *Server) openRedis(ctx context.Context, rc *config.RedisStorage) (redis.
 		}
 		client = redis.NewClient(o)
 	}
+	routeRedisLogs(s.logger, secrets)
 	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	redact := func(err error) string {
