@@ -53,7 +53,7 @@ type RedisStorage struct {
 	// TLS configures a rediss:// connection.
 	TLS *RedisTLS `yaml:"tls" jsonschema_description:"Certificates for a rediss:// URL: the CA that signs the server's certificate (default the system roots), the name to verify, and a client certificate for a server that requires one. The files are read again before each new connection when they changed, so a rotation needs no restart."`
 	// OnFailure is what a rate-limit decision does when Redis fails.
-	OnFailure string `yaml:"on_failure" jsonschema:"enum=deny,enum=local" jsonschema_description:"When Redis is down or slower than timeout: deny refuses the request with 503 rate_limit_unavailable (the limit is never exceeded); local decides in this gateway's memory with the same limit (each gateway then allows up to the limit on its own). After three failed decisions in a row, decisions do not wait for Redis for a second, then one tries it again. Default deny."`
+	OnFailure string `yaml:"on_failure" jsonschema:"enum=deny,enum=local,enum=allow" jsonschema_description:"When Redis is down or slower than timeout: deny refuses the request with 503 rate_limit_unavailable (the limit is never exceeded); local decides in this gateway's memory with the same limit (each gateway then allows up to the limit on its own); allow lets the request through unchecked (no limit at all meanwhile; counted in gatehouse_ratelimit_redis_failures_total and _skipped_total). After three failed decisions in a row, decisions do not wait for Redis for a second, then one tries it again. Default deny."`
 }
 
 // RedisTLS configures TLS towards Redis (a rediss:// URL).

@@ -40,6 +40,7 @@ const (
 const (
 	RedisOnFailureDeny  = "deny"
 	RedisOnFailureLocal = "local"
+	RedisOnFailureAllow = "allow"
 )
 
 // SyncInterval returns how often gateways sharing a store catch up with

@@ -243,8 +243,8 @@ func (v *validator) redis() {
 	}
 	v.durationRange(Field(path, "timeout"), r.Timeout, MinRedisTimeout, MaxRedisTimeout)
 	switch r.OnFailure {
-	case "", RedisOnFailureDeny, RedisOnFailureLocal:
+	case "", RedisOnFailureDeny, RedisOnFailureLocal, RedisOnFailureAllow:
 	default:
-		v.r.Errorf(Field(path, "on_failure"), "must be deny or local, not %q", r.OnFailure)
+		v.r.Errorf(Field(path, "on_failure"), "must be deny, local or allow, not %q", r.OnFailure)
 	}
 }

@@ -93,7 +93,9 @@ func (x *Exchange) HoldsFields() bool { return x.rateLimitPolicy != nil }
 func (x *Exchange) PutFields(h http.Header) {
 	if x.rateLimitPolicy != nil {
 		h["Ratelimit-Policy"] = *x.rateLimitPolicy
-		h["Ratelimit"] = x.rateLimit[:1:1]
+		if x.rateLimit[0] != "" {
+			h["Ratelimit"] = x.rateLimit[:1:1]
+		}
 		x.rateLimitPolicy = nil
 	}
 }
@@ -108,7 +110,9 @@ func (x *Exchange) TakeFields(add func(name, value string)) {
 		for _, v := range *p {
 			add("Ratelimit-Policy", v)
 		}
-		add("Ratelimit", x.rateLimit[0])
+		if x.rateLimit[0] != "" { // empty: no limit was checked (Redis failed, on_failure allow)
+			add("Ratelimit", x.rateLimit[0])
+		}
 	}
 }
 

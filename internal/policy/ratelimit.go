@@ -42,7 +42,8 @@ type RateLimitOptions struct {
 // order; the first that refuses decides (429). A request refused by a
 // rule still counts against the rules before it. Allowed responses carry
 // the RateLimit-Policy and RateLimit fields of
-// draft-ietf-httpapi-ratelimit-headers-10, one item per rule.
+// draft-ietf-httpapi-ratelimit-headers-10, one item per rule (none for a
+// rule Redis could not check under storage.redis.on_failure allow).
 func RateLimit(o RateLimitOptions) Step {
 	// The RateLimit-Policy value is the same for every response: one
 	// slice, shared (length and capacity 1, so that an append copies it).
@@ -93,7 +94,10 @@ func RateLimit(o RateLimitOptions) Step {
 					observe(o.Observe, "denied")
 					return rateLimited(rule, d, policy)
 				}
-				if i > 0 {
+				if d.Unchecked {
+					continue // Redis failed, on_failure allow: nothing to advertise
+				}
+				if len(value) > 0 {
 					value = append(value, ", "...)
 				}
 				value = appendRateItem(value, rule.Name, d.Remaining, ceilSeconds(d.Reset))
@@ -102,7 +106,9 @@ func RateLimit(o RateLimitOptions) Step {
 			if x == nil {
 				h := w.Header()
 				h["Ratelimit-Policy"] = policyVals
-				h["Ratelimit"] = []string{string(value)}
+				if len(value) > 0 {
+					h["Ratelimit"] = []string{string(value)}
+				}
 				return next.ServeHTTP(w, r)
 			}
 			// The bytes are the exchange's (or, past its buffer, the

@@ -153,6 +153,55 @@ func TestRateLimit_StoreErrorFailsClosed(t *testing.T) {
 	}
 }
 
+// uncheckedLimiter is a Redis limiter whose Redis failed under
+// on_failure allow.
+type uncheckedLimiter struct{}
+
+func (uncheckedLimiter) Allow(context.Context, []byte, time.Time) (ratelimit.Decision, error) {
+	return ratelimit.Decision{Allowed: true, Unchecked: true}, nil
+}
+
+// A rule that was not checked (Redis failed, on_failure allow) lets the
+// request through and has no item in RateLimit: the others keep theirs;
+// with none checked there is no RateLimit field at all. RateLimit-Policy
+// stays. The same with the exchange's deferred fields.
+func TestRateLimit_UncheckedRulesAdvertiseNothing(t *testing.T) {
+	memory := func() RateLimiter { return ratelimit.NewMemory(ratelimit.NewParams(5, time.Minute, 0), 100) }
+	key := LimitKey{Parts: []KeyPart{{Kind: KeyConsumer}}}
+	for _, c := range []struct {
+		name  string
+		rules []RateRule
+		want  string
+	}{
+		{"first unchecked", []RateRule{{Name: "a", Limiter: uncheckedLimiter{}, Key: key, Quota: 1, Window: 1}, {Name: "b", Limiter: memory(), Key: key, Quota: 5, Window: 60}}, `"b";r=4;t=12`},
+		{"second unchecked", []RateRule{{Name: "a", Limiter: memory(), Key: key, Quota: 5, Window: 60}, {Name: "b", Limiter: uncheckedLimiter{}, Key: key, Quota: 1, Window: 1}}, `"a";r=4;t=12`},
+		{"all unchecked", []RateRule{{Name: "a", Limiter: uncheckedLimiter{}, Key: key, Quota: 1, Window: 1}}, ""},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			step := RateLimit(RateLimitOptions{Rules: c.rules, Now: func() time.Time { return t0 }})
+			w, err, passed := run(step, request("GET", "/", "192.0.2.1", consumer("a"), nil))
+			if err != nil || !passed {
+				t.Fatalf("passed %v, err %v", passed, err)
+			}
+			if _, ok := w.Header()["Ratelimit"]; ok != (c.want != "") || w.Header().Get("Ratelimit") != c.want {
+				t.Fatalf("RateLimit %q (present %v), want %q", w.Header().Get("Ratelimit"), ok, c.want)
+			}
+			if w.Header().Get("Ratelimit-Policy") == "" {
+				t.Fatal("no RateLimit-Policy")
+			}
+			r := request("GET", "/", "192.0.2.1", consumer("a"), nil)
+			x := ExchangeFrom(r.Context())
+			x.DeferFields = true
+			run(step, r)
+			got := http.Header{}
+			x.TakeFields(func(name, value string) { got[name] = append(got[name], value) })
+			if _, ok := got["Ratelimit"]; ok != (c.want != "") {
+				t.Fatalf("deferred: %v", got)
+			}
+		})
+	}
+}
+
 // BenchmarkRateLimitStep measures the allow path against a chain without
 // the step (the baseline), in the same run.
 func BenchmarkRateLimitStep(b *testing.B) {

@@ -38,6 +38,10 @@ type Decision struct {
 	RetryAfter time.Duration
 	// Reset is how long until the bucket is full again (Remaining = Burst).
 	Reset time.Duration
+	// Unchecked says the limit was not checked: Redis failed and the
+	// registry fails open (FailOpen). Allowed is true; the other fields
+	// are zero and mean nothing.
+	Unchecked bool
 }
 
 // Limiter decides whether one more request under a key is allowed, and

@@ -45,7 +45,8 @@ return {1, math.floor((window - debt) / iv), 0, debt}
 // When Redis fails (down, or slower than the timeout), what happens is
 // the registry's FailureMode: FailClosed returns the error, and the
 // rate-limit step refuses the request with 503; FailLocal decides in this
-// gateway's memory instead, with the same parameters. After
+// gateway's memory instead, with the same parameters; FailOpen lets the
+// request through without a limit. After
 // failuresToTrip failed decisions in a row, decisions stop asking Redis
 // for RedisOptions.Retry (they fail or go local at once, rather than
 // each waiting for the timeout); then one decision probes Redis again.
@@ -78,6 +79,9 @@ const (
 	// FailLocal decides in the gateway's own memory: each gateway then
 	// allows up to the limit on its own, so N gateways up to N times it.
 	FailLocal
+	// FailOpen allows the request without checking the limit (a
+	// Decision with Unchecked set) until Redis answers again.
+	FailOpen
 )
 
 // ErrRedisSkipped is the error of a decision that did not ask Redis
@@ -235,12 +239,16 @@ func (r *Redis) Allow(ctx context.Context, key []byte, now time.Time) (Decision,
 	return d, nil
 }
 
-// fallback decides without Redis: locally, or not at all (err).
+// fallback decides without Redis: locally, not at all (err), or lets the
+// request through unchecked.
 func (r *Redis) fallback(ctx context.Context, key []byte, now time.Time, err error) (Decision, error) {
-	if r.local == nil {
-		return Decision{}, err
+	switch {
+	case r.local != nil:
+		return r.local.Allow(ctx, key, now)
+	case r.health.o.OnFailure == FailOpen:
+		return Decision{Allowed: true, Unchecked: true}, nil
 	}
-	return r.local.Allow(ctx, key, now)
+	return Decision{}, err
 }
 
 // ask runs the decision in Redis.

@@ -218,6 +218,37 @@ func TestRedis_FailLocalDecidesInMemory(t *testing.T) {
 	}
 }
 
+// allow: while Redis fails every decision lets the request through,
+// marked unchecked; Redis's bucket decides again once it answers.
+func TestRedis_FailOpenLetsThroughUnchecked(t *testing.T) {
+	b := newBreakableRedis(t)
+	var ev events
+	reg := ratelimit.NewRedisRegistry(b, ev.options(ratelimit.FailOpen, 50*time.Millisecond))
+	l := reg.Get(newID(t, b.Client), ratelimit.Params{Interval: time.Hour, Burst: 2}, 1000)
+	ctx := context.Background()
+	for i := range 3 {
+		d, err := l.Allow(ctx, []byte("acme"), time.Now())
+		if err != nil || d.Allowed != (i < 2) || d.Unchecked {
+			t.Fatalf("decision %d with Redis up: %+v, %v", i+1, d, err)
+		}
+	}
+	b.broken.Store(true)
+	for i := range 10 {
+		d, err := l.Allow(ctx, []byte("acme"), time.Now())
+		if err != nil || !d.Allowed || !d.Unchecked {
+			t.Fatalf("decision %d with Redis down: %+v, %v; want allowed, unchecked", i+1, d, err)
+		}
+	}
+	if down, _, failed := ev.get(); down != 1 || failed != 3 {
+		t.Fatalf("down told %d times, failed %d; want 1 and 3 (then skipped)", down, failed)
+	}
+	b.broken.Store(false)
+	time.Sleep(70 * time.Millisecond)
+	if d, err := l.Allow(ctx, []byte("acme"), time.Now()); err != nil || d.Allowed || d.Unchecked {
+		t.Fatalf("with Redis back: %+v, %v; want Redis's used-up bucket", d, err)
+	}
+}
+
 // A decision whose request was cancelled is not Redis's failure.
 func TestRedis_ACancelledRequestIsNotAFailure(t *testing.T) {
 	b := newBreakableRedis(t)

@@ -206,6 +206,52 @@ func TestRedisFailure_LocalLimitsGoOn(t *testing.T) {
 	}
 }
 
+// on_failure: allow. With Redis gone rate-limited requests go through
+// unchecked: past the limit, without a RateLimit field (nothing was
+// counted), with the RateLimit-Policy still; the metrics count them.
+func TestRedisFailure_AllowLetsThrough(t *testing.T) {
+	g, proxy, logs := startBehindRedisProxy(t, "allow")
+	if s := status(t, g.url+"/x"); s != 200 {
+		t.Fatalf("with Redis up: %d", s)
+	}
+	proxy.down()
+	for i := range 12 { // the limit is 5
+		res, err := http.Get(g.url + "/x")
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != 200 || res.Header.Get("Ratelimit") != "" || res.Header.Get("Ratelimit-Policy") == "" {
+			t.Fatalf("request %d with Redis down: %d, RateLimit %q, RateLimit-Policy %q; want 200 unchecked",
+				i+1, res.StatusCode, res.Header.Get("Ratelimit"), res.Header.Get("Ratelimit-Policy"))
+		}
+	}
+	if m := metricLine(t, g.admin, "gatehouse_ratelimit_redis_skipped_total"); m == "" || m == "gatehouse_ratelimit_redis_skipped_total 0" {
+		t.Errorf("skipped metric: %q", m)
+	}
+	if !strings.Contains(logs.String(), "letting rate-limited requests through unchecked") {
+		t.Errorf("log:\n%s", logs.String())
+	}
+	proxy.up()
+	// Redis's bucket holds the first request and the one that finds it
+	// back (the first with a RateLimit field): three more, then 429.
+	eventually(t, 5*time.Second, "Redis's bucket decides again", func() bool { return statusHas(t, g.url+"/x", "Ratelimit") })
+	if codes := statuses(t, g.url+"/x", 4); codes != "[200 200 200 429]" {
+		t.Fatalf("after Redis came back: %s", codes)
+	}
+}
+
+// statusHas reports whether a response to url is 200 with the field name.
+func statusHas(t *testing.T, url, name string) bool {
+	t.Helper()
+	res, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	return res.StatusCode == 200 && res.Header.Get(name) != ""
+}
+
 // on_failure: deny (the default). With Redis gone every rate-limited
 // request gets 503 rate_limit_unavailable: the limit is never exceeded.
 func TestRedisFailure_DenyRefuses(t *testing.T) {

@@ -123,9 +123,13 @@ func (s *Server) openState(ctx context.Context, doc *config.Document) error {
 func (s *Server) redisLimits(client redis.Scripter, rc *config.RedisStorage) *ratelimit.Registry {
 	o := ratelimit.RedisOptions{Timeout: rc.Timeout.Or(config.DefaultRedisTimeout)}
 	then := "refusing rate-limited requests with 503 rate_limit_unavailable"
-	if rc.OnFailure == config.RedisOnFailureLocal {
+	switch rc.OnFailure {
+	case config.RedisOnFailureLocal:
 		o.OnFailure = ratelimit.FailLocal
 		then = "deciding rate limits in this gateway's memory"
+	case config.RedisOnFailureAllow:
+		o.OnFailure = ratelimit.FailOpen
+		then = "letting rate-limited requests through unchecked"
 	}
 	failures := prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "gatehouse_ratelimit_redis_failures_total",
@@ -133,7 +137,7 @@ func (s *Server) redisLimits(client redis.Scripter, rc *config.RedisStorage) *ra
 	})
 	skipped := prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "gatehouse_ratelimit_redis_skipped_total",
-		Help: "Rate-limit decisions that did not ask Redis because it failed moments ago: refused with 503 (on_failure deny) or decided in memory (local).",
+		Help: "Rate-limit decisions that did not ask Redis because it failed moments ago: refused with 503 (on_failure deny), decided in memory (local) or let through unchecked (allow).",
 	})
 	o.Failed = func(error) { failures.Inc() }
 	o.Skipped = skipped.Inc
