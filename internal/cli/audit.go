@@ -57,7 +57,9 @@ func (f *storeFlags) open(ctx context.Context) (auditStore, error) {
 // openPostgres opens the PostgreSQL store of storage.postgres, its
 // password resolved from the environment or a file.
 func openPostgres(ctx context.Context, pg *config.PostgresStorage) (*postgres.Store, error) {
-	o := postgres.Options{URL: pg.URL, Schema: pg.EffectiveSchema()}
+	// A tool opens the gateways' store as it is: it creates no schema
+	// and migrates nothing, so reading needs no more than SELECT.
+	o := postgres.Options{URL: pg.URL, Schema: pg.EffectiveSchema(), NoMigrate: true}
 	if !pg.Password.IsZero() {
 		v, err := secret.Local{}.Resolve(ctx, pg.Password)
 		if err != nil {

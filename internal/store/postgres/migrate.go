@@ -2,10 +2,12 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // migrations are applied in order, each once; a migration is never edited
@@ -140,6 +142,25 @@ var SchemaVersion = len(migrations) - 1
 // lacks, in one transaction under an advisory lock of the schema's name:
 // gateways that start together against an empty database wait for the
 // first, then find the schema current.
+// checkVersion checks, without changing anything, that the schema holds a
+// store at this build's version.
+func (s *Store) checkVersion(ctx context.Context) error {
+	var have int
+	err := s.pool.QueryRow(ctx, `SELECT COALESCE(MAX(version), 0) FROM `+pgx.Identifier{s.schema, "schema_migrations"}.Sanitize()).Scan(&have)
+	var pe *pgconn.PgError
+	switch {
+	case errors.As(err, &pe) && (pe.Code == "42P01" || pe.Code == "3F000"): // undefined_table, invalid_schema_name
+		return errors.New("no Gatehouse store here (no gateway has opened it with this schema); check storage.postgres.schema")
+	case err != nil:
+		return fmt.Errorf("reading the schema version: %w", err)
+	case have > SchemaVersion:
+		return fmt.Errorf("the store has schema version %d, newer than this gatehouse knows (%d); run a newer gatehouse", have, SchemaVersion)
+	case have < SchemaVersion:
+		return fmt.Errorf("the store has schema version %d, older than this gatehouse's (%d); start a gateway of this version first (it brings the schema up to date), or use the gatehouse of the running gateways", have, SchemaVersion)
+	}
+	return nil
+}
+
 func (s *Store) migrate(ctx context.Context) error {
 	schema := pgx.Identifier{s.schema}.Sanitize()
 	return s.tx(ctx, func(tx pgx.Tx) error {

@@ -5,7 +5,9 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"net"
+	"net/url"
 	"os"
 	"strings"
 	"sync"
@@ -224,4 +226,73 @@ func TestDescribe_NamesTheDatabaseNotTheUser(t *testing.T) {
 	if !strings.HasPrefix(d, "postgres ") || !strings.HasSuffix(d, " schema "+schema) || strings.Contains(d, "@") {
 		t.Fatalf("Describe() = %q", d)
 	}
+}
+
+// A tool (gatehouse audit verify -c) opens the gateways' store with
+// NoMigrate: it creates no schema where there is none, reads with a role
+// that may only SELECT (which the migration's lock and CREATE SCHEMA
+// would refuse), and names a schema of another version instead of
+// changing it.
+func TestNoMigrate_ReadsWithSelectAloneAndChangesNothing(t *testing.T) {
+	pgURL := server(t)
+	schema := newSchema(t, pgURL)
+	ctx := context.Background()
+	_, err := postgres.Open(ctx, postgres.Options{URL: pgURL, Schema: schema, NoMigrate: true})
+	if err == nil || !strings.Contains(err.Error(), "no Gatehouse store here") {
+		t.Fatalf("an empty schema: %v", err)
+	}
+	if schemaExists(t, pgURL, schema) {
+		t.Fatal("opening with NoMigrate created the schema")
+	}
+
+	s := open(t, pgURL, schema)
+	if _, err := s.AppendAudit(ctx, store.AuditRecord{Time: time.Now(), Actor: "admin", Action: "test"}); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+
+	b := make([]byte, 4)
+	rand.Read(b)
+	role := "gh_ro_" + hex.EncodeToString(b)
+	exec(t, pgURL, "CREATE ROLE "+role+" LOGIN")
+	t.Cleanup(func() { exec(t, pgURL, "DROP OWNED BY "+role+"; DROP ROLE "+role) })
+	exec(t, pgURL, "GRANT USAGE ON SCHEMA "+schema+" TO "+role+"; GRANT SELECT ON ALL TABLES IN SCHEMA "+schema+" TO "+role)
+	u, err := url.Parse(pgURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.User = url.User(role)
+	if _, err := postgres.Open(ctx, postgres.Options{URL: u.String(), Schema: schema}); err == nil {
+		t.Fatal("a gateway's open (with the migration) succeeded with SELECT alone; the test proves nothing")
+	}
+	ro, err := postgres.Open(ctx, postgres.Options{URL: u.String(), Schema: schema, NoMigrate: true})
+	if err != nil {
+		t.Fatalf("with SELECT alone: %v", err)
+	}
+	recs, err := ro.ListAudit(ctx, 0, 10)
+	ro.Close()
+	if err != nil || len(recs) != 1 || recs[0].Action != "test" {
+		t.Fatalf("the audit log read with SELECT alone: %v, %v", recs, err)
+	}
+
+	exec(t, pgURL, fmt.Sprintf("DELETE FROM %s.schema_migrations WHERE version = %d", schema, postgres.SchemaVersion))
+	_, err = postgres.Open(ctx, postgres.Options{URL: pgURL, Schema: schema, NoMigrate: true})
+	if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("schema version %d, older than this gatehouse's (%d)", postgres.SchemaVersion-1, postgres.SchemaVersion)) {
+		t.Fatalf("an older schema: %v", err)
+	}
+}
+
+func schemaExists(t *testing.T, pgURL, schema string) bool {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, pgURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	var n int
+	if err := conn.QueryRow(ctx, "SELECT count(*) FROM information_schema.schemata WHERE schema_name = $1", schema).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n > 0
 }
