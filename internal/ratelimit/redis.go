@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -48,8 +49,12 @@ return {1, math.floor((window - debt) / iv), 0, debt}
 // gateway's memory instead, with the same parameters; FailOpen lets the
 // request through without a limit. After
 // failuresToTrip failed decisions in a row, decisions stop asking Redis
-// for RedisOptions.Retry (they fail or go local at once, rather than
-// each waiting for the timeout); then one decision probes Redis again.
+// (they fail, go local or go through at once, rather than each waiting
+// for the timeout) until a probe finds it answering: in a registry's
+// limiters the probe runs in the background every RedisOptions.Retry,
+// so that no request waits on a failing Redis and its recovery is seen
+// without traffic; a limiter made alone (NewRedis) lets one decision
+// probe after each Retry.
 type Redis struct {
 	client  redis.Scripter
 	prefix  string // names the limit; the key's hash follows
@@ -111,10 +116,78 @@ type RedisOptions struct {
 // redisHealth is what the limiters of one Redis client know of it.
 type redisHealth struct {
 	o RedisOptions
-	// downUntil is when the next probe may ask Redis (Unix nanoseconds);
-	// 0 while decisions ask it.
+	// downUntil is when the next probe may ask Redis (monotonic
+	// nanoseconds); 0 while decisions ask it.
 	downUntil atomic.Int64
 	failures  atomic.Int32 // failed decisions in a row
+
+	// probe, when set (a registry's), asks Redis in the background while
+	// decisions skip it; none of them is the probe then.
+	probe   func(context.Context) error
+	mu      sync.Mutex
+	probing bool // a probe loop runs (mu)
+	closed  bool // (mu)
+	done    chan struct{}
+	wg      sync.WaitGroup
+}
+
+// probeKey is the bucket the background probe runs the decision's script
+// on (an interval of 1 µs and a burst of 1: it expires within 2 ms), so
+// that it checks what a decision needs, writes included: a primary
+// turned replica answers PING but refuses the script.
+const probeKey = "gatehouse:rl:probe"
+
+// startProbe starts the background probe, unless one runs.
+func (h *redisHealth) startProbe() {
+	if h.probe == nil {
+		return
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.probing || h.closed {
+		return
+	}
+	h.probing = true
+	h.wg.Add(1)
+	go h.runProbe()
+}
+
+// runProbe asks Redis every Retry until it answers, then lets the
+// decisions ask it again.
+func (h *redisHealth) runProbe() {
+	defer h.wg.Done()
+	t := time.NewTicker(h.o.Retry)
+	defer t.Stop()
+	for {
+		select {
+		case <-h.done:
+			return
+		case <-t.C:
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), h.o.Timeout)
+		err := h.probe(ctx)
+		cancel()
+		if err == nil {
+			// Not probing before the decisions may trip again: a trip
+			// from now on starts a loop of its own.
+			h.mu.Lock()
+			h.probing = false
+			h.mu.Unlock()
+			h.ok()
+			return
+		}
+	}
+}
+
+// close stops the background probe and waits for it.
+func (h *redisHealth) close() {
+	h.mu.Lock()
+	if !h.closed {
+		h.closed = true
+		close(h.done)
+	}
+	h.mu.Unlock()
+	h.wg.Wait()
 }
 
 func newRedisHealth(o RedisOptions) *redisHealth {
@@ -124,17 +197,18 @@ func newRedisHealth(o RedisOptions) *redisHealth {
 	if o.Retry <= 0 {
 		o.Retry = DefaultRedisRetry
 	}
-	return &redisHealth{o: o}
+	return &redisHealth{o: o, done: make(chan struct{})}
 }
 
-// skip reports whether a decision at now should not ask Redis. When the
-// retry interval has passed, one caller is let through as the probe.
+// skip reports whether a decision at now should not ask Redis. Without a
+// background probe, when the retry interval has passed, one caller is let
+// through as the probe.
 func (h *redisHealth) skip(now int64) bool {
 	d := h.downUntil.Load()
 	if d == 0 {
 		return false
 	}
-	if now < d {
+	if now < d || h.probe != nil {
 		return true
 	}
 	return !h.downUntil.CompareAndSwap(d, now+int64(h.o.Retry))
@@ -157,6 +231,7 @@ func (h *redisHealth) failed(now int64, err error) {
 		if f := h.o.Down; f != nil {
 			f(err)
 		}
+		h.startProbe()
 	}
 }
 

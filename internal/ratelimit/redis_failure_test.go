@@ -21,6 +21,25 @@ type breakableRedis struct {
 	*redis.Client
 	broken atomic.Bool
 	dials  atomic.Int64
+	probes atomic.Int64 // commands on the background probe's key
+}
+
+// probeCounter is a go-redis hook that counts the probe's commands.
+type probeCounter struct{ b *breakableRedis }
+
+func (probeCounter) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (h probeCounter) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		for _, a := range cmd.Args() {
+			if a == "gatehouse:rl:probe" {
+				h.b.probes.Add(1)
+			}
+		}
+		return next(ctx, cmd)
+	}
+}
+func (probeCounter) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
 }
 
 type breakableConn struct {
@@ -63,6 +82,7 @@ func newBreakableRedis(t *testing.T) *breakableRedis {
 		return breakableConn{Conn: conn, b: b}, nil
 	}
 	b.Client = redis.NewClient(&o)
+	b.Client.AddHook(probeCounter{b})
 	t.Cleanup(func() { b.Client.Close() })
 	return b
 }
@@ -89,13 +109,15 @@ func (e *events) get() (down, up, failed int) {
 }
 
 // deny: every decision while Redis fails is an error (503), three
-// failures in a row stop the decisions from asking it until the retry
-// interval has passed, a probe then finds it back, and the bucket it kept
-// decides again.
+// failures in a row stop the decisions from asking it, a probe in the
+// background asks it every retry interval, finds it back with no
+// decision asked, and the bucket it kept decides again. Closed, the
+// registry probes no more.
 func TestRedis_FailClosedSkipsAFailingServerThenProbes(t *testing.T) {
 	b := newBreakableRedis(t)
 	var ev events
 	reg := ratelimit.NewRedisRegistry(b, ev.options(ratelimit.FailClosed, 100*time.Millisecond))
+	t.Cleanup(reg.Close)
 	id := newID(t, b.Client)
 	l := reg.Get(id, ratelimit.Params{Interval: time.Hour, Burst: 3}, 1000)
 	ctx := context.Background()
@@ -120,28 +142,77 @@ func TestRedis_FailClosedSkipsAFailingServerThenProbes(t *testing.T) {
 			t.Fatalf("while skipping: %v", err)
 		}
 	}
-	if took := time.Since(start); took > 50*time.Millisecond || b.dials.Load() != dials {
-		t.Fatalf("50 skipped decisions took %v and dialled %d times", took, b.dials.Load()-dials)
+	if took := time.Since(start); took > 50*time.Millisecond {
+		t.Fatalf("50 skipped decisions took %v", took)
 	}
 
-	// Past the retry interval one probe asks, fails, and the skipping
-	// goes on without a second "down".
-	time.Sleep(120 * time.Millisecond)
-	if _, err := l.Allow(ctx, key, time.Now()); err == nil || errors.Is(err, ratelimit.ErrRedisSkipped) {
-		t.Fatalf("the probe: %v; want Redis's error", err)
+	// Past several retry intervals the probe has asked and failed; the
+	// decisions skip on, none of them waiting, with no second "down".
+	time.Sleep(350 * time.Millisecond)
+	if n := b.probes.Load(); n < 1 || n > 5 {
+		t.Fatalf("%d probes in 350 ms; want one every 100 ms", n)
 	}
-	if _, err := l.Allow(ctx, key, time.Now()); !errors.Is(err, ratelimit.ErrRedisSkipped) {
-		t.Fatalf("after a failed probe: %v", err)
+	if b.dials.Load() == dials {
+		t.Fatal("the probes did not reach the network")
+	}
+	start = time.Now()
+	if _, err := l.Allow(ctx, key, time.Now()); !errors.Is(err, ratelimit.ErrRedisSkipped) || time.Since(start) > 50*time.Millisecond {
+		t.Fatalf("a decision past the retry interval: %v after %v; want skipped at once (the probe is in the background)", err, time.Since(start))
 	}
 
+	// Redis back: the probe finds it with no decision asked.
 	b.broken.Store(false)
-	time.Sleep(120 * time.Millisecond)
+	waitAvailable(t, reg)
+	if down, up, failed := ev.get(); down != 1 || up != 1 || failed != 3 {
+		t.Fatalf("after recovery: down %d, up %d, failed %d (probes are not decisions)", down, up, failed)
+	}
 	d, err := l.Allow(ctx, key, time.Now())
 	if err != nil || !d.Allowed || d.Remaining != 1 {
-		t.Fatalf("the probe with Redis back: %+v, %v; want the bucket Redis kept (1 left)", d, err)
+		t.Fatalf("with Redis back: %+v, %v; want the bucket Redis kept (1 left)", d, err)
 	}
-	if down, up, failed := ev.get(); down != 1 || up != 1 || failed != 4 || !reg.RedisAvailable() {
-		t.Fatalf("after recovery: down %d, up %d, failed %d, available %v", down, up, failed, reg.RedisAvailable())
+
+	// Tripped again, then closed: the probe stops.
+	b.broken.Store(true)
+	for range 3 {
+		l.Allow(ctx, key, time.Now())
+	}
+	reg.Close()
+	probes := b.probes.Load()
+	time.Sleep(250 * time.Millisecond)
+	if n := b.probes.Load() - probes; n != 0 {
+		t.Fatalf("a closed registry probed %d times", n)
+	}
+}
+
+// waitAvailable waits for the background probe to find Redis back.
+func waitAvailable(t *testing.T, reg *ratelimit.Registry) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !reg.RedisAvailable() {
+		if time.Now().After(deadline) {
+			t.Fatal("the probe did not find Redis back within 5 s")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// A limiter made alone (no registry, no background probe) lets one
+// decision probe after each retry interval.
+func TestRedis_AloneADecisionProbes(t *testing.T) {
+	b := newBreakableRedis(t)
+	l := ratelimit.NewRedis(b, newID(t, b.Client), ratelimit.Params{Interval: time.Hour, Burst: 3}, 100*time.Millisecond)
+	ctx := context.Background()
+	b.broken.Store(true)
+	for range 3 {
+		l.Allow(ctx, []byte("k"), time.Now())
+	}
+	if _, err := l.Allow(ctx, []byte("k"), time.Now()); !errors.Is(err, ratelimit.ErrRedisSkipped) {
+		t.Fatalf("after three failures: %v", err)
+	}
+	b.broken.Store(false)
+	time.Sleep(time.Second + 100*time.Millisecond) // DefaultRedisRetry
+	if d, err := l.Allow(ctx, []byte("k"), time.Now()); err != nil || !d.Allowed {
+		t.Fatalf("the probe with Redis back: %+v, %v", d, err)
 	}
 }
 
@@ -151,6 +222,7 @@ func TestRedis_IsolatedFailuresDoNotTrip(t *testing.T) {
 	b := newBreakableRedis(t)
 	var ev events
 	reg := ratelimit.NewRedisRegistry(b, ev.options(ratelimit.FailClosed, time.Hour))
+	t.Cleanup(reg.Close)
 	l := reg.Get(newID(t, b.Client), ratelimit.Params{Interval: time.Millisecond, Burst: 1000}, 1000)
 	ctx := context.Background()
 	for range 5 {
@@ -177,6 +249,7 @@ func TestRedis_FailLocalDecidesInMemory(t *testing.T) {
 	b := newBreakableRedis(t)
 	var ev events
 	reg := ratelimit.NewRedisRegistry(b, ev.options(ratelimit.FailLocal, 50*time.Millisecond))
+	t.Cleanup(reg.Close)
 	id := newID(t, b.Client)
 	p := ratelimit.Params{Interval: time.Hour, Burst: 4}
 	l := reg.Get(id, p, 1000)
@@ -209,7 +282,7 @@ func TestRedis_FailLocalDecidesInMemory(t *testing.T) {
 		t.Fatalf("down told %d times", down)
 	}
 	b.broken.Store(false)
-	time.Sleep(70 * time.Millisecond)
+	waitAvailable(t, reg)
 	if d, err := l.Allow(ctx, []byte("acme"), time.Now()); err != nil || d.Allowed {
 		t.Fatalf("with Redis back: %+v, %v; want Redis's used-up bucket", d, err)
 	}
@@ -224,6 +297,7 @@ func TestRedis_FailOpenLetsThroughUnchecked(t *testing.T) {
 	b := newBreakableRedis(t)
 	var ev events
 	reg := ratelimit.NewRedisRegistry(b, ev.options(ratelimit.FailOpen, 50*time.Millisecond))
+	t.Cleanup(reg.Close)
 	l := reg.Get(newID(t, b.Client), ratelimit.Params{Interval: time.Hour, Burst: 2}, 1000)
 	ctx := context.Background()
 	for i := range 3 {
@@ -243,7 +317,7 @@ func TestRedis_FailOpenLetsThroughUnchecked(t *testing.T) {
 		t.Fatalf("down told %d times, failed %d; want 1 and 3 (then skipped)", down, failed)
 	}
 	b.broken.Store(false)
-	time.Sleep(70 * time.Millisecond)
+	waitAvailable(t, reg)
 	if d, err := l.Allow(ctx, []byte("acme"), time.Now()); err != nil || d.Allowed || d.Unchecked {
 		t.Fatalf("with Redis back: %+v, %v; want Redis's used-up bucket", d, err)
 	}
@@ -254,6 +328,7 @@ func TestRedis_ACancelledRequestIsNotAFailure(t *testing.T) {
 	b := newBreakableRedis(t)
 	var ev events
 	reg := ratelimit.NewRedisRegistry(b, ev.options(ratelimit.FailLocal, time.Hour))
+	t.Cleanup(reg.Close)
 	l := reg.Get(newID(t, b.Client), ratelimit.Params{Interval: time.Second, Burst: 5}, 1000)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()

@@ -1,6 +1,7 @@
 package ratelimit
 
 import (
+	"context"
 	"sync"
 
 	"github.com/redis/go-redis/v9"
@@ -41,7 +42,19 @@ func NewRegistry() *Registry {
 // buckets in client's database (see Redis), with o's timeout and
 // failure mode.
 func NewRedisRegistry(client redis.Scripter, o RedisOptions) *Registry {
-	return &Registry{limiters: map[ID]Adjustable{}, redis: client, health: newRedisHealth(o)}
+	h := newRedisHealth(o)
+	h.probe = func(ctx context.Context) error {
+		return gcraScript.Run(ctx, client, []string{probeKey}, 1, 1).Err()
+	}
+	return &Registry{limiters: map[ID]Adjustable{}, redis: client, health: h}
+}
+
+// Close stops the background probe of a Redis registry (before its
+// client is closed); its limiters still decide, without it.
+func (r *Registry) Close() {
+	if r.health != nil {
+		r.health.close()
+	}
 }
 
 // Get returns the limiter of id, creating it or updating its parameters.

@@ -282,4 +282,13 @@ func TestRedisFailure_DenyRefuses(t *testing.T) {
 	if took := time.Since(start); took > 2*time.Second {
 		t.Errorf("20 refusals took %v", took)
 	}
+	// Back: the background probe finds Redis with no request sent, and
+	// says so in the gauge.
+	proxy.up()
+	eventually(t, 5*time.Second, "the availability gauge to say 1 with no traffic", func() bool {
+		return metricLine(t, g.admin, "gatehouse_ratelimit_redis_available") == "gatehouse_ratelimit_redis_available 1"
+	})
+	if s := status(t, g.url+"/x"); s != 200 {
+		t.Fatalf("with Redis back: %d", s)
+	}
 }

@@ -31,16 +31,17 @@ import (
 // state is what the server keeps in the store and the components over
 // it: the registry, the key ring and the audit recorder.
 type state struct {
-	store      store.Store
-	registry   *registry.Registry
-	keys       *keyring.Ring
-	audit      *audit.Recorder
-	anomalies  *anomaly.Detector // stopped before the store closes
-	maxCallers int               // anomalies.max_callers as written at start
-	dataDir    string
-	postgres   *config.PostgresStorage // as the store was opened with (nil: the embedded store)
-	redis      redis.UniversalClient   // the rate limits' (nil: in memory)
-	redisCfg   *config.RedisStorage
+	store       store.Store
+	registry    *registry.Registry
+	keys        *keyring.Ring
+	audit       *audit.Recorder
+	anomalies   *anomaly.Detector // stopped before the store closes
+	maxCallers  int               // anomalies.max_callers as written at start
+	dataDir     string
+	postgres    *config.PostgresStorage // as the store was opened with (nil: the embedded store)
+	redis       redis.UniversalClient   // the rate limits' (nil: in memory)
+	redisLimits *ratelimit.Registry     // their registry (nil: in memory); closed before redis
+	redisCfg    *config.RedisStorage
 
 	stop     context.CancelFunc // stops the background loops
 	bg       sync.WaitGroup
@@ -114,6 +115,7 @@ func (s *Server) openState(ctx context.Context, doc *config.Document) error {
 		s.state.redis = client
 		// Before the first compile: no limiter exists yet.
 		rt.RateLimits = s.redisLimits(client, rc)
+		s.state.redisLimits = rt.RateLimits
 	}
 	return nil
 }
@@ -169,7 +171,7 @@ func (s *Server) redisLimits(client redis.Scripter, rc *config.RedisStorage) *ra
 	if s.metrics != nil {
 		s.metrics.Registry.MustRegister(failures, skipped, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "gatehouse_ratelimit_redis_available",
-			Help: "1 while rate-limit decisions ask Redis, 0 while they skip it after failures (storage.redis.on_failure decides then); the next rate-limited request after the retry interval probes it, so without such traffic it stays 0.",
+			Help: "1 while rate-limit decisions ask Redis, 0 while they skip it after failures (storage.redis.on_failure decides then, and a probe asks Redis every second until it answers).",
 		}, func() float64 {
 			if reg.RedisAvailable() {
 				return 1
@@ -325,6 +327,9 @@ func (s *Server) Close() error {
 			st.anomalies.Close() // writes what is queued to the store first
 		}
 		err = st.store.Close()
+		if st.redisLimits != nil {
+			st.redisLimits.Close() // its probe, before the client it uses
+		}
 		if st.redis != nil {
 			err = errors.Join(err, st.redis.Close())
 		}
