@@ -5,12 +5,13 @@ package config
 // refills at Rate requests per Period. docs/policies.md gives the exact
 // semantics.
 type RateLimit struct {
-	Name    string   `yaml:"name" jsonschema:"required" jsonschema_description:"Unique within the API; names the limit in RateLimit headers, logs and metrics. An operation limit with the name of an API limit replaces it for that operation."`
-	Rate    int      `yaml:"rate" jsonschema:"required" jsonschema_description:"Requests allowed per period, sustained."`
-	Period  Duration `yaml:"period" jsonschema:"required" jsonschema_description:"The period of rate, e.g. 1s or 1m."`
-	Burst   int      `yaml:"burst" jsonschema_description:"Requests that may arrive at once after an idle time. Default: rate."`
-	Key     []string `yaml:"key" jsonschema_description:"What is counted together: consumer, subject, ip, api, claim:PATH, header:NAME, or a list of them (combined). Default [subject]. A part with no value in a request is replaced by the client IP."`
-	MaxKeys int      `yaml:"max_keys" jsonschema_description:"Most distinct keys kept in memory. Default 1000000. Keys beyond it share one overflow bucket per shard. Fixed when the limit is first made: a reload keeps the running limit's (rename the limit to apply a new one)."`
+	Name           string   `yaml:"name" jsonschema:"required" jsonschema_description:"Unique within the API; names the limit in RateLimit headers, logs and metrics. An operation limit with the name of an API limit replaces it for that operation."`
+	Rate           int      `yaml:"rate" jsonschema:"required" jsonschema_description:"Requests allowed per period, sustained."`
+	Period         Duration `yaml:"period" jsonschema:"required" jsonschema_description:"The period of rate, e.g. 1s or 1m."`
+	Burst          int      `yaml:"burst" jsonschema_description:"Requests that may arrive at once after an idle time. Default: rate."`
+	Key            []string `yaml:"key" jsonschema_description:"What is counted together: consumer, subject, ip, api, claim:PATH, header:NAME, or a list of them (combined). Default [subject]. A part with no value in a request is replaced by the client IP."`
+	MaxKeys        int      `yaml:"max_keys" jsonschema_description:"Most distinct keys kept in memory. Default 1000000. Keys beyond it share one overflow bucket per shard. Fixed when the limit is first made: a reload keeps the running limit's (rename the limit to apply a new one)."`
+	OnRedisFailure string   `yaml:"on_redis_failure" jsonschema:"enum=deny,enum=local,enum=allow" jsonschema_description:"With storage.redis: what this limit does while Redis fails, instead of storage.redis.on_failure (deny, local or allow, as there). Without storage.redis limits are in memory and never fail: it has no effect (lint says so)."`
 }
 
 // Quota is a number of requests allowed per calendar period, persisted

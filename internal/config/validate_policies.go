@@ -67,6 +67,11 @@ func (v *validator) rateLimits(p string, limits []RateLimit) {
 		}
 		v.maxKeys(Field(lp, "max_keys"), l.MaxKeys)
 		v.keySpec(Field(lp, "key"), l.Key)
+		switch l.OnRedisFailure {
+		case "", RedisOnFailureDeny, RedisOnFailureLocal, RedisOnFailureAllow:
+		default:
+			v.r.Errorf(Field(lp, "on_redis_failure"), "must be deny, local or allow, not %q", l.OnRedisFailure)
+		}
 	}
 }
 

@@ -218,7 +218,7 @@ func (c *compiler) rateLimitStep(pc *policyCompiler, apiPath, opPath string, a *
 		if maxKeys == 0 {
 			maxKeys = config.DefaultRateLimitMaxKeys
 		}
-		lim, apply := pc.rates.Prepare(id, p, maxKeys)
+		lim, apply := pc.rates.PrepareMode(id, p, maxKeys, redisFailureMode(s.l.OnRedisFailure))
 		c.onCommit(apply)
 		c.snap.policies.rateIDs[id] = true
 		rules = append(rules, policy.RateRule{
@@ -230,6 +230,20 @@ func (c *compiler) rateLimitStep(pc *policyCompiler, apiPath, opPath string, a *
 	// step then counts a request at its arrival (Exchange.Start) instead
 	// of reading the clock again.
 	return policy.RateLimit(policy.RateLimitOptions{Rules: rules, Now: c.rt.Now, Observe: c.observer(api, op, "rate_limit")})
+}
+
+// redisFailureMode maps a limit's on_redis_failure to its mode
+// ("": storage.redis.on_failure's).
+func redisFailureMode(s string) ratelimit.FailureMode {
+	switch s {
+	case config.RedisOnFailureDeny:
+		return ratelimit.FailClosed
+	case config.RedisOnFailureLocal:
+		return ratelimit.FailLocal
+	case config.RedisOnFailureAllow:
+		return ratelimit.FailOpen
+	}
+	return ratelimit.FailDefault
 }
 
 func (c *compiler) quotaStep(pc *policyCompiler, apiPath, opPath string, a *config.API, opQuotas []config.Quota, api *API, op *Operation) policy.Step {

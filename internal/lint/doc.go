@@ -36,6 +36,10 @@
 //     without operations, its prefix samples are reached on none of the
 //     hosts (error) or only on some (warning).
 //
+//   - setting-without-effect: a setting the rest of the configuration
+//     leaves idle, such as a rate limit's on_redis_failure without
+//     storage.redis (warning).
+//
 // For an API with openapi.spec, each operation of the document is routed
 // with the document's path (its parameters filled with samples) under the
 // API's path_prefix, and, when the document's path already starts with

@@ -31,6 +31,7 @@ const (
 	CodeOperationNotRouted     = "operation-not-routed"
 	CodeOperationNotDocumented = "operation-not-documented"
 	CodeOpenAPIUnreadable      = "openapi-unreadable"
+	CodeSettingWithoutEffect   = "setting-without-effect"
 )
 
 // Finding is one thing lint reports, placed like a validation diagnostic:
@@ -93,6 +94,7 @@ func Sort(fs []Finding) {
 func Run(ctx context.Context, doc *config.Document, snap *gateway.Snapshot) []Finding {
 	l := newLinter(doc, snap)
 	l.unauthenticated()
+	l.withoutEffect()
 	l.shadowing()
 	l.openAPI(ctx)
 	Sort(l.findings)
@@ -217,6 +219,32 @@ func (l *linter) unauthenticated() {
 					"%s is served without authentication (it inherits auth: {anonymous: true} from %s); if it is meant to be public keep it, otherwise give the operation or the API credentials",
 					route, config.Field(p, "auth"))
 			}
+		}
+	}
+}
+
+// withoutEffect reports settings that the rest of the configuration makes
+// idle: a rate limit's on_redis_failure without storage.redis (its limits
+// are in memory and never fail).
+func (l *linter) withoutEffect() {
+	if l.cfg.Storage.Redis != nil {
+		return
+	}
+	check := func(p string, limits []config.RateLimit) {
+		for i, rl := range limits {
+			if rl.OnRedisFailure != "" {
+				l.add(Warning, CodeSettingWithoutEffect, config.Field(config.Index(p, i), "on_redis_failure"),
+					"rate limit %q has on_redis_failure: %s, but without storage.redis its buckets are in this gateway's memory, which never fails: the setting does nothing",
+					rl.Name, rl.OnRedisFailure)
+			}
+		}
+	}
+	for i := range l.cfg.APIs {
+		a := &l.cfg.APIs[i]
+		p := config.Index("apis", i)
+		check(config.Field(p, "rate_limits"), a.RateLimits)
+		for j := range a.Operations {
+			check(config.Field(config.Index(config.Field(p, "operations"), j), "rate_limits"), a.Operations[j].RateLimits)
 		}
 	}
 }

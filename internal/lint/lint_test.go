@@ -252,3 +252,46 @@ func writeFile(t *testing.T, name, text string) {
 		t.Fatal(err)
 	}
 }
+
+// on_redis_failure without storage.redis does nothing: a warning at the
+// setting, for the API's limits and an operation's; with storage.redis,
+// nothing.
+func TestSettingWithoutEffect(t *testing.T) {
+	const cfg = `
+backends:
+  - name: be
+    instances: [{url: "http://127.0.0.1:9000"}]
+apis:
+  - name: orders
+    path_prefix: /orders
+    backend: be
+    auth: {anonymous: true}
+    rate_limits:
+      - {name: api, rate: 10, period: 1s, key: [ip], on_redis_failure: allow}
+      - {name: plain, rate: 10, period: 1s, key: [ip]}
+    operations:
+      - method: POST
+        path: /
+        rate_limits:
+          - {name: writes, rate: 1, period: 1s, key: [ip], on_redis_failure: deny}
+`
+	fs := lintDoc(t, "g.yaml", []byte(cfg))
+	var got []Finding
+	for _, f := range fs {
+		if f.Code == CodeSettingWithoutEffect {
+			got = append(got, f)
+		}
+	}
+	expect(t, got,
+		"warning setting-without-effect apis[0].rate_limits[0].on_redis_failure",
+		"warning setting-without-effect apis[0].operations[0].rate_limits[0].on_redis_failure",
+	)
+	mentions(t, got[0], `rate limit "api"`, "without storage.redis")
+
+	withRedis := "storage:\n  redis: {url: \"redis://127.0.0.1:6379/0\"}\n" + cfg
+	for _, f := range lintDoc(t, "g.yaml", []byte(withRedis)) {
+		if f.Code == CodeSettingWithoutEffect {
+			t.Fatalf("with storage.redis: %s", f)
+		}
+	}
+}

@@ -61,7 +61,11 @@ type Redis struct {
 	timeout time.Duration
 	params  atomic.Pointer[Params]
 	health  *redisHealth
-	local   *Memory // FailLocal: the buckets used while Redis fails
+	maxKeys int
+	mode    atomic.Uint32 // the FailureMode in effect: never FailDefault
+	// local holds the buckets used while Redis fails under FailLocal,
+	// made when the limit first has that mode (and kept).
+	local atomic.Pointer[Memory]
 }
 
 // DefaultRedisTimeout bounds one decision when none is given.
@@ -79,8 +83,11 @@ type FailureMode uint8
 
 // Failure modes.
 const (
+	// FailDefault is, for one limit, the registry's mode; for a
+	// registry, FailClosed.
+	FailDefault FailureMode = iota
 	// FailClosed returns the error: the request is refused (503).
-	FailClosed FailureMode = iota
+	FailClosed
 	// FailLocal decides in the gateway's own memory: each gateway then
 	// allows up to the limit on its own, so N gateways up to N times it.
 	FailLocal
@@ -197,6 +204,9 @@ func newRedisHealth(o RedisOptions) *redisHealth {
 	if o.Retry <= 0 {
 		o.Retry = DefaultRedisRetry
 	}
+	if o.OnFailure == FailDefault {
+		o.OnFailure = FailClosed
+	}
 	return &redisHealth{o: o, done: make(chan struct{})}
 }
 
@@ -264,25 +274,43 @@ func (r *Registry) RedisAvailable() bool {
 // closed. A registry's limiters (NewRedisRegistry) share what they know
 // of the client, and its FailureMode.
 func NewRedis(client redis.Scripter, id ID, p Params, timeout time.Duration) *Redis {
-	return newRedis(client, id, p, newRedisHealth(RedisOptions{Timeout: timeout}), 0)
+	return newRedis(client, id, p, newRedisHealth(RedisOptions{Timeout: timeout}), 0, FailClosed)
 }
 
-func newRedis(client redis.Scripter, id ID, p Params, h *redisHealth, maxKeys int) *Redis {
+func newRedis(client redis.Scripter, id ID, p Params, h *redisHealth, maxKeys int, mode FailureMode) *Redis {
 	sum := sha256.Sum256([]byte(id.API + "\x00" + id.Operation + "\x00" + id.Name + "\x00" + id.Key))
-	r := &Redis{client: client, prefix: "gatehouse:rl:" + hex.EncodeToString(sum[:8]) + ":", timeout: h.o.Timeout, health: h}
+	r := &Redis{client: client, prefix: "gatehouse:rl:" + hex.EncodeToString(sum[:8]) + ":", timeout: h.o.Timeout, health: h, maxKeys: max(maxKeys, 1)}
 	r.params.Store(&p)
-	if h.o.OnFailure == FailLocal {
-		r.local = NewMemory(p, max(maxKeys, 1)) // the limit's max_keys
-	}
+	r.SetMode(mode)
 	return r
 }
 
 // SetParams replaces the limit's parameters (a reload); buckets stay.
 func (r *Redis) SetParams(p Params) {
 	r.params.Store(&p)
-	if r.local != nil {
-		r.local.SetParams(p)
+	if l := r.local.Load(); l != nil {
+		l.SetParams(p)
 	}
+}
+
+// Mode returns the FailureMode in effect for the limit.
+func (r *Redis) Mode() FailureMode { return FailureMode(r.mode.Load()) }
+
+// SetMode sets what the limit does when Redis fails (a reload);
+// FailDefault is the registry's mode.
+func (r *Redis) SetMode(m FailureMode) {
+	m = r.resolve(m)
+	if m == FailLocal && r.local.Load() == nil {
+		r.local.CompareAndSwap(nil, NewMemory(*r.params.Load(), r.maxKeys)) // the limit's max_keys
+	}
+	r.mode.Store(uint32(m))
+}
+
+func (r *Redis) resolve(m FailureMode) FailureMode {
+	if m == FailDefault {
+		return r.health.o.OnFailure
+	}
+	return m
 }
 
 // Params returns the limit's parameters.
@@ -317,10 +345,10 @@ func (r *Redis) Allow(ctx context.Context, key []byte, now time.Time) (Decision,
 // fallback decides without Redis: locally, not at all (err), or lets the
 // request through unchecked.
 func (r *Redis) fallback(ctx context.Context, key []byte, now time.Time, err error) (Decision, error) {
-	switch {
-	case r.local != nil:
-		return r.local.Allow(ctx, key, now)
-	case r.health.o.OnFailure == FailOpen:
+	switch r.Mode() {
+	case FailLocal:
+		return r.local.Load().Allow(ctx, key, now)
+	case FailOpen:
 		return Decision{Allowed: true, Unchecked: true}, nil
 	}
 	return Decision{}, err

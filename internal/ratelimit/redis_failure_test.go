@@ -341,3 +341,54 @@ func TestRedis_ACancelledRequestIsNotAFailure(t *testing.T) {
 		t.Fatalf("down %d, failed %d", down, failed)
 	}
 }
+
+// A limit's own FailureMode replaces the registry's, and a reload (the
+// apply of PrepareMode) changes it: here the registry fails closed, one
+// limit fails open, another goes local, and a reload turns the closed
+// one local and the open one back to the registry's.
+func TestRedis_ALimitsOwnFailureMode(t *testing.T) {
+	b := newBreakableRedis(t)
+	var ev events
+	reg := ratelimit.NewRedisRegistry(b, ev.options(ratelimit.FailClosed, time.Hour))
+	t.Cleanup(reg.Close)
+	p := ratelimit.Params{Interval: time.Hour, Burst: 2}
+	closedID, openID, localID := newID(t, b.Client), newID(t, b.Client), newID(t, b.Client)
+	closed, _ := reg.PrepareMode(closedID, p, 100, ratelimit.FailDefault)
+	open, _ := reg.PrepareMode(openID, p, 100, ratelimit.FailOpen)
+	local, _ := reg.PrepareMode(localID, p, 100, ratelimit.FailLocal)
+	ctx := context.Background()
+	b.broken.Store(true)
+	decide := func(l ratelimit.Limiter) string {
+		d, err := l.Allow(ctx, []byte("k"), time.Now())
+		switch {
+		case err != nil:
+			return "error"
+		case d.Unchecked:
+			return "unchecked"
+		case d.Allowed:
+			return "allowed"
+		}
+		return "refused"
+	}
+	for i := range 3 {
+		if got := [3]string{decide(closed), decide(open), decide(local)}; got != [3]string{"error", "unchecked", [...]string{"allowed", "allowed", "refused"}[i]} {
+			t.Fatalf("decision %d with Redis down (closed, open, local): %v", i+1, got)
+		}
+	}
+	if _, apply := reg.PrepareMode(closedID, p, 100, ratelimit.FailDefault); apply != nil {
+		t.Fatal("an unchanged mode gave an apply")
+	}
+	_, toLocal := reg.PrepareMode(closedID, p, 100, ratelimit.FailLocal)
+	_, toDefault := reg.PrepareMode(openID, p, 100, ratelimit.FailDefault)
+	if toLocal == nil || toDefault == nil {
+		t.Fatal("a changed mode gave no apply")
+	}
+	if decide(closed) != "error" || decide(open) != "unchecked" {
+		t.Fatal("a mode changed before its apply")
+	}
+	toLocal()
+	toDefault()
+	if got := [2]string{decide(closed), decide(open)}; got != [2]string{"allowed", "error"} {
+		t.Fatalf("after the reload (closed→local, open→the registry's): %v", got)
+	}
+}

@@ -77,16 +77,33 @@ func (r *Registry) Get(id ID, p Params, maxKeys int) Adjustable {
 //
 // maxKeys bounds an in-memory limiter; Redis expires idle buckets itself.
 func (r *Registry) Prepare(id ID, p Params, maxKeys int) (m Adjustable, apply func()) {
+	return r.PrepareMode(id, p, maxKeys, FailDefault)
+}
+
+// PrepareMode is Prepare for a limit with a FailureMode of its own (a
+// Redis registry's limits; an in-memory limit never fails). A changed
+// mode is applied with the parameters.
+func (r *Registry) PrepareMode(id ID, p Params, maxKeys int, mode FailureMode) (m Adjustable, apply func()) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if m, ok := r.limiters[id]; ok {
-		if m.Params() != p {
-			return m, func() { m.SetParams(p) }
+		newParams := m.Params() != p
+		rl, _ := m.(*Redis)
+		newMode := rl != nil && rl.Mode() != rl.resolve(mode)
+		if !newParams && !newMode {
+			return m, nil
 		}
-		return m, nil
+		return m, func() {
+			if newParams {
+				m.SetParams(p)
+			}
+			if newMode {
+				rl.SetMode(mode)
+			}
+		}
 	}
 	if r.redis != nil {
-		m = newRedis(r.redis, id, p, r.health, maxKeys)
+		m = newRedis(r.redis, id, p, r.health, maxKeys, mode)
 	} else {
 		m = NewMemory(p, maxKeys)
 	}

@@ -86,6 +86,13 @@ func (p *redisProxy) down() {
 // reached through a proxy, with storage.redis.on_failure set to mode.
 func startBehindRedisProxy(t *testing.T, mode string) (*started, *redisProxy, *lockedBuffer) {
 	t.Helper()
+	return startBehindRedisProxyWith(t, mode, func(redisBlock string) string { return rateLimitedConfig(t, redisBlock, 5, "ip") })
+}
+
+// startBehindRedisProxyWith is startBehindRedisProxy with a configuration
+// of the caller's, made from the storage.redis block.
+func startBehindRedisProxyWith(t *testing.T, mode string, configFile func(redisBlock string) string) (*started, *redisProxy, *lockedBuffer) {
+	t.Helper()
 	redisURL := os.Getenv("GATEHOUSE_TEST_REDIS_URL")
 	if redisURL == "" {
 		t.Skip("GATEHOUSE_TEST_REDIS_URL is not set: the test takes a Redis down under a gateway (e.g. redis://127.0.0.1:6379/0)")
@@ -96,7 +103,7 @@ func startBehindRedisProxy(t *testing.T, mode string) (*started, *redisProxy, *l
 	}
 	proxy := newRedisProxy(t, u.Host)
 	u.Host = proxy.addr
-	file := rateLimitedConfig(t, fmt.Sprintf("  redis: {url: %q, timeout: 50ms, on_failure: %s}", u.String(), mode), 5, "ip")
+	file := configFile(fmt.Sprintf("  redis: {url: %q, timeout: 50ms, on_failure: %s}", u.String(), mode))
 	logs := &lockedBuffer{}
 	g := serve(t, file, t.TempDir(), slog.New(slog.NewTextHandler(logs, nil)))
 	return g, proxy, logs
@@ -250,6 +257,53 @@ func statusHas(t *testing.T, url, name string) bool {
 	}
 	res.Body.Close()
 	return res.StatusCode == 200 && res.Header.Get(name) != ""
+}
+
+// A limit's own on_redis_failure replaces storage.redis.on_failure: with
+// Redis gone, the login limit (deny) refuses with 503 while the catalog's
+// (allow) lets requests through, and the API's other limit follows the
+// gateway's local.
+func TestRedisFailure_ALimitsOwnMode(t *testing.T) {
+	g, proxy, _ := startBehindRedisProxyWith(t, "local", func(redisBlock string) string {
+		file := rateLimitedConfig(t, redisBlock, 5, "ip")
+		b, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		extra := `
+  - name: login
+    path_prefix: /login
+    backend: static
+    auth: {anonymous: true}
+    rate_limits:
+      - {name: login-%[1]s, rate: 5, period: 1m, key: [ip], on_redis_failure: deny}
+  - name: catalog
+    path_prefix: /catalog
+    backend: static
+    auth: {anonymous: true}
+    rate_limits:
+      - {name: catalog-%[1]s, rate: 1, period: 1m, key: [ip], on_redis_failure: allow}
+`
+		if err := os.WriteFile(file, append(b, fmt.Sprintf(extra, filepath.Base(t.TempDir()))...), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return file
+	})
+	if got := statuses(t, g.url+"/catalog/x", 2); got != "[200 429]" {
+		t.Fatalf("the catalog with Redis up: %s", got)
+	}
+	proxy.down()
+	for i := range 6 {
+		if s := status(t, g.url+"/login/x"); s != 503 {
+			t.Fatalf("login request %d with Redis down: %d, want 503 (on_redis_failure: deny)", i+1, s)
+		}
+		if s := status(t, g.url+"/catalog/x"); s != 200 {
+			t.Fatalf("catalog request %d with Redis down: %d, want 200 (on_redis_failure: allow)", i+1, s)
+		}
+	}
+	if got := statuses(t, g.url+"/x", 7); got != "[200 200 200 200 200 429 429]" {
+		t.Fatalf("the API without a mode of its own (storage.redis.on_failure: local): %s", got)
+	}
 }
 
 // on_failure: deny (the default). With Redis gone every rate-limited
