@@ -261,8 +261,10 @@ func schemas() map[string]any {
 			"evidence": obj([]string{"requests", "answered", "timed_out", "peak_rps"}, map[string]any{
 				"requests": integer(""), "answered": integer("Requests whose backend answered."),
 				"timed_out": integer("504 upstream_timeout."), "limited": integer("503 concurrency_limit."),
-				"peak_rps": integer("Most requests in one second."),
-				"p50_ms":   number("Time to the backend's response headers."), "p99_ms": number(""), "p999_ms": number(""), "max_ms": number(""),
+				"abandoned":        integer("Requests whose client went away (499) before the backend's response headers."),
+				"abandoned_max_ms": number("The longest of those waits."),
+				"peak_rps":         integer("Most requests in one second."),
+				"p50_ms":           number("Time to the backend's response headers."), "p99_ms": number(""), "p999_ms": number(""), "max_ms": number(""),
 				"in_flight": number("Estimated requests in flight to the backend at its busiest."),
 				"since":     stamp(),
 			}),

@@ -134,15 +134,20 @@ type Suggestion struct {
 
 // Evidence is what a suggestion rests on, over the window.
 type Evidence struct {
-	Requests uint64  `json:"requests"`
-	Answered uint64  `json:"answered"`
-	TimedOut uint64  `json:"timed_out"`
-	Limited  uint64  `json:"limited,omitempty"`
-	PeakRPS  uint64  `json:"peak_rps"`
-	P50ms    float64 `json:"p50_ms"`
-	P99ms    float64 `json:"p99_ms"`
-	P999ms   float64 `json:"p999_ms"`
-	MaxMs    float64 `json:"max_ms"`
+	Requests uint64 `json:"requests"`
+	Answered uint64 `json:"answered"`
+	TimedOut uint64 `json:"timed_out"`
+	Limited  uint64 `json:"limited,omitempty"`
+	// Abandoned counts the requests whose client went away (499) before
+	// the backend's response headers; AbandonedMaxMs is the longest of
+	// those waits.
+	Abandoned      uint64  `json:"abandoned,omitempty"`
+	AbandonedMaxMs float64 `json:"abandoned_max_ms,omitempty"`
+	PeakRPS        uint64  `json:"peak_rps"`
+	P50ms          float64 `json:"p50_ms"`
+	P99ms          float64 `json:"p99_ms"`
+	P999ms         float64 `json:"p999_ms"`
+	MaxMs          float64 `json:"max_ms"`
 	// InFlight is the estimated requests in flight to the backend at its
 	// busiest (concurrency suggestions).
 	InFlight float64 `json:"in_flight,omitempty"`
@@ -174,7 +179,7 @@ func Advise(in Input, o Options) Report {
 	for i := range in.Operations {
 		op := &in.Operations[i]
 		st := &op.Stats
-		if st.Answered+st.TimedOut+st.Limited == 0 {
+		if st.Answered+st.TimedOut+st.Limited+st.Abandoned == 0 {
 			continue // nothing reached (or asked for) the backend
 		}
 		s, hr := adviseTimeout(op, minSamples)
@@ -229,7 +234,7 @@ func actionRank(a string) int {
 func evidenceOf(s *observe.UpstreamSummary) Evidence {
 	return Evidence{
 		Requests: s.Requests, Answered: s.Answered, TimedOut: s.TimedOut, Limited: s.Limited,
-		PeakRPS: s.PeakRPS, P50ms: ms(s.P50), P99ms: ms(s.P99), P999ms: ms(s.P999), MaxMs: ms(s.Max),
+		Abandoned: s.Abandoned, AbandonedMaxMs: ms(s.AbandonedMax), PeakRPS: s.PeakRPS, P50ms: ms(s.P50), P99ms: ms(s.P99), P999ms: ms(s.P999), MaxMs: ms(s.Max),
 		Since: s.Since,
 	}
 }
@@ -246,6 +251,16 @@ type headerRaise struct {
 // suggestion (nil when only the backend's response_header must change),
 // and a raise of its backend's response_header when that is needed.
 func adviseTimeout(op *Operation, minSamples uint64) (*Suggestion, *headerRaise) {
+	s, h := deadlineRules(op, minSamples)
+	if st := &op.Stats; s != nil && st.Abandoned > 0 {
+		s.Reason += fmt.Sprintf("; %d requests were given up by their clients (499) before the backend answered, after waiting up to %s: an answer slower than its client waits is seen only as one of those, not as a timeout",
+			st.Abandoned, formatDuration(st.AbandonedMax))
+	}
+	return s, h
+}
+
+// deadlineRules is adviseTimeout without the note on abandoned requests.
+func deadlineRules(op *Operation, minSamples uint64) (*Suggestion, *headerRaise) {
 	st := &op.Stats
 	s := &Suggestion{
 		Kind: KindTimeout, API: op.API, Operation: op.Operation, Backend: op.Backend,
@@ -410,7 +425,7 @@ func adviseConcurrency(b *Backend, ops []Operation, minSamples uint64) (Suggesti
 	for i := range ops {
 		op := &ops[i]
 		st := &op.Stats
-		if op.Backend != b.Name || st.Answered+st.TimedOut+st.Limited == 0 {
+		if op.Backend != b.Name || st.Answered+st.TimedOut+st.Limited+st.Abandoned == 0 {
 			continue
 		}
 		seen = true
@@ -420,6 +435,8 @@ func adviseConcurrency(b *Backend, ops []Operation, minSamples uint64) (Suggesti
 		e.Answered += st.Answered
 		e.TimedOut += st.TimedOut
 		e.Limited += st.Limited
+		e.Abandoned += st.Abandoned
+		e.AbandonedMaxMs = max(e.AbandonedMaxMs, ms(st.AbandonedMax))
 		e.PeakRPS += st.PeakRPS
 		e.P99ms = max(e.P99ms, ms(st.P99))
 		e.P999ms = max(e.P999ms, ms(st.P999))

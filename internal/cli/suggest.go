@@ -122,6 +122,9 @@ func evidenceLine(sg advisor.Suggestion) string {
 	if e.Limited > 0 {
 		parts = append(parts, fmt.Sprintf("refused by the limit %d", e.Limited))
 	}
+	if e.Abandoned > 0 {
+		parts = append(parts, fmt.Sprintf("given up by the client %d (longest wait %s)", e.Abandoned, msText(e.AbandonedMaxMs)))
+	}
 	parts = append(parts, fmt.Sprintf("busiest second %d", e.PeakRPS))
 	if sg.Kind == advisor.KindConcurrency {
 		parts = append(parts, fmt.Sprintf("in flight about %.2f", e.InFlight))

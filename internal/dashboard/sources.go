@@ -246,10 +246,11 @@ type Suggestion struct {
 	// Patch is the YAML to set at Path (empty for keep and wait).
 	Patch string
 	// The evidence, over the window: requests, those that ran out of
-	// time and those the concurrency limit refused, the busiest second,
+	// time, those the concurrency limit refused, those whose client gave
+	// up before the backend answered, the busiest second,
 	// the latency of the backend's answers, and (concurrency) the
 	// requests estimated in flight at the busiest second.
-	Requests, TimedOut, Limited, PeakRPS uint64
-	P50ms, P99ms, P999ms                 float64
-	InFlight                             float64
+	Requests, TimedOut, Limited, Abandoned, PeakRPS uint64
+	P50ms, P99ms, P999ms                            float64
+	InFlight                                        float64
 }

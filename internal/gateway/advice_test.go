@@ -1,6 +1,7 @@
 package gateway_test
 
 import (
+	"context"
 	"net/http"
 	"strings"
 	"sync/atomic"
@@ -172,5 +173,56 @@ func TestAdvice_FromObservedTraffic(t *testing.T) {
 		if op.Operation == "slow" && (op.Stats.TimedOut != 0 || op.Stats.Answered != 10) {
 			t.Errorf("slow after its deadline changed: %+v", op.Stats)
 		}
+	}
+}
+
+// A client that gives up while the backend has not answered is counted
+// as such (not as an answer, nor as a timeout), with how long it waited,
+// and the suggestion's reason says so: a backend that hangs longer than
+// its clients wait is seen that way.
+func TestAdvice_ClientsThatGiveUpAreCounted(t *testing.T) {
+	release := make(chan struct{})
+	a := startInstance(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/slow" {
+			select {
+			case <-release:
+			case <-r.Context().Done():
+			}
+		}
+	})
+	t.Cleanup(func() { close(release) })
+	h := newHarnessWith(t, adviceConfig, map[string]any{"A": a.URL(), "FastExtra": "", "Slow": "30s"}, func(rt *gateway.Runtime) {
+		rt.Stats = observe.NewStats(nil)
+	})
+	for range 3 {
+		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+		req, _ := http.NewRequestWithContext(ctx, "GET", h.srv.URL+"/slow", nil)
+		if res, err := h.srv.Client().Do(req); err == nil {
+			res.Body.Close()
+			t.Fatalf("the slow request was answered: %d", res.StatusCode)
+		}
+		cancel()
+	}
+	var slow advisor.Operation
+	waitFor(t, 5*time.Second, "the three abandoned requests to be recorded", func() bool {
+		for _, op := range h.gw.Snapshot().AdvisorInput().Operations {
+			if op.Operation == "slow" {
+				slow = op
+			}
+		}
+		return slow.Stats.Requests == 3
+	})
+	if st := slow.Stats; st.Abandoned != 3 || st.Answered != 0 || st.TimedOut != 0 || st.AbandonedMax < 100*time.Millisecond || st.AbandonedMax > 5*time.Second {
+		t.Fatalf("slow: %+v", st)
+	}
+	rep := advisor.Advise(advisor.Input{Operations: []advisor.Operation{slow}}, advisor.Options{MinSamples: 1})
+	var s advisor.Suggestion
+	for _, x := range rep.Suggestions {
+		if x.Kind == advisor.KindTimeout {
+			s = x
+		}
+	}
+	if !strings.Contains(s.Reason, "3 requests were given up by their clients (499)") || s.Evidence.Abandoned != 3 {
+		t.Fatalf("%s: %s; evidence %+v", s.Action, s.Reason, s.Evidence)
 	}
 }

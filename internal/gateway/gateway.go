@@ -452,6 +452,8 @@ func exchangeOutcome(rec *policy.Record) observe.Exchange {
 		x.Outcome = observe.TimedOut
 	case rec.Denial == reasonConcurrencyLimit:
 		x.Outcome = observe.Limited
+	case rec.Denial == reasonClientClosed && rec.UpstreamDuration > 0:
+		x.Outcome = observe.Abandoned // an attempt had started
 	}
 	return x
 }
@@ -460,6 +462,7 @@ func exchangeOutcome(rec *policy.Record) observe.Exchange {
 var (
 	reasonUpstreamTimeout  = upstream.ErrTimeout.String()
 	reasonConcurrencyLimit = upstream.ErrConcurrencyLimit.String()
+	reasonClientClosed     = "client_closed"
 )
 
 // observeAnomalies tells the anomaly detector about a finished request.

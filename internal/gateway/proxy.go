@@ -364,7 +364,7 @@ func (p *proxyHandler) errorHandler(w http.ResponseWriter, r *http.Request, err 
 		e.Cause = err
 	case errors.Is(r.Context().Err(), context.Canceled):
 		if x != nil && x.Record != nil {
-			x.Record.Denial = "client_closed"
+			x.Record.Denial = reasonClientClosed
 		}
 		if sw := gatewayWriter(w); sw != nil {
 			// No response: the server would otherwise send an implicit

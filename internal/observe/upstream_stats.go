@@ -31,6 +31,9 @@ const (
 	// Limited: refused by the backend's max_concurrent_requests (503
 	// concurrency_limit).
 	Limited
+	// Abandoned: the client went away (499) while the gateway waited for
+	// the backend's response headers.
+	Abandoned
 )
 
 // Exchange describes a request's upstream exchange.
@@ -48,6 +51,10 @@ type hourBucket struct {
 	answered uint32
 	timedOut uint32
 	limited  uint32
+	// abandoned counts the exchanges whose client went away before the
+	// response headers; abandonedUs is the longest of their waits.
+	abandoned   uint32
+	abandonedUs uint32
 	// The busiest second of requests that called (or asked to call) the
 	// backend: answered, timed out or limited; refusals by a policy step
 	// and requests the gateway answered itself are not counted.
@@ -79,6 +86,9 @@ func (b *hourBucket) add(t int64, d time.Duration, x Exchange) {
 		b.timedOut++
 	case Limited:
 		b.limited++
+	case Abandoned:
+		b.abandoned++
+		b.abandonedUs = max(b.abandonedUs, uint32(min(max(x.Upstream, 0)/time.Microsecond, math.MaxUint32)))
 	}
 	if b.sec != t {
 		b.sec, b.secCount = t, 0
@@ -102,6 +112,11 @@ type UpstreamSummary struct {
 	Answered uint64 `json:"answered"`
 	TimedOut uint64 `json:"timed_out"`
 	Limited  uint64 `json:"limited"`
+	// Abandoned counts the requests whose client went away (499) while
+	// the backend's response headers were awaited; AbandonedMax is the
+	// longest of those waits.
+	Abandoned    uint64        `json:"abandoned"`
+	AbandonedMax time.Duration `json:"abandoned_max"`
 	// PeakRPS is the most requests that called the backend (answered,
 	// timed out or limited) and ended within one second.
 	PeakRPS uint64 `json:"peak_rps"`
@@ -140,6 +155,8 @@ func (r *RouteStats) Upstream() UpstreamSummary {
 		s.Answered += uint64(b.answered)
 		s.TimedOut += uint64(b.timedOut)
 		s.Limited += uint64(b.limited)
+		s.Abandoned += uint64(b.abandoned)
+		s.AbandonedMax = max(s.AbandonedMax, time.Duration(b.abandonedUs)*time.Microsecond)
 		s.PeakRPS = max(s.PeakRPS, uint64(b.peakSec))
 		heldUs += b.heldUs
 		for j, n := range b.bins {
@@ -199,7 +216,7 @@ func (r *RouteStats) SetUpstreamSettings(deadline time.Duration, limit int) {
 		for i := range r.hours {
 			b := &r.hours[i]
 			if deadline != r.deadline {
-				b.timedOut = 0
+				b.timedOut, b.abandoned, b.abandonedUs = 0, 0, 0
 			}
 			if limit != r.limit {
 				b.limited = 0

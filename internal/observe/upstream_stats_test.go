@@ -37,8 +37,11 @@ func TestUpstream_SummarizesTheDay(t *testing.T) {
 	for range 5 {
 		r.ObserveExchange(401, 0, Exchange{}, clk.Now())
 	}
+	// Clients that gave up waiting for the backend: after 3s and 7s.
+	r.ObserveExchange(499, 3*time.Second, Exchange{Upstream: 3 * time.Second, Outcome: Abandoned}, clk.Now())
+	r.ObserveExchange(499, 7*time.Second, Exchange{Upstream: 7 * time.Second, Outcome: Abandoned}, clk.Now())
 	got := r.Upstream()
-	if got.Requests != 1010 || got.Answered != 1000 || got.TimedOut != 3 || got.Limited != 2 {
+	if got.Requests != 1012 || got.Answered != 1000 || got.TimedOut != 3 || got.Limited != 2 || got.Abandoned != 2 || got.AbandonedMax != 7*time.Second {
 		t.Errorf("counts: %+v", got)
 	}
 	if got.PeakRPS != 100 {
@@ -59,7 +62,7 @@ func TestUpstream_SummarizesTheDay(t *testing.T) {
 	}
 	// Observe without an exchange still counts the request and its second.
 	r.Observe(200, time.Millisecond)
-	if n := r.Upstream().Requests; n != 1011 {
+	if n := r.Upstream().Requests; n != 1013 {
 		t.Errorf("requests after Observe: %d", n)
 	}
 }
@@ -146,6 +149,7 @@ func TestUpstream_SettingsChangeForgetsWhatTheyJudged(t *testing.T) {
 		r.ObserveExchange(200, time.Millisecond, Exchange{Upstream: time.Millisecond, Outcome: Answered}, clk.Now())
 		r.ObserveExchange(504, time.Second, Exchange{Upstream: time.Second, Outcome: TimedOut}, clk.Now())
 		r.ObserveExchange(503, 0, Exchange{Outcome: Limited}, clk.Now())
+		r.ObserveExchange(499, time.Second/2, Exchange{Upstream: time.Second / 2, Outcome: Abandoned}, clk.Now())
 	}
 	record()
 	clk.Advance(2 * time.Hour)
@@ -155,7 +159,7 @@ func TestUpstream_SettingsChangeForgetsWhatTheyJudged(t *testing.T) {
 		t.Fatalf("unchanged settings: %+v", got)
 	}
 	r.SetUpstreamSettings(2*time.Second, 10)
-	if got := r.Upstream(); got.TimedOut != 0 || got.Limited != 2 || got.Answered != 2 {
+	if got := r.Upstream(); got.TimedOut != 0 || got.Abandoned != 0 || got.AbandonedMax != 0 || got.Limited != 2 || got.Answered != 2 {
 		t.Fatalf("after a new deadline: %+v", got)
 	}
 	record()

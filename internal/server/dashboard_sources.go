@@ -384,7 +384,7 @@ func (a suggestionSource) Suggestions(_ context.Context, minSamples uint64) (das
 			Kind: s.Kind, Action: s.Action, API: s.API, Operation: s.Operation, Backend: s.Backend,
 			Setting: s.Setting, Path: s.Path, Line: s.Line, Current: s.Current, Suggested: s.Suggested,
 			Reason: s.Reason, Patch: s.Patch,
-			Requests: e.Requests, TimedOut: e.TimedOut, Limited: e.Limited, PeakRPS: e.PeakRPS,
+			Requests: e.Requests, TimedOut: e.TimedOut, Limited: e.Limited, Abandoned: e.Abandoned, PeakRPS: e.PeakRPS,
 			P50ms: e.P50ms, P99ms: e.P99ms, P999ms: e.P999ms, InFlight: e.InFlight,
 		})
 	}
