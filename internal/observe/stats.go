@@ -5,6 +5,7 @@ import (
 	"math/bits"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -100,9 +101,15 @@ type Stats struct {
 
 	mu     sync.Mutex
 	routes map[routeKey]*RouteStats
+	// others holds the upstream hours other gateway processes saved to
+	// the store (SetOtherHours), which Upstream adds to each route's own.
+	others atomic.Pointer[map[UpstreamKey][]UpstreamHour]
 }
 
 type routeKey struct{ api, op string }
+
+// UpstreamKey names an operation's upstream hours in the store.
+type UpstreamKey struct{ API, Operation string }
 
 // NewStats returns an empty registry; now is the clock (nil: time.Now).
 func NewStats(now func() time.Time) *Stats {
@@ -122,7 +129,7 @@ func (s *Stats) Route(api, op string) *RouteStats {
 	k := routeKey{api, op}
 	r := s.routes[k]
 	if r == nil {
-		r = &RouteStats{API: api, Operation: op, now: s.now, system: s.system}
+		r = &RouteStats{API: api, Operation: op, now: s.now, system: s.system, parent: s}
 		for i := range r.sec {
 			r.sec[i].epoch = -1
 			r.min[i].epoch = -1
@@ -133,6 +140,31 @@ func (s *Stats) Route(api, op string) *RouteStats {
 		s.routes[k] = r
 	}
 	return r
+}
+
+// SetOtherHours replaces the upstream hours of other gateway processes
+// (this gateway before a restart, the others sharing the store) that
+// each route's Upstream adds to its own.
+func (s *Stats) SetOtherHours(hours map[UpstreamKey][]UpstreamHour) {
+	s.others.Store(&hours)
+}
+
+// OwnHours returns each route's own upstream hours of the last day (see
+// RouteStats.UpstreamHours), for the store; routes without are left out.
+func (s *Stats) OwnHours() map[UpstreamKey][]UpstreamHour {
+	s.mu.Lock()
+	routes := make([]*RouteStats, 0, len(s.routes))
+	for _, r := range s.routes {
+		routes = append(routes, r)
+	}
+	s.mu.Unlock()
+	out := map[UpstreamKey][]UpstreamHour{}
+	for _, r := range routes {
+		if h := r.UpstreamHours(); len(h) > 0 {
+			out[UpstreamKey{r.API, r.Operation}] = h
+		}
+	}
+	return out
 }
 
 // Retain drops the statistics of operations not in keep (those a new
@@ -155,7 +187,8 @@ func (s *Stats) Retain(keep []*RouteStats) {
 type RouteStats struct {
 	API, Operation string
 	now            func() time.Time
-	system         bool // now is time.Now
+	system         bool   // now is time.Now
+	parent         *Stats // for the other processes' hours
 
 	mu  sync.Mutex
 	sec [ringSize]bucket

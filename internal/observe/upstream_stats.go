@@ -1,7 +1,11 @@
 package observe
 
 import (
+	"cmp"
+	"encoding/json"
+	"fmt"
 	"math"
+	"slices"
 	"time"
 )
 
@@ -131,8 +135,30 @@ type UpstreamSummary struct {
 }
 
 // Upstream summarizes the last 24 hours (the current hour and the 23
-// before it) of the operation's upstream exchanges.
+// before it) of the operation's upstream exchanges, with the hours other
+// gateway processes saved (Stats.SetOtherHours).
 func (r *RouteStats) Upstream() UpstreamSummary {
+	if r == nil {
+		return UpstreamSummary{}
+	}
+	var others []UpstreamHour
+	if r.parent != nil {
+		if m := r.parent.others.Load(); m != nil {
+			others = (*m)[UpstreamKey{r.API, r.Operation}]
+		}
+	}
+	return r.UpstreamWith(others)
+}
+
+// UpstreamWith is Upstream with the hours other gateway processes kept of
+// the operation (read back from the store: this gateway before a restart,
+// or the others that share the store) added to this process's own. Their
+// timeouts and given-up requests count only when they were judged against
+// the deadline in force here, their refusals only under the same
+// concurrency limit (SetUpstreamSettings); the busiest second is the
+// busiest of any one process, since a concurrency limit is each
+// gateway's own.
+func (r *RouteStats) UpstreamWith(others []UpstreamHour) UpstreamSummary {
 	var s UpstreamSummary
 	if r == nil {
 		return s
@@ -141,29 +167,41 @@ func (r *RouteStats) Upstream() UpstreamSummary {
 	var bins [latencyBins]uint64
 	var heldUs uint64
 	oldest := int64(-1)
-	r.mu.Lock()
-	for i := range r.hours {
-		b := &r.hours[i]
+	add := func(b *hourBucket, timeouts, refusals bool) {
 		age := now - b.epoch
 		if b.epoch < 0 || age < 0 || age >= hourRingSize || b.requests == 0 {
-			continue
+			return
 		}
 		if oldest < 0 || b.epoch < oldest {
 			oldest = b.epoch
 		}
 		s.Requests += uint64(b.requests)
 		s.Answered += uint64(b.answered)
-		s.TimedOut += uint64(b.timedOut)
-		s.Limited += uint64(b.limited)
-		s.Abandoned += uint64(b.abandoned)
-		s.AbandonedMax = max(s.AbandonedMax, time.Duration(b.abandonedUs)*time.Microsecond)
+		if timeouts {
+			s.TimedOut += uint64(b.timedOut)
+			s.Abandoned += uint64(b.abandoned)
+			s.AbandonedMax = max(s.AbandonedMax, time.Duration(b.abandonedUs)*time.Microsecond)
+		}
+		if refusals {
+			s.Limited += uint64(b.limited)
+		}
 		s.PeakRPS = max(s.PeakRPS, uint64(b.peakSec))
 		heldUs += b.heldUs
 		for j, n := range b.bins {
 			bins[j] += uint64(n)
 		}
 	}
+	r.mu.Lock()
+	for i := range r.hours {
+		add(&r.hours[i], true, true)
+	}
+	deadline, limit, settingsSet := r.deadline, r.limit, r.settingsSet
 	r.mu.Unlock()
+	for i := range others {
+		o := &others[i]
+		b := o.bucket()
+		add(&b, !settingsSet || o.Deadline == deadline, !settingsSet || o.Limit == limit)
+	}
 	if oldest >= 0 {
 		s.Since = time.Unix(oldest*3600, 0).UTC()
 	}
@@ -180,6 +218,103 @@ func (r *RouteStats) Upstream() UpstreamSummary {
 		}
 	}
 	return s
+}
+
+// UpstreamHour is one hour of an operation's upstream statistics as a
+// gateway saves it to the store (MarshalBinary) and reads it back
+// (UnmarshalBinary), with the deadline and the concurrency limit its
+// timeouts and refusals were judged against.
+type UpstreamHour struct {
+	Hour        int64         `json:"hour"` // hours since the Unix epoch
+	Deadline    time.Duration `json:"deadline"`
+	Limit       int           `json:"limit"`
+	Requests    uint32        `json:"requests"`
+	Answered    uint32        `json:"answered"`
+	TimedOut    uint32        `json:"timed_out"`
+	Limited     uint32        `json:"limited"`
+	Abandoned   uint32        `json:"abandoned"`
+	AbandonedUs uint32        `json:"abandoned_us"`
+	PeakSec     uint32        `json:"peak_sec"`
+	HeldUs      uint64        `json:"held_us"`
+	// Bins holds the latency histogram's non-empty bins as pairs of
+	// index and count.
+	Bins [][2]uint32 `json:"bins"`
+}
+
+// upstreamHourVersion is the encoding's version: a gateway ignores a row
+// of another version (a newer gateway's) rather than misread it.
+const upstreamHourVersion = 1
+
+// MarshalBinary encodes h for the store.
+func (h UpstreamHour) MarshalBinary() ([]byte, error) {
+	return json.Marshal(struct {
+		V int `json:"v"`
+		UpstreamHour
+	}{upstreamHourVersion, h})
+}
+
+// UnmarshalBinary decodes what MarshalBinary wrote, refusing another
+// version and bins out of range.
+func (h *UpstreamHour) UnmarshalBinary(b []byte) error {
+	var v struct {
+		V int `json:"v"`
+		UpstreamHour
+	}
+	if err := json.Unmarshal(b, &v); err != nil {
+		return fmt.Errorf("upstream statistics: %w", err)
+	}
+	if v.V != upstreamHourVersion {
+		return fmt.Errorf("upstream statistics of version %d, this gateway reads %d", v.V, upstreamHourVersion)
+	}
+	for _, p := range v.Bins {
+		if p[0] >= latencyBins {
+			return fmt.Errorf("upstream statistics: latency bin %d out of range", p[0])
+		}
+	}
+	*h = v.UpstreamHour
+	return nil
+}
+
+// bucket is h as an hourly bucket.
+func (h *UpstreamHour) bucket() hourBucket {
+	b := hourBucket{epoch: h.Hour, requests: h.Requests, answered: h.Answered, timedOut: h.TimedOut,
+		limited: h.Limited, abandoned: h.Abandoned, abandonedUs: h.AbandonedUs, peakSec: h.PeakSec, heldUs: h.HeldUs}
+	for _, p := range h.Bins {
+		if p[0] < latencyBins {
+			b.bins[p[0]] += p[1]
+		}
+	}
+	return b
+}
+
+// UpstreamHours returns this process's hours of the last day that saw a
+// request, oldest first, with the settings in force (for the store).
+func (r *RouteStats) UpstreamHours() []UpstreamHour {
+	if r == nil {
+		return nil
+	}
+	now := r.now().Unix() / 3600
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []UpstreamHour
+	for i := range r.hours {
+		b := &r.hours[i]
+		age := now - b.epoch
+		if b.epoch < 0 || age < 0 || age >= hourRingSize || b.requests == 0 {
+			continue
+		}
+		h := UpstreamHour{Hour: b.epoch, Deadline: r.deadline, Limit: r.limit,
+			Requests: b.requests, Answered: b.answered, TimedOut: b.timedOut, Limited: b.limited,
+			Abandoned: b.abandoned, AbandonedUs: b.abandonedUs, PeakSec: b.peakSec, HeldUs: b.heldUs}
+		for j, n := range b.bins {
+			if n > 0 {
+				h.Bins = append(h.Bins, [2]uint32{uint32(j), n})
+			}
+		}
+		out = append(out, h)
+	}
+	slices.SortFunc(out, func(a, b UpstreamHour) int { return cmp.Compare(a.Hour, b.Hour) })
+	return out
 }
 
 // binQuantile returns the upper bound of the bin holding quantile q of n

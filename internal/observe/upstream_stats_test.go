@@ -168,3 +168,69 @@ func TestUpstream_SettingsChangeForgetsWhatTheyJudged(t *testing.T) {
 		t.Fatalf("after a new limit: %+v", got)
 	}
 }
+
+// The hours a process saves, read back by another (the same gateway
+// after a restart, or another sharing the store), summarize as they did
+// where they were kept; timeouts judged against another deadline and
+// refusals under another limit are left out; the busiest second is one
+// process's, not a sum.
+func TestUpstream_HoursSavedAndReadBack(t *testing.T) {
+	clk := newFakeClock()
+	before := NewStats(clk.Now).Route("a", "x")
+	before.SetUpstreamSettings(time.Second, 10)
+	for i := range 300 {
+		before.ObserveExchange(200, 20*time.Millisecond, Exchange{Upstream: time.Duration(i+1) * time.Millisecond, Outcome: Answered}, clk.Now())
+		if i%100 == 99 {
+			clk.Advance(time.Hour)
+		}
+	}
+	before.ObserveExchange(504, time.Second, Exchange{Upstream: time.Second, Outcome: TimedOut}, clk.Now())
+	before.ObserveExchange(503, 0, Exchange{Outcome: Limited}, clk.Now())
+	before.ObserveExchange(499, time.Second/2, Exchange{Upstream: time.Second / 2, Outcome: Abandoned}, clk.Now())
+	want := before.Upstream()
+
+	var saved []UpstreamHour
+	for _, h := range before.UpstreamHours() {
+		b, err := h.MarshalBinary()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var back UpstreamHour
+		if err := back.UnmarshalBinary(b); err != nil {
+			t.Fatal(err)
+		}
+		saved = append(saved, back)
+	}
+	if len(saved) != 4 {
+		t.Fatalf("%d hours saved, want 4", len(saved))
+	}
+	after := NewStats(clk.Now).Route("a", "x")
+	after.SetUpstreamSettings(time.Second, 10)
+	if got := after.UpstreamWith(saved); got != want {
+		t.Fatalf("read back:\n got %+v\nwant %+v", got, want)
+	}
+	// The same traffic here too: counts add up, the busiest second does not.
+	for range 100 {
+		after.ObserveExchange(200, time.Millisecond, Exchange{Upstream: time.Millisecond, Outcome: Answered}, clk.Now())
+	}
+	if got := after.UpstreamWith(saved); got.Answered != 400 || got.PeakRPS != want.PeakRPS || got.Requests != want.Requests+100 {
+		t.Fatalf("with traffic of its own: %+v (peak before %d)", got, want.PeakRPS)
+	}
+	other := NewStats(clk.Now).Route("a", "x")
+	other.SetUpstreamSettings(2*time.Second, 20)
+	if got := other.UpstreamWith(saved); got.TimedOut != 0 || got.Abandoned != 0 || got.Limited != 0 || got.Answered != 300 {
+		t.Fatalf("under other settings: %+v", got)
+	}
+	// A day later they are out of the window.
+	clk.Advance(24 * time.Hour)
+	if got := after.UpstreamWith(saved); got.Requests != 0 {
+		t.Fatalf("a day later: %+v", got)
+	}
+
+	var h UpstreamHour
+	for _, bad := range []string{`{"v":2,"hour":1}`, `{"v":1,"bins":[[99999,1]]}`, `not json`} {
+		if err := h.UnmarshalBinary([]byte(bad)); err == nil {
+			t.Errorf("%s decoded", bad)
+		}
+	}
+}
