@@ -149,7 +149,8 @@ type IdentityProvider struct {
 
 // ClaimMapping says where identity attributes are in a token's claims.
 // Paths are dot-separated (realm_access.roles); a value may be an array of
-// strings or a space-separated string.
+// strings or one string, which is one value (a group "x admins" is not
+// "admins"), except the scopes' string, which is space-separated.
 type ClaimMapping struct {
 	Subject string `yaml:"subject" jsonschema_description:"Claim holding the subject. Default sub."`
 	Groups  string `yaml:"groups" jsonschema_description:"Claim holding the groups. Default groups."`
@@ -294,7 +295,7 @@ type Require struct {
 	Groups *Match            `yaml:"groups" jsonschema_description:"Groups the caller must be in."`
 	Roles  *Match            `yaml:"roles" jsonschema_description:"Roles the caller must have."`
 	Scopes *Match            `yaml:"scopes" jsonschema_description:"Scopes the caller's token must grant."`
-	Claims map[string]*Match `yaml:"claims" jsonschema_description:"Claim path to accepted values; the claim may be a string, a number, a bool or an array of them."`
+	Claims map[string]*Match `yaml:"claims" jsonschema_description:"Claim path to accepted values; the claim may be a string, a number, a bool or an array of them; a string is one value, compared whole (\"evil acme\" is not acme)."`
 }
 
 // Match is a set condition on a list of values.

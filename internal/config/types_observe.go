@@ -39,7 +39,7 @@ type DashboardOIDC struct {
 
 // RoleClaim maps claim values to dashboard roles.
 type RoleClaim struct {
-	Claim  string   `yaml:"claim" jsonschema_description:"Claim path holding the values (a list or a space-separated string). Default groups."`
+	Claim  string   `yaml:"claim" jsonschema_description:"Claim path holding the values (a list, or one string: a string is one value, never split). Default groups."`
 	Admin  []string `yaml:"admin" jsonschema_description:"Values that make an admin: sees everything and may create, rotate and revoke keys."`
 	Viewer []string `yaml:"viewer" jsonschema_description:"Values that make a viewer: sees everything, changes nothing."`
 }

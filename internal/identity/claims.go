@@ -11,7 +11,8 @@ import (
 
 // ClaimValues returns the values of the claim at a dotted path
 // (realm_access.roles) as strings:
-//   - a string is split on whitespace (an OAuth scope string);
+//   - a string is one value, whole, spaces and all: "evil acme" is not
+//     "acme" (only a scope claim is a list in a string: ScopeValues);
 //   - an array contributes its strings, numbers and booleans in their
 //     string forms, each element whole; other elements are ignored;
 //   - a number or boolean is its string form (numbers as written in the
@@ -22,13 +23,30 @@ import (
 // namespaced claims with dots in their names (https://example.com/roles)
 // are found as they are.
 func ClaimValues(claims map[string]any, path string) []string {
+	return claimValues(claims, path, false)
+}
+
+// ScopeValues is ClaimValues for a scope claim, whose string is a
+// space-separated list (RFC 9068 section 2.2.3, RFC 8693 section 4.2):
+// a string is split on whitespace.
+func ScopeValues(claims map[string]any, path string) []string {
+	return claimValues(claims, path, true)
+}
+
+func claimValues(claims map[string]any, path string, split bool) []string {
 	v, ok := lookupClaim(claims, path)
 	if !ok {
 		return nil
 	}
 	switch v := v.(type) {
 	case string:
-		return strings.Fields(v)
+		if split {
+			return strings.Fields(v)
+		}
+		if v == "" {
+			return nil
+		}
+		return []string{v}
 	case []any:
 		out := make([]string, 0, len(v))
 		for _, e := range v {

@@ -30,10 +30,11 @@ func TestClaimValues(t *testing.T) {
 	}
 	claims["float"] = 1234567890.0 // as decoded without UseNumber
 	cases := map[string][]string{
-		"scope":                     {"read", "write", "admin"},
-		"groups":                    {"a", "1", "2.5", "true", "b c"},
-		"realm_access.roles":        {"r1", "r2"},
-		"realm_access.deep.er":      {"x", "y"},
+		"scope":                {"read  write\tadmin"}, // whole: ScopeValues splits
+		"groups":               {"a", "1", "2.5", "true", "b c"},
+		"realm_access.roles":   {"r1", "r2"},
+		"realm_access.deep.er": {"x y"}, // "x y" is not "y"
+
 		"https://example.com/roles": {"ns"},
 		"a.b":                       {"literal"},
 		"n":                         {"12345678901234567890"},
@@ -55,5 +56,17 @@ func TestClaimValues(t *testing.T) {
 	}
 	if identity.ClaimValues(nil, "x") != nil {
 		t.Error("nil claims")
+	}
+	// A scope claim's string is a space-separated list; elsewhere the same
+	// as ClaimValues.
+	for path, want := range map[string][]string{
+		"scope":                {"read", "write", "admin"},
+		"realm_access.deep.er": {"x", "y"},
+		"groups":               {"a", "1", "2.5", "true", "b c"},
+		"empty":                nil,
+	} {
+		if got := identity.ScopeValues(claims, path); !slices.Equal(got, want) {
+			t.Errorf("ScopeValues(%q) = %q, want %q", path, got, want)
+		}
 	}
 }

@@ -403,10 +403,10 @@ func (v *Verifier) verify(ctx context.Context, token string, now time.Time) (*Pr
 	if subject == "" {
 		return nil, nil, fail(ReasonMissingClaim, "the token has no subject claim", nil)
 	}
-	scopes := ClaimValues(claims, p.scopes)
+	scopes := ScopeValues(claims, p.scopes)
 	if p.scpFallback {
 		if _, present := claims["scope"]; !present {
-			scopes = ClaimValues(claims, "scp")
+			scopes = ScopeValues(claims, "scp")
 		}
 	}
 	pr := &Principal{

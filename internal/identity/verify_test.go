@@ -74,7 +74,7 @@ func TestVerify_AcceptsValidToken(t *testing.T) {
 			e := newEnv(t, envOptions{alg: alg})
 			tok := e.mint(map[string]any{
 				"groups": []any{"b", "a", "b"},
-				"roles":  "writer reader",
+				"roles":  []any{"writer", "reader"},
 				"scope":  "orders:read orders:write",
 			})
 			p, err := e.verify(tok)

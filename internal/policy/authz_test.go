@@ -40,6 +40,11 @@ func TestRequirementDecide(t *testing.T) {
 		{"nested claim", Requirement{Claims: []ClaimMatch{{Path: "org.id", SetMatch: SetMatch{AnyOf: []string{"42"}}}}}, p, true, "allowed", ""},
 		{"claim mismatch", Requirement{Claims: []ClaimMatch{{Path: "tenant", SetMatch: SetMatch{AnyOf: []string{"globex"}}}}}, p, false, "claim_mismatch", "tenant: one of globex"},
 		{"absent claim", Requirement{Claims: []ClaimMatch{{Path: "nope", SetMatch: SetMatch{AnyOf: []string{"x"}}}}}, p, false, "claim_mismatch", "nope: one of x"},
+		// A string claim is one value: a word of it is not a match.
+		{"claim word is not the claim", Requirement{Claims: []ClaimMatch{{Path: "tenant", SetMatch: SetMatch{AnyOf: []string{"acme"}}}}},
+			principal(nil, nil, nil, map[string]any{"tenant": "evil acme"}), false, "claim_mismatch", "tenant: one of acme"},
+		{"claim words are not all_of", Requirement{Claims: []ClaimMatch{{Path: "tier", SetMatch: SetMatch{AllOf: []string{"gold", "eu"}}}}},
+			principal(nil, nil, nil, map[string]any{"tier": "gold eu"}), false, "claim_mismatch", "tier: gold"},
 		{"scopes are checked first", Requirement{Scopes: SetMatch{AllOf: []string{"x"}}, Groups: SetMatch{AnyOf: []string{"y"}}}, p, false, "missing_scope", "x"},
 	}
 	for _, tt := range tests {
