@@ -306,6 +306,35 @@ type DashboardSessions interface {
 	TakeDashboardLogin(ctx context.Context, key string) (DashboardLogin, error)
 }
 
+// UpstreamHour is one hour of one operation's upstream statistics as one
+// gateway process kept them (package observe encodes Data; the store does
+// not read it), so that the suggested timeouts and limits
+// (docs/suggestions.md) span restarts and every gateway sharing the store.
+type UpstreamHour struct {
+	// Process names the gateway process that wrote the row (a random ID
+	// per start).
+	Process   string
+	API       string
+	Operation string
+	// Hour is the hour the row covers, in hours since the Unix epoch.
+	Hour    int64
+	Data    []byte
+	Updated time.Time
+}
+
+// UpstreamHours keeps each gateway process's hours of upstream statistics.
+type UpstreamHours interface {
+	// PutUpstreamHours inserts the rows, or replaces those with the same
+	// Process, API, Operation and Hour, in one transaction.
+	PutUpstreamHours(ctx context.Context, rows []UpstreamHour) error
+	// ListUpstreamHours returns every row with Hour >= since, ordered by
+	// Process, API, Operation and Hour.
+	ListUpstreamHours(ctx context.Context, since int64) ([]UpstreamHour, error)
+	// DeleteUpstreamHoursBefore removes the rows with Hour < before and
+	// says how many.
+	DeleteUpstreamHoursBefore(ctx context.Context, before int64) (int, error)
+}
+
 // Store is every concern together, as an implementation provides it.
 type Store interface {
 	Instances
@@ -316,6 +345,7 @@ type Store interface {
 	AuditLog
 	PublishedKeys
 	DashboardSessions
+	UpstreamHours
 	// Close releases the store.
 	Close() error
 }

@@ -133,6 +133,20 @@ CREATE TABLE dashboard_logins (
 );
 CREATE INDEX dashboard_logins_created ON dashboard_logins (created_ns);
 `,
+	// each gateway process's hours of upstream statistics, for the
+	// suggested timeouts and limits
+	3: `
+CREATE TABLE upstream_hours (
+	process    TEXT NOT NULL,
+	api        TEXT NOT NULL,
+	operation  TEXT NOT NULL,
+	hour       BIGINT NOT NULL,
+	data       BYTEA NOT NULL,
+	updated_ns BIGINT NOT NULL,
+	PRIMARY KEY (process, api, operation, hour)
+);
+CREATE INDEX upstream_hours_hour ON upstream_hours (hour);
+`,
 }
 
 // SchemaVersion is the schema version this build writes.

@@ -215,6 +215,19 @@ func TestText_NULAndInvalidUTF8AreRefusedClearly(t *testing.T) {
 	if errors.Is(err, store.ErrConflict) || errors.Is(err, store.ErrNotFound) {
 		t.Fatal("the refusal is mistaken for a store outcome")
 	}
+	// A refused row refuses its whole batch; Data is bytes, NULs and all.
+	good := store.UpstreamHour{Process: "p1", API: "orders", Operation: "create", Hour: 1, Data: []byte{0, 0xff}}
+	err = s.PutUpstreamHours(ctx, []store.UpstreamHour{good, {Process: "p\x00", API: "orders", Operation: "create", Hour: 1}})
+	if err == nil || !strings.Contains(err.Error(), "process name contains a NUL byte") {
+		t.Fatalf("a NUL in an upstream hour's process: %v", err)
+	}
+	err = s.PutUpstreamHours(ctx, []store.UpstreamHour{good, {Process: "p1", API: "orders", Operation: "cr\xffeate", Hour: 1}})
+	if err == nil || !strings.Contains(err.Error(), "operation name is not valid UTF-8") {
+		t.Fatalf("invalid UTF-8 in an upstream hour's operation: %v", err)
+	}
+	if rows, err := s.ListUpstreamHours(ctx, 0); err != nil || len(rows) != 0 {
+		t.Fatalf("a refused batch was written: %+v, %v", rows, err)
+	}
 }
 
 func TestDescribe_NamesTheDatabaseNotTheUser(t *testing.T) {

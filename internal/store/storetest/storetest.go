@@ -38,6 +38,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 	t.Run("PublishedKeys", func(t *testing.T) { testPublishedKeys(t, open(t)) })
 	t.Run("DashboardSessions", func(t *testing.T) { testDashboardSessions(t, open(t)) })
 	t.Run("DashboardLogins", func(t *testing.T) { testDashboardLogins(t, open(t)) })
+	t.Run("UpstreamHours", func(t *testing.T) { testUpstreamHours(t, open(t)) })
 }
 
 // RunShared runs the cases of several gateways on one store: open returns
@@ -57,6 +58,7 @@ func RunShared(t *testing.T, open func(t *testing.T) (a, b store.Store)) {
 	t.Run("ConsumerCreationRacedByTwoGateways", func(t *testing.T) { a, b := pair(t); testSharedCreate(t, a, b) })
 	t.Run("PublishedKeysSeenByTheOther", func(t *testing.T) { a, b := pair(t); testSharedPublishedKeys(t, a, b) })
 	t.Run("DashboardSignInTakenOnce", func(t *testing.T) { a, b := pair(t); testSharedDashboardLogin(t, a, b) })
+	t.Run("UpstreamHoursFromTwoGateways", func(t *testing.T) { a, b := pair(t); testSharedUpstreamHours(t, a, b) })
 }
 
 func testQuotaCounters(t *testing.T, s store.Store) {
