@@ -29,3 +29,12 @@ func SetAdminReadTimeout(d time.Duration) (restore func()) {
 	adminReadTimeout = d
 	return func() { adminReadTimeout = old }
 }
+
+// SetUpstreamHoursEvery replaces how often the suggestions' upstream
+// statistics are saved and read back, for the servers started until the
+// returned function restores it.
+func SetUpstreamHoursEvery(d time.Duration) (restore func()) {
+	old := upstreamHoursEvery
+	upstreamHoursEvery = d
+	return func() { upstreamHoursEvery = old }
+}

@@ -307,6 +307,10 @@ func (s *Server) startBackground(ctx context.Context) {
 	ctx, st.stop = context.WithCancel(context.WithoutCancel(ctx))
 	st.bg.Go(func() { st.registry.Run(ctx) })
 	st.bg.Go(func() { st.keys.Run(ctx) })
+	if stats := s.gw.Runtime().Stats; stats != nil {
+		u := newUpstreamHoursSync(st.store, stats, s.logger)
+		st.bg.Go(func() { u.run(ctx) })
+	}
 }
 
 // Close stops the background work and closes the store. Serve calls it
