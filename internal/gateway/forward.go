@@ -650,6 +650,36 @@ func isUpgrade(h http.Header) bool {
 	return len(conn) > 0 && httpguts.HeaderValuesContainsToken(conn, "upgrade") && h.Get("Upgrade") != ""
 }
 
+// upgradeToWebSocket reports whether Upgrade asks for WebSocket alone
+// (RFC 6455: "websocket", in any case), the one protocol the gateway
+// tunnels.
+func upgradeToWebSocket(h http.Header) bool {
+	v := h["Upgrade"]
+	return len(v) == 1 && strings.EqualFold(textproto.TrimString(v[0]), "websocket")
+}
+
+// dropUpgrade removes a request's offer to switch protocols: Upgrade, the
+// HTTP2-Settings of an h2c offer (RFC 7540, 3.2), and the upgrade and
+// HTTP2-Settings tokens of Connection.
+func dropUpgrade(h http.Header) {
+	delete(h, "Upgrade")
+	delete(h, "Http2-Settings")
+	var keep []string
+	for _, v := range h["Connection"] {
+		for tok := range strings.SplitSeq(v, ",") {
+			tok = textproto.TrimString(tok)
+			if tok != "" && !strings.EqualFold(tok, "upgrade") && !strings.EqualFold(tok, "http2-settings") {
+				keep = append(keep, tok)
+			}
+		}
+	}
+	if len(keep) == 0 {
+		delete(h, "Connection")
+		return
+	}
+	h["Connection"] = []string{strings.Join(keep, ", ")}
+}
+
 // isEventStream reports whether a Content-Type's media type is
 // text/event-stream, without parsing its parameters.
 func isEventStream(ct string) bool {

@@ -86,9 +86,16 @@ func (p *proxyHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) error {
 	if err := wrapBody(w, r); err != nil {
 		return err
 	}
+	if clientMayHave(r, connectionBit) && isUpgrade(r.Header) && !upgradeToWebSocket(r.Header) {
+		// Only WebSocket is tunnelled. Another protocol (h2c above all:
+		// its streams would reach the backend past authentication, the
+		// access log and the rate limits) is not offered to the backend:
+		// the request goes on as a plain one.
+		dropUpgrade(r.Header)
+	}
 	if clientMayHave(r, connectionBit) && isUpgrade(r.Header) {
-		// WebSocket, h2c: ReverseProxy hijacks the connection and copies
-		// both ways after a 101.
+		// WebSocket: ReverseProxy hijacks the connection and copies both
+		// ways after a 101.
 		tw := &tunnelWriter{ResponseWriter: w}
 		if d := p.backend.tunnelIdle; d > 0 {
 			tw.t = &tunnel{idle: d, x: policy.ExchangeFrom(r.Context())}

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -578,5 +579,48 @@ func TestProxy_TunnelHalfCloseIsPassedOn(t *testing.T) {
 				t.Fatal("the backend never saw the client's end")
 			}
 		})
+	}
+}
+
+// An upgrade to another protocol than WebSocket is not offered to the
+// backend: an h2c upgrade (whose streams would pass authentication, the
+// access log and the rate limits) goes on as a plain request, without
+// Upgrade and HTTP2-Settings, and is answered as one; an Upgrade that
+// lists websocket among others is not tunnelled either.
+func TestProxy_OnlyWebSocketUpgradesReachTheBackend(t *testing.T) {
+	h := newHarness(t, baseConfig, nil)
+	var seen atomic.Value
+	h.backend.handler = func(w http.ResponseWriter, r *http.Request) {
+		seen.Store(fmt.Sprintf("upgrade=%q settings=%q connection=%q", r.Header.Get("Upgrade"), r.Header.Get("Http2-Settings"), r.Header.Values("Connection")))
+		if r.Header.Get("Upgrade") != "" {
+			if conn, _, ok := switchProtocols(w, ""); ok {
+				conn.Close()
+			}
+			return
+		}
+		io.WriteString(w, "plain")
+	}
+	for _, offer := range []string{
+		"Upgrade: h2c\r\nConnection: Upgrade, HTTP2-Settings\r\nHTTP2-Settings: AAMAAABkAAQAAP__\r\n",
+		"Upgrade: websocket, h2c\r\nConnection: Upgrade\r\n",
+		"Upgrade: TLS/1.2\r\nConnection: Upgrade\r\n",
+	} {
+		conn, err := net.Dial("tcp", h.srv.Listener.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(conn, "GET /public/status HTTP/1.1\r\nHost: x\r\n%s\r\n", offer)
+		res, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(res.Body)
+		conn.Close()
+		if res.StatusCode != 200 || string(body) != "plain" {
+			t.Fatalf("offer %q: %d %q; want the plain answer", offer, res.StatusCode, body)
+		}
+		if got := seen.Load().(string); got != `upgrade="" settings="" connection=[]` {
+			t.Fatalf("offer %q reached the backend as %s", offer, got)
+		}
 	}
 }
