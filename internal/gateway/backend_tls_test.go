@@ -1,6 +1,7 @@
 package gateway_test
 
 import (
+	"compress/gzip"
 	"context"
 	"fmt"
 	"io"
@@ -159,5 +160,39 @@ func TestProxy_HTTPSBackendEarlyHints(t *testing.T) {
 	}
 	if got := res.Header.Get("X-Request-Id"); got != "tls-hint" {
 		t.Errorf("final response X-Request-Id %q", got)
+	}
+}
+
+// An https:// backend gets the client's request as it came: no
+// Accept-Encoding of the transport's own, so its answer (here gzip with
+// no-transform and a strong ETag when asked for it) reaches the client
+// untouched; a client that asks for gzip gets the gzip bytes as sent.
+func TestProxy_HTTPSBackendGetsNoAcceptEncodingOfItsOwn(t *testing.T) {
+	ca := testpki.NewCA(t, "internal CA")
+	backend := httpsBackend(t, ca, func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Accept-Encoding") == "gzip" {
+			w.Header().Set("Content-Encoding", "gzip")
+			w.Header().Set("Cache-Control", "no-transform")
+			w.Header().Set("ETag", `"v1-gzip"`)
+			gz := gzip.NewWriter(w)
+			io.WriteString(gz, "hello")
+			gz.Close()
+			return
+		}
+		w.Header().Set("ETag", `"v1"`)
+		io.WriteString(w, "hello, plain; accept-encoding "+fmt.Sprintf("%q", r.Header.Values("Accept-Encoding")))
+	})
+	h := newHarness(t, httpsBackendConfig, map[string]any{"Backend": backend.URL, "CA": ca.WriteFile(t, t.TempDir(), "ca")})
+	res, body := rawRequest(t, h, "GET /x HTTP/1.1\r\nHost: x\r\n\r\n")
+	if body != "hello, plain; accept-encoding []" || res.Header.Get("ETag") != `"v1"` {
+		t.Fatalf("without Accept-Encoding: %q, ETag %q", body, res.Header.Get("ETag"))
+	}
+	res, raw := rawRequest(t, h, "GET /x HTTP/1.1\r\nHost: x\r\nAccept-Encoding: gzip\r\n\r\n")
+	zr, err := gzip.NewReader(strings.NewReader(raw))
+	if err != nil || res.Header.Get("Content-Encoding") != "gzip" || res.Header.Get("ETag") != `"v1-gzip"` {
+		t.Fatalf("with Accept-Encoding gzip: %v, Content-Encoding %q, ETag %q", err, res.Header.Get("Content-Encoding"), res.Header.Get("ETag"))
+	}
+	if b, _ := io.ReadAll(zr); string(b) != "hello" {
+		t.Fatalf("gzip body %q", b)
 	}
 }

@@ -216,6 +216,11 @@ func newTransport(o TransportOptions) *Transport {
 		ResponseHeaderTimeout: o.ResponseHeaderTimeout,
 		ExpectContinueTimeout: 1 * time.Second,
 		ForceAttemptHTTP2:     true,
+		// The client's request as it came: no Accept-Encoding of the
+		// transport's own, whose gzip it would then decode behind the
+		// client's back (a no-transform response changed, its strong
+		// ETag left on another representation).
+		DisableCompression: true,
 		TLSClientConfig: &tls.Config{
 			RootCAs:    o.RootCAs,
 			ServerName: o.ServerName,
