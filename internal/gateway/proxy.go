@@ -348,6 +348,11 @@ func (p *proxyHandler) modifyResponse(res *http.Response) error {
 	// backend's copy so there is exactly one.
 	delete(res.Header, p.settings.requestIDHeader) // canonical (compile time)
 	if res.StatusCode == http.StatusSwitchingProtocols {
+		// A 101 has no body. With the length unknown (and the backend's
+		// connection not reusable), Response.Write would add
+		// "Connection: close" before the backend's "Connection: Upgrade",
+		// which a WebSocket client may read first and refuse.
+		res.Close, res.ContentLength = false, 0
 		if t, ok := res.Request.Context().Value(tunnelKey{}).(*tunnel); ok {
 			if rwc, ok := res.Body.(io.ReadWriteCloser); ok {
 				res.Body = t.backendSide(rwc)

@@ -312,8 +312,14 @@ func upgradeThrough(t *testing.T, h *harness, extra string) (*net.TCPConn, *bufi
 	conn.SetDeadline(time.Now().Add(10 * time.Second))
 	io.WriteString(conn, "GET /public/ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+extra+"\r\n")
 	br := bufio.NewReader(conn)
-	if res, err := http.ReadResponse(br, nil); err != nil || res.StatusCode != 101 {
+	res, err := http.ReadResponse(br, nil)
+	if err != nil || res.StatusCode != 101 {
 		t.Fatalf("upgrade: %v %v", res, err)
+	}
+	// One Connection field, Upgrade: a "close" before it (there was one)
+	// makes some WebSocket clients refuse the switch.
+	if c := res.Header.Values("Connection"); len(c) != 1 || c[0] != "Upgrade" || res.Header.Get("Content-Length") != "" {
+		t.Fatalf("the 101's Connection %q, Content-Length %q", c, res.Header.Get("Content-Length"))
 	}
 	return conn.(*net.TCPConn), br
 }
