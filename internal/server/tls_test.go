@@ -8,8 +8,11 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/gatehouse-dev/gatehouse/internal/testpki"
 )
@@ -176,5 +179,55 @@ apis:
 	if res, err := client.Get(url); err == nil {
 		res.Body.Close()
 		t.Fatal("a TLS 1.2 client was served after min_version became 1.3")
+	}
+}
+
+// On a TLS listener (Go's server) an HTTP/1.0 request with both
+// Transfer-Encoding and Content-Length is framed by the length; the
+// chunks after it must not be read as a request of their own: the
+// connection is closed after the response, and the hidden request never
+// reaches the backend.
+func TestTLSListener_HTTP10TransferEncodingCannotSmuggle(t *testing.T) {
+	var paths []string
+	var mu sync.Mutex
+	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		paths = append(paths, r.URL.Path)
+		mu.Unlock()
+		io.Copy(io.Discard, r.Body)
+	}))
+	defer backend.Close()
+	dir := t.TempDir()
+	ca := testpki.NewCA(t, "test CA")
+	certFile, keyFile := ca.Server(t, "127.0.0.1").WriteFiles(t, dir, "server")
+	file := filepath.Join(dir, "gatehouse.yaml")
+	os.WriteFile(file, []byte(fmt.Sprintf(`
+server:
+  listeners: [{name: public, address: "127.0.0.1:0", tls: {cert_file: %q, key_file: %q}}]
+  admin: {address: "127.0.0.1:0"}
+backends:
+  - {name: be, instances: [{url: %q}]}
+apis:
+  - {name: p, path_prefix: /p, backend: be, auth: {anonymous: true}}
+`, certFile, keyFile, backend.URL)), 0o644)
+	s := start(t, file)
+	hidden := "GET /p/SMUGGLED HTTP/1.1\r\nHost: x\r\nContent-Length: 7\r\n\r\n"
+	raw := fmt.Sprintf("POST /p/outer HTTP/1.0\r\nHost: x\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked\r\nContent-Length: 4\r\n\r\n%x\r\n%s\r\n0\r\n\r\n", len(hidden), hidden)
+	conn, err := tls.Dial("tcp", s.srv.Addr("public").String(), &tls.Config{RootCAs: ca.Pool(), NextProtos: []string{"http/1.1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	io.WriteString(conn, raw)
+	all, _ := io.ReadAll(conn) // until the gateway closes
+	if n := strings.Count(string(all), "HTTP/1."); n != 1 {
+		t.Fatalf("%d responses on the connection, want 1:\n%s", n, all)
+	}
+	time.Sleep(100 * time.Millisecond)
+	mu.Lock()
+	defer mu.Unlock()
+	if slices.Contains(paths, "/p/SMUGGLED") {
+		t.Fatalf("the hidden request reached the backend: %v", paths)
 	}
 }
