@@ -9,8 +9,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/gatehouse-dev/gatehouse/internal/store"
 )
@@ -97,10 +99,14 @@ func encode(v any) string {
 }
 
 // Format renders a record as one line for people:
-// time #seq actor action target outcome [detail].
+// time #seq actor action target outcome [detail]. Actor and target come
+// from callers (a token's subject, a path): a field with a space, a
+// control character, a quote or nothing at all is quoted, so that no
+// field can end the line or pose as another.
 func Format(r store.AuditRecord) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s #%d %s %s %s %s", r.Time.UTC().Format(time.RFC3339Nano), r.Seq, r.Actor, r.Action, r.Target, r.Outcome)
+	fmt.Fprintf(&b, "%s #%d %s %s %s %s", r.Time.UTC().Format(time.RFC3339Nano), r.Seq,
+		lineField(r.Actor), lineField(r.Action), lineField(r.Target), lineField(r.Outcome))
 	if r.Detail != "" {
 		fmt.Fprintf(&b, " %q", r.Detail)
 	}
@@ -111,4 +117,17 @@ func Format(r store.AuditRecord) string {
 		b.WriteString(" after=" + r.After)
 	}
 	return b.String()
+}
+
+// lineField is s as it is when it is one printable word, else quoted.
+func lineField(s string) string {
+	if s == "" {
+		return `""`
+	}
+	for _, c := range s {
+		if c == '"' || c == '\\' || !unicode.IsPrint(c) || unicode.IsSpace(c) {
+			return strconv.Quote(s)
+		}
+	}
+	return s
 }

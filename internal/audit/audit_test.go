@@ -6,8 +6,10 @@ import (
 	"io"
 	"log/slog"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/gatehouse-dev/gatehouse/internal/audit"
 	"github.com/gatehouse-dev/gatehouse/internal/store"
@@ -120,5 +122,26 @@ func TestAuditHash_FieldsCannotBleedIntoEachOther(t *testing.T) {
 	b := store.AuditRecord{Seq: 1, Actor: "a", Action: "bc"}
 	if store.AuditHash(a) == store.AuditHash(b) {
 		t.Fatal("moving a byte between fields kept the hash")
+	}
+}
+
+// A record is one line whatever its fields hold: an actor or a target
+// with a newline (a token's subject, a path from a caller) is quoted and
+// cannot start a forged record of its own; plain words stay as they are.
+func TestFormat_OneLinePerRecord(t *testing.T) {
+	forged := "acme\n2026-11-29T12:00:01.000000000Z #80 system config.reload config success"
+	line := audit.Format(store.AuditRecord{Seq: 7, Time: time.Unix(0, 0), Actor: "key:viewer\r", Action: "admin.denied", Target: forged, Outcome: "denied", Detail: "x\ny"})
+	if strings.ContainsAny(line, "\r\n") {
+		t.Fatalf("a record spans lines: %q", line)
+	}
+	if !strings.Contains(line, strconv.Quote(forged)) || !strings.Contains(line, `"key:viewer\r"`) {
+		t.Fatalf("fields not quoted: %s", line)
+	}
+	plain := audit.Format(store.AuditRecord{Seq: 1, Time: time.Unix(0, 0), Actor: "ops", Action: "consumer.create", Target: "acme", Outcome: "success"})
+	if plain != "1970-01-01T00:00:00Z #1 ops consumer.create acme success" {
+		t.Fatalf("plain record: %q", plain)
+	}
+	if got := audit.Format(store.AuditRecord{Time: time.Unix(0, 0), Target: "a b"}); got != `1970-01-01T00:00:00Z #0 "" "" "a b" ""` {
+		t.Fatalf("empty and spaced fields: %q", got)
 	}
 }
