@@ -555,3 +555,31 @@ func (h waitingHandler) Handle(context.Context, slog.Record) error {
 	}
 	return nil
 }
+
+// A Host that is not a host with an optional port of digits (RFC 9112
+// §3.2) gets 400 and is routed nowhere: "api.example.com:80:80" went to
+// the API for every host, while a backend reading the host up to its
+// first colon took it for api.example.com.
+func TestGateway_InvalidHostIs400(t *testing.T) {
+	h := newHarness(t, baseConfig, nil)
+	for host, want := range map[string]int{
+		"api.example.com:80:80": 400,
+		"api.example.com:abc":   400,
+		"[::1":                  400,
+		"[::1]x":                400,
+		"a b":                   400,
+		"a/b":                   400,
+		"a@b":                   400,
+		"example.com":           200,
+		"example.com:8080":      200,
+		"EXAMPLE.com.":          200,
+		"127.0.0.1:80":          200,
+		"[::1]:8080":            200,
+		"[fe80::1%25eth0]":      200,
+	} {
+		res, _ := rawRequest(t, h, "GET /public/status HTTP/1.1\r\nHost: "+host+"\r\n\r\n")
+		if res.StatusCode != want {
+			t.Errorf("Host %q: %d, want %d", host, res.StatusCode, want)
+		}
+	}
+}

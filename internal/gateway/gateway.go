@@ -333,6 +333,12 @@ func (g *Gateway) serve(w *responseWriter, r *http.Request, s *Snapshot, q *requ
 	if served, err := s.serveWellKnown(w, r, path); served {
 		return err
 	}
+	if !validHost(r.Host) {
+		// RFC 9112 §3.2: 400. Routed, "api.example.com:80:80" reached the
+		// API for every host while a backend reading the host up to its
+		// first colon took it for api.example.com.
+		return policy.BadRequest("bad_host", "The Host is not a valid host name or address with an optional port.")
+	}
 	if !s.router.Match(r.Host, r.Method, path, &q.match) {
 		return policy.NotFound()
 	}

@@ -302,6 +302,57 @@ func (n *node) matchCatchAll(rest, method string, m *Match, allow *string) *Oper
 
 // canonicalHost lower-cases host and removes a port and a trailing dot,
 // allocating only when the host has upper-case letters.
+// validHost reports whether h is a Host field value RFC 9112 §3.2 allows:
+// empty, or uri-host [":" port] (RFC 3986 §3.2.2): an IP literal in
+// brackets, or a registered name or IPv4 address (unreserved,
+// percent-encoded and sub-delims characters, no colon), with a port of
+// digits.
+func validHost(h string) bool {
+	host, port := h, ""
+	if len(h) > 0 && h[0] == '[' {
+		i := strings.IndexByte(h, ']')
+		if i < 0 {
+			return false
+		}
+		host, port = h[1:i], h[i+1:]
+		if port != "" {
+			if port[0] != ':' {
+				return false
+			}
+			port = port[1:]
+		}
+		for i := 0; i < len(host); i++ {
+			if !hostChars[host[i]] && host[i] != ':' {
+				return false
+			}
+		}
+	} else {
+		if i := strings.IndexByte(h, ':'); i >= 0 {
+			host, port = h[:i], h[i+1:]
+		}
+		for i := 0; i < len(host); i++ {
+			if !hostChars[host[i]] {
+				return false
+			}
+		}
+	}
+	for i := 0; i < len(port); i++ {
+		if port[i] < '0' || port[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// hostChars are the bytes of a reg-name (RFC 3986 §3.2.2): unreserved,
+// sub-delims and the % of a percent-encoding.
+var hostChars = func() (t [256]bool) {
+	for _, c := range []byte("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~!$&'()*+,;=%") {
+		t[c] = true
+	}
+	return t
+}()
+
 func canonicalHost(host string) string {
 	if i := strings.LastIndexByte(host, ':'); i >= 0 && !strings.Contains(host[i:], "]") {
 		host = host[:i]
