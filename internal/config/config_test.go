@@ -2,6 +2,7 @@ package config
 
 import (
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -145,4 +146,28 @@ func FuzzDecodeValidate(f *testing.F) {
 			}
 		}
 	})
+}
+
+// api_keys.header cannot be a field that has a meaning of its own or that
+// the gateway sets, forwards or logs: a key sent there would be echoed,
+// forwarded or written to the access log.
+func TestAPIKeyHeaderCannotBeAFieldOfItsOwn(t *testing.T) {
+	base := "backends: [{name: be, instances: [{url: \"http://127.0.0.1:9\"}]}]\napis: [{name: a, backend: be, auth: {credentials: [api_key]}}]\n"
+	for _, c := range []struct{ extra, want string }{
+		{"api_keys: {header: X-Request-ID}\n", "is the request ID's header"},
+		{"api_keys: {header: X-Trace}\nserver: {request_id: {header: x-trace}}\n", "is the request ID's header"},
+		{"api_keys: {header: Host}\n", "cannot carry API keys"},
+		{"api_keys: {header: cookie}\n", "cannot carry API keys"},
+		{"api_keys: {header: X-Forwarded-For}\n", "cannot carry API keys"},
+		{"api_keys: {header: Authorization}\n", "cannot carry API keys"},
+		{"api_keys: {header: X-Gatehouse-Key}\n", "identity headers"},
+		{"api_keys: {header: X-API-Key}\n", ""},
+		{"api_keys: {header: Ocp-Apim-Subscription-Key}\n", ""},
+	} {
+		_, diags := Parse("g.yaml", []byte(base+c.extra))
+		got := fmt.Sprint(diags)
+		if c.want == "" && diags != nil || c.want != "" && !strings.Contains(got, "api_keys.header: ") || !strings.Contains(got, c.want) {
+			t.Errorf("%s: %v", strings.TrimSpace(c.extra), got)
+		}
+	}
 }

@@ -167,7 +167,7 @@ type JWKSOptions struct {
 
 // APIKeys configures how API keys are presented.
 type APIKeys struct {
-	Header string `yaml:"header" jsonschema_description:"Request header carrying the API key. Default X-API-Key."`
+	Header string `yaml:"header" jsonschema_description:"Request header carrying the API key. Default X-API-Key. Not a field with a meaning of its own (Host, Authorization, Cookie, framing and hop-by-hop fields) nor one the gateway sets, forwards or logs (the request ID's header, Traceparent, X-Forwarded-*, Forwarded, the identity headers)."`
 }
 
 // Consumer is a caller identified by API keys.

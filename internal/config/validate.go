@@ -345,10 +345,36 @@ func IsLoopbackHostPort(hostport string) bool {
 }
 
 func (v *validator) apiKeys() {
-	if h := v.c.APIKeys.Header; h != "" && !headerNameRE.MatchString(h) {
+	h := v.c.APIKeys.Header
+	if h == "" {
+		return
+	}
+	requestID := v.c.Server.RequestID.Header
+	if requestID == "" {
+		requestID = DefaultRequestIDHeader
+	}
+	prefix := v.c.Server.IdentityHeaders.Prefix
+	if prefix == "" {
+		prefix = DefaultIdentityPrefix
+	}
+	switch {
+	case !headerNameRE.MatchString(h):
 		v.r.Errorf("api_keys.header", "%q is not a valid header name", h)
+	case containsFold(reservedAPIKeyHeaders, h):
+		v.r.Errorf("api_keys.header", "%s cannot carry API keys: it has a meaning of its own, and the gateway sets, forwards or logs it", h)
+	case strings.EqualFold(h, requestID):
+		v.r.Errorf("api_keys.header", "%s is the request ID's header (server.request_id.header): a key there would be echoed to the client, forwarded and logged", h)
+	case len(h) >= len(prefix) && strings.EqualFold(h[:len(prefix)], prefix):
+		v.r.Errorf("api_keys.header", "%s is among the identity headers the gateway sends backends (prefix %s)", h, prefix)
 	}
 }
+
+// reservedAPIKeyHeaders cannot carry API keys: framing and hop-by-hop
+// fields, fields the gateway sets or forwards as they are, and the
+// bearer token's.
+var reservedAPIKeyHeaders = []string{"Host", "Content-Length", "Content-Type", "Transfer-Encoding", "Trailer", "Connection",
+	"Keep-Alive", "Te", "Upgrade", "Proxy-Connection", "Proxy-Authorization", "Proxy-Authenticate", "Authorization",
+	"Cookie", "Traceparent", "Tracestate", "Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto", "User-Agent", "Origin", "Referer"}
 
 var hexRE = regexp.MustCompile(`^[0-9a-fA-F]{64}$`)
 
