@@ -1,8 +1,10 @@
 package config
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"reflect"
 	"slices"
@@ -61,8 +63,25 @@ func Decode(file string, data []byte) (*Document, Diagnostics) {
 		return doc, Diagnostics{{File: file, Msg: fmt.Sprintf("file is %d bytes; the limit is %d", len(data), MaxFileSize)}}
 	}
 	var root yaml.Node
-	if err := yaml.Unmarshal(data, &root); err != nil {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	if err := dec.Decode(&root); err != nil && err != io.EOF {
 		return doc, Diagnostics{syntaxDiagnostic(file, err)}
+	}
+	// One document: a second one (after ---) would be silently ignored.
+	// Empty ones (a trailing ---) are nothing to ignore.
+	for {
+		var next yaml.Node
+		err := dec.Decode(&next)
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return doc, Diagnostics{syntaxDiagnostic(file, err)}
+		}
+		if len(next.Content) > 0 && !(next.Content[0].Kind == yaml.ScalarNode && next.Content[0].Tag == "!!null" && next.Content[0].Value == "") {
+			return doc, Diagnostics{{File: file, Pos: Pos{Line: next.Line, Col: next.Column},
+				Msg: "a second YAML document: the configuration is one document (remove the --- and merge it, or put it in a file of its own)"}}
+		}
 	}
 	d := &decoder{doc: doc, budget: aliasBudget(&root)}
 	if root.Kind == 0 { // empty document
