@@ -48,6 +48,8 @@ type compiler struct {
 	secrets  *compileSecrets
 	pol      *policyCompiler
 	stepBits map[string]uint32 // traced step name → its bit (compile_observe.go)
+	// fileConsumers are the configuration's consumer names (keyLookup).
+	fileConsumers map[string]bool
 }
 
 type backend struct {
