@@ -29,7 +29,7 @@ func TestIdentityValues_BuiltOnceAndNotShared(t *testing.T) {
 	}
 	want := map[string]string{
 		"X-Gatehouse-Credential": "jwt",
-		"X-Gatehouse-Subject":    "alice",
+		"X-Gatehouse-Subject":    "alice%01",
 		"X-Gatehouse-Issuer":     "https://idp.example",
 		"X-Gatehouse-Groups":     "a%2Cb,c",
 		"X-Gatehouse-Scopes":     "read write",
@@ -96,7 +96,7 @@ func TestIdentityValues_Lines(t *testing.T) {
 	pr.Issuer = "https://idp.example"
 	var fs h1.Fields
 	p.setIdentity(nil, &fs, pr)
-	want := "X-Gatehouse-Credential: jwt\r\nX-Gatehouse-Subject: alice\r\nX-Gatehouse-Issuer: https://idp.example\r\n" +
+	want := "X-Gatehouse-Credential: jwt\r\nX-Gatehouse-Subject: alice%01\r\nX-Gatehouse-Issuer: https://idp.example\r\n" +
 		"X-Gatehouse-Groups: a%2Cb,c\r\nX-Gatehouse-Scopes: read write\r\n"
 	if len(fs) != 1 || !fs[0].Lines || !fs[0].Checked || fs[0].Name != "" || fs[0].Value != want {
 		t.Fatalf("fields %+v, want one Checked Lines field %q", fs, want)
@@ -124,7 +124,7 @@ func TestIdentityValues_Lines(t *testing.T) {
 
 	fs = fs[:0]
 	other.setIdentity(nil, &fs, pr) // pr's lines are X-Gatehouse-'s
-	if len(fs) != 5 || fs[0].Lines || fs[1].Name != "X-Id-Subject" || fs[1].Value != "alice" {
+	if len(fs) != 5 || fs[0].Lines || fs[1].Name != "X-Id-Subject" || fs[1].Value != "alice%01" {
 		t.Errorf("another prefix: fields %+v, want the five fields one by one", fs)
 	}
 
@@ -133,5 +133,27 @@ func TestIdentityValues_Lines(t *testing.T) {
 		p.setIdentity(nil, &fs, pr)
 	}); n != 0 {
 		t.Fatalf("%v allocations per request, want 0", n)
+	}
+}
+
+// Subjects that differ only by what a header cannot carry reach the
+// backend as different values: control characters, '%' and a space at
+// either end are percent-encoded; other values go as they are.
+func TestIdentityValue_DistinctSubjectsStayDistinct(t *testing.T) {
+	for in, want := range map[string]string{
+		"admin":            "admin",
+		"admin\x00":        "admin%00",
+		" admin\t":         "%20admin%09",
+		"admin\x7f":        "admin%7F",
+		"admin\x1b":        "admin%1B",
+		"admin%00":         "admin%2500",
+		"a b":              "a b",
+		"spiffe://x.org/b": "spiffe://x.org/b",
+		"ünïcode":          "ünïcode",
+		"":                 "",
+	} {
+		if got := identityValue(in); got != want {
+			t.Errorf("identityValue(%q) = %q, want %q", in, got, want)
+		}
 	}
 }

@@ -171,7 +171,7 @@ func (p *proxyHandler) setHeaders(h http.Header, in *http.Request, x *policy.Exc
 	// Host and forwarded fields a server checked as it read them (h1's
 	// and net/http's both refuse control characters), fixed words, a
 	// request ID and traceparent checked or made by requestIDs, and the
-	// identity values headerSafe and joinList made safe.
+	// identity values identityValue and joinList made safe.
 	set := func(i int, name, v string) {
 		if fs != nil {
 			*fs = append(*fs, h1.Field{Name: name, Value: v, Checked: true})
@@ -324,9 +324,9 @@ func identityValues(pr *identity.Principal) *identity.HeaderValues {
 	}
 	v := &identity.HeaderValues{
 		Credential: one(pr.Credential.String()),
-		Subject:    one(headerSafe(pr.Subject)),
-		Issuer:     one(headerSafe(pr.Issuer)),
-		Consumer:   one(headerSafe(pr.Consumer)),
+		Subject:    one(identityValue(pr.Subject)),
+		Issuer:     one(identityValue(pr.Issuer)),
+		Consumer:   one(identityValue(pr.Consumer)),
 	}
 	if len(pr.Groups) > 0 {
 		v.Groups = one(joinList(pr.Groups, ","))
@@ -440,19 +440,36 @@ func clientBodyError(w http.ResponseWriter) error {
 	return nil
 }
 
-// headerSafe removes characters that cannot appear in a header value.
-func headerSafe(s string) string {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 && c != '\t' || c == 0x7f {
-			return strings.Map(func(r rune) rune {
-				if r < 0x20 && r != '\t' || r == 0x7f {
-					return -1
-				}
-				return r
-			}, s)
+// identityValue is a subject, issuer or consumer as a field value that
+// stands for it alone: '%', control characters (tab included) and DEL,
+// and a space at either end (which a parser trims), are percent-encoded,
+// so that "admin\x00", " admin" and "admin%00" each reach the backend as
+// themselves, never as "admin". Most values have none and go as they
+// are.
+func identityValue(s string) string {
+	i := 0
+	for ; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c == 0x7f || c == '%' || c == ' ' && (i == 0 || i == len(s)-1) {
+			break
 		}
 	}
-	return s
+	if i == len(s) {
+		return s
+	}
+	var b strings.Builder
+	b.Grow(len(s) + 8)
+	b.WriteString(s[:i])
+	for ; i < len(s); i++ {
+		c := s[i]
+		if c < 0x20 || c == 0x7f || c == '%' || c == ' ' && (i == 0 || i == len(s)-1) {
+			b.WriteByte('%')
+			b.WriteByte("0123456789ABCDEF"[c>>4])
+			b.WriteByte("0123456789ABCDEF"[c&15])
+			continue
+		}
+		b.WriteByte(c)
+	}
+	return b.String()
 }
 
 // joinList joins values with sep, percent-encoding in each value the
