@@ -63,6 +63,7 @@ Start with 'gatehouse dev' for a self-contained demo.`,
 	root.AddCommand(
 		s.serveCmd(),
 		s.validateCmd(),
+		s.diffCmd(),
 		s.schemaCmd(),
 		s.devCmd(),
 		s.keysCmd(),
