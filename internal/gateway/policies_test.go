@@ -379,6 +379,8 @@ func TestValidation_ParametersAndOpenAPI31(t *testing.T) {
 				{"/shop/orders?limit=10", 200},
 				{"/shop/orders?limit=1000", 400},
 				{"/shop/orders?limit=ten", 400},
+				{"/shop/orders?limit=10&limit=1000", 400}, // every value, not the first alone
+				{"/shop/orders?limit=10&limit=10", 400},   // limit takes one value
 				{"/shop/orders/42", 200},
 				{"/shop/orders/forty-two", 400},
 			} {

@@ -5,6 +5,8 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/getkin/kin-openapi/openapi3"
@@ -26,6 +28,10 @@ type OpenAPIRoute struct {
 	// OtherMedia lists the non-JSON media types of the request body: a
 	// body of those types is not validated.
 	OtherMedia []string
+
+	// single lists the query, header and cookie parameters that take one
+	// value (set by ValidateRequest).
+	single []singleParam
 }
 
 // ValidateOptions configure request validation for one operation.
@@ -89,6 +95,10 @@ func (c *countingBody) Read(p []byte) (int, error) {
 // read into memory (bounded by the body limit, which runs earlier) and
 // forwarded from there.
 func ValidateRequest(o ValidateOptions) Step {
+	o.Routes = slices.Clone(o.Routes)
+	for i := range o.Routes {
+		o.Routes[i].single = singleParams(o.Routes[i].Route)
+	}
 	return func(next Handler) Handler {
 		return HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
 			route := o.route(r.Method)
@@ -106,6 +116,12 @@ func ValidateRequest(o ValidateOptions) Step {
 					}
 				}
 			}
+			// kin-openapi validates the first of several values of a
+			// parameter that takes one, and ignores the others.
+			var vs []Violation
+			if len(route.single) > 0 {
+				vs = route.repeated(vs, in)
+			}
 			noBody := route.skipBody(r.Header.Get("Content-Type"))
 			if noBody {
 				in.Options = validateOptionsNoBody
@@ -118,7 +134,7 @@ func ValidateRequest(o ValidateOptions) Step {
 				r.Body = body
 			}
 			err := openapi3filter.ValidateRequest(r.Context(), in)
-			if err == nil {
+			if err == nil && len(vs) == 0 {
 				observe(o.Observe, "allowed")
 				return next.ServeHTTP(w, r)
 			}
@@ -129,7 +145,7 @@ func ValidateRequest(o ValidateOptions) Step {
 				return e
 			}
 			observe(o.Observe, "denied")
-			if body == nil || smallBody(body.n, r.ContentLength) {
+			if err != nil && (body == nil || smallBody(body.n, r.ContentLength)) {
 				// Again, listing every violation: the body (if any) is
 				// small, and validation put it back in r.Body.
 				in.Options = validateOptionsList
@@ -140,7 +156,9 @@ func ValidateRequest(o ValidateOptions) Step {
 					err = lerr
 				}
 			}
-			vs := violations(nil, err)
+			if err != nil {
+				vs = violations(vs, err)
+			}
 			if len(vs) > MaxViolations {
 				vs = vs[:MaxViolations]
 			}
@@ -161,6 +179,117 @@ func (o *ValidateOptions) route(method string) *OpenAPIRoute {
 		return o.route(http.MethodGet)
 	}
 	return nil
+}
+
+// singleParam is a query, header or cookie parameter that takes one value.
+type singleParam struct {
+	in   string
+	name string // canonical, for a header
+}
+
+// singleParams lists the parameters of route that take one value: of the
+// several values a request may give such a parameter, kin-openapi
+// validates only the first. A parameter takes several values when its
+// schema allows an array and each value is an item (query parameters
+// exploded, the default for style form; header parameters, whose lines
+// kin-openapi joins), when it has no schema or one that constrains no
+// value (not validated), when it is an object whose members are query
+// parameters of their own (style form exploded, deepObject), or when it is
+// described by content (kin-openapi decodes several query values as an
+// array and refuses several header values).
+func singleParams(route *routers.Route) []singleParam {
+	if route == nil || route.Operation == nil {
+		return nil
+	}
+	var single []singleParam
+	add := func(p *openapi3.Parameter) {
+		if p == nil || p.Schema == nil || p.Schema.Value == nil || p.Content != nil {
+			return
+		}
+		sm, err := p.SerializationMethod()
+		if err != nil {
+			return
+		}
+		s := p.Schema.Value
+		switch p.In {
+		case openapi3.ParameterInQuery:
+			if s.Type.Includes(openapi3.TypeObject) && (sm.Explode && sm.Style == openapi3.SerializationForm || sm.Style == openapi3.SerializationDeepObject) {
+				return
+			}
+			if sm.Explode && takesArray(s, 0) {
+				return
+			}
+			single = append(single, singleParam{in: p.In, name: p.Name})
+		case openapi3.ParameterInHeader:
+			if takesArray(s, 0) {
+				return
+			}
+			single = append(single, singleParam{in: p.In, name: http.CanonicalHeaderKey(p.Name)})
+		case openapi3.ParameterInCookie:
+			if takesArray(s, 0) && sm.Explode {
+				return
+			}
+			single = append(single, singleParam{in: p.In, name: p.Name})
+		}
+	}
+	ops := route.Operation.Parameters
+	if route.PathItem != nil {
+		for _, ref := range route.PathItem.Parameters {
+			if p := ref.Value; p != nil && ops.GetByInAndName(p.In, p.Name) == nil {
+				add(p)
+			}
+		}
+	}
+	for _, ref := range ops {
+		add(ref.Value)
+	}
+	return single
+}
+
+// takesArray reports whether a parameter schema may take several values:
+// it allows an array, through one of its subschemas too, or constrains
+// nothing that kin-openapi checks of a value given without a type.
+func takesArray(s *openapi3.Schema, depth int) bool {
+	if s == nil || depth > 32 {
+		return true
+	}
+	if s.Type != nil && !s.Type.IsEmpty() {
+		return s.Type.Includes(openapi3.TypeArray)
+	}
+	subs := len(s.AllOf) + len(s.AnyOf) + len(s.OneOf)
+	if subs == 0 {
+		return s.Pattern == "" && s.Const == nil && len(s.Enum) == 0
+	}
+	for _, refs := range []openapi3.SchemaRefs{s.AllOf, s.AnyOf, s.OneOf} {
+		for _, ref := range refs {
+			if ref != nil && takesArray(ref.Value, depth+1) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// repeated appends a violation for each parameter that takes one value
+// and was given several. It parses the query into in.QueryParams, which
+// validation then uses.
+func (r *OpenAPIRoute) repeated(vs []Violation, in *openapi3filter.RequestValidationInput) []Violation {
+	req := in.Request
+	for _, p := range r.single {
+		var n int
+		switch p.in {
+		case openapi3.ParameterInQuery:
+			n = len(in.GetQueryParams()[p.name])
+		case openapi3.ParameterInHeader:
+			n = len(req.Header[p.name])
+		case openapi3.ParameterInCookie:
+			n = len(req.CookiesNamed(p.name))
+		}
+		if n > 1 {
+			vs = append(vs, Violation{In: p.in, Field: p.name, Message: "given " + strconv.Itoa(n) + " times; the parameter takes one value"})
+		}
+	}
+	return vs
 }
 
 // skipBody reports whether a body of this content type is one the
