@@ -326,6 +326,9 @@ func TestValidation_InvalidBodyNeverReachesBackend(t *testing.T) {
 		{"below minimum", `{"sku":"abc","quantity":0}`, hdr, "body", "/quantity", "at least 1"},
 		{"unknown property", `{"sku":"abc","quantity":1,"admin":true}`, hdr, "body", "", "admin"},
 		{"not JSON", `{"sku":`, hdr, "body", "", ""},
+		{"data after the body", `{"sku":"abc","quantity":1}xyz`, hdr, "body", "", "after the JSON value"},
+		{"a second body", `{"sku":"abc","quantity":1}{"sku":"abc","quantity":-5,"admin":true}`, hdr, "body", "", "one JSON value"},
+		{"duplicate name", `{"sku":"abc","quantity":0,"quantity":2}`, hdr, "body", "/quantity", `property "quantity" is given more than once`},
 		{"bad header", `{"sku":"abc","quantity":1}`, map[string]string{"X-API-Key": testAPIKey, "Content-Type": "application/json", "X-Tenant": "ACME"}, "header", "X-Tenant", ""},
 	}
 	for _, tc := range cases {

@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"bytes"
 	"errors"
 	"io"
 	"mime"
@@ -80,6 +81,8 @@ func smallBody(read, declared int64) bool {
 type countingBody struct {
 	io.ReadCloser
 	n int64
+	// check checks the body once validated (allocated with the rest).
+	check bodyChecker
 }
 
 func (c *countingBody) Read(p []byte) (int, error) {
@@ -134,17 +137,15 @@ func ValidateRequest(o ValidateOptions) Step {
 				r.Body = body
 			}
 			err := openapi3filter.ValidateRequest(r.Context(), in)
-			if err == nil && len(vs) == 0 {
-				observe(o.Observe, "allowed")
-				return next.ServeHTTP(w, r)
+			if err != nil {
+				var mbe *http.MaxBytesError
+				if errors.As(err, &mbe) {
+					e := TooLarge(mbe.Limit)
+					e.Cause = err
+					return e
+				}
 			}
-			var mbe *http.MaxBytesError
-			if errors.As(err, &mbe) {
-				e := TooLarge(mbe.Limit)
-				e.Cause = err
-				return e
-			}
-			observe(o.Observe, "denied")
+			listed := false
 			if err != nil && (body == nil || smallBody(body.n, r.ContentLength)) {
 				// Again, listing every violation: the body (if any) is
 				// small, and validation put it back in r.Body.
@@ -155,9 +156,28 @@ func ValidateRequest(o ValidateOptions) Step {
 				if lerr := openapi3filter.ValidateRequest(r.Context(), in); lerr != nil {
 					err = lerr
 				}
+				listed = true
 			}
+			// A JSON body that validation read whole: what its decoder
+			// lets through (data after the value, duplicate names).
+			var bodyV Violation
+			badBody := false
+			if body != nil && (err == nil || listed) && route.decodesJSON(r.Header.Get("Content-Type")) {
+				var cerr error
+				if bodyV, badBody, cerr = checkValidatedBody(r, &body.check); cerr != nil {
+					return cerr
+				}
+			}
+			if err == nil && len(vs) == 0 && !badBody {
+				observe(o.Observe, "allowed")
+				return next.ServeHTTP(w, r)
+			}
+			observe(o.Observe, "denied")
 			if err != nil {
 				vs = violations(vs, err)
+			}
+			if badBody && !slices.Contains(vs, bodyV) {
+				vs = append(vs, bodyV)
 			}
 			if len(vs) > MaxViolations {
 				vs = vs[:MaxViolations]
@@ -290,6 +310,74 @@ func (r *OpenAPIRoute) repeated(vs []Violation, in *openapi3filter.RequestValida
 		}
 	}
 	return vs
+}
+
+// decodesJSON reports whether validation decodes a body of this content
+// type as JSON: a JSON media type that the document gives a schema.
+func (r *OpenAPIRoute) decodesJSON(contentType string) bool {
+	rb := r.Route.Operation.RequestBody
+	if rb == nil || rb.Value == nil {
+		return false
+	}
+	mt, _, _ := strings.Cut(contentType, ";")
+	if !IsJSONMedia(strings.ToLower(strings.TrimSpace(mt))) {
+		return false
+	}
+	c := rb.Value.Content.Get(contentType)
+	return c != nil && c.Schema != nil
+}
+
+// checkValidatedBody runs checkJSONBody on the body that validation read.
+// kin-openapi keeps it in memory behind r.GetBody, and its reader writes
+// itself whole in one Write, which is checked in place.
+func checkValidatedBody(r *http.Request, c *bodyChecker) (Violation, bool, error) {
+	if r.GetBody == nil { // not kin-openapi's way, but r.Body is in memory
+		data, err := io.ReadAll(r.Body)
+		if err != nil {
+			return Violation{}, false, err
+		}
+		r.Body = io.NopCloser(bytes.NewReader(data))
+		v, bad := checkJSONBody(data)
+		return v, bad, nil
+	}
+	rc, err := r.GetBody()
+	if err != nil {
+		return Violation{}, false, err
+	}
+	defer rc.Close()
+	*c = bodyChecker{size: r.ContentLength}
+	if _, err := io.Copy(c, rc); err != nil {
+		return Violation{}, false, err
+	}
+	if !c.checked {
+		c.v, c.bad = checkJSONBody(c.buf)
+	}
+	return c.v, c.bad, nil
+}
+
+// bodyChecker runs checkJSONBody on what is written to it: in place when
+// the body (of size bytes) comes in one Write, else from a copy.
+type bodyChecker struct {
+	size    int64
+	buf     []byte
+	checked bool
+	v       Violation
+	bad     bool
+}
+
+var errBodyLength = errors.New("the validated body is longer than its length")
+
+func (c *bodyChecker) Write(p []byte) (int, error) {
+	if c.checked {
+		return 0, errBodyLength
+	}
+	if c.buf == nil && int64(len(p)) == c.size {
+		c.v, c.bad = checkJSONBody(p)
+		c.checked = true
+		return len(p), nil
+	}
+	c.buf = append(c.buf, p...)
+	return len(p), nil
 }
 
 // skipBody reports whether a body of this content type is one the

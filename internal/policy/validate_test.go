@@ -3,6 +3,7 @@ package policy
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -224,6 +225,102 @@ func TestValidateRequest_RepeatedParameterIsRefused(t *testing.T) {
 					}
 					wantViolation(t, pe, tc.in, tc.field, "given 2 times")
 				})
+			}
+		})
+	}
+}
+
+// kin-openapi's JSON decoder reads the first value of a body and keeps the
+// last of duplicated member names: a body with data after its value, or
+// with a name given twice, went through unchanged, and the backend could
+// see what validation did not (the second value, the first quantity).
+func TestValidateRequest_JSONBodyIsOneValueWithUniqueNames(t *testing.T) {
+	bigLines := strings.TrimSuffix(strings.Repeat(`{"sku":"abcdefgh","quantity":1},`, 1000), ",") // 32 KB: over listBodyLimit
+	manyNames := func(extra string) string {
+		var b strings.Builder
+		b.WriteString(`{"item":"a","quantity":1,"options":{`)
+		for i := range 100 {
+			fmt.Fprintf(&b, `"k%d":%d,`, i, i)
+		}
+		b.WriteString(`"lines":[]` + extra + `}}`)
+		return b.String()
+	}
+	for _, version := range openAPIVersions {
+		t.Run(version, func(t *testing.T) {
+			step := shopStep(t, version)
+			for _, tc := range []struct {
+				name, body  string
+				field, text string // "" when the body passes
+			}{
+				{"valid", validOrder, "", ""},
+				{"valid, space after", validOrder + " \r\n\t", "", ""},
+				{"valid, nested objects and arrays", `{"item":"a","quantity":2,"price":-1.5e3,"options":{"lines":[{"sku":"x","quantity":1},{"sku":"y","quantity":3,"note":{"k":[[],{},null,true,false,"\u00e9\ud83d\ude00"]}}],"quantity":0}}`, "", ""},
+				{"valid, many names", manyNames(""), "", ""},
+				{"valid, large", `{"item":"a","quantity":1,"options":{"lines":[` + bigLines + `]}}`, "", ""},
+				{"text after", validOrder + "xyz", "", "after the JSON value at byte 25"},
+				{"second value", validOrder + `{"item":"b","quantity":-5,"evil":true}`, "", "must be one JSON value"},
+				{"second value after space", validOrder + "\n" + validOrder, "", "after the JSON value"},
+				{"text after a large body", `{"item":"a","quantity":1,"options":{"lines":[` + bigLines + `]}}]`, "", "after the JSON value"},
+				{"duplicate name", `{"item":"a","quantity":0,"quantity":2}`, "/quantity", `property "quantity" is given more than once`},
+				{"duplicate name, valid values", `{"item":"a","quantity":1,"quantity":1}`, "/quantity", `property "quantity" is given more than once`},
+				{"duplicate name, escaped", `{"item":"a","quantity":0,"\u0071uantity":2}`, "/quantity", `property "quantity" is given more than once`},
+				{"duplicate name, nested", `{"item":"a","quantity":1,"options":{"lines":[{"sku":"x"},{"sku":"x","sku":"y"}]}}`, "/options/lines/1/sku", `property "sku" is given more than once`},
+				{"duplicate name, nested deeper", `{"item":"a","quantity":1,"options":{"a/b":[[{"c":1,"c":2}]]}}`, "/options/a~1b/0/0/c", `property "c" is given more than once`},
+				{"duplicate name in a large object", manyNames(`,"k77":-1`), "/options/k77", `property "k77" is given more than once`},
+				{"duplicate name in a large body", `{"item":"a","quantity":1,"options":{"lines":[` + bigLines + `,{"sku":"x","quantity":-1,"quantity":1}]}}`, "/options/lines/1000/quantity", "given more than once"},
+			} {
+				t.Run(tc.name, func(t *testing.T) {
+					pe, next := postOrder(t, step, "/orders", nil, tc.body)
+					if tc.text == "" {
+						if pe != nil {
+							t.Fatalf("refused: %+v", pe.Extensions["errors"])
+						}
+						if string(next.body) != tc.body {
+							t.Fatalf("forwarded %d bytes, not the body (%d bytes)", len(next.body), len(tc.body))
+						}
+						return
+					}
+					wantViolation(t, pe, "body", tc.field, tc.text)
+				})
+			}
+		})
+	}
+}
+
+// A body that breaks the schema and has a duplicate name lists both.
+func TestValidateRequest_JSONBodyProblemsAreListedWithSchemaViolations(t *testing.T) {
+	for _, version := range openAPIVersions {
+		t.Run(version, func(t *testing.T) {
+			step := shopStep(t, version)
+			pe, _ := postOrder(t, step, "/orders?limit=100", nil, `{"item":1,"quantity":1,"quantity":2}`)
+			wantViolation(t, pe, "query", "limit", "")
+			wantViolation(t, pe, "body", "/item", "")
+			wantViolation(t, pe, "body", "/quantity", "given more than once")
+			// Not JSON: validation's own error, nothing more.
+			pe, _ = postOrder(t, step, "/orders", nil, `{"item":"a","item":`)
+			if vs := pe.Extensions["errors"].([]Violation); len(vs) != 1 || strings.Contains(vs[0].Message, "more than once") {
+				t.Fatalf("violations %+v, want validation's one", vs)
+			}
+		})
+	}
+}
+
+// BenchmarkValidateRequest_ValidBody validates a valid body with nested
+// objects and arrays.
+func BenchmarkValidateRequest_ValidBody(b *testing.B) {
+	for _, version := range openAPIVersions {
+		b.Run(version, func(b *testing.B) {
+			t := &testing.T{}
+			step := shopStep(t, version)
+			body := `{"item":"a","quantity":2,"price":-1.5e3,"options":{"lines":[{"sku":"x","quantity":1},{"sku":"y","quantity":3}]}}`
+			h := Chain(HandlerFunc(func(w http.ResponseWriter, r *http.Request) error { return nil }), step)
+			b.ReportAllocs()
+			for b.Loop() {
+				r := request("POST", "/orders?limit=10", "192.0.2.1", nil, map[string]string{"Content-Type": "application/json"})
+				r.Body, r.ContentLength = io.NopCloser(strings.NewReader(body)), int64(len(body))
+				if err := h.ServeHTTP(nil, r); err != nil {
+					b.Fatal(err)
+				}
 			}
 		})
 	}
