@@ -329,6 +329,7 @@ func TestValidation_InvalidBodyNeverReachesBackend(t *testing.T) {
 		{"data after the body", `{"sku":"abc","quantity":1}xyz`, hdr, "body", "", "after the JSON value"},
 		{"a second body", `{"sku":"abc","quantity":1}{"sku":"abc","quantity":-5,"admin":true}`, hdr, "body", "", "one JSON value"},
 		{"duplicate name", `{"sku":"abc","quantity":0,"quantity":2}`, hdr, "body", "/quantity", `property "quantity" is given more than once`},
+		{"number out of range", `{"sku":"abc","quantity":1e400}`, hdr, "body", "/quantity", "1e400 is out of the range of a number"},
 		{"bad header", `{"sku":"abc","quantity":1}`, map[string]string{"X-API-Key": testAPIKey, "Content-Type": "application/json", "X-Tenant": "ACME"}, "header", "X-Tenant", ""},
 	}
 	for _, tc := range cases {
@@ -399,6 +400,11 @@ func TestValidation_ParametersAndOpenAPI31(t *testing.T) {
 			}
 			if res.StatusCode != want {
 				t.Errorf("null note: status %d, want %d: %s", res.StatusCode, want, readBody(t, res))
+			}
+			// 3.1 saw an infinity, at least 1.
+			res = h.do("POST", "/shop/orders", hdr, strings.NewReader(`{"sku":"abc","quantity":1e400}`))
+			if res.StatusCode != 400 {
+				t.Errorf("quantity 1e400: status %d, want 400: %s", res.StatusCode, readBody(t, res))
 			}
 		})
 	}

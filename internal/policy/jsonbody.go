@@ -3,6 +3,7 @@ package policy
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"hash/maphash"
 	"strconv"
 	"unicode/utf8"
@@ -12,6 +13,8 @@ import (
 // through: it decodes the first JSON value and ignores what follows, and
 // keeps the last of an object's members with the same name (a backend
 // that keeps the first sees a value that was not validated).
+// Out-of-range numbers (1e400) are refused too: they pass an OpenAPI 3.1
+// schema as infinities.
 //
 // It returns the first problem in the body as a violation, and bad false
 // when there is none, or when the body is not valid JSON up to the end of
@@ -60,7 +63,17 @@ value: // A value starts at pos.
 		case c == '"':
 			pos, _, ok = scanString(body, pos)
 		case c == '-' || '0' <= c && c <= '9':
-			pos, ok = scanNumber(body, pos)
+			start := pos
+			var magnitude int
+			pos, magnitude, ok = scanNumber(body, pos)
+			// A number under 10^300 is in range (float64 goes to
+			// 1.8e308); one that rounds to zero is not an error.
+			if ok && magnitude > 300 && !bad {
+				tok := body[start:pos]
+				if _, err := strconv.ParseFloat(string(tok), 64); errors.Is(err, strconv.ErrRange) {
+					report(Violation{In: "body", Field: pointer(stack), Message: numberText(tok) + " is out of the range of a number"})
+				}
+			}
 		case c == 't':
 			pos, ok = scanLiteral(body, pos, "true")
 		case c == 'f':
@@ -249,38 +262,53 @@ func scanString(body []byte, pos int) (end int, plain, ok bool) {
 	return pos, false, false
 }
 
-// scanNumber scans the number at pos and returns the position after it.
-func scanNumber(body []byte, pos int) (end int, ok bool) {
+// scanNumber scans the number at pos and returns the position after it
+// and its magnitude: the number is under 10^magnitude.
+func scanNumber(body []byte, pos int) (end, magnitude int, ok bool) {
 	if body[pos] == '-' {
 		pos++
 	}
+	intStart := pos
 	switch {
 	case pos < len(body) && body[pos] == '0':
 		pos++
 	case pos < len(body) && '1' <= body[pos] && body[pos] <= '9':
 		pos = skipDigits(body, pos)
 	default:
-		return pos, false
+		return pos, 0, false
 	}
+	magnitude = pos - intStart
 	if pos < len(body) && body[pos] == '.' {
 		if end := skipDigits(body, pos+1); end > pos+1 {
 			pos = end
 		} else {
-			return pos, false
+			return pos, 0, false
 		}
 	}
 	if pos < len(body) && (body[pos] == 'e' || body[pos] == 'E') {
 		pos++
+		neg := false
 		if pos < len(body) && (body[pos] == '+' || body[pos] == '-') {
+			neg = body[pos] == '-'
 			pos++
 		}
 		end := skipDigits(body, pos)
 		if end == pos {
-			return pos, false
+			return pos, 0, false
 		}
+		exp := 0
+		for _, d := range body[pos:end] {
+			if exp < 1<<20 {
+				exp = exp*10 + int(d-'0')
+			}
+		}
+		if neg {
+			exp = -exp
+		}
+		magnitude += exp
 		pos = end
 	}
-	return pos, true
+	return pos, magnitude, true
 }
 
 func skipDigits(body []byte, pos int) int {
@@ -307,6 +335,14 @@ func skipSpace(body []byte, pos int) int {
 		}
 	}
 	return pos
+}
+
+// numberText is a number as a message shows it: whole up to 40 bytes.
+func numberText(tok []byte) string {
+	if len(tok) <= 40 {
+		return string(tok)
+	}
+	return string(tok[:20]) + "…(" + strconv.Itoa(len(tok)) + " characters)"
 }
 
 // pointer is the JSON pointer of the value (or member) being scanned.

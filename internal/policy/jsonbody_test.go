@@ -36,6 +36,11 @@ func TestCheckJSONBody(t *testing.T) {
 		{`12xyz`, "", "after the JSON value at byte 2"},
 		{`truex`, "", "after the JSON value"},
 		{`{"a":1,"a":2} x`, "/a", "given more than once"}, // the first problem
+		{`[1e400,{"a":1,"a":2}]`, "/0", "1e400 is out of the range of a number"},
+		{`[10.0e308]`, "/0", "10.0e308 is out of the range of a number"},
+		{`[0.00001e310]`, "", ""},
+		{`{"n":` + strings.Repeat("9", 309) + `}`, "/n", "99999999999999999999…(309 characters) is out of the range of a number"},
+		{`{"n":` + strings.Repeat("9", 308) + `}`, "", ""},
 		// Not JSON up to the end of the first value: validation says so.
 		{``, "", ""},
 		{`   `, "", ""},

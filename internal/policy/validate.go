@@ -2,6 +2,7 @@ package policy
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"io"
 	"mime"
@@ -469,6 +470,11 @@ func schemaViolations(vs []Violation, err error, in, field string) []Violation {
 		f = field + jsonPointer(ptr)
 	}
 	msg := se.Reason
+	if n, ok := se.Value.(json.Number); ok {
+		if _, err := n.Float64(); errors.Is(err, strconv.ErrRange) { // 3.0: "cannot convert json.Number to float64"
+			msg = numberText([]byte(n)) + " is out of the range of a number"
+		}
+	}
 	if rest, ok := strings.CutPrefix(msg, `error at "`); ok { // JSON Schema 2020-12 messages name the path twice
 		if i := strings.Index(rest, `": `); i >= 0 {
 			msg = rest[i+3:]

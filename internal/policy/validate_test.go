@@ -234,6 +234,8 @@ func TestValidateRequest_RepeatedParameterIsRefused(t *testing.T) {
 // last of duplicated member names: a body with data after its value, or
 // with a name given twice, went through unchanged, and the backend could
 // see what validation did not (the second value, the first quantity).
+// 1e400 failed with "cannot convert json.Number to float64" (3.0) or went
+// through as an infinity (3.1).
 func TestValidateRequest_JSONBodyIsOneValueWithUniqueNames(t *testing.T) {
 	bigLines := strings.TrimSuffix(strings.Repeat(`{"sku":"abcdefgh","quantity":1},`, 1000), ",") // 32 KB: over listBodyLimit
 	manyNames := func(extra string) string {
@@ -268,6 +270,11 @@ func TestValidateRequest_JSONBodyIsOneValueWithUniqueNames(t *testing.T) {
 				{"duplicate name, nested deeper", `{"item":"a","quantity":1,"options":{"a/b":[[{"c":1,"c":2}]]}}`, "/options/a~1b/0/0/c", `property "c" is given more than once`},
 				{"duplicate name in a large object", manyNames(`,"k77":-1`), "/options/k77", `property "k77" is given more than once`},
 				{"duplicate name in a large body", `{"item":"a","quantity":1,"options":{"lines":[` + bigLines + `,{"sku":"x","quantity":-1,"quantity":1}]}}`, "/options/lines/1000/quantity", "given more than once"},
+				{"number out of range", `{"item":"a","quantity":1e400}`, "/quantity", "1e400 is out of the range of a number"},
+				{"negative number out of range", `{"item":"a","quantity":-1e400}`, "/quantity", "-1e400 is out of the range of a number"},
+				{"number out of range, type number", `{"item":"a","quantity":1,"price":2E+308}`, "/price", "2E+308 is out of the range of a number"},
+				{"number out of range in a large body", `{"item":"a","quantity":1e400,"options":{"lines":[` + bigLines + `]}}`, "/quantity", "1e400 is out of the range of a number"},
+				{"number out of range, not in the schema", `{"item":"a","quantity":1,"options":{"x":[1e999]}}`, "/options/x/0", "1e999 is out of the range of a number"},
 			} {
 				t.Run(tc.name, func(t *testing.T) {
 					pe, next := postOrder(t, step, "/orders", nil, tc.body)
@@ -287,7 +294,8 @@ func TestValidateRequest_JSONBodyIsOneValueWithUniqueNames(t *testing.T) {
 	}
 }
 
-// A body that breaks the schema and has a duplicate name lists both.
+// A body that breaks the schema and has a duplicate name lists both; a
+// number out of range is listed once (3.0's own error says the same).
 func TestValidateRequest_JSONBodyProblemsAreListedWithSchemaViolations(t *testing.T) {
 	for _, version := range openAPIVersions {
 		t.Run(version, func(t *testing.T) {
@@ -296,6 +304,10 @@ func TestValidateRequest_JSONBodyProblemsAreListedWithSchemaViolations(t *testin
 			wantViolation(t, pe, "query", "limit", "")
 			wantViolation(t, pe, "body", "/item", "")
 			wantViolation(t, pe, "body", "/quantity", "given more than once")
+			pe, _ = postOrder(t, step, "/orders", nil, `{"item":"a","quantity":1e400}`)
+			if vs := pe.Extensions["errors"].([]Violation); len(vs) != 1 {
+				t.Fatalf("violations %+v, want one", vs)
+			}
 			// Not JSON: validation's own error, nothing more.
 			pe, _ = postOrder(t, step, "/orders", nil, `{"item":"a","item":`)
 			if vs := pe.Extensions["errors"].([]Violation); len(vs) != 1 || strings.Contains(vs[0].Message, "more than once") {
