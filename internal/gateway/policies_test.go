@@ -326,6 +326,10 @@ func TestValidation_InvalidBodyNeverReachesBackend(t *testing.T) {
 		{"below minimum", `{"sku":"abc","quantity":0}`, hdr, "body", "/quantity", "at least 1"},
 		{"unknown property", `{"sku":"abc","quantity":1,"admin":true}`, hdr, "body", "", "admin"},
 		{"not JSON", `{"sku":`, hdr, "body", "", ""},
+		{"data after the body", `{"sku":"abc","quantity":1}xyz`, hdr, "body", "", "after the JSON value"},
+		{"a second body", `{"sku":"abc","quantity":1}{"sku":"abc","quantity":-5,"admin":true}`, hdr, "body", "", "one JSON value"},
+		{"duplicate name", `{"sku":"abc","quantity":0,"quantity":2}`, hdr, "body", "/quantity", `property "quantity" is given more than once`},
+		{"number out of range", `{"sku":"abc","quantity":1e400}`, hdr, "body", "/quantity", "1e400 is out of the range of a number"},
 		{"bad header", `{"sku":"abc","quantity":1}`, map[string]string{"X-API-Key": testAPIKey, "Content-Type": "application/json", "X-Tenant": "ACME"}, "header", "X-Tenant", ""},
 	}
 	for _, tc := range cases {
@@ -379,6 +383,8 @@ func TestValidation_ParametersAndOpenAPI31(t *testing.T) {
 				{"/shop/orders?limit=10", 200},
 				{"/shop/orders?limit=1000", 400},
 				{"/shop/orders?limit=ten", 400},
+				{"/shop/orders?limit=10&limit=1000", 400}, // every value, not the first alone
+				{"/shop/orders?limit=10&limit=10", 400},   // limit takes one value
 				{"/shop/orders/42", 200},
 				{"/shop/orders/forty-two", 400},
 			} {
@@ -394,6 +400,11 @@ func TestValidation_ParametersAndOpenAPI31(t *testing.T) {
 			}
 			if res.StatusCode != want {
 				t.Errorf("null note: status %d, want %d: %s", res.StatusCode, want, readBody(t, res))
+			}
+			// 3.1 saw an infinity, at least 1.
+			res = h.do("POST", "/shop/orders", hdr, strings.NewReader(`{"sku":"abc","quantity":1e400}`))
+			if res.StatusCode != 400 {
+				t.Errorf("quantity 1e400: status %d, want 400: %s", res.StatusCode, readBody(t, res))
 			}
 		})
 	}

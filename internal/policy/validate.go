@@ -1,10 +1,14 @@
 package policy
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
 	"io"
 	"mime"
 	"net/http"
+	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/getkin/kin-openapi/openapi3"
@@ -26,6 +30,10 @@ type OpenAPIRoute struct {
 	// OtherMedia lists the non-JSON media types of the request body: a
 	// body of those types is not validated.
 	OtherMedia []string
+
+	// single lists the query, header and cookie parameters that take one
+	// value (set by ValidateRequest).
+	single []singleParam
 }
 
 // ValidateOptions configure request validation for one operation.
@@ -74,6 +82,8 @@ func smallBody(read, declared int64) bool {
 type countingBody struct {
 	io.ReadCloser
 	n int64
+	// check checks the body once validated (allocated with the rest).
+	check bodyChecker
 }
 
 func (c *countingBody) Read(p []byte) (int, error) {
@@ -89,6 +99,10 @@ func (c *countingBody) Read(p []byte) (int, error) {
 // read into memory (bounded by the body limit, which runs earlier) and
 // forwarded from there.
 func ValidateRequest(o ValidateOptions) Step {
+	o.Routes = slices.Clone(o.Routes)
+	for i := range o.Routes {
+		o.Routes[i].single = singleParams(o.Routes[i].Route)
+	}
 	return func(next Handler) Handler {
 		return HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
 			route := o.route(r.Method)
@@ -106,6 +120,12 @@ func ValidateRequest(o ValidateOptions) Step {
 					}
 				}
 			}
+			// kin-openapi validates the first of several values of a
+			// parameter that takes one, and ignores the others.
+			var vs []Violation
+			if len(route.single) > 0 {
+				vs = route.repeated(vs, in)
+			}
 			noBody := route.skipBody(r.Header.Get("Content-Type"))
 			if noBody {
 				in.Options = validateOptionsNoBody
@@ -118,18 +138,16 @@ func ValidateRequest(o ValidateOptions) Step {
 				r.Body = body
 			}
 			err := openapi3filter.ValidateRequest(r.Context(), in)
-			if err == nil {
-				observe(o.Observe, "allowed")
-				return next.ServeHTTP(w, r)
+			if err != nil {
+				var mbe *http.MaxBytesError
+				if errors.As(err, &mbe) {
+					e := TooLarge(mbe.Limit)
+					e.Cause = err
+					return e
+				}
 			}
-			var mbe *http.MaxBytesError
-			if errors.As(err, &mbe) {
-				e := TooLarge(mbe.Limit)
-				e.Cause = err
-				return e
-			}
-			observe(o.Observe, "denied")
-			if body == nil || smallBody(body.n, r.ContentLength) {
+			listed := false
+			if err != nil && (body == nil || smallBody(body.n, r.ContentLength)) {
 				// Again, listing every violation: the body (if any) is
 				// small, and validation put it back in r.Body.
 				in.Options = validateOptionsList
@@ -139,8 +157,29 @@ func ValidateRequest(o ValidateOptions) Step {
 				if lerr := openapi3filter.ValidateRequest(r.Context(), in); lerr != nil {
 					err = lerr
 				}
+				listed = true
 			}
-			vs := violations(nil, err)
+			// A JSON body that validation read whole: what its decoder
+			// lets through (data after the value, duplicate names).
+			var bodyV Violation
+			badBody := false
+			if body != nil && (err == nil || listed) && route.decodesJSON(r.Header.Get("Content-Type")) {
+				var cerr error
+				if bodyV, badBody, cerr = checkValidatedBody(r, &body.check); cerr != nil {
+					return cerr
+				}
+			}
+			if err == nil && len(vs) == 0 && !badBody {
+				observe(o.Observe, "allowed")
+				return next.ServeHTTP(w, r)
+			}
+			observe(o.Observe, "denied")
+			if err != nil {
+				vs = violations(vs, err)
+			}
+			if badBody && !slices.Contains(vs, bodyV) {
+				vs = append(vs, bodyV)
+			}
 			if len(vs) > MaxViolations {
 				vs = vs[:MaxViolations]
 			}
@@ -161,6 +200,185 @@ func (o *ValidateOptions) route(method string) *OpenAPIRoute {
 		return o.route(http.MethodGet)
 	}
 	return nil
+}
+
+// singleParam is a query, header or cookie parameter that takes one value.
+type singleParam struct {
+	in   string
+	name string // canonical, for a header
+}
+
+// singleParams lists the parameters of route that take one value: of the
+// several values a request may give such a parameter, kin-openapi
+// validates only the first. A parameter takes several values when its
+// schema allows an array and each value is an item (query parameters
+// exploded, the default for style form; header parameters, whose lines
+// kin-openapi joins), when it has no schema or one that constrains no
+// value (not validated), when it is an object whose members are query
+// parameters of their own (style form exploded, deepObject), or when it is
+// described by content (kin-openapi decodes several query values as an
+// array and refuses several header values).
+func singleParams(route *routers.Route) []singleParam {
+	if route == nil || route.Operation == nil {
+		return nil
+	}
+	var single []singleParam
+	add := func(p *openapi3.Parameter) {
+		if p == nil || p.Schema == nil || p.Schema.Value == nil || p.Content != nil {
+			return
+		}
+		sm, err := p.SerializationMethod()
+		if err != nil {
+			return
+		}
+		s := p.Schema.Value
+		switch p.In {
+		case openapi3.ParameterInQuery:
+			if s.Type.Includes(openapi3.TypeObject) && (sm.Explode && sm.Style == openapi3.SerializationForm || sm.Style == openapi3.SerializationDeepObject) {
+				return
+			}
+			if sm.Explode && takesArray(s, 0) {
+				return
+			}
+			single = append(single, singleParam{in: p.In, name: p.Name})
+		case openapi3.ParameterInHeader:
+			if takesArray(s, 0) {
+				return
+			}
+			single = append(single, singleParam{in: p.In, name: http.CanonicalHeaderKey(p.Name)})
+		case openapi3.ParameterInCookie:
+			if takesArray(s, 0) && sm.Explode {
+				return
+			}
+			single = append(single, singleParam{in: p.In, name: p.Name})
+		}
+	}
+	ops := route.Operation.Parameters
+	if route.PathItem != nil {
+		for _, ref := range route.PathItem.Parameters {
+			if p := ref.Value; p != nil && ops.GetByInAndName(p.In, p.Name) == nil {
+				add(p)
+			}
+		}
+	}
+	for _, ref := range ops {
+		add(ref.Value)
+	}
+	return single
+}
+
+// takesArray reports whether a parameter schema may take several values:
+// it allows an array, through one of its subschemas too, or constrains
+// nothing that kin-openapi checks of a value given without a type.
+func takesArray(s *openapi3.Schema, depth int) bool {
+	if s == nil || depth > 32 {
+		return true
+	}
+	if s.Type != nil && !s.Type.IsEmpty() {
+		return s.Type.Includes(openapi3.TypeArray)
+	}
+	subs := len(s.AllOf) + len(s.AnyOf) + len(s.OneOf)
+	if subs == 0 {
+		return s.Pattern == "" && s.Const == nil && len(s.Enum) == 0
+	}
+	for _, refs := range []openapi3.SchemaRefs{s.AllOf, s.AnyOf, s.OneOf} {
+		for _, ref := range refs {
+			if ref != nil && takesArray(ref.Value, depth+1) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// repeated appends a violation for each parameter that takes one value
+// and was given several. It parses the query into in.QueryParams, which
+// validation then uses.
+func (r *OpenAPIRoute) repeated(vs []Violation, in *openapi3filter.RequestValidationInput) []Violation {
+	req := in.Request
+	for _, p := range r.single {
+		var n int
+		switch p.in {
+		case openapi3.ParameterInQuery:
+			n = len(in.GetQueryParams()[p.name])
+		case openapi3.ParameterInHeader:
+			n = len(req.Header[p.name])
+		case openapi3.ParameterInCookie:
+			n = len(req.CookiesNamed(p.name))
+		}
+		if n > 1 {
+			vs = append(vs, Violation{In: p.in, Field: p.name, Message: "given " + strconv.Itoa(n) + " times; the parameter takes one value"})
+		}
+	}
+	return vs
+}
+
+// decodesJSON reports whether validation decodes a body of this content
+// type as JSON: a JSON media type that the document gives a schema.
+func (r *OpenAPIRoute) decodesJSON(contentType string) bool {
+	rb := r.Route.Operation.RequestBody
+	if rb == nil || rb.Value == nil {
+		return false
+	}
+	mt, _, _ := strings.Cut(contentType, ";")
+	if !IsJSONMedia(strings.ToLower(strings.TrimSpace(mt))) {
+		return false
+	}
+	c := rb.Value.Content.Get(contentType)
+	return c != nil && c.Schema != nil
+}
+
+// checkValidatedBody runs checkJSONBody on the body that validation read.
+// kin-openapi keeps it in memory behind r.GetBody, and its reader writes
+// itself whole in one Write, which is checked in place.
+func checkValidatedBody(r *http.Request, c *bodyChecker) (Violation, bool, error) {
+	if r.GetBody == nil { // not kin-openapi's way, but r.Body is in memory
+		data, err := io.ReadAll(r.Body)
+		if err != nil {
+			return Violation{}, false, err
+		}
+		r.Body = io.NopCloser(bytes.NewReader(data))
+		v, bad := checkJSONBody(data)
+		return v, bad, nil
+	}
+	rc, err := r.GetBody()
+	if err != nil {
+		return Violation{}, false, err
+	}
+	defer rc.Close()
+	*c = bodyChecker{size: r.ContentLength}
+	if _, err := io.Copy(c, rc); err != nil {
+		return Violation{}, false, err
+	}
+	if !c.checked {
+		c.v, c.bad = checkJSONBody(c.buf)
+	}
+	return c.v, c.bad, nil
+}
+
+// bodyChecker runs checkJSONBody on what is written to it: in place when
+// the body (of size bytes) comes in one Write, else from a copy.
+type bodyChecker struct {
+	size    int64
+	buf     []byte
+	checked bool
+	v       Violation
+	bad     bool
+}
+
+var errBodyLength = errors.New("the validated body is longer than its length")
+
+func (c *bodyChecker) Write(p []byte) (int, error) {
+	if c.checked {
+		return 0, errBodyLength
+	}
+	if c.buf == nil && int64(len(p)) == c.size {
+		c.v, c.bad = checkJSONBody(p)
+		c.checked = true
+		return len(p), nil
+	}
+	c.buf = append(c.buf, p...)
+	return len(p), nil
 }
 
 // skipBody reports whether a body of this content type is one the
@@ -252,6 +470,11 @@ func schemaViolations(vs []Violation, err error, in, field string) []Violation {
 		f = field + jsonPointer(ptr)
 	}
 	msg := se.Reason
+	if n, ok := se.Value.(json.Number); ok {
+		if _, err := n.Float64(); errors.Is(err, strconv.ErrRange) { // 3.0: "cannot convert json.Number to float64"
+			msg = numberText([]byte(n)) + " is out of the range of a number"
+		}
+	}
 	if rest, ok := strings.CutPrefix(msg, `error at "`); ok { // JSON Schema 2020-12 messages name the path twice
 		if i := strings.Index(rest, `": `); i >= 0 {
 			msg = rest[i+3:]

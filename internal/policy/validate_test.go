@@ -3,8 +3,10 @@ package policy
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"runtime"
 	"strings"
 	"testing"
@@ -74,5 +76,264 @@ func TestValidateRequest_ListsViolationsOfSmallBodiesOnly(t *testing.T) {
 	// violations took over 1.5 GB.
 	if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 200<<20 {
 		t.Fatalf("validating a 1 MB body allocated %d MB", alloc>>20)
+	}
+}
+
+// shopSpec is the tester's document: limit takes one integer of at most
+// 50, tags (exploded) and ids (not exploded) are arrays, the body is an
+// object that refuses unknown properties.
+const shopSpec = `
+info: {title: shop, version: "1"}
+paths:
+  /orders:
+    post:
+      parameters:
+        - {name: limit, in: query, schema: {type: integer, maximum: 50}}
+        - {name: tags, in: query, schema: {type: array, items: {type: string}}}
+        - {name: ids, in: query, explode: false, schema: {type: array, items: {type: integer}}}
+        - {name: X-Tenant, in: header, schema: {type: string, pattern: "^[a-z]+$"}}
+        - {name: X-Labels, in: header, schema: {type: array, items: {type: string}}}
+        - {name: session, in: cookie, schema: {type: string, pattern: "^[a-z]+$"}}
+      requestBody:
+        required: true
+        content:
+          application/json:
+            schema:
+              type: object
+              additionalProperties: false
+              properties:
+                item: {type: string}
+                quantity: {type: integer, minimum: 1}
+                price: {type: number}
+                options:
+                  type: object
+                  properties:
+                    lines:
+                      type: array
+                      items:
+                        type: object
+                        properties: {sku: {type: string}, quantity: {type: integer, minimum: 1}}
+      responses: {"200": {description: ok}}
+`
+
+// shopStep validates POST /orders of shopSpec under an OpenAPI version.
+func shopStep(t *testing.T, version string) Step {
+	t.Helper()
+	doc, err := openapi3.NewLoader().LoadFromData([]byte("openapi: " + version + shopSpec))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := doc.Validate(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	item := doc.Paths.Value("/orders")
+	route := &routers.Route{Spec: doc, Path: "/orders", PathItem: item, Method: "POST", Operation: item.Post}
+	return ValidateRequest(ValidateOptions{Routes: []OpenAPIRoute{{Method: "POST", Route: route}}})
+}
+
+// bodyHandler records the body the next handler gets.
+type bodyHandler struct {
+	calls int
+	body  []byte
+}
+
+func (h *bodyHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) error {
+	h.calls++
+	h.body, _ = io.ReadAll(r.Body)
+	return nil
+}
+
+// postOrder sends POST target with a JSON body (and the header lines in
+// hdr) through step. It returns the refusal, if any, and what the next
+// handler got.
+func postOrder(t *testing.T, step Step, target string, hdr http.Header, body string) (*Error, *bodyHandler) {
+	t.Helper()
+	r := request("POST", target, "192.0.2.1", nil, map[string]string{"Content-Type": "application/json"})
+	for k, vs := range hdr {
+		r.Header[k] = vs
+	}
+	r.Body, r.ContentLength = io.NopCloser(strings.NewReader(body)), int64(len(body))
+	next := &bodyHandler{}
+	err := Chain(next, step).ServeHTTP(httptest.NewRecorder(), r)
+	var pe *Error
+	if err != nil {
+		pe = AsError(err)
+	}
+	if (pe == nil) == (next.calls == 0) {
+		t.Fatalf("%s %q: error %v, forwarded %d times", target, body, err, next.calls)
+	}
+	return pe, next
+}
+
+// wantViolation fails unless pe is a request_invalid 400 listing a
+// violation in in at field whose message contains text.
+func wantViolation(t *testing.T, pe *Error, in, field, text string) {
+	t.Helper()
+	if pe == nil {
+		t.Fatalf("forwarded; want 400 with a violation in %s %q (%s)", in, field, text)
+	}
+	if pe.Status != http.StatusBadRequest || pe.Reason != "request_invalid" || pe.Type != "request-invalid" {
+		t.Fatalf("%d %s (%s); want 400 request_invalid", pe.Status, pe.Reason, pe.Type)
+	}
+	vs, _ := pe.Extensions["errors"].([]Violation)
+	for _, v := range vs {
+		if v.In == in && v.Field == field && strings.Contains(v.Message, text) {
+			return
+		}
+	}
+	t.Fatalf("violations %+v; want one in %s %q containing %q", vs, in, field, text)
+}
+
+var openAPIVersions = []string{"3.0.3", "3.1.0"}
+
+const validOrder = `{"item":"a","quantity":1}`
+
+// kin-openapi validates the first value of a parameter given several
+// times: ?limit=10&limit=100 went through with both (and the reverse
+// order was refused). A parameter that takes one value is refused when
+// given more; arrays given as repeated parameters still pass.
+func TestValidateRequest_RepeatedParameterIsRefused(t *testing.T) {
+	for _, version := range openAPIVersions {
+		t.Run(version, func(t *testing.T) {
+			step := shopStep(t, version)
+			for _, tc := range []struct {
+				name, target string
+				hdr          http.Header
+				in, field    string // "" when the request passes
+			}{
+				{"one limit", "/orders?limit=10", nil, "", ""},
+				{"limit, valid then invalid", "/orders?limit=10&limit=100", nil, "query", "limit"},
+				{"limit, invalid then valid", "/orders?limit=100&limit=10", nil, "query", "limit"},
+				{"limit, valid twice", "/orders?limit=10&limit=10", nil, "query", "limit"},
+				{"exploded array", "/orders?tags=a&tags=b&tags=c", nil, "", ""},
+				{"array not exploded", "/orders?ids=1,2", nil, "", ""},
+				{"array not exploded, repeated", "/orders?ids=1&ids=x", nil, "query", "ids"},
+				{"header once", "/orders", http.Header{"X-Tenant": {"acme"}}, "", ""},
+				{"header twice", "/orders", http.Header{"X-Tenant": {"acme", "ACME!"}}, "header", "X-Tenant"},
+				{"array header on several lines", "/orders", http.Header{"X-Labels": {"a", "b, c"}}, "", ""},
+				{"cookie once", "/orders", http.Header{"Cookie": {"session=abc"}}, "", ""},
+				{"cookie twice", "/orders", http.Header{"Cookie": {"session=abc; session=ABC!"}}, "cookie", "session"},
+				{"cookie twice, on two lines", "/orders", http.Header{"Cookie": {"session=abc", "session=ABC!"}}, "cookie", "session"},
+			} {
+				t.Run(tc.name, func(t *testing.T) {
+					pe, _ := postOrder(t, step, tc.target, tc.hdr, validOrder)
+					if tc.in == "" {
+						if pe != nil {
+							t.Fatalf("refused: %+v", pe.Extensions["errors"])
+						}
+						return
+					}
+					wantViolation(t, pe, tc.in, tc.field, "given 2 times")
+				})
+			}
+		})
+	}
+}
+
+// kin-openapi's JSON decoder reads the first value of a body and keeps the
+// last of duplicated member names: a body with data after its value, or
+// with a name given twice, went through unchanged, and the backend could
+// see what validation did not (the second value, the first quantity).
+// 1e400 failed with "cannot convert json.Number to float64" (3.0) or went
+// through as an infinity (3.1).
+func TestValidateRequest_JSONBodyIsOneValueWithUniqueNames(t *testing.T) {
+	bigLines := strings.TrimSuffix(strings.Repeat(`{"sku":"abcdefgh","quantity":1},`, 1000), ",") // 32 KB: over listBodyLimit
+	manyNames := func(extra string) string {
+		var b strings.Builder
+		b.WriteString(`{"item":"a","quantity":1,"options":{`)
+		for i := range 100 {
+			fmt.Fprintf(&b, `"k%d":%d,`, i, i)
+		}
+		b.WriteString(`"lines":[]` + extra + `}}`)
+		return b.String()
+	}
+	for _, version := range openAPIVersions {
+		t.Run(version, func(t *testing.T) {
+			step := shopStep(t, version)
+			for _, tc := range []struct {
+				name, body  string
+				field, text string // "" when the body passes
+			}{
+				{"valid", validOrder, "", ""},
+				{"valid, space after", validOrder + " \r\n\t", "", ""},
+				{"valid, nested objects and arrays", `{"item":"a","quantity":2,"price":-1.5e3,"options":{"lines":[{"sku":"x","quantity":1},{"sku":"y","quantity":3,"note":{"k":[[],{},null,true,false,"\u00e9\ud83d\ude00"]}}],"quantity":0}}`, "", ""},
+				{"valid, many names", manyNames(""), "", ""},
+				{"valid, large", `{"item":"a","quantity":1,"options":{"lines":[` + bigLines + `]}}`, "", ""},
+				{"text after", validOrder + "xyz", "", "after the JSON value at byte 25"},
+				{"second value", validOrder + `{"item":"b","quantity":-5,"evil":true}`, "", "must be one JSON value"},
+				{"second value after space", validOrder + "\n" + validOrder, "", "after the JSON value"},
+				{"text after a large body", `{"item":"a","quantity":1,"options":{"lines":[` + bigLines + `]}}]`, "", "after the JSON value"},
+				{"duplicate name", `{"item":"a","quantity":0,"quantity":2}`, "/quantity", `property "quantity" is given more than once`},
+				{"duplicate name, valid values", `{"item":"a","quantity":1,"quantity":1}`, "/quantity", `property "quantity" is given more than once`},
+				{"duplicate name, escaped", `{"item":"a","quantity":0,"\u0071uantity":2}`, "/quantity", `property "quantity" is given more than once`},
+				{"duplicate name, nested", `{"item":"a","quantity":1,"options":{"lines":[{"sku":"x"},{"sku":"x","sku":"y"}]}}`, "/options/lines/1/sku", `property "sku" is given more than once`},
+				{"duplicate name, nested deeper", `{"item":"a","quantity":1,"options":{"a/b":[[{"c":1,"c":2}]]}}`, "/options/a~1b/0/0/c", `property "c" is given more than once`},
+				{"duplicate name in a large object", manyNames(`,"k77":-1`), "/options/k77", `property "k77" is given more than once`},
+				{"duplicate name in a large body", `{"item":"a","quantity":1,"options":{"lines":[` + bigLines + `,{"sku":"x","quantity":-1,"quantity":1}]}}`, "/options/lines/1000/quantity", "given more than once"},
+				{"number out of range", `{"item":"a","quantity":1e400}`, "/quantity", "1e400 is out of the range of a number"},
+				{"negative number out of range", `{"item":"a","quantity":-1e400}`, "/quantity", "-1e400 is out of the range of a number"},
+				{"number out of range, type number", `{"item":"a","quantity":1,"price":2E+308}`, "/price", "2E+308 is out of the range of a number"},
+				{"number out of range in a large body", `{"item":"a","quantity":1e400,"options":{"lines":[` + bigLines + `]}}`, "/quantity", "1e400 is out of the range of a number"},
+				{"number out of range, not in the schema", `{"item":"a","quantity":1,"options":{"x":[1e999]}}`, "/options/x/0", "1e999 is out of the range of a number"},
+			} {
+				t.Run(tc.name, func(t *testing.T) {
+					pe, next := postOrder(t, step, "/orders", nil, tc.body)
+					if tc.text == "" {
+						if pe != nil {
+							t.Fatalf("refused: %+v", pe.Extensions["errors"])
+						}
+						if string(next.body) != tc.body {
+							t.Fatalf("forwarded %d bytes, not the body (%d bytes)", len(next.body), len(tc.body))
+						}
+						return
+					}
+					wantViolation(t, pe, "body", tc.field, tc.text)
+				})
+			}
+		})
+	}
+}
+
+// A body that breaks the schema and has a duplicate name lists both; a
+// number out of range is listed once (3.0's own error says the same).
+func TestValidateRequest_JSONBodyProblemsAreListedWithSchemaViolations(t *testing.T) {
+	for _, version := range openAPIVersions {
+		t.Run(version, func(t *testing.T) {
+			step := shopStep(t, version)
+			pe, _ := postOrder(t, step, "/orders?limit=100", nil, `{"item":1,"quantity":1,"quantity":2}`)
+			wantViolation(t, pe, "query", "limit", "")
+			wantViolation(t, pe, "body", "/item", "")
+			wantViolation(t, pe, "body", "/quantity", "given more than once")
+			pe, _ = postOrder(t, step, "/orders", nil, `{"item":"a","quantity":1e400}`)
+			if vs := pe.Extensions["errors"].([]Violation); len(vs) != 1 {
+				t.Fatalf("violations %+v, want one", vs)
+			}
+			// Not JSON: validation's own error, nothing more.
+			pe, _ = postOrder(t, step, "/orders", nil, `{"item":"a","item":`)
+			if vs := pe.Extensions["errors"].([]Violation); len(vs) != 1 || strings.Contains(vs[0].Message, "more than once") {
+				t.Fatalf("violations %+v, want validation's one", vs)
+			}
+		})
+	}
+}
+
+// BenchmarkValidateRequest_ValidBody validates a valid body with nested
+// objects and arrays.
+func BenchmarkValidateRequest_ValidBody(b *testing.B) {
+	for _, version := range openAPIVersions {
+		b.Run(version, func(b *testing.B) {
+			t := &testing.T{}
+			step := shopStep(t, version)
+			body := `{"item":"a","quantity":2,"price":-1.5e3,"options":{"lines":[{"sku":"x","quantity":1},{"sku":"y","quantity":3}]}}`
+			h := Chain(HandlerFunc(func(w http.ResponseWriter, r *http.Request) error { return nil }), step)
+			b.ReportAllocs()
+			for b.Loop() {
+				r := request("POST", "/orders?limit=10", "192.0.2.1", nil, map[string]string{"Content-Type": "application/json"})
+				r.Body, r.ContentLength = io.NopCloser(strings.NewReader(body)), int64(len(body))
+				if err := h.ServeHTTP(nil, r); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
