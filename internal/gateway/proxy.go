@@ -395,7 +395,21 @@ func (p *proxyHandler) errorHandler(w http.ResponseWriter, r *http.Request, err 
 		f.Failed(e.Reason)
 	}
 	renderError(w, r, e)
+	if e.Status == http.StatusRequestTimeout {
+		// The rest of the body is not waited for. A read of it still
+		// under way (net/http's transport reads it in a goroutine of its
+		// own) ends at once, and the body is closed now: net/http's
+		// server would otherwise read up to 256 KiB more of it, at the
+		// client's pace, before it closes the connection.
+		_ = http.NewResponseController(w).SetReadDeadline(aLongTimeAgo)
+		if r.Body != nil {
+			_ = r.Body.Close()
+		}
+	}
 }
+
+// aLongTimeAgo is a deadline that has passed: a read under it fails at once.
+var aLongTimeAgo = time.Unix(1, 0)
 
 // upstreamError maps a failed exchange to the problem the client gets:
 // 503 when the gateway refused to call the backend (no healthy instance,

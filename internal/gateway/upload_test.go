@@ -245,7 +245,9 @@ func TestUpload_SlowBodyIsTheClientsTimeoutNotTheBackends(t *testing.T) {
 // The same through net/http's transport (an https:// instance, over
 // HTTP/1.1 and HTTP/2), which writes the body in a goroutine of its own
 // (over HTTP/2 it is cut off by the deadline while it waits for the
-// client).
+// client). The connection closes after the 408 without the rest of the
+// body being read first (net/http's server would read up to 256 KiB of
+// it, at the client's pace).
 func TestUpload_SlowBodyToAnHTTPSBackendIsTheClientsTimeout(t *testing.T) {
 	for _, proto := range []string{"HTTP/1.1", "HTTP/2.0"} {
 		for _, dl := range uploadDeadlines {
@@ -281,11 +283,17 @@ func testSlowBodyToHTTPS(t *testing.T, proto, timeouts string, serve func(*harne
 	var wg sync.WaitGroup
 	for range 3 {
 		wg.Go(func() {
+			start := time.Now()
 			// 40 bytes at one per 40ms: 1.6s; the deadline is 300ms.
 			res, body, closed := slowUpload(t, h, key, 40, 40*time.Millisecond)
 			if res.StatusCode != http.StatusRequestTimeout || !closed {
 				t.Errorf("status %d (closed %v): %s", res.StatusCode, closed, body)
 				return
+			}
+			// The answer and the close both: the server does not read
+			// the rest of the body first.
+			if d := time.Since(start); d > 1200*time.Millisecond {
+				t.Errorf("408 and close after %s: want them at the deadline, not at the end of the body", d)
 			}
 		})
 	}
