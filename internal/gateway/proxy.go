@@ -385,6 +385,10 @@ func (p *proxyHandler) errorHandler(w http.ResponseWriter, r *http.Request, err 
 			sw.abort = true
 		}
 		return
+	case errors.As(err, &ue) && ue.Kind == upstream.ErrRequestBodyTimeout:
+		// The client's body was too slow, not the backend: 408, and the
+		// connection closes after it (the rest of the body is unread).
+		e = upstreamError(ue)
 	case clientBodyError(w) != nil:
 		e = policy.BadRequest("bad_request_body", "The request body could not be read.")
 		e.Cause = clientBodyError(w)
@@ -403,14 +407,33 @@ func (p *proxyHandler) errorHandler(w http.ResponseWriter, r *http.Request, err 
 		f.Failed(e.Reason)
 	}
 	renderError(w, r, e)
+	if e.Status == http.StatusRequestTimeout {
+		// The rest of the body is not waited for. A read of it still
+		// under way (net/http's transport reads it in a goroutine of its
+		// own) ends at once, and the body is closed now: net/http's
+		// server would otherwise read up to 256 KiB more of it, at the
+		// client's pace, before it closes the connection.
+		_ = http.NewResponseController(w).SetReadDeadline(aLongTimeAgo)
+		if r.Body != nil {
+			_ = r.Body.Close()
+		}
+	}
 }
+
+// aLongTimeAgo is a deadline that has passed: a read under it fails at once.
+var aLongTimeAgo = time.Unix(1, 0)
 
 // upstreamError maps a failed exchange to the problem the client gets:
 // 503 when the gateway refused to call the backend (no healthy instance,
 // open circuit, concurrency limit), 504 when no response came in time,
-// 502 when the backend could not be reached or failed.
+// 502 when the backend could not be reached or failed, 408 when the
+// deadline passed while the client's body was still awaited.
 func upstreamError(ue *upstream.Error) *policy.Error {
 	switch ue.Kind {
+	case upstream.ErrRequestBodyTimeout:
+		e := policy.RequestTimeout(ue.Kind.String(), "The request body did not arrive in time.", ue)
+		e.Header = http.Header{"Connection": {"close"}}
+		return e
 	case upstream.ErrNoHealthyInstance:
 		return policy.Unavailable(ue.Kind.String(), "The backend has no healthy instance.", ue)
 	case upstream.ErrCircuitOpen:

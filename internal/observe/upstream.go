@@ -17,7 +17,7 @@ type upstreamCollectors struct {
 // Outcome labels known in advance, resolved once per backend so that the
 // request path does no label lookups.
 var (
-	attemptOutcomes = []string{"response", "status_5xx", "timeout", "connect_error", "error", "canceled"}
+	attemptOutcomes = []string{"response", "status_5xx", "timeout", "connect_error", "error", "canceled", "body_timeout"}
 	retryOutcomes   = []string{"sent", "budget_exhausted", "no_time"}
 )
 
@@ -41,7 +41,7 @@ func newUpstreamCollectors() *upstreamCollectors {
 		}, []string{"backend", "outcome"}),
 		attempts: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "gatehouse_upstream_attempts_total",
-			Help: "Upstream attempts by backend and outcome: response, status_5xx, timeout, connect_error, error, canceled.",
+			Help: "Upstream attempts by backend and outcome: response, status_5xx, timeout, connect_error, error, canceled, body_timeout (the deadline passed while the client's request body was awaited).",
 		}, []string{"backend", "outcome"}),
 		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "gatehouse_upstream_errors_total",

@@ -129,6 +129,13 @@ func URITooLong(limit int) *Error {
 		Detail: fmt.Sprintf("The request target is longer than %d bytes.", limit), Reason: "uri_too_long"}
 }
 
+// RequestTimeout is the error for a request whose client did not send
+// it (its body) in time.
+func RequestTimeout(reason, detail string, cause error) *Error {
+	return &Error{Status: http.StatusRequestTimeout, Type: "request-timeout", Title: "Request timeout",
+		Detail: detail, Reason: reason, Cause: cause}
+}
+
 // BadGateway is the error for an upstream that failed to answer.
 func BadGateway(cause error) *Error {
 	return &Error{Status: http.StatusBadGateway, Type: "bad-gateway", Title: "Bad gateway",

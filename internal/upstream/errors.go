@@ -23,9 +23,13 @@ const (
 	ErrConnect
 	// ErrTransport: any other failure of the last attempt.
 	ErrTransport
+	// ErrRequestBodyTimeout: the attempt or request deadline passed while
+	// the client's request body was still awaited. The client was too
+	// slow, not the backend: nothing is counted against the instance.
+	ErrRequestBodyTimeout
 )
 
-var errorKindNames = [...]string{"", "no_healthy_instance", "circuit_open", "concurrency_limit", "upstream_timeout", "upstream_connect_error", "upstream_error"}
+var errorKindNames = [...]string{"", "no_healthy_instance", "circuit_open", "concurrency_limit", "upstream_timeout", "upstream_connect_error", "upstream_error", "request_body_timeout"}
 
 // String returns the kind's stable label, used as the refusal reason.
 func (k ErrorKind) String() string {

@@ -162,9 +162,13 @@ const (
 	// OutcomeCanceled is an attempt the client abandoned, or whose
 	// request body failed to read: it says nothing about the backend.
 	OutcomeCanceled
+	// OutcomeBodyTimeout is an attempt whose deadline passed while the
+	// client's request body was still awaited: it says nothing about the
+	// backend either.
+	OutcomeBodyTimeout
 )
 
-var outcomeNames = [...]string{"response", "status_5xx", "timeout", "connect_error", "error", "canceled"}
+var outcomeNames = [...]string{"response", "status_5xx", "timeout", "connect_error", "error", "canceled", "body_timeout"}
 
 // String returns the outcome's metric label.
 func (o Outcome) String() string {
@@ -175,7 +179,9 @@ func (o Outcome) String() string {
 }
 
 // Failure reports whether o counts against the backend.
-func (o Outcome) Failure() bool { return o != OutcomeSuccess && o != OutcomeCanceled }
+func (o Outcome) Failure() bool {
+	return o != OutcomeSuccess && o != OutcomeCanceled && o != OutcomeBodyTimeout
+}
 
 // Report records the outcome of an attempt on e for passive ejection.
 func (p *Pool) Report(e *Endpoint, o Outcome) {

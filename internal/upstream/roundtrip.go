@@ -3,6 +3,7 @@ package upstream
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -161,12 +162,18 @@ func (x *exchange) run() (*http.Response, error) {
 		p.Report(e, outcome)
 		p.obs.Attempt(outcome.String())
 
-		if outcome == OutcomeCanceled {
+		if outcome == OutcomeCanceled || outcome == OutcomeBodyTimeout {
+			// The client's doing: not retried (a body half read cannot
+			// be sent again), and the breaker learns nothing.
 			if res != nil {
 				res.Body.Close()
 			}
 			a.finish(p)
-			if err == nil {
+			switch {
+			case outcome == OutcomeBodyTimeout:
+				err = &Error{Kind: ErrRequestBodyTimeout, Backend: p.name, Instance: e.ID, Attempts: n,
+					Err: fmt.Errorf("%w while the client's request body was still awaited", err)}
+			case err == nil:
 				err = context.Cause(x.req.Context())
 			}
 			return x.fail(n, e.ID, err, false)
@@ -247,12 +254,12 @@ func (x *exchange) send(e *Endpoint, now time.Time, remaining time.Duration) (*a
 	out := &a.out
 	a.url.Scheme, a.url.Host = e.Scheme, e.Host
 	out.URL = &a.url
+	deadline := now.Add(d)
 	if x.src != nil {
-		a.body = &attemptBody{src: x.src}
+		a.body = &attemptBody{src: x.src, deadline: deadline}
 		out.Body = a.body
 	}
 	if hd := x.t.hd; hd != nil {
-		deadline := now.Add(d)
 		res, err := hd.RoundTripHeadDeadline(out, now, deadline)
 		if err != ErrNoHeadDeadline {
 			if err != nil && (errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, context.DeadlineExceeded)) &&
@@ -264,6 +271,11 @@ func (x *exchange) send(e *Endpoint, now time.Time, remaining time.Duration) (*a
 	}
 	// The base transport bounds nothing itself: a context per attempt,
 	// cancelled at the deadline unless the response headers came first.
+	// It may return then while a read of the body is under way in a
+	// goroutine of its own.
+	if a.body != nil {
+		a.body.async = true
+	}
 	ctx, cancel := context.WithCancelCause(x.req.Context())
 	a.cancel = cancel
 	timer := time.AfterFunc(d, func() { cancel(cause) })
@@ -293,6 +305,11 @@ func (x *exchange) classify(a *attempt, res *http.Response, err error) Outcome {
 		return OutcomeSuccess
 	}
 	if a.timedOut {
+		if a.body != nil && a.body.awaited() {
+			// The deadline passed while the gateway waited for the
+			// client's body, not for the backend.
+			return OutcomeBodyTimeout
+		}
 		return OutcomeTimeout
 	}
 	if a.body != nil && a.body.failed() {
@@ -415,10 +432,26 @@ func (b *upgradeBody) Write(p []byte) (int, error) { return b.w.Write(p) }
 // given to the next attempt; once detached, the old attempt can read no
 // more. Close does not close the body (the server does, after the
 // handler).
+//
+// It also tells whether the attempt's deadline passed while the client's
+// body was awaited (awaited): a read of it was under way then, or one
+// ended after it. A transport may read a small body whole before it
+// writes a byte to the backend (h1 does), or read it while it writes
+// (net/http, in a goroutine of its own): either way, the time a slow
+// client takes to send its body is not the backend's.
 type attemptBody struct {
-	src   io.ReadCloser
-	state atomic.Int32 // bodyUnread, bodyRead, bodyDetached
-	err   atomic.Bool  // a read failed (not EOF)
+	src      io.ReadCloser
+	deadline time.Time    // the attempt's
+	state    atomic.Int32 // bodyUnread, bodyRead, bodyDetached
+	err      atomic.Bool  // a read failed (not EOF)
+	late     atomic.Bool  // a read of src ended at or after the deadline
+	// async: the transport may return while a read is under way (it
+	// reads in a goroutine of its own), so reading says when one is. Set
+	// before the round trip; a transport that reads on the round trip's
+	// goroutine (h1) is spared the two atomic stores per read.
+	async   bool
+	reading atomic.Bool // a read of src is under way (async only)
+	ended   bool        // src returned io.EOF (only the reading goroutine uses it)
 }
 
 const (
@@ -433,12 +466,36 @@ func (b *attemptBody) Read(p []byte) (int, error) {
 	if !b.state.CompareAndSwap(bodyUnread, bodyRead) && b.state.Load() == bodyDetached {
 		return 0, errBodyDetached
 	}
+	if b.ended {
+		return b.src.Read(p)
+	}
+	if b.async {
+		b.reading.Store(true)
+	}
 	n, err := b.src.Read(p)
-	if err != nil && err != io.EOF {
+	if b.async {
+		b.reading.Store(false)
+	}
+	if !time.Now().Before(b.deadline) {
+		b.late.Store(true)
+	}
+	switch {
+	case err == io.EOF:
+		b.ended = true
+	case err != nil:
 		b.err.Store(true)
 	}
 	return n, err
 }
+
+// awaited reports whether the attempt's deadline passed while the
+// client's body was awaited: a read is under way (a transport that reads
+// the body in a goroutine of its own, cut off by the deadline), or one
+// ended at or after the deadline (a transport that noticed the deadline
+// only when it next wrote to the backend). A deadline that passed while
+// the backend was written to (a backend that does not read) or
+// answered is the backend's.
+func (b *attemptBody) awaited() bool { return b.reading.Load() || b.late.Load() }
 
 func (b *attemptBody) Close() error { return nil }
 
