@@ -255,18 +255,19 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	q.x.ClientIP = clientIP(r, st, q.x.Peer)
 	q.rw.id[0], q.rw.idName, q.rw.idPending = q.x.RequestID, &st.requestIDHeader, true
 	q.rw.x, q.x.DeferFields = &q.x, true
-	if r.ProtoMajor == 1 && (len(r.TransferEncoding) > 0 || r.ProtoMinor == 0 && r.TLS != nil) {
+	if r.ProtoMajor == 1 && (len(r.TransferEncoding) > 0 || r.ProtoMinor == 0 && names == ^uint64(0)) {
 		// Go's server has already dropped a Content-Length sent along
 		// with Transfer-Encoding, so the two cannot be told apart here.
 		// RFC 9112 §6.1: after such a request the connection MUST be
 		// closed, lest an upstream proxy that framed it by
 		// Content-Length desynchronize; close after every chunked one.
-		// On HTTP/1.0 Go's server (the TLS listeners') ignores
-		// Transfer-Encoding and drops the field, framing the request by
-		// its Content-Length: the chunks after it would be read as a
-		// request of their own. RFC 9112 §6.1 makes such framing faulty
-		// and the connection closed: close after every HTTP/1.0 request
-		// there (h1, on plain listeners, refuses it with 400).
+		// On HTTP/1.0 Go's server (the TLS listeners', and h1's
+		// fallback for a connection that offered a WebSocket upgrade)
+		// ignores Transfer-Encoding and drops the field, framing the
+		// request by its Content-Length: the chunks after it would be
+		// read as a request of their own. RFC 9112 §6.1 makes such
+		// framing faulty and the connection closed: close after every
+		// HTTP/1.0 request Go's server parsed (h1 refuses it with 400).
 		w.Header().Set("Connection", "close")
 	}
 

@@ -225,7 +225,11 @@ func (c *conn) serve() {
 			return
 		}
 		if c.head.h2Preface || c.head.upgrade {
-			if c.srv.Fallback != nil {
+			// Only a WebSocket offer (and the HTTP/2 preface) goes to
+			// the fallback: another offer (h2c above all) is dropped
+			// here and the request served as a plain one, so that the
+			// connection stays with h1's parser.
+			if c.srv.Fallback != nil && (c.head.h2Preface || c.head.webSocket) {
 				c.handoff()
 				return
 			}

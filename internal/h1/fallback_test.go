@@ -84,10 +84,12 @@ func TestServer_FallbackServesWebSocketUpgrade(t *testing.T) {
 	}
 }
 
-// TestServer_FallbackKeepsTheConnection: an upgrade offer the fallback
+// TestServer_FallbackKeepsTheConnection: a WebSocket offer the fallback
 // declines is served by it as a plain request, and so is everything after
 // it on that connection (here chunked POSTs): from the handoff on, the
-// connection is net/http's.
+// connection is net/http's. An offer to upgrade to anything else is not
+// handed over: h1 drops it and serves the request, and the connection
+// stays with h1's parser.
 func TestServer_FallbackKeepsTheConnection(t *testing.T) {
 	fast := &recorder{}
 	fallback := &recorder{}
@@ -95,7 +97,12 @@ func TestServer_FallbackKeepsTheConnection(t *testing.T) {
 	c, br := rawConn(t, addr)
 	io.WriteString(c, "GET /before HTTP/1.1\r\nHost: a\r\n\r\n")
 	readResponse(t, br, "GET")
-	io.WriteString(c, "POST /offer HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: unknown/1\r\n"+
+	io.WriteString(c, "POST /h2c HTTP/1.1\r\nHost: a\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAAP__\r\n"+
+		"Transfer-Encoding: chunked\r\n\r\n1\r\nx\r\n0\r\n\r\n")
+	if res, body := readResponse(t, br, "POST"); res.StatusCode != 200 || body != "ok" {
+		t.Fatalf("%d %q", res.StatusCode, body)
+	}
+	io.WriteString(c, "POST /offer HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"+
 		"Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n")
 	if res, body := readResponse(t, br, "POST"); res.StatusCode != 200 || body != "ok" {
 		t.Fatalf("%d %q", res.StatusCode, body)
@@ -104,7 +111,7 @@ func TestServer_FallbackKeepsTheConnection(t *testing.T) {
 	if res, _ := readResponse(t, br, "POST"); res.StatusCode != 200 {
 		t.Fatalf("%d", res.StatusCode)
 	}
-	if got := strings.Join(fast.requests(), ","); got != "GET /before" {
+	if got := strings.Join(fast.requests(), ","); got != "GET /before,POST /h2c x" {
 		t.Errorf("fast path served %q", got)
 	}
 	if got := strings.Join(fallback.requests(), ","); got != "POST /offer abc,POST /after def" {

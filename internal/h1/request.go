@@ -112,6 +112,7 @@ type requestHead struct {
 	keepAlive      bool // HTTP/1.0 Connection: keep-alive
 	expect100      bool
 	upgrade        bool // Connection: upgrade with an Upgrade field
+	webSocket      bool // one Upgrade field, and it says websocket
 	h2Preface      bool
 	// names holds the NameBit of each name of the header map that
 	// buildRequest built (Response's HeaderNames).
@@ -155,7 +156,7 @@ func parseRequestHeadPrefix(b []byte, h *requestHead, maxURI int) (int, *protoEr
 	if h.h2Preface {
 		return 0, nil
 	}
-	var nTE, nCL, nHost int
+	var nTE, nCL, nHost, nUpgrade int
 	for {
 		if off+1 < len(b) && b[off] == '\r' && b[off+1] == '\n' {
 			break // the empty line
@@ -202,6 +203,9 @@ func parseRequestHeadPrefix(b []byte, h *requestHead, maxURI int) (int, *protoEr
 					h.upgrade = true
 				}
 			})
+		case kindUpgrade:
+			nUpgrade++
+			h.webSocket = equalFoldLower(v, "websocket")
 		case kindExpect:
 			if h.minor == 0 {
 				break // RFC 9110 §10.1.1: ignored in HTTP/1.0
@@ -232,6 +236,7 @@ func parseRequestHeadPrefix(b []byte, h *requestHead, maxURI int) (int, *protoEr
 	if h.upgrade {
 		h.upgrade = h.hasKind(kindUpgrade)
 	}
+	h.webSocket = h.webSocket && nUpgrade == 1
 	if h.minor == 0 && !h.keepAlive {
 		h.close = true
 	}

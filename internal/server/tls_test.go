@@ -1,9 +1,11 @@
 package server_test
 
 import (
+	"bufio"
 	"crypto/tls"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -223,6 +225,67 @@ apis:
 	all, _ := io.ReadAll(conn) // until the gateway closes
 	if n := strings.Count(string(all), "HTTP/1."); n != 1 {
 		t.Fatalf("%d responses on the connection, want 1:\n%s", n, all)
+	}
+	time.Sleep(100 * time.Millisecond)
+	mu.Lock()
+	defer mu.Unlock()
+	if slices.Contains(paths, "/p/SMUGGLED") {
+		t.Fatalf("the hidden request reached the backend: %v", paths)
+	}
+}
+
+// On a plain listener a connection whose first request offered an
+// upgrade cannot be turned over to a lenient parser for what follows: an
+// h2c offer stays with h1 (which refuses HTTP/1.0 with Transfer-Encoding),
+// and after a WebSocket offer the backend declined, the HTTP/1.0 request
+// Go's server parses closes the connection; the hidden request never
+// reaches the backend.
+func TestPlainListener_UpgradeOfferThenHTTP10CannotSmuggle(t *testing.T) {
+	var paths []string
+	var mu sync.Mutex
+	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		paths = append(paths, r.URL.Path)
+		mu.Unlock()
+		io.Copy(io.Discard, r.Body)
+	}))
+	defer backend.Close()
+	file := filepath.Join(t.TempDir(), "gatehouse.yaml")
+	os.WriteFile(file, []byte(fmt.Sprintf(`
+server:
+  listeners: [{name: public, address: "127.0.0.1:0"}]
+  admin: {address: "127.0.0.1:0"}
+backends:
+  - {name: be, instances: [{url: %q}]}
+apis:
+  - {name: p, path_prefix: /p, backend: be, auth: {anonymous: true}}
+`, backend.URL)), 0o644)
+	s := start(t, file)
+	hidden := "GET /p/SMUGGLED HTTP/1.1\r\nHost: x\r\nContent-Length: 7\r\n\r\n"
+	smuggle := fmt.Sprintf("POST /p/outer HTTP/1.0\r\nHost: x\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked\r\nContent-Length: 4\r\n\r\n%x\r\n%s\r\n0\r\n\r\n", len(hidden), hidden)
+	for _, offer := range []string{
+		"Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAAP__\r\n",
+		"Connection: Upgrade\r\nUpgrade: websocket\r\n",
+	} {
+		conn, err := net.Dial("tcp", s.url[len("http://"):])
+		if err != nil {
+			t.Fatal(err)
+		}
+		conn.SetDeadline(time.Now().Add(10 * time.Second))
+		io.WriteString(conn, "GET /p/first HTTP/1.1\r\nHost: x\r\n"+offer+"\r\n")
+		br := bufio.NewReader(conn)
+		res, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, res.Body)
+		res.Body.Close()
+		io.WriteString(conn, smuggle)
+		rest, _ := io.ReadAll(br) // until the gateway closes
+		conn.Close()
+		if n := strings.Count(string(rest), "HTTP/1."); n > 1 {
+			t.Fatalf("after %q: %d responses to the HTTP/1.0 request:\n%s", offer, n, rest)
+		}
 	}
 	time.Sleep(100 * time.Millisecond)
 	mu.Lock()
