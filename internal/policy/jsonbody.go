@@ -176,7 +176,7 @@ func member(body []byte, pos int, stack []jsonFrame, keys [][]byte, seed *maphas
 	if !reported {
 		var dup bool
 		if keys, dup = addName(keys, top, key, seed); dup {
-			report(Violation{In: "body", Field: pointer(stack), Message: "property " + strconv.Quote(string(key)) + " is given more than once"})
+			report(Violation{In: "body", Field: pointer(stack), Message: "property " + strconv.Quote(string(key)) + " is given more than once (names are compared regardless of case, as Go's, .NET's and other decoders match them)"})
 		}
 	}
 	pos = skipSpace(body, pos)
@@ -187,12 +187,15 @@ func member(body []byte, pos int, stack []jsonFrame, keys [][]byte, seed *maphas
 }
 
 // addName adds key to the names of the object top, the last in keys, and
-// reports whether the object already has it.
+// reports whether the object already has it. Names are compared
+// regardless of case: Go's encoding/json, .NET's web defaults and Jackson
+// with case-insensitive properties bind "Quantity" to quantity, so a body
+// with both would be validated with one value and read with the other.
 func addName(keys [][]byte, top *jsonFrame, key []byte, seed *maphash.Seed) ([][]byte, bool) {
 	names := keys[top.keys:]
 	if top.hashed == nil && len(names) < linearKeys {
 		for _, k := range names {
-			if bytes.Equal(k, key) {
+			if bytes.EqualFold(k, key) {
 				return keys, true
 			}
 		}
@@ -202,22 +205,41 @@ func addName(keys [][]byte, top *jsonFrame, key []byte, seed *maphash.Seed) ([][
 		*seed = maphash.MakeSeed()
 		top.hashed = make(map[uint64]int, 2*linearKeys)
 		for i, k := range names {
-			top.hashed[maphash.Bytes(*seed, k)] = top.keys + i
+			top.hashed[foldHash(*seed, k)] = top.keys + i
 		}
 	}
-	h := maphash.Bytes(*seed, key)
+	h := foldHash(*seed, key)
 	if i, ok := top.hashed[h]; !ok {
 		top.hashed[h] = len(keys)
-	} else if bytes.Equal(keys[i], key) {
+	} else if bytes.EqualFold(keys[i], key) {
 		return keys, true
 	} else { // another name with the same hash
 		for _, k := range names {
-			if bytes.Equal(k, key) {
+			if bytes.EqualFold(k, key) {
 				return keys, true
 			}
 		}
 	}
 	return append(keys, key), false
+}
+
+// foldHash hashes a name in lower case, so that names bytes.EqualFold
+// finds equal hash alike (an ASCII name without an allocation).
+func foldHash(seed maphash.Seed, key []byte) uint64 {
+	var h maphash.Hash
+	h.SetSeed(seed)
+	for _, c := range key {
+		if c >= utf8.RuneSelf {
+			h.Reset()
+			h.Write(bytes.ToLower(key))
+			return h.Sum64()
+		}
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		h.WriteByte(c)
+	}
+	return h.Sum64()
 }
 
 // scanString scans the string at pos and returns the position after it;

@@ -24,7 +24,16 @@ func TestCheckJSONBody(t *testing.T) {
 		{`1e-400`, "", ""}, // rounds to zero, as validation decodes it
 		{`1.7976931348623157e308`, "", ""},
 		{`{"a":1,"b":{"a":2},"c":[{"a":3},{"a":4}]}`, "", ""},
-		{`{"a":1,"A":2,"a ":3,"\u00e9":4,"é":5}`, "/\u00e9", `property "é" is given more than once`},
+		{`{"a":1,"a ":3,"\u00e9":4,"é":5}`, "/\u00e9", `property "é" is given more than once`},
+		// Names that differ only in case are one name to Go's, .NET's
+		// and other decoders: validated with one value, read with the
+		// other.
+		{`{"quantity":1,"QUANTITY":1000}`, "/QUANTITY", `property "QUANTITY" is given more than once`},
+		{`{"quantity":1,"Quantity":1000}`, "/Quantity", "given more than once"},
+		{`{"k":1,"\u212a":2}`, "/\u212a", "given more than once"}, // the Kelvin sign folds to k
+		{`{"É":1,"é":2}`, "/é", "given more than once"},
+		{"{" + manyKeys(40) + `,"Key7":1}`, "/Key7", "given more than once"}, // hashed
+		{"{" + manyKeys(40) + `,"KÉY7":1}`, "", ""},
 		{`{"a":1,"a":2}`, "/a", `property "a" is given more than once`},
 		{`{"a":{"b":[0,{"c":1,"d":{},"c":2}]}}`, "/a/b/1/c", `property "c" is given more than once`},
 		{`{"~/":1,"~/":2}`, "/~0~1", "given more than once"},
@@ -171,4 +180,13 @@ func TestCheckValidatedBody(t *testing.T) {
 	if n := testing.AllocsPerRun(100, func() { checkValidatedBody(r, &c) }); n > 2 { // GetBody's reader
 		t.Errorf("reading back a body: %v allocations", n)
 	}
+}
+
+// manyKeys is n members "key0":0 … past the names compared one by one.
+func manyKeys(n int) string {
+	parts := make([]string, n)
+	for i := range parts {
+		parts[i] = fmt.Sprintf("%q:%d", fmt.Sprint("key", i), i)
+	}
+	return strings.Join(parts, ",")
 }
