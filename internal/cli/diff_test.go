@@ -95,3 +95,30 @@ func TestDiff_SettingBySetting(t *testing.T) {
 		t.Fatalf("an invalid file: exit %d, %q", code, out.String())
 	}
 }
+
+// Items of a list in another order are one change: rate limits are
+// checked in order, and a refused request still counts against those
+// before it.
+func TestDiff_AReorderIsAChange(t *testing.T) {
+	dir := t.TempDir()
+	const cfg = `
+backends: [{name: be, instances: [{url: "http://127.0.0.1:9"}]}]
+apis:
+  - name: a
+    backend: be
+    auth: {anonymous: true}
+    rate_limits:
+      - {name: burst, rate: 10, period: 1s, key: [ip]}
+      - {name: hourly, rate: 1000, period: 1h, key: [ip]}
+`
+	swapped := strings.Replace(strings.Replace(cfg, "      - {name: burst, rate: 10, period: 1s, key: [ip]}\n", "", 1),
+		"      - {name: hourly, rate: 1000, period: 1h, key: [ip]}\n", "      - {name: hourly, rate: 1000, period: 1h, key: [ip]}\n      - {name: burst, rate: 10, period: 1s, key: [ip]}\n", 1)
+	oldFile, newFile := filepath.Join(dir, "old.yaml"), filepath.Join(dir, "new.yaml")
+	os.WriteFile(oldFile, []byte(cfg), 0o644)
+	os.WriteFile(newFile, []byte(swapped), 0o644)
+	var out, errs bytes.Buffer
+	code := Main(context.Background(), []string{"diff", oldFile, newFile}, nil, &out, &errs)
+	if want := "~ apis[a].rate_limits (order): [burst, hourly] -> [hourly, burst]\n"; code != 1 || out.String() != want {
+		t.Fatalf("exit %d: %q, want %q", code, out.String(), want)
+	}
+}

@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"reflect"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -72,6 +73,16 @@ func Compare(old, new *Config) []Change {
 			out = append(out, Change{Path: p, New: w})
 		}
 	}
+	// The same items in another order: one change for the list.
+	for p, x := range a.orders {
+		y, ok := b.orders[p]
+		if !ok || within(p) || slices.Equal(x, y) || len(x) != len(y) {
+			continue
+		}
+		if sx, sy := slices.Sorted(slices.Values(x)), slices.Sorted(slices.Values(y)); slices.Equal(sx, sy) {
+			out = append(out, Change{Path: p + " (order)", Old: "[" + strings.Join(x, ", ") + "]", New: "[" + strings.Join(y, ", ") + "]"})
+		}
+	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Path < out[j].Path })
 	return out
 }
@@ -81,10 +92,13 @@ func Compare(old, new *Config) []Change {
 type flat struct {
 	values map[string]string
 	items  map[string]string
+	// orders holds each named list's item names in order: where order
+	// matters (rate limits are checked in it), a reorder is a change.
+	orders map[string][]string
 }
 
 func flatten(c *Config) flat {
-	f := flat{values: map[string]string{}, items: map[string]string{}}
+	f := flat{values: map[string]string{}, items: map[string]string{}, orders: map[string][]string{}}
 	if c != nil {
 		f.walk("", reflect.ValueOf(c).Elem())
 	}
@@ -164,6 +178,7 @@ func (f *flat) walk(path string, v reflect.Value) {
 				key = strconv.Itoa(i)
 			}
 			seen[key] = true
+			f.orders[path] = append(f.orders[path], key)
 			p := path + "[" + key + "]"
 			f.items[p] = key
 			f.walk(p, e)
