@@ -295,7 +295,7 @@ type Require struct {
 	Groups *Match            `yaml:"groups" jsonschema_description:"Groups the caller must be in."`
 	Roles  *Match            `yaml:"roles" jsonschema_description:"Roles the caller must have."`
 	Scopes *Match            `yaml:"scopes" jsonschema_description:"Scopes the caller's token must grant."`
-	Claims map[string]*Match `yaml:"claims" jsonschema_description:"Claim path to accepted values; the claim may be a string, a number, a bool or an array of them; a string is one value, compared whole (\"evil acme\" is not acme)."`
+	Claims map[string]*Match `yaml:"claims" jsonschema_description:"Claim path to accepted values; the claim may be a string, a number, a bool or an array of them; a string is one value, compared whole (\"evil acme\" is not acme), except the scope and scp claims, space-separated lists."`
 }
 
 // Match is a set condition on a list of values.

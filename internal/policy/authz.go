@@ -81,9 +81,15 @@ func (r *Requirement) Decide(p *identity.Principal) Decision {
 	return Decision{Allowed: true, Reason: "allowed"}
 }
 
+// claimValues are the values a claim condition compares: a string claim
+// whole, except the standard scope claims (scope, and Entra ID's scp),
+// whose string is a space-separated list (RFC 9068).
 func claimValues(p *identity.Principal, path string) []string {
 	if p.Claims == nil {
 		return nil
+	}
+	if path == "scope" || path == "scp" {
+		return identity.ScopeValues(p.Claims, path)
 	}
 	return identity.ClaimValues(p.Claims, path)
 }

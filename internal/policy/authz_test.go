@@ -45,6 +45,11 @@ func TestRequirementDecide(t *testing.T) {
 			principal(nil, nil, nil, map[string]any{"tenant": "evil acme"}), false, "claim_mismatch", "tenant: one of acme"},
 		{"claim words are not all_of", Requirement{Claims: []ClaimMatch{{Path: "tier", SetMatch: SetMatch{AllOf: []string{"gold", "eu"}}}}},
 			principal(nil, nil, nil, map[string]any{"tier": "gold eu"}), false, "claim_mismatch", "tier: gold"},
+		// The scope claims' strings are lists (an Entra ID scp).
+		{"scp claim is a list", Requirement{Claims: []ClaimMatch{{Path: "scp", SetMatch: SetMatch{AnyOf: []string{"Orders.Read"}}}}},
+			principal(nil, nil, nil, map[string]any{"scp": "Orders.Read User.Read"}), true, "allowed", ""},
+		{"scope claim is a list", Requirement{Claims: []ClaimMatch{{Path: "scope", SetMatch: SetMatch{AllOf: []string{"a", "b"}}}}},
+			principal(nil, nil, nil, map[string]any{"scope": "b a"}), true, "allowed", ""},
 		{"scopes are checked first", Requirement{Scopes: SetMatch{AllOf: []string{"x"}}, Groups: SetMatch{AnyOf: []string{"y"}}}, p, false, "missing_scope", "x"},
 	}
 	for _, tt := range tests {
