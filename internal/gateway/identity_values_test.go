@@ -150,6 +150,9 @@ func TestIdentityValue_DistinctSubjectsStayDistinct(t *testing.T) {
 		"a b":              "a b",
 		"spiffe://x.org/b": "spiffe://x.org/b",
 		"ünïcode":          "ünïcode",
+		"admin\u00a0":      "admin%C2%A0",
+		"\u3000admin":      "%E3%80%80admin",
+		"a\u00a0b":         "a\u00a0b",
 		"":                 "",
 	} {
 		if got := identityValue(in); got != want {

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/gatehouse-dev/gatehouse/internal/config"
 	"github.com/gatehouse-dev/gatehouse/internal/h1"
@@ -470,9 +472,18 @@ func clientBodyError(w http.ResponseWriter) error {
 // themselves, never as "admin". Most values have none and go as they
 // are.
 func identityValue(s string) string {
+	// A space that is not ASCII at either end (U+00A0, U+0085, U+3000)
+	// is one a backend's TrimSpace would remove: its bytes are encoded.
+	head, tail := 0, len(s)
+	if r, n := utf8.DecodeRuneInString(s); r >= utf8.RuneSelf && unicode.IsSpace(r) {
+		head = n
+	}
+	if r, n := utf8.DecodeLastRuneInString(s); r >= utf8.RuneSelf && unicode.IsSpace(r) && len(s)-n >= head {
+		tail = len(s) - n
+	}
 	i := 0
 	for ; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c == 0x7f || c == '%' || c == ' ' && (i == 0 || i == len(s)-1) {
+		if c := s[i]; c < 0x20 || c == 0x7f || c == '%' || c == ' ' && (i == 0 || i == len(s)-1) || i < head || i >= tail {
 			break
 		}
 	}
@@ -484,7 +495,7 @@ func identityValue(s string) string {
 	b.WriteString(s[:i])
 	for ; i < len(s); i++ {
 		c := s[i]
-		if c < 0x20 || c == 0x7f || c == '%' || c == ' ' && (i == 0 || i == len(s)-1) {
+		if c < 0x20 || c == 0x7f || c == '%' || c == ' ' && (i == 0 || i == len(s)-1) || i < head || i >= tail {
 			b.WriteByte('%')
 			b.WriteByte("0123456789ABCDEF"[c>>4])
 			b.WriteByte("0123456789ABCDEF"[c&15])

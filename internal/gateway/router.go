@@ -334,6 +334,9 @@ func validHost(h string) bool {
 			if !hostChars[host[i]] {
 				return false
 			}
+			if host[i] == '%' && (i+2 >= len(host) || !isHex(host[i+1]) || !isHex(host[i+2])) {
+				return false // a percent-encoding is % and two hex digits
+			}
 		}
 	}
 	for i := 0; i < len(port); i++ {
