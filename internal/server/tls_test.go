@@ -190,15 +190,7 @@ apis:
 // connection is closed after the response, and the hidden request never
 // reaches the backend.
 func TestTLSListener_HTTP10TransferEncodingCannotSmuggle(t *testing.T) {
-	var paths []string
-	var mu sync.Mutex
-	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		mu.Lock()
-		paths = append(paths, r.URL.Path)
-		mu.Unlock()
-		io.Copy(io.Discard, r.Body)
-	}))
-	defer backend.Close()
+	backend, reached := pathRecorder(t)
 	dir := t.TempDir()
 	ca := testpki.NewCA(t, "test CA")
 	certFile, keyFile := ca.Server(t, "127.0.0.1").WriteFiles(t, dir, "server")
@@ -227,9 +219,7 @@ apis:
 		t.Fatalf("%d responses on the connection, want 1:\n%s", n, all)
 	}
 	time.Sleep(100 * time.Millisecond)
-	mu.Lock()
-	defer mu.Unlock()
-	if slices.Contains(paths, "/p/SMUGGLED") {
+	if paths := reached(); slices.Contains(paths, "/p/SMUGGLED") {
 		t.Fatalf("the hidden request reached the backend: %v", paths)
 	}
 }
@@ -241,15 +231,7 @@ apis:
 // Go's server parses closes the connection; the hidden request never
 // reaches the backend.
 func TestPlainListener_UpgradeOfferThenHTTP10CannotSmuggle(t *testing.T) {
-	var paths []string
-	var mu sync.Mutex
-	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		mu.Lock()
-		paths = append(paths, r.URL.Path)
-		mu.Unlock()
-		io.Copy(io.Discard, r.Body)
-	}))
-	defer backend.Close()
+	backend, reached := pathRecorder(t)
 	file := filepath.Join(t.TempDir(), "gatehouse.yaml")
 	os.WriteFile(file, []byte(fmt.Sprintf(`
 server:
@@ -288,9 +270,27 @@ apis:
 		}
 	}
 	time.Sleep(100 * time.Millisecond)
-	mu.Lock()
-	defer mu.Unlock()
-	if slices.Contains(paths, "/p/SMUGGLED") {
+	if paths := reached(); slices.Contains(paths, "/p/SMUGGLED") {
 		t.Fatalf("the hidden request reached the backend: %v", paths)
+	}
+}
+
+// pathRecorder starts a backend that reads each request's body and
+// records its path; reached returns the paths so far.
+func pathRecorder(t *testing.T) (backend *httptest.Server, reached func() []string) {
+	t.Helper()
+	var paths []string
+	var mu sync.Mutex
+	backend = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		paths = append(paths, r.URL.Path)
+		mu.Unlock()
+		io.Copy(io.Discard, r.Body)
+	}))
+	t.Cleanup(backend.Close)
+	return backend, func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(paths)
 	}
 }
