@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"os"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -369,12 +370,11 @@ func (v *validator) apiKeys() {
 	}
 }
 
-// reservedAPIKeyHeaders cannot carry API keys: framing and hop-by-hop
-// fields, fields the gateway sets or forwards as they are, and the
-// bearer token's.
-var reservedAPIKeyHeaders = []string{"Host", "Content-Length", "Content-Type", "Transfer-Encoding", "Trailer", "Connection",
-	"Keep-Alive", "Te", "Upgrade", "Proxy-Connection", "Proxy-Authorization", "Proxy-Authenticate", "Authorization",
-	"Cookie", "Traceparent", "Tracestate", "Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto", "User-Agent", "Origin", "Referer"}
+// reservedAPIKeyHeaders cannot carry API keys: those that cannot carry a
+// backend token (framing, hop-by-hop, Cookie, Traceparent), the bearer
+// token's, and fields the gateway sets or forwards as they are.
+var reservedAPIKeyHeaders = slices.Concat(reservedTokenHeaders, []string{"Authorization", "Tracestate", "Forwarded",
+	"X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto", "User-Agent", "Origin", "Referer"})
 
 var hexRE = regexp.MustCompile(`^[0-9a-fA-F]{64}$`)
 

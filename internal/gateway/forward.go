@@ -77,7 +77,7 @@ func (p *proxyHandler) forward(w http.ResponseWriter, r *http.Request) {
 		out.Header = r.Header
 		names := q.names
 		if q.x.RequestHeaderChanged {
-			names = ^uint64(0) // every bit: not known
+			names = namesUnknown
 		}
 		p.directFields(fs, r.Header, &f.client, trustedPeer, names)
 	} else {
@@ -382,7 +382,7 @@ func (p *proxyHandler) directFields(fs *h1.Fields, in http.Header, cf *clientFie
 		return
 	}
 	var conn []string
-	if names == ^uint64(0) && len(in) <= smallHeader {
+	if names == namesUnknown && len(in) <= smallHeader {
 		// The names are not known, and a small map's lookup of a name it
 		// lacks compares the name with each of its slots (some 130
 		// instructions): for a few fields one pass costs less than the

@@ -134,8 +134,13 @@ func arrival(w http.ResponseWriter) (time.Time, uint64) {
 			return t, a.HeaderNames()
 		}
 	}
-	return time.Now(), ^uint64(0)
+	return time.Now(), namesUnknown
 }
+
+// namesUnknown is a request's header names when h1 did not parse it
+// (Go's server did: a TLS listener, HTTP/2, or a connection h1 handed
+// over): every bit set, so that clientMayHave says look.
+const namesUnknown = ^uint64(0)
 
 // The h1.NameBits of fields the gateway looks for in a client's header.
 var (
@@ -255,7 +260,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	q.x.ClientIP = clientIP(r, st, q.x.Peer)
 	q.rw.id[0], q.rw.idName, q.rw.idPending = q.x.RequestID, &st.requestIDHeader, true
 	q.rw.x, q.x.DeferFields = &q.x, true
-	if r.ProtoMajor == 1 && (len(r.TransferEncoding) > 0 || r.ProtoMinor == 0 && names == ^uint64(0)) {
+	if r.ProtoMajor == 1 && (len(r.TransferEncoding) > 0 || r.ProtoMinor == 0 && names == namesUnknown) {
 		// Go's server has already dropped a Content-Length sent along
 		// with Transfer-Encoding, so the two cannot be told apart here.
 		// RFC 9112 §6.1: after such a request the connection MUST be

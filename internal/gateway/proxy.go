@@ -481,11 +481,13 @@ func identityValue(s string) string {
 	if r, n := utf8.DecodeLastRuneInString(s); r >= utf8.RuneSelf && unicode.IsSpace(r) && len(s)-n >= head {
 		tail = len(s) - n
 	}
+	escape := func(i int) bool {
+		c := s[i]
+		return c < 0x20 || c == 0x7f || c == '%' || c == ' ' && (i == 0 || i == len(s)-1) || i < head || i >= tail
+	}
 	i := 0
-	for ; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c == 0x7f || c == '%' || c == ' ' && (i == 0 || i == len(s)-1) || i < head || i >= tail {
-			break
-		}
+	for i < len(s) && !escape(i) {
+		i++
 	}
 	if i == len(s) {
 		return s
@@ -494,16 +496,20 @@ func identityValue(s string) string {
 	b.Grow(len(s) + 8)
 	b.WriteString(s[:i])
 	for ; i < len(s); i++ {
-		c := s[i]
-		if c < 0x20 || c == 0x7f || c == '%' || c == ' ' && (i == 0 || i == len(s)-1) || i < head || i >= tail {
-			b.WriteByte('%')
-			b.WriteByte("0123456789ABCDEF"[c>>4])
-			b.WriteByte("0123456789ABCDEF"[c&15])
-			continue
+		if escape(i) {
+			writePercent(&b, s[i])
+		} else {
+			b.WriteByte(s[i])
 		}
-		b.WriteByte(c)
 	}
 	return b.String()
+}
+
+// writePercent writes c percent-encoded.
+func writePercent(b *strings.Builder, c byte) {
+	b.WriteByte('%')
+	b.WriteByte("0123456789ABCDEF"[c>>4])
+	b.WriteByte("0123456789ABCDEF"[c&15])
 }
 
 // joinList joins values with sep, percent-encoding in each value the
@@ -518,9 +524,7 @@ func joinList(vs []string, sep string) string {
 			c := v[j]
 			switch {
 			case c == '%' || c == ',' || c == ' ' || c < 0x20 || c == 0x7f:
-				b.WriteByte('%')
-				b.WriteByte("0123456789ABCDEF"[c>>4])
-				b.WriteByte("0123456789ABCDEF"[c&15])
+				writePercent(&b, c)
 			default:
 				b.WriteByte(c)
 			}

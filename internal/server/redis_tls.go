@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -40,57 +41,10 @@ type redisTLSFiles struct {
 // first that does not load: at start a bad file refuses the start.
 func newRedisTLSFiles(base *tls.Config, t *config.RedisTLS, dialTimeout time.Duration, logger *slog.Logger) (*redisTLSFiles, error) {
 	f := &redisTLSFiles{base: base, tls: t, logger: logger, dialTimeout: dialTimeout}
-	if t.CAFile != "" {
-		f.caSeen = fileStamp(t.CAFile)
-		pool, err := readRedisCA(t.CAFile)
-		if err != nil {
-			return nil, err
-		}
-		f.roots = pool
-	}
-	if t.ClientCertFile != "" {
-		f.certSeen = fileStamp(t.ClientCertFile) + "|" + fileStamp(t.ClientKeyFile)
-		cert, err := readRedisClientCert(t)
-		if err != nil {
-			return nil, err
-		}
-		f.cert = cert
+	if err := f.load(true); err != nil {
+		return nil, err
 	}
 	return f, nil
-}
-
-func readRedisCA(file string) (*x509.CertPool, error) {
-	pem, err := os.ReadFile(file)
-	if err != nil {
-		return nil, fmt.Errorf("storage.redis.tls.ca_file: %w", err)
-	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(pem) {
-		return nil, fmt.Errorf("storage.redis.tls.ca_file: %s holds no PEM certificate", file)
-	}
-	return pool, nil
-}
-
-func readRedisClientCert(t *config.RedisTLS) (*tls.Certificate, error) {
-	cert, err := tls.LoadX509KeyPair(t.ClientCertFile, t.ClientKeyFile)
-	if err != nil {
-		// The tls package's messages name the problem, never key bytes.
-		return nil, fmt.Errorf("storage.redis.tls: the client certificate: %w", err)
-	}
-	return &cert, nil
-}
-
-// fileStamp tells one version of a file from another by its contents
-// ("" when it cannot be read). Dials are rare (a pool's connections are
-// kept), so reading the small files each time costs nothing that matters,
-// and no rotation is missed for keeping a size and a modification time.
-func fileStamp(name string) string {
-	b, err := os.ReadFile(name)
-	if err != nil {
-		return ""
-	}
-	sum := sha256.Sum256(b)
-	return string(sum[:])
 }
 
 // current returns the CA pool and client certificate to dial with,
@@ -98,29 +52,81 @@ func fileStamp(name string) string {
 func (f *redisTLSFiles) current() (*x509.CertPool, *tls.Certificate) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if t := f.tls; t.CAFile != "" {
-		if s := fileStamp(t.CAFile); s != f.caSeen {
-			f.caSeen = s
-			if pool, err := readRedisCA(t.CAFile); err != nil {
-				f.logger.Error("storage.redis.tls.ca_file changed but does not load; the previous CA bundle stays in use", "error", err)
-			} else {
-				f.roots = pool
-				f.logger.Info("storage.redis.tls.ca_file read again; new connections to Redis verify with it", "ca_file", t.CAFile)
-			}
-		}
-	}
-	if t := f.tls; t.ClientCertFile != "" {
-		if s := fileStamp(t.ClientCertFile) + "|" + fileStamp(t.ClientKeyFile); s != f.certSeen {
-			f.certSeen = s
-			if cert, err := readRedisClientCert(t); err != nil {
-				f.logger.Error("storage.redis.tls's client certificate changed but does not load; the previous one stays in use", "error", err)
-			} else {
-				f.cert = cert
-				f.logger.Info("storage.redis.tls's client certificate read again; new connections to Redis present it", "client_cert_file", t.ClientCertFile)
-			}
-		}
-	}
+	f.load(false)
 	return f.roots, f.cert
+}
+
+// load reads the files, each once, and takes the versions not seen
+// before (told apart by the SHA-256 of their contents: dials are rare, a
+// pool's connections being kept, so reading the small files each time
+// costs nothing that matters, and no rotation is missed for keeping a
+// size and a modification time). At start (first) a version that does
+// not load is the error; later it is logged, once for that version, and
+// the previous one stays in use.
+func (f *redisTLSFiles) load(first bool) error {
+	t := f.tls
+	if t.CAFile != "" {
+		pem, err := os.ReadFile(t.CAFile)
+		if s := stamp(err, pem); s != f.caSeen {
+			f.caSeen = s
+			pool := x509.NewCertPool()
+			switch {
+			case err != nil:
+				err = fmt.Errorf("storage.redis.tls.ca_file: %w", err)
+			case !pool.AppendCertsFromPEM(pem):
+				err = fmt.Errorf("storage.redis.tls.ca_file: %s holds no PEM certificate", t.CAFile)
+			}
+			switch {
+			case err != nil && first:
+				return err
+			case err != nil:
+				f.logger.Error("storage.redis.tls.ca_file changed but does not load; the previous CA bundle stays in use", "error", err)
+			default:
+				f.roots = pool
+				if !first {
+					f.logger.Info("storage.redis.tls.ca_file read again; new connections to Redis verify with it", "ca_file", t.CAFile)
+				}
+			}
+		}
+	}
+	if t.ClientCertFile != "" {
+		certPEM, err1 := os.ReadFile(t.ClientCertFile)
+		keyPEM, err2 := os.ReadFile(t.ClientKeyFile)
+		if s := stamp(err1, certPEM) + stamp(err2, keyPEM); s != f.certSeen {
+			f.certSeen = s
+			err := errors.Join(err1, err2)
+			var cert tls.Certificate
+			if err == nil {
+				// The tls package's messages name the problem, never key bytes.
+				cert, err = tls.X509KeyPair(certPEM, keyPEM)
+			}
+			if err != nil {
+				err = fmt.Errorf("storage.redis.tls: the client certificate: %w", err)
+			}
+			switch {
+			case err != nil && first:
+				return err
+			case err != nil:
+				f.logger.Error("storage.redis.tls's client certificate changed but does not load; the previous one stays in use", "error", err)
+			default:
+				f.cert = &cert
+				if !first {
+					f.logger.Info("storage.redis.tls's client certificate read again; new connections to Redis present it", "client_cert_file", t.ClientCertFile)
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// stamp tells one version of a file's contents from another ("" when it
+// could not be read).
+func stamp(err error, b []byte) string {
+	if err != nil {
+		return ""
+	}
+	sum := sha256.Sum256(b)
+	return string(sum[:])
 }
 
 // dial is a go-redis Dialer: TCP, then a TLS handshake verified with the
