@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strconv"
 	"sync/atomic"
+	"time"
 
 	"github.com/gatehouse-dev/gatehouse/internal/policy"
 )
@@ -54,7 +55,10 @@ func allDigits(s string) bool {
 // A request that declares an empty body but whose stream is still open
 // (HTTP/2) must end without data before it is forwarded, since the proxy
 // sends no body at all for it.
-func wrapBody(w http.ResponseWriter, r *http.Request) *policy.Error {
+//
+// readBy is how long after its arrival the request's body may be read at
+// the latest under Go's server (settings.bodyReadBy), for LimitBodyRead.
+func wrapBody(w http.ResponseWriter, r *http.Request, readBy time.Duration) *policy.Error {
 	if r.Body == nil || r.Body == http.NoBody {
 		return nil
 	}
@@ -76,6 +80,9 @@ func wrapBody(w http.ResponseWriter, r *http.Request) *policy.Error {
 	r.Body = b
 	if sw := gatewayWriter(w); sw != nil {
 		sw.reqBody = b
+		if readBy > 0 && sw.x != nil {
+			b.readBy = sw.x.Start.Add(readBy)
+		}
 	}
 	return nil
 }
@@ -107,7 +114,12 @@ func readSome(r io.Reader, p []byte) (int, error) {
 // the backend to a verified end of the client's body.
 type bodyReader struct {
 	io.ReadCloser
-	detached  atomic.Bool // the proxy is done with it: reads fail
+	detached atomic.Bool // the proxy is done with it: reads fail
+	// readBy is when reading it must end at the latest under Go's
+	// server (zero: not known); limited, whether LimitBodyRead has set
+	// a read deadline there.
+	readBy    time.Time
+	limited   bool
 	err       error
 	remaining int64 // declared bytes not yet read; -1: length not declared
 	held      byte

@@ -134,6 +134,7 @@ func (c *compiler) settings() {
 	st.apiKeyBit = h1.NameBit(st.apiKeyHeader)
 	st.accessLog = !s.AccessLog.Disabled
 	st.maxURI = int(s.Limits.MaxURI.Or(config.DefaultMaxURI))
+	st.bodyReadBy = max(s.Timeouts.Read.Or(config.DefaultReadTimeout)-s.Timeouts.ReadHeader.Or(config.DefaultReadHeaderTimeout), 0)
 	st.paths = PathOptions{AllowSemicolon: s.Paths.AllowSemicolon, KeepSlashes: s.Paths.KeepSlashes}
 	for i, p := range s.TrustedProxies {
 		pfx, err := config.ParsePrefix(p)

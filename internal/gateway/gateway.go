@@ -187,6 +187,11 @@ func (q *request) Value(key any) any {
 		return &q.fwd.raw
 	case requestKey:
 		return q
+	case upstream.BodyReadLimiterKeyType:
+		if q.rw.reqBody == nil {
+			return nil
+		}
+		return &q.rw
 	case policy.PrincipalKeyType, policy.UpstreamPathKeyType:
 		// The caller is in q.rec (PrincipalFrom looks there first); a
 		// WithPrincipal value, or a transform's upstream path, would be in

@@ -85,7 +85,7 @@ func (c *compiler) proxy(api *API, be *backend, t config.Timeouts) policy.Handle
 }
 
 func (p *proxyHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) error {
-	if err := wrapBody(w, r); err != nil {
+	if err := wrapBody(w, r, p.settings.bodyReadBy); err != nil {
 		return err
 	}
 	if clientMayHave(r, connectionBit) && isUpgrade(r.Header) && !upgradeToWebSocket(r.Header) {
@@ -376,6 +376,12 @@ func (p *proxyHandler) errorHandler(w http.ResponseWriter, r *http.Request, err 
 	case errors.As(err, &mbe):
 		e = policy.TooLarge(mbe.Limit)
 		e.Cause = err
+	case errors.As(err, &ue) && ue.Kind == upstream.ErrRequestBodyTimeout:
+		// The client's body was too slow, not the backend: 408, and the
+		// connection closes after it (the rest of the body is unread).
+		// Before the check of the context: Go's server cancels it when
+		// a read of the body ends at the deadline the exchange set.
+		e = upstreamError(ue)
 	case errors.Is(r.Context().Err(), context.Canceled):
 		if x != nil && x.Record != nil {
 			x.Record.Denial = reasonClientClosed
@@ -387,10 +393,6 @@ func (p *proxyHandler) errorHandler(w http.ResponseWriter, r *http.Request, err 
 			sw.abort = true
 		}
 		return
-	case errors.As(err, &ue) && ue.Kind == upstream.ErrRequestBodyTimeout:
-		// The client's body was too slow, not the backend: 408, and the
-		// connection closes after it (the rest of the body is unread).
-		e = upstreamError(ue)
 	case clientBodyError(w) != nil:
 		e = policy.BadRequest("bad_request_body", "The request body could not be read.")
 		e.Cause = clientBodyError(w)

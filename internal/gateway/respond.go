@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"strconv"
+	"time"
 	"unsafe"
 
 	"github.com/gatehouse-dev/gatehouse/internal/h1"
@@ -37,6 +38,48 @@ type responseWriter struct {
 	// reqBody is the request body as the proxy reads it, to tell a
 	// client's malformed body from a backend failure.
 	reqBody *bodyReader
+}
+
+// bodyLimiter is a server's writer that bounds the reading of the request
+// body by a deadline as well as by its read timeout itself (h1's).
+type bodyLimiter interface {
+	LimitBodyRead(t time.Time) error
+}
+
+// LimitBodyRead implements upstream.BodyReadLimiter: the reading of the
+// request body is bounded by t (an attempt's deadline) as well as by the
+// server's read timeout. h1's server does it itself. Under Go's server,
+// whose read timeout this cannot see, the bound is the request's arrival
+// plus the configured read timeout less the header's: never later than
+// Go's, which runs from before the head was read. (Go's HTTP/1 server
+// clears the read deadline itself once the body has ended, before the
+// read with which it watches for the client leaving; HTTP/2's is the
+// stream's.)
+func (w *responseWriter) LimitBodyRead(t time.Time) {
+	u := w.ResponseWriter
+	for {
+		if l, ok := u.(bodyLimiter); ok {
+			l.LimitBodyRead(t)
+			return
+		}
+		x, ok := u.(interface{ Unwrap() http.ResponseWriter })
+		if !ok {
+			break
+		}
+		u = x.Unwrap()
+	}
+	b := w.reqBody
+	if b == nil {
+		return
+	}
+	if !b.readBy.IsZero() && (t.IsZero() || !t.Before(b.readBy)) {
+		if !b.limited {
+			return
+		}
+		t = b.readBy
+	}
+	b.limited = true
+	http.NewResponseController(w.ResponseWriter).SetReadDeadline(t)
 }
 
 // Header returns the server's header map, with the request ID and the

@@ -115,6 +115,10 @@ type settings struct {
 	maxURI         int
 	paths          PathOptions
 	accessLog      bool
+	// bodyReadBy is how long after a request's arrival its body may still
+	// be read under Go's server at the latest: the read timeout, less the
+	// header's (Go's runs from before the head was read).
+	bodyReadBy time.Duration
 }
 
 // API is a compiled API.

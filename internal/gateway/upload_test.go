@@ -401,3 +401,96 @@ func TestUpload_BackendThatDoesNotReadTheBodyStillTimesOut(t *testing.T) {
 		t.Errorf("access line %v", line)
 	}
 }
+
+// The defect: a client that sent part of its body and then nothing more
+// held the attempt, its backend connection and the backend's concurrency
+// slot until the server's read timeout (none here; 60s by default). The
+// attempt's deadline now bounds the reading of the body too: 408
+// request_body_timeout at that deadline, with the client still
+// connected, and the slot free for the next request.
+func TestUpload_StalledBodyEndsAtTheAttemptsDeadline(t *testing.T) {
+	for _, dl := range uploadDeadlines {
+		t.Run(dl.name, func(t *testing.T) {
+			servers(t, func(t *testing.T, serve func(*harness)) {
+				var posts atomic.Int64
+				in := startInstance(t, func(w http.ResponseWriter, r *http.Request) {
+					if r.Method == "POST" {
+						posts.Add(1)
+						io.Copy(io.Discard, r.Body)
+					}
+					io.WriteString(w, "ok")
+				})
+				h := newUploadHarness(t, []string{in.URL()}, dl.timeouts, "max_concurrent_requests: 1", nil)
+				serve(h)
+				conn, err := net.Dial("tcp", h.srv.Listener.Addr().String())
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer conn.Close()
+				// The client waits far longer than the deadline: a 408
+				// must come from the gateway, not from its giving up.
+				conn.SetDeadline(time.Now().Add(10 * time.Second))
+				io.WriteString(conn, "POST /upload HTTP/1.1\r\nHost: gw\r\nContent-Length: 100\r\n\r\nten bytes.")
+				br := bufio.NewReader(conn)
+				res, err := http.ReadResponse(br, nil)
+				if err != nil {
+					t.Fatalf("no response to the stalled upload: %v", err)
+				}
+				body, _ := io.ReadAll(res.Body)
+				if res.StatusCode != http.StatusRequestTimeout || !strings.Contains(string(body), `/request-timeout"`) {
+					t.Fatalf("stalled upload: %s %s, want 408 request-timeout", res.Status, body)
+				}
+				if n := posts.Load(); n != 0 {
+					t.Errorf("the instance got %d complete uploads, want 0", n)
+				}
+				// The slot is free: a GET gets through the limit of one.
+				if res := h.do("GET", "/1", nil, nil); res.StatusCode != 200 {
+					t.Errorf("GET after the 408: %d %s, want 200", res.StatusCode, readBody(t, res))
+				} else {
+					res.Body.Close()
+				}
+				line := h.accessLines(2)[0]
+				if line["status"] != 408.0 || line["denial"] != "request_body_timeout" {
+					t.Errorf("access line %v, want 408 request_body_timeout", line)
+				}
+				checkCounter(t, h, "body_timeout", 1)
+				checkCounter(t, h, "timeout", 0)
+			})
+		})
+	}
+}
+
+// The deadline set for the body's reading does not outlive the body: an
+// upload whose response streams past the attempt's deadline gets all of
+// it (Go's server watches for the client leaving with a read that the
+// deadline would have ended, cancelling the request mid-response).
+func TestUpload_ResponseStreamsPastTheAttemptsDeadline(t *testing.T) {
+	servers(t, func(t *testing.T, serve func(*harness)) {
+		in := startInstance(t, func(w http.ResponseWriter, r *http.Request) {
+			io.Copy(io.Discard, r.Body)
+			io.WriteString(w, "first part, ")
+			w.(http.Flusher).Flush()
+			time.Sleep(600 * time.Millisecond) // twice the attempt's deadline
+			io.WriteString(w, "last part")
+		})
+		h := newUploadHarness(t, []string{in.URL()}, "{request: 10s, upstream_attempt: 300ms}", "", nil)
+		serve(h)
+		res := h.do("POST", "/upload", map[string]string{"Content-Type": "text/plain"}, strings.NewReader("a whole body"))
+		body := readBody(t, res)
+		if res.StatusCode != 200 || body != "first part, last part" {
+			t.Fatalf("%d %q, want 200 with both parts", res.StatusCode, body)
+		}
+		if line := h.accessLines(1)[0]; line["status"] != 200.0 || line["denial"] != nil {
+			t.Errorf("access line %v", line)
+		}
+		checkCounter(t, h, "response", 1)
+	})
+}
+
+// checkCounter checks the backend's attempts with outcome.
+func checkCounter(t *testing.T, h *harness, outcome string, want float64) {
+	t.Helper()
+	if v := counterValue(t, h, "gatehouse_upstream_attempts_total", map[string]string{"backend": "up", "outcome": outcome}); v != want {
+		t.Errorf("attempts with outcome %s: %v, want %v", outcome, v, want)
+	}
+}

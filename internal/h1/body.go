@@ -4,6 +4,7 @@ import (
 	"io"
 	"net/http"
 	"sync"
+	"time"
 )
 
 // body is a request body: Content-Length bytes or a chunked body read
@@ -20,6 +21,7 @@ type body struct {
 	cont      *conn // send 100 Continue before the first read
 	c         *conn // the connection, told of the body's end (ended)
 	seq       uint64
+	readBy    time.Duration // the read deadline ReadTimeout gives it, from c.accepted (0: none)
 	eof       bool
 	closed    bool
 	err       error

@@ -431,6 +431,7 @@ func (c *conn) serveRequest(n int) bool {
 		if srv.ReadTimeout > 0 {
 			deadline = nowAt + srv.ReadTimeout
 		}
+		b.readBy = deadline
 		c.setReadDeadline(deadline, srv.ReadTimeout)
 		req.Body = b
 		c.body = b

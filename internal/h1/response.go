@@ -416,6 +416,40 @@ func (w *response) SetReadDeadline(t time.Time) error {
 	return w.c.rwc.SetReadDeadline(t)
 }
 
+// LimitBodyRead bounds the reading of the request body by t as well as
+// by the server's ReadTimeout: the read deadline becomes the earlier of
+// the two, and a zero t leaves the ReadTimeout's alone. A handler that
+// passes the body on under a deadline of its own (a proxy's attempt)
+// calls it, so that a client that stops sending its body fails the read
+// at that deadline instead of holding the handler, and what it has
+// reserved, until ReadTimeout. It may be called again with another t,
+// but never moves the deadline past the ReadTimeout's. It does nothing
+// for a request without a body, or once the body has ended. Like the
+// handler's other calls, it is not for use from another goroutine.
+func (w *response) LimitBodyRead(t time.Time) error {
+	b := w.c.body
+	if b == nil {
+		return nil
+	}
+	b.mu.Lock()
+	ended := b.eof || b.closed || b.err != nil
+	b.mu.Unlock()
+	if ended {
+		return nil
+	}
+	at := b.readBy
+	if !t.IsZero() {
+		if to := w.c.at(t); at == 0 || to < at {
+			at = to
+		}
+	}
+	if at == w.c.rdAt {
+		return nil
+	}
+	w.c.rdAt = at
+	return w.c.rwc.SetReadDeadline(w.c.timeAt(at))
+}
+
 // SetWriteDeadline sets the deadline for writing the response (used by
 // http.ResponseController).
 func (w *response) SetWriteDeadline(t time.Time) error {

@@ -360,3 +360,60 @@ func TestConnDeadlineOffsets(t *testing.T) {
 		}
 	}
 }
+
+// LimitBodyRead bounds the body's reading by a deadline of the handler's
+// as well as by ReadTimeout: the earlier of the two, never later than
+// ReadTimeout's, and a zero time goes back to ReadTimeout's alone.
+func TestServer_LimitBodyRead(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		limits []time.Duration // from the head's arrival; 0: a zero time
+		want   time.Duration   // when the stalled read fails
+	}{
+		{"earlier than ReadTimeout", []time.Duration{time.Second}, time.Second},
+		{"later than ReadTimeout", []time.Duration{30 * time.Second}, 5 * time.Second},
+		{"moved later within ReadTimeout", []time.Duration{time.Second, 3 * time.Second}, 3 * time.Second},
+		{"zero: ReadTimeout's again", []time.Duration{time.Second, 0}, 5 * time.Second},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				type result struct {
+					err  error
+					took time.Duration
+				}
+				done := make(chan result, 1)
+				ln := servePipe(t, &Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+					start := time.Now()
+					l := w.(interface{ LimitBodyRead(time.Time) error })
+					for _, d := range tc.limits {
+						var at time.Time
+						if d > 0 {
+							at = start.Add(d)
+						}
+						if err := l.LimitBodyRead(at); err != nil {
+							t.Errorf("LimitBodyRead: %v", err)
+						}
+					}
+					_, err := io.ReadAll(r.Body)
+					done <- result{err, time.Since(start)}
+				}), ReadHeaderTimeout: time.Second, ReadTimeout: 5 * time.Second})
+				c, _ := ln.dial(t)
+				writeAsync(c, "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\n12345")
+				time.Sleep(time.Minute)
+				synctest.Wait()
+				select {
+				case r := <-done:
+					var ne net.Error
+					if !errors.As(r.err, &ne) || !ne.Timeout() {
+						t.Errorf("body read ended with %v, want a timeout", r.err)
+					}
+					if r.took < tc.want || r.took > tc.want+time.Millisecond { // the clock is the bubble's
+						t.Errorf("the read failed after %s, want %s", r.took, tc.want)
+					}
+				default:
+					t.Fatal("the stalled body's read never ended")
+				}
+			})
+		})
+	}
+}

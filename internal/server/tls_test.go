@@ -294,3 +294,59 @@ func pathRecorder(t *testing.T) (backend *httptest.Server, reached func() []stri
 		return slices.Clone(paths)
 	}
 }
+
+// A client on a TLS listener (Go's server, HTTP/1.1 and HTTP/2) that
+// sends part of its body and then nothing more gets 408 at the upstream
+// attempt's deadline, not at the read timeout (5s here, 60s by
+// default): the backend's connection is not held for it.
+func TestTLSListener_StalledBodyEndsAtTheAttemptsDeadline(t *testing.T) {
+	backend, reached := pathRecorder(t)
+	dir := t.TempDir()
+	ca := testpki.NewCA(t, "test CA")
+	certFile, keyFile := ca.Server(t, "127.0.0.1").WriteFiles(t, dir, "server")
+	file := filepath.Join(dir, "gatehouse.yaml")
+	os.WriteFile(file, []byte(fmt.Sprintf(`
+server:
+  listeners: [{name: public, address: "127.0.0.1:0", tls: {cert_file: %q, key_file: %q}}]
+  admin: {address: "127.0.0.1:0"}
+  timeouts: {read: 5s, read_header: 1s}
+backends:
+  - {name: be, instances: [{url: %q}]}
+apis:
+  - {name: p, path_prefix: /p, backend: be, auth: {anonymous: true}, timeouts: {upstream_attempt: 300ms}}
+`, certFile, keyFile, backend.URL)), 0o644)
+	s := start(t, file)
+	for _, h2 := range []bool{false, true} {
+		name := map[bool]string{false: "HTTP/1.1", true: "HTTP/2"}[h2]
+		t.Run(name, func(t *testing.T) {
+			tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: ca.Pool()}, ForceAttemptHTTP2: h2}
+			if !h2 {
+				tr.TLSNextProto = map[string]func(string, *tls.Conn) http.RoundTripper{}
+			}
+			defer tr.CloseIdleConnections()
+			pr, pw := io.Pipe()
+			defer pw.Close()
+			go pw.Write([]byte("ten bytes.")) // and then nothing
+			req, _ := http.NewRequest("POST", "https://"+s.srv.Addr("public").String()+"/p/upload", pr)
+			req.ContentLength = 100
+			client := &http.Client{Transport: tr, Timeout: 10 * time.Second}
+			begin := time.Now()
+			res, err := client.Do(req)
+			if err != nil {
+				t.Fatalf("no response to the stalled upload: %v", err)
+			}
+			body, _ := io.ReadAll(res.Body)
+			res.Body.Close()
+			if res.StatusCode != http.StatusRequestTimeout || res.Proto != name && !(name == "HTTP/2" && res.Proto == "HTTP/2.0") {
+				t.Fatalf("%s %s: %s, want 408 over %s", res.Proto, res.Status, body, name)
+			}
+			// Before the fix the 408 came too, but at the read timeout.
+			if took := time.Since(begin); took >= 4*time.Second {
+				t.Errorf("the 408 came after %s: at the read timeout (5s), not at the attempt's deadline (300ms)", took.Round(time.Millisecond))
+			}
+		})
+	}
+	if paths := reached(); len(paths) != 0 {
+		t.Errorf("the backend got %v, want nothing complete", paths)
+	}
+}

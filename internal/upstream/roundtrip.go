@@ -225,6 +225,26 @@ func (x *exchange) run() (*http.Response, error) {
 	}
 }
 
+// BodyReadLimiter is what a request's context answers BodyReadLimiterKey
+// with when the server it came on can bound the reading of its body by a
+// deadline of the caller's: the gateway's, over h1's server and Go's.
+// Before each attempt that may read the body, the exchange calls
+// LimitBodyRead with the attempt's deadline; the reading of the body is
+// bounded by it as well as by the server's read timeout (never later).
+// A client that stops sending its body then fails the attempt at its
+// deadline (ErrRequestBodyTimeout) instead of holding the attempt, its
+// backend connection and its concurrency slot until the server's read
+// timeout.
+type BodyReadLimiter interface {
+	LimitBodyRead(deadline time.Time)
+}
+
+// BodyReadLimiterKeyType is the type of BodyReadLimiterKey.
+type BodyReadLimiterKeyType struct{}
+
+// BodyReadLimiterKey is the context key of a request's BodyReadLimiter.
+var BodyReadLimiterKey BodyReadLimiterKeyType
+
 // HeadDeadliner is a RoundTripper that can bound a round trip's wait for
 // the response head by a deadline itself (h1 does it with the
 // connection's deadlines), so that an attempt needs no context and no
@@ -260,7 +280,24 @@ func (x *exchange) send(e *Endpoint, now time.Time, remaining time.Duration) (*a
 		out.Body = a.body
 	}
 	if hd := x.t.hd; hd != nil {
+		// Such a transport reads the body on this goroutine, as it
+		// writes it: a client that stops sending its body fails the
+		// read at the attempt's deadline, not at the server's read
+		// timeout, which would hold the backend's connection and the
+		// concurrency slot until then.
+		var limiter BodyReadLimiter
+		if a.body != nil {
+			limiter, _ = x.req.Context().Value(BodyReadLimiterKey).(BodyReadLimiter)
+			if limiter != nil {
+				limiter.LimitBodyRead(deadline)
+				a.body.limited = true
+			}
+		}
 		res, err := hd.RoundTripHeadDeadline(out, now, deadline)
+		if err == ErrNoHeadDeadline && limiter != nil {
+			limiter.LimitBodyRead(time.Time{}) // the server's bound alone
+			a.body.limited = false
+		}
 		if err != ErrNoHeadDeadline {
 			if err != nil && (errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, context.DeadlineExceeded)) &&
 				!time.Now().Before(deadline) && x.req.Context().Err() == nil {
@@ -295,6 +332,12 @@ func (x *exchange) send(e *Endpoint, now time.Time, remaining time.Duration) (*a
 
 // classify names the outcome of an attempt.
 func (x *exchange) classify(a *attempt, res *http.Response, err error) Outcome {
+	if a.body != nil && a.body.cut.Load() {
+		// The read of the client's body ended at the deadline set for it
+		// (Go's server cancels the request's context then, as if the
+		// client had left).
+		return OutcomeBodyTimeout
+	}
 	if x.req.Context().Err() != nil {
 		return OutcomeCanceled
 	}
@@ -445,6 +488,10 @@ type attemptBody struct {
 	state    atomic.Int32 // bodyUnread, bodyRead, bodyDetached
 	err      atomic.Bool  // a read failed (not EOF)
 	late     atomic.Bool  // a read of src ended at or after the deadline
+	// limited: the reading of src is bounded by the deadline
+	// (BodyReadLimiter); cut: a read of it failed at that deadline.
+	limited bool
+	cut     atomic.Bool
 	// async: the transport may return while a read is under way (it
 	// reads in a goroutine of its own), so reading says when one is. Set
 	// before the round trip; a transport that reads on the round trip's
@@ -478,6 +525,9 @@ func (b *attemptBody) Read(p []byte) (int, error) {
 	}
 	if !time.Now().Before(b.deadline) {
 		b.late.Store(true)
+		if b.limited && err != nil && errors.Is(err, os.ErrDeadlineExceeded) {
+			b.cut.Store(true)
+		}
 	}
 	switch {
 	case err == io.EOF:
