@@ -140,7 +140,11 @@ func runInstructions(o options, n, runs int) error {
 	}
 	defer stopIssuer()
 
-	goEnv := []string{"GOMAXPROCS=1", "GODEBUG=asyncpreemptoff=1"} // callgrind cannot take the preemption signal
+	// callgrind cannot take the preemption signal, nor decode RDTSCP,
+	// which the runtime's cputicks uses where the CPU has it (a contended
+	// lock reads it): on such a machine a Go target died of SIGILL now
+	// and then, at start or under the count.
+	goEnv := []string{"GOMAXPROCS=1", "GODEBUG=asyncpreemptoff=1,cpu.rdtscp=off"}
 	var targets []instrTarget
 	gatehouse := func(name, bin string) error {
 		addr, _ := harness.FreeAddr()
