@@ -192,7 +192,7 @@ func (p *proxyHandler) setHeaders(h http.Header, in *http.Request, x *policy.Exc
 	// What httputil.ProxyRequest.SetXForwarded does: the peer appended
 	// to X-Forwarded-For (after a trusted peer's), X-Forwarded-Host the
 	// requested host, X-Forwarded-Proto http or https.
-	if ip, _, err := net.SplitHostPort(in.RemoteAddr); err == nil {
+	if ip, ok := addrHost(in.RemoteAddr); ok {
 		if prior := cf.xff; trustedPeer && len(prior) > 0 {
 			ip = strings.Join(prior, ", ") + ", " + ip
 		}
@@ -422,6 +422,19 @@ func (p *proxyHandler) errorHandler(w http.ResponseWriter, r *http.Request, err 
 			_ = r.Body.Close()
 		}
 	}
+}
+
+// addrHost returns the host of a server's RemoteAddr ("192.0.2.1:1234",
+// "[2001:db8::1]:1234") as net.SplitHostPort does. An address with one
+// colon, not in brackets (IPv4 and its port, the common case), is cut at
+// it without SplitHostPort's other checks, which such an address from a
+// server always passes (its host holds no brackets).
+func addrHost(addr string) (string, bool) {
+	if i := strings.IndexByte(addr, ':'); i > 0 && addr[0] != '[' && strings.IndexByte(addr[i+1:], ':') < 0 {
+		return addr[:i], true
+	}
+	host, _, err := net.SplitHostPort(addr)
+	return host, err == nil
 }
 
 // aLongTimeAgo is a deadline that has passed: a read under it fails at once.

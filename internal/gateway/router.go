@@ -181,6 +181,11 @@ func (n *node) finish() {
 // that an API for one host may take some paths of an API for every host
 // and leave it the rest; a 405 ends the search.
 func (rt *Router) Match(host, method, path string, m *Match) bool {
+	if len(rt.exact) == 0 && len(rt.wildcard) == 0 {
+		// No API names a host: every request goes to the APIs for every
+		// host, whatever its Host.
+		return rt.matchList(rt.anyHost, method, path, m)
+	}
 	host = canonicalHost(host)
 	if list, ok := rt.exact[host]; ok {
 		if rt.matchList(list, method, path, m) {
@@ -300,8 +305,6 @@ func (n *node) matchCatchAll(rest, method string, m *Match, allow *string) *Oper
 	return nil
 }
 
-// canonicalHost lower-cases host and removes a port and a trailing dot,
-// allocating only when the host has upper-case letters.
 // validHost reports whether h is a Host field value RFC 9112 §3.2 allows:
 // empty, or uri-host [":" port] (RFC 3986 §3.2.2): an IP literal in
 // brackets, or a registered name or IPv4 address (unreserved,
@@ -327,16 +330,22 @@ func validHost(h string) bool {
 			}
 		}
 	} else {
-		if i := strings.IndexByte(h, ':'); i >= 0 {
-			host, port = h[:i], h[i+1:]
-		}
-		for i := 0; i < len(host); i++ {
-			if !hostChars[host[i]] {
-				return false
+		// One pass: the name's bytes up to a colon, then the port.
+		i := 0
+		for ; i < len(h); i++ {
+			c := h[i]
+			if !hostChars[c] {
+				break
 			}
-			if host[i] == '%' && (i+2 >= len(host) || !isHex(host[i+1]) || !isHex(host[i+2])) {
+			if c == '%' && (i+2 >= len(h) || !isHex(h[i+1]) || !isHex(h[i+2])) {
 				return false // a percent-encoding is % and two hex digits
 			}
+		}
+		if i < len(h) {
+			if h[i] != ':' {
+				return false
+			}
+			port = h[i+1:]
 		}
 	}
 	for i := 0; i < len(port); i++ {
@@ -356,6 +365,8 @@ var hostChars = func() (t [256]bool) {
 	return t
 }()
 
+// canonicalHost lower-cases host and removes a port and a trailing dot,
+// allocating only when the host has upper-case letters.
 func canonicalHost(host string) string {
 	if i := strings.LastIndexByte(host, ':'); i >= 0 && !strings.Contains(host[i:], "]") {
 		host = host[:i]

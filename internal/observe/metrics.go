@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -121,17 +122,31 @@ type RouteMetrics struct {
 	m              *Metrics
 	api, operation string
 	duration       prometheus.Observer
-	codes          sync.Map // int → prometheus.Counter
+	codes          sync.Map // int → *codeCounter
+	// last is the counter of the status last counted: an operation
+	// answers most requests with one status, found without the map.
+	last atomic.Pointer[codeCounter]
+}
+
+type codeCounter struct {
+	code int
+	c    prometheus.Counter
 }
 
 // Observe records one finished request.
 func (r *RouteMetrics) Observe(code int, seconds float64) {
 	r.duration.Observe(seconds)
-	c, ok := r.codes.Load(code)
-	if !ok {
-		c, _ = r.codes.LoadOrStore(code, r.m.requests.WithLabelValues(r.api, r.operation, codeLabel(code)))
+	if l := r.last.Load(); l != nil && l.code == code {
+		l.c.Inc()
+		return
 	}
-	c.(prometheus.Counter).Inc()
+	v, ok := r.codes.Load(code)
+	if !ok {
+		v, _ = r.codes.LoadOrStore(code, &codeCounter{code, r.m.requests.WithLabelValues(r.api, r.operation, codeLabel(code))})
+	}
+	c := v.(*codeCounter)
+	r.last.Store(c)
+	c.c.Inc()
 }
 
 // codeLabel is the code label of a status: the code itself when it is
