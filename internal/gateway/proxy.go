@@ -568,7 +568,7 @@ func newTimedTransport(rt http.RoundTripper, metrics interface{ Observe(float64)
 func (t *timedTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	start := time.Now()
 	res, err := t.rt.RoundTrip(req)
-	t.observe(req, start)
+	t.observe(req, start, err)
 	return res, err
 }
 
@@ -582,13 +582,20 @@ func (t *timedTransport) RoundTripHeadDeadline(req *http.Request, now, deadline 
 	}
 	res, err := t.hd.RoundTripHeadDeadline(req, now, deadline)
 	if err != upstream.ErrNoHeadDeadline {
-		t.observe(req, now)
+		t.observe(req, now, err)
 	}
 	return res, err
 }
 
-// observe records an attempt that started at start.
-func (t *timedTransport) observe(req *http.Request, start time.Time) {
+// observe records an attempt that started at start and ended with err:
+// its time is the backend's, in the access line's upstream_ms and the
+// backend's latency histogram, unless the attempt failed waiting for the
+// client's body (a 408: a slow client would otherwise show as a slow
+// backend, in the dashboard and the suggestions too).
+func (t *timedTransport) observe(req *http.Request, start time.Time, err error) {
+	if err != nil && req.Body != nil && upstream.ClientBodyAwaited(req) {
+		return
+	}
 	d := time.Since(start)
 	if x := exchangeOf(req.Context()); x != nil && x.Record != nil {
 		x.Record.UpstreamDuration += d

@@ -453,6 +453,13 @@ func TestUpload_StalledBodyEndsAtTheAttemptsDeadline(t *testing.T) {
 				if line["status"] != 408.0 || line["denial"] != "request_body_timeout" {
 					t.Errorf("access line %v, want 408 request_body_timeout", line)
 				}
+				// The wait was the client's: not the backend's latency.
+				if ms, _ := line["upstream_ms"].(float64); ms != 0 {
+					t.Errorf("the 408's upstream_ms is %v, want 0 (the time was the client's)", ms)
+				}
+				if m := metric(t, h, "gatehouse_upstream_duration_seconds", map[string]string{"backend": "up"}); m == nil || m.GetHistogram().GetSampleCount() != 1 {
+					t.Errorf("the backend's latency histogram: %v, want the GET's attempt alone", m.GetHistogram())
+				}
 				checkCounter(t, h, "body_timeout", 1)
 				checkCounter(t, h, "timeout", 0)
 			})

@@ -549,6 +549,17 @@ func (b *attemptBody) awaited() bool { return b.reading.Load() || b.late.Load() 
 
 func (b *attemptBody) Close() error { return nil }
 
+// ClientBodyAwaited reports whether req, an attempt's request as the
+// exchange hands it to its transport, was still waiting for the client's
+// body when its deadline passed: the attempt ends as a body timeout
+// (408), and its time was the client's, not the backend's. A timing
+// wrapper around the transport asks it after an attempt that failed, so
+// as not to count that time as the backend's latency.
+func ClientBodyAwaited(req *http.Request) bool {
+	b, ok := req.Body.(*attemptBody)
+	return ok && (b.cut.Load() || b.awaited())
+}
+
 // detach takes the body back for another attempt; it fails if any of it
 // was read.
 func (b *attemptBody) detach() bool {
