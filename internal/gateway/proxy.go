@@ -589,11 +589,13 @@ func (t *timedTransport) RoundTripHeadDeadline(req *http.Request, now, deadline 
 
 // observe records an attempt that started at start and ended with err:
 // its time is the backend's, in the access line's upstream_ms and the
-// backend's latency histogram, unless the attempt failed waiting for the
-// client's body (a 408: a slow client would otherwise show as a slow
-// backend, in the dashboard and the suggestions too).
+// backend's latency histogram, unless the attempt failed for the
+// client's body (too slow: a 408; or the client left in the middle of
+// it): a slow client would otherwise show as a slow backend, in the
+// dashboard, and the suggestions would count a client that left while
+// sending as one that gave up waiting for the backend.
 func (t *timedTransport) observe(req *http.Request, start time.Time, err error) {
-	if err != nil && req.Body != nil && upstream.ClientBodyAwaited(req) {
+	if err != nil && req.Body != nil && upstream.EndedByClientBody(req) {
 		return
 	}
 	d := time.Since(start)

@@ -332,6 +332,19 @@ func TestUpload_ClientLeavingMidBodyIsNotTheBackends(t *testing.T) {
 			if s := line["status"]; line["method"] == "POST" && s != 499.0 && s != 400.0 {
 				t.Errorf("access line %v, want 499 client_closed or 400 bad_request_body", line)
 			}
+			if ms, _ := line["upstream_ms"].(float64); line["method"] == "POST" && ms != 0 {
+				t.Errorf("access line %v: the time waiting for the body counted as the backend's", line)
+			}
+		}
+		// Nor is the client that left while sending one that gave up
+		// waiting for the backend, in the suggestions' statistics.
+		for _, op := range h.gw.Snapshot().AdvisorInput().Operations {
+			if op.Stats.Abandoned != 0 {
+				t.Errorf("%s's statistics count %d requests given up, want 0", op.Operation, op.Stats.Abandoned)
+			}
+		}
+		if m := metric(t, h, "gatehouse_upstream_duration_seconds", map[string]string{"backend": "up"}); m == nil || m.GetHistogram().GetSampleCount() != 1 {
+			t.Errorf("the backend's latency histogram: %v, want the GET's attempt alone", m.GetHistogram())
 		}
 		checkNotTheBackends(t, h, in.ID(), owner, key)
 	})

@@ -549,15 +549,16 @@ func (b *attemptBody) awaited() bool { return b.reading.Load() || b.late.Load() 
 
 func (b *attemptBody) Close() error { return nil }
 
-// ClientBodyAwaited reports whether req, an attempt's request as the
-// exchange hands it to its transport, was still waiting for the client's
-// body when its deadline passed: the attempt ends as a body timeout
-// (408), and its time was the client's, not the backend's. A timing
-// wrapper around the transport asks it after an attempt that failed, so
-// as not to count that time as the backend's latency.
-func ClientBodyAwaited(req *http.Request) bool {
+// EndedByClientBody reports whether req, an attempt's request as the
+// exchange hands it to its transport, was held up by the client's body:
+// the deadline passed while the body was awaited (a 408), or reading it
+// failed (the client left in the middle of it). The attempt's time was
+// then the client's, not the backend's; a timing wrapper around the
+// transport asks after an attempt that failed, so as not to count that
+// time as the backend's latency.
+func EndedByClientBody(req *http.Request) bool {
 	b, ok := req.Body.(*attemptBody)
-	return ok && (b.cut.Load() || b.awaited())
+	return ok && (b.cut.Load() || b.awaited() || b.failed())
 }
 
 // detach takes the body back for another attempt; it fails if any of it
