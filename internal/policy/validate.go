@@ -7,6 +7,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -121,8 +122,13 @@ func ValidateRequest(o ValidateOptions) Step {
 				}
 			}
 			// kin-openapi validates the first of several values of a
-			// parameter that takes one, and ignores the others.
+			// parameter that takes one, and ignores the others; it does
+			// not see a pair of the query that holds a ";" (Go's query
+			// parser drops it).
 			var vs []Violation
+			if strings.IndexByte(r.URL.RawQuery, ';') >= 0 {
+				vs = semicolons(vs, r.URL.RawQuery)
+			}
 			if len(route.single) > 0 {
 				vs = route.repeated(vs, in)
 			}
@@ -309,6 +315,30 @@ func (r *OpenAPIRoute) repeated(vs []Violation, in *openapi3filter.RequestValida
 		if n > 1 {
 			vs = append(vs, Violation{In: p.in, Field: p.name, Message: "given " + strconv.Itoa(n) + " times; the parameter takes one value"})
 		}
+	}
+	return vs
+}
+
+// semicolons appends a violation for each pair of the raw query (the
+// parts between "&") that holds a ";". Go's query parser drops such a
+// pair whole (url.ParseQuery's "invalid semicolon separator in query",
+// which kin-openapi does not see), so its parameters would not be
+// validated, while a backend that also splits the query at ";" (older
+// Python, some servlet containers, Perl's CGI) reads them. The violation
+// names the pair by the name before its first "=".
+func semicolons(vs []Violation, raw string) []Violation {
+	for raw != "" {
+		var pair string
+		pair, raw, _ = strings.Cut(raw, "&")
+		if strings.IndexByte(pair, ';') < 0 {
+			continue
+		}
+		name, _, _ := strings.Cut(pair, "=")
+		if u, err := url.QueryUnescape(name); err == nil {
+			name = u
+		}
+		vs = append(vs, Violation{In: "query", Field: name, Message: `the pair holds ";", which does not separate parameters here ("&" does); ` +
+			`a ";" in a name or a value must be sent percent-encoded as %3B`})
 	}
 	return vs
 }
