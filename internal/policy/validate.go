@@ -129,8 +129,9 @@ func ValidateRequest(o ValidateOptions) Step {
 			if strings.IndexByte(r.URL.RawQuery, ';') >= 0 {
 				vs = semicolons(vs, r.URL.RawQuery)
 			}
+			var cookies []string
 			if len(route.single) > 0 {
-				vs = route.repeated(vs, in)
+				vs, cookies = route.repeated(vs, in)
 			}
 			noBody := route.skipBody(r.Header.Get("Content-Type"))
 			if noBody {
@@ -181,7 +182,11 @@ func ValidateRequest(o ValidateOptions) Step {
 			}
 			observe(o.Observe, "denied")
 			if err != nil {
+				n := len(vs)
 				vs = violations(vs, err)
+				if len(cookies) > 0 {
+					firstValues(vs[n:], cookies)
+				}
 			}
 			if badBody && !slices.Contains(vs, bodyV) {
 				vs = append(vs, bodyV)
@@ -212,52 +217,24 @@ func (o *ValidateOptions) route(method string) *OpenAPIRoute {
 type singleParam struct {
 	in   string
 	name string // canonical, for a header
+	p    *openapi3.Parameter
 }
 
-// singleParams lists the parameters of route that take one value: of the
-// several values a request may give such a parameter, kin-openapi
-// validates only the first. A parameter takes several values when its
-// schema allows an array and each value is an item (query parameters
-// exploded, the default for style form; header parameters, whose lines
-// kin-openapi joins), when it has no schema or one that constrains no
-// value (not validated), when it is an object whose members are query
-// parameters of their own (style form exploded, deepObject), or when it is
-// described by content (kin-openapi decodes several query values as an
-// array and refuses several header values).
+// singleParams lists the parameters of route that take one value.
 func singleParams(route *routers.Route) []singleParam {
 	if route == nil || route.Operation == nil {
 		return nil
 	}
 	var single []singleParam
 	add := func(p *openapi3.Parameter) {
-		if p == nil || p.Schema == nil || p.Schema.Value == nil || p.Content != nil {
+		if p == nil || !takesOne(p) {
 			return
 		}
-		sm, err := p.SerializationMethod()
-		if err != nil {
-			return
+		name := p.Name
+		if p.In == openapi3.ParameterInHeader {
+			name = http.CanonicalHeaderKey(name)
 		}
-		s := p.Schema.Value
-		switch p.In {
-		case openapi3.ParameterInQuery:
-			if s.Type.Includes(openapi3.TypeObject) && (sm.Explode && sm.Style == openapi3.SerializationForm || sm.Style == openapi3.SerializationDeepObject) {
-				return
-			}
-			if sm.Explode && takesArray(s, 0) {
-				return
-			}
-			single = append(single, singleParam{in: p.In, name: p.Name})
-		case openapi3.ParameterInHeader:
-			if takesArray(s, 0) {
-				return
-			}
-			single = append(single, singleParam{in: p.In, name: http.CanonicalHeaderKey(p.Name)})
-		case openapi3.ParameterInCookie:
-			if takesArray(s, 0) && sm.Explode {
-				return
-			}
-			single = append(single, singleParam{in: p.In, name: p.Name})
-		}
+		single = append(single, singleParam{in: p.In, name: name, p: p})
 	}
 	ops := route.Operation.Parameters
 	if route.PathItem != nil {
@@ -271,6 +248,43 @@ func singleParams(route *routers.Route) []singleParam {
 		add(ref.Value)
 	}
 	return single
+}
+
+// takesOne reports whether p, a query, header or cookie parameter, takes
+// one value: of the several values a request may give such a parameter,
+// kin-openapi validates only the first. A parameter takes several values
+// when its schema allows an array and each value is an item (query
+// parameters exploded, the default for style form; header parameters,
+// whose lines kin-openapi joins), when it has no schema or one that
+// constrains no value (not validated), when it is an object whose members
+// are query parameters of their own (style form exploded, deepObject), or
+// when it is a query or header parameter described by content
+// (kin-openapi decodes several query values as an array and refuses
+// several header values; of a cookie it reads the first).
+func takesOne(p *openapi3.Parameter) bool {
+	if p.Content != nil {
+		return p.In == openapi3.ParameterInCookie
+	}
+	if p.Schema == nil || p.Schema.Value == nil {
+		return false
+	}
+	sm, err := p.SerializationMethod()
+	if err != nil {
+		return false
+	}
+	s := p.Schema.Value
+	switch p.In {
+	case openapi3.ParameterInQuery:
+		if s.Type.Includes(openapi3.TypeObject) && (sm.Explode && sm.Style == openapi3.SerializationForm || sm.Style == openapi3.SerializationDeepObject) {
+			return false
+		}
+		return !(sm.Explode && takesArray(s, 0))
+	case openapi3.ParameterInHeader:
+		return !takesArray(s, 0)
+	case openapi3.ParameterInCookie:
+		return !(takesArray(s, 0) && sm.Explode)
+	}
+	return false
 }
 
 // takesArray reports whether a parameter schema may take several values:
@@ -297,11 +311,20 @@ func takesArray(s *openapi3.Schema, depth int) bool {
 	return false
 }
 
-// repeated appends a violation for each parameter that takes one value
-// and was given several. It parses the query into in.QueryParams, which
-// validation then uses.
-func (r *OpenAPIRoute) repeated(vs []Violation, in *openapi3filter.RequestValidationInput) []Violation {
+// repeated appends a violation for each query or header parameter that
+// takes one value and was given several, and checks each value of a
+// repeated cookie but its first, which validation does not see. It
+// returns the names of the repeated cookies, whose first value validation
+// checks. It parses the query into in.QueryParams, which validation then
+// uses.
+//
+// A browser sends a cookie name more than once when it keeps cookies of
+// that name for several paths or domains (RFC 6265, section 5.4), so a
+// repeated cookie passes when each of its values is valid.
+func (r *OpenAPIRoute) repeated(vs []Violation, in *openapi3filter.RequestValidationInput) ([]Violation, []string) {
 	req := in.Request
+	c := valueChecker{route: r, req: req, left: maxValueChecks}
+	var cookies []string
 	for _, p := range r.single {
 		var n int
 		switch p.in {
@@ -310,13 +333,115 @@ func (r *OpenAPIRoute) repeated(vs []Violation, in *openapi3filter.RequestValida
 		case openapi3.ParameterInHeader:
 			n = len(req.Header[p.name])
 		case openapi3.ParameterInCookie:
-			n = len(req.CookiesNamed(p.name))
+			if cs := req.CookiesNamed(p.name); len(cs) > 1 {
+				cookies = append(cookies, p.name)
+				for i, ck := range cs[1:] {
+					vs = c.cookie(vs, p.p, i+2, ck.Value)
+				}
+			}
+			continue
 		}
 		if n > 1 {
 			vs = append(vs, Violation{In: p.in, Field: p.name, Message: "given " + strconv.Itoa(n) + " times; the parameter takes one value"})
 		}
 	}
+	return vs, cookies
+}
+
+// maxValueChecks bounds the checks of values that validation does not see
+// in a request (each value of a repeated cookie but its first): each is a
+// validation of its own, which compiles an OpenAPI 3.1 schema again (some
+// 60 µs), and a request of 64 KB may repeat a cookie 3,000 times. A
+// browser repeats a cookie once for each path or domain it keeps it for, a
+// few times.
+const maxValueChecks = 16
+
+// valueChecker validates the values that validation does not see, each in
+// a request of its own, at most maxValueChecks of them.
+type valueChecker struct {
+	route *OpenAPIRoute
+	req   *http.Request
+	left  int
+	// spent is set once a violation said that values were left
+	// unchecked.
+	spent bool
+}
+
+// check validates p's values in a request of its own: req, whose Cookie
+// header holds one value of a cookie, or the query values q. Running
+// kin-openapi's validation of the parameter on them decodes them as it
+// decodes the value it checks (style, explode, content, the schema's
+// type), and words its violations alike; the decoding is not exported to
+// validate a value against the schema directly. The violations found are
+// named field (the parameter's name as the client spelled it), their
+// messages prefixed with prefix.
+func (c *valueChecker) check(vs []Violation, p *openapi3.Parameter, field, prefix string, req *http.Request, q url.Values) []Violation {
+	if c.left == 0 {
+		if !c.spent {
+			c.spent = true
+			vs = append(vs, Violation{In: p.In, Field: field, Message: "not checked: the request gives more than " +
+				strconv.Itoa(maxValueChecks) + " values that are checked one by one (a repeated cookie's)"})
+		}
+		return vs
+	}
+	c.left--
+	in := &openapi3filter.RequestValidationInput{Request: req, QueryParams: q, Route: c.route.Route, Options: validateOptionsListNoBody}
+	err := openapi3filter.ValidateParameter(c.req.Context(), in, p)
+	if err == nil {
+		return vs
+	}
+	n := len(vs)
+	vs = violations(vs, err)
+	for i := n; i < len(vs); i++ {
+		if rest, ok := strings.CutPrefix(vs[i].Field, p.Name); ok {
+			vs[i].Field = field + rest
+		}
+		vs[i].Message = prefix + vs[i].Message
+	}
 	return vs
+}
+
+// cookie validates the i-th value of cookie p (from 1).
+func (c *valueChecker) cookie(vs []Violation, p *openapi3.Parameter, i int, value string) []Violation {
+	// The value was parsed from the request's Cookie header: it holds
+	// no '"', ';' or '\', and quoted it reads back the same.
+	req := &http.Request{Method: c.req.Method, URL: c.req.URL, Header: http.Header{"Cookie": {p.Name + `="` + value + `"`}}}
+	return c.check(vs, p, p.Name, "the "+ordinal(i)+" value: ", req, nil)
+}
+
+// ordinal writes n (from 1) as an English ordinal: 1st, 2nd, 3rd, 4th,
+// 11th, 21st.
+func ordinal(n int) string {
+	suffix := "th"
+	if n%100 < 11 || n%100 > 13 {
+		switch n % 10 {
+		case 1:
+			suffix = "st"
+		case 2:
+			suffix = "nd"
+		case 3:
+			suffix = "rd"
+		}
+	}
+	return strconv.Itoa(n) + suffix
+}
+
+// firstValues marks the violations of validation (vs) that are of a
+// repeated cookie's as those of its first value, which is the one
+// validation checks; repeated checked the others.
+func firstValues(vs []Violation, cookies []string) {
+	for i := range vs {
+		v := &vs[i]
+		if v.In != openapi3.ParameterInCookie {
+			continue
+		}
+		for _, name := range cookies {
+			if rest, ok := strings.CutPrefix(v.Field, name); ok && (rest == "" || rest[0] == '/') {
+				v.Message = "the 1st value: " + v.Message
+				break
+			}
+		}
+	}
 }
 
 // semicolons appends a violation for each pair of the raw query (the
