@@ -340,6 +340,46 @@ func TestValidateRequest_RepeatedCookieHasEachValueChecked(t *testing.T) {
 	}
 }
 
+// A backend that reads query names without regard to case (ASP.NET
+// Core's model binding, among others) took ?Limit=100000 for limit, which
+// kin-openapi did not check. A name that differs from a declared
+// parameter's only in ASCII case is checked as the parameter, and counts
+// as its value; a valid value passes however it is spelled.
+func TestValidateRequest_QueryNameInAnotherCaseIsTheParameter(t *testing.T) {
+	for _, version := range openAPIVersions {
+		t.Run(version, func(t *testing.T) {
+			step := itemsStep(t, version, "")
+			for _, tc := range []struct {
+				name, target string
+				want         []violation
+			}{
+				{"declared spelling", "/items?page=1&limit=10", nil},
+				{"another case, valid", "/items?page=1&Limit=10", nil},
+				{"another case, invalid", "/items?page=1&Limit=100000", []violation{{"query", "Limit", ""}}},
+				{"another case, not a number", "/items?page=1&LIMIT=x", []violation{{"query", "LIMIT", ""}}},
+				{"both spellings, second invalid", "/items?page=1&limit=10&Limit=100000", []violation{{"query", "limit", "given 2 times (as limit, Limit)"}, {"query", "Limit", ""}}},
+				{"both spellings, valid", "/items?page=1&limit=10&Limit=20", []violation{{"query", "limit", "given 2 times"}}},
+				{"two other spellings", "/items?page=1&LIMIT=10&Limit=20", []violation{{"query", "limit", "given 2 times (as LIMIT, Limit)"}}},
+				{"another case twice, second invalid", "/items?page=1&Limit=10&Limit=200", []violation{{"query", "limit", "given 2 times"}, {"query", "Limit", "the 2nd value: "}}},
+				{"escaped", "/items?page=1&%4Cimit=100000", []violation{{"query", "Limit", ""}}},
+				{"required, another case only", "/items?Page=1", []violation{{"query", "page", "required"}}},
+				{"required, another case invalid", "/items?page=1&PAGE=0", []violation{{"query", "page", "given 2 times"}, {"query", "PAGE", ""}}},
+				{"array, another case, valid", "/items?page=1&Tags=abc", nil},
+				{"array, another case, invalid item", "/items?page=1&Tags=abc&Tags=ABC", []violation{{"query", "Tags/1", ""}}},
+				{"array, both spellings, valid", "/items?page=1&tags=abc&Tags=def", nil},
+				{"array, both spellings, too many together", "/items?page=1&tags=abc&Tags=def&TAGS=ghi", []violation{{"query", "tags", "the values of tags, TAGS, Tags together: "}}},
+				{"array, both spellings, repeated together", "/items?page=1&tags=abc&Tags=abc", []violation{{"query", "tags", "together"}}},
+				{"two declared names that differ in case", "/items?page=1&sort=asc&Sort=name", nil},
+				{"a name that folds to both", "/items?page=1&SORT=asc", []violation{{"query", "SORT", ""}}},
+			} {
+				t.Run(tc.name, func(t *testing.T) {
+					getItems(t, step, tc.target, nil, tc.want...)
+				})
+			}
+		})
+	}
+}
+
 // Go's query parser drops a pair that holds a ";" (url.ParseQuery's
 // "invalid semicolon separator in query"), and kin-openapi does not see
 // the error: ?page=1&limit=10;limit=100000 was validated without limit,
