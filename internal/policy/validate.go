@@ -7,6 +7,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -32,8 +33,9 @@ type OpenAPIRoute struct {
 	OtherMedia []string
 
 	// single lists the query, header and cookie parameters that take one
-	// value (set by ValidateRequest).
+	// value, query the query parameters (both set by ValidateRequest).
 	single []singleParam
+	query  []queryParam
 }
 
 // ValidateOptions configure request validation for one operation.
@@ -101,7 +103,7 @@ func (c *countingBody) Read(p []byte) (int, error) {
 func ValidateRequest(o ValidateOptions) Step {
 	o.Routes = slices.Clone(o.Routes)
 	for i := range o.Routes {
-		o.Routes[i].single = singleParams(o.Routes[i].Route)
+		o.Routes[i].single, o.Routes[i].query = routeParams(o.Routes[i].Route)
 	}
 	return func(next Handler) Handler {
 		return HandlerFunc(func(w http.ResponseWriter, r *http.Request) error {
@@ -121,10 +123,17 @@ func ValidateRequest(o ValidateOptions) Step {
 				}
 			}
 			// kin-openapi validates the first of several values of a
-			// parameter that takes one, and ignores the others.
+			// parameter that takes one, and ignores the others; it does
+			// not see a query name that differs in case from a declared
+			// one, nor a pair of the query that holds a ";" (Go's query
+			// parser drops it).
 			var vs []Violation
-			if len(route.single) > 0 {
-				vs = route.repeated(vs, in)
+			if strings.IndexByte(r.URL.RawQuery, ';') >= 0 {
+				vs = semicolons(vs, r.URL.RawQuery)
+			}
+			var cookies []string
+			if len(route.single) > 0 || len(route.query) > 0 {
+				vs, cookies = route.repeated(vs, in)
 			}
 			noBody := route.skipBody(r.Header.Get("Content-Type"))
 			if noBody {
@@ -175,7 +184,11 @@ func ValidateRequest(o ValidateOptions) Step {
 			}
 			observe(o.Observe, "denied")
 			if err != nil {
+				n := len(vs)
 				vs = violations(vs, err)
+				if len(cookies) > 0 {
+					firstValues(vs[n:], cookies)
+				}
 			}
 			if badBody && !slices.Contains(vs, bodyV) {
 				vs = append(vs, bodyV)
@@ -206,51 +219,41 @@ func (o *ValidateOptions) route(method string) *OpenAPIRoute {
 type singleParam struct {
 	in   string
 	name string // canonical, for a header
+	p    *openapi3.Parameter
 }
 
-// singleParams lists the parameters of route that take one value: of the
-// several values a request may give such a parameter, kin-openapi
-// validates only the first. A parameter takes several values when its
-// schema allows an array and each value is an item (query parameters
-// exploded, the default for style form; header parameters, whose lines
-// kin-openapi joins), when it has no schema or one that constrains no
-// value (not validated), when it is an object whose members are query
-// parameters of their own (style form exploded, deepObject), or when it is
-// described by content (kin-openapi decodes several query values as an
-// array and refuses several header values).
-func singleParams(route *routers.Route) []singleParam {
+// queryParam is a query parameter of an operation.
+type queryParam struct {
+	p *openapi3.Parameter
+	// fold is set when a query name that differs from the parameter's
+	// only in case is checked as the parameter: its values are those of
+	// its name, and validated (not an object whose members are query
+	// parameters of their own, not a parameter without a schema).
+	fold bool
+	// single is set when the parameter takes one value.
+	single bool
+}
+
+// routeParams lists the parameters of route that take one value, and its
+// query parameters.
+func routeParams(route *routers.Route) (single []singleParam, query []queryParam) {
 	if route == nil || route.Operation == nil {
-		return nil
+		return nil, nil
 	}
-	var single []singleParam
 	add := func(p *openapi3.Parameter) {
-		if p == nil || p.Schema == nil || p.Schema.Value == nil || p.Content != nil {
+		if p == nil {
 			return
 		}
-		sm, err := p.SerializationMethod()
-		if err != nil {
-			return
+		one := takesOne(p)
+		if one {
+			name := p.Name
+			if p.In == openapi3.ParameterInHeader {
+				name = http.CanonicalHeaderKey(name)
+			}
+			single = append(single, singleParam{in: p.In, name: name, p: p})
 		}
-		s := p.Schema.Value
-		switch p.In {
-		case openapi3.ParameterInQuery:
-			if s.Type.Includes(openapi3.TypeObject) && (sm.Explode && sm.Style == openapi3.SerializationForm || sm.Style == openapi3.SerializationDeepObject) {
-				return
-			}
-			if sm.Explode && takesArray(s, 0) {
-				return
-			}
-			single = append(single, singleParam{in: p.In, name: p.Name})
-		case openapi3.ParameterInHeader:
-			if takesArray(s, 0) {
-				return
-			}
-			single = append(single, singleParam{in: p.In, name: http.CanonicalHeaderKey(p.Name)})
-		case openapi3.ParameterInCookie:
-			if takesArray(s, 0) && sm.Explode {
-				return
-			}
-			single = append(single, singleParam{in: p.In, name: p.Name})
+		if p.In == openapi3.ParameterInQuery {
+			query = append(query, queryParam{p: p, fold: foldsQuery(p), single: one})
 		}
 	}
 	ops := route.Operation.Parameters
@@ -264,7 +267,65 @@ func singleParams(route *routers.Route) []singleParam {
 	for _, ref := range ops {
 		add(ref.Value)
 	}
-	return single
+	return single, query
+}
+
+// takesOne reports whether p, a query, header or cookie parameter, takes
+// one value: of the several values a request may give such a parameter,
+// kin-openapi validates only the first. A parameter takes several values
+// when its schema allows an array and each value is an item (query
+// parameters exploded, the default for style form; header parameters,
+// whose lines kin-openapi joins), when it has no schema or one that
+// constrains no value (not validated), when it is an object whose members
+// are query parameters of their own (style form exploded, deepObject), or
+// when it is a query or header parameter described by content
+// (kin-openapi decodes several query values as an array and refuses
+// several header values; of a cookie it reads the first).
+func takesOne(p *openapi3.Parameter) bool {
+	if p.Content != nil {
+		return p.In == openapi3.ParameterInCookie
+	}
+	if p.Schema == nil || p.Schema.Value == nil {
+		return false
+	}
+	sm, err := p.SerializationMethod()
+	if err != nil {
+		return false
+	}
+	s := p.Schema.Value
+	switch p.In {
+	case openapi3.ParameterInQuery:
+		return !membersAreParams(s, sm) && !(sm.Explode && takesArray(s, 0))
+	case openapi3.ParameterInHeader:
+		return !takesArray(s, 0)
+	case openapi3.ParameterInCookie:
+		return !(takesArray(s, 0) && sm.Explode)
+	}
+	return false
+}
+
+// foldsQuery reports whether a query parameter's values are those of its
+// name, validated: it has a schema or content, and is not an object whose
+// members are query parameters of their own.
+func foldsQuery(p *openapi3.Parameter) bool {
+	if p.Content != nil {
+		return true
+	}
+	if p.Schema == nil || p.Schema.Value == nil {
+		return false
+	}
+	sm, err := p.SerializationMethod()
+	if err != nil {
+		return false
+	}
+	return !membersAreParams(p.Schema.Value, sm)
+}
+
+// membersAreParams reports whether a query parameter is an object whose
+// members are query parameters of their own (style form exploded,
+// deepObject).
+func membersAreParams(s *openapi3.Schema, sm *openapi3.SerializationMethod) bool {
+	return s.Type.Includes(openapi3.TypeObject) && (sm.Explode && sm.Style == openapi3.SerializationForm || sm.Style == openapi3.SerializationDeepObject)
 }
 
 // takesArray reports whether a parameter schema may take several values:
@@ -291,24 +352,324 @@ func takesArray(s *openapi3.Schema, depth int) bool {
 	return false
 }
 
-// repeated appends a violation for each parameter that takes one value
-// and was given several. It parses the query into in.QueryParams, which
+// repeated appends a violation for each query or header parameter that
+// takes one value and was given several, and checks the values that
+// validation does not see: each value of a repeated cookie but its first,
+// and the values of the query names that differ in case from a declared
+// parameter's. It returns the names of the repeated cookies, whose first
+// value validation checks. It parses the query into in.QueryParams, which
 // validation then uses.
-func (r *OpenAPIRoute) repeated(vs []Violation, in *openapi3filter.RequestValidationInput) []Violation {
+//
+// A browser sends a cookie name more than once when it keeps cookies of
+// that name for several paths or domains (RFC 6265, section 5.4), so a
+// repeated cookie passes when each of its values is valid. A backend that
+// reads query names without regard to case (ASP.NET Core's model binding,
+// among others) takes Limit for limit, so Limit's values are checked
+// against limit's schema, and count as limit's values.
+func (r *OpenAPIRoute) repeated(vs []Violation, in *openapi3filter.RequestValidationInput) ([]Violation, []string) {
 	req := in.Request
+	var q url.Values
+	var folds []queryFold
+	if len(r.query) > 0 {
+		q = in.GetQueryParams()
+		folds = r.folds(q)
+	}
+	c := valueChecker{route: r, req: req, left: maxValueChecks}
+	var cookies []string
 	for _, p := range r.single {
 		var n int
+		folded := false
 		switch p.in {
 		case openapi3.ParameterInQuery:
-			n = len(in.GetQueryParams()[p.name])
+			n = len(q[p.name])
+			for _, f := range folds {
+				if f.p.p == p.p {
+					n += len(q[f.name])
+					folded = true
+				}
+			}
 		case openapi3.ParameterInHeader:
 			n = len(req.Header[p.name])
 		case openapi3.ParameterInCookie:
-			n = len(req.CookiesNamed(p.name))
+			if cs := req.CookiesNamed(p.name); len(cs) > 1 {
+				cookies = append(cookies, p.name)
+				for i, ck := range cs[1:] {
+					vs = c.cookie(vs, p.p, i+2, ck.Value)
+				}
+			}
+			continue
 		}
 		if n > 1 {
-			vs = append(vs, Violation{In: p.in, Field: p.name, Message: "given " + strconv.Itoa(n) + " times; the parameter takes one value"})
+			msg := "given " + strconv.Itoa(n) + " times; the parameter takes one value"
+			if folded {
+				msg = "given " + strconv.Itoa(n) + " times (as " + spellings(q, p.p, folds) + "); the parameter takes one value"
+			}
+			vs = append(vs, Violation{In: p.in, Field: p.name, Message: msg})
 		}
+	}
+	if len(folds) > 0 {
+		vs = c.folded(vs, q, folds)
+	}
+	return vs, cookies
+}
+
+// maxValueChecks bounds the checks of values that validation does not see
+// in a request (each value of a repeated cookie but its first; the values
+// of each query name that differs in case from a declared parameter's,
+// and of all its names together): each is a validation of its own, which
+// compiles an OpenAPI 3.1 schema again (some 60 µs), and a request of 64
+// KB may repeat a cookie 3,000 times. A browser repeats a cookie once for
+// each path or domain it keeps it for, a few times.
+const maxValueChecks = 16
+
+// valueChecker validates the values that validation does not see, each in
+// a request of its own, at most maxValueChecks of them.
+type valueChecker struct {
+	route *OpenAPIRoute
+	req   *http.Request
+	left  int
+	// spent is set once a violation said that values were left
+	// unchecked.
+	spent bool
+}
+
+// check validates p's values in a request of its own: req, whose Cookie
+// header holds one value of a cookie, or the query values q. Running
+// kin-openapi's validation of the parameter on them decodes them as it
+// decodes the value it checks (style, explode, content, the schema's
+// type), and words its violations alike; the decoding is not exported to
+// validate a value against the schema directly. The violations found are
+// named field (the parameter's name as the client spelled it), their
+// messages prefixed with prefix.
+func (c *valueChecker) check(vs []Violation, p *openapi3.Parameter, field, prefix string, req *http.Request, q url.Values) []Violation {
+	if c.left == 0 {
+		if !c.spent {
+			c.spent = true
+			vs = append(vs, Violation{In: p.In, Field: field, Message: "not checked: the request gives more than " +
+				strconv.Itoa(maxValueChecks) + " values that are checked one by one (a repeated cookie's, those of query names that differ in case from a declared one)"})
+		}
+		return vs
+	}
+	c.left--
+	in := &openapi3filter.RequestValidationInput{Request: req, QueryParams: q, Route: c.route.Route, Options: validateOptionsListNoBody}
+	err := openapi3filter.ValidateParameter(c.req.Context(), in, p)
+	if err == nil {
+		return vs
+	}
+	n := len(vs)
+	vs = violations(vs, err)
+	for i := n; i < len(vs); i++ {
+		if rest, ok := strings.CutPrefix(vs[i].Field, p.Name); ok {
+			vs[i].Field = field + rest
+		}
+		vs[i].Message = prefix + vs[i].Message
+	}
+	return vs
+}
+
+// cookie validates the i-th value of cookie p (from 1).
+func (c *valueChecker) cookie(vs []Violation, p *openapi3.Parameter, i int, value string) []Violation {
+	// The value was parsed from the request's Cookie header: it holds
+	// no '"', ';' or '\', and quoted it reads back the same.
+	req := &http.Request{Method: c.req.Method, URL: c.req.URL, Header: http.Header{"Cookie": {p.Name + `="` + value + `"`}}}
+	return c.check(vs, p, p.Name, "the "+ordinal(i)+" value: ", req, nil)
+}
+
+// folded validates the values of the query names in folds, each as the
+// parameter it folds to: each value on its own for a parameter that takes
+// one, else the values of each name together, then, when those are valid
+// and the parameter is given under more than one name, the values of all
+// its names together (what a backend that merges them sees).
+func (c *valueChecker) folded(vs []Violation, q url.Values, folds []queryFold) []Violation {
+	var merge, bad []*queryParam
+	for _, f := range folds {
+		p := f.p.p
+		values := q[f.name]
+		if f.p.single {
+			for i, v := range values {
+				prefix := ""
+				if len(values) > 1 {
+					prefix = "the " + ordinal(i+1) + " value: "
+				}
+				vs = c.check(vs, p, f.name, prefix, c.req, url.Values{p.Name: {v}})
+			}
+			continue
+		}
+		n := len(vs)
+		vs = c.check(vs, p, f.name, "", c.req, url.Values{p.Name: values})
+		if len(vs) > n {
+			bad = append(bad, f.p)
+		} else if !slices.Contains(merge, f.p) {
+			merge = append(merge, f.p)
+		}
+	}
+	for _, qp := range merge {
+		if slices.Contains(bad, qp) {
+			continue
+		}
+		p := qp.p
+		values := slices.Clone(q[p.Name])
+		names := 0
+		if len(values) > 0 {
+			names++
+		}
+		for _, f := range folds {
+			if f.p == qp {
+				values = append(values, q[f.name]...)
+				names++
+			}
+		}
+		if names < 2 {
+			continue
+		}
+		// The values of the declared name alone are validation's to
+		// list (it refuses the request when they are invalid); together
+		// they would be listed twice.
+		if own := q[p.Name]; len(own) > 0 && c.left > 0 {
+			n := len(vs)
+			if vs = c.check(vs, p, p.Name, "", c.req, url.Values{p.Name: own}); len(vs) > n {
+				vs = vs[:n]
+				continue
+			}
+		}
+		vs = c.check(vs, p, p.Name, "the values of "+spellings(q, p, folds)+" together: ", c.req, url.Values{p.Name: values})
+	}
+	return vs
+}
+
+// queryFold is a query name that differs from the name of a declared
+// query parameter, p, only in ASCII case, and matches no declared name.
+type queryFold struct {
+	name string
+	p    *queryParam
+}
+
+// folds lists the query names of q that fold to a declared parameter's
+// name, sorted by name. Two declared names that differ only in case are
+// each their own parameter; a name that folds to both is checked as both.
+func (r *OpenAPIRoute) folds(q url.Values) []queryFold {
+	var fs []queryFold
+	for name := range q {
+		if r.declaresQuery(name) {
+			continue
+		}
+		for i := range r.query {
+			if qp := &r.query[i]; qp.fold && equalFoldASCII(name, qp.p.Name) {
+				fs = append(fs, queryFold{name: name, p: qp})
+			}
+		}
+	}
+	if len(fs) > 1 {
+		slices.SortStableFunc(fs, func(a, b queryFold) int { return strings.Compare(a.name, b.name) })
+	}
+	return fs
+}
+
+// declaresQuery reports whether name is the name of a query parameter of
+// the operation.
+func (r *OpenAPIRoute) declaresQuery(name string) bool {
+	for i := range r.query {
+		if r.query[i].p.Name == name {
+			return true
+		}
+	}
+	return false
+}
+
+// spellings lists the names under which q gives p: its own, then those
+// that fold to it.
+func spellings(q url.Values, p *openapi3.Parameter, folds []queryFold) string {
+	var names []string
+	if len(q[p.Name]) > 0 {
+		names = append(names, p.Name)
+	}
+	for _, f := range folds {
+		if f.p.p == p {
+			names = append(names, f.name)
+		}
+	}
+	return strings.Join(names, ", ")
+}
+
+// equalFoldASCII reports whether a and b are equal under ASCII case
+// folding.
+func equalFoldASCII(a, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := 0; i < len(a); i++ {
+		x, y := a[i], b[i]
+		if x == y {
+			continue
+		}
+		if 'A' <= x && x <= 'Z' {
+			x += 'a' - 'A'
+		}
+		if 'A' <= y && y <= 'Z' {
+			y += 'a' - 'A'
+		}
+		if x != y {
+			return false
+		}
+	}
+	return true
+}
+
+// ordinal writes n (from 1) as an English ordinal: 1st, 2nd, 3rd, 4th,
+// 11th, 21st.
+func ordinal(n int) string {
+	suffix := "th"
+	if n%100 < 11 || n%100 > 13 {
+		switch n % 10 {
+		case 1:
+			suffix = "st"
+		case 2:
+			suffix = "nd"
+		case 3:
+			suffix = "rd"
+		}
+	}
+	return strconv.Itoa(n) + suffix
+}
+
+// firstValues marks the violations of validation (vs) that are of a
+// repeated cookie's as those of its first value, which is the one
+// validation checks; repeated checked the others.
+func firstValues(vs []Violation, cookies []string) {
+	for i := range vs {
+		v := &vs[i]
+		if v.In != openapi3.ParameterInCookie {
+			continue
+		}
+		for _, name := range cookies {
+			if rest, ok := strings.CutPrefix(v.Field, name); ok && (rest == "" || rest[0] == '/') {
+				v.Message = "the 1st value: " + v.Message
+				break
+			}
+		}
+	}
+}
+
+// semicolons appends a violation for each pair of the raw query (the
+// parts between "&") that holds a ";". Go's query parser drops such a
+// pair whole (url.ParseQuery's "invalid semicolon separator in query",
+// which kin-openapi does not see), so its parameters would not be
+// validated, while a backend that also splits the query at ";" (older
+// Python, some servlet containers, Perl's CGI) reads them. The violation
+// names the pair by the name before its first "=".
+func semicolons(vs []Violation, raw string) []Violation {
+	for raw != "" {
+		var pair string
+		pair, raw, _ = strings.Cut(raw, "&")
+		if strings.IndexByte(pair, ';') < 0 {
+			continue
+		}
+		name, _, _ := strings.Cut(pair, "=")
+		if u, err := url.QueryUnescape(name); err == nil {
+			name = u
+		}
+		vs = append(vs, Violation{In: "query", Field: name, Message: `the pair holds ";", which does not separate parameters here ("&" does); ` +
+			`a ";" in a name or a value must be sent percent-encoded as %3B`})
 	}
 	return vs
 }
