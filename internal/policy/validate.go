@@ -125,11 +125,11 @@ func ValidateRequest(o ValidateOptions) Step {
 			// kin-openapi validates the first of several values of a
 			// parameter that takes one, and ignores the others; it does
 			// not see a query name that differs in case from a declared
-			// one, nor a pair of the query that holds a ";" (Go's query
-			// parser drops it).
+			// one, nor a pair of the query that holds a ";" or an invalid
+			// percent-encoding (Go's query parser drops it).
 			var vs []Violation
-			if strings.IndexByte(r.URL.RawQuery, ';') >= 0 {
-				vs = semicolons(vs, r.URL.RawQuery)
+			if raw := r.URL.RawQuery; strings.IndexByte(raw, ';') >= 0 || strings.IndexByte(raw, '%') >= 0 {
+				vs = droppedPairs(vs, raw)
 			}
 			var cookies []string
 			if len(route.single) > 0 || len(route.query) > 0 {
@@ -650,28 +650,54 @@ func firstValues(vs []Violation, cookies []string) {
 	}
 }
 
-// semicolons appends a violation for each pair of the raw query (the
-// parts between "&") that holds a ";". Go's query parser drops such a
-// pair whole (url.ParseQuery's "invalid semicolon separator in query",
-// which kin-openapi does not see), so its parameters would not be
-// validated, while a backend that also splits the query at ";" (older
-// Python, some servlet containers, Perl's CGI) reads them. The violation
-// names the pair by the name before its first "=".
-func semicolons(vs []Violation, raw string) []Violation {
+// droppedPairs appends a violation for each pair of the raw query (the
+// parts between "&") that Go's query parser drops whole, without a word
+// to kin-openapi (url.Values from URL.Query): one that holds a ";"
+// ("invalid semicolon separator in query"), or whose name or value has a
+// "%" not followed by two hex digits ("invalid URL escape"). Its
+// parameters would not be validated, while a backend reads them: one
+// that also splits the query at ";" (older Python, some servlet
+// containers, Perl's CGI), one that keeps an invalid escape as it is
+// (PHP, Node's querystring). The violation names the pair by the name
+// before its first "=".
+func droppedPairs(vs []Violation, raw string) []Violation {
 	for raw != "" {
 		var pair string
 		pair, raw, _ = strings.Cut(raw, "&")
-		if strings.IndexByte(pair, ';') < 0 {
+		name, value, _ := strings.Cut(pair, "=")
+		var msg string
+		switch {
+		case strings.IndexByte(pair, ';') >= 0:
+			msg = `the pair holds ";", which does not separate parameters here ("&" does); ` +
+				`a ";" in a name or a value must be sent percent-encoded as %3B`
+		case strings.IndexByte(pair, '%') >= 0 && (!validEscapes(name) || !validEscapes(value)):
+			msg = `the pair holds a "%" that is not followed by two hexadecimal digits; ` +
+				`a "%" in a name or a value must be sent percent-encoded as %25`
+		default:
 			continue
 		}
-		name, _, _ := strings.Cut(pair, "=")
 		if u, err := url.QueryUnescape(name); err == nil {
 			name = u
 		}
-		vs = append(vs, Violation{In: "query", Field: name, Message: `the pair holds ";", which does not separate parameters here ("&" does); ` +
-			`a ";" in a name or a value must be sent percent-encoded as %3B`})
+		vs = append(vs, Violation{In: "query", Field: name, Message: msg})
 	}
 	return vs
+}
+
+// validEscapes reports whether every "%" in s starts an escape: "%" and
+// two hexadecimal digits.
+func validEscapes(s string) bool {
+	for i := strings.IndexByte(s, '%'); i >= 0; i = strings.IndexByte(s, '%') {
+		if i+2 >= len(s) || !isHexDigit(s[i+1]) || !isHexDigit(s[i+2]) {
+			return false
+		}
+		s = s[i+3:]
+	}
+	return true
+}
+
+func isHexDigit(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
 }
 
 // decodesJSON reports whether validation decodes a body of this content
