@@ -538,7 +538,11 @@ func (c *valueChecker) folded(vs []Violation, q url.Values, folds []queryFold) [
 }
 
 // queryFold is a query name that differs from the name of a declared
-// query parameter, p, only in ASCII case, and matches no declared name.
+// query parameter, p, only in case, and matches no declared name. Case is
+// folded as strings.EqualFold folds it (Unicode's simple folding): more
+// than ASCII, so that the Kelvin sign, which Java's equalsIgnoreCase
+// takes for a k, is folded too; a name folded more often is only checked
+// more often.
 type queryFold struct {
 	name string
 	p    *queryParam
@@ -554,7 +558,7 @@ func (r *OpenAPIRoute) folds(q url.Values) []queryFold {
 			continue
 		}
 		for i := range r.query {
-			if qp := &r.query[i]; qp.fold && equalFoldASCII(name, qp.p.Name) {
+			if qp := &r.query[i]; qp.fold && strings.EqualFold(name, qp.p.Name) {
 				fs = append(fs, queryFold{name: name, p: qp})
 			}
 		}
@@ -589,30 +593,6 @@ func spellings(q url.Values, p *openapi3.Parameter, folds []queryFold) string {
 		}
 	}
 	return strings.Join(names, ", ")
-}
-
-// equalFoldASCII reports whether a and b are equal under ASCII case
-// folding.
-func equalFoldASCII(a, b string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := 0; i < len(a); i++ {
-		x, y := a[i], b[i]
-		if x == y {
-			continue
-		}
-		if 'A' <= x && x <= 'Z' {
-			x += 'a' - 'A'
-		}
-		if 'A' <= y && y <= 'Z' {
-			y += 'a' - 'A'
-		}
-		if x != y {
-			return false
-		}
-	}
-	return true
 }
 
 // ordinal writes n (from 1) as an English ordinal: 1st, 2nd, 3rd, 4th,

@@ -191,20 +191,7 @@ apis:
 // reaches the backend.
 func TestTLSListener_HTTP10TransferEncodingCannotSmuggle(t *testing.T) {
 	backend, reached := pathRecorder(t)
-	dir := t.TempDir()
-	ca := testpki.NewCA(t, "test CA")
-	certFile, keyFile := ca.Server(t, "127.0.0.1").WriteFiles(t, dir, "server")
-	file := filepath.Join(dir, "gatehouse.yaml")
-	os.WriteFile(file, []byte(fmt.Sprintf(`
-server:
-  listeners: [{name: public, address: "127.0.0.1:0", tls: {cert_file: %q, key_file: %q}}]
-  admin: {address: "127.0.0.1:0"}
-backends:
-  - {name: be, instances: [{url: %q}]}
-apis:
-  - {name: p, path_prefix: /p, backend: be, auth: {anonymous: true}}
-`, certFile, keyFile, backend.URL)), 0o644)
-	s := start(t, file)
+	s, ca := startTLSProxy(t, backend.URL, "", "")
 	hidden := "GET /p/SMUGGLED HTTP/1.1\r\nHost: x\r\nContent-Length: 7\r\n\r\n"
 	raw := fmt.Sprintf("POST /p/outer HTTP/1.0\r\nHost: x\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked\r\nContent-Length: 4\r\n\r\n%x\r\n%s\r\n0\r\n\r\n", len(hidden), hidden)
 	conn, err := tls.Dial("tcp", s.srv.Addr("public").String(), &tls.Config{RootCAs: ca.Pool(), NextProtos: []string{"http/1.1"}})
@@ -275,6 +262,27 @@ apis:
 	}
 }
 
+// startTLSProxy starts a gateway with a TLS listener (a certificate of
+// the CA it returns) and an anonymous API under /p in front of backend;
+// server is added to the server section, api to the API's settings.
+func startTLSProxy(t *testing.T, backend, server, api string) (*started, *testpki.CA) {
+	t.Helper()
+	dir := t.TempDir()
+	ca := testpki.NewCA(t, "test CA")
+	certFile, keyFile := ca.Server(t, "127.0.0.1").WriteFiles(t, dir, "server")
+	file := filepath.Join(dir, "gatehouse.yaml")
+	os.WriteFile(file, []byte(fmt.Sprintf(`
+server:
+  listeners: [{name: public, address: "127.0.0.1:0", tls: {cert_file: %q, key_file: %q}}]
+  admin: {address: "127.0.0.1:0"}%s
+backends:
+  - {name: be, instances: [{url: %q}]}
+apis:
+  - {name: p, path_prefix: /p, backend: be, auth: {anonymous: true}%s}
+`, certFile, keyFile, server, backend, api)), 0o644)
+	return start(t, file), ca
+}
+
 // pathRecorder starts a backend that reads each request's body and
 // records its path; reached returns the paths so far.
 func pathRecorder(t *testing.T) (backend *httptest.Server, reached func() []string) {
@@ -301,21 +309,7 @@ func pathRecorder(t *testing.T) (backend *httptest.Server, reached func() []stri
 // default): the backend's connection is not held for it.
 func TestTLSListener_StalledBodyEndsAtTheAttemptsDeadline(t *testing.T) {
 	backend, reached := pathRecorder(t)
-	dir := t.TempDir()
-	ca := testpki.NewCA(t, "test CA")
-	certFile, keyFile := ca.Server(t, "127.0.0.1").WriteFiles(t, dir, "server")
-	file := filepath.Join(dir, "gatehouse.yaml")
-	os.WriteFile(file, []byte(fmt.Sprintf(`
-server:
-  listeners: [{name: public, address: "127.0.0.1:0", tls: {cert_file: %q, key_file: %q}}]
-  admin: {address: "127.0.0.1:0"}
-  timeouts: {read: 5s, read_header: 1s}
-backends:
-  - {name: be, instances: [{url: %q}]}
-apis:
-  - {name: p, path_prefix: /p, backend: be, auth: {anonymous: true}, timeouts: {upstream_attempt: 300ms}}
-`, certFile, keyFile, backend.URL)), 0o644)
-	s := start(t, file)
+	s, ca := startTLSProxy(t, backend.URL, "\n  timeouts: {read: 5s, read_header: 1s}", ", timeouts: {upstream_attempt: 300ms}")
 	for _, h2 := range []bool{false, true} {
 		name := map[bool]string{false: "HTTP/1.1", true: "HTTP/2"}[h2]
 		t.Run(name, func(t *testing.T) {
