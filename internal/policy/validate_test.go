@@ -119,16 +119,23 @@ paths:
 // shopStep validates POST /orders of shopSpec under an OpenAPI version.
 func shopStep(t *testing.T, version string) Step {
 	t.Helper()
-	doc, err := openapi3.NewLoader().LoadFromData([]byte("openapi: " + version + shopSpec))
+	return specStep(t, "openapi: "+version+shopSpec, "POST", "/orders")
+}
+
+// specStep validates the operation method path of the OpenAPI document
+// text.
+func specStep(t *testing.T, text, method, path string) Step {
+	t.Helper()
+	doc, err := openapi3.NewLoader().LoadFromData([]byte(text))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := doc.Validate(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	item := doc.Paths.Value("/orders")
-	route := &routers.Route{Spec: doc, Path: "/orders", PathItem: item, Method: "POST", Operation: item.Post}
-	return ValidateRequest(ValidateOptions{Routes: []OpenAPIRoute{{Method: "POST", Route: route}}})
+	item := doc.Paths.Value(path)
+	route := &routers.Route{Spec: doc, Path: path, PathItem: item, Method: method, Operation: item.GetOperation(method)}
+	return ValidateRequest(ValidateOptions{Routes: []OpenAPIRoute{{Method: method, Route: route}}})
 }
 
 // bodyHandler records the body the next handler gets.
@@ -260,16 +267,7 @@ const prefsParam = `
 func itemsStep(t *testing.T, version, params string) Step {
 	t.Helper()
 	spec := strings.Replace(paramsSpec, "\n      responses:", params+"\n      responses:", 1)
-	doc, err := openapi3.NewLoader().LoadFromData([]byte("openapi: " + version + spec))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := doc.Validate(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	item := doc.Paths.Value("/items")
-	route := &routers.Route{Spec: doc, Path: "/items", PathItem: item, Method: "GET", Operation: item.Get}
-	return ValidateRequest(ValidateOptions{Routes: []OpenAPIRoute{{Method: "GET", Route: route}}})
+	return specStep(t, "openapi: "+version+spec, "GET", "/items")
 }
 
 // violation is a violation a test wants: in at field, with a message that
