@@ -80,7 +80,7 @@ func wrapBody(w http.ResponseWriter, r *http.Request, readBy time.Duration) *pol
 	r.Body = b
 	if sw := gatewayWriter(w); sw != nil {
 		sw.reqBody = b
-		if readBy > 0 && sw.x != nil {
+		if sw.x != nil {
 			b.readBy = sw.x.Start.Add(readBy)
 		}
 	}
@@ -116,8 +116,8 @@ type bodyReader struct {
 	io.ReadCloser
 	detached atomic.Bool // the proxy is done with it: reads fail
 	// readBy is when reading it must end at the latest under Go's
-	// server (zero: not known); limited, whether LimitBodyRead has set
-	// a read deadline there.
+	// server (zero: not known, and LimitBodyRead sets nothing there);
+	// limited, whether LimitBodyRead has set a read deadline there.
 	readBy    time.Time
 	limited   bool
 	err       error

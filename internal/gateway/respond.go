@@ -69,10 +69,10 @@ func (w *responseWriter) LimitBodyRead(t time.Time) {
 		u = x.Unwrap()
 	}
 	b := w.reqBody
-	if b == nil {
-		return
+	if b == nil || b.readBy.IsZero() {
+		return // the bound is not known: a deadline set here could lift Go's
 	}
-	if !b.readBy.IsZero() && (t.IsZero() || !t.Before(b.readBy)) {
+	if t.IsZero() || !t.Before(b.readBy) {
 		if !b.limited {
 			return
 		}

@@ -117,7 +117,9 @@ type settings struct {
 	accessLog      bool
 	// bodyReadBy is how long after a request's arrival its body may still
 	// be read under Go's server at the latest: the read timeout, less the
-	// header's (Go's runs from before the head was read).
+	// header's (Go's runs from before the head was read); 0 when the read
+	// timeout is not longer than the header's, and then no attempt's
+	// deadline is earlier.
 	bodyReadBy time.Duration
 }
 

@@ -650,7 +650,7 @@ func droppedPairs(vs []Violation, raw string) []Violation {
 		case strings.IndexByte(pair, ';') >= 0:
 			msg = `the pair holds ";", which does not separate parameters here ("&" does); ` +
 				`a ";" in a name or a value must be sent percent-encoded as %3B`
-		case strings.IndexByte(pair, '%') >= 0 && (!validEscapes(name) || !validEscapes(value)):
+		case strings.IndexByte(pair, '%') >= 0 && (!unescapes(name) || !unescapes(value)):
 			msg = `the pair holds a "%" that is not followed by two hexadecimal digits; ` +
 				`a "%" in a name or a value must be sent percent-encoded as %25`
 		default:
@@ -664,20 +664,11 @@ func droppedPairs(vs []Violation, raw string) []Violation {
 	return vs
 }
 
-// validEscapes reports whether every "%" in s starts an escape: "%" and
-// two hexadecimal digits.
-func validEscapes(s string) bool {
-	for i := strings.IndexByte(s, '%'); i >= 0; i = strings.IndexByte(s, '%') {
-		if i+2 >= len(s) || !isHexDigit(s[i+1]) || !isHexDigit(s[i+2]) {
-			return false
-		}
-		s = s[i+3:]
-	}
-	return true
-}
-
-func isHexDigit(c byte) bool {
-	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
+// unescapes reports whether s is a query name or value that Go's query
+// parser decodes (every "%" starts an escape of two hexadecimal digits).
+func unescapes(s string) bool {
+	_, err := url.QueryUnescape(s)
+	return err == nil
 }
 
 // decodesJSON reports whether validation decodes a body of this content
